@@ -1,0 +1,99 @@
+"""Composite layers as real nn.Module classes, written as in Dive into Deep Learning,
+plus recurrent layers that return a plain tensor so they fit in an nn.Sequential."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class VGGBlock(nn.Sequential):
+    """num_convs x (3x3 conv, padding 1, ReLU), then a 2x2 max-pool."""
+
+    def __init__(self, in_channels: int, num_convs: int, out_channels: int):
+        layers: list[nn.Module] = []
+        for _ in range(num_convs):
+            layers += [nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1), nn.ReLU()]
+            in_channels = out_channels
+        layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+        super().__init__(*layers)
+
+
+class NiNBlock(nn.Sequential):
+    """A conv with the given kernel followed by two 1x1 convs, each with ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int):
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding), nn.ReLU(),
+            nn.Conv2d(out_channels, out_channels, kernel_size=1), nn.ReLU(),
+            nn.Conv2d(out_channels, out_channels, kernel_size=1), nn.ReLU(),
+        )
+
+
+class Residual(nn.Module):
+    """ResNet basic block; the shortcut gets a 1x1 conv when channels or size change."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, stride=stride)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1)
+        self.conv3 = (
+            nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride)
+            if stride != 1 or in_channels != out_channels else None
+        )
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        if self.conv3 is not None:
+            x = self.conv3(x)
+        return F.relu(y + x)
+
+
+class Inception(nn.Module):
+    """GoogLeNet block: four parallel branches concatenated along channels."""
+
+    def __init__(self, in_channels: int, c1: int, c2: tuple[int, int], c3: tuple[int, int], c4: int):
+        super().__init__()
+        self.p1_1 = nn.Conv2d(in_channels, c1, kernel_size=1)
+        self.p2_1 = nn.Conv2d(in_channels, c2[0], kernel_size=1)
+        self.p2_2 = nn.Conv2d(c2[0], c2[1], kernel_size=3, padding=1)
+        self.p3_1 = nn.Conv2d(in_channels, c3[0], kernel_size=1)
+        self.p3_2 = nn.Conv2d(c3[0], c3[1], kernel_size=5, padding=2)
+        self.p4_1 = nn.MaxPool2d(kernel_size=3, stride=1, padding=1)
+        self.p4_2 = nn.Conv2d(in_channels, c4, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p1 = F.relu(self.p1_1(x))
+        p2 = F.relu(self.p2_2(F.relu(self.p2_1(x))))
+        p3 = F.relu(self.p3_2(F.relu(self.p3_1(x))))
+        p4 = F.relu(self.p4_2(self.p4_1(x)))
+        return torch.cat((p1, p2, p3, p4), dim=1)
+
+
+class _SequenceOutput:
+    """Mixin for nn.LSTM / nn.GRU: batch-first, returns all time steps or the last one.
+
+    Subclassing (not wrapping) keeps the state_dict keys of a plain nn.LSTM/nn.GRU.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, *, output: str = "last", **kwargs):
+        super().__init__(input_size, hidden_size, batch_first=True, **kwargs)
+        self.output = output
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        y, _ = super().forward(x)
+        return y if self.output == "all" else y[:, -1]
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, output={self.output!r}"
+
+
+class SequenceLSTM(_SequenceOutput, nn.LSTM):
+    """nn.LSTM that fits in an nn.Sequential."""
+
+
+class SequenceGRU(_SequenceOutput, nn.GRU):
+    """nn.GRU that fits in an nn.Sequential."""

@@ -1,0 +1,238 @@
+"""The design: frozen dataclasses for a network and its layers, and their JSON form.
+
+Everything that crosses a trust boundary (a file, the CLI) goes through
+``NetworkSpec.from_dict`` / ``from_json``, which raise ``SpecError`` with a
+sentence naming the layer and field, never a KeyError or TypeError.
+"""
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from engine.errors import SpecError
+from engine.layers import KINDS, PADDING_PRESETS, LayerKind, Param
+
+FORMAT = "layerstudio.design"
+VERSION = 1
+MAX_RANK = 8
+# A design file may also carry its name, description, training config and dataset choice
+# (a "project"); those parts belong to other modules and are read by them.
+TOP_LEVEL_FIELDS = {"format", "version", "input_shape", "layers", "name", "description", "training", "data"}
+
+
+def new_id() -> str:
+    """A short unique layer id."""
+    return uuid.uuid4().hex[:8]
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer: its kind, its parameters (all of them, defaults filled in) and a stable id."""
+
+    kind: str
+    params: dict = field(default_factory=dict)
+    id: str = field(default_factory=new_id)
+    frozen: bool = False
+
+    def __post_init__(self):
+        kind = KINDS.get(self.kind)
+        if kind is not None:
+            object.__setattr__(self, "params", {**kind.defaults(), **self.params})
+
+    @property
+    def layer_kind(self) -> LayerKind:
+        return KINDS[self.kind]
+
+    def short(self) -> str:
+        """Row label, e.g. ``Conv2d 6, k5, p2``."""
+        return self.layer_kind.short(self.params)
+
+    def with_params(self, **changes) -> LayerSpec:
+        return replace(self, params={**self.params, **changes})
+
+    def to_dict(self) -> dict:
+        out = {"id": self.id, "kind": self.kind, "params": {k: _jsonable(v) for k, v in self.params.items()}}
+        if self.frozen:
+            out["frozen"] = True
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "layer") -> LayerSpec:
+        if not isinstance(data, dict):
+            raise SpecError(f"{where} must be an object with 'kind' and 'params', got {type(data).__name__}")
+        unknown = set(data) - {"id", "kind", "params", "frozen"}
+        if unknown:
+            raise SpecError(f"{where} has unknown field {sorted(unknown)[0]!r}: remove it")
+        kind_name = data.get("kind")
+        if not isinstance(kind_name, str):
+            raise SpecError(f"{where} is missing field 'kind' (the layer type, e.g. \"Conv2d\")")
+        kind = KINDS.get(kind_name)
+        if kind is None:
+            raise SpecError(f"{where} has unknown kind {kind_name!r}: known kinds are {', '.join(KINDS)}")
+        where = f"{where} ({kind_name})"
+        params = data.get("params", {})
+        if not isinstance(params, dict):
+            raise SpecError(f"{where} field 'params' must be an object")
+        layer_id = data.get("id", new_id())
+        if not isinstance(layer_id, str) or not layer_id:
+            raise SpecError(f"{where} field 'id' must be a non-empty string")
+        frozen = data.get("frozen", False)
+        if not isinstance(frozen, bool):
+            raise SpecError(f"{where} field 'frozen' must be true or false")
+        return cls(kind_name, coerce_params(kind, params, where), layer_id, frozen)
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A network: the shape of one input sample (no batch dimension) and its layers in order."""
+
+    input_shape: tuple[int, ...]
+    layers: tuple[LayerSpec, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "input_shape", tuple(self.input_shape))
+        object.__setattr__(self, "layers", tuple(self.layers))
+
+    # -- queries
+    def index(self, layer_id: str) -> int:
+        for i, layer in enumerate(self.layers):
+            if layer.id == layer_id:
+                return i
+        raise KeyError(layer_id)
+
+    def layer(self, layer_id: str) -> LayerSpec:
+        return self.layers[self.index(layer_id)]
+
+    # -- edits: each returns a new spec
+    def with_input_shape(self, shape) -> NetworkSpec:
+        return replace(self, input_shape=tuple(shape))
+
+    def with_layer(self, layer: LayerSpec) -> NetworkSpec:
+        """Replace the layer that has ``layer.id``."""
+        layers = list(self.layers)
+        layers[self.index(layer.id)] = layer
+        return replace(self, layers=tuple(layers))
+
+    def with_param(self, layer_id: str, name: str, value) -> NetworkSpec:
+        return self.with_layer(self.layer(layer_id).with_params(**{name: value}))
+
+    def inserted(self, index: int, *layers: LayerSpec) -> NetworkSpec:
+        return replace(self, layers=self.layers[:index] + tuple(layers) + self.layers[index:])
+
+    def removed(self, *layer_ids: str) -> NetworkSpec:
+        return replace(self, layers=tuple(l for l in self.layers if l.id not in layer_ids))
+
+    def moved(self, layer_id: str, new_index: int) -> NetworkSpec:
+        layers = list(self.layers)
+        layer = layers.pop(self.index(layer_id))
+        layers.insert(new_index, layer)
+        return replace(self, layers=tuple(layers))
+
+    # -- serialisation
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "input_shape": list(self.input_shape),
+            "layers": [layer.to_dict() for layer in self.layers],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> NetworkSpec:
+        if not isinstance(data, dict):
+            raise SpecError(f"a design must be a JSON object, got {type(data).__name__}")
+        unknown = set(data) - TOP_LEVEL_FIELDS
+        if unknown:
+            raise SpecError(f"design has unknown field {sorted(unknown)[0]!r}: remove it")
+        if data.get("format") != FORMAT:
+            raise SpecError(f"not a LayerStudio design: field 'format' must be {FORMAT!r}")
+        version = data.get("version")
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise SpecError("field 'version' must be a positive integer")
+        if version > VERSION:
+            raise SpecError(f"design version {version} is newer than this LayerStudio understands ({VERSION}): update LayerStudio")
+        shape = data.get("input_shape")
+        if not isinstance(shape, list) or not shape or len(shape) > MAX_RANK or not all(_is_int(n) and n >= 1 for n in shape):
+            raise SpecError(f"field 'input_shape' must be a list of 1 to {MAX_RANK} positive integers, e.g. [1, 28, 28]")
+        layers = data.get("layers")
+        if not isinstance(layers, list):
+            raise SpecError("field 'layers' must be a list of layers")
+        specs = tuple(LayerSpec.from_dict(item, f"layer {i}") for i, item in enumerate(layers))
+        seen: set[str] = set()
+        for i, layer in enumerate(specs):
+            if layer.id in seen:
+                raise SpecError(f"layer {i} ({layer.kind}) repeats id {layer.id!r}: ids must be unique")
+            seen.add(layer.id)
+        return cls(tuple(shape), specs)
+
+    @classmethod
+    def from_json(cls, text: str) -> NetworkSpec:
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise SpecError(f"not valid JSON: {exc}") from None
+        return cls.from_dict(data)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _jsonable(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def coerce_params(kind: LayerKind, params: dict, where: str) -> dict:
+    """Check parameter names, types and ranges against the kind's schema; fill defaults."""
+    by_name = {p.name: p for p in kind.params}
+    for name in params:
+        if name not in by_name:
+            known = ", ".join(by_name) or "none"
+            raise SpecError(f"{where} has unknown parameter {name!r} (known: {known})")
+    return {p.name: _coerce(p, params[p.name], where) if p.name in params else p.default for p in kind.params}
+
+
+def _coerce(p: Param, value, where: str):
+    def fail(expected: str):
+        raise SpecError(f"{where} parameter {p.name!r} must be {expected}, got {value!r}")
+
+    def check_range(v, what):
+        if (p.min is not None and v < p.min) or (p.max is not None and v > p.max):
+            fail(f"{what} between {p.min:g} and {p.max:g}")
+        return v
+
+    if p.type == "int":
+        if not _is_int(value):
+            fail("an integer")
+        return check_range(value, "an integer")
+    if p.type == "float":
+        if not (_is_int(value) or isinstance(value, float)) or not math.isfinite(value):
+            fail("a number")
+        return check_range(float(value), "a number")
+    if p.type == "bool":
+        if not isinstance(value, bool):
+            fail("true or false")
+        return value
+    if p.type == "choice":
+        if value not in p.choices:
+            fail("one of " + ", ".join(p.choices))
+        return value
+    if p.type == "ints":
+        if not isinstance(value, (list, tuple)) or not value or len(value) > MAX_RANK or not all(_is_int(v) for v in value):
+            fail(f"a list of 1 to {MAX_RANK} integers")
+        return tuple(check_range(v, "integers") for v in value)
+    if p.type == "padding":
+        if isinstance(value, str):
+            if value not in PADDING_PRESETS:
+                fail("a number or one of " + ", ".join(PADDING_PRESETS))
+            return value
+        if not _is_int(value):
+            fail("a number or one of " + ", ".join(PADDING_PRESETS))
+        return check_range(value, "a number")
+    raise AssertionError(p.type)
