@@ -1,0 +1,105 @@
+"""The bundled templates (resources/templates/*.json) and reading design files by name or path.
+
+A template is an ordinary design file with a short ``name``, a one-line
+``description`` and the ``data`` section naming the dataset it suits, so the
+window, the CLI and the tests all load templates and user designs the same way.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.errors import SpecError
+from engine.spec import NetworkSpec
+from resources import TEMPLATES
+
+# Simplest first, then the CNN chapter in the order Dive into Deep Learning teaches it.
+TEACHING_ORDER = (
+    "linear-regression", "softmax-regression", "mlp", "mlp-784-500", "autoencoder", "cnn", "cifar-cnn",
+    "lenet", "lenet-bn", "alexnet", "vgg", "nin", "googlenet", "resnet18",
+)
+
+
+@dataclass(frozen=True)
+class TemplateInfo:
+    """What a menu or `layerstudio templates` shows about one template."""
+
+    name: str
+    description: str
+    dataset: str
+    path: Path
+
+
+def _template_paths() -> dict[str, Path]:
+    return {path.stem: path for path in TEMPLATES.glob("*.json")}
+
+
+def _teaching_rank(name: str) -> tuple[int, str]:
+    rank = TEACHING_ORDER.index(name) if name in TEACHING_ORDER else len(TEACHING_ORDER)
+    return rank, name
+
+
+def list_templates() -> list[TemplateInfo]:
+    """Every bundled template, simplest first."""
+    paths = _template_paths()
+    infos = []
+    for name in sorted(paths, key=_teaching_rank):
+        data = _read_json(paths[name])
+        dataset = data.get("data") or {}
+        infos.append(TemplateInfo(name, data.get("description", ""), dataset.get("source", ""), paths[name]))
+    return infos
+
+
+def template_path(name: str) -> Path:
+    """The file of a bundled template; SpecError listing the known names otherwise."""
+    paths = _template_paths()
+    if name not in paths:
+        known = ", ".join(sorted(paths, key=_teaching_rank))
+        raise SpecError(f"unknown template {name!r}: known templates are {known}; or give the path of a .json design file")
+    return paths[name]
+
+
+def load_template(name: str) -> NetworkSpec:
+    """The network of a bundled template."""
+    return load_design(name)[0]
+
+
+def load_design(name_or_path: str | Path) -> tuple[NetworkSpec, dict]:
+    """A design from a template name or a .json path: the spec and the file's whole dict.
+
+    The dict lets callers read the sections other modules own ("training", "data", "name").
+    A string is a path when it ends in .json, names a folder or exists as a file; otherwise a template name.
+    """
+    path = Path(name_or_path)
+    is_path = (isinstance(name_or_path, Path) or path.suffix.lower() == ".json" or len(path.parts) > 1
+               or path.is_file())
+    if not is_path:
+        path = template_path(str(name_or_path))
+    data = _read_json(path)
+    try:
+        spec = NetworkSpec.from_dict(data)
+    except SpecError as exc:
+        raise SpecError(f"{path.name}: {exc}") from None
+    return spec, data
+
+
+def _read_json(path: Path) -> dict:
+    """A design file's top-level object; SpecError with a sentence when it cannot be read as one."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"design file {str(path)!r} does not exist: check the path") from None
+    except IsADirectoryError:
+        raise SpecError(f"{str(path)!r} is a folder, not a design file: give the path of a .json file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "it is not UTF-8 text"
+        raise SpecError(f"cannot read design file {str(path)!r}: {reason}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{path.name} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}): "
+                        "fix the file or save the design again") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path.name} must hold a JSON object (a LayerStudio design), got {type(data).__name__}")
+    return data
