@@ -1,0 +1,391 @@
+"""Weights and checkpoints on disk: safe to load, atomic to write, clear when they do not fit.
+
+Weights are a plain ``state_dict`` (``0.weight``, ``1.bias``, ...) stored as
+``.pt`` (``torch.save``) or ``.safetensors``, so they move freely between this
+app and hand-written PyTorch. Loading never runs code from the file: torch files
+are read with ``weights_only=True`` and a file that needs anything else is
+refused, never retried unsafely. Every write goes to a temp file in the target
+folder first and then ``os.replace``-s it, so a crash mid-write leaves the
+previous file intact.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import pickle
+import re
+import struct
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+import torch
+from torch import nn
+
+from engine.errors import WeightsError
+
+SAFETENSORS_SUFFIX = ".safetensors"
+TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
+# Wrappers whose prefixes are stripped from keys: DataParallel/DDP ("module.") and torch.compile ("_orig_mod.").
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+# Where a checkpoint-like file keeps its model weights (ours is "model"; the others are common conventions).
+NESTED_STATE_KEYS = ("model", "state_dict", "model_state_dict", "model_state")
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_PROTO = 0x80
+_MAX_SAFETENSORS_HEADER = 100_000_000
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+# --------------------------------------------------------------------------- reading files
+
+def _file_kind(path: Path) -> str:
+    """'torch' or 'safetensors' from the file's first bytes; WeightsError for anything else."""
+    if path.is_dir():
+        raise WeightsError(f"{path} is a folder, not a weights file: choose a .pt or .safetensors file")
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except FileNotFoundError:
+        raise WeightsError(f"{path} does not exist: check the file name") from None
+    except OSError as exc:
+        raise WeightsError(f"{path} cannot be read ({exc.strerror}): check its permissions") from None
+    if size == 0:
+        raise WeightsError(f"{path} is empty: it was probably not written completely; save the weights again")
+    if head.startswith(_ZIP_MAGIC) or head[:1] == bytes([_PICKLE_PROTO]):
+        return "torch"
+    if len(head) == 9 and head[8:9] == b"{":
+        (header_len,) = struct.unpack("<Q", head[:8])
+        if header_len <= min(size - 8, _MAX_SAFETENSORS_HEADER):
+            return "safetensors"
+        raise WeightsError(f"{path} has a damaged safetensors header (it claims {header_len} bytes but the file "
+                           f"has {size}): the file is truncated or corrupt; save the weights again")
+    raise WeightsError(f"{path} is not a PyTorch (.pt) or safetensors file: choose a file saved with "
+                       "torch.save or safetensors")
+
+
+def _unsafe_reason(message: str) -> str:
+    """The Python global a weights-only load refused, from torch's message (or a generic phrase)."""
+    found = re.search(r"GLOBAL ([\w.]+)", message)
+    return f"it refers to Python code ({found.group(1)})" if found else "it holds pickled Python objects"
+
+
+def _torch_load(path: Path):
+    """torch.load with weights_only=True, turning every failure into one WeightsError sentence."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise WeightsError(
+            f"{path} was refused because {_unsafe_reason(str(exc))} besides tensors and plain data, and loading "
+            "it could run that code; LayerStudio only loads plain state_dicts and checkpoints"
+        ) from None
+    except (RuntimeError, EOFError, ValueError, KeyError, IndexError, TypeError, struct.error) as exc:
+        raise WeightsError(f"{path} is damaged, truncated or not a PyTorch file and cannot be read ({_first_line(exc)}): "
+                           "save it again") from None
+    except OSError as exc:
+        raise WeightsError(f"{path} cannot be read ({exc.strerror or exc}): check the file") from None
+
+
+def _safetensors_load(path: Path) -> dict[str, torch.Tensor]:
+    import safetensors.torch
+
+    try:
+        return safetensors.torch.load_file(str(path), device="cpu")
+    except OSError as exc:
+        raise WeightsError(f"{path} cannot be read ({exc.strerror or exc}): check the file") from None
+    except Exception as exc:  # safetensors raises its own SafetensorError (and a few builtins) on bad files
+        raise WeightsError(f"{path} is not a valid safetensors file ({_first_line(exc)}): save it again") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first sentence of a library's message, without C++ assertion locations."""
+    text = re.sub(r"\[enforce fail at [^\]]*\]\s*\.?\s*", "", str(exc)).strip()
+    text = text.splitlines()[0].split(". ")[0].rstrip(".") if text else ""
+    return text or type(exc).__name__
+
+
+def _as_state_dict(loaded, path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a loaded object: a flat state_dict, or the model part of a checkpoint-like dict."""
+    if not isinstance(loaded, dict):
+        raise WeightsError(f"{path} holds a {type(loaded).__name__}, not a state_dict: save model.state_dict()")
+    if not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+        for key in NESTED_STATE_KEYS:
+            nested = loaded.get(key)
+            if isinstance(nested, dict) and nested and all(isinstance(v, torch.Tensor) for v in nested.values()):
+                loaded = nested
+                break
+        else:
+            bad = next(k for k, v in loaded.items() if not isinstance(v, torch.Tensor))
+            raise WeightsError(f"{path} is not a state_dict: entry {bad!r} is a {type(loaded[bad]).__name__}, "
+                               "not a tensor; save model.state_dict()")
+    if not all(isinstance(k, str) for k in loaded):
+        raise WeightsError(f"{path} is not a state_dict: its keys must be names like '0.weight'")
+    return dict(loaded)
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a state_dict from a .pt or .safetensors file (or the model part of a checkpoint), on the CPU."""
+    path = Path(path)
+    if _file_kind(path) == "safetensors":
+        return _safetensors_load(path)
+    return _as_state_dict(_torch_load(path), path)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a checkpoint dict written by save_checkpoint (tensors and plain data only, weights_only=True)."""
+    path = Path(path)
+    if _file_kind(path) != "torch":
+        raise WeightsError(f"{path} is a safetensors weights file, not a checkpoint: resume from a checkpoint .pt")
+    loaded = _torch_load(path)
+    if not isinstance(loaded, dict):
+        raise WeightsError(f"{path} holds a {type(loaded).__name__}, not a checkpoint dict")
+    return loaded
+
+
+# --------------------------------------------------------------------------- writing files
+
+def _write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None], what: str) -> None:
+    """Write through ``write(file)`` into a temp file next to ``path``, then os.replace it into place."""
+    path = Path(path)
+    if path.is_dir():
+        raise WeightsError(f"{path} is a folder: give a file name for the {what}")
+    folder = path.parent
+    if not folder.is_dir():
+        raise WeightsError(f"cannot write the {what} to {path}: folder {folder} does not exist")
+    try:
+        fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise WeightsError(f"cannot write the {what} to {folder} ({exc.strerror}): check the folder's permissions") from None
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the permissions open() would
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        if isinstance(exc, (OSError, RuntimeError)):
+            reason = _write_failure_reason(exc)
+            raise WeightsError(f"could not write the {what} to {path} ({reason}); any previous file there "
+                               "is unchanged") from exc
+        raise
+
+
+def _write_failure_reason(exc: BaseException) -> str:
+    """The OS reason behind a failed write (torch wraps the OSError of the file object in a RuntimeError)."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror
+        seen = seen.__cause__ or seen.__context__
+    return "the write failed; is the disk full?" if isinstance(exc, RuntimeError) else _first_line(exc)
+
+
+def _weights_to_save(model_or_state_dict: nn.Module | dict) -> dict[str, torch.Tensor]:
+    state = model_or_state_dict.state_dict() if isinstance(model_or_state_dict, nn.Module) else model_or_state_dict
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise TypeError("save_weights takes an nn.Module or a dict of tensors")
+    return {key: value.detach().cpu() for key, value in state.items()}
+
+
+def save_weights(model_or_state_dict: nn.Module | dict, path: str | os.PathLike) -> None:
+    """Save a model's state_dict as .safetensors or as a torch.save .pt file (chosen by the suffix), atomically."""
+    path = Path(path)
+    state = _weights_to_save(model_or_state_dict)
+    suffix = path.suffix.lower()
+    if suffix == SAFETENSORS_SUFFIX:
+        import safetensors.torch
+
+        data = safetensors.torch.save(_unshared_contiguous(state))
+        _write_atomically(path, lambda f: f.write(data), "weights")
+    elif suffix in TORCH_SUFFIXES:
+        _write_atomically(path, lambda f: torch.save(state, f), "weights")
+    else:
+        raise WeightsError(f"cannot tell the format of {path.name!r} from its suffix: name it .pt or .safetensors")
+
+
+def _unshared_contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """safetensors refuses tensors that share memory (tied weights) or are not contiguous: give each its own."""
+    out, seen = {}, set()
+    for key, value in state.items():
+        value = value.contiguous()
+        ptr = value.untyped_storage().data_ptr() if value.numel() else None
+        if ptr is not None and ptr in seen:
+            value = value.clone()
+        seen.add(ptr)
+        out[key] = value
+    return out
+
+
+_PLAIN_LEAVES = (str, bytes, int, float, bool, complex, type(None), torch.Tensor, torch.dtype, torch.device, torch.Size)
+_PLAIN_KEYS = (str, int, float, bool, type(None))
+
+
+def _check_plain(checkpoint: dict) -> None:
+    """Refuse anything weights_only=True could not read back (so every checkpoint written can be resumed)."""
+    stack: list[tuple[str, object]] = [("checkpoint", checkpoint)]
+    while stack:
+        where, value = stack.pop()
+        kind = type(value)
+        if kind in (dict, collections.OrderedDict):
+            for key, item in value.items():
+                if type(key) not in _PLAIN_KEYS and type(key) is not tuple:
+                    raise WeightsError(f"{where} has a key of type {type(key).__name__}; checkpoints hold plain keys only")
+                stack.append((f"{where}[{key!r}]", item))
+        elif kind in (list, tuple):
+            stack.extend((f"{where}[{i}]", item) for i, item in enumerate(value))
+        elif not isinstance(value, torch.Tensor) and kind not in _PLAIN_LEAVES:
+            raise WeightsError(f"{where} is a {kind.__name__}; a checkpoint may hold only tensors and plain Python "
+                               "data (dict, list, str, numbers), so convert it before saving")
+
+
+def save_checkpoint(path: str | os.PathLike, checkpoint: dict) -> None:
+    """Write a training checkpoint (tensors and plain data only) atomically with torch.save."""
+    if not isinstance(checkpoint, dict):
+        raise TypeError("save_checkpoint takes a dict")
+    _check_plain(checkpoint)
+    _write_atomically(path, lambda f: torch.save(checkpoint, f), "checkpoint")
+
+
+# --------------------------------------------------------------------------- fitting weights to a model
+
+def strip_wrapper_prefixes(key: str) -> str:
+    """'module._orig_mod.3.weight' -> '3.weight' (DataParallel/DDP and torch.compile wrappers)."""
+    stripped = True
+    while stripped:
+        stripped = False
+        for prefix in WRAPPER_PREFIXES:
+            if key.startswith(prefix):
+                key, stripped = key[len(prefix):], True
+    return key
+
+
+def _normalized(keys, where: str) -> dict[str, str]:
+    """Map each key without wrapper prefixes to its original key; WeightsError when two collapse into one."""
+    out: dict[str, str] = {}
+    for key in keys:
+        bare = strip_wrapper_prefixes(key)
+        if bare in out:
+            raise WeightsError(f"{where} holds both {out[bare]!r} and {key!r}, which name the same tensor")
+        out[bare] = key
+    return out
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape)) if shape else "scalar"
+
+
+def _group_of(key: str) -> str:
+    return key.split(".", 1)[0]
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """How a state_dict fits a model: keys missing from the file, extra in it, and shape mismatches.
+
+    ``layer_kinds`` maps a layer index ("3") to its kind ("Linear") so ``text()`` can name each layer.
+    """
+
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
+    layer_kinds: dict[str, str] = field(default_factory=dict)
+    unexpected_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    matched: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def problems_by_layer(self) -> dict[str, list[str]]:
+        """One line per problem, grouped under their layer ("3") in layer order."""
+        groups: dict[str, list[str]] = {}
+        for key, expected, got in self.mismatched:
+            groups.setdefault(_group_of(key), []).append(
+                f"{key} has shape {_shape_text(got)} in the file but {_shape_text(expected)} in the design")
+        for key in self.missing:
+            groups.setdefault(_group_of(key), []).append(f"{key} is missing from the file")
+        for key in self.unexpected:
+            shape = self.unexpected_shapes.get(key)
+            shape_text = f" ({_shape_text(shape)})" if shape is not None else ""
+            groups.setdefault(_group_of(key), []).append(f"{key}{shape_text} is in the file but not in the design")
+        order = sorted(groups, key=lambda g: (0, int(g), "") if g.isdigit() else (1, 0, g))
+        return {group: groups[group] for group in order}
+
+    def layer_title(self, group: str) -> str:
+        if not group.isdigit():
+            return group
+        kind = self.layer_kinds.get(group)
+        return f"layer {group} ({kind})" if kind else f"layer {group} (not in the design)"
+
+    def text(self) -> str:
+        """A sentence, then one indented line per problem, grouped layer by layer."""
+        if self.ok:
+            return f"The weights fit the design ({self.matched} tensors)."
+        counts = [f"{len(items)} {label}" for items, label in
+                  ((self.missing, "missing"), (self.unexpected, "unexpected"), (self.mismatched, "with another shape"))
+                  if items]
+        lines = [f"The weights do not fit this design ({', '.join(counts)}); nothing was loaded:"]
+        for group, problems in self.problems_by_layer().items():
+            lines.append(f"  {self.layer_title(group)}:")
+            lines.extend(f"    {problem}" for problem in problems)
+        return "\n".join(lines)
+
+
+def _layer_kinds(model: nn.Module, spec=None) -> dict[str, str]:
+    """Layer index -> kind name: from the design when given, else from the model's own children."""
+    if spec is not None:
+        return {str(i): layer.kind for i, layer in enumerate(spec.layers)}
+    return {name: type(child).__name__ for name, child in model.named_children() if name.isdigit()}
+
+
+def check_fit(model: nn.Module, state_dict: dict[str, torch.Tensor], spec=None) -> FitReport:
+    """Compare a state_dict with a model's own keys and shapes (wrapper prefixes stripped on both sides)."""
+    own = model.state_dict()
+    own_keys = _normalized(own, "the model")
+    file_keys = _normalized(state_dict, "the file")
+    missing = [k for k in own_keys if k not in file_keys]
+    unexpected = [k for k in file_keys if k not in own_keys]
+    mismatched = []
+    for key, original in own_keys.items():
+        if key in file_keys:
+            expected, got = tuple(own[original].shape), tuple(state_dict[file_keys[key]].shape)
+            if expected != got:
+                mismatched.append((key, expected, got))
+    return FitReport(
+        missing=missing, unexpected=unexpected, mismatched=mismatched, layer_kinds=_layer_kinds(model, spec),
+        unexpected_shapes={k: tuple(state_dict[file_keys[k]].shape) for k in unexpected},
+        matched=len(own_keys) - len(missing) - len(mismatched),
+    )
+
+
+def apply_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], spec=None) -> FitReport:
+    """Load a state_dict into a model, all or nothing: WeightsError (with the report) and no change if it does not fit."""
+    report = check_fit(model, state_dict, spec)
+    if not report.ok:
+        raise WeightsError(report.text())
+    own = model.state_dict()
+    file_keys = _normalized(state_dict, "the file")
+    prepared = {}
+    for key, original in _normalized(own, "the model").items():
+        target, source = own[original], state_dict[file_keys[key]]
+        if source.is_complex() and not target.is_complex():
+            raise WeightsError(f"{key} holds complex numbers in the file but real ones in the design; nothing was loaded")
+        try:  # convert every tensor before touching the model, so a failure leaves it as it was
+            prepared[original] = source.to(device=target.device, dtype=target.dtype)
+        except (RuntimeError, TypeError) as exc:
+            raise WeightsError(f"{key} cannot be converted to {target.dtype} ({_first_line(exc)}); nothing was loaded") from None
+    model.load_state_dict(prepared, strict=True)
+    return report
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike, spec=None) -> FitReport:
+    """Read weights from a file into the model, all or nothing (see apply_state_dict)."""
+    return apply_state_dict(model, read_state_dict(path), spec)
