@@ -39,8 +39,13 @@ class LayerSpec:
 
     def __post_init__(self):
         kind = KINDS.get(self.kind)
-        if kind is not None:
-            object.__setattr__(self, "params", {**kind.defaults(), **self.params})
+        params = {**kind.defaults(), **self.params} if kind is not None else dict(self.params)
+        # Lists become tuples, so a spec edited with a list equals its JSON round trip
+        # and its parameters can key the analysis cache.
+        for name, value in params.items():
+            if isinstance(value, list):
+                params[name] = tuple(value)
+        object.__setattr__(self, "params", params)
 
     @property
     def layer_kind(self) -> LayerKind:
@@ -65,13 +70,15 @@ class LayerSpec:
             raise SpecError(f"{where} must be an object with 'kind' and 'params', got {type(data).__name__}")
         unknown = set(data) - {"id", "kind", "params", "frozen"}
         if unknown:
-            raise SpecError(f"{where} has unknown field {sorted(unknown)[0]!r}: remove it")
-        kind_name = data.get("kind")
-        if not isinstance(kind_name, str):
+            raise SpecError(f"{where} has unknown field {_first(unknown)}: remove it")
+        if "kind" not in data:
             raise SpecError(f"{where} is missing field 'kind' (the layer type, e.g. \"Conv2d\")")
+        kind_name = data["kind"]
+        if not isinstance(kind_name, str):
+            raise SpecError(f"{where} field 'kind' must be a layer type name such as \"Conv2d\", got {_show(kind_name)}")
         kind = KINDS.get(kind_name)
         if kind is None:
-            raise SpecError(f"{where} has unknown kind {kind_name!r}: known kinds are {', '.join(KINDS)}")
+            raise SpecError(f"{where} field 'kind' names unknown kind {_show(kind_name)}: known kinds are {', '.join(KINDS)}")
         where = f"{where} ({kind_name})"
         params = data.get("params", {})
         if not isinstance(params, dict):
@@ -149,39 +156,70 @@ class NetworkSpec:
             raise SpecError(f"a design must be a JSON object, got {type(data).__name__}")
         unknown = set(data) - TOP_LEVEL_FIELDS
         if unknown:
-            raise SpecError(f"design has unknown field {sorted(unknown)[0]!r}: remove it")
-        if data.get("format") != FORMAT:
+            raise SpecError(f"design has unknown field {_first(unknown)}: remove it")
+        if "format" not in data:
+            raise SpecError(f"not a LayerStudio design: field 'format' is missing (it should be {FORMAT!r})")
+        for required in ("version", "input_shape", "layers"):
+            if required not in data:
+                raise SpecError(f"design is missing field {required!r}")
+        if data["format"] != FORMAT:
             raise SpecError(f"not a LayerStudio design: field 'format' must be {FORMAT!r}")
         version = data.get("version")
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise SpecError("field 'version' must be a positive integer")
+            raise SpecError(f"field 'version' must be a positive integer, got {_show(version)}")
         if version > VERSION:
             raise SpecError(f"design version {version} is newer than this LayerStudio understands ({VERSION}): update LayerStudio")
         shape = data.get("input_shape")
         if not isinstance(shape, list) or not shape or len(shape) > MAX_RANK or not all(_is_int(n) and n >= 1 for n in shape):
-            raise SpecError(f"field 'input_shape' must be a list of 1 to {MAX_RANK} positive integers, e.g. [1, 28, 28]")
+            raise SpecError(
+                f"field 'input_shape' must be a list of 1 to {MAX_RANK} positive integers, e.g. [1, 28, 28], got {_show(shape)}"
+            )
         layers = data.get("layers")
         if not isinstance(layers, list):
-            raise SpecError("field 'layers' must be a list of layers")
+            raise SpecError(f"field 'layers' must be a list of layers, got {_show(layers)}")
         specs = tuple(LayerSpec.from_dict(item, f"layer {i}") for i, item in enumerate(layers))
         seen: set[str] = set()
         for i, layer in enumerate(specs):
             if layer.id in seen:
-                raise SpecError(f"layer {i} ({layer.kind}) repeats id {layer.id!r}: ids must be unique")
+                raise SpecError(f"layer {i} ({layer.kind}) repeats id {_show(layer.id)}: ids must be unique")
             seen.add(layer.id)
         return cls(tuple(shape), specs)
 
     @classmethod
     def from_json(cls, text: str) -> NetworkSpec:
+        if isinstance(text, (bytes, bytearray)):
+            try:
+                text = text.decode("utf-8")
+            except UnicodeDecodeError:
+                raise SpecError("a design file must be UTF-8 text: save it as UTF-8 JSON") from None
+        if not isinstance(text, str):
+            raise SpecError(f"a design must be JSON text, got {type(text).__name__}")
         try:
             data = json.loads(text)
-        except (json.JSONDecodeError, TypeError) as exc:
-            raise SpecError(f"not valid JSON: {exc}") from None
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+        except (ValueError, RecursionError) as exc:  # e.g. a 5000-digit number, nesting too deep
+            raise SpecError(f"not a usable JSON design: {str(exc) or type(exc).__name__}") from None
         return cls.from_dict(data)
 
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _show(value, limit: int = 40) -> str:
+    """repr of a user's value, shortened so a junk file cannot flood the message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _first(names) -> str:
+    """The first of some (possibly non-string) field names, for a message."""
+    return _show(sorted(names, key=str)[0])
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 def _jsonable(value):
@@ -200,11 +238,13 @@ def coerce_params(kind: LayerKind, params: dict, where: str) -> dict:
 
 def _coerce(p: Param, value, where: str):
     def fail(expected: str):
-        raise SpecError(f"{where} parameter {p.name!r} must be {expected}, got {value!r}")
+        raise SpecError(f"{where} parameter {p.name!r} must be {expected}, got {_show(value)}")
 
     def check_range(v, what):
-        if (p.min is not None and v < p.min) or (p.max is not None and v > p.max):
-            fail(f"{what} between {p.min:g} and {p.max:g}")
+        low = p.min if p.min is not None else -math.inf
+        high = p.max if p.max is not None else math.inf
+        if not low <= v <= high:
+            fail(f"{what} between {_num(low)} and {_num(high)}")
         return v
 
     if p.type == "int":
@@ -212,9 +252,15 @@ def _coerce(p: Param, value, where: str):
             fail("an integer")
         return check_range(value, "an integer")
     if p.type == "float":
-        if not (_is_int(value) or isinstance(value, float)) or not math.isfinite(value):
+        if not (_is_int(value) or isinstance(value, float)):
             fail("a number")
-        return check_range(float(value), "a number")
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            fail("a finite number")
+        return check_range(number, "a number")
     if p.type == "bool":
         if not isinstance(value, bool):
             fail("true or false")
