@@ -192,7 +192,8 @@ def _weights_to_save(model_or_state_dict: nn.Module | dict) -> dict[str, torch.T
     state = model_or_state_dict.state_dict() if isinstance(model_or_state_dict, nn.Module) else model_or_state_dict
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise TypeError("save_weights takes an nn.Module or a dict of tensors")
-    return {key: value.detach().cpu() for key, value in state.items()}
+    # Plain keys ("0.weight"), whatever wrapper (torch.compile, DataParallel) the model was trained in.
+    return {bare: state[original].detach().cpu() for bare, original in _normalized(state, "the model").items()}
 
 
 def save_weights(model_or_state_dict: nn.Module | dict, path: str | os.PathLike) -> None:

@@ -291,6 +291,13 @@ def test_weights_load_into_a_wrapped_model(tmp_path):
     assert_same_tensors(snapshot(source), snapshot(wrapper._orig_mod))
 
 
+def test_weights_of_a_wrapped_model_are_saved_with_plain_keys(tmp_path):
+    wrapper = nn.Module()
+    wrapper._orig_mod = hand_written_cnn()
+    save_weights(wrapper, tmp_path / "w.pt")
+    hand_written_cnn().load_state_dict(torch.load(tmp_path / "w.pt", weights_only=True), strict=True)
+
+
 def test_colliding_prefixed_keys_are_refused():
     with pytest.raises(WeightsError, match="name the same tensor"):
         check_fit(nn.Linear(2, 2), {"weight": torch.zeros(2, 2), "module.weight": torch.zeros(2, 2)})
