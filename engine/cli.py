@@ -11,24 +11,94 @@ import sys
 from engine.errors import LayerStudioError
 
 
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], right: set[int] = frozenset()) -> list[str]:
+    """Text columns padded to their widest cell; the last column is left ragged."""
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header) - 1)]
+
+    def line(cells):
+        padded = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))]
+        return "  ".join(padded + [cells[-1]]).rstrip()
+
+    return [line(header)] + [line(row) for row in rows]
+
+
+def _count(n: int | None) -> str:
+    return "?" if n is None else f"{n:,}"
+
+
 def cmd_templates(args: argparse.Namespace) -> int:
     """List the bundled templates."""
-    raise NotImplementedError
+    from engine.shapes import analyze
+    from engine.templates import list_templates, load_template
+
+    rows = [(t.name, t.dataset, _count(analyze(load_template(t.name)).params), t.description)
+            for t in list_templates()]
+    print("\n".join(_table(("template", "dataset", "params", "description"), rows, right={2})))
+    return 0
+
+
+def _row_note(row) -> str:
+    if row.error:
+        return f"ERROR: {row.error}"
+    if row.warning:
+        return f"warning: {row.warning}" + (f"; {row.formula}" if row.formula else "")
+    return row.formula
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
     """Print the layer table and totals of a design or template."""
-    raise NotImplementedError
+    from engine.errors import SpecError
+    from engine.shapes import analyze, format_count, format_shape
+    from engine.templates import load_design
+
+    spec, data = load_design(args.design)
+    analysis = analyze(spec)
+    rows = []
+    for row, layer in zip(analysis.rows, spec.layers):
+        label = row.label + (" (frozen)" if layer.frozen else "")
+        macs = "?" if row.macs is None else format_count(row.macs)
+        rows.append(("!" if row.error else "", str(row.index), label, format_shape(row.shape), _count(row.params),
+                     macs, _row_note(row)))
+    print(f"{data.get('name') or args.design}: input {format_shape(spec.input_shape)}, {len(spec.layers)} layers")
+    print("\n".join(_table(("", "#", "layer", "output", "params", "MACs", "formula / error"), rows, right={1, 4, 5})))
+    if not analysis.ok:
+        first = analysis.errors[0]
+        raise SpecError(f"{len(analysis.errors)} broken layer(s), marked '!' above; first: layer {first.index} "
+                        f"({first.label}): {first.error}")
+    totals = [
+        ("Total params", _count(analysis.params)),
+        ("Trainable params", _count(analysis.trainable)),
+        ("Non-trainable params", _count(analysis.params - analysis.trainable)),
+        ("Buffers", _count(analysis.buffers)),
+        ("Size (MB, float32)", f"{analysis.size_mb:.2f}"),
+        ("MACs per sample", f"{format_count(analysis.macs)} ({analysis.macs:,})"),
+        ("Output shape", format_shape(analysis.output_shape)),
+    ]
+    print("\n".join(f"{name + ':':<22}{value}" for name, value in totals))
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write a standalone PyTorch script for a design."""
-    raise NotImplementedError
+    from engine.export import python_source
+    from engine.templates import load_design
+
+    spec, _ = load_design(args.design)
+    source = python_source(spec)
+    try:
+        with open(args.python, "w", encoding="utf-8") as file:
+            file.write(source)
+    except OSError as exc:
+        raise LayerStudioError(f"cannot write {args.python}: {exc.strerror or exc}: choose another path") from None
+    print(f"wrote {args.python}: nn.Sequential of {len(spec.layers)} layers; run it with: python {args.python}")
+    return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train a design or template headless."""
-    raise NotImplementedError
+    """Train a design or template headless (the work lives in engine.train_command)."""
+    from engine.train_command import run_train
+
+    return run_train(args)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -50,6 +120,9 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a design on a dataset")
     p.add_argument("design", help="a design .json file or a template name")
+    from engine.train_command import add_train_arguments
+
+    add_train_arguments(p)
     p.set_defaults(func=cmd_train)
     return parser
 
