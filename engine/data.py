@@ -1,0 +1,996 @@
+"""Datasets as tensors: every source ends as CPU tensors plus what a trainer and a view need to know.
+
+Sources: the bundled MNIST sample, torchvision's MNIST / FashionMNIST / CIFAR10 from a folder the
+user picks, an image folder (one subfolder per class), a CSV table and synthetic linear regression.
+``load_data(config)`` returns a ``DataBundle`` whose training, validation and test tensors are already
+split (seeded), converted to float32 and normalised with *training* statistics; the trainer moves
+them to its device once and cuts batches by indexing. ``augment_batch`` is applied per training batch
+on whatever device the batch lives.
+
+Streaming: with ``DataConfig.stream`` the training split is a ``torch.utils.data.Dataset`` in
+``DataBundle.train_dataset`` (``train_x``/``train_y`` are then empty) for data that does not fit in
+memory; ``DataBundle.train_loader(batch_size)`` wraps it in a shuffling ``DataLoader`` whose batches
+look exactly like slices of ``train_x``/``train_y``. Validation and test stay tensors.
+
+Decoded torchvision datasets and image folders are cached under ``cache_dir()`` (one tensor file per
+source and folder, keyed by the files' modification times), so the second load skips decoding.
+
+User mistakes (missing files, bad cells, impossible settings) raise ``DataError`` with a sentence
+saying what to do.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import json
+import math
+import os
+import pickle
+import shutil
+import struct
+import tempfile
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from engine.errors import DataError
+
+Progress = Callable[[float, str], None]
+
+SOURCES = {
+    "mnist-sample": "MNIST sample",
+    "mnist": "MNIST",
+    "fashion-mnist": "Fashion-MNIST",
+    "cifar10": "CIFAR-10",
+    "folder": "Image folder",
+    "csv": "CSV table",
+    "synthetic-regression": "Synthetic regression",
+}
+TASKS = ("auto", "classification", "regression", "reconstruction")
+SOURCES_WITH_ROOT = ("mnist", "fashion-mnist", "cifar10", "folder", "csv")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
+DIGIT_NAMES = [str(digit) for digit in range(10)]
+# CSV labels that are whole numbers with at most this many distinct values are class labels.
+MAX_INTEGER_CLASSES = 20
+# Normalisation statistics of a streamed image folder come from this many training images.
+STREAM_STATS_SAMPLES = 1000
+CACHE_FORMAT = "layerstudio.data-cache"
+CACHE_VERSION = 1
+_PICKLE_ERRORS = (pickle.UnpicklingError, EOFError, KeyError, ValueError)
+
+
+# --------------------------------------------------------------------------- configuration
+
+@dataclass
+class DataConfig:
+    """Which data to train on and how to prepare it; a design file's "data" section.
+
+    ``image_size``: side length image-folder pictures are resized to; the built-in image datasets
+    (MNIST sample, MNIST, Fashion-MNIST, CIFAR-10) are only ever *enlarged* to it (D2L's ``resize=``
+    for AlexNet/VGG at 224), never shrunk. ``grayscale`` applies to image folders.
+    ``label_column``: the CSV target column (several, comma-separated, for multi-output regression).
+    ``limit``: use at most this many samples of the source's training set (before the validation
+    split; tests and quick runs). ``normalize`` is ignored for synthetic regression (the model should
+    recover w and b as given) and for reconstruction (the target is the input in [0, 1], which a
+    Sigmoid output can match). ``stream``: keep the training split as a lazily read Dataset.
+    """
+
+    source: str = "mnist-sample"
+    root: str = ""
+    download: bool = False
+    task: str = "auto"
+    image_size: int = 28
+    grayscale: bool = True
+    label_column: str = "label"
+    weights: tuple[float, ...] = (2.0, -3.4)
+    bias: float = 4.2
+    samples: int = 1000
+    noise: float = 0.01
+    val_fraction: float = 0.1
+    seed: int = 0
+    normalize: bool = True
+    augment_crop_padding: int = 0
+    augment_hflip: bool = False
+    limit: int = 0
+    stream: bool = False
+
+    def __post_init__(self):
+        self.weights = tuple(self.weights)
+
+    def to_dict(self) -> dict:
+        """Plain JSON data (lists, numbers, strings)."""
+        data = asdict(self)
+        data["weights"] = list(self.weights)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any) -> DataConfig:
+        """Read a "data" section; missing fields take defaults, anything wrong raises DataError."""
+        if not isinstance(data, dict):
+            raise DataError(f"The data settings must be a JSON object, got {type(data).__name__}.")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise DataError(f"Unknown data setting {unknown[0]!r}: remove it (known settings: {', '.join(known)}).")
+        defaults = cls()
+        values = {name: _coerce_setting(name, value, getattr(defaults, name)) for name, value in data.items()}
+        config = cls(**values)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        """Raise DataError naming the first setting that is out of range."""
+        if self.source not in SOURCES:
+            raise DataError(f"Unknown data source {self.source!r}: choose one of {', '.join(SOURCES)}.")
+        if self.task not in TASKS:
+            raise DataError(f"Unknown task {self.task!r}: choose one of {', '.join(TASKS)}.")
+        checks = [
+            (1 <= self.image_size <= 4096, "image_size must be between 1 and 4096 pixels"),
+            (bool(self.label_column.strip()), "label_column must name the CSV column holding the targets"),
+            (len(self.weights) >= 1 and all(map(math.isfinite, self.weights)),
+             "weights must be at least one finite number (one per input feature)"),
+            (math.isfinite(self.bias), "bias must be a finite number"),
+            (self.samples >= 2, "samples must be at least 2"),
+            (math.isfinite(self.noise) and self.noise >= 0, "noise must be zero or a positive number"),
+            (0 <= self.val_fraction < 1, "val_fraction must be at least 0 and below 1 (e.g. 0.1 for 10%)"),
+            (self.augment_crop_padding >= 0, "augment_crop_padding must be zero or more pixels"),
+            (self.limit >= 0, "limit must be 0 (use everything) or a positive number of samples"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise DataError(f"Bad data setting: {message}.")
+
+
+def _coerce_setting(name: str, value: Any, default: Any) -> Any:
+    """Check one JSON value against the type of the setting's default."""
+    def bad(expected: str) -> DataError:
+        return DataError(f"Data setting {name!r} must be {expected}, got {json.dumps(value, default=repr)}.")
+
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("a whole number")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad("a number")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise bad("a string")
+        return value
+    # weights: a list of numbers
+    if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise bad("a list of numbers")
+    return tuple(float(v) for v in value)
+
+
+def parse_data_arg(text: str) -> DataConfig:
+    """The CLI's ``--data`` value: ``mnist-sample``, ``mnist:ROOT``, ``fashion-mnist:ROOT``,
+    ``cifar10:ROOT``, ``folder:PATH``, ``csv:PATH`` or ``synthetic-regression``."""
+    source, sep, root = text.partition(":")
+    forms = "mnist-sample, mnist:ROOT, fashion-mnist:ROOT, cifar10:ROOT, folder:PATH, csv:PATH, synthetic-regression"
+    if source not in SOURCES:
+        raise DataError(f"Unknown --data {text!r}: use one of {forms}.")
+    if source in SOURCES_WITH_ROOT and not root:
+        raise DataError(f"--data {source} needs a path: write {source}:PATH (e.g. {source}:~/data).")
+    if source not in SOURCES_WITH_ROOT and sep:
+        raise DataError(f"--data {source} takes no path: write just {source}.")
+    return DataConfig(source=source, root=root)
+
+
+# --------------------------------------------------------------------------- the bundle
+
+@dataclass(frozen=True)
+class Augment:
+    """Training-time augmentation: random crop after zero padding, random horizontal flip."""
+
+    crop_padding: int = 0
+    hflip: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.crop_padding > 0 or self.hflip
+
+
+@dataclass
+class DataBundle:
+    """Ready-to-train data: CPU float32 inputs, int64 class labels or float (N, k) targets.
+
+    For reconstruction ``*_y`` is the same tensor as ``*_x``. Empty validation/test splits are
+    tensors with zero rows. When ``train_dataset`` is set (streaming) ``train_x``/``train_y`` are
+    empty and the training samples come from ``train_loader``.
+    """
+
+    name: str
+    task: str
+    input_shape: tuple[int, ...]
+    num_classes: int | None
+    class_names: list[str]
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    augment: Augment = field(default_factory=Augment)
+    train_dataset: Dataset | None = None
+    config: DataConfig | None = None
+
+    @property
+    def streaming(self) -> bool:
+        return self.train_dataset is not None
+
+    @property
+    def train_size(self) -> int:
+        return len(self.train_dataset) if self.train_dataset is not None else len(self.train_x)
+
+    def train_loader(self, batch_size: int, generator: torch.Generator | None = None,
+                     num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
+        """Shuffled batches of the training split (either path), shaped like slices of train_x/train_y."""
+        dataset = self.train_dataset if self.train_dataset is not None else TensorDataset(self.train_x, self.train_y)
+        return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator,
+                          num_workers=num_workers, pin_memory=pin_memory, persistent_workers=num_workers > 0)
+
+    def check_input_shape(self, input_shape: tuple[int, ...]) -> bool:
+        """Whether a design with this input shape can take these samples: True when a reshape is
+        needed (e.g. 1x28x28 images into a 784 input); DataError when the sizes differ."""
+        input_shape = tuple(input_shape)
+        if input_shape == self.input_shape:
+            return False
+        if math.prod(input_shape) == math.prod(self.input_shape):
+            return True
+        hint = " or set the image size" if len(self.input_shape) == 3 else ""
+        raise DataError(f"The design takes inputs of shape {_format_shape(input_shape)} but {self.name} gives "
+                        f"{_format_shape(self.input_shape)}: change the design's input{hint}.")
+
+    def summary(self) -> str:
+        """One line, e.g. ``MNIST sample: 3600 train / 400 val / 1000 test, 1x28x28, 10 classes``."""
+        counts = f"{self.train_size} train / {len(self.val_x)} val / {len(self.test_x)} test"
+        if self.task == "classification":
+            what = f"{self.num_classes} classes"
+        elif self.task == "regression":
+            outputs = self.train_y.shape[1] if self.train_y.ndim == 2 else 1
+            what = f"regression, {outputs} target{'s' if outputs != 1 else ''}"
+        else:
+            what = "reconstruction"
+        parts = [counts, _format_shape(self.input_shape), what]
+        if self.augment.active:
+            tricks = ([f"crop pad {self.augment.crop_padding}"] if self.augment.crop_padding else []) + (
+                ["flip"] if self.augment.hflip else [])
+            parts.append("augment " + " + ".join(tricks))
+        if self.streaming:
+            parts.append("streamed")
+        return f"{self.name}: " + ", ".join(parts)
+
+
+def _format_shape(shape: tuple[int, ...]) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+# --------------------------------------------------------------------------- augmentation
+
+def augment_batch(x: torch.Tensor, augment: Augment, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Randomly crop (after zero padding) and flip a batch of images (N, C, H, W) on x's device.
+
+    Vectorised: one gather for the crops and one ``where`` for the flips, no per-sample loop.
+    Random numbers come from ``generator`` (on its own device, then moved) or the global RNG.
+    Non-image batches and an inactive ``augment`` come back unchanged.
+    """
+    if not augment.active or x.ndim != 4 or len(x) == 0:
+        return x
+    n, _, height, width = x.shape
+    rng_device = generator.device if generator is not None else x.device
+
+    if augment.crop_padding > 0:
+        pad = augment.crop_padding
+        padded = F.pad(x, (pad, pad, pad, pad))
+        offsets = torch.randint(0, 2 * pad + 1, (2, n), generator=generator, device=rng_device).to(x.device)
+        rows = (offsets[0].view(n, 1) + torch.arange(height, device=x.device)).view(n, 1, height, 1)
+        cols = (offsets[1].view(n, 1) + torch.arange(width, device=x.device)).view(n, 1, 1, width)
+        samples = torch.arange(n, device=x.device).view(n, 1, 1, 1)
+        channels = torch.arange(x.shape[1], device=x.device).view(1, -1, 1, 1)
+        x = padded[samples, channels, rows, cols]
+
+    if augment.hflip:
+        flip = torch.rand(n, generator=generator, device=rng_device).to(x.device) < 0.5
+        x = torch.where(flip.view(n, 1, 1, 1), x.flip(-1), x)
+    return x
+
+
+# --------------------------------------------------------------------------- entry point
+
+def load_data(config: DataConfig, progress: Progress | None = None) -> DataBundle:
+    """Load, split, normalise and describe the data a config names (DataError when it cannot)."""
+    config.validate()
+    report = progress or _no_progress
+    loader = {
+        "mnist-sample": _load_mnist_sample,
+        "mnist": _load_mnist_family,
+        "fashion-mnist": _load_mnist_family,
+        "cifar10": _load_cifar10,
+        "folder": _load_image_folder,
+        "csv": _load_csv,
+        "synthetic-regression": _load_synthetic_regression,
+    }[config.source]
+    bundle = loader(config, report)
+    bundle.config = config
+    report(1.0, bundle.summary())
+    return bundle
+
+
+def _no_progress(fraction: float, message: str) -> None:
+    pass
+
+
+def _scaled(progress: Progress, start: float, stop: float) -> Progress:
+    """A progress callback for one stage, mapping its 0..1 onto start..stop of the whole."""
+    return lambda fraction, message: progress(start + (stop - start) * min(max(fraction, 0.0), 1.0), message)
+
+
+@dataclass
+class _Decoded:
+    """A source's samples before the split: uint8 images (N, C, H, W) or float32 rows (N, d)."""
+
+    name: str
+    x: torch.Tensor
+    y: torch.Tensor                      # int64 labels (N,) or float32 targets (N, k)
+    class_names: list[str]
+    task: str                            # what the targets are: "classification" or "regression"
+    test_x: torch.Tensor | None = None
+    test_y: torch.Tensor | None = None
+    normalize: bool = True               # False: keep the values exactly as generated
+
+
+def _assemble(decoded: _Decoded, config: DataConfig, resize_to: int = 0) -> DataBundle:
+    """Split, convert, normalise (training statistics) and package decoded samples."""
+    task = _resolve_task(decoded.name, decoded.task, config.task)
+    images = decoded.x.dtype == torch.uint8
+    train_idx, val_idx = _split_indices(len(decoded.x), config.val_fraction, config.limit, config.seed, decoded.name)
+    splits = [(decoded.x[train_idx], decoded.y[train_idx]), (decoded.x[val_idx], decoded.y[val_idx])]
+    if decoded.test_x is not None:      # cloned: normalisation works in place, the source stays intact
+        splits.append((decoded.test_x if images else decoded.test_x.clone(), decoded.test_y))
+    else:
+        splits.append((decoded.x[:0], decoded.y[:0]))
+    if images:
+        splits = [(_images_to_float(x, resize_to), y) for x, y in splits]
+
+    mean = std = None
+    if config.normalize and decoded.normalize and task != "reconstruction":
+        mean, std = _statistics(splits[0][0])
+        splits = [(_normalise(x, mean, std), y) for x, y in splits]
+    if task == "reconstruction":
+        splits = [(x, x) for x, _ in splits]
+
+    (train_x, train_y), (val_x, val_y), (test_x, test_y) = splits
+    classification = task == "classification"
+    augment = Augment(config.augment_crop_padding, config.augment_hflip) if images else Augment()
+    bundle = DataBundle(
+        name=decoded.name, task=task, input_shape=tuple(train_x.shape[1:]),
+        num_classes=len(decoded.class_names) if classification else None,
+        class_names=list(decoded.class_names) if classification else [],
+        train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y, test_x=test_x, test_y=test_y,
+        mean=mean, std=std, augment=augment)
+    if config.stream:
+        bundle.train_dataset = TensorDataset(train_x, train_y)
+        bundle.train_x, bundle.train_y = train_x[:0], train_y[:0]
+    return bundle
+
+
+def _resolve_task(name: str, natural: str, requested: str) -> str:
+    """The task to train: what the targets are (``natural``) unless reconstruction is asked for."""
+    if requested in ("auto", natural, "reconstruction"):
+        return natural if requested == "auto" else requested
+    raise DataError(f"{name} has {natural} targets, so it cannot be used for {requested}: "
+                    f"choose task {natural} or reconstruction.")
+
+
+def _split_indices(count: int, val_fraction: float, limit: int, seed: int,
+                   name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded train/validation indices (each sorted), after keeping at most ``limit`` samples."""
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
+    if limit:
+        order = order[:limit]
+    val_count = round(len(order) * val_fraction)
+    if val_fraction > 0 and val_count == 0 and len(order) > 1:
+        val_count = 1
+    train_idx, val_idx = order[val_count:].sort().values, order[:val_count].sort().values
+    if len(train_idx) == 0:
+        raise DataError(f"{name} leaves no training samples ({count} in all): add data, raise the limit "
+                        f"or lower the validation fraction.")
+    return train_idx, val_idx
+
+
+def _images_to_float(x: torch.Tensor, resize_to: int = 0) -> torch.Tensor:
+    """uint8 images to float32 in [0, 1], optionally resized (bilinear) to resize_to x resize_to."""
+    out = x.to(torch.float32).div_(255)
+    if resize_to and tuple(out.shape[-2:]) != (resize_to, resize_to):
+        if len(out) == 0:
+            return out.new_zeros(0, out.shape[1], resize_to, resize_to)
+        out = torch.cat([F.interpolate(chunk, size=(resize_to, resize_to), mode="bilinear", align_corners=False,
+                                       antialias=True) for chunk in out.split(1024)])
+    return out
+
+
+def _statistics(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per channel (images, N x C x H x W) or per feature (tables, N x d) mean and std; std 0 becomes 1."""
+    dims = (0, 2, 3) if x.ndim == 4 else (0,)
+    std, mean = torch.std_mean(x, dim=dims, correction=0)     # torch sums pairwise: float32 is accurate here
+    std = torch.where(std > 1e-6, std, torch.ones_like(std))
+    return tuple(mean.tolist()), tuple(std.tolist())
+
+
+def _normalise(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """(x - mean) / std per channel or feature, in place (x is always a fresh tensor of ours)."""
+    shape = (1, -1, 1, 1) if x.ndim == 4 else (1, -1)
+    return x.sub_(torch.tensor(mean, dtype=x.dtype).view(shape)).div_(torch.tensor(std, dtype=x.dtype).view(shape))
+
+
+# --------------------------------------------------------------------------- IDX files and the bundled sample
+
+_IDX_TYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
+              0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+
+
+def read_idx(path: str | os.PathLike) -> torch.Tensor:
+    """Read an IDX file (MNIST's format), gzipped or not, into a tensor (DataError when malformed)."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        if path.suffix == ".gz":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DataError(f"Cannot read {path}: {exc}; replace the file with an intact copy.") from exc
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES or not 1 <= raw[3] <= 4:
+        raise DataError(f"{path} is not an IDX file (MNIST format): replace it with an intact copy.")
+    dtype, rank = _IDX_TYPES[raw[2]], raw[3]
+    header = 4 + 4 * rank
+    dims = struct.unpack(f">{rank}I", raw[4:header]) if len(raw) >= header else ()
+    if len(dims) != rank or len(raw) - header != math.prod(dims) * dtype.itemsize:
+        raise DataError(f"{path} is truncated or damaged (its header says {dims}): replace it with an intact copy.")
+    array = np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
+    return torch.from_numpy(array.astype(dtype.newbyteorder("="), copy=True))
+
+
+def _load_mnist_sample(config: DataConfig, progress: Progress) -> DataBundle:
+    """The bundled 4000/1000 MNIST sample, parsed straight from its gz IDX files (no torchvision import)."""
+    from resources import MNIST_SAMPLE
+
+    progress(0.0, "Reading the bundled MNIST sample")
+    train_x, train_y, test_x, test_y = (read_idx(MNIST_SAMPLE / f"{name}.gz") for name in _MNIST_FILES)
+    decoded = _Decoded("MNIST sample", train_x.unsqueeze(1), train_y.long(), DIGIT_NAMES, "classification",
+                       test_x.unsqueeze(1), test_y.long())
+    return _assemble(decoded, config, _enlarge_to(config, 28))
+
+
+_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def _enlarge_to(config: DataConfig, native: int) -> int:
+    """Built-in datasets are enlarged to image_size when it is larger than their own size, never shrunk."""
+    return config.image_size if config.image_size > native else 0
+
+
+# --------------------------------------------------------------------------- torchvision datasets
+
+def _root(config: DataConfig) -> Path:
+    if not config.root.strip():
+        raise DataError(f"{SOURCES[config.source]} needs a folder: choose where its files are (or should be downloaded).")
+    return Path(config.root).expanduser().resolve()
+
+
+def vision_tensors(dataset: Any) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Images (uint8, N x C x H x W), labels (int64) and class names of a torchvision MNIST-like or CIFAR dataset."""
+    data = dataset.data
+    if isinstance(data, np.ndarray):          # CIFAR: N x H x W x C
+        images = torch.from_numpy(np.ascontiguousarray(data.transpose(0, 3, 1, 2)))
+    else:                                     # MNIST family: N x H x W
+        images = data.unsqueeze(1).contiguous()
+    labels = torch.as_tensor(dataset.targets, dtype=torch.int64)
+    return images, labels, [str(name) for name in dataset.classes]
+
+
+def _load_mnist_family(config: DataConfig, progress: Progress) -> DataBundle:
+    """MNIST or Fashion-MNIST from ``ROOT/<Class>/raw`` through torchvision's own class."""
+    from torchvision import datasets
+
+    cls = datasets.MNIST if config.source == "mnist" else datasets.FashionMNIST
+    label = SOURCES[config.source]
+    root = _root(config)
+    raw = root / cls.__name__ / "raw"
+    names = [Path(filename).stem for filename, _ in cls.resources]     # the uncompressed names torchvision reads
+
+    # torchvision reads only uncompressed files: unpack any .gz the user put there (as its download does).
+    for name in names:
+        if not (raw / name).is_file() and (raw / f"{name}.gz").is_file():
+            _gunzip(raw / f"{name}.gz", raw / name)
+    missing = [name for name in names if not (raw / name).is_file()]
+    if missing and config.download:
+        _download_mnist_files(cls, raw, missing, label, _scaled(progress, 0.0, 0.7))
+        missing = [name for name in names if not (raw / name).is_file()]
+    if missing:
+        raise DataError(f"{label} files not found in {raw}: put {', '.join(n + '(.gz)' for n in missing)} there, "
+                        f"or tick Download.")
+
+    def decode() -> dict:
+        progress(0.75, f"Reading {label} with torchvision")
+        parts = {}
+        for split, train in (("train", True), ("test", False)):
+            try:
+                dataset = cls(str(root), train=train, download=False)
+            except (RuntimeError, OSError, AssertionError, TypeError, ValueError) as exc:
+                raise DataError(f"torchvision cannot read the {label} files in {raw} ({exc}): replace them with "
+                                f"intact copies, or delete them and tick Download.") from exc
+            parts[f"{split}_x"], parts[f"{split}_y"], parts["classes"] = vision_tensors(dataset)
+        return parts
+
+    parts = _cached(config.source, root, [raw / name for name in names], {}, decode, progress)
+    classes = DIGIT_NAMES if config.source == "mnist" else parts["classes"]
+    decoded = _Decoded(label, parts["train_x"], parts["train_y"], classes, "classification",
+                       parts["test_x"], parts["test_y"])
+    return _assemble(decoded, config, _enlarge_to(config, 28))
+
+
+def _load_cifar10(config: DataConfig, progress: Progress) -> DataBundle:
+    """CIFAR-10 from ``ROOT/cifar-10-batches-py`` through torchvision's own class.
+
+    torchvision verifies the MD5 of every batch before unpickling it (even without download), so only
+    the original files are ever unpickled; a modified copy is refused with a DataError naming the files.
+    """
+    from torchvision import datasets
+    from torchvision.datasets.utils import check_integrity
+
+    cls = datasets.CIFAR10
+    root = _root(config)
+    folder = root / cls.base_folder
+    checksums = [tuple(entry) for entry in cls.train_list + cls.test_list] + [(cls.meta["filename"], cls.meta["md5"])]
+    names = [name for name, _ in checksums]
+    missing = [name for name in names if not (folder / name).is_file()]
+    if missing and config.download:
+        _download_cifar10(cls, root, _scaled(progress, 0.0, 0.7))
+        missing = [name for name in names if not (folder / name).is_file()]
+    if missing:
+        raise DataError(f"CIFAR-10 files not found in {folder}: put {', '.join(missing)} there (they come in "
+                        f"{cls.filename}; extract it into {root}), or tick Download.")
+
+    def decode() -> dict:
+        progress(0.75, "Checking and reading CIFAR-10 with torchvision")
+        parts = {}
+        for split, train in (("train", True), ("test", False)):
+            try:
+                dataset = cls(str(root), train=train, download=False)
+            except (RuntimeError, OSError, *_PICKLE_ERRORS) as exc:
+                damaged = [name for name, md5 in checksums if not check_integrity(str(folder / name), md5)]
+                if damaged:
+                    raise DataError(
+                        f"CIFAR-10 files in {folder} do not match the original download: {', '.join(damaged)}. "
+                        f"torchvision reads only the original files (they are pickles, which could run code): "
+                        f"replace them from {cls.filename}, or delete them and tick Download.") from exc
+                raise DataError(f"torchvision cannot read the CIFAR-10 files in {folder} ({exc}): replace them "
+                                f"from {cls.filename}, or delete them and tick Download.") from exc
+            parts[f"{split}_x"], parts[f"{split}_y"], parts["classes"] = vision_tensors(dataset)
+        return parts
+
+    parts = _cached(config.source, root, [folder / name for name in names], {}, decode, progress)
+    decoded = _Decoded("CIFAR-10", parts["train_x"], parts["train_y"], parts["classes"], "classification",
+                       parts["test_x"], parts["test_y"])
+    return _assemble(decoded, config, _enlarge_to(config, 32))
+
+
+def _gunzip(source: Path, target: Path) -> None:
+    """Decompress source to target atomically (a failed run leaves no half file)."""
+    try:
+        with gzip.open(source, "rb") as packed, _atomic_file(target) as out:
+            shutil.copyfileobj(packed, out, 1 << 20)
+    except (OSError, EOFError) as exc:
+        raise DataError(f"Cannot unpack {source}: {exc}; replace it with an intact copy.") from exc
+
+
+# --------------------------------------------------------------------------- downloads
+
+def download_file(url: str, path: str | os.PathLike, md5: str | None = None, progress: Progress | None = None,
+                  timeout: float = 30.0) -> None:
+    """Fetch ``url`` into ``path`` atomically, reporting progress and checking its MD5 (DataError on failure)."""
+    path = Path(path)
+    report = progress or _no_progress
+    name = path.name
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        request = urllib.request.Request(url, headers={"User-Agent": "layerstudio"})
+        digest = hashlib.md5(usedforsecurity=False)
+        with urllib.request.urlopen(request, timeout=timeout) as response, _atomic_file(path) as out:
+            total = int(response.headers.get("Content-Length") or 0)
+            done = 0
+            report(0.0, f"Downloading {name}")
+            while chunk := response.read(1 << 16):
+                out.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                if total:
+                    report(done / total, f"Downloading {name}: {done / 1e6:.1f} of {total / 1e6:.1f} MB")
+            if md5 is not None and digest.hexdigest() != md5:
+                raise DataError(f"The download of {name} from {url} is damaged (checksum mismatch): try again.")
+    except DataError:
+        raise
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DataError(f"Could not download {url}: {reason}.") from exc
+
+
+def _download_mnist_files(cls: type, raw: Path, missing: list[str], label: str, progress: Progress) -> None:
+    wanted = [(filename, md5) for filename, md5 in cls.resources if Path(filename).stem in missing]
+    for index, (filename, md5) in enumerate(wanted):
+        step = _scaled(progress, index / len(wanted), (index + 1) / len(wanted))
+        errors = []
+        for mirror in cls.mirrors:
+            try:
+                download_file(f"{mirror}{filename}", raw / filename, md5, step)
+                break
+            except DataError as exc:
+                errors.append(str(exc))
+        else:
+            raise DataError(f"{label} download failed. {errors[-1]} Put {', '.join(n + '(.gz)' for n in missing)} "
+                            f"in {raw} yourself, then load again.")
+        _gunzip(raw / filename, raw / Path(filename).stem)
+
+
+def _download_cifar10(cls: type, root: Path, progress: Progress) -> None:
+    from torchvision.datasets.utils import extract_archive
+
+    archive = root / cls.filename
+    try:
+        download_file(cls.url, archive, cls.tgz_md5, progress)
+    except DataError as exc:
+        raise DataError(f"CIFAR-10 download failed. {exc} Extract {cls.filename} into {root} yourself "
+                        f"(it makes {cls.base_folder}/), then load again.") from exc
+    progress(1.0, f"Extracting {cls.filename}")
+    extract_archive(str(archive), str(root))     # the MD5-verified original archive
+
+
+# --------------------------------------------------------------------------- the cache
+
+def cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/layerstudio``, else ``~/.cache/layerstudio``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "layerstudio"
+
+
+def _cache_path(source: str, root: Path, files: list[Path], extra: dict) -> Path:
+    """One file per source and folder, its name keyed by the files' sizes and modification times."""
+    stamps = []
+    for path in files:
+        stat = path.stat()
+        stamps.append((str(path), stat.st_size, stat.st_mtime_ns))
+    key = json.dumps({"version": CACHE_VERSION, "source": source, "root": str(root), "extra": extra,
+                      "files": stamps}, sort_keys=True)
+    root_key = hashlib.sha1(str(root).encode()).hexdigest()[:12]
+    return cache_dir() / f"{source}-{root_key}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.pt"
+
+
+def _cached(source: str, root: Path, files: list[Path], extra: dict, decode: Callable[[], dict],
+            progress: Progress) -> dict:
+    """The decoded tensors from the cache when the files are unchanged; else decode and store them.
+
+    Stale entries of the same source and folder are removed when a new one is written. A cache that
+    cannot be read or written is simply skipped.
+    """
+    path = _cache_path(source, root, files, extra)
+    if path.is_file():
+        try:
+            parts = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            if parts.get("format") == CACHE_FORMAT and parts.get("version") == CACHE_VERSION:
+                progress(0.9, f"Read {SOURCES[source]} from the cache")
+                return parts
+        except Exception:  # a damaged cache file is rebuilt, never fatal
+            pass
+    parts = decode()
+    parts.update(format=CACHE_FORMAT, version=CACHE_VERSION)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in path.parent.glob(path.name.rsplit("-", 1)[0] + "-*.pt"):
+            try:
+                stale.unlink()
+            except OSError:     # still mapped elsewhere (Windows): leave it
+                pass
+        with _atomic_file(path) as out:
+            torch.save(parts, out)
+    except OSError:
+        pass
+    return parts
+
+
+class _atomic_file:
+    """Open a temporary file next to ``path`` for writing; on success it replaces ``path`` in one step."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.temp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent)
+        self.file = os.fdopen(fd, "wb")
+        return self.file
+
+    def __exit__(self, exc_type, exc, tb):
+        self.file.close()
+        if exc_type is None:
+            os.replace(self.temp, self.path)
+        else:
+            Path(self.temp).unlink(missing_ok=True)
+        return False
+
+
+# --------------------------------------------------------------------------- image folders
+
+def _list_image_folder(folder: Path, classes: list[str] | None = None) -> tuple[list[str], list[Path], list[int]]:
+    """Class names (sorted subfolders) and every image file below them with its class index."""
+    if classes is None:
+        classes = sorted(entry.name for entry in folder.iterdir() if entry.is_dir() and not entry.name.startswith("."))
+        if not classes:
+            raise DataError(f"{folder} has no subfolders: put one subfolder per class (e.g. cats/, dogs/) with "
+                            f"the images inside.")
+    paths, labels = [], []
+    for index, name in enumerate(classes):
+        class_folder = folder / name
+        if not class_folder.is_dir():
+            continue
+        for path in sorted(class_folder.rglob("*")):
+            if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file():
+                paths.append(path)
+                labels.append(index)
+    unknown = sorted(entry.name for entry in folder.iterdir() if entry.is_dir() and entry.name not in classes
+                     and not entry.name.startswith("."))
+    if unknown:
+        raise DataError(f"{folder} has class folder {unknown[0]!r} that the training folder lacks: add it to "
+                        f"train/ or remove it.")
+    if not paths:
+        raise DataError(f"No images found in the class folders of {folder}: add {', '.join(IMAGE_EXTENSIONS)} files.")
+    return classes, paths, labels
+
+
+def decode_image(path: Path, size: int, grayscale: bool) -> np.ndarray:
+    """One picture as uint8 (C, size, size), resized with bilinear filtering (DataError when unreadable)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image = image.convert("L" if grayscale else "RGB")
+            if image.size != (size, size):
+                image = image.resize((size, size), Image.Resampling.BILINEAR)
+            array = np.asarray(image, dtype=np.uint8)
+    except (OSError, SyntaxError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
+        raise DataError(f"Cannot read image {path} ({exc}): remove it or save it again as PNG or JPEG.") from exc
+    return array[None] if grayscale else array.transpose(2, 0, 1)
+
+
+def _decode_images(paths: list[Path], size: int, grayscale: bool, progress: Progress, label: str) -> torch.Tensor:
+    """Decode pictures into one uint8 tensor, in parallel threads (PIL releases the GIL while decoding)."""
+    channels = 1 if grayscale else 3
+    out = np.empty((len(paths), channels, size, size), dtype=np.uint8)
+    every = max(1, len(paths) // 50)
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        for index, array in enumerate(pool.map(lambda p: decode_image(p, size, grayscale), paths)):
+            out[index] = array
+            if index % every == 0:
+                progress(index / max(1, len(paths)), f"Decoding {label}: {index} of {len(paths)} images")
+    return torch.from_numpy(out)
+
+
+class ImageFileDataset(Dataset):
+    """Training images read from disk on demand (streaming), normalised like the in-memory path.
+
+    Items are ``(x, y)``: x float32 (C, size, size); y an int64 class index, or x itself for reconstruction.
+    Holds only paths, so it pickles cheaply into DataLoader workers.
+    """
+
+    def __init__(self, paths: list[Path], labels: list[int], size: int, grayscale: bool,
+                 mean: tuple[float, ...] | None, std: tuple[float, ...] | None, reconstruction: bool = False):
+        self.paths, self.labels = list(paths), list(labels)
+        self.size, self.grayscale, self.reconstruction = size, grayscale, reconstruction
+        self.mean, self.std = mean, std
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = _images_to_float(torch.from_numpy(decode_image(self.paths[index], self.size, self.grayscale))[None])
+        if self.mean is not None:
+            x = _normalise(x, self.mean, self.std)
+        x = x[0]
+        return (x, x) if self.reconstruction else (x, torch.tensor(self.labels[index], dtype=torch.int64))
+
+
+def _load_image_folder(config: DataConfig, progress: Progress) -> DataBundle:
+    """One subfolder per class (or train/ and test/ each holding them), resized to image_size."""
+    root = _root(config)
+    if not root.is_dir():
+        raise DataError(f"Image folder {root} does not exist: choose a folder with one subfolder per class.")
+    name = f"Image folder {root.name}"
+    has_test = (root / "train").is_dir() and (root / "test").is_dir()
+    classes, paths, labels = _list_image_folder(root / "train" if has_test else root)
+    test_paths, test_labels = ([], [])
+    if has_test:
+        _, test_paths, test_labels = _list_image_folder(root / "test", classes)
+    size, gray = config.image_size, config.grayscale
+    if config.stream:
+        return _stream_image_folder(config, name, classes, paths, labels, test_paths, test_labels, progress)
+
+    def decode() -> dict:
+        x = _decode_images(paths, size, gray, _scaled(progress, 0.0, 0.8 if has_test else 0.95), name)
+        test_x = _decode_images(test_paths, size, gray, _scaled(progress, 0.8, 0.95), name) if has_test else x[:0]
+        return {"train_x": x, "train_y": torch.tensor(labels, dtype=torch.int64), "test_x": test_x,
+                "test_y": torch.tensor(test_labels, dtype=torch.int64), "classes": classes}
+
+    parts = _cached("folder", root, paths + test_paths, {"size": size, "grayscale": gray}, decode, progress)
+    decoded = _Decoded(name, parts["train_x"], parts["train_y"], parts["classes"], "classification",
+                       parts["test_x"] if has_test else None, parts["test_y"] if has_test else None)
+    return _assemble(decoded, config)
+
+
+def _stream_image_folder(config: DataConfig, name: str, classes: list[str], paths: list[Path], labels: list[int],
+                         test_paths: list[Path], test_labels: list[int], progress: Progress) -> DataBundle:
+    """Training images stay on disk (an ImageFileDataset); validation and test are decoded into tensors.
+
+    Normalisation statistics come from up to STREAM_STATS_SAMPLES training images (seeded choice).
+    """
+    task = _resolve_task(name, "classification", config.task)
+    train_idx, val_idx = _split_indices(len(paths), config.val_fraction, config.limit, config.seed, name)
+    size, gray = config.image_size, config.grayscale
+
+    def images(indices: list[int], source: list[Path], start: float, stop: float) -> torch.Tensor:
+        return _images_to_float(_decode_images([source[i] for i in indices], size, gray,
+                                               _scaled(progress, start, stop), name))
+
+    val_x = images(val_idx.tolist(), paths, 0.0, 0.4)
+    test_x = images(list(range(len(test_paths))), test_paths, 0.4, 0.8)
+    mean = std = None
+    if config.normalize and task != "reconstruction":
+        pick = torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(config.seed))
+        mean, std = _statistics(images(train_idx[pick[:STREAM_STATS_SAMPLES]].tolist(), paths, 0.8, 0.95))
+        val_x, test_x = _normalise(val_x, mean, std), _normalise(test_x, mean, std)
+    reconstruction = task == "reconstruction"
+    val_y = val_x if reconstruction else torch.tensor(labels, dtype=torch.int64)[val_idx]
+    test_y = test_x if reconstruction else torch.tensor(test_labels, dtype=torch.int64)
+    train = ImageFileDataset([paths[i] for i in train_idx], [labels[i] for i in train_idx], size, gray,
+                             mean, std, reconstruction)
+    channels = 1 if gray else 3
+    empty_x = torch.empty(0, channels, size, size)
+    return DataBundle(
+        name=name, task=task, input_shape=(channels, size, size),
+        num_classes=None if reconstruction else len(classes), class_names=[] if reconstruction else classes,
+        train_x=empty_x, train_y=empty_x if reconstruction else torch.empty(0, dtype=torch.int64),
+        val_x=val_x, val_y=val_y, test_x=test_x, test_y=test_y, mean=mean, std=std,
+        augment=Augment(config.augment_crop_padding, config.augment_hflip), train_dataset=train)
+
+
+# --------------------------------------------------------------------------- CSV tables
+
+def _load_csv(config: DataConfig, progress: Progress) -> DataBundle:
+    """Numeric feature columns plus label column(s); classification or regression (see ``_csv_targets``)."""
+    path = _root(config)
+    if not path.is_file():
+        raise DataError(f"CSV file {path} does not exist: choose a .csv file with a header row.")
+    progress(0.0, f"Reading {path.name}")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            header = [cell.strip() for cell in next(reader, [])]
+            rows, lines = [], []
+            for row in reader:
+                if any(cell.strip() for cell in row):
+                    rows.append(row)
+                    lines.append(reader.line_num)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"Cannot read {path} as CSV text ({exc}): save it as UTF-8 CSV.") from exc
+
+    name = f"CSV {path.name}"
+    if not header:
+        raise DataError(f"{path.name} is empty: it needs a header row naming the columns, then one row per sample.")
+    duplicate = next((c for i, c in enumerate(header) if c in header[:i]), None)
+    if duplicate is not None:
+        raise DataError(f"{path.name} line 1: column name {duplicate!r} appears twice: give each column its own name.")
+    targets = [column.strip() for column in config.label_column.split(",")]
+    absent = [column for column in targets if column not in header]
+    if absent:
+        raise DataError(f"{path.name} has no column {absent[0]!r} (its columns are {', '.join(header)}): "
+                        f"set the label column to the one holding the targets.")
+    if not rows:
+        raise DataError(f"{path.name} has a header but no data rows: add one row per sample.")
+    for row, line in zip(rows, lines):
+        if len(row) != len(header):
+            raise DataError(f"{path.name} line {line}: {len(row)} cells, but the header has {len(header)} columns: "
+                            f"fix that row.")
+
+    target_idx = [header.index(column) for column in targets]
+    feature_idx = [i for i in range(len(header)) if i not in target_idx]
+    if not feature_idx:
+        raise DataError(f"{path.name} has no feature columns besides {config.label_column!r}: add input columns.")
+    features = _numeric_columns(rows, lines, feature_idx, header, path.name)
+    x = torch.from_numpy(features.astype(np.float32))
+    if config.task == "reconstruction":      # the target is the input: the label column is not read
+        y, classes, task = torch.zeros(len(x), 1), [], "regression"
+    else:
+        y, classes, task = _csv_targets(rows, lines, target_idx, header, path.name, config.task)
+    return _assemble(_Decoded(name, x, y, classes, task), config)
+
+
+def _numeric_columns(rows: list[list[str]], lines: list[int], columns: list[int], header: list[str],
+                     file_name: str) -> np.ndarray:
+    """The given columns as float64 (N, k); DataError naming line and column of the first bad cell."""
+    try:
+        values = np.array([[row[i] for i in columns] for row in rows], dtype=np.float64)
+        if np.isfinite(values).all():
+            return values
+    except ValueError:
+        pass
+    for row, line in zip(rows, lines):
+        for i in columns:
+            try:
+                ok = math.isfinite(float(row[i]))
+            except ValueError:
+                ok = False
+            if not ok:
+                raise DataError(f"{file_name} line {line}, column {header[i]!r} (column {i + 1}): {row[i]!r} is not "
+                                f"a number: fix or remove that row.")
+    raise DataError(f"{file_name} holds values that are not numbers: check its cells.")  # not reached
+
+
+def _csv_targets(rows: list[list[str]], lines: list[int], target_idx: list[int], header: list[str], file_name: str,
+                 requested: str) -> tuple[torch.Tensor, list[str], str]:
+    """Class indices with names, or float targets: classification for non-numeric labels or whole numbers
+    with at most MAX_INTEGER_CLASSES distinct values, otherwise regression; ``requested`` overrides."""
+    texts = [[row[i].strip() for i in target_idx] for row in rows]
+    try:
+        numbers = np.array(texts, dtype=np.float64)
+        numeric = bool(np.isfinite(numbers).all())
+    except ValueError:
+        numbers, numeric = None, False
+
+    if requested == "regression" or (requested == "auto" and len(target_idx) > 1):
+        if not numeric:
+            _numeric_columns(rows, lines, target_idx, header, file_name)      # names the bad cell
+        return torch.from_numpy(numbers.astype(np.float32)), [], "regression"
+    if requested == "auto" and numeric:
+        distinct = np.unique(numbers)
+        if not (np.all(distinct == np.round(distinct)) and len(distinct) <= MAX_INTEGER_CLASSES):
+            return torch.from_numpy(numbers.astype(np.float32)), [], "regression"
+    if len(target_idx) > 1:
+        raise DataError(f"{file_name}: classification takes one label column, not {len(target_idx)}: "
+                        f"name a single label column or choose regression.")
+    if numeric:
+        keys = [float(v) for v in numbers[:, 0]]
+        distinct = sorted(set(keys))
+        names = [str(int(v)) if v == int(v) else repr(v) for v in distinct]
+    else:
+        keys = [t[0] for t in texts]
+        distinct = sorted(set(keys))
+        names = list(distinct)
+    index = {key: i for i, key in enumerate(distinct)}
+    return torch.tensor([index[key] for key in keys], dtype=torch.int64), names, "classification"
+
+
+# --------------------------------------------------------------------------- synthetic regression
+
+def _load_synthetic_regression(config: DataConfig, progress: Progress) -> DataBundle:
+    """y = Xw + b + noise with X ~ N(0, 1) (D2L 3.2), seeded; never normalised so w and b stay recoverable."""
+    generator = torch.Generator().manual_seed(config.seed)
+    w = torch.tensor(config.weights, dtype=torch.float32)
+    x = torch.randn(config.samples, len(w), generator=generator)
+    y = x @ w + config.bias + config.noise * torch.randn(config.samples, generator=generator)
+    decoded = _Decoded("Synthetic regression", x, y.reshape(-1, 1), [], "regression", normalize=False)
+    return _assemble(decoded, config)
