@@ -1,0 +1,309 @@
+"""Live training plots: loss, accuracy (or the regression metric) and learning rate.
+
+Each curve is one ``PlotDataItem`` created once per run; events only append to
+numpy buffers and mark the run dirty, and a ~10 Hz timer pushes dirty buffers
+with ``setData``. Previous runs of the session stay on the plots, dimmed, with
+one legend entry each, so two runs can be compared.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+REFRESH_MS = 100
+EMA_BETA = 0.9  # smoothing of the batch loss (debiased, as TensorBoard does)
+
+CURRENT_COLORS = {
+    "batch": (90, 120, 200, 70),
+    "ema": (40, 80, 200),
+    "train": (230, 120, 20),
+    "val": (20, 150, 70),
+    "lr": (140, 60, 170),
+}
+
+
+class Series:
+    """Growable x/y float buffers; ``x``/``y`` are views of the filled part."""
+
+    def __init__(self, capacity: int = 256):
+        self._x = np.empty(capacity)
+        self._y = np.empty(capacity)
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def x(self) -> np.ndarray:
+        return self._x[: self._n]
+
+    @property
+    def y(self) -> np.ndarray:
+        return self._y[: self._n]
+
+    def extend(self, xs, ys) -> None:
+        xs = np.asarray(xs, dtype=float)
+        ys = np.asarray(ys, dtype=float)
+        needed = self._n + len(xs)
+        if needed > len(self._x):
+            capacity = max(needed, 2 * len(self._x))
+            self._x = np.resize(self._x, capacity)
+            self._y = np.resize(self._y, capacity)
+        self._x[self._n:needed] = xs
+        self._y[self._n:needed] = ys
+        self._n = needed
+
+
+def _finite_or_nan(value) -> float:
+    return float("nan") if value is None else float(value)
+
+
+class RunCurves:
+    """The curves of one run on the three plots, fed by engine events."""
+
+    SERIES = ("batch", "ema", "train_loss", "val_loss", "train_metric", "val_metric", "lr")
+
+    def __init__(self, plots: "TrainingPlots", number: int, label: str, task: str):
+        self.number = number
+        self.label = label
+        self.task = task
+        self.series = {name: Series() for name in self.SERIES}
+        self._ema = 0.0
+        self._ema_count = 0
+        self._dirty = False
+        self._plots = plots
+        batch_pen = pg.mkPen(CURRENT_COLORS["batch"], width=1)
+        self.items = {
+            "batch": plots.loss_plot.plot(pen=batch_pen, name="batch loss"),
+            "ema": plots.loss_plot.plot(pen=pg.mkPen(CURRENT_COLORS["ema"], width=2), name="smoothed"),
+            "train_loss": self._epoch_curve(plots.loss_plot, "train", "train (epoch)"),
+            "val_loss": self._epoch_curve(plots.loss_plot, "val", "validation (epoch)"),
+            "train_metric": self._epoch_curve(plots.metric_plot, "train", "train"),
+            "val_metric": self._epoch_curve(plots.metric_plot, "val", "validation"),
+            "lr": plots.lr_plot.plot(pen=pg.mkPen(CURRENT_COLORS["lr"], width=2), name="learning rate"),
+        }
+
+    @staticmethod
+    def _epoch_curve(plot: pg.PlotItem, color: str, name: str) -> pg.PlotDataItem:
+        rgb = CURRENT_COLORS[color]
+        return plot.plot(pen=pg.mkPen(rgb, width=2), symbol="o", symbolSize=6, symbolBrush=rgb,
+                         symbolPen=None, name=name)
+
+    # -- feeding
+    def add_history(self, history: dict, steps_per_epoch: int) -> None:
+        """Seed the per-epoch curves from a checkpoint's history (a resumed run)."""
+        count = len(history.get("train_loss", []))
+        epochs = np.arange(1, count + 1)
+        for key in ("train_loss", "val_loss"):
+            values = [_finite_or_nan(v) for v in history.get(key, [])][:count]
+            self.series[key].extend(epochs[: len(values)], values)
+        for key, name in (("train_acc", "train_metric"), ("val_acc", "val_metric")):
+            values = [_finite_or_nan(v) for v in history.get(key, [])][:count]
+            self.series[name].extend(epochs[: len(values)], self._metric_values(values, history, key))
+        lrs = [_finite_or_nan(v) for v in history.get("lr", [])][:count]
+        self.series["lr"].extend(epochs[: len(lrs)] * max(steps_per_epoch, 1), lrs)
+        self._dirty = True
+
+    def _metric_values(self, values, history, key):
+        if self.task == "classification":
+            return [100.0 * v for v in values]
+        loss_key = "val_loss" if key.startswith("val") else "train_loss"
+        return [_finite_or_nan(v) for v in history.get(loss_key, [])][: len(values)]
+
+    def add_batch(self, event) -> None:
+        losses = [_finite_or_nan(v) for v in event.losses]
+        if not losses:
+            return
+        per_epoch = max(event.steps_per_epoch, 1)
+        steps = np.arange(event.global_step - len(losses) + 1, event.global_step + 1)
+        self.series["batch"].extend(steps / per_epoch, losses)
+        ema_values = []
+        for loss in losses:
+            if math.isfinite(loss):
+                self._ema = EMA_BETA * self._ema + (1 - EMA_BETA) * loss
+                self._ema_count += 1
+            ema_values.append(self._ema / (1 - EMA_BETA ** self._ema_count) if self._ema_count else float("nan"))
+        self.series["ema"].extend(steps / per_epoch, ema_values)
+        self.series["lr"].extend([event.global_step], [event.lr])
+        self._dirty = True
+
+    def add_epoch(self, event) -> None:
+        x = [event.epoch]
+        self.series["train_loss"].extend(x, [_finite_or_nan(event.train_loss)])
+        self.series["val_loss"].extend(x, [_finite_or_nan(event.val_loss)])
+        if self.task == "classification":
+            train = None if event.train_acc is None else 100.0 * event.train_acc
+            val = None if event.val_acc is None else 100.0 * event.val_acc
+        else:
+            train, val = event.train_loss, event.val_loss
+        self.series["train_metric"].extend(x, [_finite_or_nan(train)])
+        self.series["val_metric"].extend(x, [_finite_or_nan(val)])
+        self._dirty = True
+
+    # -- drawing
+    def flush(self) -> None:
+        if not self._dirty:
+            return
+        for name, item in self.items.items():
+            series = self.series[name]
+            item.setData(series.x, series.y)
+        self._dirty = False
+
+    def dim(self) -> None:
+        """Turn into a previous run: one faint colour, one legend entry per plot."""
+        color = pg.intColor(self.number - 1, hues=8, alpha=150)
+        for name, item in self.items.items():
+            for legend in self._plots.legends:
+                legend.removeItem(item)
+            if name == "batch":
+                item.setVisible(False)
+                continue
+            item.setPen(pg.mkPen(color, width=1.5, style=Qt.DashLine if "train" in name else Qt.SolidLine))
+            if item.opts.get("symbol"):
+                item.setSymbolBrush(color)
+                item.setSymbolSize(4)
+        title = f"run {self.number}: {self.label}"
+        self._plots.loss_legend.addItem(self.items["ema"], title)
+        self._plots.metric_legend.addItem(self.items["val_metric"], title)
+
+    def remove(self) -> None:
+        for name, item in self.items.items():
+            self._plots.plot_of(name).removeItem(item)
+
+    def point_counts(self) -> dict[str, int]:
+        return {name: len(series) for name, series in self.series.items()}
+
+
+class TrainingPlots(QWidget):
+    """Three linked-in-time plots with a Clear button for previous runs."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.runs: list[RunCurves] = []
+        self.running = False
+        palette = self.palette()
+        background = palette.color(QPalette.Base)
+        foreground = palette.color(QPalette.Text)
+        self._foreground = foreground
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.setBackground(background)
+        self.loss_plot = self._make_plot("Loss", "epoch", foreground, row=0, col=0, colspan=2)
+        self.metric_plot = self._make_plot("Accuracy", "epoch", foreground, row=1, col=0)
+        self.lr_plot = self._make_plot("Learning rate", "step", foreground, row=1, col=1)
+        self.metric_plot.setLabel("left", "%")
+        self.loss_legend = self.loss_plot.addLegend(offset=(-10, 10), labelTextColor=foreground)
+        self.metric_legend = self.metric_plot.addLegend(offset=(-10, -10), labelTextColor=foreground)
+        self.lr_legend = self.lr_plot.addLegend(offset=(-10, 10), labelTextColor=foreground)
+        self.legends = (self.loss_legend, self.metric_legend, self.lr_legend)
+        for legend in self.legends:
+            legend.setBrush(QColor(background.red(), background.green(), background.blue(), 200))
+
+        self.clear_button = QPushButton("Clear previous runs")
+        self.clear_button.setToolTip("Remove the dimmed curves of earlier runs from the plots")
+        self.clear_button.clicked.connect(self.clear)
+        self.auto_button = QPushButton("Auto-range")
+        self.auto_button.setToolTip("Fit every plot to its data again after zooming (mouse wheel) or panning (drag)")
+        self.auto_button.clicked.connect(self.auto_range)
+        hint = QLabel("Wheel: zoom · drag: pan · right-click: more")
+        hint.setEnabled(False)
+        buttons = QHBoxLayout()
+        buttons.addWidget(hint)
+        buttons.addStretch(1)
+        buttons.addWidget(self.auto_button)
+        buttons.addWidget(self.clear_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.graphics, 1)
+        layout.addLayout(buttons)
+
+        self.timer = QTimer(self)
+        self.timer.setInterval(REFRESH_MS)
+        self.timer.timeout.connect(self.flush)
+        self._update_clear_button()
+
+    def _make_plot(self, title: str, x_label: str, foreground: QColor, **position) -> pg.PlotItem:
+        plot = self.graphics.addPlot(**position)
+        plot.setTitle(title, color=foreground.name())
+        plot.setLabel("bottom", x_label)
+        plot.showGrid(x=True, y=True, alpha=0.25)
+        plot.setClipToView(True)
+        plot.setDownsampling(auto=True, mode="peak")
+        for axis in ("left", "bottom"):
+            plot.getAxis(axis).setPen(foreground)
+            plot.getAxis(axis).setTextPen(foreground)
+        return plot
+
+    def plot_of(self, series_name: str) -> pg.PlotItem:
+        if series_name == "lr":
+            return self.lr_plot
+        return self.metric_plot if "metric" in series_name else self.loss_plot
+
+    @property
+    def current(self) -> RunCurves | None:
+        return self.runs[-1] if self.runs else None
+
+    def begin_run(self, label: str, task: str, history: dict | None = None, steps_per_epoch: int = 1) -> RunCurves:
+        """Dim the previous run and start fresh curves; ``history`` seeds a resumed run's epochs."""
+        if self.current is not None:
+            self.current.flush()
+            self.current.dim()
+        number = self.runs[-1].number + 1 if self.runs else 1
+        run = RunCurves(self, number, label, task)
+        self.runs.append(run)
+        classification = task == "classification"
+        self.metric_plot.setTitle("Accuracy" if classification else "Loss per epoch (regression metric)",
+                                  color=self._foreground.name())
+        self.metric_plot.setLabel("left", "%" if classification else "loss")
+        if history:
+            run.add_history(history, steps_per_epoch)
+        self.running = True
+        self.timer.start()
+        self._update_clear_button()
+        return run
+
+    def continue_run(self) -> RunCurves | None:
+        """Keep feeding the current run's curves (resuming the run shown)."""
+        self.running = self.current is not None
+        if self.running:
+            self.timer.start()
+        return self.current
+
+    def add_batch(self, event) -> None:
+        if self.current is not None:
+            self.current.add_batch(event)
+
+    def add_epoch(self, event) -> None:
+        if self.current is not None:
+            self.current.add_epoch(event)
+
+    def end_run(self) -> None:
+        self.running = False
+        self.timer.stop()
+        self.flush()
+        self._update_clear_button()
+
+    def flush(self) -> None:
+        for run in self.runs:
+            run.flush()
+
+    def clear(self) -> None:
+        """Remove previous runs (and the last one too when nothing is running)."""
+        keep = [self.current] if self.running and self.current else []
+        for run in self.runs:
+            if run not in keep:
+                run.remove()
+        self.runs = keep
+        self._update_clear_button()
+
+    def auto_range(self) -> None:
+        for plot in (self.loss_plot, self.metric_plot, self.lr_plot):
+            plot.enableAutoRange()
+
+    def _update_clear_button(self) -> None:
+        removable = len(self.runs) - (1 if self.running else 0)
+        self.clear_button.setEnabled(removable > 0)
