@@ -1,0 +1,356 @@
+"""Settings forms generated from field tables: the run settings (TrainConfig) and the data choice (DataConfig).
+
+A form edits a plain dict (the document extra "training" or "data"); each
+field knows its widget, its range and when it matters (e.g. momentum only for
+SGD and RMSprop), so irrelevant rows are hidden rather than ignored.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QValidator
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+                               QLineEdit, QPushButton, QSpinBox, QWidget)
+
+
+class SciSpinBox(QDoubleSpinBox):
+    """A float spin box that shows 1e-3 or 0.9 as typed, and steps a learning rate by factors of 10."""
+
+    def __init__(self, minimum: float, maximum: float, log_steps: bool = False, parent=None):
+        super().__init__(parent)
+        self.setDecimals(12)
+        self.setRange(minimum, maximum)
+        self._log_steps = log_steps
+        if not log_steps:
+            self.setStepType(QDoubleSpinBox.AdaptiveDecimalStepType)
+
+    def textFromValue(self, value: float) -> str:  # noqa: N802 - Qt's name
+        return f"{value:.6g}"
+
+    def valueFromText(self, text: str) -> float:  # noqa: N802 - Qt's name
+        try:
+            return float(text)
+        except ValueError:
+            return self.value()
+
+    def validate(self, text: str, pos: int):
+        try:
+            value = float(text)
+        except ValueError:
+            return QValidator.Intermediate, text, pos
+        ok = self.minimum() <= value <= self.maximum() and math.isfinite(value)
+        return (QValidator.Acceptable if ok else QValidator.Intermediate), text, pos
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802 - Qt's name
+        if self._log_steps and self.value() > 0:
+            self.setValue(self.value() * 10.0 ** steps)
+        else:
+            super().stepBy(steps)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One row of a settings form.
+
+    kind: choice | int | float | lr | bool | text | path | floats | device.
+    ``when(values)`` says whether the row matters for the current values.
+    """
+
+    key: str
+    label: str
+    kind: str
+    help: str = ""
+    choices: tuple[tuple[str, object], ...] = ()
+    minimum: float = 0
+    maximum: float = 1e9
+    when: Callable[[dict], bool] = field(default=lambda values: True)
+    section: str = ""
+
+
+def device_choices() -> tuple[tuple[str, str], ...]:
+    """What torch finds here: auto, each CUDA device with its name, MPS, CPU."""
+    import torch
+
+    choices = [("Auto (best available)", "auto")]
+    if torch.cuda.is_available():
+        for index in range(torch.cuda.device_count()):
+            choices.append((f"CUDA {index}: {torch.cuda.get_device_name(index)}", f"cuda:{index}"))
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        choices.append(("Apple GPU (MPS)", "mps"))
+    choices.append(("CPU", "cpu"))
+    return tuple(choices)
+
+
+def _is(key: str, *values) -> Callable[[dict], bool]:
+    return lambda v: v.get(key) in values
+
+
+def _flag(key: str) -> Callable[[dict], bool]:
+    return lambda v: bool(v.get(key))
+
+
+def _choices(*names: str, labels: dict | None = None) -> tuple[tuple[str, str], ...]:
+    labels = labels or {}
+    return tuple((labels.get(n, n), n) for n in names)
+
+
+TORCHVISION_SOURCES = ("mnist", "fashion-mnist", "cifar10")
+IMAGE_SOURCES = ("mnist-sample", *TORCHVISION_SOURCES, "folder")
+
+DATA_FIELDS = (
+    Field("source", "Dataset", "choice", "Where the samples come from", choices=(
+        ("MNIST sample (bundled)", "mnist-sample"), ("MNIST", "mnist"), ("FashionMNIST", "fashion-mnist"),
+        ("CIFAR-10", "cifar10"), ("Image folder", "folder"), ("CSV file", "csv"),
+        ("Synthetic regression", "synthetic-regression"))),
+    Field("root", "Folder", "path", "Folder holding (or receiving) the dataset files",
+          when=_is("source", *TORCHVISION_SOURCES, "folder")),
+    Field("root", "CSV file", "path", "A CSV table: numeric feature columns and a label column",
+          when=_is("source", "csv")),
+    Field("download", "Download if missing", "bool", "Fetch the dataset into the folder when it is not there",
+          when=_is("source", *TORCHVISION_SOURCES)),
+    Field("label_column", "Label column", "text", "Name of the CSV column holding the target",
+          when=_is("source", "csv")),
+    Field("image_size", "Image size", "int", "Images are resized to this many pixels per side",
+          minimum=4, maximum=1024, when=_is("source", *TORCHVISION_SOURCES, "folder")),
+    Field("grayscale", "Grayscale", "bool", "Convert images to one channel", when=_is("source", "folder")),
+    Field("weights", "True weights w", "floats", "y = Xw + b + noise: one weight per feature, e.g. 2, -3.4",
+          when=_is("source", "synthetic-regression")),
+    Field("bias", "True bias b", "float", "", minimum=-1e6, maximum=1e6, when=_is("source", "synthetic-regression")),
+    Field("samples", "Samples", "int", "", minimum=10, maximum=10_000_000, when=_is("source", "synthetic-regression")),
+    Field("noise", "Noise std", "float", "", minimum=0, maximum=1e6, when=_is("source", "synthetic-regression")),
+    Field("task", "Task", "choice", "What the network learns (auto: from the dataset)",
+          choices=_choices("auto", "classification", "regression", "reconstruction",
+                           labels={"auto": "Auto (from the data)", "reconstruction": "reconstruction (autoencoder)"})),
+    Field("val_fraction", "Validation fraction", "float", "Share of the training samples held out for validation",
+          maximum=0.9),
+    Field("limit", "Use at most", "int", "Training samples to use (0 = all): quick trials", maximum=100_000_000),
+    Field("normalize", "Normalise", "bool", "Scale inputs by the training set's mean and std"),
+    Field("augment_crop_padding", "Random crop padding", "int", "Pad and randomly crop back each batch (0 = off)",
+          maximum=64, when=_is("source", *IMAGE_SOURCES)),
+    Field("augment_hflip", "Random horizontal flip", "bool", "", when=_is("source", *IMAGE_SOURCES)),
+    Field("stream", "Stream from disk", "bool", "Read training images lazily (for folders too big for memory)",
+          when=_is("source", "folder")),
+    Field("seed", "Split seed", "int", "Seed of the train/validation split", maximum=2**31 - 1),
+)
+
+MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
+TRAIN_FIELDS = (
+    Field("optimizer", "Optimizer", "choice", "", section="Optimizer", choices=_choices(
+        "sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax",
+        labels={"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "adagrad": "Adagrad",
+                "adadelta": "Adadelta", "adamax": "Adamax"})),
+    Field("lr", "Learning rate", "lr", "Step size; arrows multiply or divide by 10", minimum=1e-8, maximum=1e6),
+    Field("momentum", "Momentum", "float", "", maximum=0.999, when=_is("optimizer", *MOMENTUM_OPTIMIZERS)),
+    Field("nesterov", "Nesterov", "bool", "", when=_is("optimizer", "sgd")),
+    Field("amsgrad", "AMSGrad", "bool", "", when=_is("optimizer", "adam", "adamw")),
+    Field("weight_decay", "Weight decay", "float", "Decoupled for AdamW, L2 for the others", maximum=1),
+    Field("loss", "Loss", "choice", "auto: cross-entropy for classes, MSE for regression", section="Loss",
+          choices=_choices("auto", "cross_entropy", "nll", "mse", "l1", "smooth_l1", "bce_with_logits", "bce",
+                           labels={"auto": "Auto (from the task)", "cross_entropy": "Cross-entropy", "nll": "NLL",
+                                   "mse": "MSE", "l1": "L1", "smooth_l1": "Smooth L1",
+                                   "bce_with_logits": "BCE with logits", "bce": "BCE"})),
+    Field("label_smoothing", "Label smoothing", "float", "", maximum=0.99, when=_is("loss", "auto", "cross_entropy")),
+    Field("smooth_l1_beta", "Smooth L1 beta", "float", "", maximum=1e6, when=_is("loss", "smooth_l1")),
+    Field("schedule", "Schedule", "choice", "How the learning rate changes over the run", section="Schedule",
+          choices=_choices("none", "step", "cosine", "one_cycle", "plateau",
+                           labels={"none": "Constant", "step": "Step decay", "cosine": "Cosine",
+                                   "one_cycle": "One-cycle", "plateau": "Reduce on plateau"})),
+    Field("step_size", "Step every (epochs)", "int", "", minimum=1, maximum=10_000, when=_is("schedule", "step")),
+    Field("gamma", "Decay factor", "float", "Multiplies the learning rate at each cut", minimum=1e-6, maximum=1,
+          when=_is("schedule", "step", "plateau")),
+    Field("plateau_patience", "Plateau patience", "int", "Epochs without improvement before a cut",
+          maximum=10_000, when=_is("schedule", "plateau")),
+    Field("warmup_epochs", "Warm-up epochs", "int", "Linear warm-up from a small learning rate", maximum=10_000),
+    Field("epochs", "Epochs", "int", "", section="Run", minimum=1, maximum=100_000),
+    Field("batch_size", "Batch size", "int", "", minimum=1, maximum=1_000_000),
+    Field("seed", "Seed", "int", "Same seed, same data, CPU: identical losses", maximum=2**31 - 1),
+    Field("init", "Weight init", "choice", "", choices=_choices(
+        "default", "xavier", "kaiming", "normal", "constant", labels={"default": "PyTorch default"})),
+    Field("init_std", "Init std", "float", "", minimum=1e-8, maximum=1000, when=_is("init", "normal")),
+    Field("init_value", "Init value", "float", "", minimum=-100, maximum=100, when=_is("init", "constant")),
+    Field("l1", "L1 penalty", "float", "", section="Regularisation", maximum=10),
+    Field("l2", "L2 penalty", "float", "", maximum=10),
+    Field("grad_clip", "Gradient clip", "float", "Max gradient norm (0 = off)", maximum=1e6),
+    Field("device", "Device", "device", "Where the tensors live", section="Hardware"),
+    Field("amp", "Mixed precision", "choice", "", choices=_choices(
+        "off", "bf16", "fp16", labels={"off": "Off (float32)", "bf16": "bfloat16", "fp16": "float16 + GradScaler"})),
+    Field("channels_last", "channels_last", "bool", "Memory format that suits convolutions on GPUs"),
+    Field("compile", "torch.compile", "bool", "Compile the model first (slow start, faster steps)"),
+    Field("early_stopping", "Early stopping", "bool", "", section="Early stopping"),
+    Field("early_stopping_metric", "Watch", "choice", "", choices=(
+        ("validation loss", "val_loss"), ("validation accuracy", "val_acc"), ("training loss", "train_loss"),
+        ("training accuracy", "train_acc")),
+          when=_flag("early_stopping")),
+    Field("patience", "Patience (epochs)", "int", "", minimum=1, maximum=10_000, when=_flag("early_stopping")),
+    Field("min_delta", "Min improvement", "float", "", maximum=1e6, when=_flag("early_stopping")),
+    Field("restore_best", "Restore best weights", "bool", "", when=_flag("early_stopping")),
+)
+
+
+class PathEdit(QWidget):
+    """A line edit with a Browse… button (a folder or a file)."""
+
+    textChanged = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.edit = QLineEdit()
+        self.edit.setPlaceholderText("choose…")
+        self.button = QPushButton("Browse…")
+        self.pick_file = False
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.edit, 1)
+        layout.addWidget(self.button)
+        self.button.clicked.connect(self._browse)
+        self.edit.textChanged.connect(self.textChanged)
+
+    def _browse(self) -> None:
+        if self.pick_file:
+            path, _ = QFileDialog.getOpenFileName(self, "Choose a CSV file", self.edit.text(), "CSV (*.csv);;All (*)")
+        else:
+            path = QFileDialog.getExistingDirectory(self, "Choose a folder", self.edit.text())
+        if path:
+            self.edit.setText(path)
+
+
+class ConfigForm(QWidget):
+    """Edits a settings dict through a field table; emits ``edited(dict)`` with every user change."""
+
+    edited = Signal(dict)
+
+    def __init__(self, fields: tuple[Field, ...], defaults: dict, parent=None):
+        super().__init__(parent)
+        self.fields = fields
+        self.defaults = dict(defaults)
+        self._values = dict(defaults)
+        self._loading = False
+        self.layout_ = QFormLayout(self)
+        self.layout_.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+        self.layout_.setContentsMargins(0, 0, 0, 0)
+        self.widgets: list[tuple[Field, QWidget]] = []
+        self._section_rows: dict[str, QLabel] = {}
+        for f in fields:
+            if f.section:
+                title = QLabel(f"<b>{f.section}</b>")
+                self.layout_.addRow(title)
+                self._section_rows[f.section] = title
+            widget = self._make_widget(f)
+            widget.setToolTip(f.help)
+            label = QLabel(f.label)
+            label.setToolTip(f.help)
+            self.layout_.addRow(label, widget)
+            self.widgets.append((f, widget))
+        self.set_values(defaults)
+
+    # -- widgets
+    def _make_widget(self, f: Field) -> QWidget:
+        if f.kind in ("choice", "device"):
+            widget = QComboBox()
+            for label, value in (device_choices() if f.kind == "device" else f.choices):
+                widget.addItem(label, value)
+            widget.currentIndexChanged.connect(lambda _i, f=f, w=widget: self._user_set(f, w.currentData()))
+        elif f.kind == "int":
+            widget = QSpinBox()
+            widget.setRange(int(f.minimum), int(min(f.maximum, 2**31 - 1)))
+            widget.setGroupSeparatorShown(True)
+            widget.valueChanged.connect(lambda v, f=f: self._user_set(f, int(v)))
+        elif f.kind in ("float", "lr"):
+            widget = SciSpinBox(f.minimum, f.maximum, log_steps=f.kind == "lr")
+            widget.valueChanged.connect(lambda v, f=f: self._user_set(f, float(v)))
+        elif f.kind == "bool":
+            widget = QCheckBox()
+            widget.toggled.connect(lambda v, f=f: self._user_set(f, bool(v)))
+        elif f.kind == "path":
+            widget = PathEdit()
+            widget.pick_file = f.label.lower().startswith("csv")
+            widget.textChanged.connect(lambda v, f=f: self._user_set(f, v))
+        elif f.kind == "text":
+            widget = QLineEdit()
+            widget.textChanged.connect(lambda v, f=f: self._user_set(f, v))
+        elif f.kind == "floats":
+            widget = QLineEdit()
+            widget.textChanged.connect(lambda v, f=f: self._user_set_floats(f, v))
+        else:
+            raise AssertionError(f.kind)
+        return widget
+
+    def _show_value(self, f: Field, widget: QWidget, value) -> None:
+        if f.kind in ("choice", "device"):
+            index = widget.findData(value)
+            if index < 0:  # a saved value this machine does not offer (e.g. cuda:1): keep it visible
+                widget.addItem(f"{value} (not available here)", value)
+                index = widget.count() - 1
+            widget.setCurrentIndex(index)
+        elif f.kind in ("int", "float", "lr"):
+            widget.setValue(value)
+        elif f.kind == "bool":
+            widget.setChecked(bool(value))
+        elif f.kind == "path":
+            widget.edit.setText(str(value))
+        elif f.kind == "text":
+            widget.setText(str(value))
+        elif f.kind == "floats":
+            if _parse_floats(widget.text()) != tuple(value):
+                widget.setText(", ".join(f"{v:g}" for v in value))
+
+    # -- values
+    def values(self) -> dict:
+        return dict(self._values)
+
+    def set_values(self, values: dict) -> None:
+        """Show ``values`` (missing keys take the defaults) without emitting ``edited``."""
+        self._values = {**self.defaults, **(values or {})}
+        self._loading = True
+        try:
+            for f, widget in self.widgets:
+                if f.key in self._values:
+                    self._show_value(f, widget, self._values[f.key])
+        finally:
+            self._loading = False
+        self._update_visibility()
+
+    def widget(self, key: str) -> QWidget:
+        """The (visible, when several share the key) widget editing ``key``."""
+        candidates = [w for f, w in self.widgets if f.key == key]
+        visible = [w for f, w in self.widgets if f.key == key and f.when(self._values)]
+        return (visible or candidates)[0]
+
+    def _user_set(self, f: Field, value) -> None:
+        if self._loading or self._values.get(f.key) == value:
+            return
+        self._values[f.key] = value
+        self._sync_twins(f, value)
+        self._update_visibility()
+        self.edited.emit(self.values())
+
+    def _user_set_floats(self, f: Field, text: str) -> None:
+        parsed = _parse_floats(text)
+        if parsed is not None:
+            self._user_set(f, list(parsed))
+
+    def _sync_twins(self, changed: Field, value) -> None:
+        """Rows sharing a key (the root as folder or as CSV file) show the same value."""
+        self._loading = True
+        try:
+            for f, widget in self.widgets:
+                if f.key == changed.key and f is not changed:
+                    self._show_value(f, widget, value)
+        finally:
+            self._loading = False
+
+    def _update_visibility(self) -> None:
+        for f, widget in self.widgets:
+            self.layout_.setRowVisible(widget, f.when(self._values))
+
+
+def _parse_floats(text: str) -> tuple[float, ...] | None:
+    try:
+        values = tuple(float(part) for part in text.replace(";", ",").split(",") if part.strip())
+    except ValueError:
+        return None
+    return values if values and all(math.isfinite(v) for v in values) else None
