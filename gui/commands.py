@@ -1,0 +1,131 @@
+"""Undo commands: each edit of the design, reversible, calling DesignDocument.apply_*.
+
+A burst of changes to one value (spin-box steps, typing "120") merges into
+one undo step: commands with the same merge key made within
+``MERGE_WINDOW_S`` of each other become one.
+"""
+from __future__ import annotations
+
+import time
+
+from PySide6.QtGui import QUndoCommand
+
+MERGE_WINDOW_S = 1.5
+SET_PARAM_ID, SET_INPUT_ID, SET_EXTRA_ID = 1001, 1002, 1003
+
+
+class _MergingSet(QUndoCommand):
+    """Sets one value from ``old`` to ``new``; merges with a quick follow-up on the same target."""
+
+    merge_id = -1
+
+    def __init__(self, doc, target, old, new, text: str):
+        super().__init__(text)
+        self.doc, self.target, self.old, self.new = doc, target, old, new
+        self.stamp = time.monotonic()
+
+    def id(self) -> int:  # noqa: A003 - Qt's name
+        return self.merge_id
+
+    def mergeWith(self, other: QUndoCommand) -> bool:  # noqa: N802 - Qt's name
+        if not isinstance(other, type(self)) or other.target != self.target:
+            return False
+        if other.stamp - self.stamp > MERGE_WINDOW_S:
+            return False
+        self.new, self.stamp = other.new, other.stamp
+        self.setObsolete(self.new == self.old)
+        return True
+
+    def redo(self) -> None:
+        self.apply(self.new)
+
+    def undo(self) -> None:
+        self.apply(self.old)
+
+    def apply(self, value) -> None:
+        raise NotImplementedError
+
+
+class SetParam(_MergingSet):
+    merge_id = SET_PARAM_ID
+
+    def __init__(self, doc, layer_id: str, name: str, old, new):
+        super().__init__(doc, (layer_id, name), old, new, f"Set {name}")
+
+    def apply(self, value) -> None:
+        layer_id, name = self.target
+        self.doc.apply_param(layer_id, name, value)
+
+
+class SetInputShape(_MergingSet):
+    merge_id = SET_INPUT_ID
+
+    def __init__(self, doc, old, new):
+        super().__init__(doc, "input", tuple(old), tuple(new), "Set input shape")
+
+    def apply(self, value) -> None:
+        self.doc.apply_input_shape(value)
+
+
+class SetExtra(_MergingSet):
+    merge_id = SET_EXTRA_ID
+
+    def __init__(self, doc, key: str, old, new):
+        super().__init__(doc, key, old, new, f"Change {key} settings")
+
+    def apply(self, value) -> None:
+        self.doc.apply_extra(self.target, value)
+
+
+class SetFrozen(QUndoCommand):
+    def __init__(self, doc, layer_id: str, frozen: bool):
+        super().__init__("Freeze layer" if frozen else "Unfreeze layer")
+        self.doc, self.layer_id, self.frozen = doc, layer_id, frozen
+
+    def redo(self) -> None:
+        self.doc.apply_frozen(self.layer_id, self.frozen)
+
+    def undo(self) -> None:
+        self.doc.apply_frozen(self.layer_id, not self.frozen)
+
+
+def _what(layers) -> str:
+    return layers[0].kind if len(layers) == 1 else f"{len(layers)} layers"
+
+
+class InsertLayers(QUndoCommand):
+    def __init__(self, doc, index: int, layers: tuple, verb: str = "Add"):
+        super().__init__(f"{verb} {_what(layers)}")
+        self.doc, self.index, self.layers = doc, index, tuple(layers)
+
+    def redo(self) -> None:
+        self.doc.apply_insert(self.index, self.layers)
+
+    def undo(self) -> None:
+        self.doc.apply_remove([layer.id for layer in self.layers])
+
+
+class RemoveLayers(QUndoCommand):
+    def __init__(self, doc, layer_ids: list[str]):
+        spec = doc.spec
+        self.removed = sorted((spec.index(i), spec.layer(i)) for i in layer_ids)
+        super().__init__(f"Delete {_what([layer for _, layer in self.removed])}")
+        self.doc = doc
+
+    def redo(self) -> None:
+        self.doc.apply_remove([layer.id for _, layer in self.removed])
+
+    def undo(self) -> None:
+        self.doc.apply_restore(self.removed)
+
+
+class Reorder(QUndoCommand):
+    def __init__(self, doc, old_ids: list[str], new_ids: list[str], moving: list[str]):
+        super().__init__(f"Move {_what([doc.spec.layer(i) for i in moving])}")
+        self.doc, self.old_ids, self.new_ids = doc, list(old_ids), list(new_ids)
+
+    def redo(self) -> None:
+        self.doc.apply_order(self.new_ids)
+
+    def undo(self) -> None:
+        self.doc.apply_order(self.old_ids)

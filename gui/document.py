@@ -1,0 +1,298 @@
+"""The open design: one NetworkSpec, its file, its undo stack and its cached analysis.
+
+Views never keep a copy of the design: they listen to ``changed`` and redraw
+from ``spec`` and ``analysis``. Every user edit is a QUndoCommand (see
+gui/commands.py) whose redo/undo call the ``apply_*`` methods here, so
+"modified" is simply ``not undo_stack.isClean()``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoStack
+
+from engine.errors import SpecError
+from engine.shapes import Analysis, analyze
+from engine.spec import LayerSpec, NetworkSpec, new_id
+from engine.templates import load_design
+
+EXTRA_KEYS = ("training", "data")
+DEFAULT_INPUT_SHAPE = (1, 28, 28)
+
+
+class DesignFile:
+    """What a design file holds: the network plus its name, description and extras."""
+
+    def __init__(self, spec: NetworkSpec, name: str = "", description: str = "", extras: dict | None = None):
+        self.spec = spec
+        self.name = name
+        self.description = description
+        self.extras = dict(extras or {})
+
+    @classmethod
+    def from_dict(cls, data, spec: NetworkSpec | None = None) -> DesignFile:
+        """Parse a design file's top-level object (``spec`` if already parsed); SpecError on anything malformed."""
+        spec = spec if spec is not None else NetworkSpec.from_dict(data)
+        name, description = data.get("name", ""), data.get("description", "")
+        if not isinstance(name, str) or not isinstance(description, str):
+            raise SpecError("fields 'name' and 'description' must be text")
+        extras = {}
+        for key in EXTRA_KEYS:
+            if key in data:
+                if not isinstance(data[key], dict):
+                    raise SpecError(f"field {key!r} must be an object of settings")
+                extras[key] = data[key]
+        return cls(spec, name, description, extras)
+
+    @classmethod
+    def read(cls, path: str | Path) -> DesignFile:
+        """Read a JSON design file; SpecError with a sentence on any problem."""
+        spec, data = load_design(Path(path))
+        return cls.from_dict(data, spec)
+
+    @classmethod
+    def template(cls, name: str) -> DesignFile:
+        """A bundled template (engine.templates) as an unsaved design."""
+        spec, data = load_design(name)
+        return cls.from_dict(data, spec)
+
+    def to_dict(self) -> dict:
+        data = self.spec.to_dict()
+        if self.name:
+            data["name"] = self.name
+        if self.description:
+            data["description"] = self.description
+        for key in EXTRA_KEYS:
+            if key in self.extras:
+                data[key] = self.extras[key]
+        return data
+
+
+class DesignDocument(QObject):
+    """The design being edited in one window.
+
+    Signals: ``changed`` after every spec change (analysis already updated),
+    ``readOnlyChanged(bool)``, ``extrasChanged(str key)`` (also emitted for
+    every extra key when a file is loaded), ``fileChanged`` when the path or
+    name changes (load, save as).
+    """
+
+    changed = Signal()
+    readOnlyChanged = Signal(bool)
+    extrasChanged = Signal(str)
+    fileChanged = Signal()
+
+    def __init__(self, spec: NetworkSpec | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self._spec = spec or NetworkSpec(DEFAULT_INPUT_SHAPE)
+        self._analysis = analyze(self._spec)
+        self._read_only = False
+        self.path: Path | None = None
+        self.name = ""
+        self.description = ""
+        self.extras: dict = {}
+        self.undo_stack = QUndoStack(self)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def spec(self) -> NetworkSpec:
+        return self._spec
+
+    @property
+    def analysis(self) -> Analysis:
+        """engine.shapes.analyze of the current spec, computed once per change."""
+        return self._analysis
+
+    @property
+    def modified(self) -> bool:
+        return not self.undo_stack.isClean()
+
+    @property
+    def read_only(self) -> bool:
+        return self._read_only
+
+    @read_only.setter
+    def read_only(self, value: bool) -> None:
+        if bool(value) != self._read_only:
+            self._read_only = bool(value)
+            self.readOnlyChanged.emit(self._read_only)
+
+    def display_name(self) -> str:
+        """File name when saved, else the design's name, else 'Untitled'."""
+        if self.path is not None:
+            return self.path.name
+        return self.name or "Untitled"
+
+    def output_size(self) -> int | None:
+        """The network's output width: the last Linear's out_features, if any."""
+        for layer in reversed(self._spec.layers):
+            if layer.kind == "Linear":
+                return layer.params["out_features"]
+        return None
+
+    # ------------------------------------------------------------------ primitive changes (called by undo commands)
+    def _set_spec(self, spec: NetworkSpec) -> None:
+        self._spec = spec
+        self._analysis = analyze(spec)
+        self.changed.emit()
+
+    def apply_param(self, layer_id: str, name: str, value) -> None:
+        self._set_spec(self._spec.with_param(layer_id, name, value))
+
+    def apply_frozen(self, layer_id: str, frozen: bool) -> None:
+        layer = self._spec.layer(layer_id)
+        self._set_spec(self._spec.with_layer(LayerSpec(layer.kind, layer.params, layer.id, frozen)))
+
+    def apply_input_shape(self, shape) -> None:
+        self._set_spec(self._spec.with_input_shape(shape))
+
+    def apply_insert(self, index: int, layers: tuple[LayerSpec, ...]) -> None:
+        self._set_spec(self._spec.inserted(index, *layers))
+
+    def apply_restore(self, placed) -> None:
+        """Put back removed layers: ``placed`` is (old index, layer) pairs in ascending index order."""
+        spec = self._spec
+        for index, layer in placed:
+            spec = spec.inserted(index, layer)
+        self._set_spec(spec)
+
+    def apply_remove(self, layer_ids) -> None:
+        self._set_spec(self._spec.removed(*layer_ids))
+
+    def apply_order(self, layer_ids: list[str]) -> None:
+        """Reorder the layers to ``layer_ids`` (a permutation of the current ids)."""
+        by_id = {layer.id: layer for layer in self._spec.layers}
+        self._set_spec(NetworkSpec(self._spec.input_shape, tuple(by_id[i] for i in layer_ids)))
+
+    def apply_extra(self, key: str, value: dict | None) -> None:
+        if value is None:
+            self.extras.pop(key, None)
+        else:
+            self.extras[key] = value
+        self.extrasChanged.emit(key)
+
+    # ------------------------------------------------------------------ user edits (undoable)
+    def _push(self, command) -> bool:
+        if self._read_only:
+            return False
+        self.undo_stack.push(command)
+        return True
+
+    def edit_param(self, layer_id: str, name: str, value) -> bool:
+        from gui.commands import SetParam
+
+        old = self._spec.layer(layer_id).params[name]
+        if old == value:
+            return False
+        return self._push(SetParam(self, layer_id, name, old, value))
+
+    def edit_frozen(self, layer_id: str, frozen: bool) -> bool:
+        from gui.commands import SetFrozen
+
+        if self._spec.layer(layer_id).frozen == frozen:
+            return False
+        return self._push(SetFrozen(self, layer_id, frozen))
+
+    def edit_input_shape(self, shape) -> bool:
+        from gui.commands import SetInputShape
+
+        shape = tuple(shape)
+        if shape == self._spec.input_shape:
+            return False
+        return self._push(SetInputShape(self, self._spec.input_shape, shape))
+
+    def add_layers(self, index: int, layers, verb: str = "Add") -> list[str]:
+        """Insert copies of ``layers`` (fresh ids) at ``index``; returns the new ids."""
+        from gui.commands import InsertLayers
+
+        fresh = tuple(LayerSpec(layer.kind, dict(layer.params), new_id(), layer.frozen) for layer in layers)
+        if not fresh:
+            return []
+        index = max(0, min(index, len(self._spec.layers)))
+        return [layer.id for layer in fresh] if self._push(InsertLayers(self, index, fresh, verb)) else []
+
+    def add_kind(self, index: int, kind: str) -> list[str]:
+        return self.add_layers(index, [LayerSpec(kind)])
+
+    def delete_layers(self, layer_ids) -> bool:
+        from gui.commands import RemoveLayers
+
+        ids = [layer.id for layer in self._spec.layers if layer.id in set(layer_ids)]
+        return bool(ids) and self._push(RemoveLayers(self, ids))
+
+    def move_layers(self, layer_ids, index: int) -> bool:
+        """Move the given layers, as one block in their current order, to ``index``.
+
+        ``index`` counts positions in the full list before the move (as a drop
+        position does), so ``move_layers([a], 0)`` puts ``a`` first.
+        """
+        from gui.commands import Reorder
+
+        chosen = set(layer_ids)
+        old = [layer.id for layer in self._spec.layers]
+        moving = [i for i in old if i in chosen]
+        if not moving:
+            return False
+        index = max(0, min(index, len(old)))
+        before = sum(1 for i in old[:index] if i not in chosen)
+        rest = [i for i in old if i not in chosen]
+        new = rest[:before] + moving + rest[before:]
+        if new == old:
+            return False
+        return self._push(Reorder(self, old, new, moving))
+
+    def shift_layers(self, layer_ids, step: int) -> bool:
+        """Move the given layers one place up (step -1) or down (+1)."""
+        ids = [layer.id for layer in self._spec.layers]
+        rows = sorted(ids.index(i) for i in layer_ids if i in ids)
+        if not rows:
+            return False
+        if step < 0:
+            return rows[0] > 0 and self.move_layers([ids[r] for r in rows], rows[0] - 1)
+        return rows[-1] < len(ids) - 1 and self.move_layers([ids[r] for r in rows], rows[-1] + 2)
+
+    def set_extra(self, key: str, value: dict | None) -> None:
+        """Store a file section another module owns (e.g. "training", "data"); undoable, marks modified."""
+        from gui.commands import SetExtra
+
+        if self.extras.get(key) == value:
+            return
+        self.undo_stack.push(SetExtra(self, key, self.extras.get(key), value))
+
+    # ------------------------------------------------------------------ files
+    def load(self, design: DesignFile, path: str | Path | None = None) -> None:
+        """Replace the whole design (New / Open / template); clears undo history."""
+        self.undo_stack.clear()
+        self.path = Path(path) if path is not None else None
+        self.name = design.name
+        self.description = design.description
+        self.extras = dict(design.extras)
+        self._set_spec(design.spec)
+        self.undo_stack.setClean()
+        for key in EXTRA_KEYS:
+            self.extrasChanged.emit(key)
+        self.fileChanged.emit()
+
+    def open(self, path: str | Path) -> None:
+        """Load a design file; on SpecError the current design is kept unchanged."""
+        self.load(DesignFile.read(path), path)
+
+    def design_file(self) -> DesignFile:
+        return DesignFile(self._spec, self.name, self.description, self.extras)
+
+    def save(self, path: str | Path | None = None) -> None:
+        """Write the design (and its extras) as JSON, then mark it clean."""
+        target = Path(path) if path is not None else self.path
+        if target is None:
+            raise ValueError("save() needs a path for a design that was never saved")
+        text = json.dumps(self.design_file().to_dict(), indent=2) + "\n"
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(target)
+        renamed = target != self.path
+        self.path = target
+        self.undo_stack.setClean()
+        if renamed:
+            self.fileChanged.emit()

@@ -1,0 +1,317 @@
+"""Typed editors for a layer parameter, made from the registry's Param schema.
+
+Each editor emits ``edited(value)`` with a value the schema accepts (ints in
+range, a known choice, a shape of positive integers), so any value a widget
+allows is either valid or shown as an error on its layer by the analysis.
+"""
+from __future__ import annotations
+
+import math
+import re
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QValidator
+from PySide6.QtWidgets import (
+    QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QLineEdit, QSpinBox, QWidget,
+)
+
+from engine.layers import PADDING_PRESETS, Param
+from engine.spec import MAX_RANK
+
+INT_LIMIT = 2**31 - 1
+SHAPE_SEPARATORS = re.compile(r"\s*[x×,\s]\s*")
+
+
+def parse_ints(text: str) -> tuple[int, ...]:
+    """'1x28x28', '1, 28, 28', '(1 28 28)' -> (1, 28, 28); ValueError otherwise."""
+    body = text.strip().strip("()[]").strip()
+    if not body:
+        raise ValueError("empty")
+    return tuple(int(part) for part in SHAPE_SEPARATORS.split(body))
+
+
+def format_ints(values) -> str:
+    return "x".join(str(v) for v in values)
+
+
+class ShapeValidator(QValidator):
+    """Accepts 1..``max_len`` integers in [low, high] written like 1x28x28."""
+
+    def __init__(self, low: int = 1, high: int = 1_000_000, max_len: int = MAX_RANK, parent=None):
+        super().__init__(parent)
+        self.low, self.high, self.max_len = low, high, max_len
+
+    def check(self, text: str) -> QValidator.State:
+        if not re.fullmatch(r"[\s()\[\]0-9x×,]*", text):
+            return QValidator.State.Invalid
+        try:
+            values = parse_ints(text)
+        except ValueError:
+            return QValidator.State.Intermediate
+        if len(values) > self.max_len:
+            return QValidator.State.Invalid
+        if all(self.low <= v <= self.high for v in values):
+            return QValidator.State.Acceptable
+        return QValidator.State.Intermediate
+
+    def validate(self, text: str, pos: int):
+        return self.check(text), text, pos
+
+
+class FloatSpinBox(QDoubleSpinBox):
+    """A double spin box that shows values compactly (1e-05, 0.5) and steps sensibly.
+
+    Tiny defaults (like eps = 1e-5) step by factors of ten; others step
+    linearly with a step suited to their range.
+    """
+
+    def __init__(self, param: Param, parent=None):
+        super().__init__(parent)
+        self.setDecimals(12)
+        low = param.min if param.min is not None else -1e12
+        high = param.max if param.max is not None else 1e12
+        self.setRange(low, high)
+        default = abs(param.default or 0.0)
+        self.log_step = 0 < default < 1e-3
+        if high <= 1:
+            self.setSingleStep(0.01 if default < 0.1 else 0.05)
+        else:
+            self.setSingleStep(0.1 if high <= 100 else 1.0)
+
+    def textFromValue(self, value: float) -> str:  # noqa: N802 - Qt's name
+        return f"{value:.6g}"
+
+    def valueFromText(self, text: str) -> float:  # noqa: N802
+        try:
+            return float(text)
+        except ValueError:
+            return self.value()
+
+    def validate(self, text: str, pos: int):
+        stripped = text.strip()
+        if not re.fullmatch(r"[-+0-9.eE]*", stripped):
+            return QValidator.State.Invalid, text, pos
+        try:
+            value = float(stripped)
+        except ValueError:
+            return QValidator.State.Intermediate, text, pos
+        if math.isfinite(value) and self.minimum() <= value <= self.maximum():
+            return QValidator.State.Acceptable, text, pos
+        return QValidator.State.Intermediate, text, pos
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802
+        if self.log_step and self.value() > 0:
+            self.setValue(min(self.maximum(), max(self.minimum(), self.value() * 10.0**steps)))
+        else:
+            super().stepBy(steps)
+
+
+class ParamEditor(QWidget):
+    """One parameter's editor; ``edited`` carries the new value, ``set_value`` never emits."""
+
+    edited = Signal(object)
+
+    def __init__(self, param: Param, parent=None):
+        super().__init__(parent)
+        self.param = param
+        self.setToolTip(param.help)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        self._layout = layout
+
+    def value(self):
+        raise NotImplementedError
+
+    def set_value(self, value) -> None:
+        raise NotImplementedError
+
+    def focus_widget(self) -> QWidget:
+        return self._layout.itemAt(0).widget()
+
+
+def _int_spin(param: Param) -> QSpinBox:
+    spin = QSpinBox()
+    low = int(param.min) if param.min is not None else -INT_LIMIT
+    high = int(param.max) if param.max is not None else INT_LIMIT
+    spin.setRange(max(low, -INT_LIMIT), min(high, INT_LIMIT))
+    spin.setKeyboardTracking(True)
+    spin.setAccelerated(True)
+    spin.setCorrectionMode(QAbstractSpinBox.CorrectionMode.CorrectToNearestValue)
+    return spin
+
+
+class IntEditor(ParamEditor):
+    def __init__(self, param: Param, parent=None):
+        super().__init__(param, parent)
+        self.spin = _int_spin(param)
+        self._layout.addWidget(self.spin)
+        self.spin.valueChanged.connect(self.edited.emit)
+
+    def value(self):
+        return self.spin.value()
+
+    def set_value(self, value) -> None:
+        self.spin.blockSignals(True)
+        self.spin.setValue(int(value))
+        self.spin.blockSignals(False)
+
+
+class FloatEditor(ParamEditor):
+    def __init__(self, param: Param, parent=None):
+        super().__init__(param, parent)
+        self.spin = FloatSpinBox(param)
+        self._layout.addWidget(self.spin)
+        self.spin.valueChanged.connect(self.edited.emit)
+
+    def value(self):
+        return self.spin.value()
+
+    def set_value(self, value) -> None:
+        self.spin.blockSignals(True)
+        self.spin.setValue(float(value))
+        self.spin.blockSignals(False)
+
+
+class BoolEditor(ParamEditor):
+    def __init__(self, param: Param, parent=None):
+        super().__init__(param, parent)
+        self.box = QCheckBox()
+        self._layout.addWidget(self.box)
+        self._layout.addStretch(1)
+        self.box.toggled.connect(self.edited.emit)
+
+    def value(self):
+        return self.box.isChecked()
+
+    def set_value(self, value) -> None:
+        self.box.blockSignals(True)
+        self.box.setChecked(bool(value))
+        self.box.blockSignals(False)
+
+
+class ChoiceEditor(ParamEditor):
+    def __init__(self, param: Param, parent=None):
+        super().__init__(param, parent)
+        self.combo = QComboBox()
+        self.combo.addItems(list(param.choices))
+        self._layout.addWidget(self.combo)
+        self.combo.currentTextChanged.connect(self.edited.emit)
+
+    def value(self):
+        return self.combo.currentText()
+
+    def set_value(self, value) -> None:
+        self.combo.blockSignals(True)
+        self.combo.setCurrentText(str(value))
+        self.combo.blockSignals(False)
+
+
+class IntsEditor(ParamEditor):
+    """A tuple of integers typed as 1x28x28; emits only complete, valid tuples."""
+
+    def __init__(self, param: Param, parent=None, low: int | None = None, high: int | None = None):
+        super().__init__(param, parent)
+        self.line = QLineEdit()
+        self.line.setPlaceholderText("e.g. 1x28x28")
+        low = int(param.min) if low is None and param.min is not None else (low or 1)
+        high = int(param.max) if high is None and param.max is not None else (high or 1_000_000)
+        self.validator = ShapeValidator(low, high, MAX_RANK, self.line)
+        self.line.setValidator(self.validator)
+        self._layout.addWidget(self.line)
+        self._current: tuple[int, ...] = ()
+        self.line.textEdited.connect(self._on_text)
+        self.line.editingFinished.connect(self._on_finished)
+
+    def _on_text(self, text: str) -> None:
+        acceptable = self.validator.check(text) == QValidator.State.Acceptable
+        self.line.setProperty("invalid", not acceptable)
+        self.line.style().unpolish(self.line)
+        self.line.style().polish(self.line)
+        if acceptable:
+            values = parse_ints(text)
+            if values != self._current:
+                self._current = values
+                self.edited.emit(values)
+
+    def _on_finished(self) -> None:
+        """Leaving the field with an incomplete shape puts the last valid one back."""
+        self.set_value(self._current)
+
+    def value(self):
+        return self._current
+
+    def set_value(self, value) -> None:
+        self._current = tuple(value)
+        text = format_ints(self._current)
+        if self.line.text() != text and not (self.line.hasFocus() and self._parses_to(self._current)):
+            self.line.setText(text)
+        self.line.setProperty("invalid", False)
+        self.line.style().unpolish(self.line)
+        self.line.style().polish(self.line)
+
+    def _parses_to(self, values) -> bool:
+        try:
+            return parse_ints(self.line.text()) == tuple(values)
+        except ValueError:
+            return False
+
+
+class PaddingEditor(ParamEditor):
+    """A number of zeros per side, or a preset (valid / same / full)."""
+
+    NUMBER = "number"
+
+    def __init__(self, param: Param, parent=None):
+        super().__init__(param, parent)
+        self.spin = _int_spin(param)
+        self.combo = QComboBox()
+        self.combo.addItems([self.NUMBER, *PADDING_PRESETS])
+        self.combo.setToolTip("valid = no padding, same = keep the size (stride 1), full = kernel-1 on each side")
+        self._layout.addWidget(self.spin, 1)
+        self._layout.addWidget(self.combo, 1)
+        self.spin.valueChanged.connect(self._on_spin)
+        self.combo.currentTextChanged.connect(self._on_combo)
+
+    def _on_combo(self, text: str) -> None:
+        self.spin.setEnabled(text == self.NUMBER)
+        self.edited.emit(self.value())
+
+    def _on_spin(self, _value: int) -> None:
+        if self.combo.currentText() != self.NUMBER:
+            self.combo.blockSignals(True)
+            self.combo.setCurrentText(self.NUMBER)
+            self.combo.blockSignals(False)
+            self.spin.setEnabled(True)
+        self.edited.emit(self.value())
+
+    def value(self):
+        preset = self.combo.currentText()
+        return self.spin.value() if preset == self.NUMBER else preset
+
+    def set_value(self, value) -> None:
+        for widget in (self.spin, self.combo):
+            widget.blockSignals(True)
+        if isinstance(value, str):
+            self.combo.setCurrentText(value)
+        else:
+            self.combo.setCurrentText(self.NUMBER)
+            self.spin.setValue(int(value))
+        self.spin.setEnabled(not isinstance(value, str))
+        for widget in (self.spin, self.combo):
+            widget.blockSignals(False)
+
+    def apply_preset(self, preset: str) -> None:
+        """Choose a preset as a user would (emits ``edited``)."""
+        self.combo.setCurrentText(preset)
+
+
+EDITORS = {
+    "int": IntEditor, "float": FloatEditor, "bool": BoolEditor,
+    "choice": ChoiceEditor, "ints": IntsEditor, "padding": PaddingEditor,
+}
+
+
+def make_editor(param: Param, parent=None) -> ParamEditor:
+    """The editor that fits ``param.type``."""
+    return EDITORS[param.type](param, parent)

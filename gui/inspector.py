@@ -1,0 +1,278 @@
+"""The inspector: typed editors for the current layer, its shapes, formula, errors and hints.
+
+Editors are built from the registry's Param schema when the shown layer
+changes; on every document change the values, shapes and formula are
+refreshed from the document's analysis. Each edit goes through the undo stack
+(``document.edit_param``), so a burst of spin-box steps is one undo step.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox, QFormLayout, QFrame, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QScrollArea,
+    QSizePolicy, QStackedWidget, QVBoxLayout, QWidget,
+)
+
+from engine.layers import KINDS, Param, suggest_hidden_sizes
+from engine.shapes import LayerRow, format_shape
+from gui.editors import IntsEditor, ParamEditor, make_editor
+from gui.icons import CATEGORY_COLORS
+from gui.stack_model import INPUT_HELP, INPUT_ID
+
+INPUT_PARAM = Param("input_shape", "ints", (1, 28, 28), INPUT_HELP, 1, 100_000)
+
+
+def _label(text: str = "", object_name: str = "", wrap: bool = True) -> QLabel:
+    label = QLabel(text)
+    label.setWordWrap(wrap)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    if object_name:
+        label.setObjectName(object_name)
+    return label
+
+
+class Inspector(QWidget):
+    """Shows one layer (by id), the input (INPUT_ID) or nothing (None)."""
+
+    message = Signal(str)
+
+    def __init__(self, document, parent=None):
+        super().__init__(parent)
+        self.setObjectName("inspector")
+        self.document = document
+        self.layer_id: str | None = None
+        self._shown_kind: str | None = None
+        self.editors: dict[str, ParamEditor] = {}
+        self.suggestion_buttons: list[QPushButton] = []
+
+        self.pages = QStackedWidget()
+        self.empty_page = _label("Select a layer in the stack to see and edit its parameters.", "hint")
+        self.empty_page.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.pages.addWidget(self.empty_page)
+        self.pages.addWidget(self._make_layer_page())
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.pages)
+        document.changed.connect(self.refresh)
+        document.readOnlyChanged.connect(self._on_read_only)
+
+    # ------------------------------------------------------------------ layout
+    def _make_layer_page(self) -> QWidget:
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        body = QWidget()
+        body.setObjectName("inspectorBody")
+        layout = QVBoxLayout(body)
+        layout.setContentsMargins(10, 10, 10, 10)
+        layout.setSpacing(8)
+
+        self.title = _label("", "inspectorTitle", wrap=False)
+        self.category = _label("", "categoryChip", wrap=False)
+        title_row = QHBoxLayout()
+        title_row.addWidget(self.title, 1)
+        title_row.addWidget(self.category)
+        layout.addLayout(title_row)
+        self.help = _label("", "help")
+        layout.addWidget(self.help)
+
+        self.error = _label("", "errorBox")
+        self.warning = _label("", "warningBox")
+        layout.addWidget(self.error)
+        layout.addWidget(self.warning)
+
+        self.shape_box = QGroupBox("Shape")
+        grid = QGridLayout(self.shape_box)
+        grid.setHorizontalSpacing(12)
+        grid.setVerticalSpacing(4)
+        self.in_shape = _label("", "value", wrap=False)
+        self.out_shape = _label("", "value", wrap=False)
+        self.params_text = _label("", "value")
+        self.macs_text = _label("", "value", wrap=False)
+        for row, (name, widget) in enumerate((("Input", self.in_shape), ("Output", self.out_shape),
+                                              ("Parameters", self.params_text), ("MACs", self.macs_text))):
+            grid.addWidget(_label(name, "caption", wrap=False), row, 0)
+            grid.addWidget(widget, row, 1)
+        grid.setColumnStretch(1, 1)
+        self.formula = _label("", "formula")
+        grid.addWidget(self.formula, 4, 0, 1, 2)
+        layout.addWidget(self.shape_box)
+
+        self.params_box = QGroupBox("Parameters")
+        self.form = QFormLayout(self.params_box)
+        self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.form.setHorizontalSpacing(10)
+        self.form.setVerticalSpacing(6)
+        layout.addWidget(self.params_box)
+
+        self.trainable = QCheckBox("Trainable (uncheck to freeze this layer's weights)")
+        self.trainable.toggled.connect(self._on_trainable)
+        layout.addWidget(self.trainable)
+
+        self.suggest_box = QGroupBox("Hidden size suggestions")
+        suggest_layout = QVBoxLayout(self.suggest_box)
+        suggest_layout.setSpacing(4)
+        self.suggest_note = _label("", "help")
+        suggest_layout.addWidget(self.suggest_note)
+        self.suggest_buttons_layout = QVBoxLayout()
+        self.suggest_buttons_layout.setSpacing(4)
+        suggest_layout.addLayout(self.suggest_buttons_layout)
+        layout.addWidget(self.suggest_box)
+        layout.addStretch(1)
+        scroll.setWidget(body)
+        return scroll
+
+    # ------------------------------------------------------------------ showing a layer
+    def show_layer(self, layer_id) -> None:
+        """Show the layer with this id, the input (INPUT_ID), or nothing (None)."""
+        if layer_id is not None and layer_id != INPUT_ID and layer_id not in {l.id for l in self.document.spec.layers}:
+            layer_id = None
+        self.layer_id = layer_id
+        if layer_id is None:
+            self._shown_kind = None
+            self.pages.setCurrentIndex(0)
+            return
+        kind = "Input" if layer_id == INPUT_ID else self.document.spec.layer(layer_id).kind
+        if kind != self._shown_kind or layer_id == INPUT_ID:
+            self._build_editors(kind)
+        self.pages.setCurrentIndex(1)
+        self.refresh()
+
+    def _build_editors(self, kind: str) -> None:
+        while self.form.rowCount():
+            self.form.removeRow(0)
+        self.editors = {}
+        params = (INPUT_PARAM,) if kind == "Input" else KINDS[kind].params
+        for param in params:
+            editor = make_editor(param) if kind != "Input" else IntsEditor(param, high=100_000)
+            editor.edited.connect(lambda value, name=param.name: self._on_edited(name, value))
+            label = QLabel(param.name)
+            label.setToolTip(param.help)
+            self.form.addRow(label, editor)
+            self.editors[param.name] = editor
+        self._shown_kind = kind
+        self.params_box.setVisible(bool(params))
+        self.params_box.setEnabled(not self.document.read_only)
+
+    def refresh(self) -> None:
+        """Update every value, shape, formula and note from the document."""
+        if self.layer_id is None:
+            return
+        spec = self.document.spec
+        if self.layer_id == INPUT_ID:
+            self._refresh_input()
+            return
+        if self.layer_id not in {layer.id for layer in spec.layers}:
+            self.show_layer(None)
+            return
+        layer = spec.layer(self.layer_id)
+        if layer.kind != self._shown_kind:
+            self._build_editors(layer.kind)
+        row = self.document.analysis.row(self.layer_id)
+        kind = KINDS[layer.kind]
+        self.title.setText(f"{row.index + 1}. {layer.short()}")
+        self._set_category(kind.category)
+        self.help.setText(kind.help)
+        for name, editor in self.editors.items():
+            if editor.value() != layer.params[name]:
+                editor.set_value(layer.params[name])
+        self.trainable.blockSignals(True)
+        self.trainable.setChecked(not layer.frozen)
+        self.trainable.blockSignals(False)
+        self.trainable.setVisible(bool(row.params) or layer.frozen)
+        self._show_row(row)
+        self._refresh_suggestions(layer, row)
+
+    def _refresh_input(self) -> None:
+        spec = self.document.spec
+        self.title.setText("Input")
+        self._set_category("Input")
+        self.help.setText(INPUT_HELP + ".")
+        editor = self.editors["input_shape"]
+        if editor.value() != spec.input_shape:
+            editor.set_value(spec.input_shape)
+        self.error.hide()
+        self.warning.hide()
+        self.in_shape.setText("—")
+        self.out_shape.setText(format_shape(spec.input_shape))
+        self.params_text.setText("—")
+        self.macs_text.setText("—")
+        self.formula.hide()
+        self.trainable.hide()
+        self.suggest_box.hide()
+
+    def _set_category(self, category: str) -> None:
+        self.category.setText(category)
+        self.category.setStyleSheet(f"background: {CATEGORY_COLORS.get(category, '#777')};")
+
+    def _show_row(self, row: LayerRow) -> None:
+        self.error.setVisible(bool(row.error))
+        self.error.setText(f"<b>Error:</b> {row.error}")
+        self.warning.setVisible(bool(row.warning))
+        self.warning.setText(f"<b>Warning:</b> {row.warning}")
+        self.in_shape.setText(format_shape(row.in_shape))
+        self.out_shape.setText(format_shape(row.shape))
+        if row.params is None:
+            self.params_text.setText("?")
+        else:
+            frozen = "" if row.trainable or not row.params else "  (frozen)"
+            buffers = f"  + {row.buffers:,} buffers" if row.buffers else ""
+            self.params_text.setText(f"{row.params:,}{frozen}{buffers}")
+        self.macs_text.setText("?" if row.macs is None else f"{row.macs:,}")
+        self.formula.setVisible(bool(row.formula))
+        self.formula.setText(row.formula.replace("; ", "\n"))
+
+    # ------------------------------------------------------------------ Linear hidden-size hints
+    def _refresh_suggestions(self, layer, row: LayerRow) -> None:
+        n_in = row.in_shape[-1] if row.in_shape else None
+        n_out = self._network_output(layer.id)
+        visible = layer.kind == "Linear" and n_in is not None and n_out is not None
+        self.suggest_box.setVisible(visible)
+        if not visible:
+            return
+        self.suggest_note.setText(f"For a hidden layer between {n_in} inputs and the network's {n_out} outputs. "
+                                  "Click one to use it.")
+        suggestions = suggest_hidden_sizes(n_in, n_out)
+        while len(self.suggestion_buttons) < len(suggestions):
+            button = QPushButton()
+            button.setObjectName("suggestion")
+            button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+            button.clicked.connect(lambda _=False, b=button: self._apply_suggestion(b.property("size")))
+            self.suggest_buttons_layout.addWidget(button)
+            self.suggestion_buttons.append(button)
+        for button, (label, size) in zip(self.suggestion_buttons, suggestions.items()):
+            button.setText(f"{size}   ({label})")
+            button.setProperty("size", size)
+            button.setEnabled(not self.document.read_only and size != layer.params["out_features"])
+
+    def _network_output(self, layer_id: str) -> int | None:
+        """The output width a hidden Linear leads to: the last Linear's out_features (None if this is it)."""
+        later = [l for l in self.document.spec.layers[self.document.spec.index(layer_id) + 1:] if l.kind == "Linear"]
+        return later[-1].params["out_features"] if later else None
+
+    def _apply_suggestion(self, size: int) -> None:
+        if self.layer_id and self.layer_id != INPUT_ID:
+            self.document.edit_param(self.layer_id, "out_features", int(size))
+
+    # ------------------------------------------------------------------ edits
+    def _on_edited(self, name: str, value) -> None:
+        if self.layer_id == INPUT_ID:
+            self.document.edit_input_shape(value)
+        elif self.layer_id is not None:
+            self.document.edit_param(self.layer_id, name, value)
+
+    def _on_trainable(self, checked: bool) -> None:
+        if self.layer_id and self.layer_id != INPUT_ID:
+            self.document.edit_frozen(self.layer_id, not checked)
+
+    def _on_read_only(self, read_only: bool) -> None:
+        self.params_box.setEnabled(not read_only)
+        self.trainable.setEnabled(not read_only)
+        for button in self.suggestion_buttons:
+            button.setEnabled(not read_only)
+
+    def focus_first_editor(self) -> None:
+        if self.editors:
+            next(iter(self.editors.values())).focus_widget().setFocus()

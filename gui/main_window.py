@@ -1,0 +1,490 @@
+"""The designer window: palette, layer stack, inspector, summary footer, Code tab, menus and files.
+
+The training GUI plugs in through ``add_tab``, ``add_file_actions``,
+``add_close_guard`` and ``train_button``; ``document`` is the same object for
+the whole life of the window (New/Open replace its content).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QToolBar, QVBoxLayout, QWidget,
+)
+
+from engine.errors import SpecError
+from engine.templates import list_templates
+from gui.code_view import CodeView
+from gui.dialogs import EMPTY, NewDesignDialog, help_dialog, show_about
+from gui.document import DEFAULT_INPUT_SHAPE, DesignDocument, DesignFile
+from gui.icons import icon
+from gui.inspector import Inspector
+from gui.palette import Palette
+from gui.stack_model import INPUT_ID
+from gui.stack_view import StackView
+from gui.summary import SummaryBar
+
+APP_NAME = "LayerStudio"
+FIRST_TEMPLATE = "lenet"
+MAX_RECENT = 8
+FILE_FILTER = "LayerStudio designs (*.json);;All files (*)"
+STATE_VERSION = 1
+
+
+def _shorten(text: str, limit: int = 70) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+class MainWindow(QMainWindow):
+    """The main window. ``closing`` is emitted once a close has been accepted."""
+
+    closing = Signal()
+
+    def __init__(self, open_initial: bool = True, parent=None):
+        super().__init__(parent)
+        self.setObjectName("mainWindow")
+        self.setWindowIcon(icon("layerstudio"))
+        self.document = DesignDocument(parent=self)
+        self._close_guards: list[Callable[[], bool]] = []
+        self.actions: dict[str, QAction] = {}
+
+        self.stack_view = StackView(self.document)
+        self.inspector = Inspector(self.document)
+        self.palette = Palette()
+        self.code_view = CodeView(self.document)
+        self.summary = SummaryBar(self.document)
+        self.train_button = self.summary.train_button
+
+        self.read_only_banner = QLabel("Training is running: the design is read-only until the run ends.")
+        self.read_only_banner.setObjectName("readOnlyBanner")
+        self.read_only_banner.hide()
+        design_page = QWidget()
+        design_page.setObjectName("designPage")
+        design_layout = QVBoxLayout(design_page)
+        design_layout.setContentsMargins(0, 0, 0, 0)
+        design_layout.setSpacing(0)
+        design_layout.addWidget(self.read_only_banner)
+        design_layout.addWidget(self.stack_view)
+
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("mainTabs")
+        self.tabs.setDocumentMode(True)
+        central = QWidget()
+        central_layout = QVBoxLayout(central)
+        central_layout.setContentsMargins(0, 0, 0, 0)
+        central_layout.setSpacing(0)
+        central_layout.addWidget(self.tabs, 1)
+        central_layout.addWidget(self.summary)
+        self.setCentralWidget(central)
+
+        self.palette_dock = self._dock("Layers", "paletteDock", self.palette, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.inspector_dock = self._dock("Inspector", "inspectorDock", self.inspector,
+                                         Qt.DockWidgetArea.RightDockWidgetArea)
+        self._make_actions()
+        self._make_menus()
+        self._make_toolbar()
+        self.add_tab(design_page, "Design")
+        self.add_tab(self.code_view, "Code")
+        self.statusBar().setObjectName("statusBar")
+
+        self.palette.kindActivated.connect(self.add_kind)
+        self.stack_view.currentLayerChanged.connect(self.inspector.show_layer)
+        self.stack_view.layerActivated.connect(lambda _: self.focus_inspector())
+        self.stack_view.message.connect(self.show_message)
+        self.stack_view.selectionModel().selectionChanged.connect(lambda *_: self._update_edit_actions())
+        self.inspector.message.connect(self.show_message)
+        self.document.undo_stack.cleanChanged.connect(lambda _: self._update_title())
+        self.document.undo_stack.indexChanged.connect(lambda _: self._update_undo_actions())
+        self.document.fileChanged.connect(self._update_title)
+        self.document.readOnlyChanged.connect(self._on_read_only)
+
+        self.resize(1280, 800)
+        self._restore_window_state()
+        self._update_title()
+        self._update_undo_actions()
+        self._update_edit_actions()
+        if open_initial:
+            self._open_initial_design()
+
+    # ------------------------------------------------------------------ construction
+    def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(self, key: str, text: str, slot, shortcuts=(), icon_name: str = "", tip: str = "") -> QAction:
+        action = QAction(icon(icon_name) if icon_name else icon(key), text, self)
+        if shortcuts:
+            action.setShortcuts([QKeySequence(s) for s in shortcuts])
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(f"{tip} ({action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})"
+                              if shortcuts else tip)
+        action.triggered.connect(lambda _=False: slot())
+        self.actions[key] = action
+        return action
+
+    def _make_actions(self) -> None:
+        keys = QKeySequence.StandardKey
+        self._action("new", "&New…", self.new_design, [keys.New], tip="Start a new design from a template or empty")
+        self._action("open", "&Open…", self.open_file, [keys.Open], tip="Open a design file")
+        self._action("save", "&Save", self.save, [keys.Save], tip="Save the design")
+        self._action("save_as", "Save &As…", self.save_as, ["Ctrl+Shift+S"], tip="Save the design under a new name")
+        self._action("quit", "&Quit", self.close, ["Ctrl+Q"], tip="Quit LayerStudio")
+        self._action("undo", "Undo", self.undo, [keys.Undo], tip="Undo the last edit")
+        self._action("redo", "Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], tip="Redo the edit undone last")
+        view = self.stack_view
+        self._action("cut", "Cu&t", view.cut_selected, [keys.Cut], tip="Cut the selected layers")
+        self._action("copy", "&Copy", view.copy_selected, [keys.Copy], tip="Copy the selected layers as JSON")
+        self._action("paste", "&Paste", view.paste, [keys.Paste], tip="Paste layers after the selection")
+        self._action("duplicate", "&Duplicate", view.duplicate_selected, ["Ctrl+D"],
+                     tip="Duplicate the selected layers")
+        self._action("delete", "De&lete", view.delete_selected, [QKeySequence(Qt.Key.Key_Delete)],
+                     tip="Delete the selected layers")
+        self._action("move_up", "Move &Up", lambda: view.move_selected(-1), ["Alt+Up"],
+                     tip="Move the selected layers up")
+        self._action("move_down", "Move Do&wn", lambda: view.move_selected(+1), ["Alt+Down"],
+                     tip="Move the selected layers down")
+        self._action("select_all", "Select &All", view.selectAll, [keys.SelectAll], tip="Select every layer")
+        self._action("filter", "&Find Layer Kind…", self.focus_palette_filter, [keys.Find],
+                     tip="Filter the layer palette")
+        self._action("expand", "&Expand Blocks", view.expandAll, tip="Show the inner layers of every block")
+        self._action("collapse", "&Collapse Blocks", view.collapseAll, tip="Hide the inner layers of blocks")
+        self._action("reset_layout", "&Reset Layout", self.reset_layout, tip="Put the panels back where they started")
+        self._action("help", "LayerStudio &Help", lambda: help_dialog(self).exec(), ["F1"],
+                     tip="How to use LayerStudio")
+        self._action("about", "&About LayerStudio", lambda: show_about(self))
+        view.context_actions = [self.actions[k] for k in ("cut", "copy", "paste", "duplicate")] + [None] + [
+            self.actions[k] for k in ("move_up", "move_down")] + [None, self.actions["delete"]]
+
+    def _add_actions(self, target, keys) -> None:
+        """Add the named actions to a menu or toolbar; None is a separator."""
+        for key in keys:
+            if key is None:
+                target.addSeparator()
+            else:
+                target.addAction(self.actions[key])
+
+    def _make_menus(self) -> None:
+        bar = self.menuBar()
+        self.file_menu = bar.addMenu("&File")
+        for key in ("new", "open"):
+            self.file_menu.addAction(self.actions[key])
+        self.recent_menu = self.file_menu.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self.file_menu.addSeparator()
+        self.file_menu.addAction(self.actions["save"])
+        self.file_menu.addAction(self.actions["save_as"])
+        self._file_actions_anchor = self.file_menu.addSeparator()
+        self.file_menu.addAction(self.actions["quit"])
+
+        edit = bar.addMenu("&Edit")
+        self._add_actions(edit, ("undo", "redo", None, "cut", "copy", "paste", "duplicate", "delete", None,
+                                 "move_up", "move_down", None, "select_all", "filter"))
+
+        self.view_menu = bar.addMenu("&View")
+        self.view_menu.addAction(self.palette_dock.toggleViewAction())
+        self.view_menu.addAction(self.inspector_dock.toggleViewAction())
+        self.view_menu.addSeparator()
+        self.view_menu.addAction(self.actions["expand"])
+        self.view_menu.addAction(self.actions["collapse"])
+        self.view_menu.addSeparator()
+        self.view_menu.addAction(self.actions["reset_layout"])
+        self._tabs_anchor = self.view_menu.addSeparator()
+
+        self.templates_menu = bar.addMenu("&Templates")
+        self.templates_menu.setToolTipsVisible(True)
+        for info in list_templates():
+            action = self.templates_menu.addAction(f"{info.name}  —  {_shorten(info.description)}")
+            action.setToolTip(info.description)
+            action.setStatusTip(info.description)
+            action.setData(info.name)
+            action.triggered.connect(lambda _=False, name=info.name: self.open_template(name))
+
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.actions["help"])
+        help_menu.addAction(self.actions["about"])
+
+    def _make_toolbar(self) -> None:
+        toolbar = QToolBar("Main toolbar")
+        toolbar.setObjectName("mainToolbar")
+        toolbar.setMovable(False)
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        self._add_actions(toolbar, ("new", "open", "save", None, "undo", "redo", None, "duplicate", "delete",
+                                    "move_up", "move_down"))
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, toolbar)
+        self.toolbar = toolbar
+
+    # ------------------------------------------------------------------ hooks for the training GUI
+    def add_tab(self, widget: QWidget, title: str) -> int:
+        """Add a main tab (Training, Results, …) with a View menu entry and a Ctrl+<n> shortcut."""
+        index = self.tabs.addTab(widget, title)
+        action = QAction(f"{title} Tab", self)
+        if index < 9:
+            action.setShortcut(QKeySequence(f"Ctrl+{index + 1}"))
+        action.triggered.connect(lambda _=False, w=widget: self.tabs.setCurrentWidget(w))
+        self.view_menu.addAction(action)
+        self.addAction(action)
+        return index
+
+    def add_file_actions(self, actions) -> None:
+        """Put actions (e.g. Save weights, Load weights) in the File menu above Quit."""
+        for action in actions:
+            self.file_menu.insertAction(self._file_actions_anchor, action)
+        self.file_menu.insertSeparator(self._file_actions_anchor)
+
+    def add_close_guard(self, guard: Callable[[], bool]) -> None:
+        """``guard()`` runs when the window is asked to close; returning False keeps it open."""
+        self._close_guards.append(guard)
+
+    # ------------------------------------------------------------------ editing
+    def add_kind(self, kind: str) -> list[str]:
+        """Append a new layer of ``kind`` after the selection (palette double-click / Enter)."""
+        if self.document.read_only:
+            self.show_message("The design is read-only while training runs")
+            return []
+        ids = self.stack_view.add_kind(kind)
+        if ids:
+            self.show_message(f"Added {kind}")
+        return ids
+
+    def undo(self) -> None:
+        if not self.document.read_only:
+            self.document.undo_stack.undo()
+
+    def redo(self) -> None:
+        if not self.document.read_only:
+            self.document.undo_stack.redo()
+
+    def _update_undo_actions(self) -> None:
+        stack, editable = self.document.undo_stack, not self.document.read_only
+        undo, redo = self.actions["undo"], self.actions["redo"]
+        undo.setText(f"Undo {stack.undoText()}".strip())
+        redo.setText(f"Redo {stack.redoText()}".strip())
+        undo.setEnabled(editable and stack.canUndo())
+        redo.setEnabled(editable and stack.canRedo())
+
+    def _update_edit_actions(self) -> None:
+        editable = not self.document.read_only
+        has_selection = bool(self.stack_view.selected_ids())
+        for key in ("cut", "duplicate", "delete", "move_up", "move_down"):
+            self.actions[key].setEnabled(editable and has_selection)
+        self.actions["copy"].setEnabled(has_selection)
+        self.actions["paste"].setEnabled(editable)
+
+    def _on_read_only(self, read_only: bool) -> None:
+        self.read_only_banner.setVisible(read_only)
+        self.palette.setEnabled(not read_only)
+        self.stack_view.set_read_only(read_only)
+        for key in ("new", "open"):
+            self.actions[key].setEnabled(not read_only)
+        self.templates_menu.setEnabled(not read_only)
+        self._update_undo_actions()
+        self._update_edit_actions()
+
+    def focus_inspector(self) -> None:
+        self.inspector_dock.show()
+        self.inspector_dock.raise_()
+        self.inspector.focus_first_editor()
+
+    def focus_palette_filter(self) -> None:
+        self.palette_dock.show()
+        self.palette.filter.setFocus()
+        self.palette.filter.selectAll()
+
+    def show_message(self, text: str) -> None:
+        self.statusBar().showMessage(text, 6000)
+
+    # ------------------------------------------------------------------ files
+    def _update_title(self) -> None:
+        self.setWindowTitle(f"{self.document.display_name()}[*] — {APP_NAME}")
+        self.setWindowModified(self.document.modified)
+
+    def _load(self, design: DesignFile, path=None) -> None:
+        self.document.load(design, path)
+        self._select_first_layer()
+        self._update_title()
+
+    def _select_first_layer(self) -> None:
+        layers = self.document.spec.layers
+        if layers:
+            self.stack_view.select_ids([layers[0].id])
+        else:
+            self.stack_view.select_input()
+
+    def maybe_save(self) -> bool:
+        """Ask Save / Discard / Cancel when there are unsaved changes; True if it is fine to go on."""
+        if not self.document.modified:
+            return True
+        box = QMessageBox(QMessageBox.Icon.Warning, APP_NAME,
+                          f"Save the changes to {self.document.display_name()}?",
+                          QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                          | QMessageBox.StandardButton.Cancel, self)
+        box.setInformativeText("Your changes are lost if you don't save them.")
+        box.setDefaultButton(QMessageBox.StandardButton.Save)
+        answer = box.exec()
+        if answer == QMessageBox.StandardButton.Save:
+            return self.save()
+        return answer == QMessageBox.StandardButton.Discard
+
+    def new_design(self) -> None:
+        if not self.maybe_save():
+            return
+        dialog = NewDesignDialog(self)
+        if dialog.exec() != NewDesignDialog.DialogCode.Accepted:
+            return
+        self.new_from(dialog.choice())
+
+    def new_from(self, template: str) -> None:
+        """Replace the design with an empty one (EMPTY) or a template, without asking."""
+        from engine.spec import NetworkSpec
+
+        design = DesignFile(NetworkSpec(DEFAULT_INPUT_SHAPE)) if template == EMPTY else DesignFile.template(template)
+        self._load(design)
+
+    def open_template(self, name: str) -> None:
+        if self.maybe_save():
+            self.new_from(name)
+            self.show_message(f"Opened template {name}")
+
+    def open_file(self, path: str | Path | None = None) -> bool:
+        """Open a design file (asks for one when ``path`` is None); a bad file keeps the current design."""
+        if not self.maybe_save():
+            return False
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Open design", self._last_folder(), FILE_FILTER)
+            if not path:
+                return False
+        try:
+            design = DesignFile.read(path)
+        except SpecError as exc:
+            self.show_error(f"Cannot open {Path(path).name}", str(exc))
+            return False
+        self._load(design, path)
+        self._add_recent(path)
+        self.show_message(f"Opened {path}")
+        return True
+
+    def save(self) -> bool:
+        if self.document.path is None:
+            return self.save_as()
+        return self._save_to(self.document.path)
+
+    def save_as(self) -> bool:
+        suggested = str(Path(self._last_folder()) / f"{self.document.name or 'design'}.json")
+        path, _ = QFileDialog.getSaveFileName(self, "Save design as", suggested, FILE_FILTER)
+        if not path:
+            return False
+        if not Path(path).suffix:
+            path += ".json"
+        return self._save_to(path)
+
+    def _save_to(self, path) -> bool:
+        try:
+            self.document.save(path)
+        except OSError as exc:
+            self.show_error(f"Cannot save {Path(path).name}", exc.strerror or str(exc))
+            return False
+        self._add_recent(path)
+        self._update_title()
+        self.show_message(f"Saved {path}")
+        return True
+
+    def show_error(self, title: str, sentence: str) -> None:
+        box = QMessageBox(QMessageBox.Icon.Warning, APP_NAME, title, QMessageBox.StandardButton.Ok, self)
+        box.setInformativeText(sentence[:1].upper() + sentence[1:])
+        box.setObjectName("errorMessage")
+        box.exec()
+
+    # ------------------------------------------------------------------ settings
+    def _last_folder(self) -> str:
+        recent = self.recent_files()
+        return str(Path(recent[0]).parent) if recent else str(Path.home())
+
+    def recent_files(self) -> list[str]:
+        value = QSettings().value("recentFiles", [], type=list)
+        return [str(v) for v in value or []]
+
+    def _add_recent(self, path) -> None:
+        path = str(Path(path).resolve())
+        files = [path] + [p for p in self.recent_files() if p != path]
+        settings = QSettings()
+        settings.setValue("recentFiles", files[:MAX_RECENT])
+        settings.setValue("lastFile", path)
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        files = self.recent_files()
+        for path in files:
+            action = self.recent_menu.addAction(Path(path).name)
+            action.setToolTip(path)
+            action.setStatusTip(path)
+            action.triggered.connect(lambda _=False, p=path: self._open_recent(p))
+        if not files:
+            self.recent_menu.addAction("No recent designs").setEnabled(False)
+        else:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear List", lambda: QSettings().remove("recentFiles"))
+
+    def _open_recent(self, path: str) -> None:
+        if not Path(path).exists():
+            QSettings().setValue("recentFiles", [p for p in self.recent_files() if p != path])
+            self.show_error(f"Cannot open {Path(path).name}", f"the file {path} no longer exists")
+            return
+        self.open_file(path)
+
+    def _open_initial_design(self) -> None:
+        """First start: the LeNet template; later starts: the last design file, if it is still there."""
+        last = QSettings().value("lastFile", "")
+        if last and Path(last).is_file():
+            try:
+                self._load(DesignFile.read(last), last)
+                return
+            except SpecError:
+                pass
+        self.new_from(FIRST_TEMPLATE)
+
+    def _restore_window_state(self) -> None:
+        settings = QSettings()
+        self._default_state = self.saveState(STATE_VERSION)
+        geometry = settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        state = settings.value("window/state")
+        if state is not None:
+            self.restoreState(state, STATE_VERSION)
+        header = settings.value("window/stackHeader")
+        if header is not None:
+            self.stack_view.header().restoreState(header)
+
+    def save_window_state(self) -> None:
+        settings = QSettings()
+        settings.setValue("window/geometry", self.saveGeometry())
+        settings.setValue("window/state", self.saveState(STATE_VERSION))
+        settings.setValue("window/stackHeader", self.stack_view.header().saveState())
+
+    def reset_layout(self) -> None:
+        self.restoreState(self._default_state, STATE_VERSION)
+        self.palette_dock.show()
+        self.inspector_dock.show()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if not all(guard() for guard in self._close_guards) or not self.maybe_save():
+            event.ignore()
+            return
+        self.save_window_state()
+        self.closing.emit()
+        event.accept()
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if not self.stack_view.hasFocus():
+            QTimer.singleShot(0, self.stack_view.setFocus)

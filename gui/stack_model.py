@@ -1,0 +1,412 @@
+"""The layer stack as a Qt item model over the document.
+
+Row 0 is the input; rows 1..n are the layers; a block row has its inner
+layers as read-only children, built on the meta device only when expanded.
+The model keeps no copy of the design: on ``document.changed`` it tells the
+views which rows were removed, moved or inserted (so selection and expansion
+survive) and that every row's data changed; ``data()`` reads the document's
+cached analysis.
+"""
+from __future__ import annotations
+
+import uuid
+
+from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont
+
+from engine.errors import SpecError
+from engine.layers import KINDS
+from engine.shapes import LayerRow, format_count, format_shape
+from gui.editors import parse_ints
+from gui.icons import ERROR_COLOR, WARNING_COLOR, category_icon, error_icon, warning_icon
+from gui.meta import ChildRow, block_children
+from gui.mime import KIND_MIME, LAYERS_MIME, kind_from_mime, layers_from_mime, layers_to_mime
+
+COLUMNS = ("#", "Layer", "Output shape", "Params", "MACs", "Notes")
+COL_INDEX, COL_LAYER, COL_SHAPE, COL_PARAMS, COL_MACS, COL_NOTES = range(len(COLUMNS))
+LAYER_ID_ROLE = Qt.ItemDataRole.UserRole + 1
+INPUT_ID = ""  # the LAYER_ID_ROLE of the input row
+MUTED = QColor("#7a828c")
+INPUT_HELP = "Shape of one input sample, without the batch dimension (e.g. 1x28x28 for MNIST)"
+
+
+class LayerStackModel(QAbstractItemModel):
+    """Rows of the stack; ``dropped(ids)`` tells the view which layers a drop added or moved."""
+
+    dropped = Signal(list)
+
+    def __init__(self, document, parent=None):
+        super().__init__(parent)
+        self.document = document
+        self.source_token = uuid.uuid4().hex  # tells our own drags (moves) from others (copies)
+        self._ids = [layer.id for layer in document.spec.layers]
+        self._children: dict[str, tuple[tuple, list[ChildRow]]] = {}
+        self._tag_of: dict[str, int] = {}
+        self._id_of_tag: dict[int, str] = {}
+        self._refresh_lookups()
+        document.changed.connect(self._on_changed)
+        document.readOnlyChanged.connect(lambda _: self._emit_all_changed())
+
+    # ------------------------------------------------------------------ lookups
+    def _refresh_lookups(self) -> None:
+        doc = self.document
+        self._rows = {row.layer_id: row for row in doc.analysis.rows}
+        self._layers = {layer.id: layer for layer in doc.spec.layers}
+        self._row_of = {layer_id: i + 1 for i, layer_id in enumerate(self._ids)}
+
+    def _tag(self, layer_id: str) -> int:
+        if layer_id not in self._tag_of:
+            tag = len(self._tag_of) + 1
+            self._tag_of[layer_id], self._id_of_tag[tag] = tag, layer_id
+        return self._tag_of[layer_id]
+
+    def layer_id(self, index: QModelIndex) -> str | None:
+        """Layer id of a top-level row (or of a child's block); INPUT_ID for the input row."""
+        if not index.isValid():
+            return None
+        if index.internalId():
+            return self._id_of_tag.get(index.internalId())
+        return INPUT_ID if index.row() == 0 else self._ids[index.row() - 1]
+
+    def index_of(self, layer_id: str, column: int = 0) -> QModelIndex:
+        row = 0 if layer_id == INPUT_ID else self._row_of.get(layer_id)
+        return QModelIndex() if row is None else self.index(row, column)
+
+    def is_child(self, index: QModelIndex) -> bool:
+        return index.isValid() and index.internalId() != 0
+
+    # ------------------------------------------------------------------ structure
+    def index(self, row: int, column: int, parent: QModelIndex = QModelIndex()) -> QModelIndex:
+        if column < 0 or column >= len(COLUMNS) or row < 0:
+            return QModelIndex()
+        if not parent.isValid():
+            return self.createIndex(row, column, 0) if row <= len(self._ids) else QModelIndex()
+        if parent.internalId() or parent.row() == 0:
+            return QModelIndex()
+        layer_id = self._ids[parent.row() - 1]
+        kids = self._children.get(layer_id)
+        if kids is None or row >= len(kids[1]):
+            return QModelIndex()
+        return self.createIndex(row, column, self._tag(layer_id))
+
+    def parent(self, index: QModelIndex = QModelIndex()) -> QModelIndex:  # type: ignore[override]
+        if not index.isValid() or not index.internalId():
+            return QModelIndex()
+        row = self._row_of.get(self._id_of_tag.get(index.internalId(), ""))
+        return QModelIndex() if row is None else self.createIndex(row, 0, 0)
+
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802
+        if not parent.isValid():
+            return len(self._ids) + 1
+        if parent.column() != 0 or parent.internalId() or parent.row() == 0:
+            return 0
+        kids = self._children.get(self._ids[parent.row() - 1])
+        return len(kids[1]) if kids else 0
+
+    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802
+        return len(COLUMNS)
+
+    def hasChildren(self, parent: QModelIndex = QModelIndex()) -> bool:  # noqa: N802
+        if not parent.isValid():
+            return True
+        if parent.column() != 0 or parent.internalId() or parent.row() == 0:
+            return False
+        layer = self._layers.get(self._ids[parent.row() - 1])
+        return layer is not None and layer.layer_kind.is_block
+
+    def canFetchMore(self, parent: QModelIndex) -> bool:  # noqa: N802
+        return self.hasChildren(parent) and parent.isValid() and self._ids[parent.row() - 1] not in self._children
+
+    def fetchMore(self, parent: QModelIndex) -> None:  # noqa: N802
+        """Build the block on the meta device and list its inner layers."""
+        if not self.canFetchMore(parent):
+            return
+        layer_id = self._ids[parent.row() - 1]
+        key, kids = self._compute_children(layer_id)
+        self.beginInsertRows(parent, 0, len(kids) - 1)
+        self._children[layer_id] = (key, kids)
+        self.endInsertRows()
+
+    def _block_key(self, layer_id: str) -> tuple:
+        layer, row = self._layers[layer_id], self._rows[layer_id]
+        return layer.kind, row.in_shape, tuple(sorted(layer.params.items())), bool(row.error)
+
+    def _compute_children(self, layer_id: str) -> tuple[tuple, list[ChildRow]]:
+        key = self._block_key(layer_id)
+        layer, row = self._layers[layer_id], self._rows[layer_id]
+        if row.in_shape is None or row.error:
+            return key, [ChildRow("", "cannot build this block until its error is fixed", None)]
+        return key, block_children(layer.kind, row.in_shape, layer.params)
+
+    # ------------------------------------------------------------------ following the document
+    def _on_changed(self) -> None:
+        new_ids = [layer.id for layer in self.document.spec.layers]
+        if new_ids != self._ids:
+            self._restructure(new_ids)
+        self._refresh_lookups()
+        self._refresh_children()
+        self._emit_all_changed()
+
+    def _emit_all_changed(self) -> None:
+        self.dataChanged.emit(self.index(0, 0), self.index(len(self._ids), len(COLUMNS) - 1))
+
+    def _restructure(self, new_ids: list[str]) -> None:
+        """Announce removals, then a reorder, then insertions, so views keep selection and expansion."""
+        new_set, old_set = set(new_ids), set(self._ids)
+        if not new_set & old_set:
+            self.beginResetModel()
+            self._ids = list(new_ids)
+            self._children.clear()
+            self._row_of = {layer_id: i + 1 for i, layer_id in enumerate(self._ids)}
+            self.endResetModel()
+            return
+        # 1. removals, bottom up, in contiguous runs
+        row = len(self._ids) - 1
+        while row >= 0:
+            if self._ids[row] in new_set:
+                row -= 1
+                continue
+            last = row
+            while row >= 0 and self._ids[row] not in new_set:
+                row -= 1
+            self.beginRemoveRows(QModelIndex(), row + 2, last + 1)
+            for layer_id in self._ids[row + 1 : last + 1]:
+                self._children.pop(layer_id, None)
+            del self._ids[row + 1 : last + 1]
+            self._row_of = {layer_id: i + 1 for i, layer_id in enumerate(self._ids)}
+            self.endRemoveRows()
+        # 2. reorder the survivors
+        target = [layer_id for layer_id in new_ids if layer_id in old_set]
+        if target != self._ids:
+            self._reorder(target)
+        # 3. insertions, top down, in contiguous runs
+        row = 0
+        while row < len(new_ids):
+            if row < len(self._ids) and self._ids[row] == new_ids[row]:
+                row += 1
+                continue
+            first = row
+            while row < len(new_ids) and new_ids[row] not in old_set:
+                row += 1
+            self.beginInsertRows(QModelIndex(), first + 1, row)
+            self._ids[first:first] = new_ids[first:row]
+            self._row_of = {layer_id: i + 1 for i, layer_id in enumerate(self._ids)}
+            self.endInsertRows()
+
+    def _reorder(self, target: list[str]) -> None:
+        self.layoutAboutToBeChanged.emit([], QAbstractItemModel.LayoutChangeHint.VerticalSortHint)
+        new_row = {layer_id: i + 1 for i, layer_id in enumerate(target)}
+        old, new = [], []
+        for persistent in self.persistentIndexList():
+            index = QModelIndex(persistent)
+            if index.isValid() and not index.internalId() and index.row() > 0:
+                old.append(index)
+                new.append(self.createIndex(new_row[self._ids[index.row() - 1]], index.column(), 0))
+        self._ids = list(target)
+        self._row_of = dict(new_row)
+        self.changePersistentIndexList(old, new)
+        self.layoutChanged.emit([], QAbstractItemModel.LayoutChangeHint.VerticalSortHint)
+
+    def _refresh_children(self) -> None:
+        """Rebuild the inner layers of expanded blocks whose input or parameters changed."""
+        for layer_id, (key, kids) in list(self._children.items()):
+            if layer_id not in self._layers:
+                del self._children[layer_id]
+                continue
+            if key == self._block_key(layer_id):
+                continue
+            parent = self.index_of(layer_id)
+            self.beginRemoveRows(parent, 0, len(kids) - 1)
+            self._children[layer_id] = (key, [])
+            self.endRemoveRows()
+            new_key, new_kids = self._compute_children(layer_id)
+            self.beginInsertRows(parent, 0, len(new_kids) - 1)
+            self._children[layer_id] = (new_key, new_kids)
+            self.endInsertRows()
+
+    # ------------------------------------------------------------------ data
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal:
+            if role == Qt.ItemDataRole.DisplayRole:
+                return COLUMNS[section]
+            if role == Qt.ItemDataRole.TextAlignmentRole and section in (COL_PARAMS, COL_MACS):
+                return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        if role == LAYER_ID_ROLE:
+            return self.layer_id(index)
+        if index.internalId():
+            return self._child_data(index, role)
+        if index.row() == 0:
+            return self._input_data(index.column(), role)
+        layer_id = self._ids[index.row() - 1]
+        row = self._rows.get(layer_id)
+        return None if row is None else self._layer_data(row, index.column(), role)
+
+    def _input_data(self, column: int, role):
+        shape = format_shape(self.document.spec.input_shape)
+        if role == Qt.ItemDataRole.DisplayRole:
+            return {COL_INDEX: "in", COL_LAYER: "Input", COL_SHAPE: shape}.get(column)
+        if role == Qt.ItemDataRole.EditRole and column == COL_SHAPE:
+            return shape
+        if role == Qt.ItemDataRole.DecorationRole and column == COL_LAYER:
+            return category_icon("Input")
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return INPUT_HELP + ". Double-click the shape to edit it."
+        if role == Qt.ItemDataRole.ForegroundRole and column == COL_INDEX:
+            return QBrush(MUTED)
+        if role == Qt.ItemDataRole.FontRole and column == COL_LAYER:
+            font = QFont()
+            font.setBold(True)
+            return font
+        return None
+
+    def _layer_data(self, row: LayerRow, column: int, role):
+        if role == Qt.ItemDataRole.DisplayRole:
+            if column == COL_INDEX:
+                return str(row.index + 1)
+            if column == COL_LAYER:
+                return row.label
+            if column == COL_SHAPE:
+                return format_shape(row.shape)
+            if column == COL_PARAMS:
+                return "" if row.params == 0 else format_count(row.params)
+            if column == COL_MACS:
+                return "" if row.macs == 0 else format_count(row.macs)
+            if column == COL_NOTES:
+                return row.error or row.warning
+            return None
+        if role == Qt.ItemDataRole.DecorationRole and column == COL_LAYER:
+            if row.error:
+                return error_icon()
+            if row.warning:
+                return warning_icon()
+            return category_icon(KINDS[row.kind].category)
+        if role == Qt.ItemDataRole.ForegroundRole:
+            if column == COL_NOTES:
+                return QBrush(QColor(ERROR_COLOR if row.error else WARNING_COLOR))
+            if row.error and column == COL_LAYER:
+                return QBrush(QColor(ERROR_COLOR))
+            if column == COL_INDEX or (column == COL_SHAPE and row.shape is None):
+                return QBrush(MUTED)
+            if column == COL_PARAMS and row.trainable == 0 and row.params:
+                return QBrush(MUTED)
+            return None
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in (COL_PARAMS, COL_MACS):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._tooltip(row)
+        return None
+
+    def _tooltip(self, row: LayerRow) -> str:
+        parts = [KINDS[row.kind].help]
+        if row.formula:
+            parts.append(row.formula.replace("; ", "\n"))
+        if row.params:
+            frozen = "" if row.trainable else " (frozen)"
+            parts.append(f"{row.params:,} parameters{frozen}")
+        if row.error:
+            parts.append("Error: " + row.error)
+        if row.warning:
+            parts.append("Warning: " + row.warning)
+        return "\n".join(parts)
+
+    def _child_data(self, index: QModelIndex, role):
+        kids = self._children.get(self._id_of_tag.get(index.internalId(), ""))
+        if kids is None or index.row() >= len(kids[1]):
+            return None
+        child = kids[1][index.row()]
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+            return {COL_INDEX: child.name, COL_LAYER: child.text,
+                    COL_PARAMS: "" if not child.params else format_count(child.params)}.get(index.column())
+        if role == Qt.ItemDataRole.ForegroundRole:
+            return QBrush(MUTED)
+        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() == COL_PARAMS:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def flags(self, index: QModelIndex) -> Qt.ItemFlag:
+        editable = not self.document.read_only
+        if not index.isValid():
+            return Qt.ItemFlag.ItemIsDropEnabled if editable else Qt.ItemFlag.NoItemFlags
+        if index.internalId():
+            return Qt.ItemFlag.ItemIsEnabled
+        flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        if index.row() == 0:
+            if editable and index.column() == COL_SHAPE:
+                flags |= Qt.ItemFlag.ItemIsEditable
+            return flags
+        if editable:
+            flags |= Qt.ItemFlag.ItemIsDragEnabled
+        return flags
+
+    def setData(self, index: QModelIndex, value, role=Qt.ItemDataRole.EditRole) -> bool:  # noqa: N802
+        """Only the input shape is edited in place."""
+        if role != Qt.ItemDataRole.EditRole or index.internalId() or index.row() != 0 or index.column() != COL_SHAPE:
+            return False
+        try:
+            shape = parse_ints(str(value))
+        except ValueError:
+            return False
+        if not shape or len(shape) > 8 or min(shape) < 1:
+            return False
+        self.document.edit_input_shape(shape)
+        return True
+
+    # ------------------------------------------------------------------ drag and drop
+    def supportedDropActions(self) -> Qt.DropAction:  # noqa: N802
+        return Qt.DropAction.CopyAction | Qt.DropAction.MoveAction
+
+    def supportedDragActions(self) -> Qt.DropAction:  # noqa: N802
+        return Qt.DropAction.CopyAction | Qt.DropAction.MoveAction
+
+    def mimeTypes(self) -> list[str]:  # noqa: N802
+        return [LAYERS_MIME, KIND_MIME, "text/plain"]
+
+    def mimeData(self, indexes) -> object:  # noqa: N802
+        ids = {self.layer_id(i) for i in indexes if i.isValid() and not i.internalId()} - {INPUT_ID, None}
+        layers = [layer for layer in self.document.spec.layers if layer.id in ids]
+        return layers_to_mime(layers, self.source_token)
+
+    def drop_position(self, row: int, parent: QModelIndex) -> int:
+        """Layer index that a drop at (row, parent) inserts before."""
+        if parent.isValid():  # dropped on an item: after it (on a child: after its block)
+            top = parent.parent() if parent.internalId() else parent
+            return top.row()
+        if row < 0:
+            return len(self._ids)
+        return max(0, row - 1)
+
+    def canDropMimeData(self, data, action, row, column, parent) -> bool:  # noqa: N802
+        if self.document.read_only or (parent.isValid() and row >= 0):
+            return False  # no drops between a block's inner layers
+        return data.hasFormat(KIND_MIME) or data.hasFormat(LAYERS_MIME)
+
+    def dropMimeData(self, data, action, row, column, parent) -> bool:  # noqa: N802
+        """A palette kind inserts a new layer; our own layers move (MoveAction) or are copied."""
+        if action == Qt.DropAction.IgnoreAction:
+            return True
+        if not self.canDropMimeData(data, action, row, column, parent):
+            return False
+        position = self.drop_position(row, parent)
+        kind = kind_from_mime(data)
+        if kind is not None:
+            ids = self.document.add_kind(position, kind) if kind in KINDS else []
+        else:
+            try:
+                layers, source = layers_from_mime(data)
+            except SpecError:
+                return False
+            spec_ids = {layer.id for layer in self.document.spec.layers}
+            ids = [layer.id for layer in layers]
+            is_move = source == self.source_token and action == Qt.DropAction.MoveAction and set(ids) <= spec_ids
+            if is_move:
+                self.document.move_layers(ids, position)
+            else:
+                ids = self.document.add_layers(position, layers, "Drop")
+        if ids:
+            self.dropped.emit(ids)
+        return bool(ids)
