@@ -772,7 +772,7 @@ def decode_image(path: Path, size: int, grayscale: bool) -> np.ndarray:
             image = image.convert("L" if grayscale else "RGB")
             if image.size != (size, size):
                 image = image.resize((size, size), Image.Resampling.BILINEAR)
-            array = np.asarray(image, dtype=np.uint8)
+            array = np.array(image, dtype=np.uint8)   # a writable copy
     except (OSError, SyntaxError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
         raise DataError(f"Cannot read image {path} ({exc}): remove it or save it again as PNG or JPEG.") from exc
     return array[None] if grayscale else array.transpose(2, 0, 1)
