@@ -367,13 +367,13 @@ def _assemble(decoded: _Decoded, config: DataConfig, resize_to: int = 0) -> Data
         splits.append((decoded.test_x if images else decoded.test_x.clone(), decoded.test_y))
     else:
         splits.append((decoded.x[:0], decoded.y[:0]))
-    if images:
+    if images and resize_to:
         splits = [(_images_to_float(x, resize_to), y) for x, y in splits]
 
     mean = std = None
     if config.normalize and decoded.normalize and task != "reconstruction":
         mean, std = _statistics(splits[0][0])
-        splits = [(_normalise(x, mean, std), y) for x, y in splits]
+    splits = [(_to_normalised_float(x, mean, std), y) for x, y in splits]
     if task == "reconstruction":
         splits = [(x, x) for x, _ in splits]
 
@@ -428,11 +428,35 @@ def _images_to_float(x: torch.Tensor, resize_to: int = 0) -> torch.Tensor:
 
 
 def _statistics(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per channel (images, N x C x H x W) or per feature (tables, N x d) mean and std; std 0 becomes 1."""
-    dims = (0, 2, 3) if x.ndim == 4 else (0,)
-    std, mean = torch.std_mean(x, dim=dims, correction=0)     # torch sums pairwise: float32 is accurate here
+    """Per channel (images, N x C x H x W) or per feature (tables, N x d) mean and std; std 0 becomes 1.
+
+    uint8 images are measured in [0, 1] units, exactly, from a 256-bin histogram per channel.
+    """
+    if x.dtype == torch.uint8:
+        levels = torch.arange(256, dtype=torch.float64) / 255
+        counts = torch.stack([torch.bincount(x[:, c].reshape(-1), minlength=256) for c in range(x.shape[1])])
+        counts = counts.to(torch.float64) / max(1, counts[0].sum().item())
+        mean = counts @ levels
+        std = (counts @ levels.square() - mean.square()).clamp_min(0).sqrt()
+    else:
+        std, mean = torch.std_mean(x, dim=(0, 2, 3) if x.ndim == 4 else (0,), correction=0)  # pairwise sums
     std = torch.where(std > 1e-6, std, torch.ones_like(std))
     return tuple(mean.tolist()), tuple(std.tolist())
+
+
+def _to_normalised_float(x: torch.Tensor, mean: tuple[float, ...] | None,
+                         std: tuple[float, ...] | None) -> torch.Tensor:
+    """float32 samples, normalised when mean/std are given; uint8 images are scaled from 0..255 to [0, 1]
+    first, in the same pass (one conversion, then one multiply-add in place)."""
+    if x.dtype != torch.uint8:
+        return x if mean is None else _normalise(x, mean, std)
+    out = x.to(torch.float32)
+    if mean is None:
+        return out.div_(255)
+    shape = (1, -1, 1, 1)
+    scale = 1 / (255 * torch.tensor(std, dtype=torch.float64))
+    shift = -torch.tensor(mean, dtype=torch.float64) / torch.tensor(std, dtype=torch.float64)
+    return out.mul_(scale.to(torch.float32).view(shape)).add_(shift.to(torch.float32).view(shape))
 
 
 def _normalise(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
