@@ -269,7 +269,8 @@ class DataBundle:
             what = f"regression, {outputs} target{'s' if outputs != 1 else ''}"
         else:
             what = "reconstruction"
-        parts = [counts, _format_shape(self.input_shape), what]
+        shape = f"{self.input_shape[0]} features" if len(self.input_shape) == 1 else _format_shape(self.input_shape)
+        parts = [counts, shape, what]
         if self.augment.active:
             tricks = ([f"crop pad {self.augment.crop_padding}"] if self.augment.crop_padding else []) + (
                 ["flip"] if self.augment.hflip else [])
@@ -491,6 +492,9 @@ def read_idx(path: str | os.PathLike) -> torch.Tensor:
     return torch.from_numpy(array.astype(dtype.newbyteorder("="), copy=True))
 
 
+_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
 def _load_mnist_sample(config: DataConfig, progress: Progress) -> DataBundle:
     """The bundled 4000/1000 MNIST sample, parsed straight from its gz IDX files (no torchvision import)."""
     from resources import MNIST_SAMPLE
@@ -502,9 +506,6 @@ def _load_mnist_sample(config: DataConfig, progress: Progress) -> DataBundle:
     return _assemble(decoded, config, _enlarge_to(config, 28))
 
 
-_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-
-
 def _enlarge_to(config: DataConfig, native: int) -> int:
     """Built-in datasets are enlarged to image_size when it is larger than their own size, never shrunk."""
     return config.image_size if config.image_size > native else 0
@@ -513,7 +514,10 @@ def _enlarge_to(config: DataConfig, native: int) -> int:
 # --------------------------------------------------------------------------- torchvision datasets
 
 def _root(config: DataConfig) -> Path:
+    """The folder (or CSV file) the config names, with ~ expanded."""
     if not config.root.strip():
+        if config.source == "csv":
+            raise DataError("CSV table needs a file: choose the .csv file to read.")
         raise DataError(f"{SOURCES[config.source]} needs a folder: choose where its files are (or should be downloaded).")
     return Path(config.root).expanduser().resolve()
 
@@ -622,7 +626,8 @@ def _gunzip(source: Path, target: Path) -> None:
         with gzip.open(source, "rb") as packed, _atomic_file(target) as out:
             shutil.copyfileobj(packed, out, 1 << 20)
     except (OSError, EOFError) as exc:
-        raise DataError(f"Cannot unpack {source}: {exc}; replace it with an intact copy.") from exc
+        raise DataError(f"Cannot unpack {source} into {target.parent} ({exc}): unpack it there yourself, or replace "
+                        f"it with an intact copy.") from exc
 
 
 # --------------------------------------------------------------------------- downloads

@@ -411,7 +411,7 @@ def test_csv_with_text_labels_is_classification(tmp_path):
     bundle = load_data(DataConfig(source="csv", root=path, val_fraction=0.2))
     assert bundle.task == "classification" and bundle.class_names == ["bird", "cat", "dog"]
     assert bundle.input_shape == (2,) and (len(bundle.train_x), len(bundle.val_x)) == (24, 6)
-    assert bundle.summary() == "CSV pets.csv: 24 train / 6 val / 0 test, 2, 3 classes"
+    assert bundle.summary() == "CSV pets.csv: 24 train / 6 val / 0 test, 2 features, 3 classes"
     assert bundle.train_x.mean(0).abs().max().item() < 1e-5          # per-feature normalisation
     assert bundle.train_x.std(0, correction=0).sub(1).abs().max().item() < 1e-5
     sizes = bundle.train_x[:, 0] * bundle.std[0] + bundle.mean[0]
@@ -456,6 +456,7 @@ def test_csv_bad_cells_and_rows_name_line_and_column(tmp_path):
 def test_synthetic_regression_follows_the_d2l_recipe():
     bundle = load_data(DataConfig(source="synthetic-regression"))
     assert bundle.task == "regression" and bundle.input_shape == (2,) and bundle.mean is None
+    assert bundle.summary() == "Synthetic regression: 900 train / 100 val / 0 test, 2 features, regression, 1 target"
     assert (len(bundle.train_x), len(bundle.val_x), len(bundle.test_x)) == (900, 100, 0)
     x = torch.cat([bundle.train_x, bundle.val_x]).double()
     y = torch.cat([bundle.train_y, bundle.val_y]).double()
