@@ -1,0 +1,283 @@
+"""`layerstudio train`: train a design headless with a text progress bar, Ctrl-C saving a checkpoint.
+
+Settings come in layers, later ones winning: the design file's own "training" and
+"data" sections, then a ``--config run.json`` file, then the command-line flags.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TextIO
+
+from engine.errors import TrainingError
+
+EXIT_INTERRUPTED = 130  # the shell's code for "ended by SIGINT"
+TRAINING_FLAGS = ("epochs", "batch_size", "optimizer", "lr", "device", "amp", "seed")
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of `layerstudio train` (defaults None: only flags actually given override the files)."""
+    parser.add_argument("--data", metavar="SOURCE",
+                        help="mnist-sample | mnist:ROOT | fashion-mnist:ROOT | cifar10:ROOT | folder:PATH | csv:PATH | "
+                             "synthetic-regression (default: the design's own dataset, else mnist-sample)")
+    parser.add_argument("--download", action="store_true", default=None,
+                        help="download MNIST / FashionMNIST / CIFAR-10 into ROOT when the files are missing")
+    parser.add_argument("--limit", type=int, metavar="N", help="use at most N training samples (quick runs)")
+    parser.add_argument("--epochs", type=int, metavar="N")
+    parser.add_argument("--batch-size", type=int, metavar="B")
+    parser.add_argument("--optimizer", metavar="NAME", help="sgd | adam | adamw | rmsprop | adagrad | adadelta | adamax")
+    parser.add_argument("--lr", type=float, metavar="RATE", help="learning rate, e.g. 1e-3")
+    parser.add_argument("--device", metavar="DEVICE", help="auto (default), cpu, cuda, cuda:1, mps")
+    parser.add_argument("--amp", choices=("off", "bf16", "fp16"), help="mixed precision")
+    parser.add_argument("--seed", type=int, metavar="N")
+    parser.add_argument("--config", metavar="RUN.json", help="a saved training configuration; flags override it")
+    parser.add_argument("--save", metavar="WEIGHTS", help="write the trained state_dict here (.pt or .safetensors)")
+    parser.add_argument("--checkpoint", metavar="CK.pt",
+                        help="write a resumable checkpoint here when the run ends or is interrupted "
+                             "(default on Ctrl-C: DESIGN.checkpoint.pt next to the design)")
+    parser.add_argument("--resume", metavar="CK.pt", help="continue the run saved in this checkpoint")
+
+
+# --------------------------------------------------------------------------- settings
+
+def _read_json_object(path: str, what: str) -> dict:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TrainingError(f"{what} {path!r} does not exist: check the path") from None
+    except IsADirectoryError:
+        raise TrainingError(f"{what} {path!r} is a folder: give a .json file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TrainingError(f"cannot read {what} {path!r} ({exc}): check the file") from None
+    except json.JSONDecodeError as exc:
+        raise TrainingError(f"{what} {path!r} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    if not isinstance(data, dict):
+        raise TrainingError(f"{what} {path!r} must hold a JSON object")
+    return data
+
+
+def _section(data: dict, key: str, where: str) -> dict:
+    section = data.get(key) or {}
+    if not isinstance(section, dict):
+        raise TrainingError(f"the {key!r} section of {where} must be an object")
+    return section
+
+
+def layered_settings(args: argparse.Namespace, design: dict, checkpoint: dict | None = None) -> tuple[dict, dict]:
+    """(TrainConfig dict, DataConfig dict), later layers winning: the design's "training"/"data" sections,
+    a resumed checkpoint's, the --config file's, then the command-line flags."""
+    training = dict(_section(design, "training", "the design"))
+    data = dict(_section(design, "data", "the design"))
+    if checkpoint is not None:
+        training.update(_section(checkpoint, "config", "the checkpoint"))
+        data.update(_section(checkpoint, "data", "the checkpoint"))
+    if args.config:
+        config = _read_json_object(args.config, "config file")
+        # A saved TrainConfig, or a file with "training" (and "data") sections, e.g. a design saved by the window.
+        training.update(_section(config, "training", args.config) if "training" in config else config)
+        data.update(_section(config, "data", args.config))
+    for flag in TRAINING_FLAGS:
+        value = getattr(args, flag, None)
+        if value is not None:
+            training[flag] = value
+    if args.data:
+        from engine.data import parse_data_arg
+
+        named = parse_data_arg(args.data)
+        data.update(source=named.source, root=named.root)
+    if args.download:
+        data["download"] = True
+    if args.limit is not None:
+        data["limit"] = args.limit
+    return training, data
+
+
+def default_checkpoint_path(design: str) -> Path:
+    """Where Ctrl-C saves when no --checkpoint was given: next to the design file, or here for a template."""
+    path = Path(design)
+    if path.suffix.lower() == ".json" and path.parent.is_dir():
+        return path.with_name(path.stem + ".checkpoint.pt")
+    return Path(f"{path.name}.checkpoint.pt")
+
+
+# --------------------------------------------------------------------------- output
+
+def _format_loss(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _format_accuracy(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.1f}%"
+
+
+class ProgressPrinter:
+    """Turns trainer events into a \\r-updated progress bar on stderr and one line per epoch on stdout."""
+
+    REFRESH_SECONDS = 0.1
+
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None):
+        self.out, self.err = out or sys.stdout, err or sys.stderr
+        self._last_draw = 0.0
+        self._loss_sum = 0.0
+        self._loss_count = 0
+        self._epoch = -1
+        self._bar_width = 0
+        self.epochs_printed = 0
+
+    def __call__(self, event) -> None:
+        handler = getattr(self, "on_" + type(event).__name__, None)
+        if handler is not None:
+            handler(event)
+
+    def on_RunStarted(self, event) -> None:  # noqa: N802 - named after the event class
+        start = f", resuming after epoch {event.start_epoch}" if event.start_epoch else ""
+        self.print(f"training on {event.device_name or event.device}: {event.parameters:,} parameters, "
+                   f"{event.train_samples} train / {event.val_samples} val samples, "
+                   f"{event.epochs} epochs of {event.steps_per_epoch} steps{start}")
+        for note in event.notes:
+            self.print(f"note: {note}")
+
+    def on_BatchEnd(self, event) -> None:  # noqa: N802
+        if event.epoch != self._epoch:
+            self._epoch, self._loss_sum, self._loss_count = event.epoch, 0.0, 0
+        finite = [loss for loss in event.losses if loss == loss]
+        self._loss_sum += sum(finite)
+        self._loss_count += len(finite)
+        now = time.monotonic()
+        last_step = event.step >= event.steps_per_epoch
+        if now - self._last_draw < self.REFRESH_SECONDS and not last_step:
+            return
+        self._last_draw = now
+        mean = self._loss_sum / self._loss_count if self._loss_count else float("nan")
+        done = min(event.step, event.steps_per_epoch)
+        width = max(10, min(30, shutil.get_terminal_size((80, 24)).columns - 60))
+        filled = round(width * done / max(event.steps_per_epoch, 1))
+        bar = "#" * filled + "." * (width - filled)
+        text = f"epoch {event.epoch} [{bar}] {done}/{event.steps_per_epoch}  loss {mean:.4f}  " \
+               f"{event.samples_per_s:,.0f} samples/s"
+        self.err.write("\r" + text.ljust(self._bar_width))
+        self.err.flush()
+        self._bar_width = max(self._bar_width, len(text))
+
+    def on_EpochEnd(self, event) -> None:  # noqa: N802
+        parts = [f"epoch {event.epoch}/{event.epochs}", f"train loss {_format_loss(event.train_loss)}"]
+        if event.train_acc is not None:
+            parts.append(f"accuracy {_format_accuracy(event.train_acc)}")
+        if event.val_loss is not None:
+            parts.append(f"val loss {_format_loss(event.val_loss)}")
+        if event.val_acc is not None:
+            parts.append(f"accuracy {_format_accuracy(event.val_acc)}")
+        parts.append(f"lr {event.lr:.3g}")
+        parts.append(f"{event.seconds:.1f}s")
+        self.print("  ".join(parts))
+        self.epochs_printed += 1
+
+    def print(self, line: str) -> None:
+        """A line on stdout, after clearing the progress bar so the two never mix on a terminal."""
+        self.clear_bar()
+        print(line, file=self.out, flush=True)
+
+    def clear_bar(self) -> None:
+        if self._bar_width:
+            self.err.write("\r" + " " * self._bar_width + "\r")
+            self.err.flush()
+            self._bar_width = 0
+
+
+class InterruptFlag:
+    """While active, the first Ctrl-C (SIGINT) only sets a flag read by should_stop; a second one aborts."""
+
+    def __init__(self):
+        self.event = threading.Event()
+        self._previous = None
+
+    def __enter__(self) -> InterruptFlag:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum, frame) -> None:
+        if self.event.is_set():
+            raise KeyboardInterrupt
+        self.event.set()
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+
+# --------------------------------------------------------------------------- the command
+
+def run_train(args: argparse.Namespace) -> int:
+    """Train, print progress and the test result; returns the exit code (130 after Ctrl-C)."""
+    try:
+        return _run_train(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from engine.data import DataConfig, load_data
+    from engine.io import read_checkpoint, save_checkpoint, save_weights
+    from engine.templates import load_design
+    from engine.training import TrainConfig, Trainer
+
+    spec, design = load_design(args.design)
+    checkpoint = read_checkpoint(args.resume) if args.resume else None
+    training, data_settings = layered_settings(args, design, checkpoint)
+    config = TrainConfig.from_dict(training)
+    data_config = DataConfig.from_dict(data_settings)
+    data = load_data(data_config)
+    trainer = Trainer(spec, data, config)
+    if checkpoint is not None:
+        trainer.load_checkpoint(checkpoint)
+    printer = ProgressPrinter()
+    printer.print(f"data: {data.summary()}")
+    with InterruptFlag() as interrupted:
+        finished = trainer.run(on_event=printer, should_stop=interrupted.is_set)
+    printer.clear_bar()
+
+    stopped = finished.reason == "stopped"
+    checkpoint_path = Path(args.checkpoint) if args.checkpoint else (
+        default_checkpoint_path(args.design) if stopped else None)
+    if checkpoint_path is not None and finished.reason in ("completed", "stopped", "early_stopped"):
+        # The data settings ride along, so `--resume` alone trains on the same data.
+        save_checkpoint(checkpoint_path, {**trainer.checkpoint(), "data": data_config.to_dict()})
+        printer.print(f"checkpoint saved to {checkpoint_path}")
+    if args.save and finished.reason in ("completed", "stopped", "early_stopped"):
+        save_weights(trainer.model, args.save)
+        printer.print(f"weights saved to {args.save}")
+    if stopped:
+        printer.print(f"stopped after {finished.epochs_done} complete epochs; continue with: "
+                      f"layerstudio train {args.design} --resume {checkpoint_path}")
+        return EXIT_INTERRUPTED
+    if finished.reason not in ("completed", "early_stopped"):
+        print(f"error: {finished.message}", file=sys.stderr)
+        return 1
+    if finished.reason == "early_stopped" or not printer.epochs_printed:
+        printer.print(finished.message)
+    printer.print(final_evaluation_line(trainer))
+    return 0
+
+
+def final_evaluation_line(trainer) -> str:
+    """`test loss 0.081  accuracy 97.4%` (the loss only for regression; the validation split when no test set)."""
+    split = "test" if len(trainer.data.test_x) else "val"
+    if not len(getattr(trainer.data, f"{split}_x")):
+        return "no test or validation samples: nothing to evaluate"
+    result = trainer.evaluate(split)
+    line = f"{split} loss {result.loss:.3g}"
+    if result.accuracy is not None:
+        line += f"  accuracy {_format_accuracy(result.accuracy)}"
+    return line
+
