@@ -115,10 +115,13 @@ def _prod(shape) -> int:
     return math.prod(shape) if shape else 1
 
 
-def _need_rank(x: Shape, ranks: tuple[int, ...], layer: str, meaning: str, hint: str) -> None:
+def _need_rank(x: Shape, ranks: tuple[int, ...], layer: str, meaning: str, hint: str, keeps_shape: bool = False) -> None:
+    """Refuse a sample of the wrong rank. PyTorch may run such a layer anyway (it takes the
+    batch for channels, or the sample for a batch) and silently misread the data, so
+    ``torch_fails`` is False; a layer that keeps its input's shape still passes it on."""
     if len(x) not in ranks:
         raise LayerError(
-            f"{layer} needs {meaning} input, got {_fmt(x)}: {hint}", torch_fails=False
+            f"{layer} needs {meaning} input, got {_fmt(x)}: {hint}", x if keeps_shape else None, torch_fails=False
         )
 
 
@@ -205,18 +208,20 @@ _register(LayerKind(
 ))
 
 
-def _batched_dim(dim: int, rank: int, name: str, layer: str) -> int:
-    """Index into the per-sample shape of a dim given with the batch counted (dim 1 = first sample dim)."""
+def _batched_dim(dim: int, rank: int, name: str, layer: str, shape: Shape | None = None) -> int:
+    """Index into the per-sample shape of a dim given with the batch counted (dim 1 = first sample dim).
+
+    ``shape`` is the layer's output shape if it is known despite a bad dim (Softmax keeps its input's)."""
     full = rank + 1
     if not -full <= dim < full:
         raise LayerError(
             f"{layer} {name} {dim} is out of range for a {rank}-D sample (batch included: -{full}..{full - 1}): "
-            f"set {name} to 1..{rank} or -1"
+            f"set {name} to 1..{rank} or -1", shape
         )
-    dim = dim % full
-    if dim == 0:
-        raise LayerError(f"{layer} {name} 0 is the batch dimension: use 1..{rank} or -1")
-    return dim - 1
+    if dim % full == 0:  # PyTorch accepts it and mixes the samples of a batch
+        raise LayerError(f"{layer} {name} {dim} is the batch dimension: set {name} to 1..{rank} or -1",
+                         shape, torch_fails=False)
+    return dim % full - 1
 
 
 def _flatten_infer(x, p):
@@ -360,7 +365,9 @@ def _convt_infer(x, p):
         out = (n - 1) * s - 2 * pad + d * (k - 1) + op + 1
         formulas.append(f"{axis} = ({n}-1)*{s} - 2*{pad} + {d}*({k}-1) + {op} + 1 = {out}")
         if out <= 0:
-            raise LayerError(f"ConvTranspose2d output {axis} would be {out}: lower padding or raise kernel_size/stride")
+            # at exactly 0 PyTorch returns an empty tensor instead of failing
+            raise LayerError(f"ConvTranspose2d output {axis} would be {out}: lower padding or raise kernel_size/stride",
+                             torch_fails=out < 0)
         sizes.append(out)
     shape = (p["out_channels"], *sizes)
     _check_groups(x[0], p, "ConvTranspose2d", shape)
@@ -437,10 +444,13 @@ for _cls, _dims, _help in (
     _register(LayerKind(_cls, "Pooling", _help, POOL_PARAMS, _pool_infer(_dims, _cls), _pool_build(_cls), key=POOL_KEY))
 
 
-def _adaptive_infer(x, p):
-    _need_rank(x, (3,), "Adaptive pooling", "(channels, height, width)", "add an Unflatten first")
-    o = p["output_size"]
-    return Inference((x[0], o, o), formula=f"H, W = {o} whatever the input ({x[1]}x{x[2]})")
+def _adaptive_infer(name: str):
+    def infer(x, p):
+        _need_rank(x, (3,), name, "(channels, height, width)", "add an Unflatten first")
+        o = p["output_size"]
+        return Inference((x[0], o, o), formula=f"H, W = {o} whatever the input ({x[1]}x{x[2]})")
+
+    return infer
 
 
 def _adaptive_build(cls_name: str):
@@ -457,13 +467,16 @@ for _cls, _help in (
     ("AdaptiveMaxPool2d", "Max-pools each channel down to a fixed output size"),
 ):
     _register(LayerKind(_cls, "Pooling", _help, (P("output_size", "int", 1, "Output height and width", 1, 1000),),
-                        _adaptive_infer, _adaptive_build(_cls), key=("{output_size}",)))
+                        _adaptive_infer(_cls), _adaptive_build(_cls), key=("{output_size}",)))
 
 
 # --------------------------------------------------------------------------- normalization
 
+# BatchNorm refuses eps 0 while training, and the others divide by zero on a constant input.
+EPS = P("eps", "float", 1e-5, "Added to the variance for numerical stability (must be > 0)", 1e-12, 1.0)
+
 NORM_PARAMS = (
-    P("eps", "float", 1e-5, "Added to the variance for numerical stability", 0.0, 1.0),
+    EPS,
     P("momentum", "float", 0.1, "Weight of the current batch in the running statistics", 0.0, 1.0),
     P("affine", "bool", True, "Learn a scale (gamma) and shift (beta)"),
 )
@@ -471,7 +484,8 @@ NORM_PARAMS = (
 
 def _batchnorm_infer(ranks: tuple[int, ...], name: str, meaning: str):
     def infer(x, p):
-        _need_rank(x, ranks, name, meaning, "use the BatchNorm that matches the input (1d after Linear, 2d after Conv2d)")
+        _need_rank(x, ranks, name, meaning, "use the BatchNorm that matches the input (1d after Linear, 2d after Conv2d)",
+                   keeps_shape=True)
         c = x[0]
         return Inference(x, 2 * c if p["affine"] else 0, 2 * c + 1, 2 * _prod(x))
 
@@ -497,8 +511,11 @@ _register(LayerKind("BatchNorm2d", "Normalization", "Batch normalization per cha
 
 def _layernorm_infer(x, p):
     n = p["normalized_dims"]
-    if len(x) < n:
-        raise LayerError(f"LayerNorm normalizes the last {n} dimensions but the input {_fmt(x)} has {len(x)}: lower normalized_dims")
+    if len(x) < n:  # PyTorch would be built over fewer dimensions than asked, and run
+        raise LayerError(
+            f"LayerNorm normalizes the last {n} dimensions but the input {_fmt(x)} has {len(x)}: lower normalized_dims",
+            x, torch_fails=False,
+        )
     elems = _prod(x[-n:])
     return Inference(x, 2 * elems if p["elementwise_affine"] else 0, 0, 2 * _prod(x))
 
@@ -512,14 +529,13 @@ def _layernorm_build(x, p):
 _register(LayerKind(
     "LayerNorm", "Normalization", "Normalizes each sample over its last dimensions",
     (P("normalized_dims", "int", 1, "How many trailing dimensions to normalize over", 1, 8),
-     P("eps", "float", 1e-5, "Added to the variance for numerical stability", 0.0, 1.0),
+     EPS,
      P("elementwise_affine", "bool", True, "Learn a per-element scale and shift")),
     _layernorm_infer, _layernorm_build,
 ))
 
 
 def _groupnorm_infer(x, p):
-    _need_rank(x, (1, 2, 3), "GroupNorm", "(channels, ...)", "check the input shape")
     c, g = x[0], p["num_groups"]
     if c % g:
         raise LayerError(f"GroupNorm: {c} channels are not divisible into {g} groups: set num_groups to a divisor of {c}", x)
@@ -535,7 +551,7 @@ def _groupnorm_build(x, p):
 _register(LayerKind(
     "GroupNorm", "Normalization", "Normalizes groups of channels per sample (independent of batch size)",
     (P("num_groups", "int", 2, "Number of channel groups; must divide the channels", 1, 100_000),
-     P("eps", "float", 1e-5, "Added to the variance for numerical stability", 0.0, 1.0),
+     EPS,
      P("affine", "bool", True, "Learn a per-channel scale and shift")),
     _groupnorm_infer, _groupnorm_build, key=("{num_groups}",),
 ))
@@ -554,7 +570,8 @@ def _dropout_build(cls_name: str):
 
 def _dropout2d_infer(x, p):
     if len(x) != 3:
-        raise LayerError("Dropout2d zeroes whole channels of (channels, height, width): use Dropout here", torch_fails=False)
+        raise LayerError("Dropout2d zeroes whole channels of (channels, height, width): use Dropout here", x,
+                         torch_fails=False)
     return Inference(x)
 
 
@@ -616,7 +633,7 @@ _register(LayerKind(
 
 
 def _softmax_infer(x, p):
-    _batched_dim(p["dim"], len(x), "dim", "Softmax")
+    _batched_dim(p["dim"], len(x), "dim", "Softmax", shape=x)
     return Inference(x)
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from engine.errors import LayerError
+from engine.errors import LayerError, SpecError
 from engine.layers import KINDS, Inference, Shape
-from engine.spec import NetworkSpec
+from engine.spec import NetworkSpec, coerce_params
 
 BYTES_PER_VALUE = 4  # float32
 ENTRY_ONLY = "Embedding"
@@ -87,7 +87,10 @@ class Analysis:
         return (self.params + self.buffers) * BYTES_PER_VALUE / 1e6
 
     def row(self, layer_id: str) -> LayerRow:
-        return next(r for r in self.rows if r.layer_id == layer_id)
+        for r in self.rows:
+            if r.layer_id == layer_id:
+                return r
+        raise KeyError(layer_id)
 
 
 def _prod(shape) -> int:
@@ -97,41 +100,110 @@ def _prod(shape) -> int:
     return n
 
 
-@lru_cache(maxsize=20_000)
-def _infer(kind: str, in_shape: Shape, params: tuple) -> Inference | LayerError:
+EMBEDDING_NOT_FIRST = "Embedding needs integer token indices, so it must be the first layer: move it to the top"
+
+
+def _params_key(params: dict) -> tuple | None:
+    """A hashable form of a layer's parameters for the caches; None for unhashable junk."""
     try:
-        return KINDS[kind].infer(in_shape, dict(params))
+        key = tuple(sorted(params.items()))
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _checked_uncached(kind: str, params: dict) -> dict | str:
+    """The parameters checked against the kind's schema, or the sentence saying what is wrong.
+
+    A spec edited in code (``with_param``) is not checked until here."""
+    layer_kind = KINDS.get(kind)
+    if layer_kind is None:
+        return f"unknown kind {kind!r}: replace this layer with one from the palette"
+    try:
+        return coerce_params(layer_kind, params, kind)
+    except SpecError as exc:
+        return str(exc)
+
+
+@lru_cache(maxsize=20_000)
+def _checked_cached(kind: str, key: tuple) -> dict | str:
+    return _checked_uncached(kind, dict(key))
+
+
+def _checked(kind: str, params: dict, key: tuple | None) -> dict | str:
+    return _checked_cached(kind, key) if key is not None else _checked_uncached(kind, params)
+
+
+def _infer_checked(kind: str, in_shape: Shape, checked: dict | str) -> Inference | LayerError:
+    if isinstance(checked, str):
+        return LayerError(checked, torch_fails=False)
+    try:
+        return KINDS[kind].infer(in_shape, checked)
     except LayerError as exc:
         return exc
 
 
+@lru_cache(maxsize=20_000)
+def _infer_cached(kind: str, in_shape: Shape, key: tuple) -> Inference | LayerError:
+    return _infer_checked(kind, in_shape, _checked_cached(kind, key))
+
+
+def _infer(kind: str, in_shape: Shape, params: dict, key: tuple | None) -> Inference | LayerError:
+    """Memoised per (kind, input shape, parameters), so an edit recomputes only what changed."""
+    if key is not None:
+        return _infer_cached(kind, in_shape, key)
+    return _infer_checked(kind, in_shape, _checked_uncached(kind, params))
+
+
+@lru_cache(maxsize=20_000)
+def _label_cached(kind: str, key: tuple) -> str:
+    return KINDS[kind].short(dict(key))
+
+
+def _label(kind: str, params: dict, key: tuple | None, checked: dict | str) -> str:
+    if isinstance(checked, str):  # unknown kind or junk parameters: the name is all we can show
+        return kind
+    return _label_cached(kind, key) if key is not None else KINDS[kind].short(checked)
+
+
+def clear_cache() -> None:
+    """Forget memoised results (for benchmarks measuring a cold analysis)."""
+    for cache in (_checked_cached, _infer_cached, _label_cached):
+        cache.cache_clear()
+
+
 def infer_layer(kind: str, in_shape: Shape, params: dict) -> Inference:
     """Infer one layer (memoised); raises LayerError."""
-    result = _infer(kind, tuple(in_shape), tuple(sorted(params.items())))
+    result = _infer(kind, tuple(in_shape), params, _params_key(params))
     if isinstance(result, LayerError):
         raise result
     return result
 
 
 def analyze(spec: NetworkSpec) -> Analysis:
-    """One row per layer: output shape, parameters, MACs, formula, error and warning."""
+    """One row per layer: output shape, parameters, MACs, formula, error and warning.
+
+    Problems that do not depend on the incoming shape (unknown kind, bad parameter values,
+    Embedding not first) are reported even below a layer whose output is unknown."""
     rows = []
     shape: Shape | None = tuple(spec.input_shape)
     for i, layer in enumerate(spec.layers):
-        label = layer.short()
+        key = _params_key(layer.params)
+        checked = _checked(layer.kind, layer.params, key)
+        label = _label(layer.kind, layer.params, key, checked)
+        problem = checked if isinstance(checked, str) else EMBEDDING_NOT_FIRST if i and layer.kind == ENTRY_ONLY else ""
+        if problem:
+            rows.append(LayerRow(i, layer.id, layer.kind, label, shape, None, error=problem))
+            shape = None
+            continue
         if shape is None:
             rows.append(LayerRow(i, layer.id, layer.kind, label, None, None))
             continue
-        if layer.kind == ENTRY_ONLY and i != 0:
-            rows.append(LayerRow(i, layer.id, layer.kind, label, shape, None,
-                                 error="Embedding needs integer token indices, so it must be the first layer: move it to the top"))
-            shape = None
-            continue
-        try:
-            inf = infer_layer(layer.kind, shape, layer.params)
-        except LayerError as exc:
-            rows.append(LayerRow(i, layer.id, layer.kind, label, shape, exc.shape, error=str(exc)))
-            shape = exc.shape
+        inf = _infer(layer.kind, shape, layer.params, key)
+        if isinstance(inf, LayerError):
+            rows.append(LayerRow(i, layer.id, layer.kind, label, shape, inf.shape, error=str(inf)))
+            shape = inf.shape
             continue
         trainable = 0 if layer.frozen else inf.params
         rows.append(LayerRow(i, layer.id, layer.kind, label, shape, inf.shape, inf.params, trainable,

@@ -1,0 +1,364 @@
+"""analyze(): shapes, parameter and buffer counts equal real PyTorch; errors exactly where PyTorch fails."""
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from engine.build import build_model
+from engine.errors import LayerError
+from engine.layers import KINDS, PADDING_PRESETS, Param, suggest_hidden_sizes
+from engine.shapes import analyze, format_count, format_shape, infer_layer
+from engine.spec import LayerSpec, NetworkSpec
+
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny tensors: threads only add contention on the shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# --------------------------------------------------------------------------- random stacks
+
+# Small ranges keep every generated model tiny (the whole file runs in seconds).
+SMALL_INTS = {
+    "out_features": (1, 8), "out_channels": (1, 6), "hidden_size": (1, 5), "embedding_dim": (1, 5),
+    "num_embeddings": (1, 8), "kernel_size": (1, 5), "stride": (1, 3), "dilation": (1, 2), "groups": (1, 3),
+    "output_padding": (0, 2), "padding": (0, 3), "num_groups": (1, 4), "normalized_dims": (1, 3),
+    "num_layers": (1, 2), "num_convs": (1, 2), "output_size": (1, 4), "start_dim": (-4, 4), "end_dim": (-4, 4),
+    "dim": (-4, 4), "c1": (1, 3), "c2_reduce": (1, 3), "c2": (1, 3), "c3_reduce": (1, 3), "c3": (1, 3), "c4": (1, 3),
+}
+# Kinds that suit a sample of each rank; most draws follow these, the rest are any kind (to provoke errors).
+SUITS = {
+    1: ["Linear", "ReLU", "BatchNorm1d", "Dropout", "AlphaDropout", "LayerNorm", "Unflatten", "PReLU", "Softmax",
+        "LogSoftmax", "GELU", "Identity", "Tanh", "Sigmoid", "GroupNorm", "LeakyReLU", "ELU", "SiLU", "Hardswish", "ReLU6"],
+    2: ["LSTM", "GRU", "Conv1d", "MaxPool1d", "AvgPool1d", "BatchNorm1d", "Flatten", "Linear", "LayerNorm", "GroupNorm",
+        "Unflatten", "Softmax", "PReLU", "Dropout"],
+    3: ["Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "BatchNorm2d",
+        "GroupNorm", "Dropout2d", "VGGBlock", "NiNBlock", "Residual", "Inception", "Flatten", "LayerNorm", "ReLU", "PReLU",
+        "Softmax", "Conv2d", "Conv2d", "Conv2d", "ConvTranspose2d", "MaxPool2d", "NiNBlock", "Inception", "Residual"],
+}
+ALL_KINDS = sorted(KINDS)
+INPUTS = {
+    "image": st.tuples(st.integers(1, 4), st.integers(1, 16), st.integers(1, 16)),
+    "features": st.tuples(st.integers(1, 16)),
+    "sequence": st.tuples(st.integers(1, 6), st.integers(1, 8)),
+    "signal": st.tuples(st.integers(1, 4), st.integers(1, 16)),
+    "tokens": st.tuples(st.integers(1, 6)),
+}
+
+
+# Mostly the default for these, so deeper stacks stay valid; sometimes not, to provoke the errors.
+MOSTLY_DEFAULT = {"groups", "num_groups", "output_padding", "dilation"}
+
+
+def small_value(p: Param, draw) -> object:
+    if p.name in MOSTLY_DEFAULT and draw(st.integers(0, 9)) < 7:
+        return p.default
+    if p.type == "int":
+        low, high = SMALL_INTS.get(p.name, (p.min, p.min + 3))
+        return draw(st.integers(max(low, p.min), min(high, p.max)))
+    if p.type == "float":
+        return draw(st.sampled_from([p.default, p.min, (p.min + p.max) / 2 if p.max < 100 else p.default]))
+    if p.type == "bool":
+        return draw(st.booleans())
+    if p.type == "choice":
+        return draw(st.sampled_from(p.choices))
+    if p.type == "padding":
+        return draw(st.integers(0, 3) | st.sampled_from(PADDING_PRESETS))
+    if p.type == "ints":
+        return tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=3)))
+    raise AssertionError(p.type)
+
+
+def factor_split(n: int, draw) -> tuple[int, ...]:
+    """A random split of n into 1-3 factors, e.g. 12 -> (2, 3, 2)."""
+    parts = []
+    for _ in range(draw(st.integers(0, 2))):
+        divisors = [d for d in range(1, n + 1) if n % d == 0]
+        d = draw(st.sampled_from(divisors))
+        parts.append(d)
+        n //= d
+    return (*parts, n)
+
+
+def draw_layer(draw, shape, index: int) -> LayerSpec:
+    rank = len(shape) if shape else 0
+    if shape is not None and rank in SUITS and draw(st.integers(0, 9)) < 8:
+        kind = KINDS[draw(st.sampled_from(SUITS[rank]))]
+    else:
+        kind = KINDS[draw(st.sampled_from(ALL_KINDS))]
+    params = {p.name: small_value(p, draw) for p in kind.params}
+    if kind.name == "Unflatten" and shape and draw(st.integers(0, 9)) < 8:
+        params["dim"] = draw(st.sampled_from([*range(1, rank + 1), -1]))
+        params["sizes"] = factor_split(shape[params["dim"] - 1 if params["dim"] > 0 else -1], draw)
+    if kind.name == "Flatten" and draw(st.booleans()):
+        params.update(start_dim=1, end_dim=-1)
+    return LayerSpec(kind.name, params, f"L{index}", frozen=draw(st.integers(0, 9)) == 0)
+
+
+@st.composite
+def stacks(draw) -> NetworkSpec:
+    source = draw(st.sampled_from(["image", "image", *INPUTS]))
+    spec = NetworkSpec(draw(INPUTS[source]))
+    if source == "tokens":
+        p = {"num_embeddings": draw(st.integers(1, 8)), "embedding_dim": draw(st.integers(1, 5))}
+        spec = spec.inserted(0, LayerSpec("Embedding", p, "L0"))
+    for i in range(len(spec.layers), draw(st.integers(1, 6))):
+        shape = analyze(spec).output_shape
+        spec = spec.inserted(i, draw_layer(draw, shape, i))
+    return spec
+
+
+def count(tensors) -> int:
+    return sum(t.numel() for t in tensors)
+
+
+def expected_error(row, layer: LayerSpec) -> LayerError:
+    """The LayerError behind a row's error (Embedding out of place is the one error analyze adds itself)."""
+    if row.kind == "Embedding" and row.index > 0:
+        return LayerError(row.error)
+    try:
+        infer_layer(layer.kind, row.in_shape, layer.params)
+    except LayerError as exc:
+        return exc
+    raise AssertionError(f"row {row.index} has an error but infer_layer raised none: {row.error}")
+
+
+def run_torch(kind: str, in_shape, params: dict, x: torch.Tensor):
+    """Raw PyTorch: construct the layer as the registry builds it, then forward a batch."""
+    module = KINDS[kind].build(tuple(in_shape), params)
+    return module, module(x)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(stacks())
+def test_random_stacks_match_pytorch_layer_by_layer(spec):
+    analysis = analyze(spec)
+    assert len(analysis.rows) == len(spec.layers)
+    tokens = spec.layers and spec.layers[0].kind == "Embedding"
+    x = torch.zeros((2, *spec.input_shape), dtype=torch.long if tokens else torch.float32)
+    for row, layer in zip(analysis.rows, spec.layers):
+        if row.in_shape is None:  # unknown downstream of an error whose output is unknown
+            assert row.shape is None and row.params is None
+            event("unknown downstream")
+            continue
+        assert tuple(x.shape[1:]) == row.in_shape, f"row {row.index} ({row.label}) in_shape"
+        if row.error:
+            error = expected_error(row, layer)
+            event(f"error ({'torch fails' if error.torch_fails else 'torch misreads'}): {row.kind}")
+            if error.torch_fails:
+                with pytest.raises(Exception):
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        run_torch(layer.kind, row.in_shape, layer.params, x)
+            assert row.shape == error.shape
+            if row.shape is not None:
+                x = torch.zeros((2, *row.shape))
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. LSTM dropout with one layer
+            try:
+                module, y = run_torch(layer.kind, row.in_shape, layer.params, x)
+            except Exception as exc:  # pragma: no cover - the failure message is the point
+                raise AssertionError(f"analyze passed row {row.index} ({row.label}, in {row.in_shape}) "
+                                     f"but PyTorch fails: {exc}") from exc
+        event(f"ok: {row.kind}")
+        assert tuple(y.shape[1:]) == row.shape, f"row {row.index} ({row.label}) shape"
+        assert count(module.parameters()) == row.params, f"row {row.index} ({row.label}) params"
+        assert count(module.buffers()) == row.buffers, f"row {row.index} ({row.label}) buffers"
+        assert row.trainable == (0 if layer.frozen else row.params)
+        x = y
+    if analysis.ok and spec.layers:
+        event(f"whole stack ok, {len(spec.layers)} layers")
+        model = build_model(spec)
+        x = torch.zeros((2, *spec.input_shape), dtype=torch.long if tokens else torch.float32)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert tuple(model(x).shape[1:]) == analysis.output_shape
+        assert count(p for p in model.parameters() if p.requires_grad) == analysis.trainable
+        assert count(model.parameters()) == analysis.params and count(model.buffers()) == analysis.buffers
+
+
+# --------------------------------------------------------------------------- by example
+
+def one(kind: str, in_shape, **params):
+    return analyze(NetworkSpec(in_shape, (LayerSpec(kind, params, "x"),))).rows[0]
+
+
+@pytest.mark.parametrize(
+    "kind, in_shape, params, formula",
+    [
+        ("Conv2d", (1, 28, 28), dict(out_channels=6, kernel_size=5, padding=2),
+         "H = floor((28 + 2*2 - 5)/1) + 1 = 28; W = floor((28 + 2*2 - 5)/1) + 1 = 28"),
+        ("Conv2d", (3, 32, 20), dict(kernel_size=3, stride=2, dilation=2),
+         "H = floor((32 + 2*0 - 2*(3-1) - 1)/2) + 1 = 14; W = floor((20 + 2*0 - 2*(3-1) - 1)/2) + 1 = 8"),
+        ("Conv1d", (4, 100), dict(kernel_size=7, stride=3), "L = floor((100 + 2*0 - 7)/3) + 1 = 32"),
+        ("MaxPool2d", (6, 28, 28), dict(), "H = floor((28 + 2*0 - 2)/2) + 1 = 14; W = floor((28 + 2*0 - 2)/2) + 1 = 14"),
+        ("AvgPool2d", (6, 7, 7), dict(kernel_size=3, stride=2, padding=1),
+         "H = floor((7 + 2*1 - 3)/2) + 1 = 4; W = floor((7 + 2*1 - 3)/2) + 1 = 4"),
+        ("ConvTranspose2d", (8, 7, 7), dict(out_channels=4, kernel_size=4, stride=2, padding=1),
+         "H = (7-1)*2 - 2*1 + 1*(4-1) + 0 + 1 = 14; W = (7-1)*2 - 2*1 + 1*(4-1) + 0 + 1 = 14"),
+    ],
+)
+def test_formulas_fill_in_the_numbers(kind, in_shape, params, formula):
+    row = one(kind, in_shape, **params)
+    assert row.formula == formula and not row.error
+
+
+@pytest.mark.parametrize(
+    "padding, kernel, dilation, expected",
+    [("valid", 5, 1, 24), ("same", 5, 1, 28), ("same", 4, 1, 28), ("same", 2, 3, 28), ("full", 5, 1, 32),
+     ("full", 3, 2, 32), (2, 5, 1, 28)],
+)
+def test_padding_presets(padding, kernel, dilation, expected):
+    row = one("Conv2d", (1, 28, 28), out_channels=2, kernel_size=kernel, padding=padding, dilation=dilation)
+    assert row.shape == (2, expected, expected) and not row.error
+    module = KINDS["Conv2d"].build((1, 28, 28), LayerSpec("Conv2d", dict(out_channels=2, kernel_size=kernel,
+                                                                    padding=padding, dilation=dilation)).params)
+    assert tuple(module(torch.zeros(2, 1, 28, 28)).shape[1:]) == row.shape
+
+
+def test_same_padding_explains_itself_and_refuses_stride():
+    assert "padding 'same' keeps the size" in one("Conv2d", (1, 9, 9), kernel_size=4, padding="same").formula
+    row = one("Conv2d", (1, 9, 9), kernel_size=3, stride=2, padding="same")
+    assert row.error == "padding 'same' needs stride 1, got stride 2: set stride to 1 or give padding as a number"
+
+
+@pytest.mark.parametrize(
+    "kind, in_shape, params, message",
+    [
+        ("Conv2d", (1, 4, 4), dict(kernel_size=5), "kernel 5 is larger than the padded input 4: lower kernel_size or add padding"),
+        ("Conv2d", (1, 6, 6), dict(kernel_size=3, dilation=3),
+         "dilated kernel 7 is larger than the padded input 6: lower kernel_size or add padding"),
+        ("LSTM", (1, 28, 28), dict(), "LSTM needs (sequence, features) input, got (1, 28, 28): add a Flatten/Reshape first"),
+        ("Conv2d", (784,), dict(), "Conv2d needs (channels, height, width) input, got (784): add an Unflatten first"),
+        ("MaxPool2d", (1, 8, 8), dict(kernel_size=3, padding=2),
+         "MaxPool2d padding 2 is more than half the kernel 3: lower padding to at most 1"),
+        ("Conv2d", (3, 8, 8), dict(out_channels=4, groups=2),
+         "Conv2d in_channels 3 is not divisible by groups 2: set groups to a divisor of 3"),
+        ("GroupNorm", (6, 4, 4), dict(num_groups=4),
+         "GroupNorm: 6 channels are not divisible into 4 groups: set num_groups to a divisor of 6"),
+        ("Unflatten", (100,), dict(sizes=(1, 28, 28)),
+         "Unflatten sizes (1, 28, 28) hold 784 values but dimension 1 has 100: make the sizes multiply to 100"),
+        ("Softmax", (10,), dict(dim=2), "Softmax dim 2 is out of range for a 1-D sample"),
+        ("ConvTranspose2d", (1, 4, 4), dict(stride=1, output_padding=1),
+         "output_padding 1 must be smaller than stride 1 or dilation 1: lower output_padding"),
+    ],
+)
+def test_errors_carry_a_fix_hint(kind, in_shape, params, message):
+    assert one(kind, in_shape, **params).error.startswith(message)
+
+
+def test_analysis_goes_on_past_an_error_when_the_shape_is_known():
+    spec = NetworkSpec((6, 8, 8), (
+        LayerSpec("GroupNorm", {"num_groups": 4}, "bad"),       # shape still known: (6, 8, 8)
+        LayerSpec("Conv2d", {"out_channels": 4, "kernel_size": 3}, "c"),
+        LayerSpec("Conv2d", {"kernel_size": 9}, "too-big"),     # output unknown
+        LayerSpec("Flatten", {}, "f"),
+        LayerSpec("Linear", {"out_features": 10}, "l"),
+    ))
+    rows = analyze(spec).rows
+    assert rows[0].error and rows[0].shape == (6, 8, 8)
+    assert not rows[1].error and rows[1].shape == (4, 6, 6) and rows[1].params == 4 * 6 * 9 + 4
+    assert rows[2].error and rows[2].shape is None
+    assert [(r.in_shape, r.shape, r.params, r.error) for r in rows[3:]] == [(None, None, None, "")] * 2
+    analysis = analyze(spec)
+    assert [r.layer_id for r in analysis.errors] == ["bad", "too-big"]
+    assert not analysis.ok and analysis.output_shape is None
+
+
+def test_every_problem_is_reported_at_once():
+    spec = NetworkSpec((3, 8, 8), (
+        LayerSpec("Conv2d", {"out_channels": 4, "groups": 2, "padding": 1}, "a"),  # 3 channels vs groups 2
+        LayerSpec("Softmax", {"dim": 0}, "b"),                        # the batch dim, shape known
+        LayerSpec("Dropout2d", {}, "c"),
+        LayerSpec("LayerNorm", {"normalized_dims": 4}, "d"),         # more dims than the sample has
+    ))
+    analysis = analyze(spec)
+    assert [r.layer_id for r in analysis.errors] == ["a", "b", "d"]
+    assert analysis.output_shape == (4, 8, 8)
+
+
+def test_embedding_only_first():
+    ok = NetworkSpec((12,), (LayerSpec("Embedding", {"num_embeddings": 100, "embedding_dim": 8}, "e"),
+                             LayerSpec("LSTM", {"hidden_size": 16}, "r")))
+    rows = analyze(ok).rows
+    assert rows[0].shape == (12, 8) and rows[0].params == 800 and rows[1].shape == (16,)
+    bad = NetworkSpec((12,), (LayerSpec("Identity", {}, "i"), LayerSpec("Embedding", {}, "e")))
+    assert "must be the first layer" in analyze(bad).rows[1].error
+
+
+def test_frozen_layers_count_as_not_trainable():
+    spec = NetworkSpec((1, 28, 28), (
+        LayerSpec("Conv2d", {"out_channels": 6, "kernel_size": 5}, "c", frozen=True),
+        LayerSpec("BatchNorm2d", {}, "bn"),
+        LayerSpec("Flatten", {}, "f"),
+        LayerSpec("Linear", {"out_features": 10}, "l"),
+    ))
+    analysis = analyze(spec)
+    conv = 6 * 25 + 6
+    assert analysis.row("c").params == conv and analysis.row("c").trainable == 0
+    assert analysis.params == conv + 12 + (6 * 24 * 24 * 10 + 10)
+    assert analysis.trainable == analysis.params - conv
+    assert analysis.buffers == 13
+    model = build_model(spec)
+    assert count(p for p in model.parameters() if p.requires_grad) == analysis.trainable
+
+
+def test_totals_and_activation_size():
+    spec = NetworkSpec((784,), (LayerSpec("Linear", {"out_features": 512}, "a"), LayerSpec("BatchNorm1d", {}, "b"),
+                                LayerSpec("Linear", {"out_features": 10}, "c")))
+    analysis = analyze(spec)
+    assert analysis.params == 784 * 512 + 512 + 1024 + 5130
+    assert analysis.buffers == 1025
+    assert analysis.macs == 784 * 512 + 2 * 512 + 5120
+    assert analysis.size_mb == pytest.approx((analysis.params + analysis.buffers) * 4 / 1e6)
+    assert analysis.row("a").activation_bytes == 512 * 4
+    assert format_count(analysis.params) == "408k" and format_count(1_234_567) == "1.23M" and format_count(None) == "?"
+    assert format_shape((1, 28, 28)) == "1x28x28" and format_shape(None) == "?"
+
+
+def test_macs_of_conv_and_linear_match_pytorch_flop_counter():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    spec = NetworkSpec((3, 16, 16), (
+        LayerSpec("Conv2d", {"out_channels": 8, "kernel_size": 3, "padding": 1, "groups": 1}, "c"),
+        LayerSpec("Conv2d", {"out_channels": 4, "kernel_size": 3, "stride": 2, "groups": 2}, "g"),
+        LayerSpec("ConvTranspose2d", {"out_channels": 6, "kernel_size": 3, "stride": 2}, "t"),
+        LayerSpec("Flatten", {}, "f"),
+        LayerSpec("Linear", {"out_features": 10}, "l"),
+    ))
+    analysis = analyze(spec)
+    model = build_model(spec)
+    with FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 3, 16, 16))
+    assert counter.get_total_flops() == 2 * analysis.macs
+
+
+def test_recurrent_param_counts_include_bidirectional_and_stacking():
+    for kind in ("LSTM", "GRU"):
+        row = one(kind, (7, 5), hidden_size=6, num_layers=3, bidirectional=True, output="all")
+        reference = getattr(torch.nn, kind)(5, 6, num_layers=3, bidirectional=True)
+        assert row.params == count(reference.parameters()) and row.shape == (7, 12)
+
+
+def test_bad_parameter_values_are_row_errors_not_crashes():
+    spec = NetworkSpec((1, 8, 8), (LayerSpec("Conv2d", {"stride": 0}, "s"), LayerSpec("Mystery", {}, "m")))
+    rows = analyze(spec).rows
+    assert "'stride'" in rows[0].error and rows[0].shape is None
+    assert rows[1].in_shape is None and "unknown kind 'Mystery'" in rows[1].error  # reported below an unknown shape too
+
+
+def test_suggest_hidden_sizes():
+    assert suggest_hidden_sizes(784, 10) == {
+        "2/3 of input + output": 533, "mean of input and output": 397, "geometric mean": 89,
+    }
+    assert min(suggest_hidden_sizes(1, 1).values()) >= 1
