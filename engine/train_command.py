@@ -19,6 +19,8 @@ from engine.errors import TrainingError
 
 EXIT_INTERRUPTED = 130  # the shell's code for "ended by SIGINT"
 TRAINING_FLAGS = ("epochs", "batch_size", "optimizer", "lr", "device", "amp", "seed")
+# A resumed run continues its optimizer, schedule and batch order: these cannot change half way.
+FIXED_ON_RESUME = ("optimizer", "lr", "batch_size")
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -96,6 +98,16 @@ def layered_settings(args: argparse.Namespace, design: dict, checkpoint: dict | 
     if args.limit is not None:
         data["limit"] = args.limit
     return training, data
+
+
+def check_resumable(training: dict, checkpoint: dict) -> None:
+    """TrainingError when the settings change what a resumed run must keep (optimizer, lr, batch size)."""
+    saved = _section(checkpoint, "config", "the checkpoint")
+    for name in FIXED_ON_RESUME:
+        if name in saved and training.get(name) != saved[name]:
+            flag = "--" + name.replace("_", "-")
+            raise TrainingError(f"the checkpoint was trained with {name} {saved[name]!r} and a resumed run keeps it: "
+                                f"leave out {flag} (or a --config that changes it), or start a new run without --resume")
 
 
 def default_checkpoint_path(design: str) -> Path:
@@ -235,6 +247,8 @@ def _run_train(args: argparse.Namespace) -> int:
     spec, design = load_design(args.design)
     checkpoint = read_checkpoint(args.resume) if args.resume else None
     training, data_settings = layered_settings(args, design, checkpoint)
+    if checkpoint is not None:
+        check_resumable(training, checkpoint)
     config = TrainConfig.from_dict(training)
     data_config = DataConfig.from_dict(data_settings)
     data = load_data(data_config)

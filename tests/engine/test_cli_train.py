@@ -110,6 +110,10 @@ def test_resume_continues_the_run_with_the_same_losses(tmp_path, capsys):
     assert epoch_losses(straight) == {**epoch_losses(first), **epoch_losses(resumed)}
     assert straight[-1] == resumed[-1]                            # same test loss and accuracy
 
+    code, out, err = train(capsys, "softmax-regression", *QUICK, "--epochs", "3", "--lr", "0.1", "--resume", checkpoint)
+    assert code == 1 and not out
+    assert err.startswith("error: the checkpoint was trained with lr 0.001") and "leave out --lr" in err
+
 
 @pytest.mark.parametrize("args, message", [
     (["no-such-template"], "unknown template 'no-such-template'"),
