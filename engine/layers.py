@@ -11,6 +11,7 @@ Adding a layer kind = adding one ``_register(...)`` call.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -69,21 +70,30 @@ class LayerKind:
         return {p.name: p.default for p in self.params}
 
     def short(self, params: dict) -> str:
-        """Short form of the key parameters, e.g. ``Conv2d 6, k5, p2``."""
+        """Short form of the key parameters, e.g. ``Conv2d 6, k5, p2`` or ``VGGBlock 2x64``."""
         parts = []
         for part in self.key:
-            optional = part.startswith("?")
             template = part.lstrip("?")
-            name = template[template.index("{") + 1 : template.index("}")]
-            value = params.get(name, self.param(name).default)
-            if optional and value == self.param(name).default:
+            names = _PLACEHOLDER.findall(template)
+            values = {name: params.get(name, self.param(name).default) for name in names}
+            if part.startswith("?") and all(values[n] == self.param(n).default for n in names):
                 continue
-            if isinstance(value, float):
-                value = f"{value:g}"
-            elif isinstance(value, tuple):
-                value = "x".join(map(str, value))
-            parts.append(template.replace("{" + name + "}", str(value)))
+            if values.get("padding") is not None and isinstance(values["padding"], str):
+                parts.append(values["padding"])  # a preset reads best alone: "Conv2d 16, k3, same"
+                continue
+            parts.append(_PLACEHOLDER.sub(lambda m: _short_value(values[m.group(1)]), template))
         return f"{self.name} {', '.join(parts)}" if parts else self.name
+
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def _short_value(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple):
+        return "x".join(map(str, value))
+    return str(value)
 
 
 KINDS: dict[str, LayerKind] = {}
@@ -353,9 +363,35 @@ _register(LayerKind("Conv2d", "Convolution", "2-D convolution over (channels, he
                     _conv_params(16), _conv_infer(2), _conv_build(2), key=CONV_KEY))
 
 
+def _convt_padding(p: dict) -> tuple[int, int]:
+    """(padding, output_padding) for nn.ConvTranspose2d from the user's padding and output_padding.
+
+    Presets: 'valid' crops nothing; 'same' gives output = input x stride (as in Keras/TensorFlow),
+    reached with a padding and an extra output_padding. 'full' has no transposed meaning
+    (padding 0 already gives the full output)."""
+    k, s, d, padding, op = p["kernel_size"], p["stride"], p["dilation"], p["padding"], p["output_padding"]
+    if padding == "valid":
+        return 0, op
+    if padding == "full":
+        raise LayerError("ConvTranspose2d has no 'full' padding (valid already gives the full output): "
+                         "use valid, same or a number")
+    if padding == "same":
+        if op:
+            raise LayerError("padding 'same' sets output_padding itself: set output_padding to 0")
+        trim = d * (k - 1) + 1 - s  # 2*padding - output_padding must equal this
+        pad = max(0, (trim + 1) // 2)
+        extra = 2 * pad - trim
+        if extra >= max(s, d):
+            raise LayerError(f"padding 'same' cannot keep input x stride with kernel {k} at stride {s}: "
+                             f"use an odd kernel_size or a stride of 2 or more")
+        return pad, extra
+    return padding, op
+
+
 def _convt_infer(x, p):
     _need_rank(x, (3,), "ConvTranspose2d", "(channels, height, width)", "add an Unflatten first")
-    k, s, d, pad, op = p["kernel_size"], p["stride"], p["dilation"], p["padding"], p["output_padding"]
+    k, s, d = p["kernel_size"], p["stride"], p["dilation"]
+    pad, op = _convt_padding(p)
     if op >= max(s, d):
         raise LayerError(
             f"output_padding {op} must be smaller than stride {s} or dilation {d}: lower output_padding"
@@ -363,7 +399,10 @@ def _convt_infer(x, p):
     sizes, formulas = [], []
     for axis, n in zip("HW", x[1:]):
         out = (n - 1) * s - 2 * pad + d * (k - 1) + op + 1
-        formulas.append(f"{axis} = ({n}-1)*{s} - 2*{pad} + {d}*({k}-1) + {op} + 1 = {out}")
+        formula = f"{axis} = ({n}-1)*{s} - 2*{pad} + {d}*({k}-1) + {op} + 1 = {out}"
+        if p["padding"] == "same":
+            formula = f"{axis} = {n}*{s} = {out} (padding 'same': input x stride)"
+        formulas.append(formula)
         if out <= 0:
             # at exactly 0 PyTorch returns an empty tensor instead of failing
             raise LayerError(f"ConvTranspose2d output {axis} would be {out}: lower padding or raise kernel_size/stride",
@@ -379,9 +418,9 @@ def _convt_infer(x, p):
 def _convt_build(x, p):
     from torch import nn
 
-    return nn.ConvTranspose2d(x[0], p["out_channels"], p["kernel_size"], stride=p["stride"], padding=p["padding"],
-                              output_padding=p["output_padding"], groups=p["groups"], bias=p["bias"],
-                              dilation=p["dilation"])
+    pad, op = _convt_padding(p)
+    return nn.ConvTranspose2d(x[0], p["out_channels"], p["kernel_size"], stride=p["stride"], padding=pad,
+                              output_padding=op, groups=p["groups"], bias=p["bias"], dilation=p["dilation"])
 
 
 _register(LayerKind(
@@ -389,7 +428,8 @@ _register(LayerKind(
     (P("out_channels", "int", 16, "Number of output channels", 1, 100_000),
      P("kernel_size", "int", 2, "Side of the square kernel", 1, 1000),
      P("stride", "int", 2, "Upsampling step", 1, 1000),
-     P("padding", "int", 0, "Rows/columns removed from each side of the output", 0, 1000),
+     P("padding", "padding", 0, "Rows/columns cropped from each side of the output, or a preset: "
+       "valid (none), same (output = input x stride)", 0, 1000),
      P("output_padding", "int", 0, "Extra rows/columns added to one side of the output", 0, 1000),
      P("dilation", "int", 1, "Spacing between kernel elements", 1, 1000),
      P("groups", "int", 1, "Split channels into groups", 1, 100_000),

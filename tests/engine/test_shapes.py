@@ -362,3 +362,34 @@ def test_suggest_hidden_sizes():
         "2/3 of input + output": 533, "mean of input and output": 397, "geometric mean": 89,
     }
     assert min(suggest_hidden_sizes(1, 1).values()) >= 1
+
+
+@pytest.mark.parametrize("kernel, stride, dilation", [(3, 1, 1), (4, 2, 1), (3, 2, 1), (1, 3, 1), (5, 2, 2), (2, 2, 1)])
+def test_conv_transpose_same_padding_multiplies_by_stride(kernel, stride, dilation):
+    params = dict(out_channels=3, kernel_size=kernel, stride=stride, dilation=dilation, padding="same")
+    row = one("ConvTranspose2d", (2, 5, 7), **params)
+    assert row.shape == (3, 5 * stride, 7 * stride) and not row.error
+    assert row.formula.startswith(f"H = 5*{stride} = {5 * stride} (padding 'same'")
+    module = KINDS["ConvTranspose2d"].build((2, 5, 7), LayerSpec("ConvTranspose2d", params).params)
+    assert tuple(module(torch.zeros(2, 2, 5, 7)).shape[1:]) == row.shape
+
+
+def test_conv_transpose_presets_that_cannot_work_say_why():
+    assert one("ConvTranspose2d", (2, 5, 5), kernel_size=4, stride=1, padding="same").error == (
+        "padding 'same' cannot keep input x stride with kernel 4 at stride 1: use an odd kernel_size or a stride of 2 or more")
+    assert "no 'full' padding" in one("ConvTranspose2d", (2, 5, 5), padding="full").error
+    assert one("ConvTranspose2d", (2, 5, 5), kernel_size=3, padding="valid").shape == (16, 11, 11)
+
+
+@pytest.mark.parametrize(
+    "kind, params, label",
+    [("Conv2d", dict(out_channels=6, kernel_size=5, padding=2), "Conv2d 6, k5, p2"),
+     ("Conv2d", dict(padding="same", stride=1), "Conv2d 16, k3, same"),
+     ("VGGBlock", dict(num_convs=2, out_channels=128), "VGGBlock 2x128"),
+     ("MaxPool2d", dict(), "MaxPool2d 2"),
+     ("Unflatten", dict(sizes=(1, 28, 28)), "Unflatten 1x28x28"),
+     ("Dropout", dict(p=0.25), "Dropout 0.25"),
+     ("ReLU", dict(), "ReLU")],
+)
+def test_row_labels(kind, params, label):
+    assert one(kind, (1, 28, 28), **params).label == label
