@@ -1,0 +1,361 @@
+"""The training state machine between the window and the worker threads.
+
+States: idle → loading (data) → running ⇄ paused → stopping (winding down,
+evaluating) → idle. While a run is going the document is read-only. The
+controller owns every thread it starts and ``shutdown()`` stops and waits for
+all of them (the window calls it from closeEvent; it is also hooked to
+QApplication.aboutToQuit).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import shiboken6
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
+
+from engine import io as engine_io
+from engine.build import build_model
+from engine.data import DataBundle, DataConfig
+from engine.errors import LayerStudioError, TrainingError, WeightsError
+from engine.spec import NetworkSpec
+from engine.training import RunFinished, TrainConfig
+from gui.training.worker import DataWorker, TrainingJob, TrainingWorker, WarmupWorker
+
+IDLE, LOADING, RUNNING, PAUSED, STOPPING = "idle", "loading", "running", "paused", "stopping"
+TRAINING_KEY, DATA_KEY = "training", "data"
+SHUTDOWN_WAIT_S = 60.0
+
+
+def design_key(spec: NetworkSpec) -> tuple:
+    """What makes two designs train the same network (layer ids ignored)."""
+    return spec.input_shape, tuple((layer.kind, json.dumps(layer.to_dict()["params"], sort_keys=True), layer.frozen)
+                                   for layer in spec.layers)
+
+
+class TrainingController(QObject):
+    """Start/pause/resume/stop training runs of a DesignDocument and keep the last model."""
+
+    stateChanged = Signal(str)
+    message = Signal(str)              # a one-line status for the status area
+    dataLoading = Signal(float, str)
+    dataLoaded = Signal(object)        # DataBundle
+    dataFailed = Signal(str)
+    runStarted = Signal(object)        # RunStarted
+    batchEnded = Signal(object)        # BatchEnd
+    epochEnded = Signal(object)        # EpochEnd
+    runEnded = Signal(object)          # RunFinished, as soon as training stops (evaluation may follow)
+    evaluated = Signal(object)         # Evaluation of the test split
+    finished = Signal(object)          # RunFinished, once the thread is done and the controller is idle
+    modelChanged = Signal()            # trained or loaded weights changed
+
+    def __init__(self, document, parent: QObject | None = None, warm_up: bool = True):
+        super().__init__(parent)
+        self.document = document
+        self.state = IDLE
+        self.data: DataBundle | None = None
+        self._data_key: str | None = None
+        self.trainer = None
+        self.model = None                  # the model weights actions act on (trained or loaded)
+        self.model_spec: NetworkSpec | None = None
+        self.initial_state: dict | None = None  # loaded weights the next run starts from
+        self.last_result: RunFinished | None = None
+        self.last_evaluation = None
+        self.run_config: TrainConfig | None = None
+        self.resuming = False
+        self.resume_history: dict | None = None  # the checkpoint's per-epoch history, to redraw its plots
+        self._worker: TrainingWorker | None = None
+        self._threads: dict[QThread, QObject] = {}
+        app = QCoreApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)
+        if warm_up:
+            self._launch(WarmupWorker())
+
+    # ------------------------------------------------------------------ settings
+    def train_config(self) -> TrainConfig:
+        """The run settings saved in the document (TrainingError when they are invalid)."""
+        return TrainConfig.from_dict(dict(self.document.extras.get(TRAINING_KEY) or {}))
+
+    def data_config(self) -> DataConfig:
+        return DataConfig.from_dict(dict(self.document.extras.get(DATA_KEY) or {}))
+
+    # ------------------------------------------------------------------ state
+    @property
+    def busy(self) -> bool:
+        return self.state != IDLE
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self._set_read_only(state in (RUNNING, PAUSED, STOPPING) or
+                                (state == LOADING and self._worker is not None))
+            self.stateChanged.emit(state)
+
+    def _set_read_only(self, value: bool) -> None:
+        doc = self.document
+        if bool(getattr(doc, "read_only", False)) == value:
+            return
+        setter = getattr(doc, "set_read_only", None)
+        if setter is not None:
+            setter(value)
+        else:
+            doc.read_only = value
+
+    # ------------------------------------------------------------------ threads
+    def _launch(self, worker: QObject) -> QThread:
+        """Move ``worker`` to a new QThread, run it, and clean both up when it finishes."""
+        thread = QThread(self)
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        worker.finished.connect(thread.quit)
+        worker.finished.connect(worker.deleteLater)
+        thread.finished.connect(self._thread_finished)
+        self._threads[thread] = worker
+        thread.start()
+        return thread
+
+    @Slot()
+    def _thread_finished(self) -> None:
+        thread = self.sender()
+        self._threads.pop(thread, None)
+        if shiboken6.isValid(thread):
+            thread.deleteLater()
+
+    def wait_for_threads(self, timeout_s: float = SHUTDOWN_WAIT_S) -> bool:
+        """Block until every thread of this controller has ended (True) or ``timeout_s`` passed.
+
+        The event loop is not running here, so the queued ``finished -> quit`` would never arrive: quit
+        each thread directly (thread-safe; its loop ends once the worker's run returns). Polls with
+        time.sleep, which releases the GIL: PySide's QThread.wait() holds it, and the worker needs it.
+        """
+        deadline = time.monotonic() + timeout_s
+        for thread in self.running_threads():
+            thread.quit()
+        while self.running_threads():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.002)
+        for thread in list(self._threads):
+            if shiboken6.isValid(thread):
+                thread.wait()  # already finished: returns at once
+        return True
+
+    def running_threads(self) -> list[QThread]:
+        return [t for t in self._threads if shiboken6.isValid(t) and t.isRunning()]
+
+    # ------------------------------------------------------------------ data
+    def _data_cache_key(self, config: DataConfig) -> str:
+        return json.dumps(config.to_dict(), sort_keys=True)
+
+    def cached_data(self, config: DataConfig) -> DataBundle | None:
+        return self.data if self._data_key == self._data_cache_key(config) else None
+
+    def load_data(self) -> bool:
+        """Load the dataset chosen in the settings off the UI thread."""
+        if self.busy:
+            return False
+        try:
+            config = self.data_config()
+        except LayerStudioError as exc:
+            self.dataFailed.emit(str(exc))
+            return False
+        worker = DataWorker(config)
+        worker.progress.connect(self.dataLoading)
+        worker.loaded.connect(self.use_data)
+        worker.failed.connect(self.dataFailed)
+        worker.failed.connect(self.message)
+        worker.finished.connect(self._loading_done)
+        self._worker = None
+        self._set_state(LOADING)
+        self._launch(worker)
+        return True
+
+    def use_data(self, bundle: DataBundle, config: DataConfig) -> None:
+        """Keep a loaded bundle: runs with the same data settings reuse it instead of loading again."""
+        self.data = bundle
+        self._data_key = self._data_cache_key(config)
+        self.dataLoaded.emit(bundle)
+        self.message.emit(f"Data loaded: {bundle.summary()}")
+
+    @Slot()
+    def _loading_done(self) -> None:
+        if self.state == LOADING and self._worker is None:
+            self._set_state(IDLE)
+
+    # ------------------------------------------------------------------ runs
+    def start(self, checkpoint: dict | None = None) -> bool:
+        """Start a run of the current design (or continue ``checkpoint``); False when it cannot start."""
+        if self.busy:
+            return False
+        try:
+            job = self._make_job(checkpoint)
+        except LayerStudioError as exc:
+            self._refuse(str(exc))
+            return False
+        worker = TrainingWorker(job)
+        worker.progress.connect(self.dataLoading)
+        worker.dataLoaded.connect(self.use_data)
+        worker.runStarted.connect(self._run_started)
+        worker.batchEnded.connect(self.batchEnded)
+        worker.epochEnded.connect(self.epochEnded)
+        worker.runFinished.connect(self._run_ended)
+        worker.evaluated.connect(self._evaluated)
+        worker.finished.connect(self._run_done)
+        self._worker = worker
+        self.run_config = job.config
+        self.resuming = checkpoint is not None
+        self.resume_history = dict(checkpoint.get("history") or {}) if checkpoint is not None else None
+        self.last_result = None
+        self._set_state(LOADING if job.data is None else RUNNING)
+        self._launch(worker)
+        return True
+
+    def _make_job(self, checkpoint: dict | None) -> TrainingJob:
+        spec = self.document.spec
+        if checkpoint is not None:
+            spec, config = self._checkpoint_run(checkpoint)
+        else:
+            config = self.train_config()
+        analysis = getattr(self.document, "analysis", None)
+        if analysis is not None and not analysis.ok:
+            row = analysis.errors[0]
+            raise TrainingError(f"The design has errors (layer {row.index}, {row.kind}: {row.error}); fix them first.")
+        data_config = self.data_config()
+        initial_state = None
+        if checkpoint is None and self.initial_state is not None:
+            if self.model_spec is not None and design_key(self.model_spec) == design_key(spec):
+                initial_state = self.initial_state
+            self.initial_state = None
+        return TrainingJob(spec=spec, config=config, data_config=data_config,
+                           data=self.cached_data(data_config), checkpoint=checkpoint, initial_state=initial_state)
+
+    def _checkpoint_run(self, checkpoint: dict) -> tuple[NetworkSpec, TrainConfig]:
+        """The design and settings a checkpoint continues with; refuses one from another design."""
+        try:
+            spec = NetworkSpec.from_dict(checkpoint["spec"])
+            saved = TrainConfig.from_dict(dict(checkpoint["config"]))
+            done = int(checkpoint.get("epoch", 0))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise WeightsError(f"This file is not a LayerStudio checkpoint (no {exc} in it).") from None
+        if design_key(spec) != design_key(self.document.spec):
+            raise WeightsError("This checkpoint was saved from a different design; open that design "
+                               "(or undo your edits) before resuming.")
+        try:
+            epochs = max(saved.epochs, self.train_config().epochs)
+        except LayerStudioError:
+            epochs = saved.epochs
+        if done >= epochs:
+            raise TrainingError(f"The checkpoint has already trained {done} epochs: raise Epochs above {done} "
+                                "to continue it.")
+        return spec, TrainConfig.from_dict({**saved.to_dict(), "epochs": epochs})
+
+    def _refuse(self, text: str) -> None:
+        result = RunFinished("error", text, 0)
+        self.last_result = result
+        self.message.emit(text)
+        self.finished.emit(result)
+
+    def _run_started(self, event) -> None:
+        if self.state == LOADING:
+            self._set_state(RUNNING)
+        self.runStarted.emit(event)
+
+    def _run_ended(self, result: RunFinished) -> None:
+        self.last_result = result
+        self._set_state(STOPPING)
+        worker = self._worker
+        if worker is not None and worker.trainer is not None:
+            self.trainer = worker.trainer
+            self.model = worker.trainer.model
+            self.model_spec = worker.job.spec
+            self.modelChanged.emit()
+        self.runEnded.emit(result)
+
+    def _evaluated(self, evaluation) -> None:
+        self.last_evaluation = evaluation
+        self.evaluated.emit(evaluation)
+
+    @Slot()
+    def _run_done(self) -> None:
+        self._worker = None
+        result = self.last_result or RunFinished("error", "The run ended without a result.", 0)
+        self._set_state(IDLE)
+        self.finished.emit(result)
+
+    @property
+    def can_stop(self) -> bool:
+        return self._worker is not None and self.state in (LOADING, RUNNING, PAUSED)
+
+    @property
+    def can_pause(self) -> bool:
+        return self._worker is not None and self.state in (LOADING, RUNNING)
+
+    def pause(self) -> None:
+        if self.can_pause:
+            self._worker.pause()
+            self._set_state(PAUSED)
+            self.message.emit("Paused: Resume (F6) continues from the next batch.")
+
+    def resume(self) -> None:
+        if self._worker is not None and self.state == PAUSED:
+            self._worker.resume()
+            self._set_state(RUNNING)
+
+    def toggle_pause(self) -> None:
+        self.resume() if self.state == PAUSED else self.pause()
+
+    def stop(self, evaluate: bool = True) -> None:
+        """End the run at the next batch (its test evaluation is skipped when ``evaluate`` is False)."""
+        if self._worker is not None and self.state in (LOADING, RUNNING, PAUSED, STOPPING):
+            self._worker.stop(evaluate)
+            if self.state != STOPPING:
+                self._set_state(STOPPING)
+                self.message.emit("Stopping at the next batch…")
+
+    @Slot()
+    def shutdown(self) -> None:
+        """Stop any run and wait for every thread this controller started (window closing / app quitting)."""
+        if self._worker is not None:
+            self._worker.stop(evaluate=False)
+        self.wait_for_threads()
+        # Deliver the queued finished signals so the state machine ends idle and the document editable.
+        QCoreApplication.sendPostedEvents(self)
+        if self._worker is not None:
+            self._worker = None
+            self._set_state(IDLE)
+
+    # ------------------------------------------------------------------ weights
+    def save_weights(self, path: str | os.PathLike) -> None:
+        if self.model is None:
+            raise WeightsError("There are no trained weights yet: train the design or load weights first.")
+        engine_io.save_weights(self.model, path)
+        self.message.emit(f"Weights saved to {path}")
+
+    def load_weights(self, path: str | os.PathLike) -> engine_io.FitReport:
+        """Load weights for the current design, all or nothing; WeightsError (with the report) when they do not fit."""
+        if self.busy:
+            raise WeightsError("A run is going: stop it before loading weights.")
+        spec = self.document.spec
+        state = engine_io.read_state_dict(path)
+        same_design = self.model is not None and self.model_spec is not None and \
+            design_key(self.model_spec) == design_key(spec)
+        target = self.model if same_design else build_model(spec)
+        report = engine_io.apply_state_dict(target, state, spec)
+        self.model, self.model_spec, self.initial_state = target, spec, state
+        self.message.emit(f"Weights loaded from {path}: the next run starts from them.")
+        self.modelChanged.emit()
+        return report
+
+    def save_checkpoint(self, path: str | os.PathLike) -> None:
+        if self.trainer is None:
+            raise WeightsError("There is no run to save yet: train first.")
+        engine_io.save_checkpoint(path, self.trainer.checkpoint())
+        self.message.emit(f"Checkpoint saved to {path}")
+
+    def resume_checkpoint(self, path: str | os.PathLike) -> bool:
+        """Continue the run saved in a checkpoint file."""
+        if self.busy:
+            raise TrainingError("A run is going: stop it before resuming another.")
+        return self.start(checkpoint=engine_io.read_checkpoint(path))

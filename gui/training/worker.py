@@ -1,0 +1,235 @@
+"""Work that must not block the UI thread: loading data, training, warming up torch.
+
+Each worker is a plain QObject moved to a QThread (never a QThread subclass).
+The training worker runs ``engine.training.Trainer.run`` on a frozen snapshot
+of the design and settings; the engine's events come back as Qt signals that
+carry the engine's own plain dataclasses. Batch events are merged and
+throttled (at most ~20 per second, the last batch of every epoch always
+passes, no loss value is dropped); epoch and finish events always pass.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from dataclasses import dataclass, replace
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from engine import data as engine_data
+from engine import training
+from engine.errors import LayerStudioError
+from engine.spec import NetworkSpec
+
+BATCH_INTERVAL_S = 0.05  # at most ~20 batch signals per second
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """Everything one run needs, frozen when Start is pressed.
+
+    ``data`` is an already loaded bundle for ``data_config`` (loaded again when None);
+    ``checkpoint`` continues a saved run; ``initial_state`` starts from loaded weights.
+    """
+
+    spec: NetworkSpec
+    config: training.TrainConfig
+    data_config: engine_data.DataConfig
+    data: engine_data.DataBundle | None = None
+    checkpoint: dict | None = None
+    initial_state: dict | None = None
+    evaluate: bool = True
+
+
+class BatchThrottle:
+    """Merges BatchEnd events so that at most one passes per ``interval`` seconds.
+
+    Losses of held-back events are carried into the next one that passes, so a
+    plot still receives every batch loss. ``flush`` releases the held event
+    (called before an epoch end and at the end of the run).
+    """
+
+    def __init__(self, emit, interval: float = BATCH_INTERVAL_S, clock=time.monotonic):
+        self._emit = emit
+        self._interval = interval
+        self._clock = clock
+        self._held = None
+        self._last = float("-inf")
+
+    def add(self, event) -> None:
+        if self._held is not None:
+            event = replace(event, losses=self._held.losses + tuple(event.losses))
+        self._held = event
+        if event.step >= event.steps_per_epoch or self._clock() - self._last >= self._interval:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._held is not None:
+            event, self._held = self._held, None
+            self._last = self._clock()
+            self._emit(event)
+
+
+def load_bundle(config: engine_data.DataConfig, progress) -> engine_data.DataBundle:
+    """Load a dataset, reporting progress through ``progress(fraction, text)``."""
+    progress(0.0, "Loading data…")
+    bundle = engine_data.load_data(config, progress=progress)
+    progress(1.0, bundle.summary())
+    return bundle
+
+
+class DataWorker(QObject):
+    """Loads a dataset off the UI thread."""
+
+    progress = Signal(float, str)
+    loaded = Signal(object, object)  # DataBundle, the DataConfig it came from
+    failed = Signal(str)
+    finished = Signal()
+
+    def __init__(self, config: engine_data.DataConfig):
+        super().__init__()
+        self.config = config
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            self.loaded.emit(load_bundle(self.config, self.progress.emit), self.config)
+        except LayerStudioError as exc:
+            self.failed.emit(str(exc))
+        except Exception as exc:  # noqa: BLE001 - any failure must reach the user, not kill the thread
+            traceback.print_exc()
+            self.failed.emit(f"Loading the data failed: {type(exc).__name__}: {exc}")
+        finally:
+            self.finished.emit()
+
+
+class TrainingWorker(QObject):
+    """Runs one training job: load data if needed, build the trainer, train, evaluate."""
+
+    progress = Signal(float, str)      # data loading
+    dataLoaded = Signal(object, object)  # DataBundle, the DataConfig it came from
+    runStarted = Signal(object)        # training.RunStarted
+    batchEnded = Signal(object)        # training.BatchEnd (throttled, losses merged)
+    epochEnded = Signal(object)        # training.EpochEnd
+    runFinished = Signal(object)       # training.RunFinished
+    evaluated = Signal(object)         # training.Evaluation of the test split
+    finished = Signal()                # always the last signal: the thread may quit
+
+    def __init__(self, job: TrainingJob):
+        super().__init__()
+        self.job = job
+        self.trainer: training.Trainer | None = None  # set in the worker thread, read after `finished`
+        self.data = job.data
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._paused = False
+        self._evaluate = job.evaluate
+        self._throttle = BatchThrottle(self.batchEnded.emit)
+
+    # -- called from the UI thread
+    def pause(self) -> None:
+        with self._lock:
+            self._paused = True
+            if self.trainer is not None:
+                self.trainer.pause()
+
+    def resume(self) -> None:
+        with self._lock:
+            self._paused = False
+            if self.trainer is not None:
+                self.trainer.resume()
+
+    def stop(self, evaluate: bool = True) -> None:
+        """Ask the run to end at the next batch (also when paused); skip evaluation if not ``evaluate``."""
+        with self._lock:
+            self._evaluate = self._evaluate and evaluate
+            self._stop.set()
+            if self.trainer is not None:
+                self.trainer.stop()
+                self.trainer.resume()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    # -- runs in the worker thread
+    @Slot()
+    def run(self) -> None:
+        try:
+            finished = self._train()
+        except LayerStudioError as exc:
+            finished = training.RunFinished("error", str(exc), self._epochs_done())
+        except Exception as exc:  # noqa: BLE001 - the UI must always learn that the run ended
+            traceback.print_exc()
+            finished = training.RunFinished("error", f"{type(exc).__name__}: {exc}", self._epochs_done())
+        self._throttle.flush()
+        self.runFinished.emit(finished)
+        try:
+            if self._evaluate and finished.reason in ("completed", "early_stopped", "stopped"):
+                self._evaluate_test()
+        finally:
+            self.finished.emit()
+
+    def _epochs_done(self) -> int:
+        return self.trainer.epoch if self.trainer is not None else 0
+
+    def _train(self) -> training.RunFinished:
+        job = self.job
+        if self.data is None:
+            self.data = load_bundle(job.data_config, self.progress.emit)
+            self.dataLoaded.emit(self.data, job.data_config)
+        if self._stop.is_set():
+            return training.RunFinished("stopped", "Stopped before training started.", 0)
+        trainer = training.Trainer(job.spec, self.data, job.config)
+        if job.checkpoint is not None:
+            trainer.load_checkpoint(job.checkpoint)
+        elif job.initial_state is not None:
+            from engine.io import apply_state_dict
+
+            apply_state_dict(trainer.model, job.initial_state, job.spec)
+        with self._lock:
+            self.trainer = trainer
+            if self._paused:
+                trainer.pause()
+            if self._stop.is_set():
+                trainer.stop()
+        return trainer.run(on_event=self._on_event, should_stop=self._stop.is_set)
+
+    def _on_event(self, event) -> None:
+        if isinstance(event, training.BatchEnd):
+            self._throttle.add(event)
+            return
+        self._throttle.flush()
+        if isinstance(event, training.EpochEnd):
+            self.epochEnded.emit(event)
+        elif isinstance(event, training.RunStarted):
+            self.runStarted.emit(event)
+
+    def _evaluate_test(self) -> None:
+        if self.trainer is None or self.data is None or len(self.data.test_x) == 0:
+            return
+        try:
+            self.evaluated.emit(self.trainer.evaluate("test"))
+        except Exception:  # noqa: BLE001 - a failed evaluation must not hide the finished run
+            traceback.print_exc()
+
+
+class WarmupWorker(QObject):
+    """Pays torch's one-off start-up costs (first optimizer: torch._dynamo import) before the first run."""
+
+    finished = Signal()
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            warm_up = getattr(training, "warm_up", None)
+            if warm_up is not None:
+                warm_up()
+            else:
+                import torch
+
+                torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
+        except Exception:  # noqa: BLE001 - warming up is an optimisation only
+            traceback.print_exc()
+        finally:
+            self.finished.emit()
