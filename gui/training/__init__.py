@@ -1,0 +1,71 @@
+"""Training in the window: a worker thread runs the engine's Trainer while plots and results follow live.
+
+The one entry point is ``install_training(window)``; it uses only the
+MainWindow hooks of the team contract (``document``, ``add_tab``,
+``add_file_actions``, ``train_button``, ``statusBar()``, ``tabs``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtWidgets import QLabel
+
+
+@dataclass
+class TrainingUI:
+    """What install_training added to a window (kept for the window's closeEvent and for tests)."""
+
+    controller: object   # TrainingController
+    panel: object        # TrainingPanel ("Training" tab)
+    results: object      # ResultsView ("Results" tab)
+    weights: object      # WeightsActions (File menu)
+
+    def shutdown(self) -> None:
+        """Stop any run and wait for its thread: call from the window's closeEvent."""
+        self.controller.shutdown()
+
+
+def install_training(window) -> TrainingUI:
+    """Add the Training and Results tabs, the weight file actions, the Train button and shortcuts to ``window``.
+
+    Expects: ``window.document`` (a DesignDocument), ``window.add_tab(widget, title)``,
+    ``window.add_file_actions(actions)``, ``window.train_button`` (a QAbstractButton),
+    ``window.statusBar()`` and ``window.tabs`` (the central QTabWidget). The window should call
+    ``ui.shutdown()`` (or ``ui.controller.shutdown()``) from its closeEvent; QApplication.aboutToQuit
+    is hooked as well.
+    """
+    from gui.training.actions import WeightsActions
+    from gui.training.controller import TrainingController
+    from gui.training.panel import TrainingPanel
+    from gui.training.results import ResultsView
+
+    controller = TrainingController(window.document, parent=window)
+    panel = TrainingPanel(controller)
+    results = ResultsView(controller)
+    weights = WeightsActions(controller, window)
+    window.add_tab(panel, "Training")
+    window.add_tab(results, "Results")
+    window.add_file_actions(weights.actions)
+    for action in panel.actions_:
+        window.addAction(action)  # F5 / F6 / Shift+F5 work from every tab
+
+    tabs = getattr(window, "tabs", None)
+
+    def show_training_and_start() -> None:
+        if tabs is not None:
+            tabs.setCurrentWidget(panel)
+        panel.start_action.trigger()
+
+    window.train_button.clicked.connect(show_training_and_start)
+
+    status = window.statusBar()
+    read_only_note = QLabel("Design read-only while training")
+    read_only_note.setStyleSheet("QLabel { color: #7a5a00; font-weight: bold; padding: 0 6px; }")
+    read_only_note.setVisible(bool(window.document.read_only))
+    status.addPermanentWidget(read_only_note)
+    window.document.readOnlyChanged.connect(read_only_note.setVisible)
+    controller.message.connect(lambda text: status.showMessage(text, 10_000))
+
+    ui = TrainingUI(controller, panel, results, weights)
+    window.training = ui
+    return ui

@@ -1,0 +1,120 @@
+"""File-menu actions for weights and checkpoints: Save/Load weights, Save checkpoint, Resume from checkpoint.
+
+Each action opens a file dialog; the ``*_to``/``*_from`` methods take the path
+directly (what the dialogs call, and what tests call). Problems are shown in
+a non-blocking message box kept in ``last_dialog`` so tests can read and close it.
+"""
+from __future__ import annotations
+
+import html
+
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+
+from engine.errors import LayerStudioError, WeightsError
+from gui.training import controller as states
+
+WEIGHTS_FILTER = "PyTorch state_dict (*.pt *.pth);;safetensors (*.safetensors);;All files (*)"
+MAX_REPORT_LINES = 16
+CHECKPOINT_FILTER = "LayerStudio checkpoint (*.pt *.ckpt);;All files (*)"
+
+
+class WeightsActions(QObject):
+    """The four weight/checkpoint QActions, enabled according to the controller's state."""
+
+    def __init__(self, controller, parent_widget: QWidget):
+        super().__init__(parent_widget)
+        self.controller = controller
+        self.parent_widget = parent_widget
+        self.last_dialog: QMessageBox | None = None
+        self.save_weights = self._action("Save Weights…", "Save the trained state_dict (.pt or .safetensors)",
+                                         self._ask_save_weights)
+        self.load_weights = self._action("Load Weights…", "Load a state_dict into the design (checked first; "
+                                         "nothing changes if it does not fit)", self._ask_load_weights)
+        self.save_checkpoint = self._action("Save Checkpoint…", "Save the run (weights, optimizer, epoch, history) "
+                                            "to continue it later", self._ask_save_checkpoint)
+        self.resume_checkpoint = self._action("Resume from Checkpoint…", "Continue a saved run and its plots",
+                                              self._ask_resume)
+        self.actions = [self.save_weights, self.load_weights, self.save_checkpoint, self.resume_checkpoint]
+        controller.stateChanged.connect(self.update_enabled)
+        controller.modelChanged.connect(self.update_enabled)
+        self.update_enabled()
+
+    def _action(self, text: str, tip: str, slot) -> QAction:
+        action = QAction(text, self)
+        action.setStatusTip(tip)
+        action.setToolTip(tip)
+        action.triggered.connect(slot)
+        return action
+
+    def update_enabled(self, *_args) -> None:
+        idle = self.controller.state == states.IDLE
+        self.save_weights.setEnabled(idle and self.controller.model is not None)
+        self.load_weights.setEnabled(idle)
+        self.save_checkpoint.setEnabled(idle and self.controller.trainer is not None)
+        self.resume_checkpoint.setEnabled(idle)
+
+    # ------------------------------------------------------------------ dialogs
+    def _ask_save_weights(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self.parent_widget, "Save weights", "weights.pt", WEIGHTS_FILTER)
+        if path:
+            self.save_weights_to(path)
+
+    def _ask_load_weights(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.parent_widget, "Load weights", "", WEIGHTS_FILTER)
+        if path:
+            self.load_weights_from(path)
+
+    def _ask_save_checkpoint(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self.parent_widget, "Save checkpoint", "checkpoint.pt",
+                                              CHECKPOINT_FILTER)
+        if path:
+            self.save_checkpoint_to(path)
+
+    def _ask_resume(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.parent_widget, "Resume from checkpoint", "", CHECKPOINT_FILTER)
+        if path:
+            self.resume_from(path)
+
+    # ------------------------------------------------------------------ work
+    def save_weights_to(self, path) -> bool:
+        return self._attempt("Could not save the weights", self.controller.save_weights, path)
+
+    def load_weights_from(self, path) -> bool:
+        return self._attempt("The weights were not loaded", self.controller.load_weights, path)
+
+    def save_checkpoint_to(self, path) -> bool:
+        return self._attempt("Could not save the checkpoint", self.controller.save_checkpoint, path)
+
+    def resume_from(self, path) -> bool:
+        return self._attempt("Could not resume the run", self.controller.resume_checkpoint, path)
+
+    def _attempt(self, title: str, work, path) -> bool:
+        try:
+            work(path)
+        except LayerStudioError as exc:
+            self.show_problem(title, str(exc), detailed=isinstance(exc, WeightsError) and "\n" in str(exc))
+            return False
+        except OSError as exc:
+            self.show_problem(title, f"{path}: {exc.strerror or exc}")
+            return False
+        return True
+
+    def show_problem(self, title: str, text: str, detailed: bool = False) -> QMessageBox:
+        """A non-blocking warning; a multi-line report shows its first line and the rest in a text box."""
+        if self.last_dialog is not None:
+            self.last_dialog.close()
+        first, _, rest = text.partition("\n")
+        box = QMessageBox(QMessageBox.Warning, title, first if detailed else text, QMessageBox.Ok,
+                          self.parent_widget)
+        if detailed and rest:
+            lines = rest.splitlines()
+            shown = "\n".join(lines[:MAX_REPORT_LINES]) + ("\n…" if len(lines) > MAX_REPORT_LINES else "")
+            box.setInformativeText(f"<pre>{html.escape(shown)}</pre>")
+            if len(lines) > MAX_REPORT_LINES:
+                box.setDetailedText(rest)
+            box.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.last_dialog = box
+        box.open()
+        return box
