@@ -15,14 +15,7 @@ from engine.shapes import analyze, format_count, format_shape, infer_layer
 from engine.spec import LayerSpec, NetworkSpec
 
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny tensors: threads only add contention on the shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --------------------------------------------------------------------------- random stacks

@@ -1,0 +1,209 @@
+"""build_model: a plain nn.Sequential whose print-out and state_dict match hand-written PyTorch."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from engine import blocks
+from engine.build import build_model
+from engine.errors import SpecError
+from engine.spec import LayerSpec, NetworkSpec
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def design(input_shape, *layers) -> NetworkSpec:
+    return NetworkSpec(input_shape, tuple(LayerSpec(kind, params, f"l{i}") for i, (kind, params) in enumerate(layers)))
+
+
+# --------------------------------------------------------------------------- hand-written references, as in D2L
+
+def vgg_block(num_convs, in_channels, out_channels):
+    layers = []
+    for _ in range(num_convs):
+        layers.append(nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1))
+        layers.append(nn.ReLU())
+        in_channels = out_channels
+    layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+    return nn.Sequential(*layers)
+
+
+def nin_block(in_channels, out_channels, kernel_size, strides, padding):
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size, strides, padding), nn.ReLU(),
+        nn.Conv2d(out_channels, out_channels, kernel_size=1), nn.ReLU(),
+        nn.Conv2d(out_channels, out_channels, kernel_size=1), nn.ReLU())
+
+
+class D2LResidual(nn.Module):
+    def __init__(self, input_channels, num_channels, use_1x1conv=False, strides=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(input_channels, num_channels, kernel_size=3, padding=1, stride=strides)
+        self.conv2 = nn.Conv2d(num_channels, num_channels, kernel_size=3, padding=1)
+        self.conv3 = nn.Conv2d(input_channels, num_channels, kernel_size=1, stride=strides) if use_1x1conv else None
+        self.bn1 = nn.BatchNorm2d(num_channels)
+        self.bn2 = nn.BatchNorm2d(num_channels)
+
+    def forward(self, X):
+        Y = F.relu(self.bn1(self.conv1(X)))
+        Y = self.bn2(self.conv2(Y))
+        if self.conv3:
+            X = self.conv3(X)
+        Y += X
+        return F.relu(Y)
+
+
+class D2LInception(nn.Module):
+    def __init__(self, in_channels, c1, c2, c3, c4):
+        super().__init__()
+        self.p1_1 = nn.Conv2d(in_channels, c1, kernel_size=1)
+        self.p2_1 = nn.Conv2d(in_channels, c2[0], kernel_size=1)
+        self.p2_2 = nn.Conv2d(c2[0], c2[1], kernel_size=3, padding=1)
+        self.p3_1 = nn.Conv2d(in_channels, c3[0], kernel_size=1)
+        self.p3_2 = nn.Conv2d(c3[0], c3[1], kernel_size=5, padding=2)
+        self.p4_1 = nn.MaxPool2d(kernel_size=3, stride=1, padding=1)
+        self.p4_2 = nn.Conv2d(in_channels, c4, kernel_size=1)
+
+    def forward(self, x):
+        p1 = F.relu(self.p1_1(x))
+        p2 = F.relu(self.p2_2(F.relu(self.p2_1(x))))
+        p3 = F.relu(self.p3_2(F.relu(self.p3_1(x))))
+        p4 = F.relu(self.p4_2(self.p4_1(x)))
+        return torch.cat((p1, p2, p3, p4), dim=1)
+
+
+LENET = design(
+    (1, 28, 28),
+    ("Conv2d", dict(out_channels=6, kernel_size=5, padding=2)), ("Sigmoid", {}),
+    ("AvgPool2d", dict(kernel_size=2, stride=2)),
+    ("Conv2d", dict(out_channels=16, kernel_size=5)), ("BatchNorm2d", {}), ("Sigmoid", {}),
+    ("AvgPool2d", dict(kernel_size=2, stride=2)),
+    ("Flatten", {}), ("Linear", dict(out_features=120)), ("Dropout", dict(p=0.5)), ("Sigmoid", {}),
+    ("Linear", dict(out_features=84)), ("BatchNorm1d", {}), ("ReLU", {}), ("Linear", dict(out_features=10)),
+)
+
+
+def hand_written_lenet() -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.Sigmoid(),
+        nn.AvgPool2d(kernel_size=2, stride=2),
+        nn.Conv2d(6, 16, kernel_size=5), nn.BatchNorm2d(16), nn.Sigmoid(),
+        nn.AvgPool2d(kernel_size=2, stride=2),
+        nn.Flatten(), nn.Linear(16 * 5 * 5, 120), nn.Dropout(0.5), nn.Sigmoid(),
+        nn.Linear(120, 84), nn.BatchNorm1d(84), nn.ReLU(), nn.Linear(84, 10))
+
+
+def assert_same_weights_and_function(built: nn.Module, reference: nn.Module, x: torch.Tensor) -> None:
+    """Same state_dict keys and shapes; strict loads both ways; then the same outputs."""
+    ours, theirs = built.state_dict(), reference.state_dict()
+    assert list(ours) == list(theirs)
+    assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in theirs.items()}
+    built.load_state_dict(theirs, strict=True)
+    reference.load_state_dict(built.state_dict(), strict=True)
+    built.eval(), reference.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(built(x), reference(x))
+
+
+# --------------------------------------------------------------------------- tests
+
+def test_print_reads_like_the_hand_written_model():
+    assert str(build_model(LENET)) == str(hand_written_lenet())
+    assert str(build_model(LENET)).startswith("Sequential(\n  (0): Conv2d(1, 6, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2))")
+
+
+def test_state_dict_moves_both_ways_with_plain_pytorch():
+    torch.manual_seed(0)
+    assert_same_weights_and_function(build_model(LENET), hand_written_lenet(), torch.randn(3, 1, 28, 28))
+    assert list(build_model(LENET).state_dict())[:3] == ["0.weight", "0.bias", "3.weight"]
+
+
+def test_blocks_match_d2l_blocks_key_for_key_and_output_for_output():
+    torch.manual_seed(0)
+    spec = design(
+        (3, 16, 16),
+        ("VGGBlock", dict(num_convs=2, out_channels=8)),
+        ("NiNBlock", dict(out_channels=6, kernel_size=3, stride=1, padding=1)),
+        ("Residual", dict(out_channels=6)),
+        ("Residual", dict(out_channels=10, stride=2)),
+        ("Inception", dict(c1=2, c2_reduce=3, c2=4, c3_reduce=2, c3=3, c4=2)),
+        ("AdaptiveAvgPool2d", dict(output_size=1)), ("Flatten", {}), ("Linear", dict(out_features=5)),
+    )
+    reference = nn.Sequential(
+        vgg_block(2, 3, 8), nin_block(8, 6, kernel_size=3, strides=1, padding=1),
+        D2LResidual(6, 6), D2LResidual(6, 10, use_1x1conv=True, strides=2),
+        D2LInception(10, 2, (3, 4), (2, 3), 2), nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.Linear(11, 5))
+    model = build_model(spec)
+    assert_same_weights_and_function(model, reference, torch.randn(2, 3, 16, 16))
+    assert "1.conv3.weight" not in model.state_dict() and "3.conv3.weight" in model.state_dict()
+    assert "2.bn1.num_batches_tracked" in model.state_dict()
+
+
+def test_blocks_are_real_modules_with_d2l_attribute_names():
+    residual = blocks.Residual(3, 8, stride=2)
+    assert isinstance(residual, nn.Module)
+    assert [name for name, _ in residual.named_children()] == ["conv1", "conv2", "conv3", "bn1", "bn2"]
+    assert blocks.Residual(8, 8).conv3 is None
+    inception = blocks.Inception(4, 1, (2, 3), (1, 2), 1)
+    assert [name for name, _ in inception.named_children()] == ["p1_1", "p2_1", "p2_2", "p3_1", "p3_2", "p4_1", "p4_2"]
+    vgg = blocks.VGGBlock(3, 2, 8)
+    assert isinstance(vgg, nn.Sequential) and [type(m).__name__ for m in vgg] == ["Conv2d", "ReLU", "Conv2d", "ReLU", "MaxPool2d"]
+    assert isinstance(blocks.NiNBlock(3, 8, 3, 1, 1), nn.Sequential)
+    printed = str(build_model(design((3, 8, 8), ("Residual", dict(out_channels=4)))))
+    assert "(0): Residual(\n    (conv1): Conv2d(3, 4, kernel_size=(3, 3)" in printed
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_recurrent_output_choice(kind, bidirectional):
+    torch.manual_seed(0)
+    params = dict(hidden_size=5, num_layers=2, bidirectional=bidirectional)
+    every = build_model(design((7, 3), (kind, {**params, "output": "all"})))
+    last = build_model(design((7, 3), (kind, {**params, "output": "last"})))
+    reference = getattr(nn, kind)(3, 5, num_layers=2, bidirectional=bidirectional, batch_first=True)
+    assert list(every.state_dict()) == ["0." + k for k in reference.state_dict()]
+    every.load_state_dict(nn.Sequential(reference).state_dict(), strict=True)
+    last.load_state_dict(every.state_dict(), strict=True)
+    x = torch.randn(4, 7, 3)
+    with torch.no_grad():
+        expected, _ = reference(x)
+        torch.testing.assert_close(every(x), expected)
+        torch.testing.assert_close(last(x), expected[:, -1])
+    width = 10 if bidirectional else 5
+    assert every(x).shape == (4, 7, width) and last(x).shape == (4, width)
+    assert "output='last'" in str(last)
+
+
+def test_embedding_then_lstm_runs_on_tokens():
+    model = build_model(design((12,), ("Embedding", dict(num_embeddings=50, embedding_dim=8)),
+                               ("LSTM", dict(hidden_size=6)), ("Linear", dict(out_features=2))))
+    assert model(torch.randint(0, 50, (3, 12))).shape == (3, 2)
+
+
+def test_padding_presets_build_to_pytorch_modules():
+    model = build_model(design((1, 9, 9), ("Conv2d", dict(kernel_size=4, padding="same")),
+                               ("Conv2d", dict(kernel_size=3, padding="full")),
+                               ("ConvTranspose2d", dict(kernel_size=3, stride=2, padding="same"))))
+    assert model[0].padding == "same" and model[1].padding == (2, 2)
+    assert model(torch.zeros(1, 1, 9, 9)).shape == (1, 16, 22, 22)
+
+
+def test_frozen_layers_do_not_train():
+    spec = design((4,), ("Linear", dict(out_features=3)), ("Linear", dict(out_features=2)))
+    spec = spec.with_layer(LayerSpec("Linear", dict(out_features=3), "l0", frozen=True))
+    model = build_model(spec)
+    assert [p.requires_grad for p in model.parameters()] == [False, False, True, True]
+
+
+def test_broken_design_raises_spec_error_naming_the_layer():
+    spec = design((1, 4, 4), ("Conv2d", dict(out_channels=2, kernel_size=3, padding=1)), ("ReLU", {}),
+                  ("Conv2d", dict(kernel_size=5)), ("Flatten", {}))
+    with pytest.raises(SpecError, match=r"^layer 2 \(Conv2d\): kernel 5 is larger than the padded input 4"):
+        build_model(spec)
+
+
+def test_design_that_torch_would_misread_is_refused_too():
+    with pytest.raises(SpecError, match=r"^layer 0 \(LSTM\): LSTM needs \(sequence, features\) input"):
+        build_model(design((1, 28, 28), ("LSTM", {})))
