@@ -30,8 +30,9 @@ def install_training(window) -> TrainingUI:
 
     Expects: ``window.document`` (a DesignDocument), ``window.add_tab(widget, title)``,
     ``window.add_file_actions(actions)``, ``window.train_button`` (a QAbstractButton),
-    ``window.statusBar()`` and ``window.tabs`` (the central QTabWidget). The window should call
-    ``ui.shutdown()`` (or ``ui.controller.shutdown()``) from its closeEvent; QApplication.aboutToQuit
+    ``window.statusBar()`` and ``window.tabs`` (the central QTabWidget). Closing stops the run and
+    waits for its thread: through ``window.closing`` (emitted by MainWindow's closeEvent) when the
+    window has it, else the window calls ``ui.shutdown()`` from its closeEvent; QApplication.aboutToQuit
     is hooked as well.
     """
     from gui.training.actions import WeightsActions
@@ -65,6 +66,10 @@ def install_training(window) -> TrainingUI:
     status.addPermanentWidget(read_only_note)
     window.document.readOnlyChanged.connect(read_only_note.setVisible)
     controller.message.connect(lambda text: status.showMessage(text, 10_000))
+
+    closing = getattr(window, "closing", None)  # MainWindow emits it once a close is accepted
+    if closing is not None:
+        closing.connect(controller.shutdown)
 
     ui = TrainingUI(controller, panel, results, weights)
     window.training = ui
