@@ -446,14 +446,15 @@ def _pool_infer(dims: int, name: str):
     def infer(x, p):
         _need_rank(x, (dims + 1,), name, meaning, "add an Unflatten first")
         k, s, pad = p["kernel_size"], p["stride"], p["padding"]
-        if 2 * pad > k:
-            raise LayerError(f"{name} padding {pad} is more than half the kernel {k}: lower padding to at most {k // 2}")
         sizes, formulas = [], []
         for axis, n in zip(_spatial_axes(dims), x[1:]):
             out, formula = _window_axis(axis, n, k, s, (pad, pad), 1, name)
             sizes.append(out)
             formulas.append(formula)
         shape = (x[0], *sizes)
+        if 2 * pad > k:  # PyTorch refuses it; the size it would give is still known, so analysis goes on
+            raise LayerError(f"{name} padding {pad} is more than half the kernel {k}: lower padding to at most {k // 2}",
+                             shape)
         return Inference(shape, 0, 0, _prod(shape) * k**dims if name.startswith("Avg") else 0, "; ".join(formulas))
 
     return infer

@@ -171,10 +171,10 @@ def test_random_stacks_match_pytorch_layer_by_layer(spec):
         x = y
     if analysis.ok and spec.layers:
         event(f"whole stack ok, {len(spec.layers)} layers")
-        model = build_model(spec)
         x = torch.zeros((2, *spec.input_shape), dtype=torch.long if tokens else torch.float32)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            model = build_model(spec)
             assert tuple(model(x).shape[1:]) == analysis.output_shape
         assert count(p for p in model.parameters() if p.requires_grad) == analysis.trainable
         assert count(model.parameters()) == analysis.params and count(model.buffers()) == analysis.buffers
