@@ -18,8 +18,9 @@ def build_model(spec: NetworkSpec) -> nn.Sequential:
     """Build the network; raises SpecError naming the first broken layer."""
     analysis = analyze(spec)
     if not analysis.ok:
-        row = analysis.errors[0]
-        raise SpecError(f"layer {row.index} ({row.kind}): {row.error}")
+        first, *others = analysis.errors
+        more = f" (and {len(others)} more layer{'s' if len(others) > 1 else ''} with problems)" if others else ""
+        raise SpecError(f"layer {first.index} ({first.kind}): {first.error}{more}")
     modules = []
     for layer, row in zip(spec.layers, analysis.rows):
         module = build_layer(layer.kind, row.in_shape, layer.params)

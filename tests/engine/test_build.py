@@ -204,6 +204,12 @@ def test_broken_design_raises_spec_error_naming_the_layer():
         build_model(spec)
 
 
+def test_spec_error_counts_the_other_broken_layers():
+    spec = design((1, 4, 4), ("Conv2d", dict(kernel_size=5)), ("Mystery", {}), ("Embedding", {}))
+    with pytest.raises(SpecError, match=r"^layer 0 \(Conv2d\): .* \(and 2 more layers with problems\)$"):
+        build_model(spec)
+
+
 def test_design_that_torch_would_misread_is_refused_too():
     with pytest.raises(SpecError, match=r"^layer 0 \(LSTM\): LSTM needs \(sequence, features\) input"):
         build_model(design((1, 28, 28), ("LSTM", {})))
