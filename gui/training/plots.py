@@ -85,7 +85,9 @@ class RunCurves:
             "val_loss": self._epoch_curve(plots.loss_plot, "val", "validation (epoch)"),
             "train_metric": self._epoch_curve(plots.metric_plot, "train", "train"),
             "val_metric": self._epoch_curve(plots.metric_plot, "val", "validation"),
-            "lr": plots.lr_plot.plot(pen=pg.mkPen(CURRENT_COLORS["lr"], width=2), name="learning rate"),
+            # filled down to 0, so a constant learning rate still gets a readable axis that starts at 0
+            "lr": plots.lr_plot.plot(pen=pg.mkPen(CURRENT_COLORS["lr"], width=2), name="learning rate",
+                                     fillLevel=0.0, brush=(*CURRENT_COLORS["lr"], 40)),
         }
 
     @staticmethod
@@ -164,12 +166,13 @@ class RunCurves:
                 item.setVisible(False)
                 continue
             item.setPen(pg.mkPen(color, width=1.5, style=Qt.DashLine if "train" in name else Qt.SolidLine))
+            if name == "lr":
+                item.setFillBrush(None)
             if item.opts.get("symbol"):
                 item.setSymbolBrush(color)
                 item.setSymbolSize(4)
-        title = f"run {self.number}: {self.label}"
-        self._plots.loss_legend.addItem(self.items["ema"], title)
-        self._plots.metric_legend.addItem(self.items["val_metric"], title)
+        self._plots.loss_legend.addItem(self.items["ema"], f"run {self.number}: {self.label}")
+        self._plots.metric_legend.addItem(self.items["val_metric"], f"run {self.number}")  # a narrow plot
 
     def remove(self) -> None:
         for name, item in self.items.items():
@@ -198,8 +201,7 @@ class TrainingPlots(QWidget):
         self.metric_plot.setLabel("left", "%")
         self.loss_legend = self.loss_plot.addLegend(offset=(-10, 10), labelTextColor=foreground)
         self.metric_legend = self.metric_plot.addLegend(offset=(-10, -10), labelTextColor=foreground)
-        self.lr_legend = self.lr_plot.addLegend(offset=(-10, 10), labelTextColor=foreground)
-        self.legends = (self.loss_legend, self.metric_legend, self.lr_legend)
+        self.legends = (self.loss_legend, self.metric_legend)  # the learning-rate plot's title says it all
         for legend in self.legends:
             legend.setBrush(QColor(background.red(), background.green(), background.blue(), 200))
 

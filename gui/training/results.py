@@ -74,9 +74,8 @@ class ResultsView(QWidget):
         self.summary.setFont(font)
 
         # classification page
-        self.confusion_plot = self._plot("Confusion matrix (rows: true, columns: predicted) — click a cell")
+        self.confusion_plot = self._plot("Confusion matrix")
         self.confusion_plot.invertY(True)
-        self.confusion_plot.setAspectLocked(True)
         self.confusion_plot.setLabel("left", "true class")
         self.confusion_plot.setLabel("bottom", "predicted class")
         self.confusion_image = ClickableImage()
@@ -212,7 +211,8 @@ class ResultsView(QWidget):
         self.class_plot.setYRange(0, 100)
         self.class_bars.setToolTip("\n".join(f"{self.class_name(i)}: {v:.1f}%" for i, v in enumerate(per_class)))
 
-        self.samples_title.setText("Sample predictions (red: wrong) — click a confusion cell to see its samples")
+        self.samples_title.setText("Sample test predictions (red: wrong). Click a cell of the confusion matrix "
+                                   "to see its samples.")
         self._fill_grid([(p.index, int(p.predicted), int(p.target)) for p in evaluation.samples])
 
     def select_cell(self, true_class: int, predicted_class: int) -> list[int]:

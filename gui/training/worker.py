@@ -22,6 +22,7 @@ from engine.errors import LayerStudioError
 from engine.spec import NetworkSpec
 
 BATCH_INTERVAL_S = 0.05  # at most ~20 batch signals per second
+EVALUATION_SAMPLES = 500  # test predictions kept for the sample grid and the regression scatter
 
 
 @dataclass(frozen=True)
@@ -209,7 +210,7 @@ class TrainingWorker(QObject):
         if self.trainer is None or self.data is None or len(self.data.test_x) == 0:
             return
         try:
-            self.evaluated.emit(self.trainer.evaluate("test"))
+            self.evaluated.emit(self.trainer.evaluate("test", samples=EVALUATION_SAMPLES))
         except Exception:  # noqa: BLE001 - a failed evaluation must not hide the finished run
             traceback.print_exc()
 

@@ -1,0 +1,109 @@
+"""Render the Training and Results tabs during and after a real run on the bundled MNIST sample.
+
+Writes docs/screenshots/training-running.png, training-finished.png and training-results.png
+(offscreen, 1280x800 unless --size says otherwise). Two runs are made, so the plots also show a
+previous run dimmed. Usage: python scripts/training_screenshots.py [--size 1920x1080] [--epochs 3]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "docs" / "screenshots"
+
+
+def wait_for(signal, timeout_ms: int = 600_000, condition=lambda *args: True):
+    """Run the event loop until ``signal`` fires with arguments that satisfy ``condition``; returns them."""
+    loop, got = QEventLoop(), []
+
+    def check(*args):
+        if condition(*args) and not got:
+            got.append(args)
+            loop.quit()
+
+    signal.connect(check)
+    QTimer.singleShot(timeout_ms, loop.quit)
+    loop.exec()
+    signal.disconnect(check)
+    if not got:
+        raise SystemExit(f"timed out waiting for {signal}")
+    return got[0]
+
+
+def settle(ms: int = 300) -> None:
+    """Let timers (plot refresh) and layouts run."""
+    loop = QEventLoop()
+    QTimer.singleShot(ms, loop.quit)
+    loop.exec()
+
+
+def save(widget, name: str) -> Path:
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / name
+    widget.grab().save(str(path))
+    print(f"wrote {path.relative_to(ROOT)}")
+    return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="1280x800")
+    parser.add_argument("--epochs", type=int, default=3)
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.lower().split("x"))
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    from gui.app import configure_application
+    from gui.main_window import MainWindow
+    from gui.training import install_training
+
+    configure_application(app)
+    window = MainWindow()
+    window.resize(width, height)
+    window.show()
+    ui = getattr(window, "training", None) or install_training(window)
+    doc = window.document
+    doc.set_extra("data", {"source": "mnist-sample"})
+    suffix = "" if (width, height) == (1280, 800) else f"-{width}x{height}"
+
+    # a first, slower run: it stays on the plots, dimmed, for comparison
+    doc.set_extra("training", {"epochs": max(args.epochs - 1, 1), "lr": 3e-4, "device": "cpu"})
+    ui.controller.start()
+    wait_for(ui.controller.finished)
+
+    doc.set_extra("training", {"epochs": args.epochs, "lr": 1e-3, "device": "cpu"})
+    window.tabs.setCurrentWidget(ui.panel)
+    ui.panel.start_action.trigger()
+    wait_for(ui.controller.batchEnded, condition=lambda event: event.epoch == 2 and event.step > event.steps_per_epoch / 2)
+    settle(250)
+    save(window, f"training-running{suffix}.png")
+    result = wait_for(ui.controller.finished)[0]
+    print(f"run ended: {result.reason}: {result.message}")
+    settle(300)
+    save(window, f"training-finished{suffix}.png")
+
+    window.tabs.setCurrentWidget(ui.results)
+    evaluation = ui.controller.last_evaluation
+    if evaluation is not None and evaluation.confusion:
+        confusion = evaluation.confusion
+        cell = max(((t, p) for t in range(len(confusion)) for p in range(len(confusion)) if t != p),
+                   key=lambda c: confusion[c[0]][c[1]])
+        ui.results.select_cell(*cell)
+    settle(300)
+    save(window, f"training-results{suffix}.png")
+
+    doc.undo_stack.setClean()
+    window.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
