@@ -44,6 +44,7 @@ HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
 CHECKPOINT_FORMAT = "layerstudio.checkpoint"
 CHECKPOINT_VERSION = 1
 READBACK_INTERVAL_S = 0.25  # metrics leave the device at most ~4 times a second (plus every epoch end)
+COMPILE_OPTIONS: dict = {}  # keyword arguments for torch.compile when TrainConfig.compile is on (default: inductor)
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
@@ -601,10 +602,10 @@ class _LastGoodWeights:
                 live.copy_(saved)
 
     def all_finite(self) -> torch.Tensor:
-        """A 0-d device tensor: 1.0 when every live weight is finite (read back with the losses, no extra sync)."""
-        if not self.live:
-            return torch.ones(())
-        return torch.stack([t.detach().isfinite().all() for t in self.live]).all().to(torch.float32)
+        """A 0-d device tensor: 1.0 when every live weight is finite (read back with the losses, no extra sync).
+        One norm per tensor in a single foreach call; a norm beyond float range counts as diverged too."""
+        with torch.no_grad():
+            return torch.stack(torch._foreach_norm(self.live)).isfinite().all().to(torch.float32)
 
 
 def _device_rng_state(device: torch.device) -> torch.Tensor | None:
@@ -707,7 +708,7 @@ class Trainer:
         if not self.trainable:
             raise TrainingError("the design has no trainable parameters: unfreeze a layer or add one with weights")
         self._penalised = [p for p in self.trainable if p.dim() > 1] if (config.l1 or config.l2) else []
-        self._forward = torch.compile(self.model) if config.compile else self.model
+        self._forward = torch.compile(self.model, **COMPILE_OPTIONS) if config.compile else self.model
         self.optimizer = make_optimizer(self.trainable, config, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type) if self.amp_dtype is torch.float16 else None
         self.steps_per_epoch = steps_per_epoch(self.train_samples, config.batch_size)
@@ -924,8 +925,10 @@ class Trainer:
             return
         batches = [perm[step * size:(step + 1) * size].tolist() for step in range(first, self.steps_per_epoch)]
         workers = min(4, (torch.multiprocessing.cpu_count() or 1) - 1)
+        # its own generator: a DataLoader otherwise draws its workers' base seed from the global RNG (dropout's)
+        seeds = torch.Generator().manual_seed(self.config.seed + self.epoch)
         loader = torch.utils.data.DataLoader(self.data.train_dataset, batch_sampler=batches, num_workers=max(0, workers),
-                                             pin_memory=self.device.type == "cuda")
+                                             pin_memory=self.device.type == "cuda", generator=seeds)
         for xb, yb in loader:
             xb = self._prepare_inputs(xb.to(self.device, non_blocking=True))
             yield xb, (xb if self._reconstruct else yb.to(self.device, non_blocking=True))
