@@ -21,7 +21,7 @@ import re
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Callable
 
 import torch
@@ -297,6 +297,8 @@ def warm_up() -> None:
     optimizer = torch.optim.Adam(layer.parameters())
     layer(torch.zeros(1, 2)).sum().backward()
     optimizer.step()
+    if torch.cuda.is_available():  # creating the CUDA context takes a second or more too
+        torch.zeros(1, device="cuda")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -680,7 +682,7 @@ class Trainer:
     """
 
     def __init__(self, spec: NetworkSpec, data, config: TrainConfig):
-        self.config = config.validate()
+        config = self.config = replace(config).validate()  # a private copy: later edits cannot reach a run
         self.spec, self.data = spec, data
         self.notes: list[str] = []
         self.device = resolve_device(config.device)
@@ -714,7 +716,7 @@ class Trainer:
         self.steps_per_epoch = steps_per_epoch(self.train_samples, config.batch_size)
         self.schedule = LearningRateSchedule(self.optimizer, config, self.steps_per_epoch)
         self.generator = torch.Generator().manual_seed(config.seed)  # epoch permutations
-        self.augment_generator = torch.Generator(device=self.device).manual_seed(config.seed + 1)
+        self.augment_generator = torch.Generator(device=self.device).manual_seed((config.seed + 1) % 2**63)
         self.stop_metric = self._resolve_stop_metric()
 
         self.epoch = 0  # epochs completed
@@ -871,6 +873,8 @@ class Trainer:
         """
         emit = on_event or _ignore
         should_stop = should_stop or _never
+        if self._running:
+            return RunFinished("error", "this trainer is already running: wait for its run to finish", self.epoch)
         failure: tuple[str, str] | None = None
         try:
             with self._rng_scope():
@@ -926,7 +930,7 @@ class Trainer:
         batches = [perm[step * size:(step + 1) * size].tolist() for step in range(first, self.steps_per_epoch)]
         workers = min(4, (torch.multiprocessing.cpu_count() or 1) - 1)
         # its own generator: a DataLoader otherwise draws its workers' base seed from the global RNG (dropout's)
-        seeds = torch.Generator().manual_seed(self.config.seed + self.epoch)
+        seeds = torch.Generator().manual_seed((self.config.seed + self.epoch) % 2**63)
         loader = torch.utils.data.DataLoader(self.data.train_dataset, batch_sampler=batches, num_workers=max(0, workers),
                                              pin_memory=self.device.type == "cuda", generator=seeds)
         for xb, yb in loader:
@@ -1202,6 +1206,7 @@ class Trainer:
             "history": {key: list(values) for key, values in self.history.items()},
             "spec": self.spec.to_dict(),
             "config": self.config.to_dict(),
+            "data": data_config.to_dict() if (data_config := getattr(self.data, "config", None)) is not None else None,
             "rng": {
                 "torch": torch_rng.clone(),
                 "device_type": self.device.type,
@@ -1248,6 +1253,9 @@ class Trainer:
             self.history = {key: list(checkpoint["history"].get(key, [])) for key in HISTORY_KEYS}
             self._restore_rng(checkpoint["rng"])
             self._progress = _EpochProgress.from_dict(progress) if progress is not None else None
+            if self._progress is not None and checkpoint["config"].get("batch_size") != self.config.batch_size:
+                self._progress = None  # steps of another batch size: the unfinished epoch starts over
+                self.notes.append(f"batch size changed: epoch {self.epoch + 1} starts over")
             self._best = dict(checkpoint.get("best") or {"value": None, "epoch": 0, "bad_epochs": 0})
             best = checkpoint.get("best_weights")
             self._best_weights = {k: v.to(self.device) for k, v in best.items()} if best is not None else None
