@@ -592,6 +592,30 @@ def test_checkpoint_taken_mid_epoch_resumes_exactly_with_a_schedule(mnist_augmen
     assert_same_weights(weights(second.model), weights(full.model))
 
 
+def test_checkpoint_taken_from_a_listener_during_the_run_resumes_exactly(mnist_augmented):
+    settings = TrainConfig(epochs=3, batch_size=32, seed=9, schedule="step", step_size=1, gamma=0.5)
+    full = Trainer(small_cnn(), mnist_augmented, settings)
+    straight = Recorder()
+    full.run(straight)
+
+    taken = {}
+    running = Trainer(small_cnn(), mnist_augmented, settings)
+
+    def checkpoint_after_first_epoch(event):
+        if isinstance(event, EpochEnd) and event.epoch == 1:
+            taken.update(running.checkpoint())
+
+    assert running.run(Recorder(checkpoint_after_first_epoch)).reason == "completed"
+    assert running.history == full.history  # taking the checkpoint did not disturb the run
+    resumed = Trainer(small_cnn(), mnist_augmented, settings)
+    resumed.load_checkpoint(taken)
+    after = Recorder()
+    assert resumed.run(after).reason == "completed"
+    assert after.of(RunStarted)[0].start_epoch == 1
+    assert after.losses() == [loss for e in straight.of(BatchEnd) if e.epoch > 1 for loss in e.losses]
+    assert_same_weights(weights(resumed.model), weights(full.model))
+
+
 def test_checkpoint_that_does_not_fit_is_refused_and_the_model_is_unchanged(mnist):
     source = Trainer(mlp(hidden=32), mnist, TrainConfig(epochs=1))
     checkpoint = source.checkpoint()
