@@ -64,7 +64,7 @@ class CodeView(QWidget):
         layout.addWidget(self.text)
         self._timer = QTimer(self, singleShot=True, interval=150)
         self._timer.timeout.connect(self.refresh)
-        self.group.idClicked.connect(lambda _: self.refresh())
+        self.group.idClicked.connect(self.refresh)
         self.copy_button.clicked.connect(self.copy)
         document.changed.connect(self._on_changed)
 
@@ -82,7 +82,7 @@ class CodeView(QWidget):
             self.note.setText("Building the model…")
             self._timer.start(0)
 
-    def refresh(self) -> None:
+    def refresh(self, *_) -> None:
         """Rebuild the shown text from the current design (meta device: no weights allocated)."""
         self._dirty = False
         spec = self.document.spec

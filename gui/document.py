@@ -94,6 +94,9 @@ class DesignDocument(QObject):
         self.description = ""
         self.extras: dict = {}
         self.undo_stack = QUndoStack(self)
+        # QUndoStack clears itself (and emits) when destroyed; by then its listeners may be gone.
+        stack = self.undo_stack
+        self.destroyed.connect(lambda *_: stack.blockSignals(True))
 
     # ------------------------------------------------------------------ state
     @property

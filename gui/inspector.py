@@ -239,12 +239,12 @@ class Inspector(QWidget):
             button = QPushButton()
             button.setObjectName("suggestion")
             button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-            button.clicked.connect(lambda _=False, b=button: self._apply_suggestion(b.property("size")))
+            button.clicked.connect(lambda _=False, b=button: self._apply_suggestion(b.property("hiddenSize")))
             self.suggest_buttons_layout.addWidget(button)
             self.suggestion_buttons.append(button)
         for button, (label, size) in zip(self.suggestion_buttons, suggestions.items()):
             button.setText(f"{size}   ({label})")
-            button.setProperty("size", size)
+            button.setProperty("hiddenSize", size)
             button.setEnabled(not self.document.read_only and size != layer.params["out_features"])
 
     def _network_output(self, layer_id: str) -> int | None:

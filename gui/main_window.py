@@ -47,7 +47,9 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.setObjectName("mainWindow")
         self.setWindowIcon(icon("layerstudio"))
-        self.document = DesignDocument(parent=self)
+        # No Qt parent: the document outlives the window's widgets, so nothing it emits while
+        # being destroyed (QUndoStack clears itself) can reach a half-destroyed view.
+        self.document = DesignDocument()
         self._close_guards: list[Callable[[], bool]] = []
         self.actions: dict[str, QAction] = {}
 
@@ -92,12 +94,12 @@ class MainWindow(QMainWindow):
 
         self.palette.kindActivated.connect(self.add_kind)
         self.stack_view.currentLayerChanged.connect(self.inspector.show_layer)
-        self.stack_view.layerActivated.connect(lambda _: self.focus_inspector())
+        self.stack_view.layerActivated.connect(self.focus_inspector)
         self.stack_view.message.connect(self.show_message)
-        self.stack_view.selectionModel().selectionChanged.connect(lambda *_: self._update_edit_actions())
+        self.stack_view.selectionModel().selectionChanged.connect(self._update_edit_actions)
         self.inspector.message.connect(self.show_message)
-        self.document.undo_stack.cleanChanged.connect(lambda _: self._update_title())
-        self.document.undo_stack.indexChanged.connect(lambda _: self._update_undo_actions())
+        self.document.undo_stack.cleanChanged.connect(self._update_title)
+        self.document.undo_stack.indexChanged.connect(self._update_undo_actions)
         self.document.fileChanged.connect(self._update_title)
         self.document.readOnlyChanged.connect(self._on_read_only)
 
@@ -264,7 +266,7 @@ class MainWindow(QMainWindow):
         if not self.document.read_only:
             self.document.undo_stack.redo()
 
-    def _update_undo_actions(self) -> None:
+    def _update_undo_actions(self, *_) -> None:
         stack, editable = self.document.undo_stack, not self.document.read_only
         undo, redo = self.actions["undo"], self.actions["redo"]
         undo.setText(f"Undo {stack.undoText()}".strip())
@@ -272,7 +274,7 @@ class MainWindow(QMainWindow):
         undo.setEnabled(editable and stack.canUndo())
         redo.setEnabled(editable and stack.canRedo())
 
-    def _update_edit_actions(self) -> None:
+    def _update_edit_actions(self, *_) -> None:
         editable = not self.document.read_only
         has_selection = bool(self.stack_view.selected_ids())
         for key in ("cut", "duplicate", "delete", "move_up", "move_down"):
@@ -290,7 +292,7 @@ class MainWindow(QMainWindow):
         self._update_undo_actions()
         self._update_edit_actions()
 
-    def focus_inspector(self) -> None:
+    def focus_inspector(self, *_) -> None:
         self.inspector_dock.show()
         self.inspector_dock.raise_()
         self.inspector.focus_first_editor()
@@ -304,11 +306,12 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(text, 6000)
 
     # ------------------------------------------------------------------ files
-    def _update_title(self) -> None:
+    def _update_title(self, *_) -> None:
         self.setWindowTitle(f"{self.document.display_name()}[*] — {APP_NAME}")
         self.setWindowModified(self.document.modified)
 
-    def _load(self, design: DesignFile, path=None) -> None:
+    def load_design(self, design: DesignFile, path=None) -> None:
+        """Show ``design`` (replacing the current one without asking) and select its first layer."""
         self.document.load(design, path)
         self._select_first_layer()
         self._update_title()
@@ -348,7 +351,7 @@ class MainWindow(QMainWindow):
         from engine.spec import NetworkSpec
 
         design = DesignFile(NetworkSpec(DEFAULT_INPUT_SHAPE)) if template == EMPTY else DesignFile.template(template)
-        self._load(design)
+        self.load_design(design)
 
     def open_template(self, name: str) -> None:
         if self.maybe_save():
@@ -368,7 +371,7 @@ class MainWindow(QMainWindow):
         except SpecError as exc:
             self.show_error(f"Cannot open {Path(path).name}", str(exc))
             return False
-        self._load(design, path)
+        self.load_design(design, path)
         self._add_recent(path)
         self.show_message(f"Opened {path}")
         return True
@@ -376,7 +379,7 @@ class MainWindow(QMainWindow):
     def save(self) -> bool:
         if self.document.path is None:
             return self.save_as()
-        return self._save_to(self.document.path)
+        return self.save_to(self.document.path)
 
     def save_as(self) -> bool:
         suggested = str(Path(self._last_folder()) / f"{self.document.name or 'design'}.json")
@@ -385,9 +388,9 @@ class MainWindow(QMainWindow):
             return False
         if not Path(path).suffix:
             path += ".json"
-        return self._save_to(path)
+        return self.save_to(path)
 
-    def _save_to(self, path) -> bool:
+    def save_to(self, path) -> bool:
         try:
             self.document.save(path)
         except OSError as exc:
@@ -446,7 +449,7 @@ class MainWindow(QMainWindow):
         last = QSettings().value("lastFile", "")
         if last and Path(last).is_file():
             try:
-                self._load(DesignFile.read(last), last)
+                self.load_design(DesignFile.read(last), last)
                 return
             except SpecError:
                 pass

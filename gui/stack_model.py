@@ -45,7 +45,7 @@ class LayerStackModel(QAbstractItemModel):
         self._id_of_tag: dict[int, str] = {}
         self._refresh_lookups()
         document.changed.connect(self._on_changed)
-        document.readOnlyChanged.connect(lambda _: self._emit_all_changed())
+        document.readOnlyChanged.connect(self._emit_all_changed)
 
     # ------------------------------------------------------------------ lookups
     def _refresh_lookups(self) -> None:
@@ -147,7 +147,7 @@ class LayerStackModel(QAbstractItemModel):
         self._refresh_children()
         self._emit_all_changed()
 
-    def _emit_all_changed(self) -> None:
+    def _emit_all_changed(self, *_) -> None:
         self.dataChanged.emit(self.index(0, 0), self.index(len(self._ids), len(COLUMNS) - 1))
 
     def _restructure(self, new_ids: list[str]) -> None:
@@ -194,7 +194,7 @@ class LayerStackModel(QAbstractItemModel):
             self.endInsertRows()
 
     def _reorder(self, target: list[str]) -> None:
-        self.layoutAboutToBeChanged.emit([], QAbstractItemModel.LayoutChangeHint.VerticalSortHint)
+        self.layoutAboutToBeChanged.emit()
         new_row = {layer_id: i + 1 for i, layer_id in enumerate(target)}
         old, new = [], []
         for persistent in self.persistentIndexList():
@@ -205,7 +205,7 @@ class LayerStackModel(QAbstractItemModel):
         self._ids = list(target)
         self._row_of = dict(new_row)
         self.changePersistentIndexList(old, new)
-        self.layoutChanged.emit([], QAbstractItemModel.LayoutChangeHint.VerticalSortHint)
+        self.layoutChanged.emit()
 
     def _refresh_children(self) -> None:
         """Rebuild the inner layers of expanded blocks whose input or parameters changed."""

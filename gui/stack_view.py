@@ -64,10 +64,10 @@ class StackView(QTreeView):
             header.resizeSection(column, width)
         self.context_actions: list = []
         self.customContextMenuRequested.connect(self._show_context_menu)
-        self.selectionModel().currentRowChanged.connect(lambda *_: self._emit_current())
+        self.selectionModel().currentRowChanged.connect(self._emit_current)
         self.stack_model.dropped.connect(self.select_ids)
         self.stack_model.modelReset.connect(self._emit_current)
-        self.stack_model.rowsRemoved.connect(lambda *_: self._emit_current())
+        self.stack_model.rowsRemoved.connect(self._emit_current)
         self.doubleClicked.connect(self._on_double_clicked)
         self._last_current: object = object()
 
@@ -76,7 +76,7 @@ class StackView(QTreeView):
         index = self.currentIndex()
         return self.stack_model.layer_id(index) if index.isValid() else None
 
-    def _emit_current(self) -> None:
+    def _emit_current(self, *_) -> None:
         current = self.current_layer_id()
         if current != self._last_current:
             self._last_current = current

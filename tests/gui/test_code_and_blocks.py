@@ -1,0 +1,65 @@
+"""The parts that need torch: the Code tab and the inner layers of blocks (meta device)."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+
+from gui.code_view import MODEL, SCRIPT
+from gui.stack_model import COL_INDEX, COL_LAYER, COL_PARAMS
+from tests.gui.helpers import ids, load, spec_of
+
+
+def test_code_tab_shows_print_model_and_the_script(window, qtbot):
+    code = window.code_view
+    window.tabs.setCurrentWidget(code)
+    qtbot.waitUntil(lambda: "Sequential(" in code.text.toPlainText())
+    text = code.text.toPlainText()
+    assert "(0): Conv2d(1, 6, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2))" in text
+    assert "(8): Linear(in_features=84, out_features=10, bias=True)" in text
+    code.script_button.click()
+    assert code.mode() == SCRIPT
+    script = code.text.toPlainText()
+    assert "model = nn.Sequential(" in script and "import torch" in script
+    code.copy_button.click()
+    assert QGuiApplication.clipboard().text() == script
+    code.model_button.click()
+    assert code.mode() == MODEL
+    # an edit while the tab is shown rebuilds the text
+    window.document.edit_param(window.document.spec.layers[0].id, "out_channels", 8)
+    qtbot.waitUntil(lambda: "Conv2d(1, 8, kernel_size=(5, 5)" in code.text.toPlainText())
+
+
+def test_code_tab_lists_the_errors_of_a_broken_design(window, qtbot):
+    window.document.edit_param(window.document.spec.layers[0].id, "kernel_size", 40)
+    window.tabs.setCurrentWidget(window.code_view)
+    qtbot.waitUntil(lambda: "errors" in window.code_view.text.toPlainText())
+    assert "layer 1 (Conv2d): kernel 40 is larger" in window.code_view.text.toPlainText()
+
+
+def test_a_block_expands_to_its_inner_layers_built_on_the_meta_device(window, qtbot):
+    load(window, spec_of((3, 32, 32), ("Residual", {"out_channels": 16, "stride": 2}), "Identity"))
+    view, model = window.stack_view, window.stack_view.stack_model
+    block = model.index_of(ids(window)[0])
+    assert model.hasChildren(block) and model.rowCount(block) == 0  # nothing built before expanding
+    view.expand(block)
+    assert view.isExpanded(block)
+    names = [model.data(model.index(r, COL_INDEX, block)) for r in range(model.rowCount(block))]
+    assert names == ["conv1", "conv2", "conv3", "bn1", "bn2"]
+    conv1 = model.index(0, COL_LAYER, block)
+    assert model.data(conv1).startswith("Conv2d(3, 16, kernel_size=(3, 3), stride=(2, 2)")
+    assert model.data(model.index(0, COL_PARAMS, block)) == str(3 * 16 * 9 + 16)
+    assert not model.flags(conv1) & Qt.ItemFlag.ItemIsEditable  # read-only
+    assert not model.flags(conv1) & Qt.ItemFlag.ItemIsSelectable
+    # editing the block rebuilds its inner layers, and it stays expanded
+    window.stack_view.select_ids(ids(window)[:1])
+    window.inspector.editors["stride"].spin.setValue(1)
+    window.inspector.editors["out_channels"].spin.setValue(3)
+    block = model.index_of(ids(window)[0])
+    names = [model.data(model.index(r, COL_INDEX, block)) for r in range(model.rowCount(block))]
+    assert names == ["conv1", "conv2", "bn1", "bn2"]  # identity shortcut: no 1x1 projection
+    assert view.isExpanded(block)
+    # moving rows keeps the children with their block
+    window.document.move_layers([ids(window)[1]], 0)
+    block = model.index_of(ids(window)[1])
+    assert block.row() == 2 and model.rowCount(block) == 4
+    assert model.parent(model.index(0, 0, block)) == block
