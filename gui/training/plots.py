@@ -63,40 +63,21 @@ def _finite_or_nan(value) -> float:
     return float("nan") if value is None else float(value)
 
 
-class RunCurves:
-    """The curves of one run on the three plots, fed by engine events."""
+class RunData:
+    """One run's numbers, fed by engine events: numpy buffers per curve plus the EMA state."""
 
     SERIES = ("batch", "ema", "train_loss", "val_loss", "train_metric", "val_metric", "lr")
 
-    def __init__(self, plots: "TrainingPlots", number: int, label: str, task: str):
+    def __init__(self, number: int, label: str, task: str):
         self.number = number
         self.label = label
         self.task = task
         self.series = {name: Series() for name in self.SERIES}
+        self.dirty = False
+        self.archive: dict[str, pg.PlotDataItem] | None = None  # its dimmed curves, once it is a previous run
         self._ema = 0.0
         self._ema_count = 0
-        self._dirty = False
-        self._plots = plots
-        batch_pen = pg.mkPen(CURRENT_COLORS["batch"], width=1)
-        self.items = {
-            "batch": plots.loss_plot.plot(pen=batch_pen, name="batch loss"),
-            "ema": plots.loss_plot.plot(pen=pg.mkPen(CURRENT_COLORS["ema"], width=2), name="smoothed"),
-            "train_loss": self._epoch_curve(plots.loss_plot, "train", "train (epoch)"),
-            "val_loss": self._epoch_curve(plots.loss_plot, "val", "validation (epoch)"),
-            "train_metric": self._epoch_curve(plots.metric_plot, "train", "train"),
-            "val_metric": self._epoch_curve(plots.metric_plot, "val", "validation"),
-            # filled down to 0, so a constant learning rate still gets a readable axis that starts at 0
-            "lr": plots.lr_plot.plot(pen=pg.mkPen(CURRENT_COLORS["lr"], width=2), name="learning rate",
-                                     fillLevel=0.0, brush=(*CURRENT_COLORS["lr"], 40)),
-        }
 
-    @staticmethod
-    def _epoch_curve(plot: pg.PlotItem, color: str, name: str) -> pg.PlotDataItem:
-        rgb = CURRENT_COLORS[color]
-        return plot.plot(pen=pg.mkPen(rgb, width=2), symbol="o", symbolSize=6, symbolBrush=rgb,
-                         symbolPen=None, name=name)
-
-    # -- feeding
     def add_history(self, history: dict, steps_per_epoch: int) -> None:
         """Seed the per-epoch curves from a checkpoint's history (a resumed run)."""
         count = len(history.get("train_loss", []))
@@ -109,7 +90,7 @@ class RunCurves:
             self.series[name].extend(epochs[: len(values)], self._metric_values(values, history, key))
         lrs = [_finite_or_nan(v) for v in history.get("lr", [])][:count]
         self.series["lr"].extend(epochs[: len(lrs)] * max(steps_per_epoch, 1), lrs)
-        self._dirty = True
+        self.dirty = True
 
     def _metric_values(self, values, history, key):
         if self.task == "classification":
@@ -132,7 +113,7 @@ class RunCurves:
             ema_values.append(self._ema / (1 - EMA_BETA ** self._ema_count) if self._ema_count else float("nan"))
         self.series["ema"].extend(steps / per_epoch, ema_values)
         self.series["lr"].extend([event.global_step], [event.lr])
-        self._dirty = True
+        self.dirty = True
 
     def add_epoch(self, event) -> None:
         x = [event.epoch]
@@ -145,38 +126,7 @@ class RunCurves:
             train, val = event.train_loss, event.val_loss
         self.series["train_metric"].extend(x, [_finite_or_nan(train)])
         self.series["val_metric"].extend(x, [_finite_or_nan(val)])
-        self._dirty = True
-
-    # -- drawing
-    def flush(self) -> None:
-        if not self._dirty:
-            return
-        for name, item in self.items.items():
-            series = self.series[name]
-            item.setData(series.x, series.y)
-        self._dirty = False
-
-    def dim(self) -> None:
-        """Turn into a previous run: one faint colour, one legend entry per plot."""
-        color = pg.intColor(self.number - 1, hues=8, alpha=150)
-        for name, item in self.items.items():
-            for legend in self._plots.legends:
-                legend.removeItem(item)
-            if name == "batch":
-                item.setVisible(False)
-                continue
-            item.setPen(pg.mkPen(color, width=1.5, style=Qt.DashLine if "train" in name else Qt.SolidLine))
-            if name == "lr":
-                item.setFillBrush(None)
-            if item.opts.get("symbol"):
-                item.setSymbolBrush(color)
-                item.setSymbolSize(4)
-        self._plots.loss_legend.addItem(self.items["ema"], f"run {self.number}: {self.label}")
-        self._plots.metric_legend.addItem(self.items["val_metric"], f"run {self.number}")  # a narrow plot
-
-    def remove(self) -> None:
-        for name, item in self.items.items():
-            self._plots.plot_of(name).removeItem(item)
+        self.dirty = True
 
     def point_counts(self) -> dict[str, int]:
         return {name: len(series) for name, series in self.series.items()}
@@ -187,12 +137,13 @@ class TrainingPlots(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.runs: list[RunCurves] = []
+        self.runs: list[RunData] = []
         self.running = False
         palette = self.palette()
         background = palette.color(QPalette.Base)
         foreground = palette.color(QPalette.Text)
         self._foreground = foreground
+        self._grid_color = QColor(background).darker(112)
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground(background)
         self.loss_plot = self._make_plot("Loss", "epoch", foreground, row=0, col=0, colspan=2)
@@ -223,21 +174,64 @@ class TrainingPlots(QWidget):
         layout.addWidget(self.graphics, 1)
         layout.addLayout(buttons)
 
+        self.live = self._make_live_curves()
         self.timer = QTimer(self)
         self.timer.setInterval(REFRESH_MS)
         self.timer.timeout.connect(self.flush)
         self._update_clear_button()
 
+    def _make_live_curves(self) -> dict[str, pg.PlotDataItem]:
+        """The current run's curves, created once for the widget's life (each run only sets their data)."""
+        def epoch_curve(plot: pg.PlotItem, color: str, name: str) -> pg.PlotDataItem:
+            rgb = CURRENT_COLORS[color]
+            return plot.plot(pen=pg.mkPen(rgb, width=2), symbol="o", symbolSize=6, symbolBrush=rgb,
+                             symbolPen=None, name=name)
+
+        return {
+            "batch": self.loss_plot.plot(pen=pg.mkPen(CURRENT_COLORS["batch"], width=1), name="batch loss"),
+            "ema": self.loss_plot.plot(pen=pg.mkPen(CURRENT_COLORS["ema"], width=2), name="smoothed"),
+            "train_loss": epoch_curve(self.loss_plot, "train", "train (epoch)"),
+            "val_loss": epoch_curve(self.loss_plot, "val", "validation (epoch)"),
+            "train_metric": epoch_curve(self.metric_plot, "train", "train"),
+            "val_metric": epoch_curve(self.metric_plot, "val", "validation"),
+            # filled down to 0, so a constant learning rate still gets a readable axis that starts at 0
+            "lr": self.lr_plot.plot(pen=pg.mkPen(CURRENT_COLORS["lr"], width=2), fillLevel=0.0,
+                                    brush=(*CURRENT_COLORS["lr"], 40)),
+        }
+
+    def _make_archive(self, run: RunData) -> dict[str, pg.PlotDataItem]:
+        """Dimmed copies of a finished run's curves (no batch loss), hidden until the next run starts.
+
+        Made when the run ends, while the UI is idle, so starting the next run costs almost nothing.
+        """
+        color = pg.intColor(run.number - 1, hues=8, alpha=150)
+        archive = {}
+        for name, series in run.series.items():
+            if name == "batch":
+                continue
+            pen = pg.mkPen(color, width=1.5, style=Qt.DashLine if "train" in name else Qt.SolidLine)
+            symbol = {"symbol": "o", "symbolSize": 4, "symbolBrush": color, "symbolPen": None} \
+                if name in ("train_loss", "val_loss", "train_metric", "val_metric") else {}
+            item = pg.PlotDataItem(series.x.copy(), series.y.copy(), pen=pen, **symbol)
+            item.setVisible(False)
+            self.plot_of(name).addItem(item)
+            archive[name] = item
+        return archive
+
     def _make_plot(self, title: str, x_label: str, foreground: QColor, **position) -> pg.PlotItem:
         plot = self.graphics.addPlot(**position)
         plot.setTitle(title, color=foreground.name())
         plot.setLabel("bottom", x_label)
-        plot.showGrid(x=True, y=True, alpha=0.25)
+        # An opaque grid on major ticks only: a translucent grid on every tick level made each repaint
+        # ~5x slower (software rendering), which the UI thread pays at every refresh during a run.
+        plot.showGrid(x=True, y=True, alpha=1.0)
         plot.setClipToView(True)
         plot.setDownsampling(auto=True, mode="peak")
         for axis in ("left", "bottom"):
-            plot.getAxis(axis).setPen(foreground)
-            plot.getAxis(axis).setTextPen(foreground)
+            item = plot.getAxis(axis)
+            item.setPen(self._grid_color)
+            item.setTextPen(foreground)
+            item.setStyle(maxTickLevel=0)
         return plot
 
     def plot_of(self, series_name: str) -> pg.PlotItem:
@@ -246,16 +240,20 @@ class TrainingPlots(QWidget):
         return self.metric_plot if "metric" in series_name else self.loss_plot
 
     @property
-    def current(self) -> RunCurves | None:
+    def current(self) -> RunData | None:
         return self.runs[-1] if self.runs else None
 
-    def begin_run(self, label: str, task: str, history: dict | None = None, steps_per_epoch: int = 1) -> RunCurves:
+    def begin_run(self, label: str, task: str, history: dict | None = None, steps_per_epoch: int = 1) -> RunData:
         """Dim the previous run and start fresh curves; ``history`` seeds a resumed run's epochs."""
-        if self.current is not None:
-            self.current.flush()
-            self.current.dim()
-        number = self.runs[-1].number + 1 if self.runs else 1
-        run = RunCurves(self, number, label, task)
+        previous = self.current
+        if previous is not None:
+            if previous.archive is None:
+                previous.archive = self._make_archive(previous)
+            for item in previous.archive.values():
+                item.setVisible(True)
+            self.loss_legend.addItem(previous.archive["ema"], f"run {previous.number}: {previous.label}")
+            self.metric_legend.addItem(previous.archive["val_metric"], f"run {previous.number}")  # a narrow plot
+        run = RunData(previous.number + 1 if previous else 1, label, task)
         self.runs.append(run)
         classification = task == "classification"
         self.metric_plot.setTitle("Accuracy" if classification else "Loss per epoch (regression metric)",
@@ -263,17 +261,21 @@ class TrainingPlots(QWidget):
         self.metric_plot.setLabel("left", "%" if classification else "loss")
         if history:
             run.add_history(history, steps_per_epoch)
+        run.dirty = True  # clears the live curves of the previous run's data
         self.running = True
         self.timer.start()
         self._update_clear_button()
         return run
 
-    def continue_run(self) -> RunCurves | None:
+    def continue_run(self) -> RunData | None:
         """Keep feeding the current run's curves (resuming the run shown)."""
-        self.running = self.current is not None
+        run = self.current
+        if run is not None and run.archive is not None:
+            self._remove_archive(run)
+        self.running = run is not None
         if self.running:
             self.timer.start()
-        return self.current
+        return run
 
     def add_batch(self, event) -> None:
         if self.current is not None:
@@ -287,19 +289,35 @@ class TrainingPlots(QWidget):
         self.running = False
         self.timer.stop()
         self.flush()
+        if self.current is not None and self.current.archive is None:
+            self.current.archive = self._make_archive(self.current)
         self._update_clear_button()
 
     def flush(self) -> None:
-        for run in self.runs:
-            run.flush()
+        """Push the current run's buffers to the live curves, if anything changed since the last push."""
+        run = self.current
+        if run is None or not run.dirty:
+            return
+        for name, item in self.live.items():
+            series = run.series[name]
+            item.setData(series.x, series.y)
+        run.dirty = False
+
+    def _remove_archive(self, run: RunData) -> None:
+        for name, item in (run.archive or {}).items():
+            self.plot_of(name).removeItem(item)  # also takes it out of the legend
+        run.archive = None
 
     def clear(self) -> None:
         """Remove previous runs (and the last one too when nothing is running)."""
         keep = [self.current] if self.running and self.current else []
         for run in self.runs:
             if run not in keep:
-                run.remove()
+                self._remove_archive(run)
         self.runs = keep
+        if not keep:
+            for item in self.live.values():
+                item.setData([], [])
         self._update_clear_button()
 
     def auto_range(self) -> None:

@@ -4,6 +4,7 @@ Every test ends with the controller shut down and no QThread of it running.
 """
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from PySide6.QtCore import QPointF, Qt
@@ -318,3 +319,36 @@ def test_warm_up_runs_in_its_own_thread_and_is_waited_for(qtbot):
     qtbot.waitUntil(lambda: controller.running_threads() == [], timeout=60_000)
     controller.shutdown()
     assert controller.running_threads() == []
+
+
+def test_plots_take_nan_and_inf_keep_previous_runs_dimmed_and_clear_them(qtbot):
+    from engine.training import EpochEnd
+    from gui.training.plots import TrainingPlots
+
+    plots = TrainingPlots()
+    qtbot.addWidget(plots)
+    plots.resize(800, 600)
+    plots.show()
+    for run in range(2):
+        plots.begin_run(f"run with lr {run}", "classification")
+        for step in range(1, 5):
+            losses = (2.0 / step, float("nan") if step == 2 else 1.5 / step, float("inf") if step == 3 else 1.0)
+            plots.add_batch(BatchEnd(epoch=1, step=step, steps_per_epoch=4, global_step=step, losses=losses,
+                                     lr=0.1, samples_per_s=10.0))
+        plots.add_epoch(EpochEnd(1, 1, float("nan"), 0.5, 1.0, 0.4, 0.1, 1.0))
+        qtbot.waitUntil(lambda: not plots.current.dirty)  # the refresh timer pushed the buffers
+        plots.end_run()
+    x, y = plots.live["batch"].getData()
+    assert len(x) == 12 and np.isnan(y).sum() == 1 and np.isinf(y).sum() == 1  # the current run only
+    ema = plots.live["ema"].getData()[1]
+    assert np.isfinite(ema).all()  # the smoothed curve skips the bad values
+    legend_texts = [label.text for _sample, label in plots.loss_legend.items]
+    assert "run 1: run with lr 0" in legend_texts
+    first = plots.runs[0]
+    assert first.archive["ema"].isVisible() and not plots.runs[1].archive["ema"].isVisible()
+    bounds = plots.loss_plot.getViewBox().childrenBounds()
+    assert all(np.isfinite(v) for pair in bounds for v in pair)  # auto-range ignores NaN and inf
+    plots.clear()
+    assert plots.runs == [] and len(plots.live["batch"].getData()[0] or []) == 0
+    assert [label.text for _sample, label in plots.loss_legend.items] == [
+        "batch loss", "smoothed", "train (epoch)", "validation (epoch)"]
