@@ -24,9 +24,20 @@ from gui.mime import KIND_MIME, LAYERS_MIME, kind_from_mime, layers_from_mime, l
 
 COLUMNS = ("#", "Layer", "Output shape", "Params", "MACs", "Notes")
 COL_INDEX, COL_LAYER, COL_SHAPE, COL_PARAMS, COL_MACS, COL_NOTES = range(len(COLUMNS))
-LAYER_ID_ROLE = Qt.ItemDataRole.UserRole + 1
+LAYER_ID_ROLE = int(Qt.ItemDataRole.UserRole) + 1
 INPUT_ID = ""  # the LAYER_ID_ROLE of the input row
 MUTED = QColor("#7a828c")
+# Roles as plain ints (Qt passes ints; comparing them is much cheaper than enum members on every paint).
+DISPLAY, DECORATION, EDIT, TOOLTIP, FONT, ALIGNMENT, FOREGROUND = (
+    int(r) for r in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.DecorationRole, Qt.ItemDataRole.EditRole,
+                     Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.FontRole, Qt.ItemDataRole.TextAlignmentRole,
+                     Qt.ItemDataRole.ForegroundRole))
+RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+F = Qt.ItemFlag
+CHILD_FLAGS = F.ItemIsEnabled
+ROW_FLAGS = F.ItemIsEnabled | F.ItemIsSelectable
+LAYER_FLAGS = ROW_FLAGS | F.ItemIsDragEnabled
+INPUT_SHAPE_FLAGS = ROW_FLAGS | F.ItemIsEditable
 INPUT_HELP = "Shape of one input sample, without the batch dimension (e.g. 1x28x28 for MNIST)"
 
 
@@ -53,6 +64,7 @@ class LayerStackModel(QAbstractItemModel):
         self._rows = {row.layer_id: row for row in doc.analysis.rows}
         self._layers = {layer.id: layer for layer in doc.spec.layers}
         self._row_of = {layer_id: i + 1 for i, layer_id in enumerate(self._ids)}
+        self._cells: dict[str, dict[int, tuple]] = {}
 
     def _tag(self, layer_id: str) -> int:
         if layer_id not in self._tag_of:
@@ -225,15 +237,15 @@ class LayerStackModel(QAbstractItemModel):
             self.endInsertRows()
 
     # ------------------------------------------------------------------ data
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+    def headerData(self, section, orientation, role=DISPLAY):  # noqa: N802
         if orientation == Qt.Orientation.Horizontal:
-            if role == Qt.ItemDataRole.DisplayRole:
+            if role == DISPLAY:
                 return COLUMNS[section]
-            if role == Qt.ItemDataRole.TextAlignmentRole and section in (COL_PARAMS, COL_MACS):
-                return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            if role == ALIGNMENT and section in (COL_PARAMS, COL_MACS):
+                return RIGHT
         return None
 
-    def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
+    def data(self, index: QModelIndex, role=DISPLAY):
         if not index.isValid():
             return None
         if role == LAYER_ID_ROLE:
@@ -243,63 +255,66 @@ class LayerStackModel(QAbstractItemModel):
         if index.row() == 0:
             return self._input_data(index.column(), role)
         layer_id = self._ids[index.row() - 1]
-        row = self._rows.get(layer_id)
-        return None if row is None else self._layer_data(row, index.column(), role)
+        cells = self._cells.get(layer_id)
+        if cells is None:
+            row = self._rows.get(layer_id)
+            if row is None:
+                return None
+            cells = self._cells[layer_id] = self._layer_cells(row)
+        if role == TOOLTIP:
+            return self._tooltip(self._rows[layer_id])
+        values = cells.get(role)
+        return None if values is None else values[index.column()]
 
     def _input_data(self, column: int, role):
         shape = format_shape(self.document.spec.input_shape)
-        if role == Qt.ItemDataRole.DisplayRole:
+        if role == DISPLAY:
             return {COL_INDEX: "in", COL_LAYER: "Input", COL_SHAPE: shape}.get(column)
-        if role == Qt.ItemDataRole.EditRole and column == COL_SHAPE:
+        if role == EDIT and column == COL_SHAPE:
             return shape
-        if role == Qt.ItemDataRole.DecorationRole and column == COL_LAYER:
+        if role == DECORATION and column == COL_LAYER:
             return category_icon("Input")
-        if role == Qt.ItemDataRole.ToolTipRole:
+        if role == TOOLTIP:
             return INPUT_HELP + ". Double-click the shape to edit it."
-        if role == Qt.ItemDataRole.ForegroundRole and column == COL_INDEX:
+        if role == FOREGROUND and column == COL_INDEX:
             return QBrush(MUTED)
-        if role == Qt.ItemDataRole.FontRole and column == COL_LAYER:
+        if role == FONT and column == COL_LAYER:
             font = QFont()
             font.setBold(True)
             return font
         return None
 
-    def _layer_data(self, row: LayerRow, column: int, role):
-        if role == Qt.ItemDataRole.DisplayRole:
-            if column == COL_INDEX:
-                return str(row.index + 1)
-            if column == COL_LAYER:
-                return row.label
-            if column == COL_SHAPE:
-                return format_shape(row.shape)
-            if column == COL_PARAMS:
-                return "" if row.params == 0 else format_count(row.params)
-            if column == COL_MACS:
-                return "" if row.macs == 0 else format_count(row.macs)
-            if column == COL_NOTES:
-                return row.error or row.warning
-            return None
-        if role == Qt.ItemDataRole.DecorationRole and column == COL_LAYER:
-            if row.error:
-                return error_icon()
-            if row.warning:
-                return warning_icon()
-            return category_icon(KINDS[row.kind].category)
-        if role == Qt.ItemDataRole.ForegroundRole:
-            if column == COL_NOTES:
-                return QBrush(QColor(ERROR_COLOR if row.error else WARNING_COLOR))
-            if row.error and column == COL_LAYER:
-                return QBrush(QColor(ERROR_COLOR))
-            if column == COL_INDEX or (column == COL_SHAPE and row.shape is None):
-                return QBrush(MUTED)
-            if column == COL_PARAMS and row.trainable == 0 and row.params:
-                return QBrush(MUTED)
-            return None
-        if role == Qt.ItemDataRole.TextAlignmentRole and column in (COL_PARAMS, COL_MACS):
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return self._tooltip(row)
-        return None
+    @staticmethod
+    def _layer_cells(row: LayerRow) -> dict[int, tuple]:
+        """Everything a layer row shows, per role and column, computed once per change."""
+        display = (
+            str(row.index + 1), row.label, format_shape(row.shape),
+            "" if row.params == 0 else format_count(row.params),
+            "" if row.macs == 0 else format_count(row.macs),
+            row.error or row.warning,
+        )
+        if row.error:
+            marker = error_icon()
+        elif row.warning:
+            marker = warning_icon()
+        else:
+            marker = category_icon(KINDS[row.kind].category)
+        muted, none = QBrush(MUTED), None
+        notes = QBrush(QColor(ERROR_COLOR if row.error else WARNING_COLOR))
+        foreground = (
+            muted,
+            QBrush(QColor(ERROR_COLOR)) if row.error else none,
+            muted if row.shape is None else none,
+            muted if row.trainable == 0 and row.params else none,
+            none,
+            notes,
+        )
+        return {
+            DISPLAY: display,
+            DECORATION: (None, marker, None, None, None, None),
+            FOREGROUND: foreground,
+            ALIGNMENT: (None, None, None, RIGHT, RIGHT, None),
+        }
 
     def _tooltip(self, row: LayerRow) -> str:
         parts = [KINDS[row.kind].help]
@@ -319,29 +334,24 @@ class LayerStackModel(QAbstractItemModel):
         if kids is None or index.row() >= len(kids[1]):
             return None
         child = kids[1][index.row()]
-        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+        if role in (DISPLAY, TOOLTIP):
             return {COL_INDEX: child.name, COL_LAYER: child.text,
                     COL_PARAMS: "" if not child.params else format_count(child.params)}.get(index.column())
-        if role == Qt.ItemDataRole.ForegroundRole:
+        if role == FOREGROUND:
             return QBrush(MUTED)
-        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() == COL_PARAMS:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == ALIGNMENT and index.column() == COL_PARAMS:
+            return RIGHT
         return None
 
     def flags(self, index: QModelIndex) -> Qt.ItemFlag:
         editable = not self.document.read_only
         if not index.isValid():
-            return Qt.ItemFlag.ItemIsDropEnabled if editable else Qt.ItemFlag.NoItemFlags
+            return F.ItemIsDropEnabled if editable else F.NoItemFlags
         if index.internalId():
-            return Qt.ItemFlag.ItemIsEnabled
-        flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+            return CHILD_FLAGS
         if index.row() == 0:
-            if editable and index.column() == COL_SHAPE:
-                flags |= Qt.ItemFlag.ItemIsEditable
-            return flags
-        if editable:
-            flags |= Qt.ItemFlag.ItemIsDragEnabled
-        return flags
+            return INPUT_SHAPE_FLAGS if editable and index.column() == COL_SHAPE else ROW_FLAGS
+        return LAYER_FLAGS if editable else ROW_FLAGS
 
     def setData(self, index: QModelIndex, value, role=Qt.ItemDataRole.EditRole) -> bool:  # noqa: N802
         """Only the input shape is edited in place."""
