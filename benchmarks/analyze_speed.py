@@ -79,12 +79,18 @@ def main() -> None:
     spec = big_design()
     middle = next(i for i in range(LAYERS // 2, LAYERS) if spec.layers[i].kind == "Conv2d")  # mid third stage
     cold = time_cold(spec)
+    distinct = spec  # every conv its own width: no two layers share a memoised result
+    for index, layer in enumerate(spec.layers):
+        if layer.kind == "Conv2d":
+            distinct = distinct.with_param(layer.id, "out_channels", 16 + index)
+    cold_distinct = time_cold(distinct)
     local = time_edits(spec, spec.layers[middle].id, "out_channels", range(100, 100 + REPEATS))
     # worst case: the first conv's padding changes every shape below it, so nothing below is cached
     everywhere = time_edits(spec, spec.layers[0].id, "padding", range(2, 2 + REPEATS))
     print(f"analyze() on a {LAYERS}-layer design, median of {REPEATS} runs")
     rows = [
         ("cold (caches cleared)", cold),
+        ("cold, every layer distinct (nothing shared in one pass)", cold_distinct),
         (f"edit: out_channels of layer {middle} (with_param + analyze)", local),
         ("edit: padding of layer 0, every shape below changes", everywhere),
     ]
