@@ -85,7 +85,13 @@ class _SequenceOutput:
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         y, _ = super().forward(x)
-        return y if self.output == "all" else y[:, -1]
+        if self.output == "all":
+            return y
+        if not self.bidirectional:
+            return y[:, -1]
+        # each direction's final step: forward ends at the last position, backward at the first
+        forward, backward = y.chunk(2, dim=-1)
+        return torch.cat((forward[:, -1], backward[:, 0]), dim=-1)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, output={self.output!r}"

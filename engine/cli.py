@@ -134,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     except LayerStudioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # e.g. `layerstudio summary vgg | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -474,7 +474,7 @@ POOL_PARAMS = (
     P("stride", "int", 2, "Step between windows (usually = kernel_size)", 1, 1000),
     P("padding", "int", 0, "Implicit padding on each side (at most half the kernel)", 0, 500),
 )
-POOL_KEY = ("{kernel_size}", "?s{stride}", "?p{padding}")
+POOL_KEY = ("{kernel_size}", "s{stride}", "?p{padding}")  # stride always: PyTorch defaults it to the kernel
 
 for _cls, _dims, _help in (
     ("MaxPool1d", 1, "Max over windows of (channels, length)"),

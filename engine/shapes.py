@@ -216,10 +216,14 @@ def format_count(n: int | None) -> str:
     """1234567 -> '1.23M'; None -> '?'."""
     if n is None:
         return "?"
-    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= size:
-            return f"{n / size:.3g}{unit}"
-    return str(n)
+    units = (("k", 1e3), ("M", 1e6), ("G", 1e9), ("T", 1e12))
+    if abs(n) < 1e3:
+        return str(n)
+    for unit, size in units:
+        text = f"{n / size:.3g}"
+        if abs(float(text)) < 1000 or unit == "T":
+            return text + unit
+    raise AssertionError("unreachable")
 
 
 def format_shape(shape: Shape | None) -> str:

@@ -168,9 +168,12 @@ def test_recurrent_output_choice(kind, bidirectional):
     last.load_state_dict(every.state_dict(), strict=True)
     x = torch.randn(4, 7, 3)
     with torch.no_grad():
-        expected, _ = reference(x)
+        expected, state = reference(x)
         torch.testing.assert_close(every(x), expected)
-        torch.testing.assert_close(last(x), expected[:, -1])
+        # "last" is each direction's final hidden state (the backward one ends at position 0): h_n of the top layer
+        h_n = state[0] if kind == "LSTM" else state
+        final = torch.cat((h_n[-2], h_n[-1]), dim=-1) if bidirectional else h_n[-1]
+        torch.testing.assert_close(last(x), final)
     width = 10 if bidirectional else 5
     assert every(x).shape == (4, 7, width) and last(x).shape == (4, width)
     assert "output='last'" in str(last)

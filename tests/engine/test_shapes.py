@@ -379,7 +379,7 @@ def test_conv_transpose_presets_that_cannot_work_say_why():
     [("Conv2d", dict(out_channels=6, kernel_size=5, padding=2), "Conv2d 6, k5, p2"),
      ("Conv2d", dict(padding="same", stride=1), "Conv2d 16, k3, same"),
      ("VGGBlock", dict(num_convs=2, out_channels=128), "VGGBlock 2x128"),
-     ("MaxPool2d", dict(), "MaxPool2d 2"),
+     ("MaxPool2d", dict(), "MaxPool2d 2, s2"),
      ("Unflatten", dict(sizes=(1, 28, 28)), "Unflatten 1x28x28"),
      ("Dropout", dict(p=0.25), "Dropout 0.25"),
      ("ReLU", dict(), "ReLU")],
