@@ -605,9 +605,9 @@ class _LastGoodWeights:
 
     def all_finite(self) -> torch.Tensor:
         """A 0-d device tensor: 1.0 when every live weight is finite (read back with the losses, no extra sync).
-        One norm per tensor in a single foreach call; a norm beyond float range counts as diverged too."""
+        The max-abs norm of each tensor, in one foreach call: NaN and inf propagate, finite values stay finite."""
         with torch.no_grad():
-            return torch.stack(torch._foreach_norm(self.live)).isfinite().all().to(torch.float32)
+            return torch.stack(torch._foreach_norm(self.live, math.inf)).isfinite().all().to(torch.float32)
 
 
 def _device_rng_state(device: torch.device) -> torch.Tensor | None:
@@ -973,11 +973,7 @@ class Trainer:
             if self.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
         self.optimizer.zero_grad(set_to_none=True)
-        if self.amp_dtype is None:
-            out = self._forward(xb)
-        else:
-            with torch.autocast(self.device.type, dtype=self.amp_dtype):
-                out = self._forward(xb)
+        out = self._forward_amp(xb)
         loss = self.objective.loss(out, yb)
         total = loss + self._penalty() if self._penalised else loss
         clip = self.config.grad_clip
@@ -1014,6 +1010,7 @@ class Trainer:
                 return
 
     def _stopped(self, progress: _EpochProgress, reader: _ReadBack) -> RunFinished:
+        """Keep the unfinished epoch's progress so the next run() (or a checkpoint) continues it."""
         progress.seconds += reader.pause_clock()
         where = f"epoch {self.epoch + 1}, step {progress.step} of {self.steps_per_epoch}"
         return RunFinished("stopped", f"stopped at {where}; run again to continue", self.epoch)
@@ -1027,7 +1024,8 @@ class Trainer:
         if bad_step is None:
             what = f"the weights became NaN or infinite by epoch {self.epoch + 1}, step {progress.step}"
         else:
-            what = f"the loss became {value} at epoch {self.epoch + 1}, step {bad_step}"
+            word = "NaN" if math.isnan(value) else "infinite"
+            what = f"the loss became {word} at epoch {self.epoch + 1}, step {bad_step}"
         return RunFinished(
             "diverged",
             f"{what}: lower the learning rate (now {self.lr:g}) or set gradient clipping; "
@@ -1125,13 +1123,14 @@ class Trainer:
         elif self.device.type == "mps":
             torch.mps.empty_cache()
 
-    # -- evaluation
-    def _forward_eval(self, xb: torch.Tensor) -> torch.Tensor:
+    def _forward_amp(self, xb: torch.Tensor) -> torch.Tensor:
+        """The model's output, under autocast when mixed precision is on."""
         if self.amp_dtype is None:
             return self._forward(xb)
         with torch.autocast(self.device.type, dtype=self.amp_dtype):
             return self._forward(xb)
 
+    # -- evaluation
     def _infer(self, split: str, keep: bool) -> tuple[float, float | None, torch.Tensor | None]:
         """Mean loss, accuracy and (``keep``) every prediction of a split: class ids, or the first output
         value per sample for regression. Eval mode and inference mode; one host sync at the end."""
@@ -1148,7 +1147,7 @@ class Trainer:
                 for start in range(0, count, size):
                     xb = x[start:start + size]
                     yb = xb if self._reconstruct else y[start:start + size]
-                    out = self._forward_eval(xb)
+                    out = self._forward_amp(xb)
                     loss_sum += self.objective.loss(out, yb) * xb.shape[0]
                     if self.classification:
                         predicted = self.objective.predict(out)

@@ -275,8 +275,22 @@ def test_huge_learning_rate_diverges_and_keeps_finite_weights(mnist):
     trainer, finished, recorder = train(mlp(dropout=0.0), mnist, optimizer="sgd", lr=1e6, momentum=0.0, epochs=3)
     assert finished.reason == "diverged"
     assert re.search(r"epoch \d+, step \d+", finished.message) and "learning rate" in finished.message
-    assert any(not math.isfinite(loss) for loss in recorder.losses())
+    assert "NaN" in finished.message or "infinite" in finished.message
     assert all(torch.isfinite(v).all() for v in trainer.model.state_dict().values() if v.is_floating_point())
+
+
+def test_weight_check_sees_nan_and_inf_but_not_large_finite_weights():
+    model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
+    guard = training._LastGoodWeights(model, 0)
+    with torch.no_grad():
+        model[0].weight.fill_(3e38)  # finite, though its L2 norm would overflow
+        assert guard.all_finite().item() == 1.0
+        model[1].running_var[1] = math.inf
+        assert guard.all_finite().item() == 0.0
+        guard.restore()
+        assert guard.all_finite().item() == 1.0 and model[0].weight.abs().max() < 10
+        model[0].bias[2] = math.nan
+        assert guard.all_finite().item() == 0.0
 
 
 def test_out_of_memory_ends_the_run_with_a_smaller_batch_hint_and_the_process_trains_again(mnist):
