@@ -16,6 +16,7 @@ from __future__ import annotations
 import gc
 import json
 import math
+import os
 import platform
 import re
 import threading
@@ -928,10 +929,13 @@ class Trainer:
                 yield xb, (xb if self._reconstruct else y.index_select(0, idx))
             return
         batches = [perm[step * size:(step + 1) * size].tolist() for step in range(first, self.steps_per_epoch)]
-        workers = min(4, (torch.multiprocessing.cpu_count() or 1) - 1)
+        dataset = self.data.train_dataset
+        # worker processes pay off when samples are decoded from files, not for tensors already in memory
+        in_memory = isinstance(dataset, torch.utils.data.TensorDataset)
+        workers = 0 if in_memory else max(0, min(4, (os.cpu_count() or 1) - 1))
         # its own generator: a DataLoader otherwise draws its workers' base seed from the global RNG (dropout's)
         seeds = torch.Generator().manual_seed((self.config.seed + self.epoch) % 2**63)
-        loader = torch.utils.data.DataLoader(self.data.train_dataset, batch_sampler=batches, num_workers=max(0, workers),
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=workers,
                                              pin_memory=self.device.type == "cuda", generator=seeds)
         for xb, yb in loader:
             xb = self._prepare_inputs(xb.to(self.device, non_blocking=True))

@@ -198,6 +198,24 @@ def test_streamed_training_data_gives_the_same_losses_as_tensors_on_the_device()
     assert streamed.losses() == resident.losses()
 
 
+def test_streamed_image_files_train_through_dataloader_workers(tmp_path):
+    from PIL import Image
+
+    generator = torch.Generator().manual_seed(0)
+    for label, brightness in (("dark", 60), ("light", 190)):
+        (tmp_path / label).mkdir()
+        for i in range(12):
+            pixels = (brightness + 40 * torch.rand(8, 8, generator=generator) - 20).to(torch.uint8).numpy()
+            Image.fromarray(pixels).save(tmp_path / label / f"{i}.png")
+    data = load_data(DataConfig(source="folder", root=str(tmp_path), image_size=8, stream=True, val_fraction=0.25))
+    assert data.streaming
+    spec = NetworkSpec((1, 8, 8), layers(("Flatten",), ("Linear", {"out_features": 2})))
+    trainer, finished, recorder = train(spec, data, epochs=3, batch_size=6, lr=0.05)
+    assert finished.reason == "completed"
+    assert len(recorder.losses()) == 3 * 3
+    assert trainer.evaluate("val").accuracy == 1.0
+
+
 # --------------------------------------------------------------------------- stop, pause
 
 
