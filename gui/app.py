@@ -19,10 +19,12 @@ def configure_application(app: QCoreApplication) -> None:
     """Names (for QSettings), the Fusion style and the app's style sheet."""
     QCoreApplication.setOrganizationName(ORGANIZATION)
     QCoreApplication.setApplicationName(APPLICATION)
-    if isinstance(app, QApplication):
+    if isinstance(app, QApplication) and not app.property("layerstudioStyled"):
+        app.setProperty("layerstudioStyled", True)
         app.setStyle("Fusion")
         if STYLE_SHEET.exists():
-            app.setStyleSheet(STYLE_SHEET.read_text(encoding="utf-8"))
+            icons = (ROOT / "icons").as_posix()
+            app.setStyleSheet(STYLE_SHEET.read_text(encoding="utf-8").replace("@ICONS@", icons))
 
 
 def install_excepthook(parent_getter=lambda: None) -> None:
@@ -52,8 +54,49 @@ def install_excepthook(parent_getter=lambda: None) -> None:
     sys.excepthook = hook
 
 
+def install_training_if_available(window):
+    """Add the Training/Results tabs (gui.training) to ``window``; None when that part is not installed."""
+    try:
+        from gui.training import install_training
+    except ImportError:
+        return None
+    ui = install_training(window)
+    window.closing.connect(ui.shutdown)
+    return ui
+
+
+def attach_training_when_ready(window) -> None:
+    """Load torch in a background thread after the window is shown, then add the training tabs.
+
+    The window shows in a fraction of torch's import time; until training is
+    attached, the Train button says that it is still loading.
+    """
+    from gui.meta import preload_torch
+
+    loader = preload_torch()
+    window.show_message("Loading PyTorch…")
+
+    def not_ready():
+        window.show_message("Training is still loading (PyTorch)… one moment")
+
+    window.train_button.clicked.connect(not_ready)
+    poll = QTimer(window)
+    poll.setInterval(100)
+
+    def check():
+        if loader.is_alive():
+            return
+        poll.stop()
+        window.train_button.clicked.disconnect(not_ready)
+        install_training_if_available(window)
+        window.show_message("Ready")
+
+    poll.timeout.connect(check)
+    poll.start()
+
+
 def run_app(argv: list[str] | None = None) -> int:
-    """Create the application and the main window; torch loads in the background once it is shown."""
+    """Create the application and the main window; show it first, load torch and training behind it."""
     app = QApplication.instance() or QApplication(sys.argv if argv is None else argv)
     configure_application(app)
     from gui.main_window import MainWindow
@@ -61,11 +104,5 @@ def run_app(argv: list[str] | None = None) -> int:
     window = MainWindow()
     install_excepthook(lambda: window)
     window.show()
-
-    def warm_up():
-        from gui.meta import preload_torch
-
-        preload_torch()
-
-    QTimer.singleShot(300, warm_up)
+    QTimer.singleShot(0, lambda: attach_training_when_ready(window))
     return app.exec()

@@ -39,6 +39,7 @@ class Inspector(QWidget):
     def __init__(self, document, parent=None):
         super().__init__(parent)
         self.setObjectName("inspector")
+        self.setMinimumWidth(280)
         self.document = document
         self.layer_id: str | None = None
         self._shown_kind: str | None = None
@@ -61,7 +62,7 @@ class Inspector(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         body = QWidget()
         body.setObjectName("inspectorBody")
         layout = QVBoxLayout(body)
@@ -95,7 +96,7 @@ class Inspector(QWidget):
             grid.addWidget(_label(name, "caption", wrap=False), row, 0)
             grid.addWidget(widget, row, 1)
         grid.setColumnStretch(1, 1)
-        self.formula = _label("", "formula")
+        self.formula = _label("", "formula", wrap=False)
         grid.addWidget(self.formula, 4, 0, 1, 2)
         layout.addWidget(self.shape_box)
 
@@ -107,7 +108,8 @@ class Inspector(QWidget):
         self.form.setVerticalSpacing(6)
         layout.addWidget(self.params_box)
 
-        self.trainable = QCheckBox("Trainable (uncheck to freeze this layer's weights)")
+        self.trainable = QCheckBox("Trainable")
+        self.trainable.setToolTip("Uncheck to freeze this layer: its weights are not updated in training")
         self.trainable.toggled.connect(self._on_trainable)
         layout.addWidget(self.trainable)
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QToolBar, QVBoxLayout, QWidget,
+    QDockWidget, QFileDialog, QFrame, QLabel, QMainWindow, QMessageBox, QScrollArea, QTabWidget, QToolBar,
+    QVBoxLayout, QWidget,
 )
 
 from engine.errors import SpecError
@@ -32,6 +33,41 @@ FIRST_TEMPLATE = "lenet"
 MAX_RECENT = 8
 FILE_FILTER = "LayerStudio designs (*.json);;All files (*)"
 STATE_VERSION = 1
+
+
+class MainTabs(QTabWidget):
+    """The central tabs. Each page sits in a scroll area, so a page wider than the space left
+    between the docks scrolls instead of forcing the window wider than the screen; the page
+    accessors (widget, currentWidget, indexOf, setCurrentWidget) deal in the pages themselves."""
+
+    def add_page(self, page: QWidget, title: str) -> int:
+        scroll = QScrollArea()
+        scroll.setObjectName("pageScroll")
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(page)
+        return self.addTab(scroll, title)
+
+    @staticmethod
+    def _page(holder: QWidget | None) -> QWidget | None:
+        return holder.widget() if isinstance(holder, QScrollArea) and holder.objectName() == "pageScroll" else holder
+
+    def widget(self, index: int) -> QWidget | None:
+        return self._page(super().widget(index))
+
+    def currentWidget(self) -> QWidget | None:  # noqa: N802 - Qt's name
+        return self._page(super().currentWidget())
+
+    def indexOf(self, page: QWidget) -> int:  # noqa: N802
+        for index in range(self.count()):
+            if self.widget(index) is page or super().widget(index) is page:
+                return index
+        return -1
+
+    def setCurrentWidget(self, page: QWidget) -> None:  # noqa: N802
+        index = self.indexOf(page)
+        if index >= 0:
+            self.setCurrentIndex(index)
 
 
 def _shorten(text: str, limit: int = 70) -> str:
@@ -71,7 +107,7 @@ class MainWindow(QMainWindow):
         design_layout.addWidget(self.read_only_banner)
         design_layout.addWidget(self.stack_view)
 
-        self.tabs = QTabWidget()
+        self.tabs = MainTabs()
         self.tabs.setObjectName("mainTabs")
         self.tabs.setDocumentMode(True)
         central = QWidget()
@@ -104,7 +140,7 @@ class MainWindow(QMainWindow):
         self.document.readOnlyChanged.connect(self._on_read_only)
 
         self.resize(1280, 800)
-        self._restore_window_state()
+        self._layout_restored = self._restore_window_state()
         self._update_title()
         self._update_undo_actions()
         self._update_edit_actions()
@@ -219,6 +255,7 @@ class MainWindow(QMainWindow):
         toolbar = QToolBar("Main toolbar")
         toolbar.setObjectName("mainToolbar")
         toolbar.setMovable(False)
+        toolbar.setIconSize(QSize(20, 20))
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
         self._add_actions(toolbar, ("new", "open", "save", None, "undo", "redo", None, "duplicate", "delete",
                                     "move_up", "move_down"))
@@ -228,7 +265,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ hooks for the training GUI
     def add_tab(self, widget: QWidget, title: str) -> int:
         """Add a main tab (Training, Results, …) with a View menu entry and a Ctrl+<n> shortcut."""
-        index = self.tabs.addTab(widget, title)
+        index = self.tabs.add_page(widget, title)
         action = QAction(f"{title} Tab", self)
         if index < 9:
             action.setShortcut(QKeySequence(f"Ctrl+{index + 1}"))
@@ -455,18 +492,22 @@ class MainWindow(QMainWindow):
                 pass
         self.new_from(FIRST_TEMPLATE)
 
-    def _restore_window_state(self) -> None:
+    def _restore_window_state(self) -> bool:
+        """Geometry, docks and column widths of the last run; False on the first start."""
         settings = QSettings()
         self._default_state = self.saveState(STATE_VERSION)
         geometry = settings.value("window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
         state = settings.value("window/state")
-        if state is not None:
-            self.restoreState(state, STATE_VERSION)
+        restored = state is not None and self.restoreState(state, STATE_VERSION)
         header = settings.value("window/stackHeader")
         if header is not None:
             self.stack_view.header().restoreState(header)
+        return bool(restored)
+
+    def _default_dock_sizes(self) -> None:
+        self.resizeDocks([self.palette_dock, self.inspector_dock], [210, 350], Qt.Orientation.Horizontal)
 
     def save_window_state(self) -> None:
         settings = QSettings()
@@ -478,6 +519,7 @@ class MainWindow(QMainWindow):
         self.restoreState(self._default_state, STATE_VERSION)
         self.palette_dock.show()
         self.inspector_dock.show()
+        self._default_dock_sizes()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         if not all(guard() for guard in self._close_guards) or not self.maybe_save():
@@ -489,5 +531,8 @@ class MainWindow(QMainWindow):
 
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)
+        if not self._layout_restored:
+            self._layout_restored = True
+            self._default_dock_sizes()
         if not self.stack_view.hasFocus():
             QTimer.singleShot(0, self.stack_view.setFocus)

@@ -5,23 +5,37 @@ torch is imported here lazily, on first use, so the window shows before the
 """
 from __future__ import annotations
 
+import importlib
 import threading
 from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
 class ChildRow:
-    """One inner module of a block: attribute name, one-line repr, parameter count."""
+    """One inner module of a block: attribute name, class, one-line repr, parameters, output shape."""
 
     name: str
+    kind: str
     text: str
     params: int | None
+    shape: tuple[int, ...] | None = None
 
 
-def preload_torch() -> threading.Thread:
-    """Import torch (and the model builder) in a daemon thread; the import lock makes later imports wait for it."""
+PRELOAD = ("engine.build", "engine.export", "engine.training", "engine.data", "engine.io")
+
+
+def preload_torch(modules=PRELOAD) -> threading.Thread:
+    """Import torch and the Qt-free engine modules that use it in a daemon thread.
+
+    The import lock makes a later import of the same module in the GUI thread
+    wait for this one instead of importing twice.
+    """
     def load():
-        import engine.build  # noqa: F401 - imports torch
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                pass
 
     thread = threading.Thread(target=load, name="torch-preload", daemon=True)
     thread.start()
@@ -33,17 +47,36 @@ def _one_line(module) -> str:
 
 
 def block_children(kind: str, in_shape, params: dict) -> list[ChildRow]:
-    """The inner layers of a block, built on the meta device."""
+    """The inner layers of a block, built on the meta device; a meta forward pass records their output shapes."""
     import torch
 
     from engine.layers import build_layer
 
+    shapes: dict[str, tuple[int, ...]] = {}
     with torch.device("meta"):
         module = build_layer(kind, tuple(in_shape), params)
+        hooks = [child.register_forward_hook(_shape_recorder(name, shapes))
+                 for name, child in module.named_children()]
+        try:
+            module(torch.empty((1, *in_shape)))
+        except Exception:  # noqa: BLE001 - shapes are a bonus; the rows show without them
+            pass
+        finally:
+            for hook in hooks:
+                hook.remove()
     return [
-        ChildRow(name, _one_line(child), sum(p.numel() for p in child.parameters()))
+        ChildRow(name, type(child).__name__, _one_line(child), sum(p.numel() for p in child.parameters()),
+                 shapes.get(name))
         for name, child in module.named_children()
     ]
+
+
+def _shape_recorder(name: str, shapes: dict):
+    def record(_module, _inputs, output):
+        if hasattr(output, "shape"):
+            shapes[name] = tuple(output.shape[1:])
+
+    return record
 
 
 def model_text(spec) -> str:

@@ -147,7 +147,7 @@ class LayerStackModel(QAbstractItemModel):
         key = self._block_key(layer_id)
         layer, row = self._layers[layer_id], self._rows[layer_id]
         if row.in_shape is None or row.error:
-            return key, [ChildRow("", "cannot build this block until its error is fixed", None)]
+            return key, [ChildRow("", "", "cannot build this block until its error is fixed", None)]
         return key, block_children(layer.kind, row.in_shape, layer.params)
 
     # ------------------------------------------------------------------ following the document
@@ -334,9 +334,13 @@ class LayerStackModel(QAbstractItemModel):
         if kids is None or index.row() >= len(kids[1]):
             return None
         child = kids[1][index.row()]
-        if role in (DISPLAY, TOOLTIP):
-            return {COL_INDEX: child.name, COL_LAYER: child.text,
-                    COL_PARAMS: "" if not child.params else format_count(child.params)}.get(index.column())
+        if role == DISPLAY:
+            label = f"{child.name}: {child.kind}" if child.name else child.text
+            return {COL_LAYER: label, COL_SHAPE: "" if child.shape is None else format_shape(child.shape),
+                    COL_PARAMS: "" if not child.params else format_count(child.params),
+                    COL_NOTES: child.text if child.name else ""}.get(index.column())
+        if role == TOOLTIP:
+            return child.text
         if role == FOREGROUND:
             return QBrush(MUTED)
         if role == ALIGNMENT and index.column() == COL_PARAMS:

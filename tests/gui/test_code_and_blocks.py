@@ -5,7 +5,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
 from gui.code_view import MODEL, SCRIPT
-from gui.stack_model import COL_INDEX, COL_LAYER, COL_PARAMS
+from gui.stack_model import COL_LAYER, COL_NOTES, COL_PARAMS, COL_SHAPE
 from tests.gui.helpers import ids, load, spec_of
 
 
@@ -43,11 +43,12 @@ def test_a_block_expands_to_its_inner_layers_built_on_the_meta_device(window, qt
     assert model.hasChildren(block) and model.rowCount(block) == 0  # nothing built before expanding
     view.expand(block)
     assert view.isExpanded(block)
-    names = [model.data(model.index(r, COL_INDEX, block)) for r in range(model.rowCount(block))]
-    assert names == ["conv1", "conv2", "conv3", "bn1", "bn2"]
+    names = [model.data(model.index(r, COL_LAYER, block)) for r in range(model.rowCount(block))]
+    assert names == ["conv1: Conv2d", "conv2: Conv2d", "conv3: Conv2d", "bn1: BatchNorm2d", "bn2: BatchNorm2d"]
     conv1 = model.index(0, COL_LAYER, block)
-    assert model.data(conv1).startswith("Conv2d(3, 16, kernel_size=(3, 3), stride=(2, 2)")
+    assert model.data(model.index(0, COL_NOTES, block)).startswith("Conv2d(3, 16, kernel_size=(3, 3), stride=(2, 2)")
     assert model.data(model.index(0, COL_PARAMS, block)) == str(3 * 16 * 9 + 16)
+    assert model.data(model.index(0, COL_SHAPE, block)) == "16x16x16"  # from a forward pass on the meta device
     assert not model.flags(conv1) & Qt.ItemFlag.ItemIsEditable  # read-only
     assert not model.flags(conv1) & Qt.ItemFlag.ItemIsSelectable
     # editing the block rebuilds its inner layers, and it stays expanded
@@ -55,8 +56,8 @@ def test_a_block_expands_to_its_inner_layers_built_on_the_meta_device(window, qt
     window.inspector.editors["stride"].spin.setValue(1)
     window.inspector.editors["out_channels"].spin.setValue(3)
     block = model.index_of(ids(window)[0])
-    names = [model.data(model.index(r, COL_INDEX, block)) for r in range(model.rowCount(block))]
-    assert names == ["conv1", "conv2", "bn1", "bn2"]  # identity shortcut: no 1x1 projection
+    names = [model.data(model.index(r, COL_LAYER, block)) for r in range(model.rowCount(block))]
+    assert names == ["conv1: Conv2d", "conv2: Conv2d", "bn1: BatchNorm2d", "bn2: BatchNorm2d"]  # identity shortcut: no 1x1 projection
     assert view.isExpanded(block)
     # moving rows keeps the children with their block
     window.document.move_layers([ids(window)[1]], 0)

@@ -109,8 +109,10 @@ def test_templates_menu_lists_every_template_with_its_description(window):
 def test_geometry_dock_state_and_last_file_persist(qtbot, tmp_path):
     first = MainWindow()
     first.show()
-    first.resize(700, 500)  # within the offscreen screen (800x600), so restoring keeps it
     first.inspector_dock.hide()
+    first.palette_dock.hide()
+    first.layout().activate()
+    first.resize(700, 500)  # fits the offscreen screen (800x600) once the docks are hidden, so restoring keeps it
     size = (first.width(), first.height())
     first.save_to(tmp_path / "kept.json")
     first.close()
@@ -119,7 +121,7 @@ def test_geometry_dock_state_and_last_file_persist(qtbot, tmp_path):
     second = MainWindow()
     second.show()
     assert (second.width(), second.height()) == size
-    assert not second.inspector_dock.isVisible()
+    assert not second.inspector_dock.isVisible() and not second.palette_dock.isVisible()
     assert second.document.path == tmp_path / "kept.json"  # not the first start any more
     second.close()
     second.deleteLater()

@@ -1,0 +1,88 @@
+"""Render the main window to PNG files (offscreen), for the README and for looking at the layout.
+
+Writes docs/screenshots/designer-lenet-WxH.png (LeNet, one layer selected),
+designer-error-WxH.png (a design with an error, the broken layer selected)
+at 1280x800 and 1920x1080, plus designer-code and designer-blocks at 1280x800.
+Settings go to a temporary folder, so the user's own are never touched.
+Run: ``python scripts/screenshots.py [output folder]``.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+SIZES = ((1280, 800), (1920, 1080))
+
+
+def settle(app: QApplication, rounds: int = 5) -> None:
+    for _ in range(rounds):
+        app.processEvents()
+
+
+def main(out: Path) -> list[Path]:
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())
+    app = QApplication.instance() or QApplication([])
+    from gui.app import configure_application, install_training_if_available
+    from gui.main_window import MainWindow
+
+    configure_application(app)
+    window = MainWindow()
+    training = install_training_if_available(window)
+    window.show()
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+
+    def shoot(name: str, size) -> None:
+        window.resize(*size)
+        settle(app)
+        path = out / f"{name}-{size[0]}x{size[1]}.png"
+        window.grab().save(str(path))
+        written.append(path)
+
+    doc = window.document
+    for size in SIZES:
+        window.new_from("lenet")
+        window.tabs.setCurrentIndex(0)
+        window.stack_view.select_ids([doc.spec.layers[3].id])  # the second convolution: formula shown
+        shoot("designer-lenet", size)
+
+        window.new_from("lenet")
+        doc.edit_param(doc.spec.layers[0].id, "padding", 0)  # 28 -> 24 -> ... -> 4: conv3's kernel 5 no longer fits
+        window.stack_view.select_ids([doc.spec.layers[5].id])
+        shoot("designer-error", size)
+
+    window.new_from("lenet")
+    window.tabs.setCurrentWidget(window.code_view)
+    settle(app)
+    window.code_view.refresh()
+    shoot("designer-code", SIZES[0])
+
+    window.new_from("resnet18")
+    window.tabs.setCurrentIndex(0)
+    blocks = [layer.id for layer in doc.spec.layers if layer.layer_kind.is_block]
+    for layer_id in blocks[:2]:
+        window.stack_view.expand(window.stack_view.stack_model.index_of(layer_id))
+    window.stack_view.select_ids(blocks[1:2])
+    shoot("designer-blocks", SIZES[0])
+
+    doc.undo_stack.setClean()
+    if training is not None:
+        training.shutdown()
+    window.close()
+    return written
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "screenshots"
+    for path in main(target):
+        print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
