@@ -137,8 +137,8 @@ class DesignDocument(QObject):
 
     # ------------------------------------------------------------------ primitive changes (called by undo commands)
     def _set_spec(self, spec: NetworkSpec) -> None:
-        self._spec = spec
-        self._analysis = analyze(spec)
+        analysis = analyze(spec)  # first, so a failure leaves spec and analysis in step
+        self._spec, self._analysis = spec, analysis
         self.changed.emit()
 
     def apply_param(self, layer_id: str, name: str, value) -> None:
