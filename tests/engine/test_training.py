@@ -1,7 +1,7 @@
 """Trainer and TrainConfig on real torch and the bundled MNIST sample (CPU, fixed seeds, tiny runs).
 
-The accuracy tests at the end train the ``cnn``, ``lenet`` and ``linear-regression`` templates as the
-issue asks (8 epochs, Adam 1e-3, batch 64); they are the slow part of this file.
+Tiny models run on one torch thread (more only contend on a shared CPU); the templates' accuracy
+runs live in test_training_accuracy.py.
 """
 from __future__ import annotations
 
@@ -20,11 +20,12 @@ from engine.errors import TrainingError, WeightsError
 from engine.io import read_checkpoint, save_checkpoint
 from engine.spec import LayerSpec, NetworkSpec
 from engine import training
-from engine.templates import load_template
 from engine.training import (
     AMP_MODES, INITS, LOSSES, OPTIMIZERS, SCHEDULES, BatchEnd, EpochEnd, LearningRateSchedule, RunFinished,
     RunStarted, TrainConfig, Trainer, is_out_of_memory, steps_per_epoch, warm_up,
 )
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # --------------------------------------------------------------------------- fixtures
 
@@ -687,34 +688,3 @@ def test_evaluation_matches_a_manual_computation(mnist):
     assert trainer.evaluate("val").count == 120
     with pytest.raises(TrainingError, match="split"):
         trainer.evaluate("holdout")
-
-
-# --------------------------------------------------------------------------- accuracy (the slow part)
-
-
-ISSUE_SETTINGS = dict(optimizer="adam", lr=1e-3, batch_size=64, epochs=8, seed=0, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def mnist_sample():
-    return load_data(DataConfig())
-
-
-@pytest.mark.parametrize("template, floor", [("cnn", 0.96), ("lenet", 0.88)])
-def test_template_reaches_its_accuracy_on_the_bundled_sample(mnist_sample, template, floor):
-    # channels_last: oneDNN runs these convolutions about 20% faster on a CPU (the slowest tests of the file)
-    trainer = Trainer(load_template(template), mnist_sample, TrainConfig(**ISSUE_SETTINGS, channels_last=True))
-    finished = trainer.run()
-    assert finished.reason == "completed"
-    assert trainer.evaluate().accuracy >= floor
-
-
-def test_linear_regression_template_recovers_w_and_b():
-    data = load_data(DataConfig(source="synthetic-regression"))
-    # D2L's settings (3.2): minibatch SGD, lr 0.03, batch 10, 3 epochs
-    config = TrainConfig(optimizer="sgd", momentum=0.0, lr=0.03, batch_size=10, epochs=3, seed=0, device="cpu")
-    trainer = Trainer(load_template("linear-regression"), data, config)
-    assert trainer.run().reason == "completed"
-    layer = trainer.model[0]
-    assert layer.weight.detach().flatten().tolist() == pytest.approx([2.0, -3.4], abs=0.005)
-    assert layer.bias.item() == pytest.approx(4.2, abs=0.005)
