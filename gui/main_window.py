@@ -158,8 +158,9 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         return dock
 
-    def _action(self, key: str, text: str, slot, shortcuts=(), icon_name: str = "", tip: str = "") -> QAction:
-        action = QAction(icon(icon_name) if icon_name else icon(key), text, self)
+    def _action(self, key: str, text: str, slot, shortcuts=(), tip: str = "") -> QAction:
+        """A window action named ``key`` (also its icon's name in resources/icons), kept in ``self.actions``."""
+        action = QAction(icon(key), text, self)
         if shortcuts:
             action.setShortcuts([QKeySequence(s) for s in shortcuts])
         if tip:

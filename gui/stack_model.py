@@ -200,6 +200,12 @@ class LayerStackModel(QAbstractItemModel):
             first = row
             while row < len(new_ids) and new_ids[row] not in old_set:
                 row += 1
+            if row == first:  # cannot happen after the reorder above; stay correct if it ever does
+                self.beginResetModel()
+                self._ids = list(new_ids)
+                self._children.clear()
+                self.endResetModel()
+                return
             self.beginInsertRows(QModelIndex(), first + 1, row)
             self._ids[first:first] = new_ids[first:row]
             self._row_of = {layer_id: i + 1 for i, layer_id in enumerate(self._ids)}
