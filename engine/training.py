@@ -651,9 +651,13 @@ def _cpu_copy(value):
     return value
 
 
+_OUT_OF_MEMORY_TYPES = tuple({MemoryError, getattr(torch, "OutOfMemoryError", MemoryError),
+                              getattr(torch.cuda, "OutOfMemoryError", MemoryError)})
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     """CUDA / MPS / CPU allocation failures, whatever their exception type."""
-    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+    if isinstance(exc, _OUT_OF_MEMORY_TYPES):
         return True
     text = str(exc).lower()
     return isinstance(exc, RuntimeError) and any(
@@ -1192,7 +1196,9 @@ class Trainer:
 
     # -- checkpoints
     def checkpoint(self) -> dict:
-        """Everything needed to continue this run exactly, as tensors (CPU copies) and plain Python data."""
+        """Everything needed to continue this run exactly, as tensors (CPU copies) and plain Python data.
+        Call it after run() returns or from an event listener (the run's own thread), never from another
+        thread while a run goes: the weights would be copied mid-step."""
         if self._running:  # the trainer's RNG stream is live in torch's global RNG right now
             torch_rng, device_rng = torch.get_rng_state(), _device_rng_state(self.device)
         else:
