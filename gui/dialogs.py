@@ -32,6 +32,8 @@ class NewDesignDialog(QDialog):
         self.list = QListWidget()
         self.list.setObjectName("templateList")
         self.list.setWordWrap(True)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.list.setSpacing(2)
         self._add(EMPTY, "Empty design", "Start from an input of 1x28x28 and no layers.")
         for info in list_templates():
