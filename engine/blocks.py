@@ -12,11 +12,13 @@ class VGGBlock(nn.Sequential):
 
     def __init__(self, in_channels: int, num_convs: int, out_channels: int):
         layers: list[nn.Module] = []
+        in_channels_given = in_channels
         for _ in range(num_convs):
             layers += [nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1), nn.ReLU()]
             in_channels = out_channels
         layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
         super().__init__(*layers)
+        self.in_channels, self.num_convs, self.out_channels = in_channels_given, num_convs, out_channels
 
 
 class NiNBlock(nn.Sequential):
@@ -28,6 +30,8 @@ class NiNBlock(nn.Sequential):
             nn.Conv2d(out_channels, out_channels, kernel_size=1), nn.ReLU(),
             nn.Conv2d(out_channels, out_channels, kernel_size=1), nn.ReLU(),
         )
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
 
 
 class Residual(nn.Module):
@@ -35,6 +39,7 @@ class Residual(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
         super().__init__()
+        self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
         self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, stride=stride)
         self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1)
         self.conv3 = (
@@ -57,6 +62,7 @@ class Inception(nn.Module):
 
     def __init__(self, in_channels: int, c1: int, c2: tuple[int, int], c3: tuple[int, int], c4: int):
         super().__init__()
+        self.in_channels, self.c1, self.c2, self.c3, self.c4 = in_channels, c1, tuple(c2), tuple(c3), c4
         self.p1_1 = nn.Conv2d(in_channels, c1, kernel_size=1)
         self.p2_1 = nn.Conv2d(in_channels, c2[0], kernel_size=1)
         self.p2_2 = nn.Conv2d(c2[0], c2[1], kernel_size=3, padding=1)
@@ -79,8 +85,10 @@ class _SequenceOutput:
     Subclassing (not wrapping) keeps the state_dict keys of a plain nn.LSTM/nn.GRU.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, *, output: str = "last", **kwargs):
-        super().__init__(input_size, hidden_size, batch_first=True, **kwargs)
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bidirectional: bool = False,
+                 dropout: float = 0.0, output: str = "last"):
+        super().__init__(input_size, hidden_size, num_layers=num_layers, bidirectional=bidirectional,
+                         dropout=dropout, batch_first=True)
         self.output = output
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]

@@ -1,17 +1,14 @@
 """A design as a standalone PyTorch script: plain ``nn.Sequential`` source with the same state_dict keys.
 
 The constructor calls are not rewritten per layer kind: ``build_model`` runs once (on the meta
-device, so no weights are allocated) while the calls it makes are recorded, and the script repeats
-exactly those calls. Block classes from ``engine.blocks`` are copied in with ``inspect.getsource``.
-So the registry stays the one place that knows how a layer is built.
+device, so no weights are allocated) and each module's constructor arguments are read back from
+the attributes PyTorch keeps under the same names. Block classes from ``engine.blocks``
+are copied in with ``inspect.getsource``. So the registry stays the one place that knows how a layer is built.
 """
 from __future__ import annotations
 
 import ast
 import inspect
-import sys
-from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
@@ -23,19 +20,11 @@ from engine.shapes import ENTRY_ONLY, analyze, format_shape
 from engine.spec import NetworkSpec
 
 
-@dataclass(frozen=True)
-class ConstructorCall:
-    """The class a layer was built from and the arguments its ``__init__`` received."""
-
-    cls: type
-    function: Any  # the __init__ that ran first (the most derived one)
-    arguments: dict
-
-
 def python_source(spec: NetworkSpec) -> str:
     """A runnable script defining ``model = nn.Sequential(...)`` for ``spec``; SpecError if it is broken."""
     analysis = analyze(spec)
-    model, calls = _recorded_build(spec)
+    with torch.device("meta"):  # no weights allocated: only the modules' settings are read
+        model = build_model(spec)
     classes = _block_classes(type(module) for module in model)
     lines = [
         '"""A LayerStudio design as plain PyTorch (written by `layerstudio export`)."""',
@@ -53,7 +42,7 @@ def python_source(spec: NetworkSpec) -> str:
         "model = nn.Sequential(",
     ]
     for index, (layer, row, module) in enumerate(zip(spec.layers, analysis.rows, model)):
-        call = _call_source(calls[id(module)], layer.id)
+        call = _call_source(module, layer.id)
         lines.append(f"    {call},  # {index}: {layer.id} -> {format_shape(row.shape)}")
     lines.append(")")
     for index, layer in enumerate(spec.layers):
@@ -74,60 +63,43 @@ def python_source(spec: NetworkSpec) -> str:
     return "\n".join(lines)
 
 
-def _recorded_build(spec: NetworkSpec) -> tuple[nn.Sequential, dict[int, ConstructorCall]]:
-    """build_model(spec) on the meta device, with the first ``__init__`` call of every module recorded."""
-    calls: dict[int, ConstructorCall] = {}
-    keep_alive = []  # ids are only unique while the objects live
-
-    def record(frame, event, _arg):
-        if event != "call" or frame.f_code.co_name != "__init__":
-            return
-        module = frame.f_locals.get("self")
-        if isinstance(module, nn.Module) and id(module) not in calls:
-            function = _init_function(type(module), frame.f_code)
-            if function is not None:
-                calls[id(module)] = ConstructorCall(type(module), function, dict(frame.f_locals))
-                keep_alive.append(module)
-
-    previous = sys.getprofile()
-    sys.setprofile(record)  # per thread: other threads building models are not affected
-    try:
-        with torch.device("meta"):
-            model = build_model(spec)
-    finally:
-        sys.setprofile(previous)
-    return model, calls
+SKIPPED_ARGUMENTS = {"self", "device", "dtype"}
+WINDOW_ARGUMENTS = {"kernel_size", "stride", "padding", "dilation", "output_padding", "output_size"}  # int or tuple
 
 
-def _init_function(cls: type, code) -> Any:
-    """The ``__init__`` in ``cls``'s MRO whose code is running, or None for a wrapper."""
-    for klass in cls.__mro__:
-        function = klass.__dict__.get("__init__")
-        if getattr(function, "__code__", None) is code:
-            return function
-    return None
+def _call_source(module: nn.Module, layer_id: str) -> str:
+    """``nn.Conv2d(1, 6, kernel_size=(5, 5), padding=(2, 2))``, read back from the built module.
 
-
-def _call_source(call: ConstructorCall, layer_id: str) -> str:
-    """``nn.Conv2d(1, 6, kernel_size=5, padding=2)``: the first two required arguments by position,
-    the others by name, arguments equal to their default left out."""
+    Every constructor argument of torch.nn layers (and of engine.blocks classes) is kept as an
+    attribute of the same name; ``bias`` is kept as a tensor or None. The first two required
+    arguments go by position, the others by name; those equal to their default are left out.
+    """
     parts: list[str] = []
     required_seen = 0
-    for name, param in inspect.signature(call.function).parameters.items():
-        if name == "self":
+    for name, param in inspect.signature(type(module).__init__).parameters.items():
+        if name in SKIPPED_ARGUMENTS or name.startswith("_") or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
-        value = call.arguments.get(name, param.default)
-        if param.kind is param.VAR_POSITIONAL:
-            parts += [_literal(v, layer_id, name) for v in value]
-        elif param.kind is param.VAR_KEYWORD:
-            parts += [f"{key}={_literal(v, layer_id, key)}" for key, v in value.items()]
-        elif param.default is param.empty:
+        if name not in vars(module) and not hasattr(module, name):
+            raise SpecError(f"layer {layer_id}: {type(module).__name__} keeps no {name!r} setting, so it cannot be exported")
+        value = getattr(module, name)
+        if name == "bias" and not isinstance(value, bool):
+            value = value is not None
+        if name in WINDOW_ARGUMENTS:
+            value = _squeeze(value)
+        if param.default is param.empty:
             required_seen += 1
             positional = param.kind is not param.KEYWORD_ONLY and required_seen <= 2
             parts.append(_literal(value, layer_id, name) if positional else f"{name}={_literal(value, layer_id, name)}")
         elif not _same(value, param.default):
             parts.append(f"{name}={_literal(value, layer_id, name)}")
-    return f"{_class_reference(call.cls)}({', '.join(parts)})"
+    return f"{_class_reference(type(module))}({', '.join(parts)})"
+
+
+def _squeeze(value):
+    """(5, 5) -> 5, so calls read as a person writes them."""
+    if isinstance(value, tuple) and value and len(set(value)) == 1 and isinstance(value[0], int):
+        return value[0]
+    return value
 
 
 def _same(value, default) -> bool:
