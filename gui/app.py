@@ -1,6 +1,7 @@
 """Start the window: application set-up, style, the crash dialog, then a fast first show."""
 from __future__ import annotations
 
+import atexit
 import sys
 import traceback
 
@@ -16,15 +17,23 @@ STYLE_SHEET = ROOT / "styles" / "light.qss"
 
 
 def configure_application(app: QCoreApplication) -> None:
-    """Names (for QSettings), the Fusion style and the app's style sheet."""
+    """Names (for QSettings), the Fusion style, the app's style sheet and a clean clipboard exit."""
     QCoreApplication.setOrganizationName(ORGANIZATION)
     QCoreApplication.setApplicationName(APPLICATION)
     if isinstance(app, QApplication) and not app.property("layerstudioStyled"):
         app.setProperty("layerstudioStyled", True)
+        atexit.register(_release_clipboard)
         app.setStyle("Fusion")
         if STYLE_SHEET.exists():
             icons = (ROOT / "icons").as_posix()
             app.setStyleSheet(STYLE_SHEET.read_text(encoding="utf-8").replace("@ICONS@", icons))
+
+
+def _release_clipboard() -> None:
+    """Drop our QMimeData from the clipboard while Qt still runs: left there, PySide6
+    frees it during interpreter shutdown and the process dies with a segmentation fault."""
+    if QApplication.instance() is not None:
+        QApplication.clipboard().clear()
 
 
 def install_excepthook(parent_getter=lambda: None) -> None:
@@ -54,12 +63,10 @@ def install_excepthook(parent_getter=lambda: None) -> None:
     sys.excepthook = hook
 
 
-def install_training_if_available(window):
-    """Add the Training/Results tabs (gui.training) to ``window``; None when that part is not installed."""
-    try:
-        from gui.training import install_training
-    except ImportError:
-        return None
+def attach_training(window):
+    """Add the Training/Results tabs and the weight actions (gui.training) to ``window``."""
+    from gui.training import install_training
+
     ui = install_training(window)
     window.closing.connect(ui.shutdown)
     return ui
@@ -88,7 +95,7 @@ def attach_training_when_ready(window) -> None:
             return
         poll.stop()
         window.train_button.clicked.disconnect(not_ready)
-        install_training_if_available(window)
+        attach_training(window)
         window.show_message("Ready")
 
     poll.timeout.connect(check)
