@@ -32,12 +32,12 @@ def main(out: Path) -> list[Path]:
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())
     app = QApplication.instance() or QApplication([])
-    from gui.app import configure_application, install_training_if_available
+    from gui.app import configure_application, attach_training
     from gui.main_window import MainWindow
 
     configure_application(app)
     window = MainWindow()
-    training = install_training_if_available(window)
+    training = attach_training(window)
     window.show()
     out.mkdir(parents=True, exist_ok=True)
     written = []
