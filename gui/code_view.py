@@ -88,7 +88,7 @@ class CodeView(QWidget):
         spec = self.document.spec
         analysis = self.document.analysis
         if not analysis.ok:
-            lines = [f"layer {row.index + 1} ({row.kind}): {row.error}" for row in analysis.errors]
+            lines = [f"layer {row.index} ({row.kind}): {row.error}" for row in analysis.errors]
             self._show("# The design has errors; fix them to see the code:\n# " + "\n# ".join(lines),
                        f"{len(lines)} error(s)")
             return

@@ -174,7 +174,7 @@ class Inspector(QWidget):
             self._build_editors(layer.kind)
         row = self.document.analysis.row(self.layer_id)
         kind = KINDS[layer.kind]
-        self.title.setText(f"{row.index + 1}. {layer.short()}")
+        self.title.setText(f"{row.index}. {layer.short()}")
         self._set_category(kind.category)
         self.help.setText(kind.help)
         for name, editor in self.editors.items():

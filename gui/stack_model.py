@@ -294,7 +294,7 @@ class LayerStackModel(QAbstractItemModel):
     def _layer_cells(row: LayerRow) -> dict[int, tuple]:
         """Everything a layer row shows, per role and column, computed once per change."""
         display = (
-            str(row.index + 1), row.label, format_shape(row.shape),
+            str(row.index), row.label, format_shape(row.shape),
             "" if row.params == 0 else format_count(row.params),
             "" if row.macs == 0 else format_count(row.macs),
             row.error or row.warning,

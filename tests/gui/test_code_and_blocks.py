@@ -33,7 +33,7 @@ def test_code_tab_lists_the_errors_of_a_broken_design(window, qtbot):
     window.document.edit_param(window.document.spec.layers[0].id, "kernel_size", 40)
     window.tabs.setCurrentWidget(window.code_view)
     qtbot.waitUntil(lambda: "errors" in window.code_view.text.toPlainText())
-    assert "layer 1 (Conv2d): kernel 40 is larger" in window.code_view.text.toPlainText()
+    assert "layer 0 (Conv2d): kernel 40 is larger" in window.code_view.text.toPlainText()
 
 
 def test_a_block_expands_to_its_inner_layers_built_on_the_meta_device(window, qtbot):
