@@ -31,6 +31,13 @@ FAILURE_HINTS = {
 }
 
 
+def sentence(text: str) -> str:
+    """The engine's message as a sentence: capital first letter, final full stop."""
+    text = text.strip()
+    text = text[:1].upper() + text[1:]
+    return text if not text or text.endswith((".", "!", "?")) else text + "."
+
+
 def format_duration(seconds: float) -> str:
     seconds = int(max(seconds, 0))
     hours, rest = divmod(seconds, 3600)
@@ -393,16 +400,13 @@ class TrainingPanel(QWidget):
         message = result.message
         if result.reason == "stopped":
             message = message.split(";")[0]  # the engine's "run again to continue" means its own API
-        message = message[:1].upper() + message[1:]
-        if message and not message.endswith("."):
-            message += "."
-        return heads.get(result.reason, result.reason), message
+        return heads.get(result.reason, result.reason), sentence(message)
 
     def show_failure(self, result) -> QMessageBox:
         """A non-blocking dialog for a run that needs the user's action (diverged, out of memory, error)."""
         self.close_failure_dialog()
         box = QMessageBox(QMessageBox.Critical if result.reason == "error" else QMessageBox.Warning,
-                          FAILURE_TITLES[result.reason], result.message or FAILURE_TITLES[result.reason],
+                          FAILURE_TITLES[result.reason], sentence(result.message or FAILURE_TITLES[result.reason]),
                           QMessageBox.Ok, self)
         box.setInformativeText(FAILURE_HINTS[result.reason])
         box.setAttribute(Qt.WA_DeleteOnClose, False)

@@ -151,7 +151,8 @@ class ResultsView(QWidget):
         self.evaluation = evaluation
         self.bundle = bundle if bundle is not None else self.controller.data
         self.selected_cell = None
-        parts = [f"Test loss <b>{evaluation.loss:.4g}</b>"]
+        what = "Test" if evaluation.split == "test" else "Validation"  # data without a test split
+        parts = [f"{what} loss <b>{evaluation.loss:.4g}</b>"]
         if evaluation.accuracy is not None:
             parts.append(f"accuracy <b>{100 * evaluation.accuracy:.2f}%</b>")
         if evaluation.count:
@@ -223,7 +224,7 @@ class ResultsView(QWidget):
         classes = len(evaluation.confusion)
         if not (0 <= true_class < classes and 0 <= predicted_class < classes):
             return []
-        targets = self.bundle.test_y.tolist() if self.bundle is not None else []
+        targets = getattr(self.bundle, f"{evaluation.split}_y").tolist() if self.bundle is not None else []
         indices = [i for i, (p, t) in enumerate(zip(evaluation.predicted, targets))
                    if p == predicted_class and t == true_class]
         self.selected_cell = (true_class, predicted_class)
@@ -243,9 +244,9 @@ class ResultsView(QWidget):
         for index, predicted, target in rows:
             item = QListWidgetItem(f"pred {self.class_name(predicted)}\ntrue {self.class_name(target)}")
             item.setForeground(QBrush(RIGHT if predicted == target else WRONG))
-            item.setToolTip(f"test sample {index}")
+            item.setToolTip(f"{self.evaluation.split} sample {index}")
             item.setData(Qt.UserRole, index)
-            image = sample_image(self.bundle, index) if self.bundle is not None else None
+            image = sample_image(self.bundle, index, self.evaluation.split) if self.bundle is not None else None
             if image is not None:
                 pixmap = QPixmap.fromImage(image).scaled(ICON_SIZE, ICON_SIZE, Qt.KeepAspectRatio,
                                                          Qt.FastTransformation)

@@ -228,10 +228,14 @@ class TrainingWorker(QObject):
             self.runStarted.emit(event)
 
     def _evaluate_test(self) -> None:
-        if self.trainer is None or self.data is None or len(self.data.test_x) == 0:
+        """Evaluate on the test split (the validation split when the data has no test split)."""
+        if self.trainer is None or self.data is None:
+            return
+        split = next((name for name in ("test", "val") if len(getattr(self.data, f"{name}_x"))), None)
+        if split is None:
             return
         try:
-            self.evaluated.emit(self.trainer.evaluate("test", samples=EVALUATION_SAMPLES))
+            self.evaluated.emit(self.trainer.evaluate(split, samples=EVALUATION_SAMPLES))
         except Exception:  # noqa: BLE001 - a failed evaluation must not hide the finished run
             traceback.print_exc()
 

@@ -17,7 +17,7 @@ from engine.training import BatchEnd
 from gui.document import DesignDocument
 from gui.training import controller as states
 from gui.training.controller import TrainingController
-from gui.training.panel import TrainingPanel
+from gui.training.panel import TrainingPanel, sentence
 from gui.training.results import ResultsView
 from gui.training.worker import BatchThrottle
 
@@ -158,7 +158,7 @@ def test_diverging_run_ends_diverged_with_the_message_shown_and_the_next_run_wor
     assert result.reason == "diverged"
     dialog = ui.panel.failure_dialog
     assert dialog is not None and dialog.isVisible()
-    assert dialog.text() == result.message
+    assert dialog.text() == sentence(result.message)
     assert "learning rate" in dialog.informativeText()
     assert "Diverged" in ui.panel.progress_label.text()
     assert all(torch.isfinite(t).all() for t in ui.controller.model.state_dict().values())
@@ -352,3 +352,34 @@ def test_plots_take_nan_and_inf_keep_previous_runs_dimmed_and_clear_them(qtbot):
     assert plots.runs == [] and len(plots.live["batch"].getData()[0] or []) == 0
     assert [label.text for _sample, label in plots.loss_legend.items] == [
         "batch loss", "smoothed", "train (epoch)", "validation (epoch)"]
+
+
+def test_regression_results_show_the_metric_and_a_predicted_vs_true_scatter(area):
+    doc = make_document(NetworkSpec((2,), (LayerSpec("Linear", {"out_features": 1}, id="out"),)),
+                        training={"optimizer": "sgd", "lr": 0.05, "epochs": 2},
+                        data={"source": "synthetic-regression", "samples": 300, "limit": 0})
+    ui = area(doc)
+    assert ui.run().reason == "completed"
+    assert ui.panel.plots.metric_plot.titleLabel.text.startswith("Loss per epoch")
+    evaluation = ui.controller.last_evaluation
+    assert evaluation.accuracy is None and evaluation.confusion is None
+    results = ui.results
+    assert results.pages.currentWidget() is results.scatter_plot
+    assert "RMSE" in results.summary.text() and "accuracy" not in results.summary.text()
+    x, y = results.scatter.getData()
+    assert len(x) == len(evaluation.samples) > 0
+    assert np.allclose(x, [p.target for p in evaluation.samples])
+
+
+def test_a_run_that_cannot_start_says_why_and_the_fix_is_one_click_away(area):
+    doc = make_document(tiny_spec(input_shape=(3, 32, 32)))
+    ui = area(doc)
+    result = ui.run()
+    assert result.reason == "error"
+    assert "32, 32" in result.message and "28, 28" in result.message
+    dialog = ui.panel.failure_dialog
+    assert dialog is not None and dialog.isVisible() and dialog.text() == sentence(result.message)
+    assert not ui.panel.fit_box.isHidden()  # the data got loaded: the fit note offers the fix
+    dialog.close()
+    assert ui.panel.fit_design()
+    assert ui.run().reason == "completed"
