@@ -141,10 +141,15 @@ def _int_spin(param: Param) -> QSpinBox:
     return spin
 
 
-class IntEditor(ParamEditor):
+class _SpinEditor(ParamEditor):
+    """A spin-box editor; subclasses name the box to make and the value type."""
+
+    make_spin = None
+    convert = None
+
     def __init__(self, param: Param, parent=None):
         super().__init__(param, parent)
-        self.spin = _int_spin(param)
+        self.spin = type(self).make_spin(param)
         self._layout.addWidget(self.spin)
         self.spin.valueChanged.connect(self.edited.emit)
 
@@ -153,24 +158,18 @@ class IntEditor(ParamEditor):
 
     def set_value(self, value) -> None:
         self.spin.blockSignals(True)
-        self.spin.setValue(int(value))
+        self.spin.setValue(type(self).convert(value))
         self.spin.blockSignals(False)
 
 
-class FloatEditor(ParamEditor):
-    def __init__(self, param: Param, parent=None):
-        super().__init__(param, parent)
-        self.spin = FloatSpinBox(param)
-        self._layout.addWidget(self.spin)
-        self.spin.valueChanged.connect(self.edited.emit)
+class IntEditor(_SpinEditor):
+    make_spin = staticmethod(_int_spin)
+    convert = int
 
-    def value(self):
-        return self.spin.value()
 
-    def set_value(self, value) -> None:
-        self.spin.blockSignals(True)
-        self.spin.setValue(float(value))
-        self.spin.blockSignals(False)
+class FloatEditor(_SpinEditor):
+    make_spin = FloatSpinBox
+    convert = float
 
 
 class BoolEditor(ParamEditor):
