@@ -251,6 +251,8 @@ class ConfigForm(QWidget):
     def _make_widget(self, f: Field) -> QWidget:
         if f.kind in ("choice", "device"):
             widget = QComboBox()
+            widget.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            widget.setMinimumContentsLength(12)
             for label, value in (device_choices() if f.kind == "device" else f.choices):
                 widget.addItem(label, value)
             widget.currentIndexChanged.connect(lambda _i, f=f, w=widget: self._user_set(f, w.currentData()))
