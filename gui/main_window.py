@@ -24,7 +24,6 @@ from gui.document import DEFAULT_INPUT_SHAPE, DesignDocument, DesignFile
 from gui.icons import icon
 from gui.inspector import Inspector
 from gui.palette import Palette
-from gui.stack_model import INPUT_ID
 from gui.stack_view import StackView
 from gui.summary import SummaryBar
 

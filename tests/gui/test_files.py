@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QMessageBox
 from engine.templates import list_templates
 from gui.dialogs import EMPTY, NewDesignDialog
 from gui.main_window import MainWindow
-from tests.gui.helpers import ids, kinds, shapes
+from tests.gui.helpers import kinds, shapes
 
 
 def edit_first_conv(window, value=3):
