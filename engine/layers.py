@@ -136,7 +136,8 @@ def _need_rank(x: Shape, ranks: tuple[int, ...], layer: str, meaning: str, hint:
 
 
 def _fmt(shape: Shape) -> str:
-    return "(" + ", ".join(map(str, shape)) + ")"
+    """A shape as PyTorch prints a tuple in messages: (1, 28, 28), (784,)."""
+    return str(tuple(shape))
 
 
 def _same_shape(x: Shape, p: dict) -> Inference:
@@ -218,6 +219,10 @@ _register(LayerKind(
 ))
 
 
+def _dim_range(rank: int) -> str:
+    return "1" if rank == 1 else f"1..{rank}"
+
+
 def _batched_dim(dim: int, rank: int, name: str, layer: str, shape: Shape | None = None) -> int:
     """Index into the per-sample shape of a dim given with the batch counted (dim 1 = first sample dim).
 
@@ -226,10 +231,10 @@ def _batched_dim(dim: int, rank: int, name: str, layer: str, shape: Shape | None
     if not -full <= dim < full:
         raise LayerError(
             f"{layer} {name} {dim} is out of range for a {rank}-D sample (batch included: -{full}..{full - 1}): "
-            f"set {name} to 1..{rank} or -1", shape
+            f"set {name} to {_dim_range(rank)} or -1", shape
         )
     if dim % full == 0:  # PyTorch accepts it and mixes the samples of a batch
-        raise LayerError(f"{layer} {name} {dim} is the batch dimension: set {name} to 1..{rank} or -1",
+        raise LayerError(f"{layer} {name} {dim} is the batch dimension: set {name} to {_dim_range(rank)} or -1",
                          shape, torch_fails=False)
     return dim % full - 1
 
@@ -717,7 +722,7 @@ _register(LayerKind(
 
 def _recurrent_infer(name: str, gates: int):
     def infer(x, p):
-        _need_rank(x, (2,), name, "(sequence, features)", "add a Flatten/Reshape first", )
+        _need_rank(x, (2,), name, "(sequence, features)", "add a Flatten or Unflatten first")
         seq, feat = x
         h, layers = p["hidden_size"], p["num_layers"]
         dirs = 2 if p["bidirectional"] else 1
@@ -828,8 +833,9 @@ def _residual_infer(x, p):
     project = s != 1 or c != out
     params = (out * c * 9 + out) + (out * out * 9 + out) + 4 * out + ((out * c + out) if project else 0)
     macs = h * w * out * (c * 9 + out * 9 + (c if project else 0))
-    note = " + 1x1 projection" if project else " + identity shortcut"
-    formula = f"H = floor(({x[1]} + 2*1 - 3)/{s}) + 1 = {h}; W = {w}{note}"
+    shortcut = "1x1 conv projection" if project else "identity"
+    formula = (f"H = floor(({x[1]} + 2*1 - 3)/{s}) + 1 = {h}; W = floor(({x[2]} + 2*1 - 3)/{s}) + 1 = {w}; "
+               f"shortcut: {shortcut}")
     return Inference((out, h, w), params, 4 * out + 2, macs, formula)
 
 
