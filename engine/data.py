@@ -553,7 +553,7 @@ def _load_mnist_family(config: DataConfig, progress: Progress) -> DataBundle:
         missing = [name for name in names if not (raw / name).is_file()]
     if missing:
         raise DataError(f"{label} files not found in {raw}: put {', '.join(n + '(.gz)' for n in missing)} there, "
-                        f"or tick Download.")
+                        f"or turn on Download (--download on the command line).")
 
     def decode() -> dict:
         progress(0.75, f"Reading {label} with torchvision")
@@ -563,7 +563,7 @@ def _load_mnist_family(config: DataConfig, progress: Progress) -> DataBundle:
                 dataset = cls(str(root), train=train, download=False)
             except (RuntimeError, OSError, AssertionError, TypeError, ValueError) as exc:
                 raise DataError(f"torchvision cannot read the {label} files in {raw} ({exc}): replace them with "
-                                f"intact copies, or delete them and tick Download.") from exc
+                                f"intact copies, or delete them and turn on Download (--download on the command line).") from exc
             parts[f"{split}_x"], parts[f"{split}_y"], parts["classes"] = vision_tensors(dataset)
         return parts
 
@@ -594,7 +594,7 @@ def _load_cifar10(config: DataConfig, progress: Progress) -> DataBundle:
         missing = [name for name in names if not (folder / name).is_file()]
     if missing:
         raise DataError(f"CIFAR-10 files not found in {folder}: put {', '.join(missing)} there (they come in "
-                        f"{cls.filename}; extract it into {root}), or tick Download.")
+                        f"{cls.filename}; extract it into {root}), or turn on Download (--download on the command line).")
 
     def decode() -> dict:
         progress(0.75, "Checking and reading CIFAR-10 with torchvision")
@@ -608,9 +608,9 @@ def _load_cifar10(config: DataConfig, progress: Progress) -> DataBundle:
                     raise DataError(
                         f"CIFAR-10 files in {folder} do not match the original download: {', '.join(damaged)}. "
                         f"torchvision reads only the original files (they are pickles, which could run code): "
-                        f"replace them from {cls.filename}, or delete them and tick Download.") from exc
+                        f"replace them from {cls.filename}, or delete them and turn on Download (--download on the command line).") from exc
                 raise DataError(f"torchvision cannot read the CIFAR-10 files in {folder} ({exc}): replace them "
-                                f"from {cls.filename}, or delete them and tick Download.") from exc
+                                f"from {cls.filename}, or delete them and turn on Download (--download on the command line).") from exc
             parts[f"{split}_x"], parts[f"{split}_y"], parts["classes"] = vision_tensors(dataset)
         return parts
 

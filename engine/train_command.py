@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from engine.errors import TrainingError
+from engine.errors import TrainingError, WeightsError
 
 EXIT_INTERRUPTED = 130  # the shell's code for "ended by SIGINT"
 TRAINING_FLAGS = ("epochs", "batch_size", "optimizer", "lr", "device", "amp", "seed")
@@ -151,7 +151,7 @@ class ProgressPrinter:
         start = f", resuming after epoch {event.start_epoch}" if event.start_epoch else ""
         self.print(f"training on {event.device_name or event.device}: {event.parameters:,} parameters, "
                    f"{event.train_samples} train / {event.val_samples} val samples, "
-                   f"{event.epochs} epochs of {event.steps_per_epoch} steps{start}")
+                   f"{plural(event.epochs, 'epoch')} of {plural(event.steps_per_epoch, 'step')}{start}")
         for note in event.notes:
             self.print(f"note: {note}")
 
@@ -245,6 +245,9 @@ def _run_train(args: argparse.Namespace) -> int:
     from engine.training import TrainConfig, Trainer
 
     spec, design = load_design(args.design)
+    for output in (args.save, args.checkpoint):
+        if output:
+            check_output_folder(output)
     checkpoint = read_checkpoint(args.resume) if args.resume else None
     training, data_settings = layered_settings(args, design, checkpoint)
     if checkpoint is not None:
@@ -272,7 +275,7 @@ def _run_train(args: argparse.Namespace) -> int:
         save_weights(trainer.model, args.save)
         printer.print(f"weights saved to {args.save}")
     if stopped:
-        printer.print(f"stopped after {finished.epochs_done} complete epochs; continue with: "
+        printer.print(f"stopped after {plural(finished.epochs_done, 'complete epoch')}; continue with: "
                       f"layerstudio train {args.design} --resume {checkpoint_path}")
         return EXIT_INTERRUPTED
     if finished.reason not in ("completed", "early_stopped"):
@@ -282,6 +285,17 @@ def _run_train(args: argparse.Namespace) -> int:
         printer.print(finished.message)
     printer.print(final_evaluation_line(trainer))
     return 0
+
+
+def check_output_folder(path: str) -> None:
+    """Refuse an output path whose folder is missing before training, not after it."""
+    folder = Path(path).expanduser().resolve().parent
+    if not folder.is_dir():
+        raise WeightsError(f"cannot write {path}: the folder {folder} does not exist; create it or choose another path")
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 def final_evaluation_line(trainer) -> str:

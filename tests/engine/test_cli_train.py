@@ -50,7 +50,7 @@ def test_short_run_prints_epochs_and_test_result_and_saves_loadable_weights(tmp_
     assert code == 0, err
     assert "\repoch 1 [" in err                                  # the progress bar, on stderr
     assert lines[0] == "data: MNIST sample: 270 train / 30 val / 1000 test, 1x28x28, 10 classes"
-    assert lines[1].startswith("training on ") and "1 epochs of 5 steps" in lines[1]
+    assert lines[1].startswith("training on ") and "1 epoch of 5 steps" in lines[1]
     assert list(epoch_losses(lines)) == [1]
     assert CLASSIFICATION_METRICS.match(EPOCH_LINE.match(lines[2]).group(4)), lines[2]
     result = TEST_LINE.match(lines[-1])
@@ -93,7 +93,7 @@ def test_design_sections_then_config_file_then_flags(tmp_path, capsys):
     assert list(epoch_losses(lines)) == [1, 2]
 
     code, lines, _ = train(capsys, design, "--config", config, "--epochs", "1", "--batch-size", "135")
-    assert code == 0 and "1 epochs of 2 steps" in lines[1]
+    assert code == 0 and "1 epoch of 2 steps" in lines[1]
 
 
 def test_resume_continues_the_run_with_the_same_losses(tmp_path, capsys):
@@ -180,3 +180,10 @@ def test_ctrl_c_stops_saves_a_checkpoint_and_exits_130(tmp_path):
     trainer.load_checkpoint(saved)
     assert trainer.epoch < 100
     build_model(spec).load_state_dict(read_state_dict(checkpoint), strict=True)
+
+
+def test_a_missing_output_folder_is_refused_before_training(tmp_path, capsys):
+    missing = tmp_path / "no-such-folder" / "weights.pt"
+    assert main(["train", "softmax-regression", "--epochs", "1", "--limit", "64", "--save", str(missing)]) == 1
+    out, err = capsys.readouterr()
+    assert "does not exist" in err and "epoch 1/1" not in out

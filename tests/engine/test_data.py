@@ -185,7 +185,7 @@ def test_missing_mnist_files_name_the_files_and_folder_without_network(tmp_path,
     with pytest.raises(DataError) as error:
         load_data(DataConfig(source="mnist", root=str(tmp_path)))
     message = str(error.value)
-    assert f"MNIST files not found in {raw}" in message and "tick Download" in message
+    assert f"MNIST files not found in {raw}" in message and "turn on Download" in message
     assert all(f"{name}(.gz)" in message for name in MNIST_NAMES)
     write_idx(raw / "train-images-idx3-ubyte", np.zeros((2, 28, 28)))
     with pytest.raises(DataError) as error:
@@ -305,7 +305,7 @@ def test_cifar10_copies_that_fail_torchvisions_checksums_are_refused_unread(tmp_
     with pytest.raises(DataError) as error:
         load_data(DataConfig(source="cifar10", root=str(tmp_path)))
     message = str(error.value)
-    assert "do not match the original download" in message and "data_batch_1" in message and "tick Download" in message
+    assert "do not match the original download" in message and "data_batch_1" in message and "turn on Download" in message
     assert not marker.exists()             # torchvision checked the MD5 before unpickling anything
     assert not no_network
 
