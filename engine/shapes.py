@@ -59,6 +59,11 @@ class Analysis:
         return not self.errors
 
     @property
+    def complete(self) -> bool:
+        """True when every layer's cost is known (totals are then exact, not lower bounds)."""
+        return all(r.params is not None for r in self.rows)
+
+    @property
     def output_shape(self) -> Shape | None:
         return self.rows[-1].shape if self.rows else self.input_shape
 

@@ -5,7 +5,6 @@ again after an edit), never at start-up.
 """
 from __future__ import annotations
 
-import importlib.util
 
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QFontDatabase, QGuiApplication
@@ -17,10 +16,6 @@ from engine.errors import LayerStudioError
 from gui.icons import icon
 
 MODEL, SCRIPT = 0, 1
-
-
-def export_available() -> bool:
-    return importlib.util.find_spec("engine.export") is not None
 
 
 class CodeView(QWidget):
@@ -39,9 +34,6 @@ class CodeView(QWidget):
             button.setObjectName("segment")
             self.group.addButton(button, mode)
         self.model_button.setChecked(True)
-        self.script_button.setEnabled(export_available())
-        if not export_available():
-            self.script_button.setToolTip("Standalone export is not available in this version")
         self.copy_button = QPushButton(icon("copy"), "Copy")
         self.copy_button.setToolTip("Copy the text to the clipboard")
         self.note = QLabel()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QEvent, Signal
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
     QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QLineEdit, QSpinBox, QWidget,
@@ -221,6 +221,14 @@ class IntsEditor(ParamEditor):
         self._current: tuple[int, ...] = ()
         self.line.textEdited.connect(self._on_text)
         self.line.editingFinished.connect(self._on_finished)
+        # editingFinished does not come while the validator finds the text incomplete ("0x28x28", "1,,28"):
+        # losing focus must still put the design's value back in the field
+        self.line.installEventFilter(self)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
+        if watched is self.line and event.type() == QEvent.Type.FocusOut:
+            self._on_finished()
+        return super().eventFilter(watched, event)
 
     def _on_text(self, text: str) -> None:
         acceptable = self.validator.check(text) == QValidator.State.Acceptable

@@ -62,14 +62,14 @@ class Inspector(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # long titles wrap instead
         body = QWidget()
         body.setObjectName("inspectorBody")
         layout = QVBoxLayout(body)
         layout.setContentsMargins(10, 10, 10, 10)
         layout.setSpacing(8)
 
-        self.title = _label("", "inspectorTitle", wrap=False)
+        self.title = _label("", "inspectorTitle")
         self.category = _label("", "categoryChip", wrap=False)
         title_row = QHBoxLayout()
         title_row.addWidget(self.title, 1)

@@ -440,7 +440,7 @@ class MainWindow(QMainWindow):
 
     def show_error(self, title: str, sentence: str) -> None:
         box = QMessageBox(QMessageBox.Icon.Warning, APP_NAME, title, QMessageBox.StandardButton.Ok, self)
-        box.setInformativeText(sentence[:1].upper() + sentence[1:])
+        box.setInformativeText(sentence)  # as written: it may start with a file name
         box.setObjectName("errorMessage")
         box.exec()
 

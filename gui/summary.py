@@ -43,10 +43,11 @@ class SummaryBar(QFrame):
 
     def refresh(self) -> None:
         analysis = self.document.analysis
-        self.values["Parameters"].setText(f"{analysis.params:,}")
-        self.values["Trainable"].setText(f"{analysis.trainable:,}")
-        self.values["Size"].setText(f"{analysis.size_mb:.2f} MB")
-        self.values["MACs"].setText(format_count(analysis.macs))
+        at_least = "" if analysis.complete else "≥ "  # layers below an error have unknown costs
+        self.values["Parameters"].setText(f"{at_least}{analysis.params:,}")
+        self.values["Trainable"].setText(f"{at_least}{analysis.trainable:,}")
+        self.values["Size"].setText(f"{at_least}{analysis.size_mb:.2f} MB")
+        self.values["MACs"].setText(at_least + format_count(analysis.macs))
         self.values["Output"].setText(format_shape(analysis.output_shape))
         errors = len(analysis.errors)
         error_label = self.values["Errors"]

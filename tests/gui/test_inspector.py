@@ -113,6 +113,10 @@ def test_an_error_upstream_makes_later_shapes_unknown(window):
     assert shapes(window)[1:] == ["?"] * 8
     assert cell(window, 1, COL_LAYER) == "Sigmoid"  # the rows are still there
     assert window.document.spec.layer(conv).params["kernel_size"] == 40
+    # the costs below the error are unknown, so the totals are lower bounds
+    assert window.summary.values["Parameters"].text() == "≥ 0"
+    window.undo()
+    assert window.summary.values["Parameters"].text() == "61,706"
 
 
 def test_padding_presets(window):
@@ -164,6 +168,20 @@ def test_input_row_in_the_inspector(window, qtbot):
     qtbot.keyClicks(line, "1x32x32")
     assert window.document.spec.input_shape == (1, 32, 32)
     assert shapes(window)[0] == "6x32x32"
+
+
+def test_leaving_an_incomplete_shape_puts_the_designs_shape_back(window, qtbot):
+    window.stack_view.select_input()
+    line = window.inspector.editors["input_shape"].line
+    line.setFocus()
+    qtbot.waitUntil(line.hasFocus)
+    line.selectAll()
+    qtbot.keyClicks(line, "0x28x28")  # never a valid shape: the design keeps its own
+    assert line.property("invalid")
+    window.stack_view.setFocus()  # focus leaves; editingFinished does not come for an incomplete text
+    qtbot.waitUntil(lambda: not line.hasFocus())
+    assert line.text() == "x".join(map(str, window.document.spec.input_shape))
+    assert not line.property("invalid")
 
 
 def test_linear_hidden_size_suggestions_apply_in_one_click(window):
