@@ -43,6 +43,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from engine.errors import DataError
+from engine.shapes import format_shape
 
 Progress = Callable[[float, str], None]
 
@@ -247,18 +248,6 @@ class DataBundle:
         return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator,
                           num_workers=num_workers, pin_memory=pin_memory, persistent_workers=num_workers > 0)
 
-    def check_input_shape(self, input_shape: tuple[int, ...]) -> bool:
-        """Whether a design with this input shape can take these samples: True when a reshape is
-        needed (e.g. 1x28x28 images into a 784 input); DataError when the sizes differ."""
-        input_shape = tuple(input_shape)
-        if input_shape == self.input_shape:
-            return False
-        if math.prod(input_shape) == math.prod(self.input_shape):
-            return True
-        hint = " or set the image size" if len(self.input_shape) == 3 else ""
-        raise DataError(f"The design takes inputs of shape {_format_shape(input_shape)} but {self.name} gives "
-                        f"{_format_shape(self.input_shape)}: change the design's input{hint}.")
-
     def summary(self) -> str:
         """One line, e.g. ``MNIST sample: 3600 train / 400 val / 1000 test, 1x28x28, 10 classes``."""
         counts = f"{self.train_size} train / {len(self.val_x)} val / {len(self.test_x)} test"
@@ -269,7 +258,7 @@ class DataBundle:
             what = f"regression, {outputs} target{'s' if outputs != 1 else ''}"
         else:
             what = "reconstruction"
-        shape = f"{self.input_shape[0]} features" if len(self.input_shape) == 1 else _format_shape(self.input_shape)
+        shape = f"{self.input_shape[0]} features" if len(self.input_shape) == 1 else format_shape(self.input_shape)
         parts = [counts, shape, what]
         if self.augment.active:
             tricks = ([f"crop pad {self.augment.crop_padding}"] if self.augment.crop_padding else []) + (
@@ -278,10 +267,6 @@ class DataBundle:
         if self.streaming:
             parts.append("streamed")
         return f"{self.name}: " + ", ".join(parts)
-
-
-def _format_shape(shape: tuple[int, ...]) -> str:
-    return "x".join(str(d) for d in shape)
 
 
 # --------------------------------------------------------------------------- augmentation

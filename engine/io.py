@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from engine.errors import WeightsError
+from engine.shapes import format_shape
 
 SAFETENSORS_SUFFIX = ".safetensors"
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
@@ -279,10 +280,6 @@ def _normalized(keys, where: str) -> dict[str, str]:
     return out
 
 
-def _shape_text(shape: tuple[int, ...]) -> str:
-    return "x".join(map(str, shape)) if shape else "scalar"
-
-
 def _group_of(key: str) -> str:
     return key.split(".", 1)[0]
 
@@ -310,12 +307,12 @@ class FitReport:
         groups: dict[str, list[str]] = {}
         for key, expected, got in self.mismatched:
             groups.setdefault(_group_of(key), []).append(
-                f"{key} has shape {_shape_text(got)} in the file but {_shape_text(expected)} in the design")
+                f"{key} has shape {format_shape(got)} in the file but {format_shape(expected)} in the design")
         for key in self.missing:
             groups.setdefault(_group_of(key), []).append(f"{key} is missing from the file")
         for key in self.unexpected:
             shape = self.unexpected_shapes.get(key)
-            shape_text = f" ({_shape_text(shape)})" if shape is not None else ""
+            shape_text = f" ({format_shape(shape)})" if shape is not None else ""
             groups.setdefault(_group_of(key), []).append(f"{key}{shape_text} is in the file but not in the design")
         order = sorted(groups, key=lambda g: (0, int(g), "") if g.isdigit() else (1, 0, g))
         return {group: groups[group] for group in order}

@@ -121,7 +121,7 @@ def build_layer(kind_name: str, in_shape: Shape, params: dict):
 
 # --------------------------------------------------------------------------- helpers
 
-def _prod(shape) -> int:
+def prod(shape) -> int:
     return math.prod(shape) if shape else 1
 
 
@@ -131,12 +131,12 @@ def _need_rank(x: Shape, ranks: tuple[int, ...], layer: str, meaning: str, hint:
     ``torch_fails`` is False; a layer that keeps its input's shape still passes it on."""
     if len(x) not in ranks:
         raise LayerError(
-            f"{layer} needs {meaning} input, got {_fmt(x)}: {hint}", x if keeps_shape else None, torch_fails=False
+            f"{layer} needs {meaning} input, got {shape_tuple_text(x)}: {hint}", x if keeps_shape else None, torch_fails=False
         )
 
 
-def _fmt(shape: Shape) -> str:
-    """A shape as PyTorch prints a tuple in messages: (1, 28, 28), (784,)."""
+def shape_tuple_text(shape: Shape) -> str:
+    """A shape as a tuple in messages, as Python prints it: (1, 28, 28), (784,)."""
     return str(tuple(shape))
 
 
@@ -200,10 +200,10 @@ def _linear_infer(x, p):
     if len(x) > 1:
         warning = (
             f"Linear acts on the last dimension only ({fin} features); "
-            f"add a Flatten first to use all {_prod(x)} inputs"
+            f"add a Flatten first to use all {prod(x)} inputs"
         )
     params = fin * fout + (fout if p["bias"] else 0)
-    return Inference(x[:-1] + (fout,), params, 0, _prod(x[:-1]) * fin * fout, warning=warning)
+    return Inference(x[:-1] + (fout,), params, 0, prod(x[:-1]) * fin * fout, warning=warning)
 
 
 def _linear_build(x, p):
@@ -246,7 +246,7 @@ def _flatten_infer(x, p):
     end = _batched_dim(p["end_dim"], len(x), "end_dim", "Flatten")
     if start > end:
         raise LayerError(f"Flatten start_dim {p['start_dim']} comes after end_dim {p['end_dim']}: swap them")
-    return Inference(x[:start] + (_prod(x[start : end + 1]),) + x[end + 1 :])
+    return Inference(x[:start] + (prod(x[start : end + 1]),) + x[end + 1 :])
 
 
 def _flatten_build(x, p):
@@ -268,9 +268,9 @@ def _unflatten_infer(x, p):
     sizes = tuple(p["sizes"])
     if not x:
         raise LayerError("Unflatten needs at least one dimension to split")
-    if _prod(sizes) != x[dim]:
+    if prod(sizes) != x[dim]:
         raise LayerError(
-            f"Unflatten sizes {_fmt(sizes)} hold {_prod(sizes)} values but dimension {p['dim']} has {x[dim]}: "
+            f"Unflatten sizes {shape_tuple_text(sizes)} hold {prod(sizes)} values but dimension {p['dim']} has {x[dim]}: "
             f"make the sizes multiply to {x[dim]}"
         )
     return Inference(x[:dim] + sizes + x[dim + 1 :])
@@ -341,7 +341,7 @@ def _conv_infer(dims: int):
         _check_groups(x[0], p, name, shape)
         per_out = x[0] // p["groups"] * k**dims
         params = p["out_channels"] * per_out + (p["out_channels"] if p["bias"] else 0)
-        return Inference(shape, params, 0, _prod(shape) * per_out, "; ".join(formulas))
+        return Inference(shape, params, 0, prod(shape) * per_out, "; ".join(formulas))
 
     return infer
 
@@ -417,7 +417,7 @@ def _convt_infer(x, p):
     _check_groups(x[0], p, "ConvTranspose2d", shape)
     per_in = p["out_channels"] // p["groups"] * k * k
     params = x[0] * per_in + (p["out_channels"] if p["bias"] else 0)
-    return Inference(shape, params, 0, _prod(x) * per_in, "; ".join(formulas))
+    return Inference(shape, params, 0, prod(x) * per_in, "; ".join(formulas))
 
 
 def _convt_build(x, p):
@@ -460,7 +460,7 @@ def _pool_infer(dims: int, name: str):
         if 2 * pad > k:  # PyTorch refuses it; the size it would give is still known, so analysis goes on
             raise LayerError(f"{name} padding {pad} is more than half the kernel {k}: lower padding to at most {k // 2}",
                              shape)
-        return Inference(shape, 0, 0, _prod(shape) * k**dims if name.startswith("Avg") else 0, "; ".join(formulas))
+        return Inference(shape, 0, 0, prod(shape) * k**dims if name.startswith("Avg") else 0, "; ".join(formulas))
 
     return infer
 
@@ -533,7 +533,7 @@ def _batchnorm_infer(ranks: tuple[int, ...], name: str, meaning: str):
         _need_rank(x, ranks, name, meaning, "use the BatchNorm that matches the input (1d after Linear, 2d after Conv2d)",
                    keeps_shape=True)
         c = x[0]
-        return Inference(x, 2 * c if p["affine"] else 0, 2 * c + 1, 2 * _prod(x))
+        return Inference(x, 2 * c if p["affine"] else 0, 2 * c + 1, 2 * prod(x))
 
     return infer
 
@@ -559,11 +559,11 @@ def _layernorm_infer(x, p):
     n = p["normalized_dims"]
     if len(x) < n:  # PyTorch would be built over fewer dimensions than asked, and run
         raise LayerError(
-            f"LayerNorm normalizes the last {n} dimensions but the input {_fmt(x)} has {len(x)}: lower normalized_dims",
+            f"LayerNorm normalizes the last {n} dimensions but the input {shape_tuple_text(x)} has {len(x)}: lower normalized_dims",
             x, torch_fails=False,
         )
-    elems = _prod(x[-n:])
-    return Inference(x, 2 * elems if p["elementwise_affine"] else 0, 0, 2 * _prod(x))
+    elems = prod(x[-n:])
+    return Inference(x, 2 * elems if p["elementwise_affine"] else 0, 0, 2 * prod(x))
 
 
 def _layernorm_build(x, p):
@@ -585,7 +585,7 @@ def _groupnorm_infer(x, p):
     c, g = x[0], p["num_groups"]
     if c % g:
         raise LayerError(f"GroupNorm: {c} channels are not divisible into {g} groups: set num_groups to a divisor of {c}", x)
-    return Inference(x, 2 * c if p["affine"] else 0, 0, 2 * _prod(x))
+    return Inference(x, 2 * c if p["affine"] else 0, 0, 2 * prod(x))
 
 
 def _groupnorm_build(x, p):
@@ -806,7 +806,7 @@ def _nin_infer(x, p):
         formulas.append(f)
     shape = (out, *sizes)
     params = out * x[0] * k * k + out + 2 * (out * out + out)
-    macs = _prod(shape) * (x[0] * k * k + 2 * out)
+    macs = prod(shape) * (x[0] * k * k + 2 * out)
     return Inference(shape, params, 0, macs, "; ".join(formulas))
 
 

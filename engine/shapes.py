@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from engine.errors import LayerError, SpecError
-from engine.layers import KINDS, Inference, Shape
+from engine.layers import KINDS, Inference, Shape, prod
 from engine.spec import NetworkSpec, coerce_params
 
 BYTES_PER_VALUE = 4  # float32
@@ -40,7 +40,7 @@ class LayerRow:
     @property
     def activation_bytes(self) -> int | None:
         """Size of this layer's output for one sample."""
-        return None if self.shape is None else _prod(self.shape) * BYTES_PER_VALUE
+        return None if self.shape is None else prod(self.shape) * BYTES_PER_VALUE
 
 
 @dataclass(frozen=True)
@@ -96,13 +96,6 @@ class Analysis:
             if r.layer_id == layer_id:
                 return r
         raise KeyError(layer_id)
-
-
-def _prod(shape) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
 
 
 EMBEDDING_NOT_FIRST = "Embedding needs integer token indices, so it must be the first layer: move it to the top"
@@ -232,5 +225,7 @@ def format_count(n: int | None) -> str:
 
 
 def format_shape(shape: Shape | None) -> str:
-    """(1, 28, 28) -> '1x28x28'; None -> '?'."""
-    return "?" if shape is None else "x".join(map(str, shape))
+    """(1, 28, 28) -> '1x28x28'; () -> 'scalar'; None (unknown) -> '?'."""
+    if shape is None:
+        return "?"
+    return "x".join(map(str, shape)) if shape else "scalar"

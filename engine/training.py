@@ -31,6 +31,7 @@ from torch import nn
 from engine.build import build_model
 from engine.data import augment_batch
 from engine.errors import SpecError, TrainingError, WeightsError
+from engine.layers import prod, shape_tuple_text
 from engine.shapes import analyze
 from engine.spec import NetworkSpec
 
@@ -351,10 +352,6 @@ def initialize_weights(model: nn.Module, config: TrainConfig) -> None:
                     nn.init.zeros_(param)
 
 
-def _prod(shape) -> int:
-    return math.prod(shape) if shape else 1
-
-
 class Objective:
     """The loss for a task and a model output: the criterion, how targets are shaped for it, how
     predictions are read. Checks up front that the design's output fits the data (TrainingError)."""
@@ -379,7 +376,7 @@ class Objective:
         if name in ("mse", "l1", "smooth_l1", "cross_entropy", "nll") or out != (1,):
             if out != (classes,):
                 raise TrainingError(
-                    f"the design outputs {_shape_text(out)} per sample but the data has {classes} classes: "
+                    f"the design outputs {shape_tuple_text(out)} per sample but the data has {classes} classes: "
                     f"make the last layer give {classes} values (e.g. Linear with out_features {classes})"
                 )
         elif classes != 2:
@@ -401,10 +398,10 @@ class Objective:
                 f"loss {self.name!r} needs class labels but the data is for {self.task}: choose mse, l1 or smooth_l1"
             )
         target = target or (1,)
-        if _prod(out) != _prod(target):
+        if prod(out) != prod(target):
             raise TrainingError(
-                f"the design outputs {_shape_text(out)} per sample but the {self.task} targets are "
-                f"{_shape_text(target)}: make the last layer give {_prod(target)} values"
+                f"the design outputs {shape_tuple_text(out)} per sample but the {self.task} targets are "
+                f"{shape_tuple_text(target)}: make the last layer give {prod(target)} values"
             )
         if out != target:
             self._target = lambda y: y.reshape(y.shape[0], *out)
@@ -437,10 +434,6 @@ def _make_criterion(name: str, config: TrainConfig) -> nn.Module:
         return nn.SmoothL1Loss(beta=config.smooth_l1_beta)
     return {"nll": nn.NLLLoss, "mse": nn.MSELoss, "l1": nn.L1Loss,
             "bce_with_logits": nn.BCEWithLogitsLoss, "bce": nn.BCELoss}[name]()
-
-
-def _shape_text(shape) -> str:
-    return "(" + ", ".join(str(n) for n in shape) + ")"
 
 
 _FUSED = {"cpu": ("sgd", "adam", "adamw", "adagrad"), "cuda": ("sgd", "adam", "adamw")}
@@ -743,11 +736,11 @@ class Trainer:
         design, given = tuple(spec.input_shape), tuple(data.input_shape)
         if design == given:
             return False
-        if _prod(design) == _prod(given):
+        if prod(design) == prod(given):
             return True
         raise TrainingError(
-            f"the design takes inputs of shape {_shape_text(design)} but the data gives {_shape_text(given)}: "
-            f"set the design's input shape to {_shape_text(given)}"
+            f"the design takes inputs of shape {shape_tuple_text(design)} but the data gives {shape_tuple_text(given)}: "
+            f"set the design's input shape to {shape_tuple_text(given)}"
         )
 
     def _resolve_amp(self) -> torch.dtype | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import re
 import threading
 from dataclasses import replace
@@ -486,8 +487,9 @@ def test_compile_trains_when_asked(mnist, monkeypatch):
     assert list(trainer.model.state_dict()) == ["1.weight", "1.bias"]  # plain keys, not _orig_mod.
 
 
-def test_warm_up_runs():
+def test_warm_up_pays_the_one_time_optimizer_import():
     warm_up()
+    assert "torch._dynamo" in sys.modules  # what the first optimizer step imports (1-2 s), now already paid
 
 
 # --------------------------------------------------------------------------- learning rate schedules
