@@ -697,6 +697,10 @@ class Trainer:
         target_shape = tuple(spec.input_shape) if data.task == "reconstruction" else tuple(data.train_y.shape[1:])
         self.objective = Objective(config.loss, data.task, tuple(analysis.output_shape), target_shape,
                                    data.num_classes, config)
+        ends_in_probabilities = bool(spec.layers) and spec.layers[-1].kind == "Sigmoid"
+        if self.objective.name == "bce" and not ends_in_probabilities:
+            raise TrainingError("loss 'bce' needs outputs between 0 and 1: end the design with a Sigmoid, "
+                                "or choose bce_with_logits, which takes the raw outputs")
         self.classification = self.objective.classification
         self.amp_dtype = self._resolve_amp()
         self.channels_last = self._resolve_channels_last(spec)

@@ -333,11 +333,17 @@ def test_out_of_memory_is_recognised_by_type_and_message():
 
 
 def test_other_exceptions_end_the_run_with_their_message(mnist):
-    # BCE wants probabilities; a design without a Sigmoid gives logits, so torch raises mid-run.
-    trainer, finished, _ = train(mlp(), mnist, loss="bce")
+    labels = mnist.train_y.clone()
+    labels[0] = 99  # a class the 10 outputs cannot score: torch raises mid-run
+    trainer, finished, _ = train(mlp(), replace(mnist, train_y=labels))
     assert finished.reason == "error"
-    assert "RuntimeError" in finished.message and "between 0 and 1" in finished.message
+    assert "out of bounds" in finished.message
     assert trainer.run().reason == "error"  # still no exception out of run()
+
+
+def test_bce_without_a_sigmoid_is_refused_before_the_run(mnist):
+    with pytest.raises(TrainingError, match="end the design with a Sigmoid, or choose bce_with_logits"):
+        Trainer(mlp(), mnist, TrainConfig(loss="bce"))
 
 
 def test_a_listener_that_raises_ends_the_run_as_an_error(mnist):
