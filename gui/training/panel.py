@@ -169,6 +169,7 @@ class TrainingPanel(QWidget):
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(False)
         self.progress_label = QLabel("Ready")
+        self.progress_label.setWordWrap(True)  # long texts wrap instead of widening the tab
         controls = QHBoxLayout()
         for button in (self.start_button, self.pause_button, self.stop_button):
             controls.addWidget(button)
@@ -180,6 +181,7 @@ class TrainingPanel(QWidget):
         self.status_label.setWordWrap(True)
         self.status_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.read_only_note = QLabel("Training is running: the design is read-only until the run ends.")
+        self.read_only_note.setWordWrap(True)
         self.read_only_note.setStyleSheet(NOTE_STYLE)
         self.read_only_note.hide()
         self.plots = TrainingPlots()
@@ -333,7 +335,7 @@ class TrainingPanel(QWidget):
             self.plots.continue_run()
         else:
             history = self.controller.resume_history if self.controller.resuming else None
-            self.plots.begin_run(f"{config.optimizer}, lr {config.lr:g}, batch {config.batch_size}", task,
+            self.plots.begin_run(f"{config.optimizer} lr {config.lr:g}", task,
                                  history=history, steps_per_epoch=event.steps_per_epoch)
         self.progress_state.begin(event)
         self.progress.setValue(0)

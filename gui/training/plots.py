@@ -13,7 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
 REFRESH_MS = 100
 EMA_BETA = 0.9  # smoothing of the batch loss (debiased, as TensorBoard does)
@@ -150,11 +150,16 @@ class TrainingPlots(QWidget):
         self.metric_plot = self._make_plot("Accuracy", "epoch", foreground, row=1, col=0)
         self.lr_plot = self._make_plot("Learning rate", "step", foreground, row=1, col=1)
         self.metric_plot.setLabel("left", "%")
-        self.loss_legend = self.loss_plot.addLegend(offset=(-10, 10), labelTextColor=foreground)
-        self.metric_legend = self.metric_plot.addLegend(offset=(-10, -10), labelTextColor=foreground)
-        self.legends = (self.loss_legend, self.metric_legend)  # the learning-rate plot's title says it all
-        for legend in self.legends:
-            legend.setBrush(QColor(background.red(), background.green(), background.blue(), 200))
+        self.graphics.ci.layout.setRowStretchFactor(0, 3)
+        self.graphics.ci.layout.setRowStretchFactor(1, 2)
+        # Compact legends in the corners the curves usually leave free (a falling loss, a rising accuracy);
+        # they can be dragged elsewhere. The learning-rate plot's title says it all.
+        translucent = QColor(background.red(), background.green(), background.blue(), 210)
+        self.loss_legend = self.loss_plot.addLegend(offset=(-8, 8), labelTextColor=foreground, colCount=2,
+                                                    labelTextSize="8pt", brush=translucent, verSpacing=-4)
+        self.metric_legend = self.metric_plot.addLegend(offset=(-8, -8), labelTextColor=foreground,
+                                                        labelTextSize="8pt", brush=translucent, verSpacing=-4)
+        self.legends = (self.loss_legend, self.metric_legend)
 
         self.clear_button = QPushButton("Clear previous runs")
         self.clear_button.setToolTip("Remove the dimmed curves of earlier runs from the plots")
@@ -162,10 +167,8 @@ class TrainingPlots(QWidget):
         self.auto_button = QPushButton("Auto-range")
         self.auto_button.setToolTip("Fit every plot to its data again after zooming (mouse wheel) or panning (drag)")
         self.auto_button.clicked.connect(self.auto_range)
-        hint = QLabel("Wheel: zoom · drag: pan · right-click: more")
-        hint.setEnabled(False)
+        self.graphics.setToolTip("Mouse wheel: zoom · drag: pan · right-click: plot options · Auto-range: fit again")
         buttons = QHBoxLayout()
-        buttons.addWidget(hint)
         buttons.addStretch(1)
         buttons.addWidget(self.auto_button)
         buttons.addWidget(self.clear_button)
@@ -188,10 +191,10 @@ class TrainingPlots(QWidget):
                              symbolPen=None, name=name)
 
         return {
-            "batch": self.loss_plot.plot(pen=pg.mkPen(CURRENT_COLORS["batch"], width=1), name="batch loss"),
+            "batch": self.loss_plot.plot(pen=pg.mkPen(CURRENT_COLORS["batch"], width=1), name="batch"),
             "ema": self.loss_plot.plot(pen=pg.mkPen(CURRENT_COLORS["ema"], width=2), name="smoothed"),
-            "train_loss": epoch_curve(self.loss_plot, "train", "train (epoch)"),
-            "val_loss": epoch_curve(self.loss_plot, "val", "validation (epoch)"),
+            "train_loss": epoch_curve(self.loss_plot, "train", "train"),
+            "val_loss": epoch_curve(self.loss_plot, "val", "validation"),
             "train_metric": epoch_curve(self.metric_plot, "train", "train"),
             "val_metric": epoch_curve(self.metric_plot, "val", "validation"),
             # filled down to 0, so a constant learning rate still gets a readable axis that starts at 0

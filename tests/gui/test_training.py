@@ -351,7 +351,7 @@ def test_plots_take_nan_and_inf_keep_previous_runs_dimmed_and_clear_them(qtbot):
     plots.clear()
     assert plots.runs == [] and len(plots.live["batch"].getData()[0] or []) == 0
     assert [label.text for _sample, label in plots.loss_legend.items] == [
-        "batch loss", "smoothed", "train (epoch)", "validation (epoch)"]
+        "batch", "smoothed", "train", "validation"]
 
 
 def test_regression_results_show_the_metric_and_a_predicted_vs_true_scatter(area):
