@@ -332,11 +332,11 @@ class TrainingPanel(QWidget):
         task = self.controller.data.task if self.controller.data is not None else "classification"
         if self.controller.resuming and self.plots.current is not None and \
                 len(self.plots.current.series["train_loss"]) == event.start_epoch:
-            self.plots.continue_run()
+            self.plots.continue_run(event.epochs, event.steps_per_epoch)
         else:
             history = self.controller.resume_history if self.controller.resuming else None
-            self.plots.begin_run(f"{config.optimizer} lr {config.lr:g}", task,
-                                 history=history, steps_per_epoch=event.steps_per_epoch)
+            self.plots.begin_run(f"{config.optimizer} lr {config.lr:g}", task, history=history,
+                                 steps_per_epoch=event.steps_per_epoch, epochs=event.epochs)
         self.progress_state.begin(event)
         self.progress.setValue(0)
         device = f"{event.device} — {event.device_name}" if event.device_name else event.device

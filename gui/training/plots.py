@@ -13,7 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
 REFRESH_MS = 100
 EMA_BETA = 0.9  # smoothing of the batch loss (debiased, as TensorBoard does)
@@ -73,7 +73,7 @@ class RunData:
         self.label = label
         self.task = task
         self.series = {name: Series() for name in self.SERIES}
-        self.dirty = False
+        self.changed: set[str] = set()  # series with new points since the last push to the live curves
         self.archive: dict[str, pg.PlotDataItem] | None = None  # its dimmed curves, once it is a previous run
         self._ema = 0.0
         self._ema_count = 0
@@ -90,7 +90,7 @@ class RunData:
             self.series[name].extend(epochs[: len(values)], self._metric_values(values, history, key))
         lrs = [_finite_or_nan(v) for v in history.get("lr", [])][:count]
         self.series["lr"].extend(epochs[: len(lrs)] * max(steps_per_epoch, 1), lrs)
-        self.dirty = True
+        self.changed.update(self.SERIES)
 
     def _metric_values(self, values, history, key):
         if self.task == "classification":
@@ -112,8 +112,11 @@ class RunData:
                 self._ema_count += 1
             ema_values.append(self._ema / (1 - EMA_BETA ** self._ema_count) if self._ema_count else float("nan"))
         self.series["ema"].extend(steps / per_epoch, ema_values)
-        self.series["lr"].extend([event.global_step], [event.lr])
-        self.dirty = True
+        lr = self.series["lr"]
+        if not len(lr) or lr.y[-1] != event.lr:  # a constant rate need not redraw its plot at every refresh
+            self.changed.add("lr")
+        lr.extend([event.global_step], [event.lr])
+        self.changed.update(("batch", "ema"))
 
     def add_epoch(self, event) -> None:
         x = [event.epoch]
@@ -126,7 +129,11 @@ class RunData:
             train, val = event.train_loss, event.val_loss
         self.series["train_metric"].extend(x, [_finite_or_nan(train)])
         self.series["val_metric"].extend(x, [_finite_or_nan(val)])
-        self.dirty = True
+        self.changed.update(("train_loss", "val_loss", "train_metric", "val_metric", "lr"))
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.changed)
 
     def point_counts(self) -> dict[str, int]:
         return {name: len(series) for name, series in self.series.items()}
@@ -160,6 +167,8 @@ class TrainingPlots(QWidget):
         self.metric_legend = self.metric_plot.addLegend(offset=(-8, -8), labelTextColor=foreground,
                                                         labelTextSize="8pt", brush=translucent, verSpacing=-4)
         self.legends = (self.loss_legend, self.metric_legend)
+        for legend in self.legends:  # repainted from a pixmap when the curves under it change
+            legend.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
         self.clear_button = QPushButton("Clear previous runs")
         self.clear_button.setToolTip("Remove the dimmed curves of earlier runs from the plots")
@@ -246,8 +255,13 @@ class TrainingPlots(QWidget):
     def current(self) -> RunData | None:
         return self.runs[-1] if self.runs else None
 
-    def begin_run(self, label: str, task: str, history: dict | None = None, steps_per_epoch: int = 1) -> RunData:
-        """Dim the previous run and start fresh curves; ``history`` seeds a resumed run's epochs."""
+    def begin_run(self, label: str, task: str, history: dict | None = None, steps_per_epoch: int = 1,
+                  epochs: int = 0) -> RunData:
+        """Dim the previous run and start fresh curves; ``history`` seeds a resumed run's epochs.
+
+        With ``epochs`` the x axes span the whole run from the start, so they do not re-scale (and
+        re-render their ticks) at every refresh; the y axes keep auto-ranging.
+        """
         previous = self.current
         if previous is not None:
             if previous.archive is None:
@@ -264,15 +278,19 @@ class TrainingPlots(QWidget):
         self.metric_plot.setLabel("left", "%" if classification else "loss")
         if history:
             run.add_history(history, steps_per_epoch)
-        run.dirty = True  # clears the live curves of the previous run's data
+        run.changed.update(RunData.SERIES)  # clears the live curves of the previous run's data
+        if epochs:
+            self._fit_x_to_run(epochs, start_epoch=0, steps_per_epoch=steps_per_epoch)
         self.running = True
         self.timer.start()
         self._update_clear_button()
         return run
 
-    def continue_run(self) -> RunData | None:
-        """Keep feeding the current run's curves (resuming the run shown)."""
+    def continue_run(self, epochs: int = 0, steps_per_epoch: int = 1) -> RunData | None:
+        """Keep feeding the current run's curves (resuming the run shown), its x axes widened to ``epochs``."""
         run = self.current
+        if epochs:
+            self._fit_x_to_run(epochs, start_epoch=0, steps_per_epoch=steps_per_epoch)
         if run is not None and run.archive is not None:
             self._remove_archive(run)
         self.running = run is not None
@@ -301,10 +319,16 @@ class TrainingPlots(QWidget):
         run = self.current
         if run is None or not run.dirty:
             return
-        for name, item in self.live.items():
+        for name in run.changed:
             series = run.series[name]
-            item.setData(series.x, series.y)
-        run.dirty = False
+            self.live[name].setData(series.x, series.y)
+        run.changed.clear()
+
+    def _fit_x_to_run(self, epochs: int, start_epoch: int, steps_per_epoch: int) -> None:
+        for plot, low, high in ((self.loss_plot, 0, epochs), (self.metric_plot, max(start_epoch, 1) - 0.1, epochs),
+                                (self.lr_plot, 0, epochs * max(steps_per_epoch, 1))):
+            plot.setXRange(low, high, padding=0.02)
+            plot.enableAutoRange(axis="y")
 
     def _remove_archive(self, run: RunData) -> None:
         for name, item in (run.archive or {}).items():
