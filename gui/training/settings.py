@@ -311,7 +311,12 @@ class ConfigForm(QWidget):
         try:
             for f, widget in self.widgets:
                 if f.key in self._values:
-                    self._show_value(f, widget, self._values[f.key])
+                    try:
+                        self._show_value(f, widget, self._values[f.key])
+                    except (TypeError, ValueError, OverflowError):
+                        # a file's value this widget cannot hold ("abc" for a number): the widget shows
+                        # the default, the bad value stays so the settings check names it
+                        self._show_value(f, widget, self.defaults[f.key])
         finally:
             self._loading = False
         self._update_visibility()

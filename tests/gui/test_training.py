@@ -290,6 +290,18 @@ def test_settings_are_saved_in_the_document_and_follow_undo(area):
     assert ui.panel.data_form.values()["source"] == "mnist-sample"
 
 
+def test_a_file_with_badly_typed_settings_opens_and_names_the_bad_field(area):
+    from gui.document import DesignFile
+
+    ui = area()
+    ui.doc.load(DesignFile(tiny_spec(), "bad", "", {"training": {"lr": "abc", "epochs": -1}, "data": {"limit": "x"}}))
+    assert ui.panel.train_form.widget("lr").value() == pytest.approx(1e-3)  # the widget shows the default
+    assert ui.panel.settings_error.isVisibleTo(ui.panel)
+    assert "lr" in ui.panel.settings_error.text() and "limit" in ui.panel.settings_error.text()
+    ui.panel.train_form.widget("lr").setValue(0.01)  # the user's fix replaces the bad value
+    assert ui.doc.extras["training"]["lr"] == pytest.approx(0.01)
+
+
 def test_batch_throttle_merges_losses_and_always_passes_the_last_batch_of_an_epoch():
     now = [0.0]
     passed = []
