@@ -120,10 +120,6 @@ def default_checkpoint_path(design: str) -> Path:
 
 # --------------------------------------------------------------------------- output
 
-def _format_loss(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
-
-
 def _format_accuracy(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.1f}%"
 
@@ -178,16 +174,7 @@ class ProgressPrinter:
         self._bar_width = max(self._bar_width, len(text))
 
     def on_EpochEnd(self, event) -> None:  # noqa: N802
-        parts = [f"epoch {event.epoch}/{event.epochs}", f"train loss {_format_loss(event.train_loss)}"]
-        if event.train_acc is not None:
-            parts.append(f"accuracy {_format_accuracy(event.train_acc)}")
-        if event.val_loss is not None:
-            parts.append(f"val loss {_format_loss(event.val_loss)}")
-        if event.val_acc is not None:
-            parts.append(f"accuracy {_format_accuracy(event.val_acc)}")
-        parts.append(f"lr {event.lr:.3g}")
-        parts.append(f"{event.seconds:.1f}s")
-        self.print("  ".join(parts))
+        self.print("  ".join(event.parts()))
         self.epochs_printed += 1
 
     def print(self, line: str) -> None:

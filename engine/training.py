@@ -255,6 +255,18 @@ class EpochEnd:
     lr: float
     seconds: float
 
+    def parts(self) -> list[str]:
+        """The epoch's figures as short phrases (``train loss 0.31``, ``val acc 91.0%``, ...) for one line."""
+        parts = [f"epoch {self.epoch}/{self.epochs}", f"train loss {self.train_loss:.4g}"]
+        if self.train_acc is not None:
+            parts.append(f"train acc {100 * self.train_acc:.1f}%")
+        if self.val_loss is not None:
+            parts.append(f"val loss {self.val_loss:.4g}")
+        if self.val_acc is not None:
+            parts.append(f"val acc {100 * self.val_acc:.1f}%")
+        parts += [f"lr {self.lr:.3g}", f"{self.seconds:.1f}s"]
+        return parts
+
 
 @dataclass(frozen=True)
 class RunFinished:

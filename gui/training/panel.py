@@ -362,15 +362,8 @@ class TrainingPanel(QWidget):
 
     def _epoch_ended(self, event) -> None:
         self.plots.add_epoch(event)
-        parts = [f"Epoch {event.epoch}/{event.epochs}: train loss {event.train_loss:.4g}"]
-        if event.train_acc is not None:
-            parts.append(f"train acc {100 * event.train_acc:.1f}%")
-        if event.val_loss is not None:
-            parts.append(f"val loss {event.val_loss:.4g}")
-        if event.val_acc is not None:
-            parts.append(f"val acc {100 * event.val_acc:.1f}%")
-        parts.append(f"{event.seconds:.1f} s")
-        self.last_epoch_text = " · ".join(parts)
+        text = " · ".join(event.parts())
+        self.last_epoch_text = text[:1].upper() + text[1:]
         self._show_message(self.last_epoch_text)
 
     def _run_ended(self, result) -> None:

@@ -22,7 +22,7 @@ from engine.training import TrainConfig, Trainer
 
 QUICK = ["--data", "mnist-sample", "--limit", "300", "--batch-size", "64"]
 EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+)  train loss (\S+)  (.*)  lr \S+  \S+s$")
-CLASSIFICATION_METRICS = re.compile(r"^accuracy \d+\.\d%  val loss \S+  accuracy \d+\.\d%$")
+CLASSIFICATION_METRICS = re.compile(r"^train acc \d+\.\d%  val loss \S+  val acc \d+\.\d%$")
 TEST_LINE = re.compile(r"^test loss (\d+\.?\d*(?:e-?\d+)?)  accuracy (\d+\.\d)%$")
 
 
