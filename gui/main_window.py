@@ -120,6 +120,9 @@ class MainWindow(QMainWindow):
         self.palette_dock = self._dock("Layers", "paletteDock", self.palette, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.inspector_dock = self._dock("Inspector", "inspectorDock", self.inspector,
                                          Qt.DockWidgetArea.RightDockWidgetArea)
+        self._full_width_pages: set[QWidget] = set()
+        self._docks_set_aside: list[QDockWidget] = []
+        self.tabs.currentChanged.connect(self._fit_docks_to_tab)
         self._make_actions()
         self._make_menus()
         self._make_toolbar()
@@ -263,9 +266,14 @@ class MainWindow(QMainWindow):
         self.toolbar = toolbar
 
     # ------------------------------------------------------------------ hooks for the training GUI
-    def add_tab(self, widget: QWidget, title: str) -> int:
-        """Add a main tab (Training, Results, …) with a View menu entry and a Ctrl+<n> shortcut."""
+    def add_tab(self, widget: QWidget, title: str, full_width: bool = False) -> int:
+        """Add a main tab (Training, Results, …) with a View menu entry and a Ctrl+<n> shortcut.
+
+        A ``full_width`` tab sets the design docks (palette, inspector) aside while it is shown,
+        so its plots get the whole window; they come back on the Design and Code tabs."""
         index = self.tabs.add_page(widget, title)
+        if full_width:
+            self._full_width_pages.add(widget)
         action = QAction(f"{title} Tab", self)
         if index < 9:
             action.setShortcut(QKeySequence(f"Ctrl+{index + 1}"))
@@ -509,7 +517,23 @@ class MainWindow(QMainWindow):
     def _default_dock_sizes(self) -> None:
         self.resizeDocks([self.palette_dock, self.inspector_dock], [210, 350], Qt.Orientation.Horizontal)
 
+    def _fit_docks_to_tab(self, index: int) -> None:
+        """Hide the visible design docks on a full-width tab; bring exactly those back elsewhere."""
+        if self.tabs.widget(index) in self._full_width_pages:
+            if not self._docks_set_aside:
+                self._docks_set_aside = [d for d in (self.palette_dock, self.inspector_dock) if d.isVisible()]
+                for dock in self._docks_set_aside:
+                    dock.hide()
+        else:
+            self._restore_set_aside_docks()
+
+    def _restore_set_aside_docks(self) -> None:
+        for dock in self._docks_set_aside:
+            dock.show()
+        self._docks_set_aside = []
+
     def save_window_state(self) -> None:
+        self._restore_set_aside_docks()  # the saved layout is the design layout, whatever tab is shown
         settings = QSettings()
         settings.setValue("window/geometry", self.saveGeometry())
         settings.setValue("window/state", self.saveState(STATE_VERSION))

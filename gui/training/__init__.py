@@ -44,8 +44,8 @@ def install_training(window) -> TrainingUI:
     panel = TrainingPanel(controller)
     results = ResultsView(controller)
     weights = WeightsActions(controller, window)
-    window.add_tab(panel, "Training")
-    window.add_tab(results, "Results")
+    window.add_tab(panel, "Training", full_width=True)
+    window.add_tab(results, "Results", full_width=True)
     window.add_file_actions(weights.actions)
     for action in panel.actions_:
         window.addAction(action)  # F5 / F6 / Shift+F5 work from every tab

@@ -62,3 +62,18 @@ def test_closing_the_window_during_a_run_stops_it_and_waits_for_the_thread(windo
     assert ui.controller.running_threads() == []
     assert ui.controller.state == states.IDLE
     assert [r.reason for r in finished] == ["stopped"]
+
+
+def test_training_tabs_set_the_design_docks_aside_and_bring_back_only_those(window):
+    ui = training_ui(window)
+    window.palette_dock.hide()  # the user closed the palette before
+    window.tabs.setCurrentWidget(ui.panel)
+    assert not window.inspector_dock.isVisible() and not window.palette_dock.isVisible()
+    window.tabs.setCurrentWidget(ui.results)
+    assert not window.inspector_dock.isVisible()
+    window.tabs.setCurrentIndex(0)  # Design
+    assert window.inspector_dock.isVisible() and not window.palette_dock.isVisible()
+    window.tabs.setCurrentWidget(ui.panel)
+    window.save_window_state()  # saved on close: the design layout, not the training one
+    assert window.inspector_dock.isVisible()
+    ui.controller.shutdown()
