@@ -199,7 +199,7 @@ class TrainingPanel(QWidget):
         self.splitter.addWidget(self.scroll)
         self.splitter.addWidget(right)
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([380, 900])
+        self.splitter.setSizes([430, 850])  # the settings column shows whole dataset names
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.splitter)
