@@ -110,7 +110,10 @@ class TrainingController(QObject):
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
         worker.finished.connect(thread.quit)
-        worker.finished.connect(worker.deleteLater)
+        # No worker.deleteLater: its destructor would run in the worker thread, where PySide6 takes the
+        # GIL while holding Qt's connection lock, and deadlocks against the UI thread connecting a
+        # signal with the GIL held (seen: a hang in ~QObject vs connectImpl). The worker is freed here,
+        # on the UI thread, when _thread_finished drops the last reference after the thread ended.
         thread.finished.connect(self._thread_finished)
         self._threads[thread] = worker
         thread.start()

@@ -73,7 +73,4 @@ def test_training_tabs_set_the_design_docks_aside_and_bring_back_only_those(wind
     assert not window.inspector_dock.isVisible()
     window.tabs.setCurrentIndex(0)  # Design
     assert window.inspector_dock.isVisible() and not window.palette_dock.isVisible()
-    window.tabs.setCurrentWidget(ui.panel)
-    window.save_window_state()  # saved on close: the design layout, not the training one
-    assert window.inspector_dock.isVisible()
     ui.controller.shutdown()
