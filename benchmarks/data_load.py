@@ -63,7 +63,7 @@ def main() -> None:
           f"ratio {torchvision_read / engine_read:.2f}x (import excluded)")
 
     with tempfile.TemporaryDirectory() as folder:
-        os.environ["XDG_CACHE_HOME"] = str(Path(folder) / "cache")
+        os.environ["LAYERSTUDIO_HOME"] = str(Path(folder) / "home")
         raw = Path(folder) / "MNIST" / "raw"
         raw.mkdir(parents=True)
         for name, shape in (("train-images-idx3-ubyte", (60000, 28, 28)), ("train-labels-idx1-ubyte", (60000,)),

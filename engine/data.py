@@ -29,7 +29,6 @@ import os
 import pickle
 import shutil
 import struct
-import tempfile
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +42,8 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from engine.errors import DataError
+from engine.files import write_atomically
+from engine.paths import cache_dir
 from engine.shapes import format_shape
 
 Progress = Callable[[float, str], None]
@@ -608,9 +609,9 @@ def _load_cifar10(config: DataConfig, progress: Progress) -> DataBundle:
 def _gunzip(source: Path, target: Path) -> None:
     """Decompress source to target atomically (a failed run leaves no half file)."""
     try:
-        with gzip.open(source, "rb") as packed, _atomic_file(target) as out:
-            shutil.copyfileobj(packed, out, 1 << 20)
-    except (OSError, EOFError) as exc:
+        with gzip.open(source, "rb") as packed:
+            write_atomically(target, lambda out: shutil.copyfileobj(packed, out, 1 << 20), "unpacked file", DataError, make_folder=True)
+    except (OSError, EOFError, DataError) as exc:
         raise DataError(f"Cannot unpack {source} into {target.parent} ({exc}): unpack it there yourself, or replace "
                         f"it with an intact copy.") from exc
 
@@ -627,23 +628,35 @@ def download_file(url: str, path: str | os.PathLike, md5: str | None = None, pro
         path.parent.mkdir(parents=True, exist_ok=True)
         request = urllib.request.Request(url, headers={"User-Agent": "layerstudio"})
         digest = hashlib.md5(usedforsecurity=False)
-        with urllib.request.urlopen(request, timeout=timeout) as response, _atomic_file(path) as out:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             total = int(response.headers.get("Content-Length") or 0)
-            done = 0
-            report(0.0, f"Downloading {name}")
-            while chunk := response.read(1 << 16):
-                out.write(chunk)
-                digest.update(chunk)
-                done += len(chunk)
-                if total:
-                    report(done / total, f"Downloading {name}: {done / 1e6:.1f} of {total / 1e6:.1f} MB")
-            if md5 is not None and digest.hexdigest() != md5:
-                raise DataError(f"The download of {name} from {url} is damaged (checksum mismatch): try again.")
+
+            def fetch(out) -> None:
+                done = 0
+                report(0.0, f"Downloading {name}")
+                while chunk := _read_chunk(response, url):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    done += len(chunk)
+                    if total:
+                        report(done / total, f"Downloading {name}: {done / 1e6:.1f} of {total / 1e6:.1f} MB")
+                if md5 is not None and digest.hexdigest() != md5:
+                    raise DataError(f"The download of {name} from {url} is damaged (checksum mismatch): try again.")
+
+            write_atomically(path, fetch, "download", DataError, make_folder=True)
     except DataError:
         raise
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise DataError(f"Could not download {url}: {reason}.") from exc
+
+
+def _read_chunk(response, url: str) -> bytes:
+    """The next piece of a download; a network failure is a DataError (not a failure to write the file)."""
+    try:
+        return response.read(1 << 16)
+    except OSError as exc:
+        raise DataError(f"Could not download {url}: {getattr(exc, 'reason', exc)}.") from exc
 
 
 def _download_mnist_files(cls: type, raw: Path, missing: list[str], label: str, progress: Progress) -> None:
@@ -677,12 +690,6 @@ def _download_cifar10(cls: type, root: Path, progress: Progress) -> None:
 
 
 # --------------------------------------------------------------------------- the cache
-
-def cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/layerstudio``, else ``~/.cache/layerstudio``."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "layerstudio"
-
 
 def _cache_path(source: str, root: Path, files: list[Path], extra: dict) -> Path:
     """One file per source and folder, its name keyed by the files' sizes and modification times."""
@@ -721,32 +728,10 @@ def _cached(source: str, root: Path, files: list[Path], extra: dict, decode: Cal
                 stale.unlink()
             except OSError:     # still mapped elsewhere (Windows): leave it
                 pass
-        with _atomic_file(path) as out:
-            torch.save(parts, out)
-    except OSError:
+        write_atomically(path, lambda out: torch.save(parts, out), "data cache", DataError, make_folder=True)
+    except (OSError, DataError):
         pass
     return parts
-
-
-class _atomic_file:
-    """Open a temporary file next to ``path`` for writing; on success it replaces ``path`` in one step."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-
-    def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.temp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent)
-        self.file = os.fdopen(fd, "wb")
-        return self.file
-
-    def __exit__(self, exc_type, exc, tb):
-        self.file.close()
-        if exc_type is None:
-            os.replace(self.temp, self.path)
-        else:
-            Path(self.temp).unlink(missing_ok=True)
-        return False
 
 
 # --------------------------------------------------------------------------- image folders

@@ -15,15 +15,14 @@ import os
 import pickle
 import re
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable
 
 import torch
 from torch import nn
 
 from engine.errors import WeightsError
+from engine.files import write_atomically
 from engine.shapes import format_shape
 
 SAFETENSORS_SUFFIX = ".safetensors"
@@ -36,8 +35,6 @@ NESTED_STATE_KEYS = ("model", "state_dict", "model_state_dict", "model_state")
 _ZIP_MAGIC = b"PK\x03\x04"
 _PICKLE_PROTO = 0x80
 _MAX_SAFETENSORS_HEADER = 100_000_000
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 # --------------------------------------------------------------------------- reading files
@@ -148,47 +145,6 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
 
 # --------------------------------------------------------------------------- writing files
 
-def _write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None], what: str) -> None:
-    """Write through ``write(file)`` into a temp file next to ``path``, then os.replace it into place."""
-    path = Path(path)
-    if path.is_dir():
-        raise WeightsError(f"{path} is a folder: give a file name for the {what}")
-    folder = path.parent
-    if not folder.is_dir():
-        raise WeightsError(f"cannot write the {what} to {path}: folder {folder} does not exist")
-    try:
-        fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise WeightsError(f"cannot write the {what} to {folder} ({exc.strerror}): check the folder's permissions") from None
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the permissions open() would
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        if isinstance(exc, (OSError, RuntimeError)):
-            reason = _write_failure_reason(exc)
-            raise WeightsError(f"could not write the {what} to {path} ({reason}); any previous file there "
-                               "is unchanged") from exc
-        raise
-
-
-def _write_failure_reason(exc: BaseException) -> str:
-    """The OS reason behind a failed write (torch wraps the OSError of the file object in a RuntimeError)."""
-    seen = exc
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.strerror:
-            return seen.strerror
-        seen = seen.__cause__ or seen.__context__
-    return "the write failed; is the disk full?" if isinstance(exc, RuntimeError) else _first_line(exc)
-
-
 def _weights_to_save(model_or_state_dict: nn.Module | dict) -> dict[str, torch.Tensor]:
     state = model_or_state_dict.state_dict() if isinstance(model_or_state_dict, nn.Module) else model_or_state_dict
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -206,9 +162,9 @@ def save_weights(model_or_state_dict: nn.Module | dict, path: str | os.PathLike)
         import safetensors.torch
 
         data = safetensors.torch.save(_unshared_contiguous(state))
-        _write_atomically(path, lambda f: f.write(data), "weights")
+        write_atomically(path, lambda f: f.write(data), "weights", WeightsError)
     elif suffix in TORCH_SUFFIXES:
-        _write_atomically(path, lambda f: torch.save(state, f), "weights")
+        write_atomically(path, lambda f: torch.save(state, f), "weights", WeightsError)
     else:
         raise WeightsError(f"cannot tell the format of {path.name!r} from its suffix: name it .pt or .safetensors")
 
@@ -253,7 +209,7 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: dict) -> None:
     if not isinstance(checkpoint, dict):
         raise TypeError("save_checkpoint takes a dict")
     _check_plain(checkpoint)
-    _write_atomically(path, lambda f: torch.save(checkpoint, f), "checkpoint")
+    write_atomically(path, lambda f: torch.save(checkpoint, f), "checkpoint", WeightsError)
 
 
 # --------------------------------------------------------------------------- fitting weights to a model

@@ -14,6 +14,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
 from engine.errors import SpecError
+from engine.files import write_text_atomically
 from engine.shapes import Analysis, analyze
 from engine.spec import LayerSpec, NetworkSpec, new_id
 from engine.templates import load_design
@@ -291,9 +292,7 @@ class DesignDocument(QObject):
         if target is None:
             raise ValueError("save() needs a path for a design that was never saved")
         text = json.dumps(self.design_file().to_dict(), indent=2) + "\n"
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(target)
+        write_text_atomically(target, text, "design", SpecError)
         renamed = target != self.path
         self.path = target
         self.undo_stack.setClean()

@@ -438,8 +438,8 @@ class MainWindow(QMainWindow):
     def save_to(self, path) -> bool:
         try:
             self.document.save(path)
-        except OSError as exc:
-            self.show_error(f"Cannot save {Path(path).name}", exc.strerror or str(exc))
+        except SpecError as exc:
+            self.show_error(f"Cannot save {Path(path).name}", str(exc))
             return False
         self._add_recent(path)
         self._update_title()

@@ -26,7 +26,7 @@ MNIST_NAMES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-image
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch):
     """Every test gets its own cache folder, never the user's."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("LAYERSTUDIO_HOME", str(tmp_path / "home"))
 
 
 @pytest.fixture
@@ -201,7 +201,7 @@ def test_second_load_comes_from_the_cache(tmp_path, no_network):
     config = DataConfig(source="mnist", root=str(tmp_path), val_fraction=0)
     first = load_data(config)
     entries = list(cache_dir().glob("mnist-*.pt"))
-    assert len(entries) == 1 and not list(cache_dir().glob("*.part"))
+    assert len(entries) == 1 and not list(cache_dir().glob(".*.tmp"))
 
     # Same size and modification time but unreadable content: only the cache can still give the images.
     images = raw / "train-images-idx3-ubyte"
