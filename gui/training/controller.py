@@ -205,6 +205,7 @@ class TrainingController(QObject):
         worker.epochEnded.connect(self.epochEnded)
         worker.runFinished.connect(self._run_ended)
         worker.evaluated.connect(self._evaluated)
+        worker.evaluationFailed.connect(self.message)
         worker.finished.connect(self._run_done)
         self._worker = worker
         self.run_config = job.config
