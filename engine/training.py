@@ -13,7 +13,6 @@ the same code; nothing here knows Qt.
 """
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import math
@@ -31,6 +30,7 @@ from torch import nn
 
 from engine.build import build_model
 from engine.data import augment_batch
+from engine.device_memory import free_device_memory
 from engine.errors import SpecError, TrainingError, WeightsError
 from engine.layers import prod, shape_tuple_text
 from engine.log import report_unexpected
@@ -1139,11 +1139,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self._device_data.clear()
         self._last_good = None
-        gc.collect()
-        if self.device.type == "cuda":
-            torch.cuda.empty_cache()
-        elif self.device.type == "mps":
-            torch.mps.empty_cache()
+        free_device_memory(self.device)
 
     def _forward_amp(self, xb: torch.Tensor) -> torch.Tensor:
         """The model's output, under autocast when mixed precision is on."""
