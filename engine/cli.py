@@ -1,14 +1,22 @@
 """`layerstudio` headless commands: the same engine as the window, from a terminal.
 
 Each subcommand is one ``cmd_*`` function taking the parsed arguments and
-returning the exit code. User errors (LayerStudioError) print one line and exit 1.
+returning the exit code. User errors (LayerStudioError) print one line and exit 1;
+an unexpected error prints one line naming the log file that holds its traceback
+and exits 2 (``--verbose`` prints the traceback too).
 """
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from engine.errors import LayerStudioError
+from engine.log import close_logging, configure_logging, report_unexpected
+
+EXIT_USER_ERROR = 1
+EXIT_UNEXPECTED = 2
+log = logging.getLogger(__name__)
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], right: set[int] = frozenset()) -> list[str]:
@@ -102,23 +110,31 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="layerstudio", description="Design, inspect and train PyTorch networks. "
+    # --verbose works before or after the command: `layerstudio --verbose train ...`, `layerstudio train ... --verbose`
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="print log messages and full tracebacks on stderr (the log file gets them either way)")
+    parser = argparse.ArgumentParser(prog="layerstudio", parents=[common],
+                                     description="Design, inspect and train PyTorch networks. "
                                      "Run with no command to open the window.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("templates", help="list the bundled templates")
+    def add_command(name: str, **options) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **options)
+
+    p = add_command("templates", help="list the bundled templates")
     p.set_defaults(func=cmd_templates)
 
-    p = sub.add_parser("summary", help="print each layer's output shape, parameters and MACs")
+    p = add_command("summary", help="print each layer's output shape, parameters and MACs")
     p.add_argument("design", help="a design .json file or a template name")
     p.set_defaults(func=cmd_summary)
 
-    p = sub.add_parser("export", help="write a standalone PyTorch script of a design")
+    p = add_command("export", help="write a standalone PyTorch script of a design")
     p.add_argument("design", help="a design .json file or a template name")
     p.add_argument("--python", required=True, metavar="FILE", help="the .py file to write")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("train", help="train a design on a dataset")
+    p = add_command("train", help="train a design on a dataset")
     p.add_argument("design", help="a design .json file or a template name")
     from engine.train_command import add_train_arguments
 
@@ -128,15 +144,22 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; exit 0 on success, 1 on a user error, 2 on an unexpected error (its traceback is logged)."""
     args = make_parser().parse_args(argv)
+    configure_logging(verbose=getattr(args, "verbose", False))
     try:
         return args.func(args)
     except LayerStudioError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_USER_ERROR
     except BrokenPipeError:  # e.g. `layerstudio summary vgg | head`
         sys.stderr.close()
         return 0
+    except Exception as exc:  # noqa: BLE001 - a bug: one line for the person, the traceback in the log file
+        print(report_unexpected(exc, f"running layerstudio {args.command}", log), file=sys.stderr)
+        return EXIT_UNEXPECTED
+    finally:
+        close_logging()
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ the same code; nothing here knows Qt.
 """
 from __future__ import annotations
 
-import gc
 import json
+import logging
 import math
 import os
 import platform
@@ -30,8 +30,10 @@ from torch import nn
 
 from engine.build import build_model
 from engine.data import augment_batch
+from engine.device_memory import free_device_memory
 from engine.errors import SpecError, TrainingError, WeightsError
 from engine.layers import prod, shape_tuple_text
+from engine.log import report_unexpected
 from engine.shapes import analyze
 from engine.spec import NetworkSpec
 
@@ -48,6 +50,7 @@ CHECKPOINT_VERSION = 1
 READBACK_INTERVAL_S = 0.25  # metrics leave the device at most ~4 times a second (plus every epoch end)
 COMPILE_OPTIONS: dict = {}  # keyword arguments for torch.compile when TrainConfig.compile is on (default: inductor)
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- config
@@ -902,10 +905,12 @@ class Trainer:
                 self._release_memory()
             finished = RunFinished(reason, message, self.epoch)
         self._stop.clear()
+        log.info("Run on %s ended (%s; epochs done: %d): %s", self.device, finished.reason, self.epoch,
+                 finished.message)
         try:
             emit(finished)
         except Exception:  # noqa: BLE001 - a broken listener must not turn a finished run into a crash
-            pass
+            log.exception("The listener of the finished run failed")
         return finished
 
     def _run(self, emit, should_stop) -> RunFinished:
@@ -1126,19 +1131,15 @@ class Trainer:
         hint = ""
         module = type(exc).__module__ or ""
         if self.config.compile and module.startswith(("torch._dynamo", "torch._inductor")):
-            hint = " (torch.compile failed: turn compile off)"
-        return "error", f"{type(exc).__name__}: {_first_line(exc)}{hint}"
+            hint = "; torch.compile failed: turn compile off"
+        return "error", report_unexpected(exc, "training", log) + hint  # the traceback goes to the log
 
     def _release_memory(self) -> None:
         """After an out-of-memory: drop gradients and device copies of the data, return cached blocks."""
         self.optimizer.zero_grad(set_to_none=True)
         self._device_data.clear()
         self._last_good = None
-        gc.collect()
-        if self.device.type == "cuda":
-            torch.cuda.empty_cache()
-        elif self.device.type == "mps":
-            torch.mps.empty_cache()
+        free_device_memory(self.device)
 
     def _forward_amp(self, xb: torch.Tensor) -> torch.Tensor:
         """The model's output, under autocast when mixed precision is on."""

@@ -2,18 +2,22 @@
 from __future__ import annotations
 
 import atexit
+import logging
 import sys
+import threading
 import traceback
 
 from PySide6.QtCore import QCoreApplication, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from engine.errors import LayerStudioError
+from engine.log import close_logging, configure_logging, report_unexpected
 from resources import ROOT
 
 ORGANIZATION = "LayerStudio"
 APPLICATION = "LayerStudio"
 STYLE_SHEET = ROOT / "styles" / "light.qss"
+log = logging.getLogger(__name__)
 
 
 def configure_application(app: QCoreApplication) -> None:
@@ -37,13 +41,20 @@ def _release_clipboard() -> None:
 
 
 def install_excepthook(parent_getter=lambda: None) -> None:
-    """Show uncaught exceptions (e.g. in a slot) in a dialog instead of losing them; the app keeps running."""
+    """Log uncaught exceptions (e.g. in a slot) with their traceback and show them in a dialog that names
+    the log file, instead of losing them; the app keeps running. Threads other than the UI thread only log."""
     showing = []
 
     def hook(exc_type, exc, tb):
-        text = "".join(traceback.format_exception(exc_type, exc, tb))
-        sys.stderr.write(text)
-        if showing or QApplication.instance() is None:
+        if issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
+            sys.__excepthook__(exc_type, exc, tb)
+            return
+        if isinstance(exc, LayerStudioError):  # a user error some slot forgot to catch: its sentence is the message
+            log.warning("Uncaught: %s", exc, exc_info=(exc_type, exc, tb))
+            summary = str(exc)
+        else:
+            summary = report_unexpected(exc.with_traceback(tb), "handling an event in the window", log)
+        if showing or QApplication.instance() is None or threading.current_thread() is not threading.main_thread():
             return
         showing.append(True)
         try:
@@ -51,16 +62,23 @@ def install_excepthook(parent_getter=lambda: None) -> None:
             box.setIcon(QMessageBox.Icon.Critical)
             box.setWindowTitle(APPLICATION)
             if isinstance(exc, LayerStudioError):
-                box.setText(str(exc))
+                box.setText(summary)
             else:
                 box.setText("Something went wrong, but your design is still open.")
-                box.setInformativeText(f"{exc_type.__name__}: {exc}")
-                box.setDetailedText(text)
+                box.setInformativeText(summary)
+                box.setDetailedText("".join(traceback.format_exception(exc_type, exc, tb)))
             box.exec()
         finally:
             showing.clear()
 
+    def thread_hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:
+            return
+        log.error("Uncaught exception in thread %s", getattr(args.thread, "name", "?"),
+                  exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+
     sys.excepthook = hook
+    threading.excepthook = thread_hook
 
 
 def attach_training(window):
@@ -102,14 +120,20 @@ def attach_training_when_ready(window) -> None:
     poll.start()
 
 
-def run_app(argv: list[str] | None = None) -> int:
-    """Create the application and the main window; show it first, load torch and training behind it."""
-    app = QApplication.instance() or QApplication(sys.argv if argv is None else argv)
-    configure_application(app)
-    from gui.main_window import MainWindow
+def run_app(argv: list[str] | None = None, verbose: bool = False) -> int:
+    """Create the application and the main window; show it first, load torch and training behind it.
 
-    window = MainWindow()
-    install_excepthook(lambda: window)
-    window.show()
-    QTimer.singleShot(0, lambda: attach_training_when_ready(window))
-    return app.exec()
+    Unexpected errors go to the log file (``engine.log``); ``verbose`` also prints the log on stderr."""
+    configure_logging(verbose=verbose)
+    try:
+        app = QApplication.instance() or QApplication(sys.argv if argv is None else argv)
+        configure_application(app)
+        from gui.main_window import MainWindow
+
+        window = MainWindow()
+        install_excepthook(lambda: window)
+        window.show()
+        QTimer.singleShot(0, lambda: attach_training_when_ready(window))
+        return app.exec()
+    finally:
+        close_logging()

@@ -6,8 +6,11 @@ torch is imported here lazily, on first use, so the window shows before the
 from __future__ import annotations
 
 import importlib
+import logging
 import threading
 from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,8 +37,8 @@ def preload_torch(modules=PRELOAD) -> threading.Thread:
         for name in modules:
             try:
                 importlib.import_module(name)
-            except ImportError:
-                pass
+            except ImportError:  # the Train button's own import reports it to the person
+                log.warning("Preloading %s failed", name, exc_info=True)
 
     thread = threading.Thread(target=load, name="torch-preload", daemon=True)
     thread.start()
@@ -60,7 +63,7 @@ def block_children(kind: str, in_shape, params: dict) -> list[ChildRow]:
         try:
             module(torch.empty((1, *in_shape)))
         except Exception:  # noqa: BLE001 - shapes are a bonus; the rows show without them
-            pass
+            log.debug("No inner shapes for %s on input %s", kind, in_shape, exc_info=True)
         finally:
             for hook in hooks:
                 hook.remove()

@@ -1,6 +1,8 @@
 import os
 import tempfile
 
+import pytest
+
 import engine  # noqa: F401 - first, so its OpenMP setting is in place before any test imports torch
 
 # Headless Qt for every test; set before anything imports PySide6.
@@ -8,3 +10,14 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 # The app's own folders (data, cache, logs) go to a fresh temporary folder: tests never touch the user's.
 os.environ["LAYERSTUDIO_HOME"] = tempfile.mkdtemp(prefix="layerstudio-tests-")
+
+
+@pytest.fixture
+def log_to_file(tmp_path, monkeypatch):
+    """The log configured as an entry point does it (no console), into this test's own log folder; its path."""
+    from engine.log import close_logging, configure_logging
+
+    monkeypatch.setenv("LAYERSTUDIO_HOME", str(tmp_path / "home"))
+    path = configure_logging(console=False)
+    yield path
+    close_logging()

@@ -18,6 +18,7 @@ from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 from engine import io as engine_io
 from engine.build import build_model
 from engine.data import DataBundle, DataConfig
+from engine.device_memory import cpu_copy, free_device_memory
 from engine.errors import LayerStudioError, TrainingError, WeightsError
 from engine.spec import NetworkSpec
 from engine.training import RunFinished, TrainConfig
@@ -205,7 +206,9 @@ class TrainingController(QObject):
         worker.epochEnded.connect(self.epochEnded)
         worker.runFinished.connect(self._run_ended)
         worker.evaluated.connect(self._evaluated)
+        worker.evaluationFailed.connect(self.message)
         worker.finished.connect(self._run_done)
+        self.release_run()
         self._worker = worker
         self.run_config = job.config
         self.resuming = checkpoint is not None
@@ -282,6 +285,8 @@ class TrainingController(QObject):
 
     @Slot()
     def _run_done(self) -> None:
+        if self._worker is not None:
+            self._worker.trainer = None  # the controller holds the run now; the worker outlives its thread a moment
         self._worker = None
         result = self.last_result or RunFinished("error", "The run ended without a result.", 0)
         self._set_state(IDLE)
@@ -328,6 +333,22 @@ class TrainingController(QObject):
         if self._worker is not None:
             self._worker = None
             self._set_state(IDLE)
+
+    def release_run(self) -> None:
+        """Free the last run before the next one builds its model, so device memory never holds two runs.
+
+        The trainer goes with its optimizer state, gradients, device copies of the data and kept
+        weights. Its trained weights stay as a CPU copy: Save Weights still has them when the next
+        run fails before it trains, and once it trains its own model replaces them.
+        """
+        trainer, self.trainer = self.trainer, None
+        if trainer is None:
+            return
+        if self.model is trainer.model:
+            self.model = cpu_copy(trainer.model)
+        device = trainer.device
+        del trainer
+        free_device_memory(device)
 
     # ------------------------------------------------------------------ weights
     def save_weights(self, path: str | os.PathLike) -> None:

@@ -9,11 +9,11 @@ passes, no loss value is dropped); epoch and finish events always pass.
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
 import time
-import traceback
 from dataclasses import dataclass, replace
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
@@ -21,11 +21,13 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from engine import data as engine_data
 from engine import training
 from engine.errors import LayerStudioError
+from engine.log import report_unexpected
 from engine.spec import NetworkSpec
 
 BATCH_INTERVAL_S = 0.05  # at most ~20 batch signals per second
 WORKER_NICE = 5  # Linux: the training thread yields the CPU to the UI thread when both want it
 EVALUATION_SAMPLES = 500  # test predictions kept for the sample grid and the regression scatter
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -87,8 +89,8 @@ def yield_cpu_to_the_ui() -> None:
         try:
             current = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), max(current, WORKER_NICE))
-        except OSError:
-            pass
+        except OSError as exc:  # not allowed here: the run is only a little less polite to the UI
+            log.debug("Cannot lower the training thread's priority: %s", exc)
 
 
 def load_bundle(config: engine_data.DataConfig, progress) -> engine_data.DataBundle:
@@ -118,8 +120,7 @@ class DataWorker(QObject):
         except LayerStudioError as exc:
             self.failed.emit(str(exc))
         except Exception as exc:  # noqa: BLE001 - any failure must reach the user, not kill the thread
-            traceback.print_exc()
-            self.failed.emit(f"Loading the data failed: {type(exc).__name__}: {exc}")
+            self.failed.emit(report_unexpected(exc, "loading the data", log))
         finally:
             self.finished.emit()
 
@@ -134,6 +135,7 @@ class TrainingWorker(QObject):
     epochEnded = Signal(object)        # training.EpochEnd
     runFinished = Signal(object)       # training.RunFinished
     evaluated = Signal(object)         # training.Evaluation of the test split
+    evaluationFailed = Signal(str)     # the sentence saying why there is no evaluation
     finished = Signal()                # always the last signal: the thread may quit
 
     def __init__(self, job: TrainingJob):
@@ -181,8 +183,8 @@ class TrainingWorker(QObject):
         except LayerStudioError as exc:
             finished = training.RunFinished("error", str(exc), self._epochs_done())
         except Exception as exc:  # noqa: BLE001 - the UI must always learn that the run ended
-            traceback.print_exc()
-            finished = training.RunFinished("error", f"{type(exc).__name__}: {exc}", self._epochs_done())
+            finished = training.RunFinished("error", report_unexpected(exc, "preparing the run", log),
+                                            self._epochs_done())
         self._throttle.flush()
         self.runFinished.emit(finished)
         try:
@@ -236,8 +238,8 @@ class TrainingWorker(QObject):
             return
         try:
             self.evaluated.emit(self.trainer.evaluate(split, samples=EVALUATION_SAMPLES))
-        except Exception:  # noqa: BLE001 - a failed evaluation must not hide the finished run
-            traceback.print_exc()
+        except Exception as exc:  # noqa: BLE001 - a failed evaluation must not hide the finished run
+            self.evaluationFailed.emit(report_unexpected(exc, f"evaluating the {split} split", log))
 
 
 class WarmupWorker(QObject):
@@ -256,6 +258,6 @@ class WarmupWorker(QObject):
 
                 torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
         except Exception:  # noqa: BLE001 - warming up is an optimisation only
-            traceback.print_exc()
+            log.warning("Warming up PyTorch failed; the first run starts a little slower", exc_info=True)
         finally:
             self.finished.emit()

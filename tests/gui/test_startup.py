@@ -4,6 +4,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 
 from PySide6.QtCore import QTimer
 
@@ -32,8 +33,8 @@ def test_window_shows_without_importing_torch(tmp_path):
     assert result.stdout.split() == ["lenet", "9", "False"]
 
 
-def test_an_exception_in_a_slot_shows_a_dialog_and_the_app_goes_on(window, qtbot, message_boxes, capsys):
-    previous = sys.excepthook
+def test_an_exception_in_a_slot_shows_a_dialog_and_the_app_goes_on(window, qtbot, message_boxes, log_to_file):
+    previous, previous_thread_hook = sys.excepthook, threading.excepthook
     install_excepthook(lambda: window)
     try:
         def broken_slot():
@@ -42,9 +43,11 @@ def test_an_exception_in_a_slot_shows_a_dialog_and_the_app_goes_on(window, qtbot
         QTimer.singleShot(0, broken_slot)
         qtbot.waitUntil(lambda: bool(message_boxes.texts))
     finally:
-        sys.excepthook = previous
+        sys.excepthook, threading.excepthook = previous, previous_thread_hook
     assert "ValueError: boom" in message_boxes.texts[0]
-    assert "boom" in capsys.readouterr().err
+    assert f"(details in {log_to_file})" in message_boxes.texts[0]  # the dialog names the log file
+    logged = log_to_file.read_text(encoding="utf-8")
+    assert "Traceback (most recent call last)" in logged and "in broken_slot" in logged and "ValueError: boom" in logged
     assert window.isVisible()
     window.document.edit_param(window.document.spec.layers[0].id, "kernel_size", 3)  # still editable
     assert window.document.modified
