@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from fractions import Fraction
 from typing import Any, Callable
 
 from engine.errors import LayerError
@@ -21,6 +22,7 @@ Shape = tuple[int, ...]
 
 PADDING_PRESETS = ("valid", "same", "full")
 PARAM_TYPES = ("int", "float", "bool", "choice", "ints", "padding")
+RANGED_TYPES = ("int", "float", "ints", "padding")  # every value of these has a declared min and max
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class Inference:
     macs: int = 0
     formula: str = ""
     warning: str = ""
+    min_batch: int = 1  # smallest training batch the layer can run on (BatchNorm with one value per channel: 2)
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class LayerKind:
     build: Callable[[Shape, dict], Any]
     key: tuple[str, ...] = ()
     is_block: bool = False
+    tokens: Callable[[dict], int] | None = None  # for a layer fed integer token indices: how many it accepts
 
     def param(self, name: str) -> Param:
         return next(p for p in self.params if p.name == name)
@@ -103,6 +107,8 @@ CATEGORIES = ("Core", "Convolution", "Pooling", "Normalization", "Dropout", "Act
 def _register(kind: LayerKind) -> None:
     assert kind.category in CATEGORIES and kind.name not in KINDS
     assert all(p.type in PARAM_TYPES for p in kind.params)
+    for p in kind.params:  # a value in a file is either in a declared range or refused (no overflow reaches torch)
+        assert p.type not in RANGED_TYPES or None not in (p.min, p.max), f"{kind.name}.{p.name} needs a min and a max"
     KINDS[kind.name] = kind
 
 
@@ -490,11 +496,21 @@ for _cls, _dims, _help in (
     _register(LayerKind(_cls, "Pooling", _help, POOL_PARAMS, _pool_infer(_dims, _cls), _pool_build(_cls), key=POOL_KEY))
 
 
+def adaptive_window_total(n: int, o: int) -> int:
+    """Summed length of the ``o`` windows adaptive pooling lays over ``n`` values: window i spans
+    floor(i*n/o) to ceil((i+1)*n/o), so the total is n when o divides n (kernel = stride = n/o)."""
+    return sum(-(-(i + 1) * n // o) - i * n // o for i in range(o))
+
+
 def _adaptive_infer(name: str):
+    averages = "Avg" in name
+
     def infer(x, p):
         _need_rank(x, (3,), name, "(channels, height, width)", "add an Unflatten first")
         o = p["output_size"]
-        return Inference((x[0], o, o), formula=f"H, W = {o} whatever the input ({x[1]}x{x[2]})")
+        # counted like the fixed pools (docs/macs.md): an average costs one MAC per value of its window
+        macs = x[0] * adaptive_window_total(x[1], o) * adaptive_window_total(x[2], o) if averages else 0
+        return Inference((x[0], o, o), macs=macs, formula=f"H, W = {o} whatever the input ({x[1]}x{x[2]})")
 
     return infer
 
@@ -528,12 +544,34 @@ NORM_PARAMS = (
 )
 
 
+def _norm_macs(x: Shape, affine: bool) -> int:
+    """One MAC per value to normalise, one more for the learned scale and shift (docs/macs.md)."""
+    return prod(x) * (2 if affine else 1)
+
+
+def _single_value(layer: str, what: str, x: Shape, fix: str) -> LayerError:
+    """A per-sample normalisation over one value: x - mean is 0, so the output is constant and nothing
+    before the layer learns. PyTorch runs it on a batch of two or more (torch_fails is False)."""
+    return LayerError(f"{layer} normalises {what} over a single value, so its output is constant and no layer "
+                      f"before it can learn: {fix}", x, torch_fails=False)
+
+
 def _batchnorm_infer(ranks: tuple[int, ...], name: str, meaning: str):
     def infer(x, p):
         _need_rank(x, ranks, name, meaning, "use the BatchNorm that matches the input (1d after Linear, 2d after Conv2d)",
                    keeps_shape=True)
         c = x[0]
-        return Inference(x, 2 * c if p["affine"] else 0, 2 * c + 1, 2 * prod(x))
+        warnings, min_batch = [], 1
+        if prod(x[1:]) == 1:  # a channel's values are batch x spatial: a batch of one would be a single value
+            unit = "feature" if len(x) == 1 else "channel"
+            warnings.append(f"{name} sees one value per {unit} in each sample, so it normalises over the batch "
+                            f"and needs training batches of 2 or more: keep the batch size above 1")
+            min_batch = 2
+        if p["momentum"] == 0:
+            warnings.append("momentum 0 never updates the running statistics, so evaluation normalises with "
+                            "mean 0 and variance 1: raise momentum (0.1 is usual)")
+        return Inference(x, 2 * c if p["affine"] else 0, 2 * c + 1, _norm_macs(x, p["affine"]),
+                         warning="; ".join(warnings), min_batch=min_batch)
 
     return infer
 
@@ -563,7 +601,12 @@ def _layernorm_infer(x, p):
             x, torch_fails=False,
         )
     elems = prod(x[-n:])
-    return Inference(x, 2 * elems if p["elementwise_affine"] else 0, 0, 2 * prod(x))
+    if elems == 1:
+        wider = next((k for k in range(n + 1, len(x) + 1) if prod(x[-k:]) > 1), None)
+        fix = (f"set normalized_dims to {wider} so it normalises over {prod(x[-wider:])} values" if wider
+               else "remove it: each sample holds a single value here")
+        raise _single_value("LayerNorm", "each sample", x, fix)
+    return Inference(x, 2 * elems if p["elementwise_affine"] else 0, 0, _norm_macs(x, p["elementwise_affine"]))
 
 
 def _layernorm_build(x, p):
@@ -585,7 +628,12 @@ def _groupnorm_infer(x, p):
     c, g = x[0], p["num_groups"]
     if c % g:
         raise LayerError(f"GroupNorm: {c} channels are not divisible into {g} groups: set num_groups to a divisor of {c}", x)
-    return Inference(x, 2 * c if p["affine"] else 0, 0, 2 * prod(x))
+    if c // g * prod(x[1:]) == 1:
+        fewer = next(d for d in range(c // 2, 0, -1) if c % d == 0) if c > 1 else 0
+        fix = (f"set num_groups to {fewer} so each group holds {c // fewer} channels" if fewer
+               else "remove it: each sample holds a single value here")
+        raise _single_value("GroupNorm", "each group", x, fix)
+    return Inference(x, 2 * c if p["affine"] else 0, 0, _norm_macs(x, p["affine"]))
 
 
 def _groupnorm_build(x, p):
@@ -614,19 +662,25 @@ def _dropout_build(cls_name: str):
     return build
 
 
-def _dropout2d_infer(x, p):
-    if len(x) != 3:
-        raise LayerError("Dropout2d zeroes whole channels of (channels, height, width): use Dropout here", x,
-                         torch_fails=False)
-    return Inference(x)
+def _dropout_infer(name: str):
+    def infer(x, p):
+        if name == "Dropout2d" and len(x) != 3:
+            raise LayerError("Dropout2d zeroes whole channels of (channels, height, width): use Dropout here", x,
+                             torch_fails=False)
+        if p["p"] == 1:  # PyTorch accepts it and passes on nothing but zeros while training
+            raise LayerError(f"{name} p 1 drops every value while training, so no layer before it can learn: "
+                             f"lower p below 1 (0.5 is usual)", x, torch_fails=False)
+        return Inference(x)
+
+    return infer
 
 
-_register(LayerKind("Dropout", "Dropout", "Zeroes random elements during training (p = drop probability)",
-                    (DROP_P,), _same_shape, _dropout_build("Dropout"), key=("{p}",)))
-_register(LayerKind("Dropout2d", "Dropout", "Zeroes whole random channels of (channels, height, width)",
-                    (DROP_P,), _dropout2d_infer, _dropout_build("Dropout2d"), key=("{p}",)))
-_register(LayerKind("AlphaDropout", "Dropout", "Dropout that keeps mean and variance, for SELU networks",
-                    (DROP_P,), _same_shape, _dropout_build("AlphaDropout"), key=("{p}",)))
+for _cls, _help in (
+    ("Dropout", "Zeroes random elements during training (p = drop probability)"),
+    ("Dropout2d", "Zeroes whole random channels of (channels, height, width)"),
+    ("AlphaDropout", "Dropout that keeps mean and variance, for SELU networks"),
+):
+    _register(LayerKind(_cls, "Dropout", _help, (DROP_P,), _dropout_infer(_cls), _dropout_build(_cls), key=("{p}",)))
 
 
 # --------------------------------------------------------------------------- activations
@@ -717,6 +771,7 @@ _register(LayerKind(
     (P("num_embeddings", "int", 1000, "Vocabulary size (largest token index + 1)", 1, 10_000_000),
      P("embedding_dim", "int", 32, "Length of each token's vector", 1, 100_000)),
     _embedding_infer, _embedding_build, key=("{num_embeddings}", "{embedding_dim}"),
+    tokens=lambda p: p["num_embeddings"],
 ))
 
 
@@ -733,6 +788,9 @@ def _recurrent_infer(name: str, gates: int):
             macs += dirs * seq * gates * (fin * h + h * h)
             fin = h * dirs
         shape = (seq, h * dirs) if p["output"] == "all" else (h * dirs,)
+        if p["dropout"] == 1 and layers > 1:
+            raise LayerError(f"{name} dropout 1 drops every value between its stacked layers while training, so only "
+                             f"the top layer can learn: lower dropout below 1", shape, torch_fails=False)
         warning = "dropout only acts between stacked layers: raise num_layers or set it to 0" if p["dropout"] and layers == 1 else ""
         return Inference(shape, params, 0, macs, warning=warning)
 
@@ -767,6 +825,43 @@ for _cls, _gates in (("LSTM", 4), ("GRU", 3)):
 
 
 # --------------------------------------------------------------------------- blocks
+#
+# A block is counted as the layers inside it, each exactly as it would be standing alone, so a block's
+# parameters, buffers, MACs, warnings and smallest batch follow the same rules as the palette's layers
+# (docs/macs.md). The glue (the residual addition, the concatenation) adds no MACs, as a bias does not.
+
+def _conv(out: int, kernel: int, stride: int = 1, padding: int = 0) -> tuple[str, dict]:
+    return "Conv2d", dict(out_channels=out, kernel_size=kernel, stride=stride, padding=padding)
+
+
+RELU = ("ReLU", {})
+
+
+def _total(shape: Shape, parts, formula: str = "") -> Inference:
+    """Parts run inside one block, summed; ``shape`` is the block's output."""
+    warnings = dict.fromkeys(part.warning for part in parts if part.warning)
+    return Inference(shape, sum(part.params for part in parts), sum(part.buffers for part in parts),
+                     sum(part.macs for part in parts), formula, "; ".join(warnings),
+                     max((part.min_batch for part in parts), default=1))
+
+
+def _step(x: Shape, layer: tuple[str, dict]) -> Inference:
+    """One registry layer inside a block, inferred as if it stood alone."""
+    kind, params = layer
+    try:
+        return KINDS[kind].infer(x, {**KINDS[kind].defaults(), **params})
+    except LayerError as exc:  # an inner layer's output shape is not the block's
+        raise LayerError(str(exc), None, exc.torch_fails) from None
+
+
+def _stage(x: Shape, *layers: tuple[str, dict]) -> Inference:
+    """Registry layers one after another inside a block, summed."""
+    parts = []
+    for layer in layers:
+        parts.append(_step(x, layer))
+        x = parts[-1].shape
+    return _total(x, parts)
+
 
 def _need_image(x, name):
     _need_rank(x, (3,), name, "(channels, height, width)", "add an Unflatten first")
@@ -774,12 +869,11 @@ def _need_image(x, name):
 
 def _vgg_infer(x, p):
     _need_image(x, "VGG block")
-    c, (h, w), n, out = x[0], x[1:], p["num_convs"], p["out_channels"]
-    params = out * c * 9 + out + (n - 1) * (out * out * 9 + out)
-    macs = h * w * out * 9 * (c + (n - 1) * out)
+    (h, w), n, out = x[1:], p["num_convs"], p["out_channels"]
     if h < 2 or w < 2:
         raise LayerError(f"VGG block halves the size but the input is only {h}x{w}: remove a block or use a larger input")
-    return Inference((out, h // 2, w // 2), params, 0, macs, f"{n} x conv 3x3 p1 keeps {h}x{w}; max-pool 2 -> {h // 2}x{w // 2}")
+    cost = _stage(x, *[_conv(out, 3, padding=1), RELU] * n, ("MaxPool2d", dict(kernel_size=2, stride=2)))
+    return replace(cost, formula=f"{n} x conv 3x3 p1 keeps {h}x{w}; max-pool 2 -> {h // 2}x{w // 2}")
 
 
 def _vgg_build(x, p):
@@ -798,16 +892,10 @@ _register(LayerKind(
 
 def _nin_infer(x, p):
     _need_image(x, "NiN block")
-    k, s, pad, out = p["kernel_size"], p["stride"], p["padding"], p["out_channels"]
-    sizes, formulas = [], []
-    for axis, n in zip("HW", x[1:]):
-        o, f = _window_axis(axis, n, k, s, (pad, pad), 1, "NiN block")
-        sizes.append(o)
-        formulas.append(f)
-    shape = (out, *sizes)
-    params = out * x[0] * k * k + out + 2 * (out * out + out)
-    macs = prod(shape) * (x[0] * k * k + 2 * out)
-    return Inference(shape, params, 0, macs, "; ".join(formulas))
+    out = p["out_channels"]
+    head = _step(x, _conv(out, p["kernel_size"], p["stride"], p["padding"]))
+    tail = _stage(head.shape, RELU, _conv(out, 1), RELU, _conv(out, 1), RELU)
+    return _total(tail.shape, (head, tail), head.formula)
 
 
 def _nin_build(x, p):
@@ -829,14 +917,15 @@ _register(LayerKind(
 def _residual_infer(x, p):
     _need_image(x, "Residual block")
     c, out, s = x[0], p["out_channels"], p["stride"]
-    h, w = ((n - 1) // s + 1 for n in x[1:])
+    main = _stage(x, _conv(out, 3, s, 1), ("BatchNorm2d", {}), RELU, _conv(out, 3, 1, 1), ("BatchNorm2d", {}))
     project = s != 1 or c != out
-    params = (out * c * 9 + out) + (out * out * 9 + out) + 4 * out + ((out * c + out) if project else 0)
-    macs = h * w * out * (c * 9 + out * 9 + (c if project else 0))
+    parts = [main, _stage(x, _conv(out, 1, s))] if project else [main]
+    parts.append(_stage(main.shape, RELU))  # after the addition
+    h, w = main.shape[1:]
     shortcut = "1x1 conv projection" if project else "identity"
     formula = (f"H = floor(({x[1]} + 2*1 - 3)/{s}) + 1 = {h}; W = floor(({x[2]} + 2*1 - 3)/{s}) + 1 = {w}; "
                f"shortcut: {shortcut}")
-    return Inference((out, h, w), params, 4 * out + 2, macs, formula)
+    return _total(main.shape, parts, formula)
 
 
 def _residual_build(x, p):
@@ -855,12 +944,15 @@ _register(LayerKind(
 
 def _inception_infer(x, p):
     _need_image(x, "Inception block")
-    c, (h, w) = x[0], x[1:]
     c1, c2r, c2, c3r, c3, c4 = (p[k] for k in ("c1", "c2_reduce", "c2", "c3_reduce", "c3", "c4"))
-    weights = c * c1 + c * c2r + c2r * c2 * 9 + c * c3r + c3r * c3 * 25 + c * c4
-    params = weights + c1 + c2r + c2 + c3r + c3 + c4
+    branches = (
+        _stage(x, _conv(c1, 1), RELU),
+        _stage(x, _conv(c2r, 1), RELU, _conv(c2, 3, padding=1), RELU),
+        _stage(x, _conv(c3r, 1), RELU, _conv(c3, 5, padding=2), RELU),
+        _stage(x, ("MaxPool2d", dict(kernel_size=3, stride=1, padding=1)), _conv(c4, 1), RELU),
+    )
     out = c1 + c2 + c3 + c4
-    return Inference((out, h, w), params, 0, h * w * weights, f"channels = {c1} + {c2} + {c3} + {c4} = {out}; H, W kept")
+    return _total((out, *x[1:]), branches, f"channels = {c1} + {c2} + {c3} + {c4} = {out}; H, W kept")
 
 
 def _inception_build(x, p):
@@ -884,9 +976,12 @@ _register(LayerKind(
 # --------------------------------------------------------------------------- hidden sizes
 
 def suggest_hidden_sizes(n_in: int, n_out: int) -> dict[str, int]:
-    """The three rules of thumb for a hidden Linear layer's width."""
+    """The three rules of thumb for a hidden Linear layer's width, in exact integer arithmetic
+    (sizes of any magnitude; a float would overflow past 10^308)."""
+    product = n_in * n_out
+    root = math.isqrt(product)
     return {
-        "2/3 of input + output": max(1, round(n_in * 2 / 3 + n_out)),
-        "mean of input and output": max(1, round((n_in + n_out) / 2)),
-        "geometric mean": max(1, round(math.sqrt(n_in * n_out))),
+        "2/3 of input + output": max(1, round(Fraction(2 * n_in, 3) + n_out)),
+        "mean of input and output": max(1, round(Fraction(n_in + n_out, 2))),
+        "geometric mean": max(1, root + (product - root * root > root)),  # sqrt rounded to nearest
     }

@@ -16,7 +16,8 @@ from engine.layers import KINDS, Inference, Shape, prod
 from engine.spec import NetworkSpec, coerce_params
 
 BYTES_PER_VALUE = 4  # float32
-ENTRY_ONLY = "Embedding"
+ENTRY_ONLY = "Embedding"  # the registry's one kind fed token indices (LayerKind.tokens); engine.export reads it
+TORCH_LIMIT = 2**63 - 1  # PyTorch counts elements in int64: no tensor may hold more
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class LayerRow:
     formula: str = ""
     error: str = ""
     warning: str = ""
+    min_batch: int = 1  # smallest training batch this layer can run on
 
     @property
     def activation_bytes(self) -> int | None:
@@ -62,6 +64,11 @@ class Analysis:
     def complete(self) -> bool:
         """True when every layer's cost is known (totals are then exact, not lower bounds)."""
         return all(r.params is not None for r in self.rows)
+
+    @property
+    def min_batch(self) -> int:
+        """Smallest training batch every layer can run on (2 with a BatchNorm that sees one value per channel)."""
+        return max((r.min_batch for r in self.rows), default=1)
 
     @property
     def output_shape(self) -> Shape | None:
@@ -98,7 +105,21 @@ class Analysis:
         raise KeyError(layer_id)
 
 
-EMBEDDING_NOT_FIRST = "Embedding needs integer token indices, so it must be the first layer: move it to the top"
+def tokens_not_first(kind: str) -> str:
+    """Why a layer fed token indices (``LayerKind.tokens``) cannot sit below another layer."""
+    return f"{kind} needs integer token indices, so it must be the first layer: move it to the top"
+
+
+def beyond_torch(shape: Shape, params: int = 0) -> str:
+    """The sentence saying a layer's output or weights would hold more values than PyTorch can count, or ''.
+
+    Such a layer's output is treated as unknown, so the numbers below it stay bounded."""
+    values = max(prod(shape), params)
+    if values <= TORCH_LIMIT:
+        return ""
+    what = "output" if prod(shape) > TORCH_LIMIT else "weights"
+    return (f"This layer's {what} would hold {format_count(values)} values, more than PyTorch can count "
+            f"(2^63 - 1): lower the sizes, strides or features that lead here")
 
 
 def _params_key(params: dict) -> tuple | None:
@@ -183,14 +204,23 @@ def analyze(spec: NetworkSpec) -> Analysis:
     """One row per layer: output shape, parameters, MACs, formula, error and warning.
 
     Problems that do not depend on the incoming shape (unknown kind, bad parameter values,
-    Embedding not first) are reported even below a layer whose output is unknown."""
+    Embedding not first) are reported even below a layer whose output is unknown. A layer whose
+    output or weights would pass PyTorch's int64 element count is an error with an unknown output,
+    so counts stay exact Python ints of bounded size whatever the parameters."""
     rows = []
     shape: Shape | None = tuple(spec.input_shape)
+    huge_input = prod(shape) > TORCH_LIMIT  # refused by the spec's bounds; here so analysis never overflows
+    if huge_input:
+        shape = None
     for i, layer in enumerate(spec.layers):
         key = _params_key(layer.params)
         checked = _checked(layer.kind, layer.params, key)
         label = _label(layer.kind, layer.params, key, checked)
-        problem = checked if isinstance(checked, str) else EMBEDDING_NOT_FIRST if i and layer.kind == ENTRY_ONLY else ""
+        problem = checked if isinstance(checked, str) else ""
+        if not problem and i and KINDS[layer.kind].tokens:
+            problem = tokens_not_first(layer.kind)
+        if huge_input and not i:
+            problem = problem or "The input shape holds more values than PyTorch can count (2^63 - 1): lower it"
         if problem:
             rows.append(LayerRow(i, layer.id, layer.kind, label, shape, None, error=problem))
             shape = None
@@ -200,12 +230,18 @@ def analyze(spec: NetworkSpec) -> Analysis:
             continue
         inf = _infer(layer.kind, shape, layer.params, key)
         if isinstance(inf, LayerError):
-            rows.append(LayerRow(i, layer.id, layer.kind, label, shape, inf.shape, error=str(inf)))
-            shape = inf.shape
+            out = None if inf.shape is None or beyond_torch(inf.shape) else inf.shape
+            rows.append(LayerRow(i, layer.id, layer.kind, label, shape, out, error=str(inf)))
+            shape = out
+            continue
+        too_big = beyond_torch(inf.shape, inf.params)
+        if too_big:
+            rows.append(LayerRow(i, layer.id, layer.kind, label, shape, None, error=too_big))
+            shape = None
             continue
         trainable = 0 if layer.frozen else inf.params
         rows.append(LayerRow(i, layer.id, layer.kind, label, shape, inf.shape, inf.params, trainable,
-                             inf.buffers, inf.macs, inf.formula, warning=inf.warning))
+                             inf.buffers, inf.macs, inf.formula, warning=inf.warning, min_batch=inf.min_batch))
         shape = inf.shape
     return Analysis(tuple(spec.input_shape), tuple(rows))
 

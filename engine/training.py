@@ -28,6 +28,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from engine import preflight
 from engine.build import build_model
 from engine.data import augment_batch
 from engine.device_memory import free_device_memory
@@ -709,6 +710,7 @@ class Trainer:
         if not analysis.ok:
             row = analysis.errors[0]
             raise TrainingError(f"the design has an error at layer {row.index} ({row.kind}): {row.error}")
+        preflight.check(spec, analysis, data, config.batch_size, self.train_samples)
         target_shape = tuple(spec.input_shape) if data.task == "reconstruction" else tuple(data.train_y.shape[1:])
         self.objective = Objective(config.loss, data.task, tuple(analysis.output_shape), target_shape,
                                    data.num_classes, config)

@@ -1,6 +1,8 @@
 """analyze(): shapes, parameter and buffer counts equal real PyTorch; errors exactly where PyTorch fails."""
 from __future__ import annotations
 
+import math
+import re
 import warnings
 
 import pytest
@@ -58,8 +60,8 @@ def small_value(p: Param, draw) -> object:
     if p.type == "int":
         low, high = SMALL_INTS.get(p.name, (p.min, p.min + 3))
         return draw(st.integers(max(low, p.min), min(high, p.max)))
-    if p.type == "float":
-        return draw(st.sampled_from([p.default, p.min, (p.min + p.max) / 2 if p.max < 100 else p.default]))
+    if p.type == "float":  # the bounds too: p 1 (drops everything) and momentum 0 are errors/warnings of their own
+        return draw(st.sampled_from([p.default, p.default, p.min, p.max, (p.min + p.max) / 2 if p.max < 100 else p.default]))
     if p.type == "bool":
         return draw(st.booleans())
     if p.type == "choice":
@@ -115,8 +117,8 @@ def count(tensors) -> int:
 
 
 def expected_error(row, layer: LayerSpec) -> LayerError:
-    """The LayerError behind a row's error (Embedding out of place is the one error analyze adds itself)."""
-    if row.kind == "Embedding" and row.index > 0:
+    """The LayerError behind a row's error (a token layer out of place is the one error analyze adds itself)."""
+    if KINDS[row.kind].tokens and row.index > 0:
         return LayerError(row.error)
     try:
         infer_layer(layer.kind, row.in_shape, layer.params)
@@ -165,6 +167,16 @@ def test_random_stacks_match_pytorch_layer_by_layer(spec):
                                      f"but PyTorch fails: {exc}") from exc
         event(f"ok: {row.kind}")
         assert tuple(y.shape[1:]) == row.shape, f"row {row.index} ({row.label}) shape"
+        # a batch of one: analysis knows every layer that cannot train on it (BatchNorm over one value per channel)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if row.min_batch > 1:
+                event(f"needs a batch of {row.min_batch}: {row.kind}")
+                assert row.warning, f"row {row.index} ({row.label}) needs batches of {row.min_batch} but says nothing"
+                with pytest.raises(ValueError, match="more than 1 value"):
+                    module(x[:1])
+            else:
+                module(x[:1])
         assert count(module.parameters()) == row.params, f"row {row.index} ({row.label}) params"
         assert count(module.buffers()) == row.buffers, f"row {row.index} ({row.label}) buffers"
         assert row.trainable == (0 if layer.frozen else row.params)
@@ -386,3 +398,117 @@ def test_conv_transpose_presets_that_cannot_work_say_why():
 )
 def test_row_labels(kind, params, label):
     assert one(kind, (1, 28, 28), **params).label == label
+
+
+# --------------------------------------------------------------------------- designs torch accepts but that cannot learn
+
+def forward(kind: str, in_shape, params: dict, x: torch.Tensor) -> torch.Tensor:
+    module = KINDS[kind].build(tuple(in_shape), LayerSpec(kind, params).params)
+    with torch.no_grad():
+        return module(x)
+
+
+@pytest.mark.parametrize(
+    "kind, in_shape, params",
+    [("GroupNorm", (4,), dict(num_groups=4)),           # after a Linear: one channel per group, no spatial
+     ("GroupNorm", (6, 1, 1), dict(num_groups=6)),      # after global pooling
+     ("GroupNorm", (5,), dict(num_groups=5)),           # 5 is prime: the fix is one group
+     ("GroupNorm", (1,), dict(num_groups=1)),           # a single value per sample: nothing to fix with num_groups
+     ("LayerNorm", (5, 1), dict(normalized_dims=1)),    # the last dimension holds one value
+     ("LayerNorm", (3, 1, 1), dict(normalized_dims=2)),
+     ("LayerNorm", (1,), dict())],
+)
+def test_normalising_over_a_single_value_is_an_error_with_a_fix_that_works(kind, in_shape, params):
+    row = one(kind, in_shape, **params)
+    assert row.error.startswith(f"{kind} normalises each ") and "over a single value, so its output is constant" in row.error
+    assert row.shape == tuple(in_shape)  # analysis goes on below it
+    # PyTorch runs it and gives the same output whatever the input: nothing before it can learn
+    torch.manual_seed(0)
+    a, b = (forward(kind, in_shape, params, torch.randn(3, *in_shape) * 10) for _ in range(2))
+    torch.testing.assert_close(a, b, atol=1e-3, rtol=0)
+    fix = re.search(r"set (\w+) to (\d+)", row.error)
+    if fix is None:
+        assert "remove it: each sample holds a single value" in row.error and math.prod(in_shape) == 1
+    else:
+        fixed = one(kind, in_shape, **{**params, fix[1]: int(fix[2])})
+        assert not fixed.error and not fixed.warning
+
+
+@pytest.mark.parametrize(
+    "kind, in_shape, params",
+    [("BatchNorm1d", (8,), {}), ("BatchNorm1d", (4, 1), {}), ("BatchNorm2d", (4, 1, 1), {}),
+     ("Residual", (3, 1, 1), dict(out_channels=4)), ("Residual", (3, 2, 2), dict(out_channels=4, stride=2))],
+)
+def test_batch_norm_over_one_value_per_channel_warns_and_needs_a_batch_of_two(kind, in_shape, params):
+    row = one(kind, in_shape, **params)
+    assert not row.error and row.min_batch == 2
+    assert "one value per" in row.warning and "needs training batches of 2 or more" in row.warning
+    module = KINDS[kind].build(tuple(in_shape), LayerSpec(kind, params).params)
+    module(torch.randn(2, *in_shape))
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        module(torch.randn(1, *in_shape))
+    spec = NetworkSpec(in_shape, (LayerSpec(kind, params, "x"),))
+    assert analyze(spec).min_batch == 2
+
+
+@pytest.mark.parametrize("kind, in_shape", [("BatchNorm1d", (4, 2)), ("BatchNorm2d", (4, 2, 1)), ("Residual", (3, 2, 2))])
+def test_batch_norm_with_more_than_one_value_per_channel_trains_on_a_batch_of_one(kind, in_shape):
+    row = one(kind, in_shape)
+    assert row.min_batch == 1 and not row.warning
+    KINDS[kind].build(tuple(in_shape), LayerSpec(kind, {}).params)(torch.randn(1, *in_shape))
+
+
+def test_batch_norm_momentum_zero_warns_that_running_statistics_never_move():
+    row = one("BatchNorm2d", (3, 4, 4), momentum=0.0)
+    assert not row.error and row.warning.startswith("momentum 0 never updates the running statistics")
+    module = KINDS["BatchNorm2d"].build((3, 4, 4), LayerSpec("BatchNorm2d", {"momentum": 0.0}).params)
+    module(torch.randn(4, 3, 4, 4) + 5)
+    assert torch.equal(module.running_mean, torch.zeros(3)) and torch.equal(module.running_var, torch.ones(3))
+
+
+@pytest.mark.parametrize("kind, in_shape", [("Dropout", (6,)), ("Dropout2d", (2, 3, 3)), ("AlphaDropout", (6,))])
+def test_dropout_of_every_value_is_an_error(kind, in_shape):
+    row = one(kind, in_shape, p=1.0)
+    assert row.error.startswith(f"{kind} p 1 drops every value while training") and row.shape == in_shape
+    assert not one(kind, in_shape, p=0.99).error
+    module = KINDS[kind].build(tuple(in_shape), {"p": 1.0})
+    out = module(torch.randn(4, *in_shape))
+    assert torch.equal(out, torch.zeros_like(out)) or out.unique().numel() == 1  # nothing of the input is left
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_recurrent_dropout_of_every_value_between_layers_is_an_error(kind):
+    row = one(kind, (5, 3), hidden_size=4, num_layers=2, dropout=1.0)
+    assert row.error.startswith(f"{kind} dropout 1 drops every value between its stacked layers")
+    assert row.shape == (4,)
+    assert not one(kind, (5, 3), hidden_size=4, num_layers=1, dropout=1.0).error  # a warning says it does nothing
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if KINDS[k].tokens])
+def test_layers_fed_token_indices_must_come_first(kind):
+    spec = NetworkSpec((12,), (LayerSpec("Identity", {}, "i"), LayerSpec(kind, {}, "t")))
+    assert analyze(spec).rows[1].error == (
+        f"{kind} needs integer token indices, so it must be the first layer: move it to the top")
+    first = NetworkSpec((12,), (LayerSpec(kind, {}, "t"),))
+    assert analyze(first).ok
+
+
+# --------------------------------------------------------------------------- numbers past what torch can count
+
+def test_outputs_and_weights_past_torchs_int64_count_are_errors_and_stop_the_numbers_growing():
+    upsample = LayerSpec("ConvTranspose2d", {"out_channels": 100_000, "kernel_size": 1000, "stride": 1000}).params
+    layers = [LayerSpec("ConvTranspose2d", upsample, f"t{i}") for i in range(6)]
+    spec = NetworkSpec((1, 1000, 1000), (*layers, LayerSpec("Flatten", {}, "f"), LayerSpec("Linear", {}, "l")))
+    analysis = analyze(spec)
+    bad = analysis.errors[0]
+    assert bad.error.startswith("This layer's output would hold ") and "more than PyTorch can count (2^63 - 1)" in bad.error
+    assert bad.shape is None and all(r.shape is None for r in analysis.rows[bad.index:])
+    assert all(math.prod(r.shape) < 2**63 for r in analysis.rows if r.shape)
+    assert format_count(analysis.macs) and f"{analysis.size_mb:.2f}"
+
+    wide = NetworkSpec((10**13,), (LayerSpec("Linear", {"out_features": 1_000_000}, "l"),))  # 10^19 weights
+    row = analyze(wide).rows[0]
+    assert row.error.startswith("This layer's weights would hold ") and row.shape is None
+    assert not analyze(wide.with_input_shape((10**12,))).rows[0].error  # 10^18 still counts in int64
+    huge_input = NetworkSpec((2**40, 2**40), (LayerSpec("ReLU", {}, "r"),))
+    assert "input shape holds more values than PyTorch can count" in analyze(huge_input).rows[0].error

@@ -1,0 +1,69 @@
+"""What analysis cannot know until a run starts: the data's values and the batch size.
+
+``Trainer`` calls ``check`` before it builds the model, so a design that PyTorch would accept but
+that fails on its first batch (a BatchNorm that would see a single value per channel, an Embedding
+fed real numbers or token indices it has no vector for, a Linear fed integers) is refused with a
+sentence instead of a torch error mid-run.
+"""
+from __future__ import annotations
+
+from engine.errors import TrainingError
+from engine.layers import KINDS
+from engine.shapes import Analysis
+from engine.spec import NetworkSpec
+
+
+def check(spec: NetworkSpec, analysis: Analysis, data, batch_size: int, samples: int) -> None:
+    """Raise TrainingError when ``spec`` cannot train on ``data`` (``samples`` training samples) in
+    batches of ``batch_size``. ``analysis`` is ``analyze(spec)``, already free of errors."""
+    _check_batch(analysis, batch_size, samples)
+    _check_inputs(spec, data)
+
+
+def _check_batch(analysis: Analysis, batch_size: int, samples: int) -> None:
+    """The largest batch a run cuts is min(batch size, samples); a trailing batch of one is skipped."""
+    largest = min(batch_size, samples)
+    row = next((r for r in analysis.rows if r.min_batch > largest), None)
+    if row is None:
+        return
+    needs = f"layer {row.index} ({row.kind}), which needs training batches of {row.min_batch} or more " \
+            f"(it normalises over the batch)"
+    if batch_size < row.min_batch:
+        raise TrainingError(f"Batch size {batch_size} is too small for {needs}: set the batch size to "
+                            f"{row.min_batch} or more.")
+    raise TrainingError(f"The data has only {samples} training sample{'s' if samples != 1 else ''}, too few for "
+                        f"{needs}: use more training samples.")
+
+
+def _splits(data):
+    return (("training", data.train_x), ("validation", data.val_x), ("test", data.test_x))
+
+
+def _check_inputs(spec: NetworkSpec, data) -> None:
+    """The first layer decides what the inputs must be: token indices in its range, or real numbers."""
+    if not spec.layers:
+        return
+    first = spec.layers[0]
+    tokens = KINDS[first.kind].tokens
+    for split, x in _splits(data):
+        dtype = str(x.dtype).removeprefix("torch.")
+        whole = not (x.is_floating_point() or x.is_complex()) and dtype != "bool"
+        if tokens is None:
+            if not (x.is_floating_point() or x.numel() == 0):
+                raise TrainingError(f"Layer 0 ({first.kind}) takes real numbers but the {split} data holds {dtype} "
+                                    f"values: convert the inputs to floating point.")
+            continue
+        count = tokens(first.params)
+        if not whole:
+            raise TrainingError(
+                f"Layer 0 ({first.kind}) looks up integer token indices but the {split} data holds {dtype} values: "
+                f"give it token data (whole numbers from 0 to {count - 1}), or start the design with a layer that "
+                f"takes real numbers, such as Linear.")
+        if x.numel():
+            low, high = int(x.min()), int(x.max())
+            if low < 0:
+                raise TrainingError(f"Layer 0 ({first.kind}) looks up token indices from 0, but the {split} data "
+                                    f"holds {low}: map the tokens to whole numbers from 0 to {count - 1}.")
+            if high >= count:
+                raise TrainingError(f"Layer 0 ({first.kind}) has vectors for tokens 0 to {count - 1}, but the "
+                                    f"{split} data holds token {high}: set num_embeddings to {high + 1} or more.")
