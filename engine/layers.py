@@ -563,9 +563,7 @@ def _batchnorm_infer(ranks: tuple[int, ...], name: str, meaning: str):
         c = x[0]
         warnings, min_batch = [], 1
         if prod(x[1:]) == 1:  # a channel's values are batch x spatial: a batch of one would be a single value
-            unit = "feature" if len(x) == 1 else "channel"
-            warnings.append(f"{name} sees one value per {unit} in each sample, so it normalises over the batch "
-                            f"and needs training batches of 2 or more: keep the batch size above 1")
+            # Not a row warning: only the batch size decides (the trainer refuses 1, the window warns then).
             min_batch = 2
         if p["momentum"] == 0:
             warnings.append("momentum 0 never updates the running statistics, so evaluation normalises with "
