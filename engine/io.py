@@ -58,14 +58,17 @@ def _file_kind(path: Path, what: str = "weights") -> str:
         raise WeightsError(f"{path} cannot be read ({exc.strerror or exc}): check its permissions") from None
     if size == 0:
         raise WeightsError(f"{path} is empty: it was probably not written completely; save the weights again")
-    if head.startswith(_ZIP_MAGIC) or head[:1] == bytes([_PICKLE_PROTO]):
+    if head.startswith(_ZIP_MAGIC):
         return "torch"
+    # Before the pickle test: a safetensors header of 128 + 256k bytes also starts with the byte 0x80.
     if len(head) == 9 and head[8:9] == b"{":
         (header_len,) = struct.unpack("<Q", head[:8])
         if header_len <= min(size - 8, _MAX_SAFETENSORS_HEADER):
             return "safetensors"
         raise WeightsError(f"{path} has a damaged safetensors header (it claims {header_len} bytes but the file "
                            f"has {size}): the file is truncated or corrupt; save the weights again")
+    if head[:1] == bytes([_PICKLE_PROTO]):
+        return "torch"
     raise WeightsError(f"{path} is not a PyTorch (.pt) or safetensors file: choose a file saved with "
                        "torch.save or safetensors")
 

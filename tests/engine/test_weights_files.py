@@ -44,6 +44,19 @@ def test_a_file_with_the_other_formats_suffix_is_read_by_its_content(tmp_path, w
     assert same_weights(source, target)
 
 
+@pytest.mark.parametrize("named", [".safetensors", ".pt"])
+def test_a_safetensors_header_whose_length_starts_like_a_pickle_is_still_safetensors(tmp_path, named):
+    """A header of 128 bytes (or 384, ...) makes the file's first byte 0x80, a pickle's first byte."""
+    for length in range(1, 400):
+        state = {"w" * length: torch.ones(2)}
+        data = safetensors.torch.save(state)
+        if data[0] == 0x80:
+            break
+    path = tmp_path / f"w{named}"
+    path.write_bytes(data)
+    assert torch.equal(read_state_dict(path)["w" * length], torch.ones(2))
+
+
 def test_a_checkpoint_named_safetensors_is_read_and_a_safetensors_file_is_not_a_checkpoint(tmp_path):
     save_checkpoint(tmp_path / "ck.pt", {"epoch": 2, "model": model().state_dict()})
     os.replace(tmp_path / "ck.pt", tmp_path / "ck.safetensors")
