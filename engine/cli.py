@@ -13,6 +13,7 @@ import sys
 
 from engine.errors import LayerStudioError
 from engine.log import close_logging, configure_logging, report_unexpected
+from engine.text import printable
 
 EXIT_USER_ERROR = 1
 EXIT_UNEXPECTED = 2
@@ -41,7 +42,8 @@ def cmd_templates(args: argparse.Namespace) -> int:
 
     rows = [(t.name, t.dataset, _count(analyze(load_template(t.name)).params), t.description)
             for t in list_templates()]
-    print("\n".join(_table(("template", "dataset", "params", "description"), rows, right={2})))
+    print(printable("\n".join(_table(("template", "dataset", "params", "description"), rows, right={2})),
+                    keep_newlines=True))
     return 0
 
 
@@ -67,7 +69,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
         macs = "?" if row.macs is None else format_count(row.macs)
         rows.append(("!" if row.error else "", str(row.index), label, format_shape(row.shape), _count(row.params),
                      macs, _row_note(row)))
-    print(f"{data.get('name') or args.design}: input {format_shape(spec.input_shape)}, {len(spec.layers)} layers")
+    title = data.get("name") or args.design  # the design's own text: printed escaped, never raw
+    print(f"{printable(title)}: input {format_shape(spec.input_shape)}, {len(spec.layers)} layers")
     print("\n".join(_table(("", "#", "layer", "output", "params", "MACs", "formula / error"), rows, right={1, 4, 5})))
     if not analysis.ok:
         first = analysis.errors[0]
@@ -87,18 +90,16 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Write a standalone PyTorch script for a design."""
-    from engine.export import python_source
+    """Write a standalone PyTorch script for a design (the target is checked before any work)."""
+    from engine.export import SCRIPT_SUFFIXES, python_source
+    from engine.files import check_output_path, write_text_atomically
     from engine.templates import load_design
 
+    target = check_output_path(args.python, SCRIPT_SUFFIXES, "--python file")
     spec, _ = load_design(args.design)
-    source = python_source(spec)
-    try:
-        with open(args.python, "w", encoding="utf-8") as file:
-            file.write(source)
-    except OSError as exc:
-        raise LayerStudioError(f"cannot write {args.python}: {exc.strerror or exc}: choose another path") from None
-    print(f"wrote {args.python}: nn.Sequential of {len(spec.layers)} layers; run it with: python {args.python}")
+    write_text_atomically(target, python_source(spec), "script")
+    print(printable(f"wrote {args.python}: nn.Sequential of {len(spec.layers)} layers; run it with: "
+                    f"python {args.python}"))
     return 0
 
 
@@ -149,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(verbose=getattr(args, "verbose", False))
     try:
         return args.func(args)
-    except LayerStudioError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except LayerStudioError as exc:  # its sentence may quote a file name or a design's text: printed escaped
+        print(f"error: {printable(str(exc), keep_newlines=True)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except BrokenPipeError:  # e.g. `layerstudio summary vgg | head`
         sys.stderr.close()

@@ -6,7 +6,6 @@ Settings come in layers, later ones winning: the design file's own "training" an
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import signal
 import sys
@@ -16,6 +15,8 @@ from pathlib import Path
 from typing import TextIO
 
 from engine.errors import TrainingError, WeightsError
+from engine.files import check_output_path, read_json_object
+from engine.spec import MAX_DESIGN_BYTES
 
 EXIT_INTERRUPTED = 130  # the shell's code for "ended by SIGINT"
 TRAINING_FLAGS = ("epochs", "batch_size", "optimizer", "lr", "device", "amp", "seed")
@@ -48,22 +49,6 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 # --------------------------------------------------------------------------- settings
 
-def _read_json_object(path: str, what: str) -> dict:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TrainingError(f"{what} {path!r} does not exist: check the path") from None
-    except IsADirectoryError:
-        raise TrainingError(f"{what} {path!r} is a folder: give a .json file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TrainingError(f"cannot read {what} {path!r} ({exc}): check the file") from None
-    except json.JSONDecodeError as exc:
-        raise TrainingError(f"{what} {path!r} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    if not isinstance(data, dict):
-        raise TrainingError(f"{what} {path!r} must hold a JSON object")
-    return data
-
-
 def _section(data: dict, key: str, where: str) -> dict:
     section = data.get(key) or {}
     if not isinstance(section, dict):
@@ -80,7 +65,7 @@ def layered_settings(args: argparse.Namespace, design: dict, checkpoint: dict | 
         training.update(_section(checkpoint, "config", "the checkpoint"))
         data.update(_section(checkpoint, "data", "the checkpoint"))
     if args.config:
-        config = _read_json_object(args.config, "config file")
+        config = read_json_object(args.config, "training configuration", MAX_DESIGN_BYTES, TrainingError)
         # A saved TrainConfig, or a file with "training" (and "data") sections, e.g. a design saved by the window.
         training.update(_section(config, "training", args.config) if "training" in config else config)
         data.update(_section(config, "data", args.config))
@@ -232,9 +217,7 @@ def _run_train(args: argparse.Namespace) -> int:
     from engine.training import TrainConfig, Trainer
 
     spec, design = load_design(args.design)
-    for output in (args.save, args.checkpoint):
-        if output:
-            check_output_folder(output)
+    check_output_paths(args)
     checkpoint = read_checkpoint(args.resume) if args.resume else None
     training, data_settings = layered_settings(args, design, checkpoint)
     if checkpoint is not None:
@@ -274,11 +257,14 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_output_folder(path: str) -> None:
-    """Refuse an output path whose folder is missing before training, not after it."""
-    folder = Path(path).expanduser().resolve().parent
-    if not folder.is_dir():
-        raise WeightsError(f"cannot write {path}: the folder {folder} does not exist; create it or choose another path")
+def check_output_paths(args: argparse.Namespace) -> None:
+    """Refuse a --save or --checkpoint path that could not be written (suffix, folder) before training, not after it."""
+    from engine.io import CHECKPOINT_SUFFIXES, WEIGHTS_SUFFIXES
+
+    for flag, path, suffixes in (("--save", args.save, WEIGHTS_SUFFIXES),
+                                 ("--checkpoint", args.checkpoint, CHECKPOINT_SUFFIXES)):
+        if path:
+            check_output_path(path, suffixes, f"{flag} file", WeightsError)
 
 
 def plural(count: int, word: str) -> str:

@@ -15,11 +15,12 @@ from PySide6.QtWidgets import (
 
 from engine.layers import KINDS, Param, suggest_hidden_sizes
 from engine.shapes import LayerRow, format_shape
+from engine.spec import MAX_INPUT_DIMENSION
 from gui.editors import IntsEditor, ParamEditor, make_editor
 from gui.icons import CATEGORY_COLORS
 from gui.stack_model import INPUT_HELP, INPUT_ID
 
-INPUT_PARAM = Param("input_shape", "ints", (1, 28, 28), INPUT_HELP, 1, 100_000)
+INPUT_PARAM = Param("input_shape", "ints", (1, 28, 28), INPUT_HELP, 1, MAX_INPUT_DIMENSION)
 
 
 def _label(text: str = "", object_name: str = "", wrap: bool = True) -> QLabel:

@@ -17,9 +17,10 @@ from PySide6.QtWidgets import (
 )
 
 from engine.errors import SpecError
+from engine.spec import DESIGN_SUFFIXES
 from engine.templates import list_templates
 from gui.code_view import CodeView
-from gui.dialogs import EMPTY, NewDesignDialog, help_dialog, show_about
+from gui.dialogs import EMPTY, NewDesignDialog, ask_save_path, help_dialog, show_about
 from gui.document import DEFAULT_INPUT_SHAPE, DesignDocument, DesignFile
 from gui.icons import icon
 from gui.inspector import Inspector
@@ -428,12 +429,8 @@ class MainWindow(QMainWindow):
 
     def save_as(self) -> bool:
         suggested = str(Path(self._last_folder()) / f"{self.document.name or 'design'}.json")
-        path, _ = QFileDialog.getSaveFileName(self, "Save design as", suggested, FILE_FILTER)
-        if not path:
-            return False
-        if not Path(path).suffix:
-            path += ".json"
-        return self.save_to(path)
+        path = ask_save_path(self, "Save design as", suggested, FILE_FILTER, DESIGN_SUFFIXES[0])
+        return self.save_to(path) if path else False
 
     def save_to(self, path) -> bool:
         try:

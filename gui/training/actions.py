@@ -13,6 +13,8 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from engine.errors import LayerStudioError, WeightsError
+from engine.io import CHECKPOINT_SUFFIXES, WEIGHTS_SUFFIXES
+from gui.dialogs import ask_save_path
 from gui.training import controller as states
 
 WEIGHTS_FILTER = "PyTorch state_dict (*.pt *.pth);;safetensors (*.safetensors);;All files (*)"
@@ -57,7 +59,7 @@ class WeightsActions(QObject):
 
     # ------------------------------------------------------------------ dialogs
     def _ask_save_weights(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self.parent_widget, "Save weights", "weights.pt", WEIGHTS_FILTER)
+        path = ask_save_path(self.parent_widget, "Save weights", "weights.pt", WEIGHTS_FILTER, WEIGHTS_SUFFIXES[0])
         if path:
             self.save_weights_to(path)
 
@@ -67,8 +69,8 @@ class WeightsActions(QObject):
             self.load_weights_from(path)
 
     def _ask_save_checkpoint(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self.parent_widget, "Save checkpoint", "checkpoint.pt",
-                                              CHECKPOINT_FILTER)
+        path = ask_save_path(self.parent_widget, "Save checkpoint", "checkpoint.pt", CHECKPOINT_FILTER,
+                             CHECKPOINT_SUFFIXES[0])
         if path:
             self.save_checkpoint_to(path)
 

@@ -116,4 +116,4 @@ def test_export_of_a_broken_design_writes_nothing(tmp_path, capsys):
 
 def test_export_to_an_unwritable_path_exits_1(tmp_path, capsys):
     assert main(["export", "lenet", "--python", str(tmp_path / "missing folder" / "model.py")]) == 1
-    assert "cannot write" in capsys.readouterr().err
+    assert "Cannot write" in capsys.readouterr().err

@@ -245,7 +245,7 @@ def test_unknown_template_lists_the_known_names():
     (None, "does not exist"),
     ("{not json", "not valid JSON"),
     ("[1, 2]", "JSON object"),
-    (b"\xff\xfe\x00garbage", "cannot read"),
+    (b"\xff\xfe\x00garbage", "not UTF-8 text"),
     ('{"format": "layerstudio.design", "version": 1, "input_shape": [1, 28, 28], '
      '"layers": [{"kind": "Conv9d"}]}', "unknown kind 'Conv9d'"),
 ])
