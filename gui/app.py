@@ -9,6 +9,7 @@ from PySide6.QtCore import QCoreApplication, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from engine.errors import LayerStudioError
+from gui.input_policy import install_input_policy
 from resources import ROOT
 
 ORGANIZATION = "LayerStudio"
@@ -17,12 +18,14 @@ STYLE_SHEET = ROOT / "styles" / "light.qss"
 
 
 def configure_application(app: QCoreApplication) -> None:
-    """Names (for QSettings), the Fusion style, the app's style sheet and a clean clipboard exit."""
+    """Names (for QSettings), the input rules (gui.input_policy), the Fusion style, the app's style sheet
+    and a clean clipboard exit."""
     QCoreApplication.setOrganizationName(ORGANIZATION)
     QCoreApplication.setApplicationName(APPLICATION)
     if isinstance(app, QApplication) and not app.property("layerstudioStyled"):
         app.setProperty("layerstudioStyled", True)
         atexit.register(_release_clipboard)
+        install_input_policy(app)
         app.setStyle("Fusion")
         if STYLE_SHEET.exists():
             icons = (ROOT / "icons").as_posix()
