@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
 
 from engine.layers import KINDS, Param, suggest_hidden_sizes
 from engine.shapes import LayerRow, format_shape
-from gui.editors import IntsEditor, ParamEditor, make_editor
+from gui.editors import INPUT_SHAPE_HINT, IntsEditor, ParamEditor, make_editor
 from gui.icons import CATEGORY_COLORS
 from gui.stack_model import INPUT_HELP, INPUT_ID
 
@@ -148,7 +148,7 @@ class Inspector(QWidget):
         self.editors = {}
         params = (INPUT_PARAM,) if kind == "Input" else KINDS[kind].params
         for param in params:
-            editor = make_editor(param) if kind != "Input" else IntsEditor(param, high=100_000)
+            editor = make_editor(param) if kind != "Input" else IntsEditor(param, high=100_000, hint=INPUT_SHAPE_HINT)
             editor.edited.connect(lambda value, name=param.name: self._on_edited(name, value))
             label = QLabel(param.name)
             label.setToolTip(param.help)
