@@ -340,11 +340,11 @@ class LayerStackModel(QAbstractItemModel):
         if kids is None or index.row() >= len(kids[1]):
             return None
         child = kids[1][index.row()]
-        if role == DISPLAY:
-            label = f"{child.name}: {child.kind}" if child.name else child.text
+        if role == DISPLAY:  # a layer "conv1: Conv2d", a step between layers "ReLU", or a message
+            label = f"{child.name}: {child.kind}" if child.name else child.kind or child.text
             return {COL_LAYER: label, COL_SHAPE: "" if child.shape is None else format_shape(child.shape),
                     COL_PARAMS: "" if not child.params else format_count(child.params),
-                    COL_NOTES: child.text if child.name else ""}.get(index.column())
+                    COL_NOTES: child.text if child.kind else ""}.get(index.column())
         if role == TOOLTIP:
             return child.text
         if role == FOREGROUND:
