@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
 from engine.errors import LayerStudioError
 from gui.icons import icon
 from gui.widgets import ElidedLabel
+from gui.wording import shapes_in_prose
 
 MODEL, SCRIPT = 0, 1
 
@@ -80,7 +81,7 @@ class CodeView(QWidget):
         spec = self.document.spec
         analysis = self.document.analysis
         if not analysis.ok:
-            lines = [f"layer {row.index} ({row.kind}): {row.error}" for row in analysis.errors]
+            lines = [f"layer {row.index} ({row.kind}): {shapes_in_prose(row.error)}" for row in analysis.errors]
             self._show("# The design has errors; fix them to see the code:\n# " + "\n# ".join(lines),
                        f"{len(lines)} error(s)")
             return

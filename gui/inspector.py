@@ -18,6 +18,7 @@ from engine.shapes import LayerRow, format_shape
 from gui.editors import INPUT_SHAPE_HINT, IntsEditor, ParamEditor, make_editor
 from gui.icons import CATEGORY_COLORS
 from gui.stack_model import INPUT_HELP, INPUT_ID
+from gui.wording import shapes_in_prose
 
 INPUT_PARAM = Param("input_shape", "ints", (1, 28, 28), INPUT_HELP, 1, 100_000)
 
@@ -211,9 +212,9 @@ class Inspector(QWidget):
 
     def _show_row(self, row: LayerRow) -> None:
         self.error.setVisible(bool(row.error))
-        self.error.setText(f"<b>Error:</b> {row.error}")
+        self.error.setText(f"<b>Error:</b> {shapes_in_prose(row.error or '')}")
         self.warning.setVisible(bool(row.warning))
-        self.warning.setText(f"<b>Warning:</b> {row.warning}")
+        self.warning.setText(f"<b>Warning:</b> {shapes_in_prose(row.warning or '')}")
         self.in_shape.setText(format_shape(row.in_shape))
         self.out_shape.setText(format_shape(row.shape))
         if row.params is None:

@@ -12,7 +12,7 @@ from gui.editors import INPUT_SHAPE_HINT, ShapeEdit
 from gui.icons import ERROR_COLOR
 from gui.stack_model import COL_NOTES, COL_SHAPE
 from gui.stack_view import EMPTY_HINT
-from tests.gui.helpers import ids, load, spec_of
+from tests.gui.helpers import ids, load, notes, spec_of
 
 
 def broken_lenet(window) -> str:
@@ -138,3 +138,34 @@ def test_the_shape_edited_in_the_stack_says_what_it_expects(window, qtbot):
     qtbot.waitUntil(lambda: bool(messages))
     assert messages == [f"{INPUT_SHAPE_HINT} The input stays 1x28x28."]
     assert window.document.spec.input_shape == (1, 28, 28)
+
+
+def test_shapes_in_the_notes_inspector_and_code_tab_are_written_1x28x28(window, qtbot):
+    """The engine writes shapes in its messages as Python tuples; the window writes them one way."""
+    load(window, spec_of((784,), "MaxPool2d", ("LayerNorm", {"normalized_dims": 3}), "Flatten"))
+    doc = window.document
+    errors = [row.error for row in analyze(doc.spec).rows if row.error]
+    assert any("(784,)" in error for error in errors)  # what the engine says
+    view = window.stack_view
+    assert notes(window)[0].startswith("MaxPool2d needs (channels, height, width) input, got 784:")
+    assert "(784,)" not in "".join(notes(window))
+    tooltip = view.stack_model.data(view.stack_model.index_of(ids(window)[0], COL_NOTES), Qt.ItemDataRole.ToolTipRole)
+    assert "got 784:" in tooltip
+    view.select_ids(ids(window)[:1])
+    assert "got 784:" in window.inspector.error.text() and "(784,)" not in window.inspector.error.text()
+    window.tabs.setCurrentWidget(window.code_view)
+    qtbot.waitUntil(lambda: "got 784:" in window.code_view.text.toPlainText())
+    load(window, spec_of((16, 4, 4), ("LayerNorm", {"normalized_dims": 4})))
+    assert "the input 16x4x4 has 3" in notes(window)[0]
+
+
+@pytest.mark.parametrize("text, written", [
+    ("got (16, 4, 4): add a Flatten", "got 16x4x4: add a Flatten"),
+    ("got (784,)", "got 784"),
+    ("needs (channels, height, width) input", "needs (channels, height, width) input"),
+    ("floor((28 + 2*2 - 5)/1) + 1 (padding 2)", "floor((28 + 2*2 - 5)/1) + 1 (padding 2)"),
+])
+def test_shapes_in_prose(text, written):
+    from gui.wording import shapes_in_prose
+
+    assert shapes_in_prose(text) == written
