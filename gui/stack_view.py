@@ -188,6 +188,15 @@ class StackView(QTreeView):
             if index.isValid():  # the rows' heights follow
                 self.dataChanged(index, index.siblingAtColumn(COL_NOTES))
 
+    def dataChanged(self, top_left: QModelIndex, bottom_right: QModelIndex, roles=()) -> None:  # noqa: N802
+        """Repaint changed rows without asking each for its height again: every row has the same
+        height but the note row, whose height ``_place_note_row`` refreshes alone. (Qt's tree view
+        measures every changed row, which was most of the time an edit took in a 100-layer design.)"""
+        if top_left.row() == bottom_right.row() and top_left.parent() == bottom_right.parent():
+            super().dataChanged(top_left, bottom_right, list(roles))
+        else:
+            QAbstractItemView.dataChanged(self, top_left, bottom_right, list(roles))
+
     def empty_hint(self) -> str:
         """What the stack says under the input row while the design has no layers ("" once it has one)."""
         return self._empty_hint.text() if self._empty_hint.isVisibleTo(self) else ""

@@ -169,3 +169,18 @@ def test_shapes_in_prose(text, written):
     from gui.wording import shapes_in_prose
 
     assert shapes_in_prose(text) == written
+
+
+def test_the_note_line_follows_edits_of_the_design(window, qtbot):
+    """An edit that breaks (or mends) the current row gives it (or takes away) its note line."""
+    view, model = window.stack_view, window.stack_view.stack_model
+    conv3 = ids(window)[5]
+    view.select_ids([conv3])
+    normal = view.visualRect(model.index_of(conv3)).height()
+    broken_lenet(window)
+    qtbot.waitUntil(lambda: view.visualRect(model.index_of(conv3)).height() > normal)
+    below = view.visualRect(model.index_of(ids(window)[6]))
+    assert below.top() >= view.visualRect(model.index_of(conv3)).bottom()  # the rows below move down
+    window.undo()
+    qtbot.waitUntil(lambda: view.visualRect(model.index_of(conv3)).height() == normal)
+    assert view.note_text(model.index_of(conv3)) == ""
