@@ -84,8 +84,8 @@ def _flow_steps(module, in_shape: tuple[int, ...]) -> list[ChildRow]:
     rows, previous = [], None
     for node in graph.graph.nodes:
         sources = [refer[arg.name] for arg in node.all_input_nodes]
-        if node.op == "placeholder":
-            refer[node.name] = "input"
+        if node.op in ("placeholder", "get_attr"):  # the block's input, or a tensor it holds
+            refer[node.name] = "input" if node.op == "placeholder" else str(node.target)
             previous = node.name
             continue
         if node.op == "output":

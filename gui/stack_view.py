@@ -138,11 +138,10 @@ class StackView(QTreeView):
         self.context_actions: list = []
         self.customContextMenuRequested.connect(self._show_context_menu)
         self.selectionModel().currentRowChanged.connect(self._emit_current)
-        self.selectionModel().currentRowChanged.connect(self._note_timer.start)
-        header.sectionResized.connect(self._note_timer.start)
-        for change in (self.stack_model.dataChanged, self.stack_model.rowsInserted, self.stack_model.rowsRemoved,
-                       self.stack_model.layoutChanged, self.stack_model.modelReset):
-            change.connect(self._note_timer.start)
+        for change in (self.selectionModel().currentRowChanged, header.sectionResized, self.stack_model.dataChanged,
+                       self.stack_model.rowsInserted, self.stack_model.rowsRemoved, self.stack_model.layoutChanged,
+                       self.stack_model.modelReset):
+            change.connect(lambda *_: self._note_timer.start())
         document.changed.connect(self._show_empty_hint)
         self._show_empty_hint()
         self.stack_model.dropped.connect(self.select_ids)
@@ -184,8 +183,9 @@ class StackView(QTreeView):
                 self.setItemDelegateForRow(old, None)
             if row >= 0:
                 self.setItemDelegateForRow(row, self._note_delegate)
-        for index in {self.stack_model.index(r, 0) for r in (old, row) if r >= 0}:
-            if index.isValid():  # the rows' heights follow
+        for changed in {old, row} - {-1}:  # the rows' heights follow
+            index = self.stack_model.index(changed, 0)
+            if index.isValid():
                 self.dataChanged(index, index.siblingAtColumn(COL_NOTES))
 
     def dataChanged(self, top_left: QModelIndex, bottom_right: QModelIndex, roles=()) -> None:  # noqa: N802
@@ -208,7 +208,7 @@ class StackView(QTreeView):
     def _place_empty_hint(self) -> None:
         if self._empty_hint.isVisibleTo(self):
             top = self.visualRect(self.stack_model.index(0, 0)).bottom() + 24
-            width = self.viewport().width() - 48
+            width = max(0, self.viewport().width() - 48)
             self._empty_hint.setGeometry(24, top, width, self._empty_hint.heightForWidth(width))
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
