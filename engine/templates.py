@@ -17,7 +17,7 @@ from resources import TEMPLATES
 # Simplest first, then the CNN chapter in the order Dive into Deep Learning teaches it.
 TEACHING_ORDER = (
     "linear-regression", "softmax-regression", "mlp", "mlp-784-500", "autoencoder", "cnn", "cifar-cnn",
-    "lenet", "lenet-bn", "alexnet", "vgg", "nin", "googlenet", "resnet18",
+    "lenet", "lenet-d2l", "lenet-bn", "alexnet", "vgg", "nin", "googlenet", "resnet18",
 )
 
 

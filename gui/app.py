@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from engine.errors import LayerStudioError
 from engine.log import close_logging, configure_logging, report_unexpected
+from gui.input_policy import install_input_policy
 from resources import ROOT
 
 ORGANIZATION = "LayerStudio"
@@ -21,12 +22,14 @@ log = logging.getLogger(__name__)
 
 
 def configure_application(app: QCoreApplication) -> None:
-    """Names (for QSettings), the Fusion style, the app's style sheet and a clean clipboard exit."""
+    """Names (for QSettings), the input rules (gui.input_policy), the Fusion style, the app's style sheet
+    and a clean clipboard exit."""
     QCoreApplication.setOrganizationName(ORGANIZATION)
     QCoreApplication.setApplicationName(APPLICATION)
     if isinstance(app, QApplication) and not app.property("layerstudioStyled"):
         app.setProperty("layerstudioStyled", True)
         atexit.register(_release_clipboard)
+        install_input_policy(app)
         app.setStyle("Fusion")
         if STYLE_SHEET.exists():
             icons = (ROOT / "icons").as_posix()

@@ -1,12 +1,10 @@
 """Small dialogs: New design (empty or a template), help, about, and the save-file question."""
 from __future__ import annotations
 
-import re
-from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QDialog, QDialogButtonBox, QFileDialog, QLabel, QListWidget, QListWidgetItem, QMessageBox, QTextBrowser,
+    QDialog, QDialogButtonBox, QLabel, QListWidget, QListWidgetItem, QMessageBox, QTextBrowser,
     QVBoxLayout,
 )
 
@@ -98,18 +96,3 @@ def show_about(parent) -> None:
         "<h3>LayerStudio</h3><p>Design a neural network by stacking layers, see every shape and parameter count "
         "live, train it and keep real PyTorch weights.</p><p>PySide6 · PyTorch</p>",
     )
-
-
-def ask_save_path(parent, title: str, suggested: str, filters: str, default_suffix: str) -> str | None:
-    """Ask where to save; the path with a suffix added when none was typed (see ``with_suffix``), or None."""
-    path, chosen = QFileDialog.getSaveFileName(parent, title, suggested, filters)
-    return with_suffix(path, chosen, default_suffix) if path else None
-
-
-def with_suffix(path: str, chosen_filter: str, default_suffix: str) -> str:
-    """``path`` as typed when it has a suffix (the save then checks it); else with the chosen filter's
-    first suffix (``*.safetensors``), or ``default_suffix`` for a filter such as "All files (*)"."""
-    if Path(path).suffix:
-        return path
-    found = re.search(r"\*(\.\w+)", chosen_filter or "")
-    return path + (found.group(1) if found else default_suffix)

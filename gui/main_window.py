@@ -12,7 +12,7 @@ from typing import Callable
 from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QDockWidget, QFileDialog, QFrame, QLabel, QMainWindow, QMessageBox, QScrollArea, QTabWidget, QToolBar,
+    QDockWidget, QFrame, QLabel, QMainWindow, QMessageBox, QScrollArea, QTabWidget, QToolBar,
     QVBoxLayout, QWidget,
 )
 
@@ -20,8 +20,9 @@ from engine.errors import SpecError
 from engine.spec import DESIGN_SUFFIXES
 from engine.templates import list_templates
 from gui.code_view import CodeView
-from gui.dialogs import EMPTY, NewDesignDialog, ask_save_path, help_dialog, show_about
+from gui.dialogs import EMPTY, NewDesignDialog, help_dialog, show_about
 from gui.document import DEFAULT_INPUT_SHAPE, DesignDocument, DesignFile
+from gui.file_dialogs import get_open_path, get_save_path, remember_folder
 from gui.icons import icon
 from gui.inspector import Inspector
 from gui.palette import Palette
@@ -409,7 +410,7 @@ class MainWindow(QMainWindow):
         if not self.maybe_save():
             return False
         if path is None:
-            path, _ = QFileDialog.getOpenFileName(self, "Open design", self._last_folder(), FILE_FILTER)
+            path = get_open_path(self, "designs", "Open design", FILE_FILTER)
             if not path:
                 return False
         try:
@@ -428,9 +429,11 @@ class MainWindow(QMainWindow):
         return self.save_to(self.document.path)
 
     def save_as(self) -> bool:
-        suggested = str(Path(self._last_folder()) / f"{self.document.name or 'design'}.json")
-        path = ask_save_path(self, "Save design as", suggested, FILE_FILTER, DESIGN_SUFFIXES[0])
-        return self.save_to(path) if path else False
+        path = get_save_path(self, "designs", "Save design as", FILE_FILTER, f"{self.document.name or 'design'}.json",
+                             DESIGN_SUFFIXES[0])
+        if not path:
+            return False
+        return self.save_to(path)
 
     def save_to(self, path) -> bool:
         try:
@@ -450,10 +453,6 @@ class MainWindow(QMainWindow):
         box.exec()
 
     # ------------------------------------------------------------------ settings
-    def _last_folder(self) -> str:
-        recent = self.recent_files()
-        return str(Path(recent[0]).parent) if recent else str(Path.home())
-
     def recent_files(self) -> list[str]:
         value = QSettings().value("recentFiles", [], type=list)
         return [str(v) for v in value or []]
@@ -464,6 +463,7 @@ class MainWindow(QMainWindow):
         settings = QSettings()
         settings.setValue("recentFiles", files[:MAX_RECENT])
         settings.setValue("lastFile", path)
+        remember_folder("designs", path)  # a design opened from Open Recent: the Open dialog starts there too
 
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()

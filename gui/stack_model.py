@@ -21,6 +21,7 @@ from gui.editors import parse_ints
 from gui.icons import ERROR_COLOR, WARNING_COLOR, category_icon, error_icon, warning_icon
 from gui.meta import ChildRow, block_children
 from gui.mime import KIND_MIME, LAYERS_MIME, kind_from_mime, layers_from_mime, layers_to_mime
+from gui.wording import shapes_in_prose
 
 COLUMNS = ("#", "Layer", "Output shape", "Params", "MACs", "Notes")
 COL_INDEX, COL_LAYER, COL_SHAPE, COL_PARAMS, COL_MACS, COL_NOTES = range(len(COLUMNS))
@@ -297,7 +298,7 @@ class LayerStackModel(QAbstractItemModel):
             str(row.index), row.label, format_shape(row.shape),
             "" if row.params == 0 else format_count(row.params),
             "" if row.macs == 0 else format_count(row.macs),
-            row.error or row.warning,
+            shapes_in_prose(row.error or row.warning),
         )
         if row.error:
             marker = error_icon()
@@ -333,18 +334,18 @@ class LayerStackModel(QAbstractItemModel):
             parts.append("Error: " + row.error)
         if row.warning:
             parts.append("Warning: " + row.warning)
-        return "\n".join(parts)
+        return shapes_in_prose("\n".join(parts))
 
     def _child_data(self, index: QModelIndex, role):
         kids = self._children.get(self._id_of_tag.get(index.internalId(), ""))
         if kids is None or index.row() >= len(kids[1]):
             return None
         child = kids[1][index.row()]
-        if role == DISPLAY:
-            label = f"{child.name}: {child.kind}" if child.name else child.text
+        if role == DISPLAY:  # a layer "conv1: Conv2d", a step between layers "ReLU", or a message
+            label = f"{child.name}: {child.kind}" if child.name else child.kind or child.text
             return {COL_LAYER: label, COL_SHAPE: "" if child.shape is None else format_shape(child.shape),
                     COL_PARAMS: "" if not child.params else format_count(child.params),
-                    COL_NOTES: child.text if child.name else ""}.get(index.column())
+                    COL_NOTES: child.text if child.kind else ""}.get(index.column())
         if role == TOOLTIP:
             return child.text
         if role == FOREGROUND:

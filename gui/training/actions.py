@@ -10,11 +10,11 @@ import html
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+from PySide6.QtWidgets import QMessageBox, QWidget
 
 from engine.errors import LayerStudioError, WeightsError
 from engine.io import CHECKPOINT_SUFFIXES, WEIGHTS_SUFFIXES
-from gui.dialogs import ask_save_path
+from gui.file_dialogs import get_open_path, get_save_path
 from gui.training import controller as states
 
 WEIGHTS_FILTER = "PyTorch state_dict (*.pt *.pth);;safetensors (*.safetensors);;All files (*)"
@@ -59,23 +59,24 @@ class WeightsActions(QObject):
 
     # ------------------------------------------------------------------ dialogs
     def _ask_save_weights(self) -> None:
-        path = ask_save_path(self.parent_widget, "Save weights", "weights.pt", WEIGHTS_FILTER, WEIGHTS_SUFFIXES[0])
+        path = get_save_path(self.parent_widget, "weights", "Save weights", WEIGHTS_FILTER, "weights.pt",
+                             WEIGHTS_SUFFIXES[0])
         if path:
             self.save_weights_to(path)
 
     def _ask_load_weights(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self.parent_widget, "Load weights", "", WEIGHTS_FILTER)
+        path = get_open_path(self.parent_widget, "weights", "Load weights", WEIGHTS_FILTER)
         if path:
             self.load_weights_from(path)
 
     def _ask_save_checkpoint(self) -> None:
-        path = ask_save_path(self.parent_widget, "Save checkpoint", "checkpoint.pt", CHECKPOINT_FILTER,
+        path = get_save_path(self.parent_widget, "checkpoints", "Save checkpoint", CHECKPOINT_FILTER, "checkpoint.pt",
                              CHECKPOINT_SUFFIXES[0])
         if path:
             self.save_checkpoint_to(path)
 
     def _ask_resume(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self.parent_widget, "Resume from checkpoint", "", CHECKPOINT_FILTER)
+        path = get_open_path(self.parent_widget, "checkpoints", "Resume from checkpoint", CHECKPOINT_FILTER)
         if path:
             self.resume_from(path)
 

@@ -12,7 +12,7 @@ from PySide6.QtGui import QGuiApplication
 from engine.build import build_model
 from engine.io import save_weights
 from engine.spec import MAX_INPUT_DIMENSION
-from gui.dialogs import with_suffix
+from gui.file_dialogs import with_suffix
 from gui.training import install_training
 from gui.training.actions import CHECKPOINT_FILTER, WEIGHTS_FILTER
 from tests.gui.helpers import ids
