@@ -230,6 +230,8 @@ def _run_train(args: argparse.Namespace) -> int:
         trainer.load_checkpoint(checkpoint)
     printer = ProgressPrinter()
     printer.print(f"data: {data.summary()}")
+    for note in data.notes:
+        printer.print(f"note: {note}")
     with InterruptFlag() as interrupted:
         finished = trainer.run(on_event=printer, should_stop=interrupted.is_set)
     printer.clear_bar()

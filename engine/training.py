@@ -35,6 +35,7 @@ from engine.device_memory import free_device_memory
 from engine.errors import SpecError, TrainingError, WeightsError
 from engine.layers import prod, shape_tuple_text
 from engine.log import report_unexpected
+from engine.memory import check_training_fits
 from engine.shapes import analyze
 from engine.spec import NetworkSpec
 
@@ -711,6 +712,7 @@ class Trainer:
             row = analysis.errors[0]
             raise TrainingError(f"the design has an error at layer {row.index} ({row.kind}): {row.error}")
         preflight.check(spec, analysis, data, config.batch_size, self.train_samples)
+        check_training_fits(analysis, config, self.device, data)  # before build_model allocates anything
         target_shape = tuple(spec.input_shape) if data.task == "reconstruction" else tuple(data.train_y.shape[1:])
         self.objective = Objective(config.loss, data.task, tuple(analysis.output_shape), target_shape,
                                    data.num_classes, config)

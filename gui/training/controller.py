@@ -9,6 +9,7 @@ QApplication.aboutToQuit).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 
@@ -26,7 +27,9 @@ from gui.training.worker import DataWorker, TrainingJob, TrainingWorker, WarmupW
 
 IDLE, LOADING, RUNNING, PAUSED, STOPPING = "idle", "loading", "running", "paused", "stopping"
 TRAINING_KEY, DATA_KEY = "training", "data"
-SHUTDOWN_WAIT_S = 60.0
+SHUTDOWN_WAIT_S = 2.0    # closing the window: every thread is asked to stop and normally ends within this
+SHUTDOWN_LIMIT_S = 60.0  # work that cannot be interrupted (one long batch, a connection being opened) gets this
+log = logging.getLogger(__name__)
 
 
 def design_key(spec: NetworkSpec) -> tuple:
@@ -43,6 +46,7 @@ class TrainingController(QObject):
     dataLoading = Signal(float, str)
     dataLoaded = Signal(object)        # DataBundle
     dataFailed = Signal(str)
+    dataStopped = Signal(str)          # loading was stopped on request (a sentence for the data area)
     runStarted = Signal(object)        # RunStarted
     batchEnded = Signal(object)        # BatchEnd
     epochEnded = Signal(object)        # EpochEnd
@@ -67,6 +71,7 @@ class TrainingController(QObject):
         self.resuming = False
         self.resume_history: dict | None = None  # the checkpoint's per-epoch history, to redraw its plots
         self._worker: TrainingWorker | None = None
+        self._loader: DataWorker | None = None   # the Load data worker while it runs
         self._threads: dict[QThread, QObject] = {}
         app = QCoreApplication.instance()
         if app is not None:
@@ -127,7 +132,7 @@ class TrainingController(QObject):
         if shiboken6.isValid(thread):
             thread.deleteLater()
 
-    def wait_for_threads(self, timeout_s: float = SHUTDOWN_WAIT_S) -> bool:
+    def wait_for_threads(self, timeout_s: float = SHUTDOWN_LIMIT_S) -> bool:
         """Block until every thread of this controller has ended (True) or ``timeout_s`` passed.
 
         The event loop is not running here, so the queued ``finished -> quit`` would never arrive: quit
@@ -170,8 +175,11 @@ class TrainingController(QObject):
         worker.loaded.connect(self.use_data)
         worker.failed.connect(self.dataFailed)
         worker.failed.connect(self.message)
+        worker.stopped.connect(self.dataStopped)
+        worker.stopped.connect(self.message)
         worker.finished.connect(self._loading_done)
         self._worker = None
+        self._loader = worker
         self._set_state(LOADING)
         self._launch(worker)
         return True
@@ -185,6 +193,7 @@ class TrainingController(QObject):
 
     @Slot()
     def _loading_done(self) -> None:
+        self._loader = None
         if self.state == LOADING and self._worker is None:
             self._set_state(IDLE)
 
@@ -294,6 +303,8 @@ class TrainingController(QObject):
 
     @property
     def can_stop(self) -> bool:
+        if self._loader is not None and self.state == LOADING:
+            return True
         return self._worker is not None and self.state in (LOADING, RUNNING, PAUSED)
 
     @property
@@ -315,19 +326,31 @@ class TrainingController(QObject):
         self.resume() if self.state == PAUSED else self.pause()
 
     def stop(self, evaluate: bool = True) -> None:
-        """End the run at the next batch (its test evaluation is skipped when ``evaluate`` is False)."""
+        """End the run at the next batch (its test evaluation is skipped when ``evaluate`` is False), or end
+        the data loading (a download too) at once."""
+        if self._loader is not None and self.state == LOADING:
+            self._loader.stop()
+            self.message.emit("Stopping the data loading…")
         if self._worker is not None and self.state in (LOADING, RUNNING, PAUSED, STOPPING):
+            loading = self.state == LOADING
             self._worker.stop(evaluate)
             if self.state != STOPPING:
                 self._set_state(STOPPING)
-                self.message.emit("Stopping at the next batch…")
+                self.message.emit("Stopping the data loading…" if loading else "Stopping at the next batch…")
 
     @Slot()
     def shutdown(self) -> None:
-        """Stop any run and wait for every thread this controller started (window closing / app quitting)."""
+        """Stop any run or loading and wait for every thread this controller started (window closing / app
+        quitting): within SHUTDOWN_WAIT_S normally; longer only for work that cannot be interrupted."""
         if self._worker is not None:
             self._worker.stop(evaluate=False)
-        self.wait_for_threads()
+        if self._loader is not None:
+            self._loader.stop()
+        if not self.wait_for_threads(SHUTDOWN_WAIT_S):
+            log.warning("A worker thread did not stop within %.0f s; waiting up to %.0f s more",
+                        SHUTDOWN_WAIT_S, SHUTDOWN_LIMIT_S)
+            if not self.wait_for_threads(SHUTDOWN_LIMIT_S):
+                log.error("A worker thread is still running after %.0f s", SHUTDOWN_WAIT_S + SHUTDOWN_LIMIT_S)
         # Deliver the queued finished signals so the state machine ends idle and the document editable.
         QCoreApplication.sendPostedEvents(self)
         if self._worker is not None:

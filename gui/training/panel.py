@@ -1,6 +1,7 @@
 """The "Training" tab: data choice, run settings, Start/Pause/Stop, progress, status and live plots."""
 from __future__ import annotations
 
+import html
 import time
 
 from PySide6.QtCore import Qt
@@ -219,6 +220,7 @@ class TrainingPanel(QWidget):
         c.dataLoading.connect(self._data_loading)
         c.dataLoaded.connect(self._data_loaded)
         c.dataFailed.connect(self._data_failed)
+        c.dataStopped.connect(self._data_stopped)
         c.runStarted.connect(self._run_started)
         c.batchEnded.connect(self._batch_ended)
         c.epochEnded.connect(self._epoch_ended)
@@ -273,12 +275,19 @@ class TrainingPanel(QWidget):
         classes = ""
         if bundle.num_classes:
             names = ", ".join(bundle.class_names[:10]) + (" …" if len(bundle.class_names) > 10 else "")
-            classes = f"<br>Classes: {names}"
-        self.data_summary.setText(f"{bundle.summary()}{classes}")
+            classes = f"<br>Classes: {html.escape(names)}"
+        notes = "".join(f"<br><span style='color:#7a5a00'>Note: {html.escape(note)}</span>"
+                        for note in getattr(bundle, "notes", ()))
+        self.data_summary.setText(f"{html.escape(bundle.summary())}{classes}{notes}")
         self._update_fit()
 
     def _data_failed(self, text: str) -> None:
-        self.data_summary.setText(f"<span style='color:#b00020'>{text}</span>")
+        self.data_summary.setText(f"<span style='color:#b00020'>{html.escape(text)}</span>")
+
+    def _data_stopped(self, text: str) -> None:
+        self.data_summary.setText(html.escape(text))
+        self.progress.setValue(0)
+        self.progress_label.setText("Stopped.")
 
     def current_bundle(self):
         try:

@@ -20,13 +20,15 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from engine import data as engine_data
 from engine import training
-from engine.errors import LayerStudioError
+from engine.errors import Cancelled, LayerStudioError
 from engine.log import report_unexpected
 from engine.spec import NetworkSpec
+from engine.task import Task
 
 BATCH_INTERVAL_S = 0.05  # at most ~20 batch signals per second
 WORKER_NICE = 5  # Linux: the training thread yields the CPU to the UI thread when both want it
 EVALUATION_SAMPLES = 500  # test predictions kept for the sample grid and the regression scatter
+LOADING_STOPPED = "Loading the data stopped: Load data or Start loads it again."
 log = logging.getLogger(__name__)
 
 
@@ -93,30 +95,37 @@ def yield_cpu_to_the_ui() -> None:
             log.debug("Cannot lower the training thread's priority: %s", exc)
 
 
-def load_bundle(config: engine_data.DataConfig, progress) -> engine_data.DataBundle:
-    """Load a dataset, reporting progress through ``progress(fraction, text)``."""
-    progress(0.0, "Loading data…")
-    bundle = engine_data.load_data(config, progress=progress)
-    progress(1.0, bundle.summary())
+def load_bundle(config: engine_data.DataConfig, task: Task) -> engine_data.DataBundle:
+    """Load a dataset, reporting progress through ``task`` (which ends the work with Cancelled when cancelled)."""
+    task(0.0, "Loading data…")
+    bundle = engine_data.load_data(config, task)
+    task(1.0, bundle.summary())
     return bundle
 
 
 class DataWorker(QObject):
-    """Loads a dataset off the UI thread."""
+    """Loads a dataset off the UI thread; ``stop()`` (any thread) ends the loading or download early."""
 
     progress = Signal(float, str)
     loaded = Signal(object, object)  # DataBundle, the DataConfig it came from
     failed = Signal(str)
+    stopped = Signal(str)            # stopped on request: not a failure
     finished = Signal()
 
     def __init__(self, config: engine_data.DataConfig):
         super().__init__()
         self.config = config
+        self._task = Task(self.progress.emit)
+
+    def stop(self) -> None:
+        self._task.cancel()
 
     @Slot()
     def run(self) -> None:
         try:
-            self.loaded.emit(load_bundle(self.config, self.progress.emit), self.config)
+            self.loaded.emit(load_bundle(self.config, self._task), self.config)
+        except Cancelled:
+            self.stopped.emit(LOADING_STOPPED)
         except LayerStudioError as exc:
             self.failed.emit(str(exc))
         except Exception as exc:  # noqa: BLE001 - any failure must reach the user, not kill the thread
@@ -144,6 +153,7 @@ class TrainingWorker(QObject):
         self.trainer: training.Trainer | None = None  # set in the worker thread, read after `finished`
         self.data = job.data
         self._stop = threading.Event()
+        self._task = Task(self.progress.emit, self._stop.is_set)  # data loading: polled, and pushed by stop()
         self._lock = threading.Lock()
         self._paused = False
         self._evaluate = job.evaluate
@@ -170,6 +180,7 @@ class TrainingWorker(QObject):
             if self.trainer is not None:
                 self.trainer.stop()
                 self.trainer.resume()
+        self._task.cancel()   # ends a download blocked in a read at once
 
     @property
     def stop_requested(self) -> bool:
@@ -180,6 +191,8 @@ class TrainingWorker(QObject):
     def run(self) -> None:
         try:
             finished = self._train()
+        except Cancelled:
+            finished = training.RunFinished("stopped", "Stopped while loading the data.", 0)
         except LayerStudioError as exc:
             finished = training.RunFinished("error", str(exc), self._epochs_done())
         except Exception as exc:  # noqa: BLE001 - the UI must always learn that the run ended
@@ -200,7 +213,7 @@ class TrainingWorker(QObject):
         job = self.job
         yield_cpu_to_the_ui()
         if self.data is None:
-            self.data = load_bundle(job.data_config, self.progress.emit)
+            self.data = load_bundle(job.data_config, self._task)
             self.dataLoaded.emit(self.data, job.data_config)
         if self._stop.is_set():
             return training.RunFinished("stopped", "Stopped before training started.", 0)
