@@ -23,6 +23,7 @@ from engine.device_memory import cpu_copy, free_device_memory
 from engine.errors import LayerStudioError, TrainingError, WeightsError
 from engine.spec import NetworkSpec
 from engine.training import RunFinished, TrainConfig
+from gui.training.provenance import LOADED, TRAINED, Provenance, design_key
 from gui.training.worker import DataWorker, TrainingJob, TrainingWorker, WarmupWorker
 
 IDLE, LOADING, RUNNING, PAUSED, STOPPING = "idle", "loading", "running", "paused", "stopping"
@@ -30,12 +31,6 @@ TRAINING_KEY, DATA_KEY = "training", "data"
 SHUTDOWN_WAIT_S = 2.0    # closing the window: every thread is asked to stop and normally ends within this
 SHUTDOWN_LIMIT_S = 60.0  # work that cannot be interrupted (one long batch, a connection being opened) gets this
 log = logging.getLogger(__name__)
-
-
-def design_key(spec: NetworkSpec) -> tuple:
-    """What makes two designs train the same network (layer ids ignored)."""
-    return spec.input_shape, tuple((layer.kind, json.dumps(layer.to_dict()["params"], sort_keys=True), layer.frozen)
-                                   for layer in spec.layers)
 
 
 class TrainingController(QObject):
@@ -63,7 +58,8 @@ class TrainingController(QObject):
         self._data_key: str | None = None
         self.trainer = None
         self.model = None                  # the model weights actions act on (trained or loaded)
-        self.model_spec: NetworkSpec | None = None
+        self.model_origin: Provenance | None = None    # the design the model's weights fit, and when
+        self.results_origin: Provenance | None = None  # the model the last evaluation came from
         self.initial_state: dict | None = None  # loaded weights the next run starts from
         self.last_result: RunFinished | None = None
         self.last_evaluation = None
@@ -78,6 +74,11 @@ class TrainingController(QObject):
             app.aboutToQuit.connect(self.shutdown)
         if warm_up:
             self._launch(WarmupWorker())
+
+    @property
+    def model_spec(self) -> NetworkSpec | None:
+        """The design the model's weights fit (not the open design once it has been edited)."""
+        return self.model_origin.spec if self.model_origin is not None else None
 
     # ------------------------------------------------------------------ settings
     def train_config(self) -> TrainConfig:
@@ -284,12 +285,13 @@ class TrainingController(QObject):
         if worker is not None and worker.trainer is not None:
             self.trainer = worker.trainer
             self.model = worker.trainer.model
-            self.model_spec = worker.job.spec
+            self.model_origin = Provenance.of(self.document, worker.job.spec, TRAINED)
             self.modelChanged.emit()
         self.runEnded.emit(result)
 
     def _evaluated(self, evaluation) -> None:
         self.last_evaluation = evaluation
+        self.results_origin = self.model_origin
         self.evaluated.emit(evaluation)
 
     @Slot()
@@ -390,7 +392,8 @@ class TrainingController(QObject):
             design_key(self.model_spec) == design_key(spec)
         target = self.model if same_design else build_model(spec)
         report = engine_io.apply_state_dict(target, state, spec)
-        self.model, self.model_spec, self.initial_state = target, spec, state
+        self.model, self.initial_state = target, state
+        self.model_origin = Provenance.of(self.document, spec, LOADED)
         self.message.emit(f"Weights loaded from {path}: the next run starts from them.")
         self.modelChanged.emit()
         return report

@@ -15,6 +15,8 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPalette, QPixmap
 from PySide6.QtWidgets import (QLabel, QListWidget, QListWidgetItem, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
 
+from gui.training.provenance import results_note
+
 MAX_CELL_TEXT_CLASSES = 20
 GRID_LIMIT = 64
 ICON_SIZE = 56
@@ -132,10 +134,25 @@ class ResultsView(QWidget):
         self.pages.addWidget(classification)
         self.pages.addWidget(self.scatter_plot)
 
+        self.stale_banner = QLabel()  # results of a design edited since (or of replaced weights)
+        self.stale_banner.setObjectName("staleBanner")
+        self.stale_banner.setWordWrap(True)
+        self.stale_banner.hide()
+
         layout = QVBoxLayout(self)
+        layout.addWidget(self.stale_banner)
         layout.addWidget(self.summary)
         layout.addWidget(self.pages, 1)
         controller.evaluated.connect(self.show_evaluation)
+        for signal in (controller.evaluated, controller.modelChanged, controller.document.changed):
+            signal.connect(self.refresh_stale)
+
+    def refresh_stale(self, *_args) -> None:
+        """Mark the results shown when they no longer belong to the open design or its current weights."""
+        c = self.controller
+        note = results_note(c.results_origin, c.model_origin, c.document) if self.evaluation is not None else ""
+        self.stale_banner.setText(note)
+        self.stale_banner.setVisible(bool(note))
 
     def _plot(self, title: str) -> pg.PlotWidget:
         plot = pg.PlotWidget(background=self._background)
