@@ -21,6 +21,7 @@ from engine.data import DataBundle, DataConfig
 from engine.errors import LayerStudioError, TrainingError, WeightsError
 from engine.spec import NetworkSpec
 from engine.training import RunFinished, TrainConfig
+from gui.training import recovery
 from gui.training.worker import DataWorker, TrainingJob, TrainingWorker, WarmupWorker
 
 IDLE, LOADING, RUNNING, PAUSED, STOPPING = "idle", "loading", "running", "paused", "stopping"
@@ -205,6 +206,7 @@ class TrainingController(QObject):
         worker.epochEnded.connect(self.epochEnded)
         worker.runFinished.connect(self._run_ended)
         worker.evaluated.connect(self._evaluated)
+        worker.checkpointFailed.connect(self._checkpoint_failed)
         worker.finished.connect(self._run_done)
         self._worker = worker
         self.run_config = job.config
@@ -212,6 +214,8 @@ class TrainingController(QObject):
         self.resume_history = dict(checkpoint.get("history") or {}) if checkpoint is not None else None
         self.last_result = None
         self._set_state(LOADING if job.data is None else RUNNING)
+        if job.checkpoint_path is not None:
+            recovery.write_marker(self.document, job.checkpoint_path)  # removed when the run ends
         self._launch(worker)
         return True
 
@@ -226,13 +230,16 @@ class TrainingController(QObject):
             row = analysis.errors[0]
             raise TrainingError(f"The design has errors (layer {row.index}, {row.kind}: {row.error}); fix them first.")
         data_config = self.data_config()
+        if checkpoint is not None and isinstance(checkpoint.get("data"), dict):
+            data_config = DataConfig.from_dict(dict(checkpoint["data"]))  # a resumed run goes on with its data
         initial_state = None
         if checkpoint is None and self.initial_state is not None:
             if self.model_spec is not None and design_key(self.model_spec) == design_key(spec):
                 initial_state = self.initial_state
             self.initial_state = None
         return TrainingJob(spec=spec, config=config, data_config=data_config,
-                           data=self.cached_data(data_config), checkpoint=checkpoint, initial_state=initial_state)
+                           data=self.cached_data(data_config), checkpoint=checkpoint, initial_state=initial_state,
+                           checkpoint_path=recovery.automatic_checkpoint(self.document))
 
     def _checkpoint_run(self, checkpoint: dict) -> tuple[NetworkSpec, TrainConfig]:
         """The design and settings a checkpoint continues with; refuses one from another design."""
@@ -266,6 +273,7 @@ class TrainingController(QObject):
         self.runStarted.emit(event)
 
     def _run_ended(self, result: RunFinished) -> None:
+        recovery.clear_marker()  # any end of the run is a clean one
         self.last_result = result
         self._set_state(STOPPING)
         worker = self._worker
@@ -275,6 +283,9 @@ class TrainingController(QObject):
             self.model_spec = worker.job.spec
             self.modelChanged.emit()
         self.runEnded.emit(result)
+
+    def _checkpoint_failed(self, text: str) -> None:
+        self.message.emit(f"The checkpoint was not saved (training goes on): {text}")
 
     def _evaluated(self, evaluation) -> None:
         self.last_evaluation = evaluation
@@ -322,6 +333,7 @@ class TrainingController(QObject):
         """Stop any run and wait for every thread this controller started (window closing / app quitting)."""
         if self._worker is not None:
             self._worker.stop(evaluate=False)
+            recovery.clear_marker()  # closing is a clean end of the run
         self.wait_for_threads()
         # Deliver the queued finished signals so the state machine ends idle and the document editable.
         QCoreApplication.sendPostedEvents(self)
