@@ -20,7 +20,7 @@ from typing import NoReturn
 
 import torch
 
-from engine.errors import LayerStudioError, SpecError, WeightsError
+from engine.errors import LayerStudioError, WeightsError
 from engine.shapes import format_shape
 
 log = logging.getLogger(__name__)
@@ -55,20 +55,20 @@ MAX_COUNT = 2**63 - 1  # step and epoch counters fit an int64
 
 # What each optimizer keeps per parameter: key -> (needed for this param group?, values never negative?).
 # "step" is a 0-d count; every other entry has its parameter's shape.
-def _ALWAYS(group: dict) -> bool:  # noqa: N802 - reads as a constant in the table
+def _always(group: dict) -> bool:
     return True
 
 
 _OPTIMIZER_STATE = {
     torch.optim.SGD: {"momentum_buffer": (lambda g: g["momentum"] != 0, False)},
-    torch.optim.Adam: {"step": (_ALWAYS, True), "exp_avg": (_ALWAYS, False), "exp_avg_sq": (_ALWAYS, True),
+    torch.optim.Adam: {"step": (_always, True), "exp_avg": (_always, False), "exp_avg_sq": (_always, True),
                        "max_exp_avg_sq": (lambda g: g["amsgrad"], True)},  # AdamW is an Adam
-    torch.optim.RMSprop: {"step": (_ALWAYS, True), "square_avg": (_ALWAYS, True),
+    torch.optim.RMSprop: {"step": (_always, True), "square_avg": (_always, True),
                           "momentum_buffer": (lambda g: g["momentum"] > 0, False),
                           "grad_avg": (lambda g: g["centered"], False)},
-    torch.optim.Adagrad: {"step": (_ALWAYS, True), "sum": (_ALWAYS, True)},
-    torch.optim.Adadelta: {"step": (_ALWAYS, True), "square_avg": (_ALWAYS, True), "acc_delta": (_ALWAYS, True)},
-    torch.optim.Adamax: {"step": (_ALWAYS, True), "exp_avg": (_ALWAYS, False), "exp_inf": (_ALWAYS, True)},
+    torch.optim.Adagrad: {"step": (_always, True), "sum": (_always, True)},
+    torch.optim.Adadelta: {"step": (_always, True), "square_avg": (_always, True), "acc_delta": (_always, True)},
+    torch.optim.Adamax: {"step": (_always, True), "exp_avg": (_always, False), "exp_inf": (_always, True)},
 }
 # How the optimizer runs here (fused kernels, foreach loops): the live trainer's choice, never the file's.
 _IMPLEMENTATION_SETTINGS = ("foreach", "fused", "capturable", "differentiable")
@@ -88,8 +88,13 @@ def _refuse(field: str, problem: str) -> NoReturn:
 
 
 def _show(value) -> str:
+    """A value for a message: short, and safe for whatever a file holds (a 5000-digit number, a huge list)."""
     if isinstance(value, torch.Tensor):
         return f"a tensor of shape {format_shape(tuple(value.shape))}"
+    if isinstance(value, (list, tuple, dict, set)):
+        return f"a {type(value).__name__} of {len(value)} entries"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return "a number with more than 19 digits"
     text = repr(value)
     return text if len(text) <= 40 else f"a {type(value).__name__}"
 
@@ -115,7 +120,7 @@ def _integer(field: str, value, low: int = 0, high: int = MAX_COUNT) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         _refuse(field, f"must be a whole number but is {_show(value)}")
     if not low <= value <= high:
-        _refuse(field, f"is {value} but must be between {low} and {high}")
+        _refuse(field, f"is {_show(value)} but must be between {low} and {high}")
     return value
 
 
@@ -123,13 +128,25 @@ def _number(field: str, value, low: float = -math.inf, high: float = math.inf, l
             finite: bool = True) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         _refuse(field, f"must be a number but is {_show(value)}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        _refuse(field, "is a number too large to use")
     if math.isnan(value) or (finite and math.isinf(value)):
         _refuse(field, f"is {value} but must be a finite number")
     if value < low or value > high or (low_open and value == low):
         lowest = f"above {low:g}" if low_open else f"at least {low:g}"
         _refuse(field, f"is {value:g} but must be {lowest} and at most {high:g}")
     return value
+
+
+# The settings parsers raise their own errors; numbers no JSON file could hold (5000 digits) or nesting
+# thousands deep make repr, float or recursion fail inside them instead.
+_PARSE_ERRORS = (LayerStudioError, ValueError, TypeError, OverflowError, RecursionError)
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, LayerStudioError) else "it holds values no settings file can"
 
 
 def _boolean(field: str, value) -> bool:
@@ -171,7 +188,7 @@ def validate_checkpoint(checkpoint, trainer) -> None:
         raise WeightsError("This is not a LayerStudio checkpoint: pick a file saved as a checkpoint by LayerStudio.")
     version = checkpoint.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= CHECKPOINT_VERSION:
-        raise WeightsError(f"Checkpoint version {version!r} is not one this LayerStudio reads: update LayerStudio.")
+        raise WeightsError(f"Checkpoint version {_show(version)} is not one this LayerStudio reads: update LayerStudio.")
     for name in REQUIRED_FIELDS:
         if name not in checkpoint:
             _refuse(name, "is missing, so the checkpoint is incomplete")
@@ -198,8 +215,8 @@ def _check_config(config, trainer):
     _mapping("config", config)
     try:
         saved = type(trainer.config).from_dict(dict(config))
-    except LayerStudioError as exc:
-        _refuse("config", f"is not valid ({exc})")
+    except _PARSE_ERRORS as exc:
+        _refuse("config", f"is not valid ({_reason(exc)})")
     if saved.optimizer != trainer.config.optimizer:
         raise WeightsError(f"The checkpoint was trained with optimizer {saved.optimizer!r} but this run uses "
                            f"{trainer.config.optimizer!r}: choose {saved.optimizer!r} to resume it.")
@@ -215,7 +232,7 @@ def _check_weights(field: str, state, trainer, exact_keys: bool) -> None:
         if not isinstance(key, str):
             _refuse(field, f"has a key {_show(key)}; state_dict keys are names such as '0.weight'")
         if not isinstance(value, torch.Tensor):
-            _refuse(f"{field}[{key!r}]", f"must be a tensor but is {_show(value)}")
+            _refuse(f"{field}[{_show(key)}]", f"must be a tensor but is {_show(value)}")
     own = trainer.model.state_dict()
     if exact_keys and set(state) != set(own):
         _refuse(field, "does not name exactly the tensors of this design's model")
@@ -259,18 +276,18 @@ def _check_optimizer(saved, trainer, global_step: int) -> None:
     state = _mapping("optimizer.state", saved["state"])
     for param_id, entry in state.items():
         if param_id not in params:
-            _refuse(f"optimizer.state[{param_id!r}]", "belongs to no parameter listed in optimizer.param_groups")
-        _mapping(f"optimizer.state[{param_id!r}]", entry)
+            _refuse(f"optimizer.state[{_show(param_id)}]", "belongs to no parameter listed in optimizer.param_groups")
+        _mapping(f"optimizer.state[{_show(param_id)}]", entry)
     # The trainer steps every parameter at every step, and some kernels (fused SGD, Adagrad) need all of them
     # to have state or none: state for some parameters only is not what this trainer writes.
     stepped = [param_id for param_id in params if state.get(param_id)]
     if stepped or isinstance(optimizer, torch.optim.Adagrad):  # Adagrad sets up its state from the start
         missing = next((param_id for param_id in params if param_id not in stepped), None)
         if missing is not None:
-            _refuse(f"optimizer.state[{missing!r}]", f"is missing, but {kind} keeps state for every parameter "
+            _refuse(f"optimizer.state[{_show(missing)}]", f"is missing, but {kind} keeps state for every parameter "
                                                     "once it has stepped")
     for param_id in stepped:
-        where, entry = f"optimizer.state[{param_id!r}]", state[param_id]
+        where, entry = f"optimizer.state[{_show(param_id)}]", state[param_id]
         param, group = params[param_id]
         for key in entry:
             if key not in keys:
@@ -402,8 +419,8 @@ def _check_spec(spec) -> None:
 
     try:
         NetworkSpec.from_dict(spec)
-    except SpecError as exc:
-        _refuse("spec", f"is not a valid design ({exc})")
+    except _PARSE_ERRORS as exc:
+        _refuse("spec", f"is not a valid design ({_reason(exc)})")
 
 
 def _check_data(data) -> None:
@@ -414,8 +431,8 @@ def _check_data(data) -> None:
     _mapping("data", data)
     try:
         DataConfig.from_dict(dict(data))
-    except LayerStudioError as exc:
-        _refuse("data", f"is not valid ({exc})")
+    except _PARSE_ERRORS as exc:
+        _refuse("data", f"is not valid ({_reason(exc)})")
 
 
 def _check_scaler(scaler) -> None:

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QSettings, Qt
+from PySide6.QtCore import QObject, QSettings
 from PySide6.QtWidgets import QCheckBox, QLabel, QMessageBox, QVBoxLayout, QWidget
 
 from engine import paths
@@ -74,8 +74,7 @@ class CheckpointOption(QWidget):
         self.check.setToolTip("Also every few minutes inside a long epoch. If LayerStudio or the computer stops "
                               "during a run, the next start offers to resume it from this file.")
         self.path_label = QLabel()
-        self.path_label.setWordWrap(True)
-        self.path_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.path_label.setWordWrap(True)  # wraps after folder separators: a long path never widens the column
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.check)
@@ -90,8 +89,15 @@ class CheckpointOption(QWidget):
         self.refresh()
 
     def refresh(self) -> None:
-        self.path_label.setText(str(checkpoint_path_for(self.document)))
+        path = str(checkpoint_path_for(self.document))
+        self.path_label.setText(re.sub(r"([/\\])", "\\1\u200b", path))  # a zero-width space: a place to wrap
+        self.path_label.setToolTip(path)
         self.path_label.setEnabled(self.check.isChecked())
+
+    @property
+    def path(self) -> str:
+        """The file shown (the label's text without its wrapping points)."""
+        return self.path_label.text().replace("\u200b", "")
 
 
 # --------------------------------------------------------------------------- the marker

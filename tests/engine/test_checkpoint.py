@@ -160,6 +160,11 @@ CORRUPTIONS = [
     ("epoch-negative", r"field epoch is -1", put("epoch", -1)),
     ("epoch-text", r"field epoch must be a whole number", put("epoch", "1")),
     ("epoch-bool", r"field epoch must be a whole number", put("epoch", True)),
+    ("epoch-huge", r"field epoch is a number with more than 19 digits", put("epoch", 10**5000)),
+    ("global-step-huge-float", r"field global_step must be a whole number", put("global_step", 1e308)),
+    ("history-huge", r"field history\.lr\[0\] is a number too large to use",
+     put("history/lr", [10**5000])),
+    ("config-huge", r"field config is not valid", put("config/seed", 10**5000)),
     ("epoch-vs-history", r"field history\.train_loss has 1 entries", put("epoch", 2)),
     ("global-step-below-epoch", r"field global_step", put("global_step", 0)),
     ("global-step-float", r"field global_step", put("global_step", 7.0)),
@@ -394,8 +399,8 @@ def locations(value, path=()):
 
 DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.uint8,
           torch.bool, torch.complex64)
-ODD_VALUES = (None, True, False, 0, -1, 1, 2**70, 0.5, -0.5, math.nan, math.inf, -math.inf, "", "adam", [], {},
-              [1.0, 2.0], {"a": 1}, (0.9, 0.999))
+ODD_VALUES = (None, True, False, 0, -1, 1, 2**70, 10**400, -(10**30), 0.5, -0.5, math.nan, math.inf, -math.inf, "",
+              "adam", "x" * 1000, [], {}, [1.0, 2.0], {"a": 1}, (0.9, 0.999), [10**400])
 
 
 @st.composite

@@ -67,9 +67,9 @@ def test_the_option_is_on_by_default_and_shows_where_the_checkpoint_goes(area, t
     doc.name = "lenet"
     option = area(doc).panel.checkpoint_option
     assert option.check.isChecked() and option.check.text().startswith("Save a checkpoint every epoch to")
-    assert option.path_label.text() == str(paths.checkpoints_dir() / "lenet.checkpoint.pt")
+    assert option.path == str(paths.checkpoints_dir() / "lenet.checkpoint.pt")
     doc.save(tmp_path / "My Net.json")
-    assert option.path_label.text() == str(tmp_path / "My Net.checkpoint.pt")
+    assert option.path == option.path_label.toolTip() == str(tmp_path / "My Net.checkpoint.pt")
 
 
 def test_a_run_writes_its_checkpoint_every_epoch_and_the_marker_only_while_it_goes(area, qtbot, tmp_path):
