@@ -6,6 +6,7 @@ Settings come in layers, later ones winning: the design file's own "training" an
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
 import signal
 import sys
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from engine.checkpoint import CHECKPOINT_INTERVAL_S
 from engine.errors import TrainingError, WeightsError
 from engine.files import check_output_path, read_json_object
 from engine.spec import MAX_DESIGN_BYTES
@@ -42,8 +44,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="RUN.json", help="a saved training configuration; flags override it")
     parser.add_argument("--save", metavar="WEIGHTS", help="write the trained state_dict here (.pt or .safetensors)")
     parser.add_argument("--checkpoint", metavar="CK.pt",
-                        help="write a resumable checkpoint here when the run ends or is interrupted "
-                             "(default on Ctrl-C: DESIGN.checkpoint.pt next to the design)")
+                        help="write a resumable checkpoint here after every epoch, every few minutes inside a long "
+                             "epoch, and when the run ends or is interrupted (without it, Ctrl-C saves to "
+                             "DESIGN.checkpoint.pt next to the design)")
+    parser.add_argument("--checkpoint-every", type=float, metavar="MINUTES",
+                        help="with --checkpoint: the longest time between two checkpoints inside an epoch "
+                             f"(default {CHECKPOINT_INTERVAL_S / 60:g})")
     parser.add_argument("--resume", metavar="CK.pt", help="continue the run saved in this checkpoint")
 
 
@@ -93,6 +99,18 @@ def check_resumable(training: dict, checkpoint: dict) -> None:
             flag = "--" + name.replace("_", "-")
             raise TrainingError(f"the checkpoint was trained with {name} {saved[name]!r} and a resumed run keeps it: "
                                 f"leave out {flag} (or a --config that changes it), or start a new run without --resume")
+
+
+def checkpoint_interval_s(args: argparse.Namespace) -> float:
+    """Seconds between mid-epoch checkpoints, from --checkpoint-every (TrainingError when it makes no sense)."""
+    minutes = getattr(args, "checkpoint_every", None)
+    if minutes is None:
+        return CHECKPOINT_INTERVAL_S
+    if not args.checkpoint:
+        raise TrainingError("--checkpoint-every needs --checkpoint PATH: say where the checkpoints go")
+    if not (minutes > 0 and math.isfinite(minutes)):
+        raise TrainingError(f"--checkpoint-every must be a number of minutes above 0, got {minutes:g}")
+    return minutes * 60.0
 
 
 def default_checkpoint_path(design: str) -> Path:
@@ -211,6 +229,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    from engine.checkpoint import CheckpointWriter
     from engine.data import DataConfig, load_data
     from engine.io import read_checkpoint, save_checkpoint, save_weights
     from engine.templates import load_design
@@ -218,6 +237,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
     spec, design = load_design(args.design)
     check_output_paths(args)
+    interval_s = checkpoint_interval_s(args)
     checkpoint = read_checkpoint(args.resume) if args.resume else None
     training, data_settings = layered_settings(args, design, checkpoint)
     if checkpoint is not None:
@@ -232,16 +252,28 @@ def _run_train(args: argparse.Namespace) -> int:
     printer.print(f"data: {data.summary()}")
     for note in data.notes:
         printer.print(f"note: {note}")
+    # The data settings ride along in every checkpoint, so `--resume` alone trains on the same data.
+    extra = {"data": data_config.to_dict()}
+    writer = CheckpointWriter(trainer, args.checkpoint, interval_s, extra,
+                              on_error=lambda text: printer.print(f"warning: {text}")) if args.checkpoint else None
+
+    def on_event(event) -> None:
+        if writer is not None:  # every epoch, every interval inside an epoch, and at the end
+            writer(event)  # before the epoch's line: once it shows, the checkpoint is on disk
+        printer(event)
+
     with InterruptFlag() as interrupted:
-        finished = trainer.run(on_event=printer, should_stop=interrupted.is_set)
+        finished = trainer.run(on_event=on_event, should_stop=interrupted.is_set)
     printer.clear_bar()
 
     stopped = finished.reason == "stopped"
     checkpoint_path = Path(args.checkpoint) if args.checkpoint else (
         default_checkpoint_path(args.design) if stopped else None)
-    if checkpoint_path is not None and finished.reason in ("completed", "stopped", "early_stopped"):
-        # The data settings ride along, so `--resume` alone trains on the same data.
-        save_checkpoint(checkpoint_path, {**trainer.checkpoint(), "data": data_config.to_dict()})
+    if checkpoint_path is not None and finished.reason in CheckpointWriter.FINAL_REASONS:
+        if writer is None:
+            save_checkpoint(checkpoint_path, {**trainer.checkpoint(), **extra})
+        elif writer.error is not None:
+            raise WeightsError(writer.error)
         printer.print(f"checkpoint saved to {checkpoint_path}")
     if args.save and finished.reason in ("completed", "stopped", "early_stopped"):
         save_weights(trainer.model, args.save)

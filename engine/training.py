@@ -5,7 +5,8 @@ seeded permutation and cuts batches by indexing (no per-sample DataLoader), and
 batch losses and correct counts stay in device tensors that are read back a few
 times a second and at each epoch end (no per-batch host-device sync).
 
-Safety: a NaN/Inf loss ends the run as "diverged" with the last good weights
+Safety: a NaN/Inf loss, or a loss that stays far above its starting value
+(engine.divergence), ends the run as "diverged" with the last good weights
 restored; out-of-memory and any other exception end the run with a reason and a
 message instead of escaping ``run()``. Progress leaves as plain event
 dataclasses through one callback, so the GUI thread, the CLI and tests all drive
@@ -30,8 +31,10 @@ from torch import nn
 
 from engine import preflight
 from engine.build import build_model
+from engine.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, fitted_optimizer_state, validate_checkpoint
 from engine.data import augment_batch
 from engine.device_memory import free_device_memory
+from engine.divergence import LossWatch
 from engine.errors import SpecError, TrainingError, WeightsError
 from engine.layers import prod, shape_tuple_text
 from engine.log import report_unexpected
@@ -47,10 +50,9 @@ AMP_MODES = ("off", "bf16", "fp16")
 STOP_METRICS = ("val_loss", "val_acc", "train_loss", "train_acc")
 REASONS = ("completed", "stopped", "early_stopped", "diverged", "out_of_memory", "error")
 HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
-CHECKPOINT_FORMAT = "layerstudio.checkpoint"
-CHECKPOINT_VERSION = 1
 READBACK_INTERVAL_S = 0.25  # metrics leave the device at most ~4 times a second (plus every epoch end)
 COMPILE_OPTIONS: dict = {}  # keyword arguments for torch.compile when TrainConfig.compile is on (default: inductor)
+log = logging.getLogger(__name__)
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 log = logging.getLogger(__name__)
 
@@ -594,20 +596,30 @@ class _EpochProgress:
 
 
 class _LastGoodWeights:
-    """A device-side copy of the weights and float buffers, refreshed at every read-back where all
-    losses and weights were finite, so a diverged run can hand back weights that are never NaN."""
+    """Device-side copies of the weights and float buffers, so a diverged run can hand back good weights:
+    ``copy`` holds weights whose losses were seen to be fine (finite, under the divergence threshold);
+    the weights of the latest calm read-back wait as ``pending`` until the losses they produce are seen."""
 
     def __init__(self, model: nn.Module, global_step: int):
         self.live = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
         with torch.no_grad():
             self.copy = [t.detach().clone() for t in self.live]
         self.global_step = global_step
+        self.pending: list[torch.Tensor] | None = None
+        self.pending_step = global_step
 
     def save(self, global_step: int) -> None:
+        """At a read-back whose losses were all fine: the pending weights produced them, so they become the
+        good copy, and the live (finite) weights become pending."""
         with torch.no_grad():
-            for saved, live in zip(self.copy, self.live):
-                saved.copy_(live)
-        self.global_step = global_step
+            if self.pending is None:
+                self.pending = [t.detach().clone() for t in self.live]
+            else:
+                self.copy, self.pending = self.pending, self.copy
+                self.global_step = self.pending_step
+                for saved, live in zip(self.pending, self.live):
+                    saved.copy_(live)
+        self.pending_step = global_step
 
     def restore(self) -> None:
         with torch.no_grad():
@@ -748,6 +760,7 @@ class Trainer:
         self._best_weights: dict | None = None
         self._device_data: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._last_good: _LastGoodWeights | None = None
+        self.loss_watch = LossWatch(config.batch_size)  # divergence beyond NaN: a sustained blow-up of the loss
         self._stop = threading.Event()
         self._resumed = threading.Event()
         self._resumed.set()
@@ -1041,13 +1054,17 @@ class Trainer:
         where = f"epoch {self.epoch + 1}, step {progress.step} of {self.steps_per_epoch}"
         return RunFinished("stopped", f"stopped at {where}; run again to continue", self.epoch)
 
-    def _diverged(self, progress: _EpochProgress, bad_step: int | None, value: float) -> RunFinished:
+    def _diverged(self, progress: _EpochProgress, bad_step: int | None, value: float,
+                  exploded: bool = False) -> RunFinished:
         """Restore the last good weights, forget the optimizer's (now poisoned) state, end the run."""
         self._last_good.restore()
         self.optimizer.state.clear()
         self._progress = None
         kept = self._last_good.global_step
-        if bad_step is None:
+        if exploded:
+            what = self.loss_watch.describe(self.epoch + 1, bad_step, value)
+            self.loss_watch.end_stretch()
+        elif bad_step is None:
             what = f"the weights became NaN or infinite by epoch {self.epoch + 1}, step {progress.step}"
         else:
             word = "NaN" if math.isnan(value) else "infinite"
@@ -1240,51 +1257,47 @@ class Trainer:
             "progress": self._progress.to_dict() if self._progress is not None else None,
             "best": dict(self._best),
             "best_weights": _cpu_copy(self._best_weights) if self._best_weights is not None else None,
+            "loss_watch": self.loss_watch.state_dict(),
         }
 
     def load_checkpoint(self, checkpoint: dict) -> None:
-        """Restore a checkpoint() so run() continues that run; WeightsError when it does not fit, and
-        then the model is unchanged."""
-        from engine.io import apply_state_dict  # io builds on this module's callers, not the other way round
-
+        """Restore a checkpoint() so run() continues that run. Every field is checked against this trainer
+        first (engine.checkpoint.validate_checkpoint): WeightsError naming the field, and nothing changed."""
         if self._running:
             raise TrainingError("stop the run before loading a checkpoint")
-        if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-            raise WeightsError("this is not a LayerStudio checkpoint: pick a file saved as a checkpoint by LayerStudio")
-        version = checkpoint.get("version")
-        if not isinstance(version, int) or version > CHECKPOINT_VERSION:
-            raise WeightsError(f"checkpoint version {version!r} is not one this LayerStudio reads: update LayerStudio")
-        missing = [key for key in ("epoch", "global_step", "model", "optimizer", "schedule", "history", "rng", "config")
-                   if key not in checkpoint]
-        if missing:
-            raise WeightsError(f"the checkpoint is incomplete (no {', '.join(missing)}): it cannot resume a run")
-        saved = checkpoint["config"].get("optimizer") if isinstance(checkpoint["config"], dict) else None
-        if saved != self.config.optimizer:
-            raise WeightsError(f"the checkpoint was trained with optimizer {saved!r} but this run uses "
-                               f"{self.config.optimizer!r}: choose {saved!r} to resume it")
-        progress = checkpoint.get("progress")
-        if progress is not None and len(progress["perm"]) != self.train_samples:
-            raise WeightsError(f"the checkpoint was trained on {len(progress['perm'])} samples but this data has "
-                               f"{self.train_samples}: load the same data to resume")
-        apply_state_dict(self.model, checkpoint["model"], self.spec)  # all or nothing
+        validate_checkpoint(checkpoint, self)
+        before, notes = self.checkpoint(), list(self.notes)
         try:
-            self.optimizer.load_state_dict(checkpoint["optimizer"])
-            self.schedule.load_state_dict(checkpoint["schedule"])
-            if self.scaler is not None and checkpoint.get("scaler"):
-                self.scaler.load_state_dict(checkpoint["scaler"])
-            self.epoch, self.global_step = int(checkpoint["epoch"]), int(checkpoint["global_step"])
-            self.history = {key: list(checkpoint["history"].get(key, [])) for key in HISTORY_KEYS}
-            self._restore_rng(checkpoint["rng"])
-            self._progress = _EpochProgress.from_dict(progress) if progress is not None else None
-            if self._progress is not None and checkpoint["config"].get("batch_size") != self.config.batch_size:
-                self._progress = None  # steps of another batch size: the unfinished epoch starts over
-                self.notes.append(f"batch size changed: epoch {self.epoch + 1} starts over")
-            self._best = dict(checkpoint.get("best") or {"value": None, "epoch": 0, "bad_epochs": 0})
-            best = checkpoint.get("best_weights")
-            self._best_weights = {k: v.to(self.device) for k, v in best.items()} if best is not None else None
-        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+            self._apply_checkpoint(checkpoint)
+        except Exception as exc:  # noqa: BLE001 - validated, so only a case the checks missed lands here
+            log.exception("a validated checkpoint failed to load")
+            self._apply_checkpoint(before)
+            self.notes[:] = notes
             raise WeightsError(f"the checkpoint is damaged ({type(exc).__name__}: {_first_line(exc)}): "
                                "it cannot resume a run") from None
+
+    def _apply_checkpoint(self, checkpoint: dict) -> None:
+        from engine.io import apply_state_dict  # io builds on this module's callers, not the other way round
+
+        apply_state_dict(self.model, checkpoint["model"], self.spec)
+        self.optimizer.load_state_dict(fitted_optimizer_state(checkpoint["optimizer"], self.optimizer))
+        self.schedule.load_state_dict(checkpoint["schedule"])
+        if self.scaler is not None and checkpoint.get("scaler"):
+            self.scaler.load_state_dict(checkpoint["scaler"])
+        self.epoch, self.global_step = checkpoint["epoch"], checkpoint["global_step"]
+        self.history = {key: list(checkpoint["history"][key]) for key in HISTORY_KEYS}
+        self._restore_rng(checkpoint["rng"])
+        progress = checkpoint.get("progress")
+        self._progress = _EpochProgress.from_dict(progress) if progress is not None else None
+        if self._progress is not None and checkpoint["config"].get("batch_size") != self.config.batch_size:
+            self._progress = None  # steps of another batch size: the unfinished epoch starts over
+            self.notes.append(f"batch size changed: epoch {self.epoch + 1} starts over")
+        self._best = dict(checkpoint.get("best") or {"value": None, "epoch": 0, "bad_epochs": 0})
+        best = checkpoint.get("best_weights")
+        self._best_weights = {k: v.to(self.device) for k, v in best.items()} if best is not None else None
+        self.loss_watch = LossWatch(self.config.batch_size)
+        if checkpoint.get("loss_watch") is not None:
+            self.loss_watch.load_state_dict(checkpoint["loss_watch"])
 
     def _restore_rng(self, rng: dict) -> None:
         self._rng["torch"] = rng["torch"].clone()
@@ -1300,7 +1313,8 @@ class Trainer:
 
 class _ReadBack:
     """Batch losses and correct counts stay on the device and come to the host in one sync a few times
-    a second (and at each epoch end); each read-back checks for NaN/Inf and emits a BatchEnd."""
+    a second (and at each epoch end); each read-back checks for NaN/Inf and a sustained blow-up of the loss
+    (engine.divergence) and emits a BatchEnd."""
 
     def __init__(self, trainer: Trainer, progress: _EpochProgress, emit):
         self.trainer, self.progress, self.emit = trainer, progress, emit
@@ -1353,9 +1367,14 @@ class _ReadBack:
             first = progress.step - count + 1
             return trainer._diverged(progress, None if bad is None else first + bad,
                                      math.nan if bad is None else losses[bad])
+        exploded = trainer.loss_watch.observe(losses)
+        if exploded is not None:
+            self.emit(event)
+            return trainer._diverged(progress, progress.step - count + 1 + exploded, losses[exploded], exploded=True)
         progress.losses.extend(losses)
         if len(values) > count + 1:
             progress.correct += int(values[count])
-        trainer._last_good.save(trainer.global_step)
+        if all(loss <= trainer.loss_watch.threshold for loss in losses):  # weights from before a blow-up only
+            trainer._last_good.save(trainer.global_step)
         self.emit(event)
         return None

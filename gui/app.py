@@ -85,11 +85,14 @@ def install_excepthook(parent_getter=lambda: None) -> None:
 
 
 def attach_training(window):
-    """Add the Training/Results tabs and the weight actions (gui.training) to ``window``."""
+    """Add the Training/Results tabs and the weight actions (gui.training) to ``window``, then offer to resume
+    a run that was going when LayerStudio last stopped."""
     from gui.training import install_training
+    from gui.training.recovery import offer_to_resume
 
     ui = install_training(window)
     window.closing.connect(ui.shutdown)
+    ui.recovery_offer = offer_to_resume(window, ui)  # a run LayerStudio did not end cleanly, if any
     return ui
 
 

@@ -19,6 +19,7 @@ class TrainingUI:
     panel: object        # TrainingPanel ("Training" tab)
     results: object      # ResultsView ("Results" tab)
     weights: object      # WeightsActions (File menu)
+    recovery_offer: object = None  # RecoveryOffer shown at start-up (gui.app), if a run was interrupted
 
     def shutdown(self) -> None:
         """Stop any run and wait for its thread: call from the window's closeEvent."""

@@ -23,6 +23,7 @@ from engine.device_memory import cpu_copy, free_device_memory
 from engine.errors import LayerStudioError, TrainingError, WeightsError
 from engine.spec import NetworkSpec
 from engine.training import RunFinished, TrainConfig
+from gui.training import recovery
 from gui.training.worker import DataWorker, TrainingJob, TrainingWorker, WarmupWorker
 
 IDLE, LOADING, RUNNING, PAUSED, STOPPING = "idle", "loading", "running", "paused", "stopping"
@@ -216,6 +217,7 @@ class TrainingController(QObject):
         worker.runFinished.connect(self._run_ended)
         worker.evaluated.connect(self._evaluated)
         worker.evaluationFailed.connect(self.message)
+        worker.checkpointFailed.connect(self._checkpoint_failed)
         worker.finished.connect(self._run_done)
         self.release_run()
         self._worker = worker
@@ -224,6 +226,8 @@ class TrainingController(QObject):
         self.resume_history = dict(checkpoint.get("history") or {}) if checkpoint is not None else None
         self.last_result = None
         self._set_state(LOADING if job.data is None else RUNNING)
+        if job.checkpoint_path is not None:
+            recovery.write_marker(self.document, job.checkpoint_path)  # removed when the run ends
         self._launch(worker)
         return True
 
@@ -238,13 +242,16 @@ class TrainingController(QObject):
             row = analysis.errors[0]
             raise TrainingError(f"The design has errors (layer {row.index}, {row.kind}: {row.error}); fix them first.")
         data_config = self.data_config()
+        if checkpoint is not None and isinstance(checkpoint.get("data"), dict):
+            data_config = DataConfig.from_dict(dict(checkpoint["data"]))  # a resumed run goes on with its data
         initial_state = None
         if checkpoint is None and self.initial_state is not None:
             if self.model_spec is not None and design_key(self.model_spec) == design_key(spec):
                 initial_state = self.initial_state
             self.initial_state = None
         return TrainingJob(spec=spec, config=config, data_config=data_config,
-                           data=self.cached_data(data_config), checkpoint=checkpoint, initial_state=initial_state)
+                           data=self.cached_data(data_config), checkpoint=checkpoint, initial_state=initial_state,
+                           checkpoint_path=recovery.automatic_checkpoint(self.document))
 
     def _checkpoint_run(self, checkpoint: dict) -> tuple[NetworkSpec, TrainConfig]:
         """The design and settings a checkpoint continues with; refuses one from another design."""
@@ -278,6 +285,7 @@ class TrainingController(QObject):
         self.runStarted.emit(event)
 
     def _run_ended(self, result: RunFinished) -> None:
+        recovery.clear_marker()  # any end of the run is a clean one
         self.last_result = result
         self._set_state(STOPPING)
         worker = self._worker
@@ -287,6 +295,9 @@ class TrainingController(QObject):
             self.model_spec = worker.job.spec
             self.modelChanged.emit()
         self.runEnded.emit(result)
+
+    def _checkpoint_failed(self, text: str) -> None:
+        self.message.emit(f"The checkpoint was not saved (training goes on): {text}")
 
     def _evaluated(self, evaluation) -> None:
         self.last_evaluation = evaluation
@@ -344,6 +355,7 @@ class TrainingController(QObject):
         quitting): within SHUTDOWN_WAIT_S normally; longer only for work that cannot be interrupted."""
         if self._worker is not None:
             self._worker.stop(evaluate=False)
+            recovery.clear_marker()  # closing is a clean end of the run
         if self._loader is not None:
             self._loader.stop()
         if not self.wait_for_threads(SHUTDOWN_WAIT_S):

@@ -15,6 +15,7 @@ from engine.training import TrainConfig
 from gui.training import controller as states
 from gui.training.fit import fit_design_to_data, fit_problems
 from gui.training.plots import TrainingPlots
+from gui.training.recovery import CheckpointOption
 from gui.training.settings import DATA_FIELDS, TRAIN_FIELDS, ConfigForm
 
 NOTE_STYLE = "QLabel { background: #fff4ce; color: #5c4300; border: 1px solid #e0c36a; border-radius: 3px; padding: 4px; }"
@@ -152,6 +153,8 @@ class TrainingPanel(QWidget):
         settings_layout = QVBoxLayout(settings_box)
         settings_layout.addWidget(self.train_form)
         settings_layout.addWidget(self.settings_error)
+        self.checkpoint_option = CheckpointOption(self.document)
+        settings_layout.addWidget(self.checkpoint_option)
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
@@ -332,6 +335,7 @@ class TrainingPanel(QWidget):
         self.stop_action.setEnabled(self.controller.can_stop)
         self.data_form.setEnabled(not busy)
         self.train_form.setEnabled(not busy)
+        self.checkpoint_option.setEnabled(not busy)
         self.load_button.setEnabled(not busy)
         self.read_only_note.setVisible(bool(self.document.read_only))
         self._update_fit()
