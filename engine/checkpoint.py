@@ -21,6 +21,7 @@ from typing import NoReturn
 import torch
 
 from engine.errors import LayerStudioError, WeightsError
+from engine.log import SHOWN
 from engine.shapes import format_shape
 
 log = logging.getLogger(__name__)
@@ -547,7 +548,7 @@ class CheckpointWriter:
         except LayerStudioError as exc:
             self._last_write = self._clock()  # try again after the interval, not at every batch
             self.error = str(exc)
-            log.warning("checkpoint not written to %s: %s", self.path, exc)
+            log.warning("Checkpoint not written to %s: %s", self.path, exc, extra=SHOWN if self.on_error else None)
             if self.on_error is not None:
                 self.on_error(self.error)
             return False
