@@ -185,3 +185,16 @@ def test_weights_that_do_not_fit_the_data_get_a_sentence(mnist):
 def test_model_device_is_where_the_weights_are():
     assert model_device(build_model(mlp())) == torch.device("cpu")
     assert model_device(torch.nn.Sequential(torch.nn.ReLU())) == torch.device("cpu")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_model_on_the_gpu_is_evaluated_where_its_weights_are(mnist):
+    trainer = Trainer(mlp(), mnist, TrainConfig(epochs=1, batch_size=32, device="cuda", seed=0))
+    assert trainer.run().reason == "completed"
+    assert model_device(trainer.model).type == "cuda"
+    alone = evaluate_model(trainer.spec, trainer.model, mnist)
+    by_trainer = trainer.evaluate()
+    assert alone.accuracy == pytest.approx(by_trainer.accuracy, abs=0.002)
+    assert alone.loss == pytest.approx(by_trainer.loss, rel=1e-4)
+    assert model_device(trainer.model).type == "cuda"  # evaluated in place, not moved

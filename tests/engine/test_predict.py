@@ -237,3 +237,15 @@ def test_a_flat_design_predicts_image_files_reshaped(mnist, tmp_path):
     write_digit(path, 2)
     result = Predictor(spec, model, mnist).image(path)
     assert result.scores == pytest.approx(model_probabilities(model, mnist.test_x[2:3].reshape(1, 784)), abs=1e-6)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_model_on_the_gpu_predicts_what_its_cpu_copy_predicts(trained, mnist, tmp_path):
+    import copy
+
+    path = tmp_path / "digit.png"
+    write_digit(path, 8)
+    on_cpu = Predictor(trained.spec, copy.deepcopy(trained.model).cpu(), mnist).image(path)
+    on_gpu = Predictor(trained.spec, copy.deepcopy(trained.model).cuda(), mnist).image(path)
+    assert on_gpu.scores == pytest.approx(on_cpu.scores, abs=1e-5) and on_gpu.predicted == on_cpu.predicted
