@@ -110,6 +110,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     return run_train(args)
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Predict the class of image files (or rows of numbers) with trained weights (engine.predict_command)."""
+    from engine.predict_command import run_predict
+
+    return run_predict(args)
+
+
 def make_parser() -> argparse.ArgumentParser:
     # --verbose works before or after the command: `layerstudio --verbose train ...`, `layerstudio train ... --verbose`
     common = argparse.ArgumentParser(add_help=False)
@@ -141,6 +148,13 @@ def make_parser() -> argparse.ArgumentParser:
 
     add_train_arguments(p)
     p.set_defaults(func=cmd_train)
+
+    p = add_command("predict", help="predict the class of images (or rows of numbers) with trained weights")
+    p.add_argument("design", help="a design .json file or a template name")
+    from engine.predict_command import add_predict_arguments
+
+    add_predict_arguments(p)
+    p.set_defaults(func=cmd_predict)
     return parser
 
 

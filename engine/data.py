@@ -67,6 +67,8 @@ TASKS = ("auto", "classification", "regression", "reconstruction")
 SOURCES_WITH_ROOT = ("mnist", "fashion-mnist", "cifar10", "folder", "csv")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 DIGIT_NAMES = [str(digit) for digit in range(10)]
+# The built-in image datasets' own side length; image_size only ever enlarges them (see _enlarge_to).
+NATIVE_IMAGE_SIZES = {"mnist-sample": 28, "mnist": 28, "fashion-mnist": 28, "cifar10": 32}
 # CSV labels that are whole numbers with at most this many distinct values are class labels.
 MAX_INTEGER_CLASSES = 20
 # CSV label cells that mean "no value" (compared in lower case; pandas' defaults, less the exotic ones).
@@ -565,12 +567,12 @@ def _load_mnist_sample(config: DataConfig, progress: Task) -> DataBundle:
     train_x, train_y, test_x, test_y = (read_idx(MNIST_SAMPLE / f"{name}.gz") for name in _MNIST_FILES)
     decoded = _Decoded("MNIST sample", train_x.unsqueeze(1), train_y.long(), DIGIT_NAMES, "classification",
                        test_x.unsqueeze(1), test_y.long())
-    return _assemble(decoded, config, progress, _enlarge_to(config, 28))
+    return _assemble(decoded, config, progress, _enlarge_to(config))
 
 
-def _enlarge_to(config: DataConfig, native: int) -> int:
+def _enlarge_to(config: DataConfig) -> int:
     """Built-in datasets are enlarged to image_size when it is larger than their own size, never shrunk."""
-    return config.image_size if config.image_size > native else 0
+    return config.image_size if config.image_size > NATIVE_IMAGE_SIZES[config.source] else 0
 
 
 # --------------------------------------------------------------------------- torchvision datasets
@@ -634,7 +636,7 @@ def _load_mnist_family(config: DataConfig, progress: Task) -> DataBundle:
     classes = DIGIT_NAMES if config.source == "mnist" else parts["classes"]
     decoded = _Decoded(label, parts["train_x"], parts["train_y"], classes, "classification",
                        parts["test_x"], parts["test_y"])
-    return _assemble(decoded, config, progress, _enlarge_to(config, 28))
+    return _assemble(decoded, config, progress, _enlarge_to(config))
 
 
 def _load_cifar10(config: DataConfig, progress: Task) -> DataBundle:
@@ -681,7 +683,7 @@ def _load_cifar10(config: DataConfig, progress: Task) -> DataBundle:
     parts = _cached(config.source, root, [folder / name for name in names], {}, decode, progress)
     decoded = _Decoded("CIFAR-10", parts["train_x"], parts["train_y"], parts["classes"], "classification",
                        parts["test_x"], parts["test_y"])
-    return _assemble(decoded, config, progress, _enlarge_to(config, 32))
+    return _assemble(decoded, config, progress, _enlarge_to(config))
 
 
 def _gunzip(source: Path, target: Path) -> None:

@@ -36,6 +36,8 @@ from engine.data import augment_batch
 from engine.device_memory import free_device_memory
 from engine.divergence import LossWatch
 from engine.errors import SpecError, TrainingError, WeightsError
+from engine.evaluation import (Evaluation, Prediction, infer,  # noqa: F401 - Prediction's old home
+                               input_reshape_needed, summarize)
 from engine.layers import prod, shape_tuple_text
 from engine.log import report_unexpected
 from engine.memory import check_training_fits
@@ -285,28 +287,6 @@ class RunFinished:
 
 
 Event = RunStarted | BatchEnd | EpochEnd | RunFinished
-
-
-@dataclass(frozen=True)
-class Prediction:
-    index: int
-    predicted: int | float
-    target: int | float
-
-
-@dataclass
-class Evaluation:
-    """Test-set numbers. ``confusion[true][predicted]`` counts samples; ``per_class_accuracy`` is NaN
-    for a class without samples; ``predicted`` holds every sample's class (classification only)."""
-
-    loss: float
-    accuracy: float | None
-    confusion: list[list[int]] | None
-    per_class_accuracy: list[float] | None
-    samples: list[Prediction]
-    predicted: list[int] | None
-    split: str = "test"
-    count: int = 0
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -769,15 +749,7 @@ class Trainer:
     # -- set-up helpers
     def _input_shape_check(self, spec: NetworkSpec, data) -> bool:
         """True when samples must be reshaped to the design's input (same size, e.g. 1x28x28 -> 784)."""
-        design, given = tuple(spec.input_shape), tuple(data.input_shape)
-        if design == given:
-            return False
-        if prod(design) == prod(given):
-            return True
-        raise TrainingError(
-            f"the design takes inputs of shape {shape_tuple_text(design)} but the data gives {shape_tuple_text(given)}: "
-            f"set the design's input shape to {shape_tuple_text(given)}"
-        )
+        return input_reshape_needed(spec.input_shape, data.input_shape)
 
     def _resolve_amp(self) -> torch.dtype | None:
         mode, kind = self.config.amp, self.device.type
@@ -1169,37 +1141,14 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=self.amp_dtype):
             return self._forward(xb)
 
-    # -- evaluation
+    # -- evaluation (engine.evaluation holds the one implementation)
     def _infer(self, split: str, keep: bool) -> tuple[float, float | None, torch.Tensor | None]:
-        """Mean loss, accuracy and (``keep``) every prediction of a split: class ids, or the first output
-        value per sample for regression. Eval mode and inference mode; one host sync at the end."""
+        """Mean loss, accuracy and (``keep``) every prediction of a split, on the device, under autocast."""
         x, y = self._on_device(split)
-        count = x.shape[0]
         size = max(2 * self.config.batch_size, 256)
-        kept: list[torch.Tensor] = []
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.inference_mode():
-                loss_sum = torch.zeros((), device=self.device)
-                correct = torch.zeros((), dtype=torch.int64, device=self.device)
-                for start in range(0, count, size):
-                    xb = x[start:start + size]
-                    yb = xb if self._reconstruct else y[start:start + size]
-                    out = self._forward_amp(xb)
-                    loss_sum += self.objective.loss(out, yb) * xb.shape[0]
-                    if self.classification:
-                        predicted = self.objective.predict(out)
-                        correct += (predicted == yb).sum()
-                        if keep:
-                            kept.append(predicted)
-                    elif keep:
-                        kept.append(out.reshape(out.shape[0], -1)[:, 0].float())
-                total, hits = torch.stack([loss_sum, correct.to(torch.float32)]).tolist()
-                kept_all = torch.cat(kept) if keep else None
-        finally:
-            self.model.train(was_training)
-        return total / count, (hits / count if self.classification else None), kept_all
+        batches = ((x[start:start + size], y[start:start + size]) for start in range(0, x.shape[0], size))
+        result = infer(self.model, self._forward_amp, self.objective, batches, keep)
+        return result.loss, result.accuracy, result.predicted
 
     def evaluate(self, split: str = "test", samples: int = 16) -> Evaluation:
         """Loss, accuracy, confusion matrix, per-class accuracy and predictions on a split (not while running)."""
@@ -1207,23 +1156,12 @@ class Trainer:
             raise TrainingError(f"split must be train, val or test, got {split!r}")
         if self._running:
             raise TrainingError("the run is still going: evaluate after it finishes or stop it first")
-        count = len(getattr(self.data, f"{split}_x"))
-        if count == 0:
+        if len(getattr(self.data, f"{split}_x")) == 0:
             raise TrainingError(f"the data has no {split} samples to evaluate: choose another split")
         loss, accuracy, predicted = self._infer(split, keep=True)
         _, y = self._on_device(split)
-        shown = min(samples, count)
-        if not self.classification:
-            firsts = predicted[:shown].tolist()
-            targets = y[:shown].reshape(shown, -1)[:, 0].tolist()
-            return Evaluation(loss, None, None, None, [Prediction(i, firsts[i], targets[i]) for i in range(shown)],
-                              None, split, count)
-        classes = self.data.num_classes
-        confusion = torch.bincount(y * classes + predicted, minlength=classes * classes).reshape(classes, classes).tolist()
-        per_class = [row[i] / sum(row) if sum(row) else math.nan for i, row in enumerate(confusion)]
-        predicted_list, targets = predicted.tolist(), y[:shown].tolist()
-        sample = [Prediction(i, predicted_list[i], targets[i]) for i in range(shown)]
-        return Evaluation(loss, accuracy, confusion, per_class, sample, predicted_list, split, count)
+        return summarize(loss, accuracy, predicted, y, self.data.num_classes if self.classification else None,
+                         split, samples)
 
     # -- checkpoints
     def checkpoint(self) -> dict:

@@ -27,6 +27,7 @@ from gui.training import recovery
 from gui.training.worker import DataWorker, TrainingJob, TrainingWorker, WarmupWorker
 
 IDLE, LOADING, RUNNING, PAUSED, STOPPING = "idle", "loading", "running", "paused", "stopping"
+EVALUATING = "evaluating"  # Evaluate without training (gui.training.evaluate)
 TRAINING_KEY, DATA_KEY = "training", "data"
 SHUTDOWN_WAIT_S = 2.0    # closing the window: every thread is asked to stop and normally ends within this
 SHUTDOWN_LIMIT_S = 60.0  # work that cannot be interrupted (one long batch, a connection being opened) gets this
@@ -53,6 +54,7 @@ class TrainingController(QObject):
     epochEnded = Signal(object)        # EpochEnd
     runEnded = Signal(object)          # RunFinished, as soon as training stops (evaluation may follow)
     evaluated = Signal(object)         # Evaluation of the test split
+    evaluationFailed = Signal(str)     # Evaluate ended without results: the reason (or that it was stopped)
     finished = Signal(object)          # RunFinished, once the thread is done and the controller is idle
     modelChanged = Signal()            # trained or loaded weights changed
 
@@ -73,6 +75,7 @@ class TrainingController(QObject):
         self.resume_history: dict | None = None  # the checkpoint's per-epoch history, to redraw its plots
         self._worker: TrainingWorker | None = None
         self._loader: DataWorker | None = None   # the Load data worker while it runs
+        self._evaluator = None             # the EvaluationWorker while Evaluate runs
         self._threads: dict[QThread, QObject] = {}
         app = QCoreApplication.instance()
         if app is not None:
@@ -351,8 +354,9 @@ class TrainingController(QObject):
 
     @Slot()
     def shutdown(self) -> None:
-        """Stop any run or loading and wait for every thread this controller started (window closing / app
-        quitting): within SHUTDOWN_WAIT_S normally; longer only for work that cannot be interrupted."""
+        """Stop any run, evaluation or loading and wait for every thread this controller started (window closing /
+        app quitting): within SHUTDOWN_WAIT_S normally; longer only for work that cannot be interrupted."""
+        self.stop_evaluation()
         if self._worker is not None:
             self._worker.stop(evaluate=False)
             recovery.clear_marker()  # closing is a clean end of the run
@@ -384,6 +388,51 @@ class TrainingController(QObject):
         device = trainer.device
         del trainer
         free_device_memory(device)
+
+    # ------------------------------------------------------------------ evaluation without training
+    @property
+    def can_evaluate(self) -> bool:
+        """Weights to evaluate (trained or loaded) and nothing else going on."""
+        return self.state == IDLE and self.model is not None
+
+    def evaluate(self) -> bool:
+        """Evaluate the current weights on the test split off the UI thread (the data is loaded first when
+        needed); results arrive through ``evaluated``, a reason through ``evaluationFailed``."""
+        from gui.training.evaluate import EvaluationJob, EvaluationWorker
+
+        if not self.can_evaluate:
+            return False
+        try:
+            data_config = self.data_config()
+            try:
+                config = self.train_config()
+            except LayerStudioError:
+                config = TrainConfig()  # only the loss matters here: its default then
+        except LayerStudioError as exc:
+            self.evaluationFailed.emit(str(exc))
+            return False
+        job = EvaluationJob(self.model_spec or self.document.spec, self.model, data_config,
+                            self.cached_data(data_config), config)
+        worker = EvaluationWorker(job)
+        worker.progress.connect(self.dataLoading)
+        worker.dataLoaded.connect(self.use_data)
+        worker.evaluated.connect(self._evaluated)
+        worker.failed.connect(self.evaluationFailed)
+        worker.finished.connect(self._evaluation_done)
+        self._evaluator = worker
+        self._set_state(EVALUATING)
+        self._launch(worker)
+        return True
+
+    def stop_evaluation(self) -> None:
+        if self._evaluator is not None:
+            self._evaluator.stop()
+
+    @Slot()
+    def _evaluation_done(self) -> None:
+        self._evaluator = None
+        if self.state == EVALUATING:
+            self._set_state(IDLE)
 
     # ------------------------------------------------------------------ weights
     def save_weights(self, path: str | os.PathLike) -> None:

@@ -34,9 +34,11 @@ FAILURE_HINTS = {
 
 
 def sentence(text: str) -> str:
-    """The engine's message as a sentence: capital first letter, final full stop."""
+    """The engine's message as a sentence: capital first letter (unless it starts with a file name, which
+    stays as written), final full stop."""
     text = text.strip()
-    text = text[:1].upper() + text[1:]
+    if not any(mark in text.split(" ", 1)[0] for mark in "./\\"):
+        text = text[:1].upper() + text[1:]
     return text if not text or text.endswith((".", "!", "?")) else text + "."
 
 
