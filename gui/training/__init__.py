@@ -81,6 +81,6 @@ def install_training(window) -> TrainingUI:
     if closing is not None:
         closing.connect(controller.shutdown)
 
-    ui = TrainingUI(controller, panel, results, weights, predict)
+    ui = TrainingUI(controller, panel, results, weights, predict=predict)
     window.training = ui
     return ui
