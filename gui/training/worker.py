@@ -203,6 +203,7 @@ class TrainingWorker(QObject):
         except Exception as exc:  # noqa: BLE001 - the UI must always learn that the run ended
             finished = training.RunFinished("error", report_unexpected(exc, "preparing the run", log),
                                             self._epochs_done())
+        self._writer = None  # it holds the trainer, which the controller releases before the next run
         self._throttle.flush()
         self.runFinished.emit(finished)
         try:
