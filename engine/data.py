@@ -47,6 +47,7 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from engine.controls import control
 from engine.errors import DataError
 from engine.files import write_atomically
 from engine.paths import cache_dir
@@ -449,7 +450,7 @@ def _resolve_task(name: str, natural: str, requested: str) -> str:
     if requested in ("auto", natural, "reconstruction"):
         return natural if requested == "auto" else requested
     raise DataError(f"{name} has {natural} targets, so it cannot be used for {requested}: "
-                    f"choose task {natural} or reconstruction.")
+                    f"set {control('data.task')} to {natural} or reconstruction.")
 
 
 def _split_indices(count: int, val_fraction: float, limit: int, seed: int,
@@ -463,8 +464,8 @@ def _split_indices(count: int, val_fraction: float, limit: int, seed: int,
         val_count = 1
     train_idx, val_idx = order[val_count:].sort().values, order[:val_count].sort().values
     if len(train_idx) == 0:
-        raise DataError(f"{name} leaves no training samples ({count} in all): add data, raise the limit "
-                        f"or lower the validation fraction.")
+        raise DataError(f"{name} leaves no training samples ({count} in all): add data, "
+                        f"raise {control('data.limit')} or lower {control('data.val_fraction')}.")
     return train_idx, val_idx
 
 
@@ -617,7 +618,7 @@ def _load_mnist_family(config: DataConfig, progress: Task) -> DataBundle:
         missing = [name for name in names if not (raw / name).is_file()]
     if missing:
         raise DataError(f"{label} files not found in {raw}: put {', '.join(n + '(.gz)' for n in missing)} there, "
-                        f"or turn on Download (--download on the command line).")
+                        f"or turn on {control('data.download')}.")
 
     def decode() -> dict:
         progress(0.75, f"Reading {label} with torchvision")
@@ -628,7 +629,7 @@ def _load_mnist_family(config: DataConfig, progress: Task) -> DataBundle:
                 dataset = cls(str(root), train=train, download=False)
             except (RuntimeError, OSError, AssertionError, TypeError, ValueError) as exc:
                 raise DataError(f"torchvision cannot read the {label} files in {raw} ({exc}): replace them with "
-                                f"intact copies, or delete them and turn on Download (--download on the command line).") from exc
+                                f"intact copies, or delete them and turn on {control('data.download')}.") from exc
             parts[f"{split}_x"], parts[f"{split}_y"], parts["classes"] = vision_tensors(dataset)
         return parts
 
@@ -659,7 +660,7 @@ def _load_cifar10(config: DataConfig, progress: Task) -> DataBundle:
         missing = [name for name in names if not (folder / name).is_file()]
     if missing:
         raise DataError(f"CIFAR-10 files not found in {folder}: put {', '.join(missing)} there (they come in "
-                        f"{cls.filename}; extract it into {root}), or turn on Download (--download on the command line).")
+                        f"{cls.filename}; extract it into {root}), or turn on {control('data.download')}.")
 
     def decode() -> dict:
         progress(0.75, "Checking and reading CIFAR-10 with torchvision")
@@ -674,9 +675,9 @@ def _load_cifar10(config: DataConfig, progress: Task) -> DataBundle:
                     raise DataError(
                         f"CIFAR-10 files in {folder} do not match the original download: {', '.join(damaged)}. "
                         f"torchvision reads only the original files (they are pickles, which could run code): "
-                        f"replace them from {cls.filename}, or delete them and turn on Download (--download on the command line).") from exc
+                        f"replace them from {cls.filename}, or delete them and turn on {control('data.download')}.") from exc
                 raise DataError(f"torchvision cannot read the CIFAR-10 files in {folder} ({exc}): replace them "
-                                f"from {cls.filename}, or delete them and turn on Download (--download on the command line).") from exc
+                                f"from {cls.filename}, or delete them and turn on {control('data.download')}.") from exc
             parts[f"{split}_x"], parts[f"{split}_y"], parts["classes"] = vision_tensors(dataset)
         return parts
 
@@ -1234,7 +1235,8 @@ def _csv_targets(rows: list[list[str]], lines: list[int], target_idx: list[int],
             return regression()
     if len(target_idx) > 1:
         raise DataError(f"{file_name}: classification takes one label column, not {len(target_idx)}: "
-                        f"name a single label column or choose regression.")
+                        f"set {control('data.label_column')} to a single column "
+                        f"or set {control('data.task')} to regression.")
     if numeric:
         keys = [float(v) for v in numbers[:, 0]]
         distinct = sorted(set(keys))

@@ -54,7 +54,7 @@ def run_predict(args: argparse.Namespace) -> int:
     def failed(text: str, sentence: str) -> None:
         failures.append({"input": text, "error": sentence})
         if not args.json:
-            print(f"error: {sentence}", file=sys.stderr)
+            print(f"Error: {sentence}", file=sys.stderr)
 
     results = predict_inputs(predictor, args.inputs, failed)
     if args.json:

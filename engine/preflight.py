@@ -7,6 +7,7 @@ sentence instead of a torch error mid-run.
 """
 from __future__ import annotations
 
+from engine.controls import control
 from engine.errors import TrainingError
 from engine.layers import KINDS
 from engine.shapes import Analysis
@@ -29,7 +30,7 @@ def _check_batch(analysis: Analysis, batch_size: int, samples: int) -> None:
     needs = f"layer {row.index} ({row.kind}), which needs training batches of {row.min_batch} or more " \
             f"(it normalises over the batch)"
     if batch_size < row.min_batch:
-        raise TrainingError(f"Batch size {batch_size} is too small for {needs}: set the batch size to "
+        raise TrainingError(f"Batch size {batch_size} is too small for {needs}: set {control('training.batch_size')} to "
                             f"{row.min_batch} or more.")
     raise TrainingError(f"The data has only {samples} training sample{'s' if samples != 1 else ''}, too few for "
                         f"{needs}: use more training samples.")

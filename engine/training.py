@@ -32,6 +32,7 @@ from torch import nn
 from engine import preflight
 from engine.build import build_model
 from engine.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, fitted_optimizer_state, validate_checkpoint
+from engine.controls import control
 from engine.data import augment_batch
 from engine.device_memory import free_device_memory
 from engine.divergence import LossWatch
@@ -159,7 +160,8 @@ class TrainConfig:
         if not _DEVICE_PATTERN.match(self.device):
             raise TrainingError(f"training setting 'device' must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
         if self.nesterov and self.optimizer == "sgd" and self.momentum == 0:
-            raise TrainingError("training setting 'nesterov' needs a momentum above 0: set momentum (e.g. 0.9) or turn nesterov off")
+            raise TrainingError(f"training setting 'nesterov' needs a momentum above 0: set {control('training.momentum')} "
+                                f"(e.g. 0.9) or turn {control('training.nesterov')} off")
         return self
 
     def to_dict(self) -> dict:
@@ -266,7 +268,7 @@ class EpochEnd:
 
     def parts(self) -> list[str]:
         """The epoch's figures as short phrases (``train loss 0.31``, ``val acc 91.0%``, ...) for one line."""
-        parts = [f"epoch {self.epoch}/{self.epochs}", f"train loss {self.train_loss:.4g}"]
+        parts = [f"Epoch {self.epoch}/{self.epochs}", f"train loss {self.train_loss:.4g}"]
         if self.train_acc is not None:
             parts.append(f"train acc {100 * self.train_acc:.1f}%")
         if self.val_loss is not None:
@@ -312,14 +314,16 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise TrainingError(f"device {name!r} is not available here (no CUDA GPU): choose auto or cpu")
+            raise TrainingError(f"device {name!r} is not available here (no CUDA GPU): "
+                                f"set {control('training.device')} to auto or cpu")
         device = torch.device(name)
         index = device.index if device.index is not None else torch.cuda.current_device()
         if index >= torch.cuda.device_count():
             raise TrainingError(f"device {name!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s)")
         return torch.device("cuda", index)
     if name == "mps" and not torch.backends.mps.is_available():
-        raise TrainingError("device 'mps' is not available here (no Apple GPU): choose auto or cpu")
+        raise TrainingError(f"device 'mps' is not available here (no Apple GPU): "
+                            f"set {control('training.device')} to auto or cpu")
     return torch.device(name)
 
 
@@ -394,7 +398,8 @@ class Objective:
     def _fit_values(self, out: tuple[int, ...], target: tuple[int, ...]) -> None:
         if self.name in ("cross_entropy", "nll"):
             raise TrainingError(
-                f"loss {self.name!r} needs class labels but the data is for {self.task}: choose mse, l1 or smooth_l1"
+                f"loss {self.name!r} needs class labels but the data is for {self.task}: "
+                f"set {control('training.loss')} to mse, l1 or smooth_l1"
             )
         target = target or (1,)
         if prod(out) != prod(target):
@@ -697,7 +702,8 @@ class Trainer:
         self.streaming = bool(getattr(data, "streaming", False))
         self.train_samples = data.train_size if hasattr(data, "train_size") else len(data.train_x)
         if self.train_samples == 0:
-            raise TrainingError("the data has no training samples: pick a dataset with samples or lower the validation fraction")
+            raise TrainingError(f"the data has no training samples: pick a dataset with samples or lower "
+                                f"{control('data.val_fraction')}")
         self._input_reshape = self._input_shape_check(spec, data)
         analysis = analyze(spec)
         if not analysis.ok:
@@ -711,7 +717,7 @@ class Trainer:
         ends_in_probabilities = bool(spec.layers) and spec.layers[-1].kind == "Sigmoid"
         if self.objective.name == "bce" and not ends_in_probabilities:
             raise TrainingError("loss 'bce' needs outputs between 0 and 1: end the design with a Sigmoid, "
-                                "or choose bce_with_logits, which takes the raw outputs")
+                                f"or set {control('training.loss')} to bce_with_logits, which takes the raw outputs")
         self.classification = self.objective.classification
         self.amp_dtype = self._resolve_amp()
         self.channels_last = self._resolve_channels_last(spec)
@@ -912,8 +918,8 @@ class Trainer:
             train_samples=self.train_samples, val_samples=len(self.data.val_x), notes=tuple(self.notes),
         ))
         if self.epoch >= cfg.epochs:
-            return RunFinished("completed", f"already trained {self.epoch} of {cfg.epochs} epochs: raise epochs to go on",
-                               self.epoch)
+            return RunFinished("completed", f"already trained {self.epoch} of {cfg.epochs} epochs: "
+                                            f"raise {control('training.epochs')} to go on", self.epoch)
         self.model.train()
         self._last_good = _LastGoodWeights(self.model, self.global_step)
         while self.epoch < cfg.epochs:
@@ -1043,7 +1049,8 @@ class Trainer:
             what = f"the loss became {word} at epoch {self.epoch + 1}, step {bad_step}"
         return RunFinished(
             "diverged",
-            f"{what}: lower the learning rate (now {self.lr:g}) or set gradient clipping; "
+            f"{what}: lower the learning rate ({control('training.lr')}, now {self.lr:g}) or set gradient clipping "
+            f"({control('training.grad_clip')}); "
             f"the model keeps the weights from after step {kept} of the run",
             self.epoch,
         )
@@ -1119,12 +1126,13 @@ class Trainer:
     def _describe_failure(self, exc: Exception) -> tuple[str, str]:
         if is_out_of_memory(exc):
             size = self.config.batch_size
-            smaller = f"try batch size {max(1, size // 2)}" if size > 1 else "try a smaller design or the CPU"
+            smaller = (f"try batch size {max(1, size // 2)} ({control('training.batch_size')})" if size > 1
+                       else f"try a smaller design or set {control('training.device')} to cpu")
             return "out_of_memory", f"out of memory on {self.device} at batch size {size}: {smaller}"
         hint = ""
         module = type(exc).__module__ or ""
         if self.config.compile and module.startswith(("torch._dynamo", "torch._inductor")):
-            hint = "; torch.compile failed: turn compile off"
+            hint = f"; torch.compile failed: turn {control('training.compile')} off"
         return "error", report_unexpected(exc, "training", log) + hint  # the traceback goes to the log
 
     def _release_memory(self) -> None:

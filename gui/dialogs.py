@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.templates import list_templates
+from engine.version import version
 
 EMPTY = ""  # the "template" name of an empty design
 
@@ -93,6 +94,6 @@ def help_dialog(parent) -> QDialog:
 def show_about(parent) -> None:
     QMessageBox.about(
         parent, "About LayerStudio",
-        "<h3>LayerStudio</h3><p>Design a neural network by stacking layers, see every shape and parameter count "
+        f"<h3>LayerStudio {version()}</h3><p>Design a neural network by stacking layers, see every shape and parameter count "
         "live, train it and keep real PyTorch weights.</p><p>PySide6 · PyTorch</p>",
     )

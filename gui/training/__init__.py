@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from PySide6.QtWidgets import QLabel
 
+from engine.controls import use_naming
+
 
 @dataclass
 class TrainingUI:
@@ -43,6 +45,9 @@ def install_training(window) -> TrainingUI:
     from gui.training.panel import TrainingPanel
     from gui.training.predict import PredictPanel
     from gui.training.results import ResultsView
+    from gui.training.settings import control_label
+
+    use_naming(control_label)  # the engine's sentences name settings as this window labels them
 
     controller = TrainingController(window.document, parent=window)
     panel = TrainingPanel(controller)

@@ -82,7 +82,7 @@ def test_checkpoint_every_needs_a_checkpoint_and_a_positive_time(tmp_path, capsy
     monkeypatch.chdir(tmp_path)
     code, lines, err = train(capsys, "softmax-regression", "--limit", "64", *args)
     assert code == 1 and not lines
-    assert err.startswith("error: ") and message in err, err
+    assert err.startswith("Error: ") and message in err, err
 
 
 def test_a_checkpoint_that_cannot_be_written_is_a_warning_then_an_error(tmp_path, capsys, monkeypatch):
@@ -99,6 +99,6 @@ def test_a_checkpoint_that_cannot_be_written_is_a_warning_then_an_error(tmp_path
     monkeypatch.setattr(Trainer, "run", run_then_remove_folder)
     code, lines, err = train(capsys, "softmax-regression", "--limit", "300", "--epochs", "2", "--checkpoint", checkpoint)
     assert code == 1
-    assert any(line.startswith("warning: ") and "does not exist" in line for line in lines)
+    assert any(line.startswith("Warning: ") and "does not exist" in line for line in lines)
     assert [line for line in lines if line.startswith("epoch ")][-1].startswith("epoch 2/2")
-    assert err.split("\r")[-1].startswith("error: ") and "does not exist" in err
+    assert err.split("\r")[-1].startswith("Error: ") and "does not exist" in err

@@ -91,8 +91,8 @@ def test_inputs_that_are_not_images_get_a_sentence_and_the_rest_are_still_predic
     assert code == 1
     assert [LINE.match(line)["input"] for line in lines] == [str(good)]
     assert err.splitlines() == [
-        "error: notes.txt is not an image LayerStudio can read: choose a PNG, JPEG, BMP, GIF, TIFF or WebP file.",
-        f"error: {tmp_path / 'gone.png'} does not exist: check the path",
+        "Error: notes.txt is not an image LayerStudio can read: choose a PNG, JPEG, BMP, GIF, TIFF or WebP file.",
+        f"Error: {tmp_path / 'gone.png'} does not exist: check the path",
     ]
     code, lines, _ = run(capsys, "predict", design, "--weights", weights, "--json", notes)
     assert code == 1 and json.loads("\n".join(lines))[0]["error"].startswith("notes.txt is not an image")
@@ -107,7 +107,7 @@ def test_weights_of_another_design_are_refused_with_the_report(trained_design, t
     write_digit(image, 0)
     code, lines, err = run(capsys, "predict", design, "--weights", other, image)
     assert code == 1 and lines == []
-    assert err.startswith("error: The weights do not fit this design") and "nothing was loaded" in err
+    assert err.startswith("Error: The weights do not fit this design") and "nothing was loaded" in err
 
 
 def test_rows_of_numbers_for_tabular_data(tmp_path, capsys):

@@ -145,5 +145,5 @@ def test_the_cli_exits_1_for_a_run_that_blew_up(capsys):
     code = main(["train", "mlp", "--optimizer", "adam", "--lr", "1000", "--limit", "600", "--epochs", "3"])
     captured = capsys.readouterr()
     assert code == 1
-    assert captured.err.strip().splitlines()[-1].startswith("error: the loss stayed above 100 times its starting")
+    assert captured.err.strip().splitlines()[-1].startswith("Error: the loss stayed above 100 times its starting")
     assert "test loss" not in captured.out
