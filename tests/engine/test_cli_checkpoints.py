@@ -69,7 +69,7 @@ def test_checkpoint_every_writes_inside_epochs_and_resumes(tmp_path, capsys):
     code, lines, err = train(capsys, "softmax-regression", "--limit", "300", "--epochs", "2", "--checkpoint", checkpoint,
                              "--checkpoint-every", "0.0001")
     assert code == 0, err
-    assert f"checkpoint saved to {checkpoint}" in lines
+    assert f"Checkpoint saved to {checkpoint}" in lines
     assert read_checkpoint(checkpoint)["epoch"] == 2
 
 
@@ -100,5 +100,5 @@ def test_a_checkpoint_that_cannot_be_written_is_a_warning_then_an_error(tmp_path
     code, lines, err = train(capsys, "softmax-regression", "--limit", "300", "--epochs", "2", "--checkpoint", checkpoint)
     assert code == 1
     assert any(line.startswith("Warning: ") and "does not exist" in line for line in lines)
-    assert [line for line in lines if line.startswith("epoch ")][-1].startswith("epoch 2/2")
-    assert err.split("\r")[-1].startswith("Error: ") and "does not exist" in err
+    assert [line for line in lines if line.startswith("Epoch ")][-1].startswith("Epoch 2/2")
+    assert err.strip().splitlines()[-1].startswith("Error: ") and "does not exist" in err

@@ -18,7 +18,7 @@ from engine.errors import DataError
 from engine.training import TrainConfig
 
 ENGINE = Path(engine.__file__).parent
-CLI_MODULES = ("cli.py", "train_command.py")             # text only the command line shows
+CLI_MODULES = ("cli.py", "train_command.py", "predict_command.py")  # text only the command line shows
 # Words that name a window's controls; no engine sentence may use them (either front end may show it).
 WINDOW_WORDS = ("button", "tick ", "click", "Settings →", "menu", " tab ", "checkbox", "Download if missing")
 
