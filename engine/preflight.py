@@ -7,6 +7,7 @@ sentence instead of a torch error mid-run.
 """
 from __future__ import annotations
 
+from engine.controls import control
 from engine.errors import TrainingError
 from engine.layers import KINDS
 from engine.shapes import Analysis
@@ -26,7 +27,8 @@ def batch_size_problem(analysis: Analysis, batch_size: int) -> str:
     row = next((r for r in analysis.rows if r.min_batch > batch_size), None)
     if row is None:
         return ""
-    return f"Batch size {batch_size} is too small for {_needs(row)}: set the batch size to {row.min_batch} or more."
+    return (f"Batch size {batch_size} is too small for {_needs(row)}: set {control('training.batch_size')} to "
+            f"{row.min_batch} or more.")
 
 
 def _needs(row) -> str:

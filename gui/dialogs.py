@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.templates import list_templates
+from engine.version import version
 
 EMPTY = ""  # the "template" name of an empty design
 
@@ -40,12 +41,18 @@ HELP_SECTIONS = (
      "shows a warning when it is too small for the design (a BatchNorm that sees one value per channel needs "
      "batches of 2 or more). Closing the window during a run asks first, with the run paused meanwhile.</p>"),
     ("Results",
-     "<p>The <b>Results</b> tab shows the last run's test loss and accuracy (the validation split's when the "
-     "data has no test split), the confusion matrix (click a cell to see its samples), the accuracy per class "
-     "and sample predictions, wrong ones in red. A regression shows the RMSE and the predicted against the true "
-     "values.</p>"
+     "<p>The <b>Results</b> tab shows the test loss, accuracy and macro F1 of the last run (the validation "
+     "split's when the data has no test split); the confusion matrix as counts or, with <b>Row %</b>, each true "
+     "class's share (click a cell to see its samples, <b>All samples</b> to go back); a table of samples, "
+     "precision, recall and F1 per class; and sample predictions, wrong ones in red. A regression shows the "
+     "RMSE and the predicted against the true values. <b>Evaluate</b> (F7) runs the current weights, trained or "
+     "loaded, on the test split without training.</p>"
      "<p>Results belong to the design as trained. When you edit the design after the run, a banner says so; "
      "undo back to the trained design and it goes.</p>"),
+    ("Predict",
+     "<p>The <b>Predict</b> tab runs the current weights on one input: drop an image file on it or use "
+     "<b>Open Image…</b> (File → Predict from Image), or type a row of numbers for tabular data. The input is "
+     "prepared like the training data; the tab shows it as the model sees it and each class's probability.</p>"),
     ("Weights",
      "<p><b>File → Save Weights</b> writes the trained weights as a plain PyTorch <code>state_dict</code> "
      "(<code>.pt</code>) or a <code>.safetensors</code> file, with the keys of a hand-written "
@@ -57,6 +64,10 @@ HELP_SECTIONS = (
      "not fit are not loaded at all, and a report lists every missing, unexpected or differently shaped "
      "tensor. The next run starts from loaded weights.</p>"),
     ("Checkpoints",
+     "<p><b>Save a checkpoint every epoch to</b> (Training tab, under the settings; on by default) keeps the "
+     "run on disk as it goes: next to the design file, or in LayerStudio's checkpoints folder for a design "
+     "never saved. If LayerStudio or the computer stops during such a run, the next start offers to resume "
+     "it.</p>"
      "<p><b>File → Save Checkpoint</b> saves the last run whole: weights, optimizer and schedule state, the "
      "epoch, the metric history, the design and the settings. <b>File → Resume from Checkpoint</b> continues "
      "it, plots included, on the same design (open that design first); raise Epochs to train past the epochs "
@@ -173,6 +184,6 @@ def help_dialog(parent) -> QDialog:
 def show_about(parent) -> None:
     QMessageBox.about(
         parent, "About LayerStudio",
-        "<h3>LayerStudio</h3><p>Design a neural network by stacking layers, see every shape and parameter count "
+        f"<h3>LayerStudio {version()}</h3><p>Design a neural network by stacking layers, see every shape and parameter count "
         "live, train it and keep real PyTorch weights.</p><p>PySide6 · PyTorch</p>",
     )

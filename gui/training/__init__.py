@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from PySide6.QtWidgets import QLabel, QMessageBox, QToolButton
 
+from engine.controls import use_naming
+
 
 @dataclass
 class TrainingUI:
@@ -19,6 +21,8 @@ class TrainingUI:
     panel: object        # TrainingPanel ("Training" tab)
     results: object      # ResultsView ("Results" tab)
     weights: object      # WeightsActions (File menu)
+    recovery_offer: object = None  # RecoveryOffer shown at start-up (gui.app), if a run was interrupted
+    predict: object = None  # PredictPanel ("Predict" tab)
 
     def shutdown(self) -> None:
         """Stop any run and wait for its thread: call from the window's closeEvent."""
@@ -26,7 +30,8 @@ class TrainingUI:
 
 
 def install_training(window) -> TrainingUI:
-    """Add the Training and Results tabs, the weight file actions, the Train button and shortcuts to ``window``.
+    """Add the Training, Results and Predict tabs, the weight file actions, Evaluate, the Train button and
+    shortcuts to ``window``.
 
     Expects: ``window.document`` (a DesignDocument), ``window.add_tab(widget, title)``,
     ``window.add_file_actions(actions)``, ``window.train_button`` (a QAbstractButton; a QToolButton
@@ -39,7 +44,11 @@ def install_training(window) -> TrainingUI:
     from gui.training.actions import WeightsActions
     from gui.training.controller import TrainingController
     from gui.training.panel import TrainingPanel
+    from gui.training.predict import PredictPanel
     from gui.training.results import ResultsView
+    from gui.training.settings import control_label
+
+    use_naming(control_label)  # the engine's sentences name settings as this window labels them
 
     controller = TrainingController(window.document, parent=window)
     panel = TrainingPanel(controller)
@@ -47,7 +56,10 @@ def install_training(window) -> TrainingUI:
     weights = WeightsActions(controller, window)
     window.add_tab(panel, "Training", full_width=True)
     window.add_tab(results, "Results", full_width=True)
+    predict = PredictPanel(controller)
+    window.add_tab(predict, "Predict", full_width=True)
     window.add_file_actions(weights.actions)
+    window.add_file_actions([results.evaluate_action, predict.open_action])
     for action in panel.actions_:
         window.addAction(action)  # F5 / F6 / Shift+F5 work from every tab
 
@@ -61,6 +73,9 @@ def install_training(window) -> TrainingUI:
         panel.refresh()
     else:
         button.clicked.connect(panel.start_action.trigger)
+    if tabs is not None:  # Evaluate and Predict from the menu show their tab
+        results.evaluate_action.triggered.connect(lambda: tabs.setCurrentWidget(results))
+        predict.open_action.triggered.connect(lambda: tabs.setCurrentWidget(predict))
 
     status = window.statusBar()
     read_only_note = QLabel("Design read-only while training")
@@ -77,7 +92,7 @@ def install_training(window) -> TrainingUI:
     if closing is not None:
         closing.connect(controller.shutdown)
 
-    ui = TrainingUI(controller, panel, results, weights)
+    ui = TrainingUI(controller, panel, results, weights, predict=predict)
     window.training = ui
     return ui
 

@@ -24,9 +24,10 @@ from gui.training import controller as states
 from gui.training.fit import fit_design_to_data, fit_problems
 from gui.training.plots import TrainingPlots
 from gui.training.provenance import design_key, weights_note
+from gui.training.recovery import CheckpointOption
 from gui.training.settings import DATA_FIELDS, TRAIN_FIELDS, ConfigForm
 from gui.training.status import (FAILURE_HINTS, FAILURE_TITLES, Lines, Outcome, RunProgress, finish_text,  # noqa: F401
-                                 format_duration, run_info, sentence)
+                                 EVALUATING_NOW, format_duration, run_info, sentence)
 
 NOTE_STYLE = "QLabel { background: #fff4ce; color: #5c4300; border: 1px solid #e0c36a; border-radius: 3px; padding: 4px; }"
 ERROR_STYLE = "QLabel { color: #b00020; }"
@@ -113,6 +114,8 @@ class TrainingPanel(QWidget):
         settings_layout = QVBoxLayout(settings_box)
         settings_layout.addWidget(self.train_form)
         settings_layout.addWidget(self.settings_error)
+        self.checkpoint_option = CheckpointOption(self.document)
+        settings_layout.addWidget(self.checkpoint_option)
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
@@ -240,8 +243,9 @@ class TrainingPanel(QWidget):
 
     def _data_loading(self, fraction: float, text: str) -> None:
         self._loading = (fraction, text)
-        self.progress.setValue(int(fraction * 1000))
-        self.progress_label.setText(text)
+        if self.controller.state in (states.LOADING, states.EVALUATING):  # the line refresh would show
+            self.progress.setValue(int(fraction * 1000))
+            self.progress_label.setText(text)
 
     def _data_loaded(self, bundle) -> None:
         self._data_problems.pop(self._data_key(), None)
@@ -284,6 +288,8 @@ class TrainingPanel(QWidget):
         """Why Train is off now ('' when it is on): the tooltip of both Train buttons."""
         if self.controller.state == states.LOADING and not self.controller.can_pause:  # Load data, not a run
             return DATA_LOADING
+        if self.controller.state == states.EVALUATING:
+            return EVALUATING_NOW
         if self.controller.busy:
             return RUN_GOING
         return train_blocker(self.document.analysis) or (SETTINGS_PROBLEM if self.settings_problems() else "")
@@ -338,6 +344,7 @@ class TrainingPanel(QWidget):
         set_style_property(self.pause_button, "primary", state == states.PAUSED)  # Resume is what comes next
         self.data_form.setEnabled(not busy)
         self.train_form.setEnabled(not busy)
+        self.checkpoint_option.setEnabled(not busy)
         self.load_button.setEnabled(not busy)
         self.read_only_note.setVisible(bool(self.document.read_only))
         self._update_fit()
@@ -350,7 +357,7 @@ class TrainingPanel(QWidget):
 
     def _state_changed(self, state: str) -> None:
         self.progress_state.set_paused(state == states.PAUSED)
-        if state == states.LOADING:
+        if state in (states.LOADING, states.EVALUATING):  # a new loading: its steps from now on
             self._loading, self._loading_key = None, self._data_key()
         self.refresh()
 

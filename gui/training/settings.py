@@ -191,6 +191,15 @@ TRAIN_FIELDS = (
 )
 
 
+def control_label(key: str) -> str | None:
+    """A setting (``"data.download"``, ``"training.lr"``; see engine.controls) as the window names it in a
+    message: its label on the Training tab, quoted; None for a setting the tab does not show."""
+    section, _, name = key.partition(".")
+    fields = {"data": DATA_FIELDS, "training": TRAIN_FIELDS}.get(section, ())
+    label = next((f.label for f in fields if f.key == name), None)
+    return f"“{label}”" if label else None
+
+
 class PathEdit(QWidget):
     """A line edit with a Browse… button (a folder or a file)."""
 

@@ -25,12 +25,15 @@ FAILURE_HINTS = {
     "error": "Fix the cause above and start again.",
 }
 NOT_LOADED = "Not loaded yet: Load data, or Train loads it."
+EVALUATING_NOW = "Evaluating the weights on the test split (Results tab; Stop Evaluating there, or F7, ends it)."
 
 
 def sentence(text: str) -> str:
-    """The engine's message as a sentence: capital first letter, final full stop."""
+    """The engine's message as a sentence: capital first letter (unless it starts with a file name, which
+    stays as written), final full stop."""
     text = text.strip()
-    text = text[:1].upper() + text[1:]
+    if not any(mark in text.split(" ", 1)[0] for mark in "./\\"):
+        text = text[:1].upper() + text[1:]
     return text if not text or text.endswith((".", "!", "?")) else text + "."
 
 
@@ -168,6 +171,9 @@ class Lines:
             return cls(step, fraction, "Loading the data for the run: Stop (Shift+F5) ends it." if loading_run else
                        "Loading the data: Stop (Shift+F5) ends it.", info,
                        data_line(bundle, data_problem, loading_this_data), "")
+        if state == states.EVALUATING:
+            fraction, step = loading or (0.0, "Evaluating…")
+            return cls(step, fraction, EVALUATING_NOW, info, data_line(bundle, data_problem, False), stale)
         if state in (states.RUNNING, states.PAUSED):
             paused = state == states.PAUSED
             status = "Paused: Resume (F6) continues from the next batch." if paused else (

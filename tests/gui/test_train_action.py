@@ -122,8 +122,9 @@ def test_batch_size_below_the_designs_smallest_batch_is_warned_under_the_field_a
     batch.setValue(1)
     note = form._notes["batch_size"]
     assert note.isVisibleTo(ui.panel) and batch.property("warning") is True
-    assert note.text() == ("Batch size 1 is too small for layer 2 (BatchNorm1d), which needs training batches of 2 or "
-                           "more (it normalises over the batch): set the batch size to 2 or more.")
+    assert note.text().startswith("Batch size 1 is too small for layer 2 (BatchNorm1d), which needs training batches "
+                                  "of 2 or more (it normalises over the batch): set ")
+    assert note.text().endswith(" to 2 or more.")
     assert batch.toolTip() == note.text()
     assert row_note("norm").startswith("batch size 1 is too small: this layer needs training batches of 2")
     assert row_note("hidden") == "" and row_note("relu") == ""
@@ -146,7 +147,7 @@ def test_help_covers_training_results_weights_checkpoints_and_every_key(window):
     ui = training_ui(window)
     text = help_html(window)
     titles = [title for title, _ in HELP_SECTIONS]
-    assert {"Training", "Results", "Weights", "Checkpoints"} <= set(titles)
+    assert {"Training", "Results", "Predict", "Weights", "Checkpoints"} <= set(titles)
     for action in ui.weights.actions:  # File menu entries of the training GUI, by name
         assert action.text().rstrip("…") in text
     actions = [a for menu in window.menuBar().actions() if menu.menu() for a in menu.menu().actions()]
