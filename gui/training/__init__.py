@@ -12,6 +12,11 @@ from PySide6.QtWidgets import QLabel, QMessageBox, QToolButton
 
 from engine.controls import use_naming
 
+RUN_STATE_NOTES = {  # the status bar's note per controller state (gui.training.controller); idle: none
+    "loading": "Loading the data", "running": "Training", "paused": "Paused (F6 resumes)",
+    "stopping": "Stopping", "evaluating": "Evaluating",
+}
+
 
 @dataclass
 class TrainingUI:
@@ -78,12 +83,22 @@ def install_training(window) -> TrainingUI:
         predict.open_action.triggered.connect(lambda: tabs.setCurrentWidget(predict))
 
     status = window.statusBar()
-    read_only_note = QLabel("Design read-only while training")
-    read_only_note.setStyleSheet("QLabel { color: #7a5a00; font-weight: bold; padding: 0 6px; }")
-    read_only_note.setVisible(bool(window.document.read_only))
-    status.addPermanentWidget(read_only_note)
-    window.document.readOnlyChanged.connect(read_only_note.setVisible)
-    controller.message.connect(lambda text: status.showMessage(text, 10_000))
+    run_note = QLabel()  # the run's state, seen from every tab; derived, so it never outlives the state
+    run_note.setObjectName("runStateNote")
+    run_note.setStyleSheet("QLabel { color: #7a5a00; font-weight: bold; padding: 0 6px; }")
+    status.addPermanentWidget(run_note)
+
+    def show_run_state(*_args) -> None:
+        text = RUN_STATE_NOTES.get(controller.state, "")
+        if window.document.read_only:
+            text = f"{text} · design read-only" if text else "Design read-only"
+        run_note.setText(text)
+        run_note.setVisible(bool(text))
+
+    controller.stateChanged.connect(show_run_state)
+    window.document.readOnlyChanged.connect(show_run_state)
+    show_run_state()
+    controller.message.connect(lambda text: status.showMessage(text, 10_000))  # notices: saved, loaded, …
 
     add_close_guard = getattr(window, "add_close_guard", None)
     if add_close_guard is not None:

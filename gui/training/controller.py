@@ -330,8 +330,7 @@ class TrainingController(QObject):
     def pause(self) -> None:
         if self.can_pause:
             self._worker.pause()
-            self._set_state(PAUSED)
-            self.message.emit("Paused: Resume (F6) continues from the next batch.")
+            self._set_state(PAUSED)  # the Training tab and the status bar say so, from the state
 
     def resume(self) -> None:
         if self._worker is not None and self.state == PAUSED:
@@ -346,13 +345,9 @@ class TrainingController(QObject):
         the data loading (a download too) at once."""
         if self._loader is not None and self.state == LOADING:
             self._loader.stop()
-            self.message.emit("Stopping the data loading…")
         if self._worker is not None and self.state in (LOADING, RUNNING, PAUSED, STOPPING):
-            loading = self.state == LOADING
             self._worker.stop(evaluate)
-            if self.state != STOPPING:
-                self._set_state(STOPPING)
-                self.message.emit("Stopping the data loading…" if loading else "Stopping at the next batch…")
+            self._set_state(STOPPING)  # what stopping means now is derived from the state (gui.training.status)
 
     @Slot()
     def shutdown(self) -> None:

@@ -182,7 +182,8 @@ class Lines:
                        data_line(bundle, data_problem, False), "")
         if state == states.STOPPING:
             if ended is None:
-                line = "Stopping at the next batch…"
+                line = "Stopping the data loading…" if loading is not None and progress.started is None else \
+                    "Stopping at the next batch…"
             elif ended.reason in ("completed", "early_stopped", "stopped"):
                 line = "Evaluating on the test set…"
             else:

@@ -3,11 +3,13 @@ another data choice or an earlier run stays behind when the design, the data cho
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel
 
 from engine.spec import LayerSpec, NetworkSpec
 from gui.document import DesignFile
 from gui.training import controller as states
 from tests.gui.test_training import RUN_TIMEOUT_MS, area, make_document, tiny_spec  # noqa: F401 - area fixture
+from tests.gui.test_training_window import training_ui
 
 
 def lines(ui) -> str:
@@ -143,3 +145,20 @@ def test_a_refused_start_after_an_invalid_setting_is_explained_where_train_is(ar
     assert "settings have an error" in ui.panel.status_label.text()
     ui.panel.train_form.widget("lr").setValue(0.01)
     assert ui.panel.start_action.isEnabled() and ui.panel.status_label.text() == ""
+
+
+def test_the_status_bar_follows_the_run_state_and_keeps_no_stopping_line(window, qtbot):
+    ui = training_ui(window, epochs=100_000)
+    note = window.statusBar().findChild(QLabel, "runStateNote")
+    assert note.isHidden()
+    with qtbot.waitSignal(ui.controller.batchEnded, timeout=RUN_TIMEOUT_MS):
+        ui.panel.start_action.trigger()
+    assert note.text() == "Training · design read-only"
+    ui.panel.pause_action.trigger()
+    assert note.text() == "Paused (F6 resumes) · design read-only"
+    with qtbot.waitSignal(ui.controller.finished, timeout=RUN_TIMEOUT_MS):
+        ui.panel.stop_action.trigger()
+        assert note.text() == "Stopping · design read-only"
+    assert note.isHidden()
+    assert "Stopping" not in window.statusBar().currentMessage()
+    assert "Stopping" not in lines(ui) and "Paused" not in lines(ui)

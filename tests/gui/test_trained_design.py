@@ -12,8 +12,10 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 from engine.build import build_model
 from engine.io import read_state_dict, save_weights
 from gui.document import DesignFile
+from gui.training import controller as states
 from gui.training.actions import WeightsActions
 from gui.training.provenance import clock, companion_design_path
+from gui.training.status import EVALUATING_NOW
 from tests.gui.test_training import area, make_document, tiny_spec  # noqa: F401 - the area fixture
 
 
@@ -177,3 +179,18 @@ def test_a_failed_design_write_keeps_the_weights_and_says_why(area, tmp_path):
     dialog = actions.last_dialog
     assert dialog is not None and "folder" in dialog.text()
     dialog.close()
+
+
+def test_evaluate_after_an_edit_evaluates_the_trained_design_and_says_so(area, qtbot):
+    ui, actions = trained(area)
+    at = clock(ui.controller.model_origin.at)
+    ui.doc.edit_param("hidden", "out_features", 32)
+    with qtbot.waitSignal(ui.controller.evaluated, timeout=60_000):
+        assert ui.controller.evaluate()
+        assert ui.controller.state == states.EVALUATING
+        assert not ui.panel.start_action.isEnabled()
+        assert ui.panel.start_action.toolTip() == ui.panel.status_label.text() == EVALUATING_NOW
+    qtbot.waitUntil(lambda: ui.controller.state == states.IDLE)
+    assert ui.results.stale_banner.text() == f"These results are for the design as trained at {at}; you have " \
+                                             f"edited it since."
+    assert ui.panel.start_action.isEnabled()
