@@ -26,8 +26,8 @@ from gui.training.plots import TrainingPlots
 from gui.training.provenance import design_key, weights_note
 from gui.training.recovery import CheckpointOption
 from gui.training.settings import DATA_FIELDS, TRAIN_FIELDS, ConfigForm
-from gui.training.status import (FAILURE_HINTS, FAILURE_TITLES, Lines, Outcome, RunProgress, finish_text,  # noqa: F401
-                                 EVALUATING_NOW, format_duration, run_info, sentence)
+from gui.training.status import (EVALUATING_NOW, FAILURE_HINTS, FAILURE_TITLES, Lines, Outcome, RunProgress,
+                                 run_info, sentence)  # sentence: also imported from here by results and predict
 
 NOTE_STYLE = "QLabel { background: #fff4ce; color: #5c4300; border: 1px solid #e0c36a; border-radius: 3px; padding: 4px; }"
 ERROR_STYLE = "QLabel { color: #b00020; }"
@@ -408,8 +408,6 @@ class TrainingPanel(QWidget):
         if result.reason in FAILURE_TITLES:
             self.show_failure(result)
         self.refresh()
-
-    finish_text = staticmethod(finish_text)
 
     def show_failure(self, result) -> QMessageBox:
         """A non-blocking dialog for a run that needs the user's action (diverged, out of memory, error)."""
