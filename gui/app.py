@@ -100,17 +100,13 @@ def attach_training_when_ready(window) -> None:
     """Load torch in a background thread after the window is shown, then add the training tabs.
 
     The window shows in a fraction of torch's import time; until training is
-    attached, the Train button says that it is still loading.
+    attached, the Train button is off and its tooltip says that PyTorch is still loading.
     """
     from gui.meta import preload_torch
 
     loader = preload_torch()
     window.show_message("Loading PyTorch…")
-
-    def not_ready():
-        window.show_message("Training is still loading (PyTorch)… one moment")
-
-    window.train_button.clicked.connect(not_ready)
+    window.summary.set_waiting_for("PyTorch is still loading.")
     poll = QTimer(window)
     poll.setInterval(100)
 
@@ -118,7 +114,7 @@ def attach_training_when_ready(window) -> None:
         if loader.is_alive():
             return
         poll.stop()
-        window.train_button.clicked.disconnect(not_ready)
+        window.summary.set_waiting_for("")
         attach_training(window)
         window.show_message("Ready")
 

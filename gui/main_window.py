@@ -339,6 +339,7 @@ class MainWindow(QMainWindow):
         for key in ("new", "open"):
             self.actions[key].setEnabled(not read_only)
         self.templates_menu.setEnabled(not read_only)
+        self.recent_menu.setEnabled(not read_only)
         self._update_undo_actions()
         self._update_edit_actions()
 
@@ -388,8 +389,16 @@ class MainWindow(QMainWindow):
             return self.save()
         return answer == QMessageBox.StandardButton.Discard
 
+    def may_replace_design(self) -> bool:
+        """Whether New / Open / a template may replace the design: never during a run (it is read-only
+        then, and the run trains it); otherwise after the "save changes?" question."""
+        if self.document.read_only:
+            self.show_message("A run is going: the design cannot be replaced until it ends.")
+            return False
+        return self.maybe_save()
+
     def new_design(self) -> None:
-        if not self.maybe_save():
+        if not self.may_replace_design():
             return
         dialog = NewDesignDialog(self)
         if dialog.exec() != NewDesignDialog.DialogCode.Accepted:
@@ -404,13 +413,13 @@ class MainWindow(QMainWindow):
         self.load_design(design)
 
     def open_template(self, name: str) -> None:
-        if self.maybe_save():
+        if self.may_replace_design():
             self.new_from(name)
             self.show_message(f"Opened template {name}")
 
     def open_file(self, path: str | Path | None = None) -> bool:
         """Open a design file (asks for one when ``path`` is None); a bad file keeps the current design."""
-        if not self.maybe_save():
+        if not self.may_replace_design():
             return False
         if path is None:
             path = get_open_path(self, "designs", "Open design", FILE_FILTER)

@@ -24,6 +24,7 @@ from engine.errors import LayerStudioError, TrainingError, WeightsError
 from engine.spec import NetworkSpec
 from engine.training import RunFinished, TrainConfig
 from gui.training import recovery
+from gui.training.provenance import LOADED, TRAINED, Provenance, design_key
 from gui.training.worker import DataWorker, TrainingJob, TrainingWorker, WarmupWorker
 
 IDLE, LOADING, RUNNING, PAUSED, STOPPING = "idle", "loading", "running", "paused", "stopping"
@@ -32,12 +33,6 @@ TRAINING_KEY, DATA_KEY = "training", "data"
 SHUTDOWN_WAIT_S = 2.0    # closing the window: every thread is asked to stop and normally ends within this
 SHUTDOWN_LIMIT_S = 60.0  # work that cannot be interrupted (one long batch, a connection being opened) gets this
 log = logging.getLogger(__name__)
-
-
-def design_key(spec: NetworkSpec) -> tuple:
-    """What makes two designs train the same network (layer ids ignored)."""
-    return spec.input_shape, tuple((layer.kind, json.dumps(layer.to_dict()["params"], sort_keys=True), layer.frozen)
-                                   for layer in spec.layers)
 
 
 class TrainingController(QObject):
@@ -66,7 +61,8 @@ class TrainingController(QObject):
         self._data_key: str | None = None
         self.trainer = None
         self.model = None                  # the model weights actions act on (trained or loaded)
-        self.model_spec: NetworkSpec | None = None
+        self.model_origin: Provenance | None = None    # the design the model's weights fit, and when
+        self.results_origin: Provenance | None = None  # the model the last evaluation came from
         self.initial_state: dict | None = None  # loaded weights the next run starts from
         self.last_result: RunFinished | None = None
         self.last_evaluation = None
@@ -82,6 +78,11 @@ class TrainingController(QObject):
             app.aboutToQuit.connect(self.shutdown)
         if warm_up:
             self._launch(WarmupWorker())
+
+    @property
+    def model_spec(self) -> NetworkSpec | None:
+        """The design the model's weights fit (not the open design once it has been edited)."""
+        return self.model_origin.spec if self.model_origin is not None else None
 
     # ------------------------------------------------------------------ settings
     def train_config(self) -> TrainConfig:
@@ -295,7 +296,7 @@ class TrainingController(QObject):
         if worker is not None and worker.trainer is not None:
             self.trainer = worker.trainer
             self.model = worker.trainer.model
-            self.model_spec = worker.job.spec
+            self.model_origin = Provenance.of(self.document, worker.job.spec, TRAINED)
             self.modelChanged.emit()
         self.runEnded.emit(result)
 
@@ -304,6 +305,7 @@ class TrainingController(QObject):
 
     def _evaluated(self, evaluation) -> None:
         self.last_evaluation = evaluation
+        self.results_origin = self.model_origin
         self.evaluated.emit(evaluation)
 
     @Slot()
@@ -328,8 +330,7 @@ class TrainingController(QObject):
     def pause(self) -> None:
         if self.can_pause:
             self._worker.pause()
-            self._set_state(PAUSED)
-            self.message.emit("Paused: Resume (F6) continues from the next batch.")
+            self._set_state(PAUSED)  # the Training tab and the status bar say so, from the state
 
     def resume(self) -> None:
         if self._worker is not None and self.state == PAUSED:
@@ -344,13 +345,9 @@ class TrainingController(QObject):
         the data loading (a download too) at once."""
         if self._loader is not None and self.state == LOADING:
             self._loader.stop()
-            self.message.emit("Stopping the data loading…")
         if self._worker is not None and self.state in (LOADING, RUNNING, PAUSED, STOPPING):
-            loading = self.state == LOADING
             self._worker.stop(evaluate)
-            if self.state != STOPPING:
-                self._set_state(STOPPING)
-                self.message.emit("Stopping the data loading…" if loading else "Stopping at the next batch…")
+            self._set_state(STOPPING)  # what stopping means now is derived from the state (gui.training.status)
 
     @Slot()
     def shutdown(self) -> None:
@@ -451,7 +448,8 @@ class TrainingController(QObject):
             design_key(self.model_spec) == design_key(spec)
         target = self.model if same_design else build_model(spec)
         report = engine_io.apply_state_dict(target, state, spec)
-        self.model, self.model_spec, self.initial_state = target, spec, state
+        self.model, self.initial_state = target, state
+        self.model_origin = Provenance.of(self.document, spec, LOADED)
         self.message.emit(f"Weights loaded from {path}: the next run starts from them.")
         self.modelChanged.emit()
         return report

@@ -22,6 +22,7 @@ from engine.predict import IMAGE, TABLE, InputFormat, Predictor, prepare_image, 
 from engine.training import TrainConfig
 from gui.training import controller as states
 from gui.training.panel import ERROR_STYLE, sentence
+from gui.training.provenance import weights_note
 from gui.training.results import RIGHT, tensor_image
 
 PREVIEW_SIZE = 240
@@ -155,6 +156,7 @@ class PredictPanel(QWidget):
         c.modelChanged.connect(self._model_changed)
         c.dataLoaded.connect(self._data_loaded)
         c.dataFailed.connect(self._data_failed)
+        c.document.changed.connect(self.update_controls)  # weights of a design edited since: said below
         self.update_controls()
 
     # ------------------------------------------------------------------ asking
@@ -333,8 +335,9 @@ class PredictPanel(QWidget):
                     what = f" The model takes {InputFormat.of(bundle).describe()} ({bundle.name})."
                 except LayerStudioError as exc:
                     what = f" {sentence(str(exc))}"
+            stale = weights_note(controller.model_origin, controller.document)
             self.model_label.setText("Drop an image on this tab, open one, or type a row of numbers; it is "
-                                     "prepared like the training data." + what)
+                                     "prepared like the training data." + what + (f" {stale}" if stale else ""))
 
     def _bundle(self):
         try:

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QHeade
 from engine.evaluation import macro_average
 from gui.training import controller as states
 from gui.training.panel import sentence
+from gui.training.provenance import results_note
 
 MAX_CELL_TEXT_CLASSES = 20
 GRID_LIMIT = 64
@@ -200,7 +201,13 @@ class ResultsView(QWidget):
         self.pages.addWidget(classification)
         self.pages.addWidget(self.scatter_plot)
 
+        self.stale_banner = QLabel()  # results of a design edited since (or of replaced weights)
+        self.stale_banner.setObjectName("staleBanner")
+        self.stale_banner.setWordWrap(True)
+        self.stale_banner.hide()
+
         layout = QVBoxLayout(self)
+        layout.addWidget(self.stale_banner)
         layout.addLayout(header)
         layout.addWidget(self.pages, 1)
         controller.evaluated.connect(self.show_evaluation)
@@ -209,6 +216,15 @@ class ResultsView(QWidget):
         controller.modelChanged.connect(self.update_evaluate_action)
         controller.dataLoading.connect(self._progress)
         self.update_evaluate_action()
+        for signal in (controller.evaluated, controller.modelChanged, controller.document.changed):
+            signal.connect(self.refresh_stale)
+
+    def refresh_stale(self, *_args) -> None:
+        """Mark the results shown when they no longer belong to the open design or its current weights."""
+        c = self.controller
+        note = results_note(c.results_origin, c.model_origin, c.document) if self.evaluation is not None else ""
+        self.stale_banner.setText(note)
+        self.stale_banner.setVisible(bool(note))
 
     def heightForWidth(self, width: int) -> int:  # noqa: N802 - Qt's name
         """None: the tab's scroll area would otherwise take the wrapping summary as a reason to ask every
