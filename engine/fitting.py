@@ -16,15 +16,15 @@ import math
 from dataclasses import dataclass
 
 from engine.data import DIGIT_NAMES, DIGIT_SOURCES, SOURCES
+from engine.errors import SpecError
 from engine.memory import KNOWN_DATASETS
 from engine.shapes import Analysis, analyze, format_shape
-from engine.spec import NetworkSpec
+from engine.spec import NetworkSpec, check_input_shape
 
 OUTPUT_PARAMS = ("out_features", "out_channels")   # the parameters that set a layer's output width
 SAMPLE = "mnist-sample"
 # Image sources whose pictures the data settings can resize (DataConfig.image_size; built-ins only enlarge).
 RESIZABLE_SOURCES = ("mnist-sample", "mnist", "fashion-mnist", "cifar10", "folder")
-MAX_ENLARGED_SIDE = 512
 BUILTIN_CLASSES = len(DIGIT_NAMES)   # MNIST's digits; Fashion-MNIST and CIFAR-10 have ten classes too
 
 
@@ -143,10 +143,13 @@ def _output_layer(spec: NetworkSpec):
     return None
 
 
-def _smallest_side(spec: NetworkSpec, channels: int, side: int, design_side: int) -> int:
-    """The smallest square image side above ``side`` this design analyses without errors (0: none up to
-    the design's own side or MAX_ENLARGED_SIDE)."""
-    for candidate in range(side + 1, max(design_side, min(MAX_ENLARGED_SIDE, 8 * side)) + 1):
+def _smallest_side(spec: NetworkSpec, channels: int, side: int) -> int:
+    """The smallest square image side above ``side`` up to the design's own at which it analyses without
+    errors; 0 when the design takes no larger images or is broken even at its own size (enlarging cannot help)."""
+    own = spec.input_shape
+    if len(own) != 3 or own[-1] <= side or own[-2] != own[-1] or not analyze(spec).ok:
+        return 0
+    for candidate in range(side + 1, own[-1] + 1):
         if analyze(spec.with_input_shape((channels, candidate, candidate))).ok:
             return candidate
     return 0
@@ -155,13 +158,16 @@ def _smallest_side(spec: NetworkSpec, channels: int, side: int, design_side: int
 def fit(spec: NetworkSpec, facts: DataFacts) -> Fit:
     """The design fitted to the data (input shape, output width, image size), or a refusal with the reason."""
     shape = _input_for(spec, facts.input_shape)
+    try:
+        check_input_shape(shape)
+    except SpecError as exc:
+        return Fit(None, f"A design cannot take the {format_shape(shape)} samples of {facts.name}: {exc}.")
     fitted = spec.with_input_shape(shape)
     changes = [f"input {format_shape(spec.input_shape)} → {format_shape(shape)}"] if shape != spec.input_shape else []
     image_size = 0
     analysis = analyze(fitted)
-    if not analysis.ok and facts.images and facts.resizable and len(shape) == 3:
-        design_side = spec.input_shape[-1] if len(spec.input_shape) == 3 else 0
-        image_size = _smallest_side(fitted, shape[0], shape[-1], design_side)
+    if not analysis.ok and facts.images and facts.resizable and len(shape) == 3 and shape[-2] == shape[-1]:
+        image_size = _smallest_side(spec, shape[0], shape[-1])
         if image_size:
             enlarged = (shape[0], image_size, image_size)
             fitted, analysis = fitted.with_input_shape(enlarged), analyze(fitted.with_input_shape(enlarged))

@@ -16,6 +16,7 @@ from gui.training import controller as states
 from gui.training.downloads import DownloadNote, confirm_download
 from gui.training.fit import fit_design_to_data, fit_for, fit_problems, try_on_sample
 from gui.training.plots import TrainingPlots
+from gui.training.preview import DataPreviewDialog
 from gui.training.settings import DATA_FIELDS, TRAIN_FIELDS, ConfigForm
 
 NOTE_STYLE = "QLabel { background: #fff4ce; color: #5c4300; border: 1px solid #e0c36a; border-radius: 3px; padding: 4px; }"
@@ -356,8 +357,6 @@ class TrainingPanel(QWidget):
 
     def preview_data(self):
         """Open the data preview (loading the data first when needed, off the UI thread)."""
-        from gui.training.preview import DataPreviewDialog
-
         if self.preview_dialog is None:
             self.preview_dialog = DataPreviewDialog(self.controller, self)
         dialog = self.preview_dialog

@@ -180,3 +180,10 @@ def test_the_trial_sentence_says_what_changed():
 def test_flipping_digits_is_noted_when_the_data_loads():
     notes = load_data(DataConfig(limit=100, augment_hflip=True)).notes
     assert any("mirrored 2 or 7 is no digit" in note for note in notes)
+
+
+def test_samples_too_large_for_any_design_are_refused_not_fitted():
+    spec, _ = load_design("lenet")
+    result = fit(spec, DataFacts("Big pictures", (3, 4096, 4096), "classification", 10))
+    assert not result.ok and result.refusal.startswith("A design cannot take the 3x4096x4096 samples of Big pictures")
+    assert "too large" in result.refusal

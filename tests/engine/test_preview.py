@@ -100,3 +100,13 @@ def test_a_streamed_image_folder_previews_from_disk(tmp_path):
     assert groups["blue"].shape == (3, 8, 8, 3) and (groups["blue"][..., 2] == 255).all()
     assert (groups["red"][..., 0] == 255).all() and (groups["red"][..., 2] == 0).all()
     assert sum(preview.counts["train"]) == 8 and sum(preview.counts["val"]) == 2
+
+
+def test_reconstruction_data_previews_samples_without_classes():
+    bundle = load_data(DataConfig(task="reconstruction", limit=50))
+    preview = preview_data(bundle, per_class=5)
+    assert preview.class_names == [] and [title for title, _ in preview.groups] == ["Samples"]
+    images = preview.groups[0][1]
+    assert images.shape == (5, 28, 28, 1)
+    assert np.array_equal(images, bundle.train_x[:5].mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
+    assert preview.counts == {"train": [45], "val": [5], "test": [1000]}
