@@ -1,11 +1,15 @@
 """Downloads in the Training tab: the line saying what a run will download, and the question the first time.
 
-The size and the folder come from ``engine.downloads.pending_download``; the question is asked once per
-dataset (QSettings remembers the answer "Download"), before Start or Load data begins a download.
+The size and the folder come from ``engine.downloads.pending_download``. Before Start, Load data or Preview data
+begins a download into the default data folder (the one-click path of a template: the app chose the folder),
+a question asks once per dataset (QSettings remembers the answer "Download"); a download into a folder the
+user chose, with Download if missing ticked, was their own decision and goes ahead.
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QSettings
+from collections.abc import Callable
+
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QLabel, QMessageBox, QWidget
 
 from engine.data import DataConfig
@@ -39,24 +43,35 @@ class DownloadNote(QLabel):
         self.setVisible(pending is not None)
 
 
-def confirm_download(parent: QWidget, values: dict | None) -> bool:
-    """True when loading may go on: nothing to download, the download is off, this dataset's download was
-    confirmed before, or the user confirms it now ("Download"); False when they cancel."""
+def confirm_download(parent: QWidget, values: dict | None, proceed: Callable[[], object],
+                     declined: Callable[[], object] | None = None) -> QMessageBox | None:
+    """Call ``proceed`` once loading these data settings may go on: at once when nothing is to be downloaded,
+    the download is off, it goes into a folder the user chose, or this dataset's download into the default
+    data folder was confirmed before; otherwise after the user answers "Download" in a window-modal
+    question (returned; the event loop keeps running), ``declined`` when they cancel."""
     pending, source = pending_for(values)
-    if pending is None or not pending.enabled:
-        return True
+    chose_folder = bool(str((values or {}).get("root", "")).strip())
     settings = QSettings()
     key = CONFIRMED_KEY.format(source=source)
-    if settings.value(key, False, type=bool):
-        return True
+    if pending is None or not pending.enabled or chose_folder or settings.value(key, False, type=bool):
+        proceed()
+        return None
     box = QMessageBox(QMessageBox.Icon.Question, "Download the dataset?", pending.sentence(),
                       QMessageBox.StandardButton.Ok | QMessageBox.StandardButton.Cancel, parent)
-    box.button(QMessageBox.StandardButton.Ok).setText("Download")
+    download = box.button(QMessageBox.StandardButton.Ok)
+    download.setText("Download")
     box.setInformativeText("It is fetched once and kept there for the next runs. Cancel to choose other data, "
                            "or Try it on the bundled sample, which needs no download.")
-    box.setDefaultButton(QMessageBox.StandardButton.Ok)
-    box.exec()
-    if box.clickedButton() is not box.button(QMessageBox.StandardButton.Ok):
-        return False
-    settings.setValue(key, True)
-    return True
+    box.setDefaultButton(download)
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+    def answered() -> None:
+        if box.clickedButton() is download:
+            settings.setValue(key, True)
+            proceed()
+        elif declined is not None:
+            declined()
+
+    box.finished.connect(answered)
+    box.open()
+    return box

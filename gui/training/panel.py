@@ -351,31 +351,30 @@ class TrainingPanel(QWidget):
         self.trial_note.show()
         return trial.changed
 
-    def load_data(self) -> bool:
-        """Load data: after asking, the first time, before a download."""
-        return confirm_download(self, self.data_form.values()) and self.controller.load_data()
+    def load_data(self) -> None:
+        """Load data: after asking, the first time, before a download into the default data folder."""
+        confirm_download(self, self.data_form.values(), self.controller.load_data)
 
     def preview_data(self):
         """Open the data preview (loading the data first when needed, off the UI thread)."""
         if self.preview_dialog is None:
             self.preview_dialog = DataPreviewDialog(self.controller, self)
         dialog = self.preview_dialog
-        if self.current_bundle() is not None or confirm_download(self, self.data_form.values()):
+        dialog.show()
+        if self.current_bundle() is not None:
             dialog.refresh()
         else:
-            dialog.view.show_text("The dataset is not downloaded, so there is nothing to show yet.")
-        dialog.show()
+            confirm_download(self, self.data_form.values(), dialog.refresh, lambda: dialog.view.show_text(
+                "The dataset is not downloaded, so there is nothing to show yet."))
         dialog.raise_()
         return dialog
 
     # ------------------------------------------------------------------ runs
     def _start(self) -> None:
         self.close_failure_dialog()
-        if not confirm_download(self, self.data_form.values()):
-            self._show_message("Not started: the dataset was not downloaded. Choose other data, or Try it on the "
-                               "bundled sample.")
-        elif self._validate_settings():
-            self.controller.start()
+        if self._validate_settings():
+            confirm_download(self, self.data_form.values(), self.controller.start, lambda: self._show_message(
+                "Not started: the dataset was not downloaded. Choose other data, or Try it on the bundled sample."))
         else:
             self._show_message("The settings have an error (shown in red under Settings): fix it first.")
 

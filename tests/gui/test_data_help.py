@@ -2,6 +2,8 @@
 design, the download line and question, and the data preview window (real loads through the controller)."""
 from __future__ import annotations
 
+import os
+
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
@@ -101,24 +103,29 @@ def test_fit_design_to_the_loaded_sample_never_leaves_an_analysis_error(area, qt
         assert doc.extras["data"]["image_size"] == doc.spec.input_shape[-1] > 28
 
 
-def test_the_download_line_shows_size_and_folder_and_asks_once(area, message_boxes):
+def test_the_download_line_shows_size_and_folder_and_asks_once(area, qtbot, message_boxes, tmp_path):
     doc = make_document(data={"source": "fashion-mnist", "download": True, "root": ""})
     ui = area(doc)
     note = ui.panel.download_note
     assert note.isVisibleTo(ui.panel)
     assert note.text() == f"Fashion-MNIST will be downloaded (30.9 MB) into {datasets_dir()}."
-    assert datasets_dir().is_relative_to(__import__("os").environ["LAYERSTUDIO_HOME"])  # never the user's folder
+    assert datasets_dir().is_relative_to(os.environ["LAYERSTUDIO_HOME"])        # never the user's folder
 
     message_boxes.answer = QMessageBox.StandardButton.Cancel
     ui.panel.start_action.trigger()                    # declined: nothing starts, nothing is fetched
+    qtbot.waitUntil(lambda: "not downloaded" in ui.panel.status_label.text())
     assert ui.controller.state == states.IDLE and not ui.controller.running_threads()
-    assert "30.9 MB" in message_boxes.texts[-1] and str(datasets_dir()) in message_boxes.texts[-1]
-    assert "not downloaded" in ui.panel.status_label.text()
+    assert len(message_boxes.texts) == 1
+    assert "30.9 MB" in message_boxes.texts[0] and str(datasets_dir()) in message_boxes.texts[0]
 
     message_boxes.answer = QMessageBox.StandardButton.Ok   # "Download"
-    values = ui.panel.data_form.values()
-    assert confirm_download(ui.panel, values) and len(message_boxes.texts) == 2
-    assert confirm_download(ui.panel, values) and len(message_boxes.texts) == 2   # asked the first time only
+    values, went_on = ui.panel.data_form.values(), []
+    assert confirm_download(ui.panel, values, lambda: went_on.append("first")) is not None   # asked, not blocking
+    qtbot.waitUntil(lambda: went_on == ["first"])
+    assert confirm_download(ui.panel, values, lambda: went_on.append("again")) is None       # asked once only
+    chosen = dict(values, source="mnist", root=str(tmp_path / "mine"))                        # the user's folder
+    assert confirm_download(ui.panel, chosen, lambda: went_on.append("chosen")) is None
+    assert went_on == ["first", "again", "chosen"] and len(message_boxes.texts) == 2
 
     doc.set_extra("data", dict(values, download=False))
     assert note.text() == (f"Fashion-MNIST is not in {datasets_dir()} yet: turn on Download if missing to fetch it "
