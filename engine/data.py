@@ -47,6 +47,7 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from engine.controls import control
 from engine.downloads import DOWNLOADS, dataset_root
 from engine.errors import DataError
 from engine.files import write_atomically
@@ -70,6 +71,8 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".t
 DIGIT_NAMES = [str(digit) for digit in range(10)]
 # Sources of handwritten digits: a mirrored 2 or 7 is no digit, so a random horizontal flip only teaches noise.
 DIGIT_SOURCES = frozenset({"mnist-sample", "mnist"})
+# The built-in image datasets' own side length; image_size only ever enlarges them (see _enlarge_to).
+NATIVE_IMAGE_SIZES = {"mnist-sample": 28, "mnist": 28, "fashion-mnist": 28, "cifar10": 32}
 # CSV labels that are whole numbers with at most this many distinct values are class labels.
 MAX_INTEGER_CLASSES = 20
 # CSV label cells that mean "no value" (compared in lower case; pandas' defaults, less the exotic ones).
@@ -458,7 +461,7 @@ def _resolve_task(name: str, natural: str, requested: str) -> str:
     if requested in ("auto", natural, "reconstruction"):
         return natural if requested == "auto" else requested
     raise DataError(f"{name} has {natural} targets, so it cannot be used for {requested}: "
-                    f"choose task {natural} or reconstruction.")
+                    f"set {control('data.task')} to {natural} or reconstruction.")
 
 
 def _split_indices(count: int, val_fraction: float, limit: int, seed: int,
@@ -472,8 +475,8 @@ def _split_indices(count: int, val_fraction: float, limit: int, seed: int,
         val_count = 1
     train_idx, val_idx = order[val_count:].sort().values, order[:val_count].sort().values
     if len(train_idx) == 0:
-        raise DataError(f"{name} leaves no training samples ({count} in all): add data, raise the limit "
-                        f"or lower the validation fraction.")
+        raise DataError(f"{name} leaves no training samples ({count} in all): add data, "
+                        f"raise {control('data.limit')} or lower {control('data.val_fraction')}.")
     return train_idx, val_idx
 
 
@@ -576,12 +579,12 @@ def _load_mnist_sample(config: DataConfig, progress: Task) -> DataBundle:
     train_x, train_y, test_x, test_y = (read_idx(MNIST_SAMPLE / f"{name}.gz") for name in _MNIST_FILES)
     decoded = _Decoded("MNIST sample", train_x.unsqueeze(1), train_y.long(), DIGIT_NAMES, "classification",
                        test_x.unsqueeze(1), test_y.long())
-    return _assemble(decoded, config, progress, _enlarge_to(config, 28))
+    return _assemble(decoded, config, progress, _enlarge_to(config))
 
 
-def _enlarge_to(config: DataConfig, native: int) -> int:
+def _enlarge_to(config: DataConfig) -> int:
     """Built-in datasets are enlarged to image_size when it is larger than their own size, never shrunk."""
-    return config.image_size if config.image_size > native else 0
+    return config.image_size if config.image_size > NATIVE_IMAGE_SIZES[config.source] else 0
 
 
 # --------------------------------------------------------------------------- torchvision datasets
@@ -627,7 +630,7 @@ def _load_mnist_family(config: DataConfig, progress: Task) -> DataBundle:
         missing = [name for name in names if not (raw / name).is_file()]
     if missing:
         raise DataError(f"{label} files not found in {raw}: put {', '.join(n + '(.gz)' for n in missing)} there, "
-                        f"or turn on Download (--download on the command line).")
+                        f"or turn on {control('data.download')}.")
 
     def decode() -> dict:
         progress(0.75, f"Reading {label} with torchvision")
@@ -638,7 +641,7 @@ def _load_mnist_family(config: DataConfig, progress: Task) -> DataBundle:
                 dataset = cls(str(root), train=train, download=False)
             except (RuntimeError, OSError, AssertionError, TypeError, ValueError) as exc:
                 raise DataError(f"torchvision cannot read the {label} files in {raw} ({exc}): replace them with "
-                                f"intact copies, or delete them and turn on Download (--download on the command line).") from exc
+                                f"intact copies, or delete them and turn on {control('data.download')}.") from exc
             parts[f"{split}_x"], parts[f"{split}_y"], parts["classes"] = vision_tensors(dataset)
         return parts
 
@@ -646,7 +649,7 @@ def _load_mnist_family(config: DataConfig, progress: Task) -> DataBundle:
     classes = DIGIT_NAMES if config.source == "mnist" else parts["classes"]
     decoded = _Decoded(label, parts["train_x"], parts["train_y"], classes, "classification",
                        parts["test_x"], parts["test_y"])
-    return _assemble(decoded, config, progress, _enlarge_to(config, 28))
+    return _assemble(decoded, config, progress, _enlarge_to(config))
 
 
 def _load_cifar10(config: DataConfig, progress: Task) -> DataBundle:
@@ -669,7 +672,7 @@ def _load_cifar10(config: DataConfig, progress: Task) -> DataBundle:
         missing = [name for name in names if not (folder / name).is_file()]
     if missing:
         raise DataError(f"CIFAR-10 files not found in {folder}: put {', '.join(missing)} there (they come in "
-                        f"{cls.filename}; extract it into {root}), or turn on Download (--download on the command line).")
+                        f"{cls.filename}; extract it into {root}), or turn on {control('data.download')}.")
 
     def decode() -> dict:
         progress(0.75, "Checking and reading CIFAR-10 with torchvision")
@@ -684,16 +687,16 @@ def _load_cifar10(config: DataConfig, progress: Task) -> DataBundle:
                     raise DataError(
                         f"CIFAR-10 files in {folder} do not match the original download: {', '.join(damaged)}. "
                         f"torchvision reads only the original files (they are pickles, which could run code): "
-                        f"replace them from {cls.filename}, or delete them and turn on Download (--download on the command line).") from exc
+                        f"replace them from {cls.filename}, or delete them and turn on {control('data.download')}.") from exc
                 raise DataError(f"torchvision cannot read the CIFAR-10 files in {folder} ({exc}): replace them "
-                                f"from {cls.filename}, or delete them and turn on Download (--download on the command line).") from exc
+                                f"from {cls.filename}, or delete them and turn on {control('data.download')}.") from exc
             parts[f"{split}_x"], parts[f"{split}_y"], parts["classes"] = vision_tensors(dataset)
         return parts
 
     parts = _cached(config.source, root, [folder / name for name in names], {}, decode, progress)
     decoded = _Decoded("CIFAR-10", parts["train_x"], parts["train_y"], parts["classes"], "classification",
                        parts["test_x"], parts["test_y"])
-    return _assemble(decoded, config, progress, _enlarge_to(config, 32))
+    return _assemble(decoded, config, progress, _enlarge_to(config))
 
 
 def _gunzip(source: Path, target: Path) -> None:
@@ -1246,7 +1249,8 @@ def _csv_targets(rows: list[list[str]], lines: list[int], target_idx: list[int],
             return regression()
     if len(target_idx) > 1:
         raise DataError(f"{file_name}: classification takes one label column, not {len(target_idx)}: "
-                        f"name a single label column or choose regression.")
+                        f"set {control('data.label_column')} to a single column "
+                        f"or set {control('data.task')} to regression.")
     if numeric:
         keys = [float(v) for v in numbers[:, 0]]
         distinct = sorted(set(keys))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.controls import control
 from engine.paths import datasets_dir
 
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -51,14 +52,15 @@ class PendingDownload:
     root: Path
     enabled: bool       # the settings allow the download (Download if missing / --download)
 
-    def sentence(self, switch: str = "Download if missing") -> str:
+    def sentence(self) -> str:
         """``Fashion-MNIST will be downloaded (30.9 MB) into /home/me/.local/share/LayerStudio/datasets.``, or,
-        with the download off, what is missing and the ``switch`` that fetches it."""
+        with the download off, what is missing and the setting that fetches it (as the front end names it)."""
         from engine.memory import format_bytes
 
         if self.enabled:
             return f"{self.name} will be downloaded ({format_bytes(self.size)}) into {self.root}."
-        return f"{self.name} is not in {self.root} yet: turn on {switch} to fetch it ({format_bytes(self.size)})."
+        return (f"{self.name} is not in {self.root} yet: turn on {control('data.download')} to fetch it "
+                f"({format_bytes(self.size)}).")
 
 
 def dataset_root(source: str, root: str) -> Path | None:

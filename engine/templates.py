@@ -73,9 +73,7 @@ def load_design(name_or_path: str | Path) -> tuple[NetworkSpec, dict]:
     be refused as such); otherwise a template name.
     """
     path = Path(name_or_path)
-    is_path = (isinstance(name_or_path, Path) or path.suffix.lower() in DESIGN_SUFFIXES or len(path.parts) > 1
-               or (path.exists() and not path.is_dir()))
-    if not is_path:
+    if not (isinstance(name_or_path, Path) or is_design_path(name_or_path)):
         path = template_path(str(name_or_path))
     data = _read_json(path)
     try:
@@ -83,6 +81,14 @@ def load_design(name_or_path: str | Path) -> tuple[NetworkSpec, dict]:
     except SpecError as exc:
         raise SpecError(f"{path.name}: {exc}") from None
     return spec, data
+
+
+def is_design_path(name: str) -> bool:
+    """Whether ``name`` means a file rather than a template: it ends in .json, has a folder in it, or
+    exists as something other than a folder (a FIFO or device too, to be refused as such)."""
+    path = Path(name)
+    return (path.suffix.lower() in DESIGN_SUFFIXES or len(path.parts) > 1
+            or (path.exists() and not path.is_dir()))
 
 
 def _read_json(path: Path) -> dict:

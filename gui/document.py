@@ -57,6 +57,12 @@ class DesignFile:
         spec, data = load_design(name)
         return cls.from_dict(data, spec)
 
+    def write(self, path: str | Path) -> Path:
+        """Write the design file as JSON (checked target, atomic replace); returns the path written."""
+        target = check_output_path(Path(path), DESIGN_SUFFIXES, "design", SpecError)
+        write_text_atomically(target, json.dumps(self.to_dict(), indent=2) + "\n", "design", SpecError)
+        return target
+
     def to_dict(self) -> dict:
         data = self.spec.to_dict()
         if self.name:
@@ -92,6 +98,7 @@ class DesignDocument(QObject):
         self.name = ""
         self.description = ""
         self.extras: dict = {}
+        self.loads = 0  # how many designs New / Open / a template put here: tells an edit from another design
         self.undo_stack = QUndoStack(self)
         # QUndoStack clears itself (and emits) when destroyed; by then its listeners may be gone.
         stack = self.undo_stack
@@ -272,6 +279,7 @@ class DesignDocument(QObject):
     def load(self, design: DesignFile, path: str | Path | None = None) -> None:
         """Replace the whole design (New / Open / template); clears undo history."""
         self.undo_stack.clear()
+        self.loads += 1
         self.path = Path(path) if path is not None else None
         self.name = design.name
         self.description = design.description
@@ -294,9 +302,7 @@ class DesignDocument(QObject):
         target = Path(path) if path is not None else self.path
         if target is None:
             raise ValueError("save() needs a path for a design that was never saved")
-        target = check_output_path(target, DESIGN_SUFFIXES, "design", SpecError)
-        text = json.dumps(self.design_file().to_dict(), indent=2) + "\n"
-        write_text_atomically(target, text, "design", SpecError)
+        target = self.design_file().write(target)
         renamed = target != self.path
         self.path = target
         self.undo_stack.setClean()

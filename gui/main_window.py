@@ -76,11 +76,14 @@ def _shorten(text: str, limit: int = 70) -> str:
 
 
 class MainWindow(QMainWindow):
-    """The main window. ``closing`` is emitted once a close has been accepted."""
+    """The main window. ``closing`` is emitted once a close has been accepted.
+
+    ``initial_path`` (a design file named on the command line) is opened first; one that cannot be read
+    leaves the usual first design open and says why in a dialog once the window shows."""
 
     closing = Signal()
 
-    def __init__(self, open_initial: bool = True, parent=None):
+    def __init__(self, open_initial: bool = True, parent=None, initial_path: str | Path | None = None):
         super().__init__(parent)
         self.setObjectName("mainWindow")
         self.setWindowIcon(icon("layerstudio"))
@@ -149,7 +152,7 @@ class MainWindow(QMainWindow):
         self._update_undo_actions()
         self._update_edit_actions()
         if open_initial:
-            self._open_initial_design()
+            self._open_initial_design(initial_path)
 
     # ------------------------------------------------------------------ construction
     def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
@@ -336,6 +339,7 @@ class MainWindow(QMainWindow):
         for key in ("new", "open"):
             self.actions[key].setEnabled(not read_only)
         self.templates_menu.setEnabled(not read_only)
+        self.recent_menu.setEnabled(not read_only)
         self._update_undo_actions()
         self._update_edit_actions()
 
@@ -385,8 +389,16 @@ class MainWindow(QMainWindow):
             return self.save()
         return answer == QMessageBox.StandardButton.Discard
 
+    def may_replace_design(self) -> bool:
+        """Whether New / Open / a template may replace the design: never during a run (it is read-only
+        then, and the run trains it); otherwise after the "save changes?" question."""
+        if self.document.read_only:
+            self.show_message("A run is going: the design cannot be replaced until it ends.")
+            return False
+        return self.maybe_save()
+
     def new_design(self) -> None:
-        if not self.maybe_save():
+        if not self.may_replace_design():
             return
         dialog = NewDesignDialog(self)
         if dialog.exec() != NewDesignDialog.DialogCode.Accepted:
@@ -401,22 +413,26 @@ class MainWindow(QMainWindow):
         self.load_design(design)
 
     def open_template(self, name: str) -> None:
-        if self.maybe_save():
+        if self.may_replace_design():
             self.new_from(name)
             self.show_message(f"Opened template {name}")
 
     def open_file(self, path: str | Path | None = None) -> bool:
         """Open a design file (asks for one when ``path`` is None); a bad file keeps the current design."""
-        if not self.maybe_save():
+        if not self.may_replace_design():
             return False
         if path is None:
             path = get_open_path(self, "designs", "Open design", FILE_FILTER)
             if not path:
                 return False
+        return self._read_and_show(path, self.show_error)
+
+    def _read_and_show(self, path: str | Path, report: Callable[[str, str], None]) -> bool:
+        """Show the design file ``path``; a file that cannot be read goes to ``report(title, sentence)``."""
         try:
             design = DesignFile.read(path)
         except SpecError as exc:
-            self.show_error(f"Cannot open {Path(path).name}", str(exc))
+            report(f"Cannot open {Path(path).name}", str(exc))
             return False
         self.load_design(design, path)
         self._add_recent(path)
@@ -486,8 +502,15 @@ class MainWindow(QMainWindow):
             return
         self.open_file(path)
 
-    def _open_initial_design(self) -> None:
-        """First start: the LeNet template; later starts: the last design file, if it is still there."""
+    def _open_initial_design(self, path: str | Path | None = None) -> None:
+        """The design file ``path`` when given and readable; else, on the first start, the LeNet template
+        and on later starts the last design file, if it is still there. The error of a ``path`` that
+        cannot be read shows once the window is up (a dialog before it would have no window to sit on)."""
+        def report_later(title: str, sentence: str) -> None:
+            QTimer.singleShot(0, self, lambda: self.show_error(title, sentence))
+
+        if path is not None and self._read_and_show(path, report_later):
+            return
         last = QSettings().value("lastFile", "")
         if last and Path(last).is_file():
             try:

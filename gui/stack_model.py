@@ -10,6 +10,7 @@ cached analysis.
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
@@ -58,11 +59,13 @@ class LayerStackModel(QAbstractItemModel):
         self._refresh_lookups()
         document.changed.connect(self._on_changed)
         document.readOnlyChanged.connect(self._emit_all_changed)
+        document.extrasChanged.connect(self._on_extras_changed)
 
     # ------------------------------------------------------------------ lookups
     def _refresh_lookups(self) -> None:
         doc = self.document
-        self._rows = {row.layer_id: row for row in doc.analysis.rows}
+        batch_size = (doc.extras.get("training") or {}).get("batch_size")
+        self._rows = {row.layer_id: with_batch_warning(row, batch_size) for row in doc.analysis.rows}
         self._layers = {layer.id: layer for layer in doc.spec.layers}
         self._row_of = {layer_id: i + 1 for i, layer_id in enumerate(self._ids)}
         self._cells: dict[str, dict[int, tuple]] = {}
@@ -159,6 +162,11 @@ class LayerStackModel(QAbstractItemModel):
         self._refresh_lookups()
         self._refresh_children()
         self._emit_all_changed()
+
+    def _on_extras_changed(self, key: str) -> None:
+        if key == "training":  # the batch size decides the BatchNorm rows' warning
+            self._refresh_lookups()
+            self._emit_all_changed()
 
     def _emit_all_changed(self, *_) -> None:
         self.dataChanged.emit(self.index(0, 0), self.index(len(self._ids), len(COLUMNS) - 1))
@@ -431,3 +439,12 @@ class LayerStackModel(QAbstractItemModel):
         if ids:
             self.dropped.emit(ids)
         return bool(ids)
+
+
+def with_batch_warning(row: LayerRow, batch_size) -> LayerRow:
+    """``row``, warning too when the chosen batch size is below what the layer trains on (the trainer refuses it)."""
+    if type(batch_size) is not int or batch_size >= row.min_batch:
+        return row
+    note = (f"batch size {batch_size} is too small: this layer needs training batches of {row.min_batch} or more "
+            f"(it normalises over the batch); raise Batch size on the Training tab")
+    return replace(row, warning="; ".join(part for part in (row.warning, note) if part))

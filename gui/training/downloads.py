@@ -42,6 +42,12 @@ class DownloadNote(QLabel):
         self.setText(pending.sentence() if pending is not None else "")
         self.setVisible(pending is not None)
 
+    def declined(self) -> None:
+        """The user answered Cancel to the download: say that nothing started, until the data settings change."""
+        if self.text() and "Not started" not in self.text():
+            self.setText(f"{self.text()} Not started: you chose not to download it. Choose other data, or Try it "
+                         f"on the bundled sample.")
+
 
 def confirm_download(parent: QWidget, values: dict | None, proceed: Callable[[], object],
                      declined: Callable[[], object] | None = None) -> QMessageBox | None:

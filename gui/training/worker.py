@@ -20,6 +20,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from engine import data as engine_data
 from engine import training
+from engine.checkpoint import CheckpointWriter
 from engine.errors import Cancelled, LayerStudioError
 from engine.log import report_unexpected
 from engine.spec import NetworkSpec
@@ -37,7 +38,8 @@ class TrainingJob:
     """Everything one run needs, frozen when Start is pressed.
 
     ``data`` is an already loaded bundle for ``data_config`` (loaded again when None);
-    ``checkpoint`` continues a saved run; ``initial_state`` starts from loaded weights.
+    ``checkpoint`` continues a saved run; ``initial_state`` starts from loaded weights;
+    ``checkpoint_path`` receives the run's checkpoint every epoch (engine.checkpoint.CheckpointWriter).
     """
 
     spec: NetworkSpec
@@ -47,6 +49,7 @@ class TrainingJob:
     checkpoint: dict | None = None
     initial_state: dict | None = None
     evaluate: bool = True
+    checkpoint_path: str | os.PathLike | None = None
 
 
 class BatchThrottle:
@@ -145,6 +148,7 @@ class TrainingWorker(QObject):
     runFinished = Signal(object)       # training.RunFinished
     evaluated = Signal(object)         # training.Evaluation of the test split
     evaluationFailed = Signal(str)     # the sentence saying why there is no evaluation
+    checkpointFailed = Signal(str)     # a checkpoint could not be written (the run goes on)
     finished = Signal()                # always the last signal: the thread may quit
 
     def __init__(self, job: TrainingJob):
@@ -158,6 +162,7 @@ class TrainingWorker(QObject):
         self._paused = False
         self._evaluate = job.evaluate
         self._throttle = BatchThrottle(self.batchEnded.emit)
+        self._writer: CheckpointWriter | None = None
 
     # -- called from the UI thread
     def pause(self) -> None:
@@ -198,6 +203,7 @@ class TrainingWorker(QObject):
         except Exception as exc:  # noqa: BLE001 - the UI must always learn that the run ended
             finished = training.RunFinished("error", report_unexpected(exc, "preparing the run", log),
                                             self._epochs_done())
+        self._writer = None  # it holds the trainer, which the controller releases before the next run
         self._throttle.flush()
         self.runFinished.emit(finished)
         try:
@@ -224,6 +230,9 @@ class TrainingWorker(QObject):
             from engine.io import apply_state_dict
 
             apply_state_dict(trainer.model, job.initial_state, job.spec)
+        if job.checkpoint_path is not None:  # written on this thread, between two steps
+            self._writer = CheckpointWriter(trainer, job.checkpoint_path, extra={"data": job.data_config.to_dict()},
+                                            on_error=self.checkpointFailed.emit)
         with self._lock:
             self.trainer = trainer
             if self._paused:
@@ -233,6 +242,8 @@ class TrainingWorker(QObject):
         return trainer.run(on_event=self._on_event, should_stop=self._stop.is_set)
 
     def _on_event(self, event) -> None:
+        if self._writer is not None:
+            self._writer(event)
         if isinstance(event, training.BatchEnd):
             self._throttle.add(event)
             return

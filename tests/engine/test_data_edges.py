@@ -169,7 +169,7 @@ def test_the_cli_prints_the_notes(tmp_path, capsys):
     code = main(["train", str(design)])
     lines = capsys.readouterr().out.splitlines()
     assert code == 0, lines
-    assert lines[1].startswith("note: Ignored 2 files in pets") and lines[2].startswith("note: Skipped 3 of 11 images")
+    assert lines[1].startswith("Note: Ignored 2 files in pets") and lines[2].startswith("Note: Skipped 3 of 11 images")
 
 
 # --------------------------------------------------------------------------- ranges

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from engine.cli import main
+from engine.controls import naming
 from engine.data import DataConfig, load_data, parse_data_arg
 from engine.downloads import DOWNLOADS, dataset_root, pending_download
 from engine.errors import DataError
@@ -81,8 +82,8 @@ def test_what_is_pending_names_the_size_and_the_folder_and_counts_only_missing_f
     assert pending.sentence() == f"Fashion-MNIST will be downloaded (30.9 MB) into {datasets_dir()}."
     off = pending_download(DataConfig(source="cifar10"))
     assert not off.enabled
-    assert off.sentence("--download") == f"CIFAR-10 is not in {datasets_dir()} yet: turn on --download to fetch " \
-                                         f"it (170.5 MB)."
+    with naming(lambda key: {"data.download": "--download"}.get(key)):      # as the command line names it
+        assert off.sentence() == f"CIFAR-10 is not in {datasets_dir()} yet: turn on --download to fetch it (170.5 MB)."
     raw = tmp_path / "d" / "MNIST" / "raw"
     raw.mkdir(parents=True)
     (raw / "train-images-idx3-ubyte").write_bytes(b"x")        # unpacked counts
@@ -140,11 +141,11 @@ def test_the_cli_says_what_it_will_download_before_it_starts(tmp_path, monkeypat
     lines = capsys.readouterr().out.splitlines()
     assert code == 0
     assert lines[0] == f"MNIST will be downloaded (11.6 MB) into {datasets_dir()}."
-    assert lines[1].startswith("data: MNIST: 54 train / 6 val / 20 test")
+    assert lines[1].startswith("Data: MNIST: 54 train / 6 val / 20 test")
 
 
 def test_a_missing_download_that_is_off_names_the_default_folder_and_the_switch(tmp_path):
     with pytest.raises(DataError) as error:
         load_data(DataConfig(source="cifar10"))
     assert f"CIFAR-10 files not found in {datasets_dir() / 'cifar-10-batches-py'}" in str(error.value)
-    assert "turn on Download" in str(error.value)
+    assert "turn on the data setting 'download'" in str(error.value)

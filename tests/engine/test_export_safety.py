@@ -45,7 +45,7 @@ def test_an_id_that_is_not_a_safe_identifier_is_refused_and_nothing_is_written(t
     code, name = export(tmp_path, design, "hostile")
     assert code == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("error: hostile.json"), err
+    assert err.count("\n") == 1 and err.startswith("Error: hostile.json"), err
     assert "\x1b" not in err and "\r" not in err
     assert not (tmp_path / "hostile.py").exists()
 

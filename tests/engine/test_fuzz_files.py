@@ -187,3 +187,45 @@ def test_unmutated_originals_read_back():
             path.write_bytes(original(kind))
             assert load_weights(build_model(SPEC), path).ok
         assert read_checkpoint(Path(folder) / "x.ckpt")["epoch"] == 1
+
+
+# --------------------------------------------------------------------------- CSV tables
+
+CSV_BASE = ("x1,x2,x3,label\n" + "".join(f"{i * 0.5},{-i},{i % 3 + 0.25},{'abc'[i % 3]}\n" for i in range(30))).encode()
+HOSTILE_CELLS = st.sampled_from([
+    "", " ", "nan", "NaN", "inf", "-inf", "1e39", "-4e40", "1e999", "9" * 400, "0x10", "1,5", '"1"', '"a,b"',
+    "\x00", "\u202e", "\ud800", "é", "None", "NA", "#N/A", "1e-50", "true", "\t3\t", "1 2", "--1",
+])
+
+
+@st.composite
+def mutated_tables(draw) -> bytes:
+    """A small CSV (3 features, a text label) with cells replaced by hostile text, then bytes flipped, inserted or cut."""
+    rows = [line.split(",") for line in CSV_BASE.decode().splitlines()]
+    for _ in range(draw(st.integers(0, 4))):
+        row = draw(st.integers(0, len(rows) - 1))
+        column = draw(st.integers(0, len(rows[row]) - 1))
+        rows[row][column] = draw(HOSTILE_CELLS)
+    data = bytearray("\n".join(",".join(row) for row in rows).encode("utf-8", "surrogatepass"))
+    for _ in range(draw(st.integers(0, 3))):
+        position = draw(st.integers(0, max(len(data) - 1, 0)))
+        action = draw(st.sampled_from(["flip", "insert", "cut"]))
+        if action == "flip" and data:
+            data[position] ^= 1 << draw(st.integers(0, 7))
+        elif action == "insert":
+            data[position:position] = draw(st.binary(min_size=1, max_size=8))
+        else:
+            del data[position:position + draw(st.integers(1, 40))]
+    return bytes(data)
+
+
+@FUZZ
+@given(table=mutated_tables(), task=st.sampled_from(["auto", "classification", "regression"]),
+       label=st.sampled_from(["label", "x1", "x2,x3", "missing"]))
+def test_mutated_csv_tables_give_data_or_a_sentence(table, task, label):
+    from engine.data import DataConfig, load_data
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "table.csv"
+        path.write_bytes(table)
+        only_layerstudio_errors(load_data, DataConfig(source="csv", root=str(path), task=task, label_column=label))

@@ -22,7 +22,7 @@ def test_a_bad_training_output_is_refused_before_training(tmp_path, capsys, monk
     monkeypatch.chdir(tmp_path)
     assert main([*TRAIN, flag, name]) == 1
     out, err = capsys.readouterr()
-    assert err.count("\n") == 1 and err.startswith("error: ") and fragment in err, err
+    assert err.count("\n") == 1 and err.startswith("Error: ") and fragment in err, err
     assert not out  # no data summary, no epoch: nothing was trained
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 

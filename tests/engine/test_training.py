@@ -16,6 +16,7 @@ import pytest
 import torch
 from torch import nn
 
+from engine.controls import control
 from engine.data import DataConfig, load_data
 from engine.errors import TrainingError, WeightsError
 from engine.io import read_checkpoint, save_checkpoint
@@ -342,7 +343,7 @@ def test_other_exceptions_end_the_run_with_their_message(mnist):
 
 
 def test_bce_without_a_sigmoid_is_refused_before_the_run(mnist):
-    with pytest.raises(TrainingError, match="end the design with a Sigmoid, or choose bce_with_logits"):
+    with pytest.raises(TrainingError, match=re.escape(f"end the design with a Sigmoid, or set {control('training.loss')} to bce_with_logits")):
         Trainer(mlp(), mnist, TrainConfig(loss="bce"))
 
 

@@ -8,6 +8,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
+from engine.controls import control
 from engine.paths import datasets_dir
 from gui.document import DesignDocument, DesignFile
 from gui.training import controller as states
@@ -113,7 +114,7 @@ def test_the_download_line_shows_size_and_folder_and_asks_once(area, qtbot, mess
 
     message_boxes.answer = QMessageBox.StandardButton.Cancel
     ui.panel.start_action.trigger()                    # declined: nothing starts, nothing is fetched
-    qtbot.waitUntil(lambda: "not downloaded" in ui.panel.status_label.text())
+    qtbot.waitUntil(lambda: "Not started: you chose not to download it" in note.text())
     assert ui.controller.state == states.IDLE and not ui.controller.running_threads()
     assert len(message_boxes.texts) == 1
     assert "30.9 MB" in message_boxes.texts[0] and str(datasets_dir()) in message_boxes.texts[0]
@@ -128,8 +129,8 @@ def test_the_download_line_shows_size_and_folder_and_asks_once(area, qtbot, mess
     assert went_on == ["first", "again", "chosen"] and len(message_boxes.texts) == 2
 
     doc.set_extra("data", dict(values, download=False))
-    assert note.text() == (f"Fashion-MNIST is not in {datasets_dir()} yet: turn on Download if missing to fetch it "
-                           f"(30.9 MB).")
+    assert note.text() == (f"Fashion-MNIST is not in {datasets_dir()} yet: turn on {control('data.download')} to "
+                           f"fetch it (30.9 MB).")
     doc.set_extra("data", {"source": "mnist-sample"})
     assert not note.isVisibleTo(ui.panel)
     assert ui.panel.data_form.widget("root").edit.placeholderText() == f"{datasets_dir()} (default)"
