@@ -32,10 +32,10 @@ USAGE = """
 log = logging.getLogger(__name__)
 
 
-def error_line(sentence: str) -> str:
-    """A user error as the command line prints it: ``Error: `` and the sentence as written (it may start
-    with a file name), control characters escaped."""
-    return f"Error: {printable(sentence, keep_newlines=True)}"
+def error_line(message: str) -> str:
+    """A user error as the command line prints it: ``Error: `` and the engine's sentence as written (it may
+    start with a file name), control characters escaped."""
+    return f"Error: {printable(message, keep_newlines=True)}"
 
 
 # --------------------------------------------------------------------------- settings named by their flags

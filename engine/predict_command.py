@@ -32,6 +32,7 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     """Print one line (or JSON object) per input; exit 1 when any input could not be read."""
     from engine.build import build_model
+    from engine.cli import error_line
     from engine.data import DataConfig, load_data
     from engine.errors import TrainingError
     from engine.io import load_weights
@@ -54,7 +55,7 @@ def run_predict(args: argparse.Namespace) -> int:
     def failed(text: str, sentence: str) -> None:
         failures.append({"input": text, "error": sentence})
         if not args.json:
-            print(f"Error: {sentence}", file=sys.stderr)
+            print(error_line(sentence), file=sys.stderr)
 
     results = predict_inputs(predictor, args.inputs, failed)
     if args.json:

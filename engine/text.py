@@ -1,4 +1,4 @@
-"""User text made safe to print on a terminal.
+"""Text for people: the engine's messages as sentences, and user text made safe to print on a terminal.
 
 A design's name, a file name or a message quoting them may hold control characters: an ANSI escape
 can recolour or rewrite the terminal, a carriage return can hide the text before it, bidirectional
@@ -7,6 +7,7 @@ encoded at all. ``printable`` writes each such character as a visible escape, th
 """
 from __future__ import annotations
 
+import re
 import unicodedata
 
 # Bidirectional controls (embeddings, overrides, isolates, marks): invisible, they reorder the text around them.
@@ -29,3 +30,15 @@ def _escape(char: str, keep_newlines: bool) -> str:
         code = ord(char)
         return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
     return char
+
+
+def sentence(text: str) -> str:
+    """An engine message as a sentence: a capital first letter (unless it starts with a file name or a path,
+    kept as written) and, for a one-line message, a final full stop. The one place messages are shaped for
+    display, so the window and the command line read alike."""
+    text = str(text).strip()
+    if not re.match(r"\S*([/\\]|\.\w)", text):  # a first word like notes.txt or C:\\data stays as written
+        text = text[:1].upper() + text[1:]
+    if not text or "\n" in text or text.endswith((".", "!", "?", ":")):
+        return text
+    return text + "."

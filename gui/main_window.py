@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 from engine.errors import SpecError
 from engine.spec import DESIGN_SUFFIXES
 from engine.templates import list_templates
+from engine.text import sentence
 from gui.code_view import CodeView
 from gui.dialogs import EMPTY, NewDesignDialog, help_dialog, show_about
 from gui.document import DEFAULT_INPUT_SHAPE, DesignDocument, DesignFile
@@ -354,7 +355,7 @@ class MainWindow(QMainWindow):
         self.palette.filter.selectAll()
 
     def show_message(self, text: str) -> None:
-        self.statusBar().showMessage(text, 6000)
+        self.statusBar().showMessage(sentence(text), 6000)
 
     # ------------------------------------------------------------------ files
     def _update_title(self, *_) -> None:
@@ -462,9 +463,9 @@ class MainWindow(QMainWindow):
         self.show_message(f"Saved {path}")
         return True
 
-    def show_error(self, title: str, sentence: str) -> None:
+    def show_error(self, title: str, reason: str) -> None:
         box = QMessageBox(QMessageBox.Icon.Warning, APP_NAME, title, QMessageBox.StandardButton.Ok, self)
-        box.setInformativeText(sentence)  # as written: it may start with a file name
+        box.setInformativeText(sentence(reason))  # a file name that starts it stays as written
         box.setObjectName("errorMessage")
         box.exec()
 

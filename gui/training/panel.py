@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QAbstractButton, QFrame, QGroupBox, QHBoxLayout, 
 
 from engine.data import DataConfig
 from engine.errors import LayerStudioError
+from engine.text import sentence
 from engine.preflight import batch_size_problem
 from engine.training import RunFinished, TrainConfig
 from gui.icons import icon
@@ -28,8 +29,7 @@ from gui.training.preview import DataPreviewDialog
 from gui.training.provenance import design_key, weights_note
 from gui.training.recovery import CheckpointOption
 from gui.training.settings import DATA_FIELDS, TRAIN_FIELDS, ConfigForm
-from gui.training.status import (EVALUATING_NOW, FAILURE_HINTS, FAILURE_TITLES, Lines, Outcome, RunProgress,
-                                 run_info, sentence)  # sentence: also imported from here by results and predict
+from gui.training.status import EVALUATING_NOW, FAILURE_HINTS, FAILURE_TITLES, Lines, Outcome, RunProgress, run_info
 
 NOTE_STYLE = "QLabel { background: #fff4ce; color: #5c4300; border: 1px solid #e0c36a; border-radius: 3px; padding: 4px; }"
 ERROR_STYLE = "QLabel { color: #b00020; }"

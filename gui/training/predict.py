@@ -21,7 +21,8 @@ from engine.errors import LayerStudioError
 from engine.predict import IMAGE, TABLE, InputFormat, Predictor, prepare_image, prepare_row
 from engine.training import TrainConfig
 from gui.training import controller as states
-from gui.training.panel import ERROR_STYLE, sentence
+from engine.text import sentence
+from gui.training.panel import ERROR_STYLE
 from gui.training.provenance import weights_note
 from gui.training.results import RIGHT, tensor_image
 

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QHeade
 
 from engine.evaluation import macro_average
 from gui.training import controller as states
-from gui.training.panel import sentence
+from engine.text import sentence
 from gui.training.provenance import results_note
 
 MAX_CELL_TEXT_CLASSES = 20

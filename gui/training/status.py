@@ -12,6 +12,7 @@ import html
 import time
 from dataclasses import dataclass
 
+from engine.text import sentence
 from gui.training import controller as states
 
 FAILURE_TITLES = {
@@ -26,15 +27,6 @@ FAILURE_HINTS = {
 }
 NOT_LOADED = "Not loaded yet: Load data, or Train loads it."
 EVALUATING_NOW = "Evaluating the weights on the test split (Results tab; Stop Evaluating there, or F7, ends it)."
-
-
-def sentence(text: str) -> str:
-    """The engine's message as a sentence: capital first letter (unless it starts with a file name, which
-    stays as written), final full stop."""
-    text = text.strip()
-    if not any(mark in text.split(" ", 1)[0] for mark in "./\\"):
-        text = text[:1].upper() + text[1:]
-    return text if not text or text.endswith((".", "!", "?")) else text + "."
 
 
 def format_duration(seconds: float) -> str:

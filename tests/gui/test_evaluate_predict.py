@@ -358,7 +358,7 @@ def test_the_window_has_evaluate_in_the_file_menu_and_a_predict_tab(window):
 
 
 def test_messages_become_sentences_but_a_leading_file_name_stays_as_written():
-    from gui.training.panel import sentence
+    from engine.text import sentence
 
     assert sentence("the design has an error") == "The design has an error."
     assert sentence("notes.txt is not an image") == "notes.txt is not an image."

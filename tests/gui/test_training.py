@@ -17,7 +17,8 @@ from engine.training import BatchEnd
 from gui.document import DesignDocument
 from gui.training import controller as states
 from gui.training.controller import TrainingController
-from gui.training.panel import TrainingPanel, sentence
+from engine.text import sentence
+from gui.training.panel import TrainingPanel
 from gui.training.results import ResultsView
 from gui.training.worker import BatchThrottle
 

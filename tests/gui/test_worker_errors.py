@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from engine import data as engine_data
 from engine import training
-from gui.training.panel import sentence
+from engine.text import sentence
 from tests.gui.test_training import RUN_TIMEOUT_MS, area  # noqa: F401 - area is a fixture
 
 
