@@ -14,10 +14,12 @@ from engine.training import TrainConfig
 from gui.training import controller as states
 from gui.training.fit import fit_design_to_data, fit_problems
 from gui.training.plots import TrainingPlots
+from gui.training.run_names import run_settings
 from gui.training.settings import DATA_FIELDS, TRAIN_FIELDS, ConfigForm
 
 NOTE_STYLE = "QLabel { background: #fff4ce; color: #5c4300; border: 1px solid #e0c36a; border-radius: 3px; padding: 4px; }"
 ERROR_STYLE = "QLabel { color: #b00020; }"
+PROGRESS_REFRESH_S = 0.5  # the progress bar and line show a batch at most twice a second (each repaints at once)
 
 FAILURE_TITLES = {
     "diverged": "Training diverged",
@@ -93,6 +95,7 @@ class TrainingPanel(QWidget):
         self.document = controller.document
         self.failure_dialog: QMessageBox | None = None
         self.progress_state = RunProgress()
+        self._progress_shown = float("-inf")  # time.monotonic() of the last batch shown in the progress line
         self._build_actions()
         self._build_ui()
         self._connect()
@@ -335,8 +338,10 @@ class TrainingPanel(QWidget):
             self.plots.continue_run(event.epochs, event.steps_per_epoch)
         else:
             history = self.controller.resume_history if self.controller.resuming else None
-            self.plots.begin_run(f"{config.optimizer} lr {config.lr:g}", task, history=history,
-                                 steps_per_epoch=event.steps_per_epoch, epochs=event.epochs)
+            settings = run_settings(config.to_dict(), self.controller.data_config().to_dict(),
+                                    states.design_key(self.document.spec))
+            self.plots.begin_run("", task, history=history, steps_per_epoch=event.steps_per_epoch,
+                                 epochs=event.epochs, settings=settings)
         self.progress_state.begin(event)
         self.progress.setValue(0)
         device = f"{event.device} — {event.device_name}" if event.device_name else event.device
@@ -350,6 +355,10 @@ class TrainingPanel(QWidget):
         self.plots.add_batch(event)
         progress = self.progress_state
         progress.update(event)
+        now = time.monotonic()
+        if now - self._progress_shown < PROGRESS_REFRESH_S and progress.fraction < 1.0:
+            return
+        self._progress_shown = now
         self.progress.setValue(int(progress.fraction * 1000))
         eta = progress.eta()
         parts = [f"Epoch {event.epoch}/{progress.started.epochs if progress.started else '?'}",
