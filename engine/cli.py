@@ -3,31 +3,102 @@
 Each subcommand is one ``cmd_*`` function taking the parsed arguments and
 returning the exit code. User errors (LayerStudioError) print one line and exit 1;
 an unexpected error prints one line naming the log file that holds its traceback
-and exits 2 (``--verbose`` prints the traceback too).
+and exits 2 (``--verbose`` prints the traceback too). Every line the commands print
+starts with a capital letter; an error line is ``Error: `` and the engine's sentence as written.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import re
+import shutil
 import sys
+import textwrap
 
+from engine.controls import naming, setting_name
 from engine.errors import LayerStudioError
 from engine.log import close_logging, configure_logging, report_unexpected
+from engine.text import printable
+from engine.version import version
 
 EXIT_USER_ERROR = 1
 EXIT_UNEXPECTED = 2
+PIPE_WIDTH = 100        # the width of tables written to a pipe or file
+MIN_LAST_COLUMN = 24    # a table's last column never gets narrower than this, even on a narrow terminal
+USAGE = """
+  layerstudio [--verbose] [DESIGN.json]     open the window (on that design)
+  layerstudio [--verbose] COMMAND ...       run a command headless (layerstudio COMMAND --help)
+  layerstudio --version"""
 log = logging.getLogger(__name__)
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], right: set[int] = frozenset()) -> list[str]:
-    """Text columns padded to their widest cell; the last column is left ragged."""
-    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header) - 1)]
+def error_line(sentence: str) -> str:
+    """A user error as the command line prints it: ``Error: `` and the sentence as written (it may start
+    with a file name), control characters escaped."""
+    return f"Error: {printable(sentence, keep_newlines=True)}"
 
-    def line(cells):
+
+# --------------------------------------------------------------------------- settings named by their flags
+
+def _setting_flags() -> dict[str, str]:
+    """The settings (``engine.controls`` keys) that `layerstudio train` sets with a flag, and the flag."""
+    from engine.train_command import TRAINING_FLAGS
+
+    flags = {f"training.{name}": "--" + name.replace("_", "-") for name in TRAINING_FLAGS}
+    flags.update({"data.source": "--data", "data.root": "--data SOURCE:PATH", "data.download": "--download",
+                  "data.limit": "--limit"})
+    return flags
+
+
+def flag_for(key: str) -> str:
+    """A setting as the command line names it: its flag, else where a --config file sets it."""
+    flag = _setting_flags().get(key)
+    if flag:
+        return flag
+    section, _, name = key.partition(".")
+    if section == "training":
+        return f'"{name}" in the --config file'
+    if section == "data":
+        return f'"{name}" in the "data" section of the --config file'
+    return setting_name(key)
+
+
+# --------------------------------------------------------------------------- tables
+
+def output_width() -> int:
+    """Columns to fit: the terminal's width on a terminal, PIPE_WIDTH when the output is a pipe or file."""
+    return shutil.get_terminal_size((PIPE_WIDTH, 24)).columns if sys.stdout.isatty() else PIPE_WIDTH
+
+
+def wrap(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width`` characters, broken after a ``;`` where it can, else between
+    words, a word longer than a line split; joined with single spaces the lines give ``text`` back."""
+    if len(text) <= width:
+        return [text]
+    lines: list[str] = []
+    for clause in re.split(r"(?<=;) ", text):
+        if lines and len(lines[-1]) + 1 + len(clause) <= width:
+            lines[-1] += " " + clause
+        else:
+            lines += textwrap.wrap(clause, width, break_on_hyphens=False) or [""]
+    return lines
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], right: set[int] = frozenset(),
+           width: int | None = None) -> list[str]:
+    """Text columns padded to their widest cell; the last column is left ragged and, with ``width``,
+    wrapped onto continuation lines that start under it, so a long formula or error is never cut."""
+    rows = [tuple(printable(cell) for cell in row) for row in (header, *rows)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    indent = sum(widths) + 2 * len(widths)
+    room = max(width - indent, MIN_LAST_COLUMN) if width else None
+
+    def lines(cells):
         padded = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))]
-        return "  ".join(padded + [cells[-1]]).rstrip()
+        last = wrap(cells[-1], room) if room else [cells[-1]]
+        return ["  ".join(padded + [last[0]]).rstrip()] + [" " * indent + piece for piece in last[1:]]
 
-    return [line(header)] + [line(row) for row in rows]
+    return [line for row in rows for line in lines(row)]
 
 
 def _count(n: int | None) -> str:
@@ -41,15 +112,15 @@ def cmd_templates(args: argparse.Namespace) -> int:
 
     rows = [(t.name, t.dataset, _count(analyze(load_template(t.name)).params), t.description)
             for t in list_templates()]
-    print("\n".join(_table(("template", "dataset", "params", "description"), rows, right={2})))
+    print("\n".join(_table(("Template", "Dataset", "Params", "Description"), rows, right={2}, width=output_width())))
     return 0
 
 
 def _row_note(row) -> str:
     if row.error:
-        return f"ERROR: {row.error}"
+        return f"Error: {row.error}"
     if row.warning:
-        return f"warning: {row.warning}" + (f"; {row.formula}" if row.formula else "")
+        return f"Warning: {row.warning}" + (f"; {row.formula}" if row.formula else "")
     return row.formula
 
 
@@ -67,8 +138,12 @@ def cmd_summary(args: argparse.Namespace) -> int:
         macs = "?" if row.macs is None else format_count(row.macs)
         rows.append(("!" if row.error else "", str(row.index), label, format_shape(row.shape), _count(row.params),
                      macs, _row_note(row)))
-    print(f"{data.get('name') or args.design}: input {format_shape(spec.input_shape)}, {len(spec.layers)} layers")
-    print("\n".join(_table(("", "#", "layer", "output", "params", "MACs", "formula / error"), rows, right={1, 4, 5})))
+    title = data.get("name") or args.design  # the design's own text: printed escaped, never raw
+    width = output_width()
+    print("\n".join(wrap(f"{printable(title)}: input {format_shape(spec.input_shape)}, {len(spec.layers)} layers",
+                         width)))
+    print("\n".join(_table(("", "#", "Layer", "Output", "Params", "MACs", "Formula / error"), rows,
+                           right={1, 4, 5}, width=width)))
     if not analysis.ok:
         first = analysis.errors[0]
         raise SpecError(f"{len(analysis.errors)} broken layer(s), marked '!' above; first: layer {first.index} "
@@ -87,18 +162,16 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Write a standalone PyTorch script for a design."""
-    from engine.export import python_source
+    """Write a standalone PyTorch script for a design (the target is checked before any work)."""
+    from engine.export import SCRIPT_SUFFIXES, python_source
+    from engine.files import check_output_path, write_text_atomically
     from engine.templates import load_design
 
+    target = check_output_path(args.python, SCRIPT_SUFFIXES, "--python file")
     spec, _ = load_design(args.design)
-    source = python_source(spec)
-    try:
-        with open(args.python, "w", encoding="utf-8") as file:
-            file.write(source)
-    except OSError as exc:
-        raise LayerStudioError(f"cannot write {args.python}: {exc.strerror or exc}: choose another path") from None
-    print(f"wrote {args.python}: nn.Sequential of {len(spec.layers)} layers; run it with: python {args.python}")
+    write_text_atomically(target, python_source(spec), "script")
+    print(printable(f"Wrote {args.python}: nn.Sequential of {len(spec.layers)} layers; run it with: "
+                    f"python {args.python}"))
     return 0
 
 
@@ -109,15 +182,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     return run_train(args)
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Predict the class of image files (or rows of numbers) with trained weights (engine.predict_command)."""
+    from engine.predict_command import run_predict
+
+    return run_predict(args)
+
+
 def make_parser() -> argparse.ArgumentParser:
     # --verbose works before or after the command: `layerstudio --verbose train ...`, `layerstudio train ... --verbose`
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
                         help="print log messages and full tracebacks on stderr (the log file gets them either way)")
-    parser = argparse.ArgumentParser(prog="layerstudio", parents=[common],
-                                     description="Design, inspect and train PyTorch networks. "
-                                     "Run with no command to open the window.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="layerstudio", parents=[common], usage=USAGE,
+                                     description="Design, inspect and train PyTorch networks. With no command "
+                                     "it opens the window; with a design file, the window on that design.")
+    parser.add_argument("--version", action="version", version=f"LayerStudio {version()}")
+    sub = parser.add_subparsers(dest="command", required=True, prog="layerstudio")
 
     def add_command(name: str, **options) -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[common], **options)
@@ -140,7 +221,20 @@ def make_parser() -> argparse.ArgumentParser:
 
     add_train_arguments(p)
     p.set_defaults(func=cmd_train)
+
+    p = add_command("predict", help="predict the class of images (or rows of numbers) with trained weights")
+    p.add_argument("design", help="a design .json file or a template name")
+    from engine.predict_command import add_predict_arguments
+
+    add_predict_arguments(p)
+    p.set_defaults(func=cmd_predict)
     return parser
+
+
+def command_names() -> set[str]:
+    """The commands `layerstudio` runs headless (``templates``, ``summary``, ...)."""
+    commands = next(action for action in make_parser()._actions if isinstance(action, argparse._SubParsersAction))
+    return set(commands.choices)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,9 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     configure_logging(verbose=getattr(args, "verbose", False))
     try:
-        return args.func(args)
-    except LayerStudioError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        with naming(flag_for):  # the engine's sentences name settings by their flags
+            return args.func(args)
+    except LayerStudioError as exc:  # its sentence may quote a file name or a design's text: printed escaped
+        print(error_line(str(exc)), file=sys.stderr)
         return EXIT_USER_ERROR
     except BrokenPipeError:  # e.g. `layerstudio summary vgg | head`
         sys.stderr.close()

@@ -15,8 +15,12 @@ look exactly like slices of ``train_x``/``train_y``. Validation and test stay te
 Decoded torchvision datasets and image folders are cached under ``cache_dir()`` (one tensor file per
 source and folder, keyed by the files' modification times), so the second load skips decoding.
 
-User mistakes (missing files, bad cells, impossible settings) raise ``DataError`` with a sentence
-saying what to do.
+User mistakes (missing files, bad cells, impossible settings, a single class, data too large for the
+free memory: see ``engine.memory``) raise ``DataError`` with a sentence saying what to do; what was left
+out but need not stop training (unreadable pictures, files that are not pictures, classes without
+training samples) is named in ``DataBundle.notes``. Every numeric setting has its range in
+``SETTING_RANGES``. Loading reports through an ``engine.task.Task``: a stop request ends it with
+``Cancelled`` (downloads and cache files leave nothing half-written behind).
 """
 from __future__ import annotations
 
@@ -24,10 +28,12 @@ import csv
 import gzip
 import hashlib
 import json
+import logging
 import math
 import os
 import pickle
 import shutil
+import socket
 import struct
 import urllib.error
 import urllib.request
@@ -41,12 +47,13 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from engine.controls import control
 from engine.errors import DataError
 from engine.files import write_atomically
 from engine.paths import cache_dir
+from engine.ranges import SettingRange, shown_value
 from engine.shapes import format_shape
-
-Progress = Callable[[float, str], None]
+from engine.task import Progress, Task
 
 SOURCES = {
     "mnist-sample": "MNIST sample",
@@ -61,13 +68,22 @@ TASKS = ("auto", "classification", "regression", "reconstruction")
 SOURCES_WITH_ROOT = ("mnist", "fashion-mnist", "cifar10", "folder", "csv")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 DIGIT_NAMES = [str(digit) for digit in range(10)]
+# The built-in image datasets' own side length; image_size only ever enlarges them (see _enlarge_to).
+NATIVE_IMAGE_SIZES = {"mnist-sample": 28, "mnist": 28, "fashion-mnist": 28, "cifar10": 32}
 # CSV labels that are whole numbers with at most this many distinct values are class labels.
 MAX_INTEGER_CLASSES = 20
+# CSV label cells that mean "no value" (compared in lower case; pandas' defaults, less the exotic ones).
+MISSING_LABELS = frozenset({"", "nan", "-nan", "na", "n/a", "#n/a", "null", "none", "<na>"})
+CSV_ROWS_PER_REPORT = 4096
+RESIZE_CHUNK = 1024
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 # Normalisation statistics of a streamed image folder come from this many training images.
 STREAM_STATS_SAMPLES = 1000
 CACHE_FORMAT = "layerstudio.data-cache"
 CACHE_VERSION = 1
+WRITE_PIECE = 16 << 20  # cache files are written in pieces this large, so a stop request is honoured quickly
 _PICKLE_ERRORS = (pickle.UnpicklingError, EOFError, KeyError, ValueError)
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- configuration
@@ -130,26 +146,34 @@ class DataConfig:
         return config
 
     def validate(self) -> None:
-        """Raise DataError naming the first setting that is out of range."""
+        """Raise DataError naming the first setting that is out of range (see SETTING_RANGES)."""
         if self.source not in SOURCES:
             raise DataError(f"Unknown data source {self.source!r}: choose one of {', '.join(SOURCES)}.")
         if self.task not in TASKS:
             raise DataError(f"Unknown task {self.task!r}: choose one of {', '.join(TASKS)}.")
-        checks = [
-            (1 <= self.image_size <= 4096, "image_size must be between 1 and 4096 pixels"),
-            (bool(self.label_column.strip()), "label_column must name the CSV column holding the targets"),
-            (len(self.weights) >= 1 and all(map(math.isfinite, self.weights)),
-             "weights must be at least one finite number (one per input feature)"),
-            (math.isfinite(self.bias), "bias must be a finite number"),
-            (self.samples >= 2, "samples must be at least 2"),
-            (math.isfinite(self.noise) and self.noise >= 0, "noise must be zero or a positive number"),
-            (0 <= self.val_fraction < 1, "val_fraction must be at least 0 and below 1 (e.g. 0.1 for 10%)"),
-            (self.augment_crop_padding >= 0, "augment_crop_padding must be zero or more pixels"),
-            (self.limit >= 0, "limit must be 0 (use everything) or a positive number of samples"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise DataError(f"Bad data setting: {message}.")
+        if not self.label_column.strip():
+            raise DataError("Bad data setting: label_column must name the CSV column holding the targets.")
+        for name, allowed in SETTING_RANGES.items():
+            value = getattr(self, name)
+            if not allowed.holds(value):
+                raise DataError(f"Bad data setting: {name} must be {allowed.text(value)}, got {shown_value(value)}.")
+
+
+# The accepted range of every numeric data setting: one table, read by DataConfig.validate (and by the
+# documentation). Anything outside is refused with a sentence before it reaches torch; within it the
+# memory check (engine.memory) still refuses what cannot fit in this computer's memory.
+MAX_SAMPLES = 10**12
+SETTING_RANGES: dict[str, SettingRange] = {
+    "image_size": SettingRange(1, 4096, "pixels"),
+    "samples": SettingRange(2, MAX_SAMPLES),
+    "limit": SettingRange(0, MAX_SAMPLES, hint="0 uses every sample"),
+    "val_fraction": SettingRange(0.0, 1.0, hint="e.g. 0.1 for 10%", high_open=True),
+    "weights": SettingRange(-1e6, 1e6, hint="one per input feature", items=(1, 100_000)),
+    "bias": SettingRange(-1e6, 1e6),
+    "noise": SettingRange(0.0, 1e6),
+    "augment_crop_padding": SettingRange(0, 128, "pixels"),
+    "seed": SettingRange(0, 2**63 - 1),
+}
 
 
 def _coerce_setting(name: str, value: Any, default: Any) -> Any:
@@ -168,7 +192,7 @@ def _coerce_setting(name: str, value: Any, default: Any) -> Any:
     if isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad("a number")
-        return float(value)
+        return _as_float(value)
     if isinstance(default, str):
         if not isinstance(value, str):
             raise bad("a string")
@@ -177,7 +201,15 @@ def _coerce_setting(name: str, value: Any, default: Any) -> Any:
     if not isinstance(value, (list, tuple)) or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
         raise bad("a list of numbers")
-    return tuple(float(v) for v in value)
+    return tuple(_as_float(v) for v in value)
+
+
+def _as_float(value: int | float) -> float:
+    """A float; a whole number too large for one becomes infinity, which the range check then refuses."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def parse_data_arg(text: str) -> DataConfig:
@@ -214,7 +246,8 @@ class DataBundle:
 
     For reconstruction ``*_y`` is the same tensor as ``*_x``. Empty validation/test splits are
     tensors with zero rows. When ``train_dataset`` is set (streaming) ``train_x``/``train_y`` are
-    empty and the training samples come from ``train_loader``.
+    empty and the training samples come from ``train_loader``. ``notes`` are sentences the user should
+    read before training (the CLI prints them, the window shows them under the data summary).
     """
 
     name: str
@@ -233,6 +266,7 @@ class DataBundle:
     augment: Augment = field(default_factory=Augment)
     train_dataset: Dataset | None = None
     config: DataConfig | None = None
+    notes: list[str] = field(default_factory=list)  # warnings for the user: skipped files, empty classes
 
     @property
     def streaming(self) -> bool:
@@ -302,10 +336,20 @@ def augment_batch(x: torch.Tensor, augment: Augment, generator: torch.Generator 
 
 # --------------------------------------------------------------------------- entry point
 
-def load_data(config: DataConfig, progress: Progress | None = None) -> DataBundle:
-    """Load, split, normalise and describe the data a config names (DataError when it cannot)."""
+def load_data(config: DataConfig, progress: Progress | Task | None = None,
+              should_stop: Callable[[], bool] | None = None) -> DataBundle:
+    """Load, split, normalise and describe the data a config names (DataError when it cannot).
+
+    ``progress(fraction, text)`` follows the work; once ``should_stop()`` turns true (or ``progress``
+    is a cancelled Task) the work ends with ``Cancelled`` and leaves no partial file behind. The
+    memory the data will take is checked first (engine.memory), so a dataset that cannot fit is
+    refused with both numbers instead of failing half way through decoding.
+    """
+    from engine.memory import check_data_fits     # engine.memory reads this module's tables
+
     config.validate()
-    report = progress or _no_progress
+    report = Task.of(progress, should_stop)
+    check_data_fits(config)
     loader = {
         "mnist-sample": _load_mnist_sample,
         "mnist": _load_mnist_family,
@@ -321,15 +365,6 @@ def load_data(config: DataConfig, progress: Progress | None = None) -> DataBundl
     return bundle
 
 
-def _no_progress(fraction: float, message: str) -> None:
-    pass
-
-
-def _scaled(progress: Progress, start: float, stop: float) -> Progress:
-    """A progress callback for one stage, mapping its 0..1 onto start..stop of the whole."""
-    return lambda fraction, message: progress(start + (stop - start) * min(max(fraction, 0.0), 1.0), message)
-
-
 @dataclass
 class _Decoded:
     """A source's samples before the split: uint8 images (N, C, H, W) or float32 rows (N, d)."""
@@ -342,25 +377,40 @@ class _Decoded:
     test_x: torch.Tensor | None = None
     test_y: torch.Tensor | None = None
     normalize: bool = True               # False: keep the values exactly as generated
+    notes: list[str] = field(default_factory=list)   # what the user should know (files left out, ...)
 
 
-def _assemble(decoded: _Decoded, config: DataConfig, resize_to: int = 0) -> DataBundle:
-    """Split, convert, normalise (training statistics) and package decoded samples."""
+def _assemble(decoded: _Decoded, config: DataConfig, progress: Task, resize_to: int = 0) -> DataBundle:
+    """Split, convert, normalise (training statistics) and package decoded samples.
+
+    Classification data whose training split holds fewer than two classes is refused here, before any
+    training; classes without training samples are named in the notes.
+    """
     task = _resolve_task(decoded.name, decoded.task, config.task)
     images = decoded.x.dtype == torch.uint8
     train_idx, val_idx = _split_indices(len(decoded.x), config.val_fraction, config.limit, config.seed, decoded.name)
+    notes = list(decoded.notes)
+    if task == "classification":
+        notes += _class_notes(decoded.name, decoded.class_names, decoded.y[train_idx])
+    progress.check()
     splits = [(decoded.x[train_idx], decoded.y[train_idx]), (decoded.x[val_idx], decoded.y[val_idx])]
     if decoded.test_x is not None:      # cloned: normalisation works in place, the source stays intact
         splits.append((decoded.test_x if images else decoded.test_x.clone(), decoded.test_y))
     else:
         splits.append((decoded.x[:0], decoded.y[:0]))
     if images and resize_to:
-        splits = [(_images_to_float(x, resize_to), y) for x, y in splits]
+        progress.check()
+        splits = [(_images_to_float(x, resize_to, progress.check), y) for x, y in splits]
 
     mean = std = None
     if config.normalize and decoded.normalize and task != "reconstruction":
+        progress.check()
         mean, std = _statistics(splits[0][0])
-    splits = [(_to_normalised_float(x, mean, std), y) for x, y in splits]
+    converted = []
+    for x, y in splits:
+        progress.check()
+        converted.append((_to_normalised_float(x, mean, std), y))
+    splits = converted
     if task == "reconstruction":
         splits = [(x, x) for x, _ in splits]
 
@@ -372,11 +422,27 @@ def _assemble(decoded: _Decoded, config: DataConfig, resize_to: int = 0) -> Data
         num_classes=len(decoded.class_names) if classification else None,
         class_names=list(decoded.class_names) if classification else [],
         train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y, test_x=test_x, test_y=test_y,
-        mean=mean, std=std, augment=augment)
+        mean=mean, std=std, augment=augment, notes=notes)
     if config.stream:
         bundle.train_dataset = TensorDataset(train_x, train_y)
         bundle.train_x, bundle.train_y = train_x[:0], train_y[:0]
     return bundle
+
+
+def _class_notes(name: str, class_names: list[str], train_y: torch.Tensor) -> list[str]:
+    """DataError when the training labels hold fewer than two classes (nothing to tell apart); else a
+    note naming the classes no training sample has (the model would never learn to predict them)."""
+    present = torch.unique(train_y).tolist()
+    if len(present) < 2:
+        only = f" ({class_names[present[0]]!r})" if present else ""
+        raise DataError(f"{name} has a single class{only} in its {len(train_y)} training samples: classification "
+                        f"needs at least two; add samples of another class (or raise the limit if one is set).")
+    missing = [class_names[i] for i in range(len(class_names)) if i not in set(present)]
+    if not missing:
+        return []
+    shown = ", ".join(repr(c) for c in missing[:10]) + (" …" if len(missing) > 10 else "")
+    return [f"{len(missing)} of the {len(class_names)} classes of {name} have no training samples ({shown}): "
+            f"the model cannot learn to predict them; add samples of them (or raise the limit if one is set)."]
 
 
 def _resolve_task(name: str, natural: str, requested: str) -> str:
@@ -384,7 +450,7 @@ def _resolve_task(name: str, natural: str, requested: str) -> str:
     if requested in ("auto", natural, "reconstruction"):
         return natural if requested == "auto" else requested
     raise DataError(f"{name} has {natural} targets, so it cannot be used for {requested}: "
-                    f"choose task {natural} or reconstruction.")
+                    f"set {control('data.task')} to {natural} or reconstruction.")
 
 
 def _split_indices(count: int, val_fraction: float, limit: int, seed: int,
@@ -398,19 +464,26 @@ def _split_indices(count: int, val_fraction: float, limit: int, seed: int,
         val_count = 1
     train_idx, val_idx = order[val_count:].sort().values, order[:val_count].sort().values
     if len(train_idx) == 0:
-        raise DataError(f"{name} leaves no training samples ({count} in all): add data, raise the limit "
-                        f"or lower the validation fraction.")
+        raise DataError(f"{name} leaves no training samples ({count} in all): add data, "
+                        f"raise {control('data.limit')} or lower {control('data.val_fraction')}.")
     return train_idx, val_idx
 
 
-def _images_to_float(x: torch.Tensor, resize_to: int = 0) -> torch.Tensor:
-    """uint8 images to float32 in [0, 1], optionally resized (bilinear) to resize_to x resize_to."""
-    out = x.to(torch.float32).div_(255)
-    if resize_to and tuple(out.shape[-2:]) != (resize_to, resize_to):
-        if len(out) == 0:
-            return out.new_zeros(0, out.shape[1], resize_to, resize_to)
-        out = torch.cat([F.interpolate(chunk, size=(resize_to, resize_to), mode="bilinear", align_corners=False,
-                                       antialias=True) for chunk in out.split(1024)])
+def _images_to_float(x: torch.Tensor, resize_to: int = 0, check: Callable[[], None] | None = None) -> torch.Tensor:
+    """uint8 images to float32 in [0, 1], optionally resized (bilinear) to resize_to x resize_to.
+
+    Resizing goes RESIZE_CHUNK images at a time into one preallocated result, so the peak is the result
+    plus one chunk (MNIST at 224 is 14 GB of float32), and ``check()`` can stop it between chunks.
+    """
+    if not resize_to or tuple(x.shape[-2:]) == (resize_to, resize_to):
+        return x.to(torch.float32).div_(255)
+    out = torch.empty(len(x), x.shape[1], resize_to, resize_to)
+    for start in range(0, len(x), RESIZE_CHUNK):
+        if check is not None:
+            check()
+        chunk = x[start:start + RESIZE_CHUNK].to(torch.float32).div_(255)
+        out[start:start + RESIZE_CHUNK] = F.interpolate(chunk, size=(resize_to, resize_to), mode="bilinear",
+                                                        align_corners=False, antialias=True)
     return out
 
 
@@ -425,8 +498,10 @@ def _statistics(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
         counts = counts.to(torch.float64) / max(1, counts[0].sum().item())
         mean = counts @ levels
         std = (counts @ levels.square() - mean.square()).clamp_min(0).sqrt()
+    elif x.ndim == 2:   # tables: in float64, so columns of large values (up to float32's limit) cannot overflow
+        std, mean = torch.std_mean(x.to(torch.float64), dim=0, correction=0)
     else:
-        std, mean = torch.std_mean(x, dim=(0, 2, 3) if x.ndim == 4 else (0,), correction=0)  # pairwise sums
+        std, mean = torch.std_mean(x, dim=(0, 2, 3), correction=0)  # pairwise sums
     std = torch.where(std > 1e-6, std, torch.ones_like(std))
     return tuple(mean.tolist()), tuple(std.tolist())
 
@@ -436,7 +511,11 @@ def _to_normalised_float(x: torch.Tensor, mean: tuple[float, ...] | None,
     """float32 samples, normalised when mean/std are given; uint8 images are scaled from 0..255 to [0, 1]
     first, in the same pass (one conversion, then one multiply-add in place)."""
     if x.dtype != torch.uint8:
-        return x if mean is None else _normalise(x, mean, std)
+        if mean is None:
+            return x
+        if x.ndim == 2:   # tables: subtract and divide in float64 (values near float32's limit stay finite)
+            return _normalise(x.to(torch.float64), mean, std).to(torch.float32)
+        return _normalise(x, mean, std)
     out = x.to(torch.float32)
     if mean is None:
         return out.div_(255)
@@ -481,7 +560,7 @@ def read_idx(path: str | os.PathLike) -> torch.Tensor:
 _MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
-def _load_mnist_sample(config: DataConfig, progress: Progress) -> DataBundle:
+def _load_mnist_sample(config: DataConfig, progress: Task) -> DataBundle:
     """The bundled 4000/1000 MNIST sample, parsed straight from its gz IDX files (no torchvision import)."""
     from resources import MNIST_SAMPLE
 
@@ -489,12 +568,12 @@ def _load_mnist_sample(config: DataConfig, progress: Progress) -> DataBundle:
     train_x, train_y, test_x, test_y = (read_idx(MNIST_SAMPLE / f"{name}.gz") for name in _MNIST_FILES)
     decoded = _Decoded("MNIST sample", train_x.unsqueeze(1), train_y.long(), DIGIT_NAMES, "classification",
                        test_x.unsqueeze(1), test_y.long())
-    return _assemble(decoded, config, _enlarge_to(config, 28))
+    return _assemble(decoded, config, progress, _enlarge_to(config))
 
 
-def _enlarge_to(config: DataConfig, native: int) -> int:
+def _enlarge_to(config: DataConfig) -> int:
     """Built-in datasets are enlarged to image_size when it is larger than their own size, never shrunk."""
-    return config.image_size if config.image_size > native else 0
+    return config.image_size if config.image_size > NATIVE_IMAGE_SIZES[config.source] else 0
 
 
 # --------------------------------------------------------------------------- torchvision datasets
@@ -519,7 +598,7 @@ def vision_tensors(dataset: Any) -> tuple[torch.Tensor, torch.Tensor, list[str]]
     return images, labels, [str(name) for name in dataset.classes]
 
 
-def _load_mnist_family(config: DataConfig, progress: Progress) -> DataBundle:
+def _load_mnist_family(config: DataConfig, progress: Task) -> DataBundle:
     """MNIST or Fashion-MNIST from ``ROOT/<Class>/raw`` through torchvision's own class."""
     from torchvision import datasets
 
@@ -535,21 +614,22 @@ def _load_mnist_family(config: DataConfig, progress: Progress) -> DataBundle:
             _gunzip(raw / f"{name}.gz", raw / name)
     missing = [name for name in names if not (raw / name).is_file()]
     if missing and config.download:
-        _download_mnist_files(cls, raw, missing, label, _scaled(progress, 0.0, 0.7))
+        _download_mnist_files(cls, raw, missing, label, progress.stage(0.0, 0.7))
         missing = [name for name in names if not (raw / name).is_file()]
     if missing:
         raise DataError(f"{label} files not found in {raw}: put {', '.join(n + '(.gz)' for n in missing)} there, "
-                        f"or turn on Download (--download on the command line).")
+                        f"or turn on {control('data.download')}.")
 
     def decode() -> dict:
         progress(0.75, f"Reading {label} with torchvision")
         parts = {}
         for split, train in (("train", True), ("test", False)):
+            progress.check()
             try:
                 dataset = cls(str(root), train=train, download=False)
             except (RuntimeError, OSError, AssertionError, TypeError, ValueError) as exc:
                 raise DataError(f"torchvision cannot read the {label} files in {raw} ({exc}): replace them with "
-                                f"intact copies, or delete them and turn on Download (--download on the command line).") from exc
+                                f"intact copies, or delete them and turn on {control('data.download')}.") from exc
             parts[f"{split}_x"], parts[f"{split}_y"], parts["classes"] = vision_tensors(dataset)
         return parts
 
@@ -557,10 +637,10 @@ def _load_mnist_family(config: DataConfig, progress: Progress) -> DataBundle:
     classes = DIGIT_NAMES if config.source == "mnist" else parts["classes"]
     decoded = _Decoded(label, parts["train_x"], parts["train_y"], classes, "classification",
                        parts["test_x"], parts["test_y"])
-    return _assemble(decoded, config, _enlarge_to(config, 28))
+    return _assemble(decoded, config, progress, _enlarge_to(config))
 
 
-def _load_cifar10(config: DataConfig, progress: Progress) -> DataBundle:
+def _load_cifar10(config: DataConfig, progress: Task) -> DataBundle:
     """CIFAR-10 from ``ROOT/cifar-10-batches-py`` through torchvision's own class.
 
     torchvision verifies the MD5 of every batch before unpickling it (even without download), so only
@@ -576,16 +656,17 @@ def _load_cifar10(config: DataConfig, progress: Progress) -> DataBundle:
     names = [name for name, _ in checksums]
     missing = [name for name in names if not (folder / name).is_file()]
     if missing and config.download:
-        _download_cifar10(cls, root, _scaled(progress, 0.0, 0.7))
+        _download_cifar10(cls, root, progress.stage(0.0, 0.7))
         missing = [name for name in names if not (folder / name).is_file()]
     if missing:
         raise DataError(f"CIFAR-10 files not found in {folder}: put {', '.join(missing)} there (they come in "
-                        f"{cls.filename}; extract it into {root}), or turn on Download (--download on the command line).")
+                        f"{cls.filename}; extract it into {root}), or turn on {control('data.download')}.")
 
     def decode() -> dict:
         progress(0.75, "Checking and reading CIFAR-10 with torchvision")
         parts = {}
         for split, train in (("train", True), ("test", False)):
+            progress.check()
             try:
                 dataset = cls(str(root), train=train, download=False)
             except (RuntimeError, OSError, *_PICKLE_ERRORS) as exc:
@@ -594,16 +675,16 @@ def _load_cifar10(config: DataConfig, progress: Progress) -> DataBundle:
                     raise DataError(
                         f"CIFAR-10 files in {folder} do not match the original download: {', '.join(damaged)}. "
                         f"torchvision reads only the original files (they are pickles, which could run code): "
-                        f"replace them from {cls.filename}, or delete them and turn on Download (--download on the command line).") from exc
+                        f"replace them from {cls.filename}, or delete them and turn on {control('data.download')}.") from exc
                 raise DataError(f"torchvision cannot read the CIFAR-10 files in {folder} ({exc}): replace them "
-                                f"from {cls.filename}, or delete them and turn on Download (--download on the command line).") from exc
+                                f"from {cls.filename}, or delete them and turn on {control('data.download')}.") from exc
             parts[f"{split}_x"], parts[f"{split}_y"], parts["classes"] = vision_tensors(dataset)
         return parts
 
     parts = _cached(config.source, root, [folder / name for name in names], {}, decode, progress)
     decoded = _Decoded("CIFAR-10", parts["train_x"], parts["train_y"], parts["classes"], "classification",
                        parts["test_x"], parts["test_y"])
-    return _assemble(decoded, config, _enlarge_to(config, 32))
+    return _assemble(decoded, config, progress, _enlarge_to(config))
 
 
 def _gunzip(source: Path, target: Path) -> None:
@@ -618,51 +699,85 @@ def _gunzip(source: Path, target: Path) -> None:
 
 # --------------------------------------------------------------------------- downloads
 
-def download_file(url: str, path: str | os.PathLike, md5: str | None = None, progress: Progress | None = None,
-                  timeout: float = 30.0) -> None:
-    """Fetch ``url`` into ``path`` atomically, reporting progress and checking its MD5 (DataError on failure)."""
+DOWNLOAD_CHUNK = 1 << 16
+
+
+def download_file(url: str, path: str | os.PathLike, md5: str | None = None, progress: Progress | Task | None = None,
+                  timeout: float = 30.0, should_stop: Callable[[], bool] | None = None) -> None:
+    """Fetch ``url`` into ``path`` atomically, reporting progress and checking its MD5 (DataError on failure).
+
+    Stops with ``Cancelled`` between chunks once ``should_stop()`` is true, and at once when the Task
+    passed as ``progress`` is cancelled from another thread (its socket is shut down under a blocked
+    read); a stopped or failed download leaves no file behind.
+    """
     path = Path(path)
-    report = progress or _no_progress
+    report = Task.of(progress, should_stop)
     name = path.name
+    report.check()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         request = urllib.request.Request(url, headers={"User-Agent": "layerstudio"})
         digest = hashlib.md5(usedforsecurity=False)
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response, \
+                report.on_cancel(lambda: _shut_down(response)):
             total = int(response.headers.get("Content-Length") or 0)
 
             def fetch(out) -> None:
                 done = 0
                 report(0.0, f"Downloading {name}")
-                while chunk := _read_chunk(response, url):
+                while chunk := _read_chunk(response, url, report):
                     out.write(chunk)
                     digest.update(chunk)
                     done += len(chunk)
                     if total:
                         report(done / total, f"Downloading {name}: {done / 1e6:.1f} of {total / 1e6:.1f} MB")
+                report.check()      # a cancelled download ends like a finished one: never keep it
                 if md5 is not None and digest.hexdigest() != md5:
                     raise DataError(f"The download of {name} from {url} is damaged (checksum mismatch): try again.")
 
             write_atomically(path, fetch, "download", DataError, make_folder=True)
     except DataError:
+        report.check()
         raise
     except (urllib.error.URLError, OSError, ValueError) as exc:
+        report.check()
         reason = getattr(exc, "reason", exc)
         raise DataError(f"Could not download {url}: {reason}.") from exc
 
 
-def _read_chunk(response, url: str) -> bytes:
-    """The next piece of a download; a network failure is a DataError (not a failure to write the file)."""
+def _read_chunk(response, url: str, task: Task) -> bytes:
+    """The next piece of a download, as soon as any has arrived; a network failure is a DataError
+    (not a failure to write the file), a stop request ``Cancelled``."""
+    task.check()
     try:
-        return response.read(1 << 16)
-    except OSError as exc:
+        return response.read1(DOWNLOAD_CHUNK)
+    except (OSError, ValueError) as exc:     # ValueError: read from the socket cancel() shut
+        task.check()
         raise DataError(f"Could not download {url}: {getattr(exc, 'reason', exc)}.") from exc
 
 
-def _download_mnist_files(cls: type, raw: Path, missing: list[str], label: str, progress: Progress) -> None:
+def _shut_down(response) -> None:
+    """Shut the socket of an HTTP response down (from another thread): a read blocked on it returns at once.
+
+    ``socket(fileno=...)`` wraps the response's own descriptor; ``detach`` leaves closing it to the response.
+    Responses without a socket (file: URLs) are left alone: their reads never wait.
+    """
+    try:
+        connection = socket.socket(fileno=response.fileno())
+    except (OSError, ValueError, AttributeError):
+        return
+    try:
+        connection.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        connection.detach()
+
+
+def _download_mnist_files(cls: type, raw: Path, missing: list[str], label: str, progress: Task) -> None:
     wanted = [(filename, md5) for filename, md5 in cls.resources if Path(filename).stem in missing]
     for index, (filename, md5) in enumerate(wanted):
-        step = _scaled(progress, index / len(wanted), (index + 1) / len(wanted))
+        step = progress.stage(index / len(wanted), (index + 1) / len(wanted))
         errors = []
         for mirror in cls.mirrors:
             try:
@@ -676,7 +791,7 @@ def _download_mnist_files(cls: type, raw: Path, missing: list[str], label: str, 
         _gunzip(raw / filename, raw / Path(filename).stem)
 
 
-def _download_cifar10(cls: type, root: Path, progress: Progress) -> None:
+def _download_cifar10(cls: type, root: Path, progress: Task) -> None:
     from torchvision.datasets.utils import extract_archive
 
     archive = root / cls.filename
@@ -704,7 +819,7 @@ def _cache_path(source: str, root: Path, files: list[Path], extra: dict) -> Path
 
 
 def _cached(source: str, root: Path, files: list[Path], extra: dict, decode: Callable[[], dict],
-            progress: Progress) -> dict:
+            progress: Task) -> dict:
     """The decoded tensors from the cache when the files are unchanged; else decode and store them.
 
     Stale entries of the same source and folder are removed when a new one is written. A cache that
@@ -721,6 +836,7 @@ def _cached(source: str, root: Path, files: list[Path], extra: dict, decode: Cal
             pass
     parts = decode()
     parts.update(format=CACHE_FORMAT, version=CACHE_VERSION)
+    progress.check()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         for stale in path.parent.glob(path.name.rsplit("-", 1)[0] + "-*.pt"):
@@ -728,30 +844,71 @@ def _cached(source: str, root: Path, files: list[Path], extra: dict, decode: Cal
                 stale.unlink()
             except OSError:     # still mapped elsewhere (Windows): leave it
                 pass
-        write_atomically(path, lambda out: torch.save(parts, out), "data cache", DataError, make_folder=True)
+        write_atomically(path, lambda out: _save_cancellable(parts, out, progress), "data cache", DataError,
+                         make_folder=True)
     except (OSError, DataError):
-        pass
+        progress.check()       # the write failed because it was stopped: say so, not "skipped"
     return parts
+
+
+class _CheckedWriter:
+    """A file for torch.save that writes in pieces of WRITE_PIECE bytes and stops between them when asked."""
+
+    def __init__(self, out, task: Task):
+        self.out, self.task = out, task
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        for start in range(0, len(view), WRITE_PIECE):
+            self.task.check()
+            self.out.write(view[start:start + WRITE_PIECE])
+        return len(view)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+def _save_cancellable(parts: dict, out, task: Task) -> None:
+    """torch.save that a stop request can end between pieces (torch reports our Cancelled as a RuntimeError)."""
+    try:
+        torch.save(parts, _CheckedWriter(out, task))
+    except RuntimeError:
+        task.check()
+        raise
 
 
 # --------------------------------------------------------------------------- image folders
 
-def _list_image_folder(folder: Path, classes: list[str] | None = None) -> tuple[list[str], list[Path], list[int]]:
+@dataclass
+class _ImageListing:
+    """The pictures of one image folder: class names, image files with their class index, other files."""
+
+    classes: list[str]
+    paths: list[Path]
+    labels: list[int]
+    ignored: list[Path]          # files in the class folders that are not images (by extension), dotfiles aside
+
+
+def _list_image_folder(folder: Path, classes: list[str] | None = None) -> _ImageListing:
     """Class names (sorted subfolders) and every image file below them with its class index."""
     if classes is None:
         classes = sorted(entry.name for entry in folder.iterdir() if entry.is_dir() and not entry.name.startswith("."))
         if not classes:
             raise DataError(f"{folder} has no subfolders: put one subfolder per class (e.g. cats/, dogs/) with "
                             f"the images inside.")
-    paths, labels = [], []
+    paths, labels, ignored = [], [], []
     for index, name in enumerate(classes):
         class_folder = folder / name
         if not class_folder.is_dir():
             continue
         for path in sorted(class_folder.rglob("*")):
-            if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file():
+            if not path.is_file() or any(part.startswith(".") for part in path.relative_to(class_folder).parts):
+                continue
+            if path.suffix.lower() in IMAGE_EXTENSIONS:
                 paths.append(path)
                 labels.append(index)
+            else:
+                ignored.append(path)
     unknown = sorted(entry.name for entry in folder.iterdir() if entry.is_dir() and entry.name not in classes
                      and not entry.name.startswith("."))
     if unknown:
@@ -759,7 +916,7 @@ def _list_image_folder(folder: Path, classes: list[str] | None = None) -> tuple[
                         f"train/ or remove it.")
     if not paths:
         raise DataError(f"No images found in the class folders of {folder}: add {', '.join(IMAGE_EXTENSIONS)} files.")
-    return classes, paths, labels
+    return _ImageListing(classes, paths, labels, ignored)
 
 
 def decode_image(path: Path, size: int, grayscale: bool) -> np.ndarray:
@@ -777,17 +934,68 @@ def decode_image(path: Path, size: int, grayscale: bool) -> np.ndarray:
     return array[None] if grayscale else array.transpose(2, 0, 1)
 
 
-def _decode_images(paths: list[Path], size: int, grayscale: bool, progress: Progress, label: str) -> torch.Tensor:
-    """Decode pictures into one uint8 tensor, in parallel threads (PIL releases the GIL while decoding)."""
+def _decode_or_reason(path: Path, size: int, grayscale: bool) -> np.ndarray | str:
+    """The decoded picture, or why it cannot be read."""
+    try:
+        return decode_image(path, size, grayscale)
+    except DataError as exc:
+        return str(exc.__cause__ or exc)
+
+
+def _decode_images(paths: list[Path], size: int, grayscale: bool, progress: Task,
+                   label: str) -> tuple[torch.Tensor, list[Path]]:
+    """Decode pictures into one uint8 tensor, in parallel threads (PIL releases the GIL while decoding).
+
+    Unreadable files are left out (and returned, the second item, each logged with its reason): one
+    damaged download among thousands of pictures should not block training; the caller tells the user.
+    Stops between pictures when ``progress`` is cancelled (pending ones are dropped, not decoded).
+    """
     channels = 1 if grayscale else 3
     out = np.empty((len(paths), channels, size, size), dtype=np.uint8)
     every = max(1, len(paths) // 50)
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        for index, array in enumerate(pool.map(lambda p: decode_image(p, size, grayscale), paths)):
-            out[index] = array
+    failed: list[Path] = []
+    pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1))
+    try:
+        for index, result in enumerate(pool.map(lambda p: _decode_or_reason(p, size, grayscale), paths)):
+            progress.check()
+            if isinstance(result, str):
+                log.warning("Skipping %s: %s", paths[index], result)
+                failed.append(paths[index])
+            else:
+                out[index - len(failed)] = result
             if index % every == 0:
                 progress(index / max(1, len(paths)), f"Decoding {label}: {index} of {len(paths)} images")
-    return torch.from_numpy(out)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return torch.from_numpy(out[:len(paths) - len(failed)]), failed
+
+
+def _file_list(root: Path, paths: list[Path], most: int = 5) -> str:
+    """``a/1.png, b/x.txt and 3 more``: paths relative to the folder the user chose."""
+    def shown(path: Path) -> str:
+        try:
+            return path.relative_to(root).as_posix()
+        except ValueError:
+            return str(path)
+
+    names = ", ".join(shown(path) for path in paths[:most])
+    return names + (f" and {len(paths) - most} more" if len(paths) > most else "")
+
+
+def _image_folder_notes(root: Path, listings: list[_ImageListing], skipped: list[Path]) -> list[str]:
+    """Sentences naming the files an image folder's load left out: non-images and unreadable pictures."""
+    notes = []
+    ignored = [path for listing in listings for path in listing.ignored]
+    if ignored:
+        notes.append(f"Ignored {len(ignored)} file{'s' if len(ignored) != 1 else ''} in {root.name} that "
+                     f"{'are not images' if len(ignored) != 1 else 'is not an image'} (by the name's extension): "
+                     f"{_file_list(root, ignored)}.")
+    if skipped:
+        total = sum(len(listing.paths) for listing in listings)
+        notes.append(f"Skipped {len(skipped)} of {total} images in {root.name} that cannot be read "
+                     f"(damaged, or not the format their name says): {_file_list(root, skipped)}; "
+                     f"remove them or save them again as PNG or JPEG.")
+    return notes
 
 
 class ImageFileDataset(Dataset):
@@ -814,59 +1022,88 @@ class ImageFileDataset(Dataset):
         return (x, x) if self.reconstruction else (x, torch.tensor(self.labels[index], dtype=torch.int64))
 
 
-def _load_image_folder(config: DataConfig, progress: Progress) -> DataBundle:
-    """One subfolder per class (or train/ and test/ each holding them), resized to image_size."""
+def _load_image_folder(config: DataConfig, progress: Task) -> DataBundle:
+    """One subfolder per class (or train/ and test/ each holding them), resized to image_size.
+
+    Files that are not pictures and pictures that cannot be decoded are left out and named in the
+    bundle's notes; a folder with no readable picture at all is refused.
+    """
     root = _root(config)
     if not root.is_dir():
         raise DataError(f"Image folder {root} does not exist: choose a folder with one subfolder per class.")
     name = f"Image folder {root.name}"
     has_test = (root / "train").is_dir() and (root / "test").is_dir()
-    classes, paths, labels = _list_image_folder(root / "train" if has_test else root)
-    test_paths, test_labels = ([], [])
-    if has_test:
-        _, test_paths, test_labels = _list_image_folder(root / "test", classes)
+    train = _list_image_folder(root / "train" if has_test else root)
+    test = _list_image_folder(root / "test", train.classes) if has_test else _ImageListing(train.classes, [], [], [])
     size, gray = config.image_size, config.grayscale
     if config.stream:
-        return _stream_image_folder(config, name, classes, paths, labels, test_paths, test_labels, progress)
+        return _stream_image_folder(config, name, root, train, test, progress)
 
     def decode() -> dict:
-        x = _decode_images(paths, size, gray, _scaled(progress, 0.0, 0.8 if has_test else 0.95), name)
-        test_x = _decode_images(test_paths, size, gray, _scaled(progress, 0.8, 0.95), name) if has_test else x[:0]
-        return {"train_x": x, "train_y": torch.tensor(labels, dtype=torch.int64), "test_x": test_x,
-                "test_y": torch.tensor(test_labels, dtype=torch.int64), "classes": classes}
+        x, train_skipped = _decode_images(train.paths, size, gray, progress.stage(0.0, 0.8 if has_test else 0.95), name)
+        test_x, test_skipped = _decode_images(test.paths, size, gray, progress.stage(0.8, 0.95), name)
+        skipped = train_skipped + test_skipped
+        return {"train_x": x, "train_y": _kept_labels(train, train_skipped, name), "test_x": test_x,
+                "test_y": torch.tensor(_kept(test.labels, test.paths, test_skipped), dtype=torch.int64),
+                "classes": train.classes, "skipped": [str(path) for path in skipped]}
 
-    parts = _cached("folder", root, paths + test_paths, {"size": size, "grayscale": gray}, decode, progress)
+    parts = _cached("folder", root, train.paths + test.paths, {"size": size, "grayscale": gray}, decode, progress)
+    notes = _image_folder_notes(root, [train, test], [Path(path) for path in parts.get("skipped", [])])
     decoded = _Decoded(name, parts["train_x"], parts["train_y"], parts["classes"], "classification",
-                       parts["test_x"] if has_test else None, parts["test_y"] if has_test else None)
-    return _assemble(decoded, config)
+                       parts["test_x"] if has_test else None, parts["test_y"] if has_test else None, notes=notes)
+    return _assemble(decoded, config, progress)
 
 
-def _stream_image_folder(config: DataConfig, name: str, classes: list[str], paths: list[Path], labels: list[int],
-                         test_paths: list[Path], test_labels: list[int], progress: Progress) -> DataBundle:
+def _kept(items: list, paths: list[Path], skipped: list[Path]) -> list:
+    """``items`` (one per path) without those of the skipped paths."""
+    left_out = set(skipped)
+    return [item for item, path in zip(items, paths) if path not in left_out]
+
+
+def _kept_labels(listing: _ImageListing, skipped: list[Path], name: str) -> torch.Tensor:
+    """The class indices of the decoded training pictures; DataError when none of them could be read."""
+    if len(skipped) == len(listing.paths):
+        raise DataError(f"None of the {len(listing.paths)} pictures of {name} can be read (the first: "
+                        f"{listing.paths[0]}): save them again as PNG or JPEG.")
+    return torch.tensor(_kept(listing.labels, listing.paths, skipped), dtype=torch.int64)
+
+
+def _stream_image_folder(config: DataConfig, name: str, root: Path, train: _ImageListing, test: _ImageListing,
+                         progress: Task) -> DataBundle:
     """Training images stay on disk (an ImageFileDataset); validation and test are decoded into tensors.
 
     Normalisation statistics come from up to STREAM_STATS_SAMPLES training images (seeded choice).
+    Unreadable validation, test and statistics pictures are left out and named in the notes; a damaged
+    training picture is only met while training, where it ends the run with its name.
     """
     task = _resolve_task(name, "classification", config.task)
+    paths, labels, classes = train.paths, train.labels, train.classes
     train_idx, val_idx = _split_indices(len(paths), config.val_fraction, config.limit, config.seed, name)
     size, gray = config.image_size, config.grayscale
+    skipped: list[Path] = []
 
-    def images(indices: list[int], source: list[Path], start: float, stop: float) -> torch.Tensor:
-        return _images_to_float(_decode_images([source[i] for i in indices], size, gray,
-                                               _scaled(progress, start, stop), name))
+    def images(chosen: list[Path], start: float, stop: float) -> torch.Tensor:
+        x, failed = _decode_images(chosen, size, gray, progress.stage(start, stop), name)
+        skipped.extend(failed)
+        return _images_to_float(x)
 
-    val_x = images(val_idx.tolist(), paths, 0.0, 0.4)
-    test_x = images(list(range(len(test_paths))), test_paths, 0.4, 0.8)
+    val_paths = [paths[i] for i in val_idx.tolist()]
+    val_x = images(val_paths, 0.0, 0.4)
+    test_x = images(test.paths, 0.4, 0.8)
     mean = std = None
     if config.normalize and task != "reconstruction":
         pick = torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(config.seed))
-        mean, std = _statistics(images(train_idx[pick[:STREAM_STATS_SAMPLES]].tolist(), paths, 0.8, 0.95))
+        mean, std = _statistics(images([paths[i] for i in train_idx[pick[:STREAM_STATS_SAMPLES]].tolist()], 0.8, 0.95))
         val_x, test_x = _normalise(val_x, mean, std), _normalise(test_x, mean, std)
     reconstruction = task == "reconstruction"
-    val_y = val_x if reconstruction else torch.tensor(labels, dtype=torch.int64)[val_idx]
-    test_y = test_x if reconstruction else torch.tensor(test_labels, dtype=torch.int64)
-    train = ImageFileDataset([paths[i] for i in train_idx], [labels[i] for i in train_idx], size, gray,
-                             mean, std, reconstruction)
+    notes = _image_folder_notes(root, [train, test], skipped)
+    train_labels = [labels[i] for i in train_idx]
+    if not reconstruction:
+        notes += _class_notes(name, classes, torch.tensor(train_labels, dtype=torch.int64))
+    val_y = val_x if reconstruction else torch.tensor(_kept([labels[i] for i in val_idx], val_paths, skipped),
+                                                      dtype=torch.int64)
+    test_y = test_x if reconstruction else torch.tensor(_kept(test.labels, test.paths, skipped), dtype=torch.int64)
+    dataset = ImageFileDataset([paths[i] for i in train_idx], train_labels, size, gray, mean, std, reconstruction)
     channels = 1 if gray else 3
     empty_x = torch.empty(0, channels, size, size)
     return DataBundle(
@@ -874,18 +1111,19 @@ def _stream_image_folder(config: DataConfig, name: str, classes: list[str], path
         num_classes=None if reconstruction else len(classes), class_names=[] if reconstruction else classes,
         train_x=empty_x, train_y=empty_x if reconstruction else torch.empty(0, dtype=torch.int64),
         val_x=val_x, val_y=val_y, test_x=test_x, test_y=test_y, mean=mean, std=std,
-        augment=Augment(config.augment_crop_padding, config.augment_hflip), train_dataset=train)
+        augment=Augment(config.augment_crop_padding, config.augment_hflip), train_dataset=dataset, notes=notes)
 
 
 # --------------------------------------------------------------------------- CSV tables
 
-def _load_csv(config: DataConfig, progress: Progress) -> DataBundle:
+def _load_csv(config: DataConfig, progress: Task) -> DataBundle:
     """Numeric feature columns plus label column(s); classification or regression (see ``_csv_targets``)."""
     path = _root(config)
     if not path.is_file():
         raise DataError(f"CSV file {path} does not exist: choose a .csv file with a header row.")
     progress(0.0, f"Reading {path.name}")
     try:
+        size = max(1, path.stat().st_size)
         with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
             header = [cell.strip() for cell in next(reader, [])]
@@ -894,6 +1132,8 @@ def _load_csv(config: DataConfig, progress: Progress) -> DataBundle:
                 if any(cell.strip() for cell in row):
                     rows.append(row)
                     lines.append(reader.line_num)
+                    if len(rows) % CSV_ROWS_PER_REPORT == 0:
+                        progress(0.8 * handle.buffer.tell() / size, f"Reading {path.name}: {len(rows):,} rows")
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"Cannot read {path} as CSV text ({exc}): save it as UTF-8 CSV.") from exc
 
@@ -925,28 +1165,50 @@ def _load_csv(config: DataConfig, progress: Progress) -> DataBundle:
         y, classes, task = torch.zeros(len(x), 1), [], "regression"
     else:
         y, classes, task = _csv_targets(rows, lines, target_idx, header, path.name, config.task)
-    return _assemble(_Decoded(name, x, y, classes, task), config)
+    return _assemble(_Decoded(name, x, y, classes, task), config, progress)
 
 
 def _numeric_columns(rows: list[list[str]], lines: list[int], columns: list[int], header: list[str],
                      file_name: str) -> np.ndarray:
-    """The given columns as float64 (N, k); DataError naming line and column of the first bad cell."""
+    """The given columns as float64 (N, k), every value finite and within float32's range (training's
+    number type); DataError naming line and column of the first cell that is not."""
     try:
         values = np.array([[row[i] for i in columns] for row in rows], dtype=np.float64)
-        if np.isfinite(values).all():
+        if np.isfinite(values).all() and np.abs(values).max(initial=0.0) <= FLOAT32_MAX:
             return values
     except ValueError:
         pass
     for row, line in zip(rows, lines):
         for i in columns:
-            try:
-                ok = math.isfinite(float(row[i]))
-            except ValueError:
-                ok = False
-            if not ok:
-                raise DataError(f"{file_name} line {line}, column {header[i]!r} (column {i + 1}): {row[i]!r} is not "
-                                f"a number: fix or remove that row.")
+            problem = _cell_problem(row[i])
+            if problem:
+                raise DataError(f"{file_name} line {line}, column {header[i]!r} (column {i + 1}): {row[i]!r} "
+                                f"{problem}.")
     raise DataError(f"{file_name} holds values that are not numbers: check its cells.")  # not reached
+
+
+def _cell_problem(text: str) -> str:
+    """Why a CSV cell cannot be a training value (the end of a sentence), or "" when it can."""
+    try:
+        value = float(text)
+    except ValueError:
+        return "is not a number: fix or remove that row"
+    if not math.isfinite(value):
+        return "is not a finite number: fix or remove that row"
+    if abs(value) > FLOAT32_MAX:
+        return (f"is beyond the range of float32, the number type training uses (at most about "
+                f"{FLOAT32_MAX:.1e} in size): rescale that column, e.g. divide it by a power of ten")
+    return ""
+
+
+def _check_labels_present(texts: list[list[str]], lines: list[int], target_idx: list[int], header: list[str],
+                          file_name: str) -> None:
+    """DataError naming the line of the first empty or NaN-like label (NA, N/A, null, ...)."""
+    for values, line in zip(texts, lines):
+        for value, i in zip(values, target_idx):
+            if value.lower() in MISSING_LABELS:
+                raise DataError(f"{file_name} line {line}, column {header[i]!r} (column {i + 1}): the label is "
+                                f"missing ({value!r}): fill it in or remove that row.")
 
 
 def _csv_targets(rows: list[list[str]], lines: list[int], target_idx: list[int], header: list[str], file_name: str,
@@ -954,23 +1216,27 @@ def _csv_targets(rows: list[list[str]], lines: list[int], target_idx: list[int],
     """Class indices with names, or float targets: classification for non-numeric labels or whole numbers
     with at most MAX_INTEGER_CLASSES distinct values, otherwise regression; ``requested`` overrides."""
     texts = [[row[i].strip() for i in target_idx] for row in rows]
+    _check_labels_present(texts, lines, target_idx, header, file_name)
     try:
         numbers = np.array(texts, dtype=np.float64)
         numeric = bool(np.isfinite(numbers).all())
     except ValueError:
         numbers, numeric = None, False
 
+    def regression() -> tuple[torch.Tensor, list[str], str]:
+        values = _numeric_columns(rows, lines, target_idx, header, file_name)   # names a bad or too large cell
+        return torch.from_numpy(values.astype(np.float32)), [], "regression"
+
     if requested == "regression" or (requested == "auto" and len(target_idx) > 1):
-        if not numeric:
-            _numeric_columns(rows, lines, target_idx, header, file_name)      # names the bad cell
-        return torch.from_numpy(numbers.astype(np.float32)), [], "regression"
+        return regression()
     if requested == "auto" and numeric:
         distinct = np.unique(numbers)
         if not (np.all(distinct == np.round(distinct)) and len(distinct) <= MAX_INTEGER_CLASSES):
-            return torch.from_numpy(numbers.astype(np.float32)), [], "regression"
+            return regression()
     if len(target_idx) > 1:
         raise DataError(f"{file_name}: classification takes one label column, not {len(target_idx)}: "
-                        f"name a single label column or choose regression.")
+                        f"set {control('data.label_column')} to a single column "
+                        f"or set {control('data.task')} to regression.")
     if numeric:
         keys = [float(v) for v in numbers[:, 0]]
         distinct = sorted(set(keys))
@@ -985,11 +1251,11 @@ def _csv_targets(rows: list[list[str]], lines: list[int], target_idx: list[int],
 
 # --------------------------------------------------------------------------- synthetic regression
 
-def _load_synthetic_regression(config: DataConfig, progress: Progress) -> DataBundle:
+def _load_synthetic_regression(config: DataConfig, progress: Task) -> DataBundle:
     """y = Xw + b + noise with X ~ N(0, 1) (D2L 3.2), seeded; never normalised so w and b stay recoverable."""
     generator = torch.Generator().manual_seed(config.seed)
     w = torch.tensor(config.weights, dtype=torch.float32)
     x = torch.randn(config.samples, len(w), generator=generator)
     y = x @ w + config.bias + config.noise * torch.randn(config.samples, generator=generator)
     decoded = _Decoded("Synthetic regression", x, y.reshape(-1, 1), [], "regression", normalize=False)
-    return _assemble(decoded, config)
+    return _assemble(decoded, config, progress)

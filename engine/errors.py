@@ -34,3 +34,7 @@ class WeightsError(LayerStudioError):
 
 class TrainingError(LayerStudioError):
     """A training run cannot start with the given design, data and settings."""
+
+
+class Cancelled(LayerStudioError):
+    """Long work (loading or downloading data) was stopped on request: callers report it as stopped, not failed."""

@@ -4,6 +4,10 @@ The constructor calls are not rewritten per layer kind: ``build_model`` runs onc
 device, so no weights are allocated) and each module's constructor arguments are read back from
 the attributes PyTorch keeps under the same names. Block classes from ``engine.blocks``
 are copied in with ``inspect.getsource``. So the registry stays the one place that knows how a layer is built.
+
+No design text becomes code: every value is written with ``repr`` and read back with ``ast.literal_eval``
+to check it (``_literal``), and the only user text in the script, the layer ids in comments, holds
+nothing but ``A-Z a-z 0-9 _ -`` (``engine.spec.ID_PATTERN``, checked whenever a LayerSpec is made).
 """
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ from engine.build import build_model
 from engine.errors import SpecError
 from engine.shapes import ENTRY_ONLY, analyze, format_shape
 from engine.spec import NetworkSpec
+
+SCRIPT_SUFFIXES = (".py",)
 
 
 def python_source(spec: NetworkSpec) -> str:
@@ -38,7 +44,7 @@ def python_source(spec: NetworkSpec) -> str:
     lines += [
         "", "",
         f"# input: one sample is {format_shape(spec.input_shape)}; a batch adds a leading dimension N",
-        f"INPUT_SHAPE = {tuple(spec.input_shape)!r}",
+        f"INPUT_SHAPE = {_literal(tuple(spec.input_shape), 'input', 'INPUT_SHAPE')}",
         "model = nn.Sequential(",
     ]
     for index, (layer, row, module) in enumerate(zip(spec.layers, analysis.rows, model)):

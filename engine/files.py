@@ -26,6 +26,7 @@ from engine.errors import LayerStudioError
 ErrorType = type[LayerStudioError]
 _TEMP_ATTEMPTS = 100
 MAX_INTEGER_DIGITS = 100  # longer whole numbers in a file are refused, never converted
+MAX_JSON_DEPTH = 100  # lists and objects nested deeper are refused (a design nests about five deep)
 
 
 # --------------------------------------------------------------------------- writing
@@ -152,7 +153,7 @@ def file_info(path: Path, what: str, error: ErrorType = LayerStudioError) -> os.
     except OSError as exc:
         raise error(f"Cannot read {path} ({_reason(exc)}): check the path and its permissions") from None
     if stat.S_ISDIR(info.st_mode):
-        raise error(f"{path} is a folder, not a {what}: choose a file")
+        raise error(f"{path} is a folder, not a {what} file: choose a file")
     if not stat.S_ISREG(info.st_mode):
         kind = "a pipe (FIFO)" if stat.S_ISFIFO(info.st_mode) else "a device or special file"
         raise error(f"{path} is {kind}, not a {what} file: choose a regular file")
@@ -170,7 +171,8 @@ def read_text(path: str | os.PathLike, what: str, limit: int, error: ErrorType =
 
 
 def parse_json(text: str, what: str, error: ErrorType = LayerStudioError, name: str = "") -> Any:
-    """JSON text as Python data; one sentence for bad JSON, nesting too deep, numbers too long or NaN/Infinity.
+    """JSON text as Python data; one sentence for bad JSON, nesting too deep, numbers too long, NaN/Infinity
+    or text that is not valid Unicode (a lone surrogate such as ``"\\ud800"``, which cannot be written back).
 
     ``name`` (a file name, kept as written) starts the sentence when given."""
     def refuse_constant(token: str):
@@ -191,14 +193,49 @@ def parse_json(text: str, what: str, error: ErrorType = LayerStudioError, name: 
         return f"{name} {text}" if name else text[:1].upper() + text[1:]
 
     try:
-        return json.loads(text, parse_constant=refuse_constant, parse_float=finite_float, parse_int=short_int)
+        data = json.loads(text, parse_constant=refuse_constant, parse_float=finite_float, parse_int=short_int)
+        _check_plain_json(data)
     except json.JSONDecodeError as exc:
         raise error(sentence(f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}): fix the "
                              f"{what} or save it again")) from None
-    except RecursionError:
-        raise error(sentence(f"nests too deeply to be a {what}: check the file")) from None
-    except (ValueError, OverflowError) as exc:  # e.g. an integer of 5000 digits, NaN
+    except (RecursionError, _TooDeep):
+        raise error(sentence(f"nests lists or objects more than {MAX_JSON_DEPTH} deep, too deep to be a "
+                             f"{what}")) from None
+    except (ValueError, OverflowError) as exc:  # e.g. an integer of 5000 digits, NaN, a lone surrogate
         raise error(sentence(f"cannot be read as a {what}: {exc}")) from None
+    return data
+
+
+class _TooDeep(Exception):
+    """Internal: JSON data nested deeper than MAX_JSON_DEPTH."""
+
+
+def _check_plain_json(data: Any) -> None:
+    """Refuse nesting deeper than MAX_JSON_DEPTH and strings (values or keys) holding lone surrogates.
+
+    Iterative, so the check itself cannot overflow the stack; the depth limit lets every later
+    reader (repr in a message, a recursive walk) handle the data without a RecursionError."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            _check_unicode(value)
+        elif isinstance(value, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise _TooDeep
+            if isinstance(value, dict):
+                for key in value:
+                    _check_unicode(key)
+                value = value.values()
+            stack.extend((item, depth + 1) for item in value)
+
+
+def _check_unicode(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"it holds text that is not valid Unicode (a lone surrogate "
+                         f"\\u{ord(text[exc.start]):04x} at character {exc.start + 1} of a string)") from None
 
 
 def read_json_object(path: str | os.PathLike, what: str, limit: int, error: ErrorType = LayerStudioError) -> dict:

@@ -11,6 +11,7 @@ previous file intact.
 from __future__ import annotations
 
 import collections
+import logging
 import os
 import pickle
 import re
@@ -22,11 +23,17 @@ import torch
 from torch import nn
 
 from engine.errors import WeightsError
-from engine.files import write_atomically
+from engine.files import check_output_path, file_info, write_atomically
 from engine.shapes import format_shape
+
+log = logging.getLogger(__name__)
 
 SAFETENSORS_SUFFIX = ".safetensors"
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
+# What a save accepts (the suffix picks the format; the most common first, as messages list them).
+# Reading ignores the suffix: the content tells a torch file from a safetensors one.
+WEIGHTS_SUFFIXES = (TORCH_SUFFIXES[0], SAFETENSORS_SUFFIX, *TORCH_SUFFIXES[1:])
+CHECKPOINT_SUFFIXES = TORCH_SUFFIXES
 # Wrappers whose prefixes are stripped from keys: DataParallel/DDP ("module.") and torch.compile ("_orig_mod.").
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 # Where a checkpoint-like file keeps its model weights (ours is "model"; the others are common conventions).
@@ -39,28 +46,29 @@ _MAX_SAFETENSORS_HEADER = 100_000_000
 
 # --------------------------------------------------------------------------- reading files
 
-def _file_kind(path: Path) -> str:
-    """'torch' or 'safetensors' from the file's first bytes; WeightsError for anything else."""
-    if path.is_dir():
-        raise WeightsError(f"{path} is a folder, not a weights file: choose a .pt or .safetensors file")
+def _file_kind(path: Path, what: str = "weights") -> str:
+    """'torch' or 'safetensors' from the file's first bytes (never its suffix); WeightsError for anything else.
+
+    A folder, a FIFO or a device is refused before it is opened, so reading never blocks or streams forever."""
+    size = file_info(path, what, WeightsError).st_size
     try:
-        size = path.stat().st_size
         with open(path, "rb") as f:
             head = f.read(9)
-    except FileNotFoundError:
-        raise WeightsError(f"{path} does not exist: check the file name") from None
     except OSError as exc:
-        raise WeightsError(f"{path} cannot be read ({exc.strerror}): check its permissions") from None
+        raise WeightsError(f"{path} cannot be read ({exc.strerror or exc}): check its permissions") from None
     if size == 0:
         raise WeightsError(f"{path} is empty: it was probably not written completely; save the weights again")
-    if head.startswith(_ZIP_MAGIC) or head[:1] == bytes([_PICKLE_PROTO]):
+    if head.startswith(_ZIP_MAGIC):
         return "torch"
+    # Before the pickle test: a safetensors header of 128 + 256k bytes also starts with the byte 0x80.
     if len(head) == 9 and head[8:9] == b"{":
         (header_len,) = struct.unpack("<Q", head[:8])
         if header_len <= min(size - 8, _MAX_SAFETENSORS_HEADER):
             return "safetensors"
         raise WeightsError(f"{path} has a damaged safetensors header (it claims {header_len} bytes but the file "
                            f"has {size}): the file is truncated or corrupt; save the weights again")
+    if head[:1] == bytes([_PICKLE_PROTO]):
+        return "torch"
     raise WeightsError(f"{path} is not a PyTorch (.pt) or safetensors file: choose a file saved with "
                        "torch.save or safetensors")
 
@@ -72,19 +80,24 @@ def _unsafe_reason(message: str) -> str:
 
 
 def _torch_load(path: Path):
-    """torch.load with weights_only=True, turning every failure into one WeightsError sentence."""
+    """torch.load with weights_only=True, turning every failure into one WeightsError sentence.
+
+    torch.load is given the open file, not the path: given a path ending in .safetensors it would hand
+    the file to safetensors whatever it holds, and the content has already said it is a torch file."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with open(path, "rb") as file:
+            return torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise WeightsError(
             f"{path} was refused because {_unsafe_reason(str(exc))} besides tensors and plain data, and loading "
             "it could run that code; LayerStudio only loads plain state_dicts and checkpoints"
         ) from None
-    except (RuntimeError, EOFError, ValueError, KeyError, IndexError, TypeError, struct.error) as exc:
-        raise WeightsError(f"{path} is damaged, truncated or not a PyTorch file and cannot be read ({_first_line(exc)}): "
-                           "save it again") from None
     except OSError as exc:
         raise WeightsError(f"{path} cannot be read ({exc.strerror or exc}): check the file") from None
+    except Exception as exc:  # a damaged file can make torch fail in many ways (RuntimeError, AssertionError, ...)
+        log.info("torch.load could not read %s", path, exc_info=True)
+        raise WeightsError(f"{path} is damaged, truncated or not a PyTorch file and cannot be read ({_first_line(exc)}): "
+                           "save it again") from None
 
 
 def _safetensors_load(path: Path) -> dict[str, torch.Tensor]:
@@ -95,6 +108,7 @@ def _safetensors_load(path: Path) -> dict[str, torch.Tensor]:
     except OSError as exc:
         raise WeightsError(f"{path} cannot be read ({exc.strerror or exc}): check the file") from None
     except Exception as exc:  # safetensors raises its own SafetensorError (and a few builtins) on bad files
+        log.info("safetensors could not read %s", path, exc_info=True)
         raise WeightsError(f"{path} is not a valid safetensors file ({_first_line(exc)}): save it again") from None
 
 
@@ -135,7 +149,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """Read a checkpoint dict written by save_checkpoint (tensors and plain data only, weights_only=True)."""
     path = Path(path)
-    if _file_kind(path) != "torch":
+    if _file_kind(path, "checkpoint") != "torch":
         raise WeightsError(f"{path} is a safetensors weights file, not a checkpoint: resume from a checkpoint .pt")
     loaded = _torch_load(path)
     if not isinstance(loaded, dict):
@@ -155,18 +169,15 @@ def _weights_to_save(model_or_state_dict: nn.Module | dict) -> dict[str, torch.T
 
 def save_weights(model_or_state_dict: nn.Module | dict, path: str | os.PathLike) -> None:
     """Save a model's state_dict as .safetensors or as a torch.save .pt file (chosen by the suffix), atomically."""
-    path = Path(path)
+    path = check_output_path(path, WEIGHTS_SUFFIXES, "weights", WeightsError)
     state = _weights_to_save(model_or_state_dict)
-    suffix = path.suffix.lower()
-    if suffix == SAFETENSORS_SUFFIX:
+    if path.suffix.lower() == SAFETENSORS_SUFFIX:
         import safetensors.torch
 
         data = safetensors.torch.save(_unshared_contiguous(state))
         write_atomically(path, lambda f: f.write(data), "weights", WeightsError)
-    elif suffix in TORCH_SUFFIXES:
-        write_atomically(path, lambda f: torch.save(state, f), "weights", WeightsError)
     else:
-        raise WeightsError(f"cannot tell the format of {path.name!r} from its suffix: name it .pt or .safetensors")
+        write_atomically(path, lambda f: torch.save(state, f), "weights", WeightsError)
 
 
 def _unshared_contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -208,6 +219,7 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: dict) -> None:
     """Write a training checkpoint (tensors and plain data only) atomically with torch.save."""
     if not isinstance(checkpoint, dict):
         raise TypeError("save_checkpoint takes a dict")
+    path = check_output_path(path, CHECKPOINT_SUFFIXES, "checkpoint", WeightsError)
     _check_plain(checkpoint)
     write_atomically(path, lambda f: torch.save(checkpoint, f), "checkpoint", WeightsError)
 
@@ -330,14 +342,41 @@ def apply_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], spec
     prepared = {}
     for key, original in _normalized(own, "the model").items():
         target, source = own[original], state_dict[file_keys[key]]
-        if source.is_complex() and not target.is_complex():
-            raise WeightsError(f"{key} holds complex numbers in the file but real ones in the design; nothing was loaded")
+        _check_loadable(key, source, target)
         try:  # convert every tensor before touching the model, so a failure leaves it as it was
             prepared[original] = source.to(device=target.device, dtype=target.dtype)
         except (RuntimeError, TypeError) as exc:
             raise WeightsError(f"{key} cannot be converted to {target.dtype} ({_first_line(exc)}); nothing was loaded") from None
     model.load_state_dict(prepared, strict=True)
     return report
+
+
+def _number_kind(tensor: torch.Tensor) -> str:
+    if tensor.is_complex():
+        return "complex numbers"
+    if tensor.is_floating_point():
+        return "real numbers"
+    return "true/false values" if tensor.dtype == torch.bool else "whole numbers"
+
+
+def _check_loadable(key: str, source: torch.Tensor, target: torch.Tensor) -> None:
+    """WeightsError naming ``key`` when the file's tensor is not plain dense data of the design's kind of numbers.
+
+    Sparse, quantized and meta (data-less) tensors cannot be copied into a dense parameter; integers or
+    booleans for real-valued weights (or the reverse) would be converted silently into wrong weights."""
+    if source.layout != torch.strided:
+        raise WeightsError(f"{key} is a sparse tensor ({str(source.layout).removeprefix('torch.')}) in the file; "
+                           "LayerStudio loads dense tensors only: save the weights with .to_dense(); nothing was loaded")
+    if source.is_quantized:
+        raise WeightsError(f"{key} is a quantized tensor ({str(source.dtype).removeprefix('torch.')}) in the file; "
+                           "LayerStudio loads real-valued weights only: save the weights before quantizing; "
+                           "nothing was loaded")
+    if source.is_meta:
+        raise WeightsError(f"{key} holds no values in the file (a meta tensor, saved without its data): save the "
+                           "weights of a model that was built on a real device; nothing was loaded")
+    if _number_kind(source) != _number_kind(target):
+        raise WeightsError(f"{key} holds {_number_kind(source)} ({str(source.dtype).removeprefix('torch.')}) in the "
+                           f"file but {_number_kind(target)} in the design; nothing was loaded")
 
 
 def load_weights(model: nn.Module, path: str | os.PathLike, spec=None) -> FitReport:

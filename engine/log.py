@@ -22,6 +22,8 @@ LOG_BACKUPS = 3
 PROJECT_LOGGERS = ("engine", "gui")  # the levels configure_logging sets; everything else keeps its own
 FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
 _REPORTED = "layerstudio_reported"  # a record attribute: the person already sees this error as a sentence
+# ``log.warning(..., extra=SHOWN)``: the record goes to the file only, since the person already reads it.
+SHOWN = {_REPORTED: True}
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +122,7 @@ def report_unexpected(exc: BaseException, what: str, logger: logging.Logger | No
     configured log file the traceback goes wherever logging sends it and the sentence ends at the message.
     """
     (logger or log).error("Unexpected error while %s", what, exc_info=(type(exc), exc, exc.__traceback__),
-                          extra={_REPORTED: True}, stacklevel=2)
+                          extra=SHOWN, stacklevel=2)
     text = str(exc).strip()
     message = f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
     where = active_log_file()

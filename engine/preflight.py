@@ -7,6 +7,7 @@ sentence instead of a torch error mid-run.
 """
 from __future__ import annotations
 
+from engine.controls import control
 from engine.errors import TrainingError
 from engine.layers import KINDS
 from engine.shapes import Analysis
@@ -20,19 +21,30 @@ def check(spec: NetworkSpec, analysis: Analysis, data, batch_size: int, samples:
     _check_inputs(spec, data)
 
 
+def batch_size_problem(analysis: Analysis, batch_size: int) -> str:
+    """The sentence refusing ``batch_size`` for this design, '' when every layer can train on it (the Training
+    tab shows it under Batch size; ``check`` raises it)."""
+    row = next((r for r in analysis.rows if r.min_batch > batch_size), None)
+    if row is None:
+        return ""
+    return (f"Batch size {batch_size} is too small for {_needs(row)}: set {control('training.batch_size')} to "
+            f"{row.min_batch} or more.")
+
+
+def _needs(row) -> str:
+    return f"layer {row.index} ({row.kind}), which needs training batches of {row.min_batch} or more " \
+           f"(it normalises over the batch)"
+
+
 def _check_batch(analysis: Analysis, batch_size: int, samples: int) -> None:
     """The largest batch a run cuts is min(batch size, samples); a trailing batch of one is skipped."""
-    largest = min(batch_size, samples)
-    row = next((r for r in analysis.rows if r.min_batch > largest), None)
-    if row is None:
-        return
-    needs = f"layer {row.index} ({row.kind}), which needs training batches of {row.min_batch} or more " \
-            f"(it normalises over the batch)"
-    if batch_size < row.min_batch:
-        raise TrainingError(f"Batch size {batch_size} is too small for {needs}: set the batch size to "
-                            f"{row.min_batch} or more.")
-    raise TrainingError(f"The data has only {samples} training sample{'s' if samples != 1 else ''}, too few for "
-                        f"{needs}: use more training samples.")
+    problem = batch_size_problem(analysis, batch_size)
+    if problem:
+        raise TrainingError(problem)
+    row = next((r for r in analysis.rows if r.min_batch > min(batch_size, samples)), None)
+    if row is not None:
+        raise TrainingError(f"The data has only {samples} training sample{'s' if samples != 1 else ''}, too few for "
+                            f"{_needs(row)}: use more training samples.")
 
 
 def _splits(data):

@@ -8,16 +8,26 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from engine.errors import SpecError
+from engine.files import parse_json
 from engine.layers import KINDS, PADDING_PRESETS, LayerKind, Param
 
 FORMAT = "layerstudio.design"
 VERSION = 1
+DESIGN_SUFFIXES = (".json",)
+MAX_DESIGN_BYTES = 10_000_000  # a design is a few kilobytes; a larger file is refused unread
 MAX_RANK = 8
+# Bounds on one input sample, so nothing downstream (analysis, torch, the exported script) meets an overflow.
+MAX_INPUT_DIMENSION = 1_000_000
+MAX_INPUT_ELEMENTS = 2**24  # 16,777,216 values per sample, e.g. 3x2048x2048 fits
+# Layer ids go into exported code (comments) and state_dict reports: a safe, short character set only.
+ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+ID_RULE = "1 to 64 letters, digits, '_' or '-'"
 # A design file may also carry its name, description, training config and dataset choice
 # (a "project"); those parts belong to other modules and are read by them.
 TOP_LEVEL_FIELDS = {"format", "version", "input_shape", "layers", "name", "description", "training", "data"}
@@ -38,6 +48,7 @@ class LayerSpec:
     frozen: bool = False
 
     def __post_init__(self):
+        check_layer_id(self.id)
         kind = KINDS.get(self.kind)
         params = {**kind.defaults(), **self.params} if kind is not None else dict(self.params)
         # Lists become tuples, so a spec edited with a list equals its JSON round trip
@@ -84,8 +95,7 @@ class LayerSpec:
         if not isinstance(params, dict):
             raise SpecError(f"{where} field 'params' must be an object")
         layer_id = data.get("id", new_id())
-        if not isinstance(layer_id, str) or not layer_id:
-            raise SpecError(f"{where} field 'id' must be a non-empty string")
+        check_layer_id(layer_id, where)
         frozen = data.get("frozen", False)
         if not isinstance(frozen, bool):
             raise SpecError(f"{where} field 'frozen' must be true or false")
@@ -169,11 +179,11 @@ class NetworkSpec:
             raise SpecError(f"field 'version' must be a positive integer, got {_show(version)}")
         if version > VERSION:
             raise SpecError(f"design version {version} is newer than this LayerStudio understands ({VERSION}): update LayerStudio")
-        shape = data.get("input_shape")
-        if not isinstance(shape, list) or not shape or len(shape) > MAX_RANK or not all(_is_int(n) and n >= 1 for n in shape):
-            raise SpecError(
-                f"field 'input_shape' must be a list of 1 to {MAX_RANK} positive integers, e.g. [1, 28, 28], got {_show(shape)}"
-            )
+        for name in ("name", "description"):
+            if name in data:
+                _check_text(data[name], f"field {name!r}")
+        check_input_shape(data.get("input_shape"))
+        shape = data["input_shape"]
         layers = data.get("layers")
         if not isinstance(layers, list):
             raise SpecError(f"field 'layers' must be a list of layers, got {_show(layers)}")
@@ -186,21 +196,49 @@ class NetworkSpec:
         return cls(tuple(shape), specs)
 
     @classmethod
-    def from_json(cls, text: str) -> NetworkSpec:
+    def from_json(cls, text: str | bytes) -> NetworkSpec:
+        """A design from JSON text (UTF-8 bytes too), with the same checks as a design file."""
         if isinstance(text, (bytes, bytearray)):
             try:
-                text = text.decode("utf-8")
+                text = bytes(text).decode("utf-8-sig")
             except UnicodeDecodeError:
-                raise SpecError("a design file must be UTF-8 text: save it as UTF-8 JSON") from None
+                raise SpecError("A design file must be UTF-8 text: save it as UTF-8 JSON") from None
         if not isinstance(text, str):
-            raise SpecError(f"a design must be JSON text, got {type(text).__name__}")
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SpecError(f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
-        except (ValueError, RecursionError) as exc:  # e.g. a 5000-digit number, nesting too deep
-            raise SpecError(f"not a usable JSON design: {str(exc) or type(exc).__name__}") from None
-        return cls.from_dict(data)
+            raise SpecError(f"A design must be JSON text, got {type(text).__name__}")
+        if len(text) > MAX_DESIGN_BYTES:
+            raise SpecError(f"The design text is too long ({len(text):,} characters; a design is at most "
+                            f"{MAX_DESIGN_BYTES:,}): check what was given")
+        return cls.from_dict(parse_json(text, "design", SpecError, "The text"))
+
+
+def check_layer_id(layer_id: Any, where: str = "Layer") -> None:
+    """SpecError unless ``layer_id`` is 1 to 64 of ``A-Z a-z 0-9 _ -``: ids reach exported code and messages."""
+    if not isinstance(layer_id, str) or not ID_PATTERN.fullmatch(layer_id):
+        raise SpecError(f"{where} field 'id' must be {ID_RULE}, got {_show(layer_id)}")
+
+
+def _check_text(value: Any, where: str) -> None:
+    """A name or description: any text that can be written as UTF-8 (no lone surrogates)."""
+    if not isinstance(value, str):
+        raise SpecError(f"{where} must be text, got {_show(value)}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise SpecError(f"{where} holds a lone surrogate (character {exc.start + 1}), which is not valid "
+                        "Unicode text: retype it") from None
+
+
+def check_input_shape(shape: Any) -> None:
+    """SpecError unless ``shape`` (one sample's) is 1 to MAX_RANK positive whole numbers, each at most
+    MAX_INPUT_DIMENSION and together at most MAX_INPUT_ELEMENTS values: the design file and the window's
+    editors share these bounds, so a design the window makes can always be read back."""
+    if not isinstance(shape, (list, tuple)) or not shape or len(shape) > MAX_RANK or not all(_is_int(n) and n >= 1 for n in shape):
+        raise SpecError(
+            f"field 'input_shape' must be a list of 1 to {MAX_RANK} positive integers, e.g. [1, 28, 28], got {_show(shape)}"
+        )
+    if max(shape) > MAX_INPUT_DIMENSION or math.prod(shape) > MAX_INPUT_ELEMENTS:
+        raise SpecError(f"field 'input_shape' {_show(shape)} is too large: each dimension may be at most "
+                        f"{MAX_INPUT_DIMENSION:,} and one sample at most {MAX_INPUT_ELEMENTS:,} values")
 
 
 def _is_int(value) -> bool:

@@ -6,18 +6,18 @@ window, the CLI and the tests all load templates and user designs the same way.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import SpecError
-from engine.spec import NetworkSpec
+from engine.files import read_json_object
+from engine.spec import DESIGN_SUFFIXES, MAX_DESIGN_BYTES, NetworkSpec
 from resources import TEMPLATES
 
 # Simplest first, then the CNN chapter in the order Dive into Deep Learning teaches it.
 TEACHING_ORDER = (
     "linear-regression", "softmax-regression", "mlp", "mlp-784-500", "autoencoder", "cnn", "cifar-cnn",
-    "lenet", "lenet-bn", "alexnet", "vgg", "nin", "googlenet", "resnet18",
+    "lenet", "lenet-d2l", "lenet-bn", "alexnet", "vgg", "nin", "googlenet", "resnet18",
 )
 
 
@@ -69,12 +69,11 @@ def load_design(name_or_path: str | Path) -> tuple[NetworkSpec, dict]:
     """A design from a template name or a .json path: the spec and the file's whole dict.
 
     The dict lets callers read the sections other modules own ("training", "data", "name").
-    A string is a path when it ends in .json, names a folder or exists as a file; otherwise a template name.
+    A string is a path when it ends in .json, names a folder or exists as a file (a FIFO or device too, to
+    be refused as such); otherwise a template name.
     """
     path = Path(name_or_path)
-    is_path = (isinstance(name_or_path, Path) or path.suffix.lower() == ".json" or len(path.parts) > 1
-               or path.is_file())
-    if not is_path:
+    if not (isinstance(name_or_path, Path) or is_design_path(name_or_path)):
         path = template_path(str(name_or_path))
     data = _read_json(path)
     try:
@@ -84,22 +83,15 @@ def load_design(name_or_path: str | Path) -> tuple[NetworkSpec, dict]:
     return spec, data
 
 
+def is_design_path(name: str) -> bool:
+    """Whether ``name`` means a file rather than a template: it ends in .json, has a folder in it, or
+    exists as something other than a folder (a FIFO or device too, to be refused as such)."""
+    path = Path(name)
+    return (path.suffix.lower() in DESIGN_SUFFIXES or len(path.parts) > 1
+            or (path.exists() and not path.is_dir()))
+
+
 def _read_json(path: Path) -> dict:
-    """A design file's top-level object; SpecError with a sentence when it cannot be read as one."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(f"design file {str(path)!r} does not exist: check the path") from None
-    except IsADirectoryError:
-        raise SpecError(f"{str(path)!r} is a folder, not a design file: give the path of a .json file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "it is not UTF-8 text"
-        raise SpecError(f"cannot read design file {str(path)!r}: {reason}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SpecError(f"{path.name} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}): "
-                        "fix the file or save the design again") from None
-    if not isinstance(data, dict):
-        raise SpecError(f"{path.name} must hold a JSON object (a LayerStudio design), got {type(data).__name__}")
-    return data
+    """A design file's top-level object; SpecError with one sentence for anything that cannot be one
+    (a folder, a FIFO or device, over MAX_DESIGN_BYTES, not UTF-8, bad or too deeply nested JSON)."""
+    return read_json_object(path, "design", MAX_DESIGN_BYTES, SpecError)

@@ -6,16 +6,19 @@ Settings come in layers, later ones winning: the design file's own "training" an
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import shutil
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import Callable, TextIO
 
+from engine.checkpoint import CHECKPOINT_INTERVAL_S
 from engine.errors import TrainingError, WeightsError
+from engine.files import check_output_path, read_json_object
+from engine.spec import MAX_DESIGN_BYTES
 
 EXIT_INTERRUPTED = 130  # the shell's code for "ended by SIGINT"
 TRAINING_FLAGS = ("epochs", "batch_size", "optimizer", "lr", "device", "amp", "seed")
@@ -41,28 +44,16 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="RUN.json", help="a saved training configuration; flags override it")
     parser.add_argument("--save", metavar="WEIGHTS", help="write the trained state_dict here (.pt or .safetensors)")
     parser.add_argument("--checkpoint", metavar="CK.pt",
-                        help="write a resumable checkpoint here when the run ends or is interrupted "
-                             "(default on Ctrl-C: DESIGN.checkpoint.pt next to the design)")
+                        help="write a resumable checkpoint here after every epoch, every few minutes inside a long "
+                             "epoch, and when the run ends or is interrupted (without it, Ctrl-C saves to "
+                             "DESIGN.checkpoint.pt next to the design)")
+    parser.add_argument("--checkpoint-every", type=float, metavar="MINUTES",
+                        help="with --checkpoint: the longest time between two checkpoints inside an epoch "
+                             f"(default {CHECKPOINT_INTERVAL_S / 60:g})")
     parser.add_argument("--resume", metavar="CK.pt", help="continue the run saved in this checkpoint")
 
 
 # --------------------------------------------------------------------------- settings
-
-def _read_json_object(path: str, what: str) -> dict:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TrainingError(f"{what} {path!r} does not exist: check the path") from None
-    except IsADirectoryError:
-        raise TrainingError(f"{what} {path!r} is a folder: give a .json file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TrainingError(f"cannot read {what} {path!r} ({exc}): check the file") from None
-    except json.JSONDecodeError as exc:
-        raise TrainingError(f"{what} {path!r} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    if not isinstance(data, dict):
-        raise TrainingError(f"{what} {path!r} must hold a JSON object")
-    return data
-
 
 def _section(data: dict, key: str, where: str) -> dict:
     section = data.get(key) or {}
@@ -80,7 +71,7 @@ def layered_settings(args: argparse.Namespace, design: dict, checkpoint: dict | 
         training.update(_section(checkpoint, "config", "the checkpoint"))
         data.update(_section(checkpoint, "data", "the checkpoint"))
     if args.config:
-        config = _read_json_object(args.config, "config file")
+        config = read_json_object(args.config, "training configuration", MAX_DESIGN_BYTES, TrainingError)
         # A saved TrainConfig, or a file with "training" (and "data") sections, e.g. a design saved by the window.
         training.update(_section(config, "training", args.config) if "training" in config else config)
         data.update(_section(config, "data", args.config))
@@ -110,6 +101,18 @@ def check_resumable(training: dict, checkpoint: dict) -> None:
                                 f"leave out {flag} (or a --config that changes it), or start a new run without --resume")
 
 
+def checkpoint_interval_s(args: argparse.Namespace) -> float:
+    """Seconds between mid-epoch checkpoints, from --checkpoint-every (TrainingError when it makes no sense)."""
+    minutes = getattr(args, "checkpoint_every", None)
+    if minutes is None:
+        return CHECKPOINT_INTERVAL_S
+    if not args.checkpoint:
+        raise TrainingError("--checkpoint-every needs --checkpoint PATH: say where the checkpoints go")
+    if not (minutes > 0 and math.isfinite(minutes)):
+        raise TrainingError(f"--checkpoint-every must be a number of minutes above 0, got {minutes:g}")
+    return minutes * 60.0
+
+
 def default_checkpoint_path(design: str) -> Path:
     """Where Ctrl-C saves when no --checkpoint was given: next to the design file, or here for a template."""
     path = Path(design)
@@ -124,14 +127,29 @@ def _format_accuracy(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.1f}%"
 
 
+def is_terminal(stream: TextIO) -> bool:
+    """Whether ``stream`` is a terminal (a pipe, a file or a closed stream is not)."""
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
 class ProgressPrinter:
-    """Turns trainer events into a \\r-updated progress bar on stderr and one line per epoch on stdout."""
+    """Turns trainer events into progress on stderr and one line per epoch on stdout.
 
-    REFRESH_SECONDS = 0.1
+    On a terminal the progress is a bar redrawn in place with \\r; to a pipe or a file (a log, CI) it
+    is a plain line at the first batch and then at most every PLAIN_SECONDS, never a \\r."""
 
-    def __init__(self, out: TextIO | None = None, err: TextIO | None = None):
+    REFRESH_SECONDS = 0.1   # bar redraws on a terminal
+    PLAIN_SECONDS = 30.0    # plain progress lines otherwise
+
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         self.out, self.err = out or sys.stdout, err or sys.stderr
-        self._last_draw = 0.0
+        self.live = is_terminal(self.err)
+        self.clock = clock
+        self._last_draw: float | None = None
         self._loss_sum = 0.0
         self._loss_count = 0
         self._epoch = -1
@@ -145,11 +163,11 @@ class ProgressPrinter:
 
     def on_RunStarted(self, event) -> None:  # noqa: N802 - named after the event class
         start = f", resuming after epoch {event.start_epoch}" if event.start_epoch else ""
-        self.print(f"training on {event.device_name or event.device}: {event.parameters:,} parameters, "
+        self.print(f"Training on {event.device_name or event.device}: {event.parameters:,} parameters, "
                    f"{event.train_samples} train / {event.val_samples} val samples, "
                    f"{plural(event.epochs, 'epoch')} of {plural(event.steps_per_epoch, 'step')}{start}")
         for note in event.notes:
-            self.print(f"note: {note}")
+            self.print(f"Note: {note}")
 
     def on_BatchEnd(self, event) -> None:  # noqa: N802
         if event.epoch != self._epoch:
@@ -157,18 +175,23 @@ class ProgressPrinter:
         finite = [loss for loss in event.losses if loss == loss]
         self._loss_sum += sum(finite)
         self._loss_count += len(finite)
-        now = time.monotonic()
-        last_step = event.step >= event.steps_per_epoch
-        if now - self._last_draw < self.REFRESH_SECONDS and not last_step:
+        now = self.clock()
+        last_step = event.step >= event.steps_per_epoch  # the bar shows it; a plain line leaves it to the epoch line
+        interval = self.REFRESH_SECONDS if self.live else self.PLAIN_SECONDS
+        if self._last_draw is not None and now - self._last_draw < interval and not (self.live and last_step):
             return
         self._last_draw = now
         mean = self._loss_sum / self._loss_count if self._loss_count else float("nan")
         done = min(event.step, event.steps_per_epoch)
+        speed = f"{event.samples_per_s:,.0f} samples/s"
+        if not self.live:
+            print(f"Epoch {event.epoch}: step {done}/{event.steps_per_epoch}, loss {mean:.4f}, {speed}",
+                  file=self.err, flush=True)
+            return
         width = max(10, min(30, shutil.get_terminal_size((80, 24)).columns - 60))
         filled = round(width * done / max(event.steps_per_epoch, 1))
         bar = "#" * filled + "." * (width - filled)
-        text = f"epoch {event.epoch} [{bar}] {done}/{event.steps_per_epoch}  loss {mean:.4f}  " \
-               f"{event.samples_per_s:,.0f} samples/s"
+        text = f"Epoch {event.epoch} [{bar}] {done}/{event.steps_per_epoch}  loss {mean:.4f}  {speed}"
         self.err.write("\r" + text.ljust(self._bar_width))
         self.err.flush()
         self._bar_width = max(self._bar_width, len(text))
@@ -221,20 +244,20 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         return _run_train(args)
     except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
+        print("\nInterrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    from engine.checkpoint import CheckpointWriter
     from engine.data import DataConfig, load_data
     from engine.io import read_checkpoint, save_checkpoint, save_weights
     from engine.templates import load_design
     from engine.training import TrainConfig, Trainer
 
     spec, design = load_design(args.design)
-    for output in (args.save, args.checkpoint):
-        if output:
-            check_output_folder(output)
+    check_output_paths(args)
+    interval_s = checkpoint_interval_s(args)
     checkpoint = read_checkpoint(args.resume) if args.resume else None
     training, data_settings = layered_settings(args, design, checkpoint)
     if checkpoint is not None:
@@ -246,39 +269,59 @@ def _run_train(args: argparse.Namespace) -> int:
     if checkpoint is not None:
         trainer.load_checkpoint(checkpoint)
     printer = ProgressPrinter()
-    printer.print(f"data: {data.summary()}")
+    printer.print(f"Data: {data.summary()}")
+    for note in data.notes:
+        printer.print(f"Note: {note}")
+    # The data settings ride along in every checkpoint, so `--resume` alone trains on the same data.
+    extra = {"data": data_config.to_dict()}
+    writer = CheckpointWriter(trainer, args.checkpoint, interval_s, extra,
+                              on_error=lambda text: printer.print(f"Warning: {text}")) if args.checkpoint else None
+
+    def on_event(event) -> None:
+        if writer is not None:  # every epoch, every interval inside an epoch, and at the end
+            writer(event)  # before the epoch's line: once it shows, the checkpoint is on disk
+        printer(event)
+
     with InterruptFlag() as interrupted:
-        finished = trainer.run(on_event=printer, should_stop=interrupted.is_set)
+        finished = trainer.run(on_event=on_event, should_stop=interrupted.is_set)
     printer.clear_bar()
 
     stopped = finished.reason == "stopped"
     checkpoint_path = Path(args.checkpoint) if args.checkpoint else (
         default_checkpoint_path(args.design) if stopped else None)
-    if checkpoint_path is not None and finished.reason in ("completed", "stopped", "early_stopped"):
-        # The data settings ride along, so `--resume` alone trains on the same data.
-        save_checkpoint(checkpoint_path, {**trainer.checkpoint(), "data": data_config.to_dict()})
-        printer.print(f"checkpoint saved to {checkpoint_path}")
+    if checkpoint_path is not None and finished.reason in CheckpointWriter.FINAL_REASONS:
+        if writer is None:
+            save_checkpoint(checkpoint_path, {**trainer.checkpoint(), **extra})
+        elif writer.error is not None:
+            raise WeightsError(writer.error)
+        printer.print(f"Checkpoint saved to {checkpoint_path}")
     if args.save and finished.reason in ("completed", "stopped", "early_stopped"):
         save_weights(trainer.model, args.save)
-        printer.print(f"weights saved to {args.save}")
+        printer.print(f"Weights saved to {args.save}")
     if stopped:
-        printer.print(f"stopped after {plural(finished.epochs_done, 'complete epoch')}; continue with: "
+        printer.print(f"Stopped after {plural(finished.epochs_done, 'complete epoch')}; continue with: "
                       f"layerstudio train {args.design} --resume {checkpoint_path}")
         return EXIT_INTERRUPTED
     if finished.reason not in ("completed", "early_stopped"):
-        print(f"error: {finished.message}", file=sys.stderr)
+        from engine.cli import error_line
+
+        print(error_line(finished.message), file=sys.stderr)
         return 1
     if finished.reason == "early_stopped" or not printer.epochs_printed:
-        printer.print(finished.message)
+        printer.print(f"{'Stopped early' if finished.reason == 'early_stopped' else 'Nothing to train'}: "
+                      f"{finished.message}")
     printer.print(final_evaluation_line(trainer))
     return 0
 
 
-def check_output_folder(path: str) -> None:
-    """Refuse an output path whose folder is missing before training, not after it."""
-    folder = Path(path).expanduser().resolve().parent
-    if not folder.is_dir():
-        raise WeightsError(f"cannot write {path}: the folder {folder} does not exist; create it or choose another path")
+def check_output_paths(args: argparse.Namespace) -> None:
+    """Refuse a --save or --checkpoint path that could not be written (suffix, folder) before training, not after it."""
+    from engine.io import CHECKPOINT_SUFFIXES, WEIGHTS_SUFFIXES
+
+    for flag, path, suffixes in (("--save", args.save, WEIGHTS_SUFFIXES),
+                                 ("--checkpoint", args.checkpoint, CHECKPOINT_SUFFIXES)):
+        if path:
+            check_output_path(path, suffixes, f"{flag} file", WeightsError)
 
 
 def plural(count: int, word: str) -> str:
@@ -286,12 +329,12 @@ def plural(count: int, word: str) -> str:
 
 
 def final_evaluation_line(trainer) -> str:
-    """`test loss 0.081  accuracy 97.4%` (the loss only for regression; the validation split when no test set)."""
+    """`Test loss 0.081  accuracy 97.4%` (the loss only for regression; the validation split when no test set)."""
     split = "test" if len(trainer.data.test_x) else "val"
     if not len(getattr(trainer.data, f"{split}_x")):
-        return "no test or validation samples: nothing to evaluate"
+        return "No test or validation samples: nothing to evaluate"
     result = trainer.evaluate(split)
-    line = f"{split} loss {result.loss:.3g}"
+    line = f"{split.capitalize()} loss {result.loss:.3g}"
     if result.accuracy is not None:
         line += f"  accuracy {_format_accuracy(result.accuracy)}"
     return line

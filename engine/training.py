@@ -5,7 +5,8 @@ seeded permutation and cuts batches by indexing (no per-sample DataLoader), and
 batch losses and correct counts stay in device tensors that are read back a few
 times a second and at each epoch end (no per-batch host-device sync).
 
-Safety: a NaN/Inf loss ends the run as "diverged" with the last good weights
+Safety: a NaN/Inf loss, or a loss that stays far above its starting value
+(engine.divergence), ends the run as "diverged" with the last good weights
 restored; out-of-memory and any other exception end the run with a reason and a
 message instead of escaping ``run()``. Progress leaves as plain event
 dataclasses through one callback, so the GUI thread, the CLI and tests all drive
@@ -30,11 +31,17 @@ from torch import nn
 
 from engine import preflight
 from engine.build import build_model
+from engine.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, fitted_optimizer_state, validate_checkpoint
+from engine.controls import control
 from engine.data import augment_batch
 from engine.device_memory import free_device_memory
+from engine.divergence import LossWatch
 from engine.errors import SpecError, TrainingError, WeightsError
+from engine.evaluation import (Evaluation, Prediction, infer,  # noqa: F401 - Prediction's old home
+                               input_reshape_needed, summarize)
 from engine.layers import prod, shape_tuple_text
 from engine.log import report_unexpected
+from engine.memory import check_training_fits
 from engine.shapes import analyze
 from engine.spec import NetworkSpec
 
@@ -46,10 +53,9 @@ AMP_MODES = ("off", "bf16", "fp16")
 STOP_METRICS = ("val_loss", "val_acc", "train_loss", "train_acc")
 REASONS = ("completed", "stopped", "early_stopped", "diverged", "out_of_memory", "error")
 HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
-CHECKPOINT_FORMAT = "layerstudio.checkpoint"
-CHECKPOINT_VERSION = 1
 READBACK_INTERVAL_S = 0.25  # metrics leave the device at most ~4 times a second (plus every epoch end)
 COMPILE_OPTIONS: dict = {}  # keyword arguments for torch.compile when TrainConfig.compile is on (default: inductor)
+log = logging.getLogger(__name__)
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 log = logging.getLogger(__name__)
 
@@ -154,7 +160,8 @@ class TrainConfig:
         if not _DEVICE_PATTERN.match(self.device):
             raise TrainingError(f"training setting 'device' must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
         if self.nesterov and self.optimizer == "sgd" and self.momentum == 0:
-            raise TrainingError("training setting 'nesterov' needs a momentum above 0: set momentum (e.g. 0.9) or turn nesterov off")
+            raise TrainingError(f"training setting 'nesterov' needs a momentum above 0: set {control('training.momentum')} "
+                                f"(e.g. 0.9) or turn {control('training.nesterov')} off")
         return self
 
     def to_dict(self) -> dict:
@@ -261,7 +268,7 @@ class EpochEnd:
 
     def parts(self) -> list[str]:
         """The epoch's figures as short phrases (``train loss 0.31``, ``val acc 91.0%``, ...) for one line."""
-        parts = [f"epoch {self.epoch}/{self.epochs}", f"train loss {self.train_loss:.4g}"]
+        parts = [f"Epoch {self.epoch}/{self.epochs}", f"train loss {self.train_loss:.4g}"]
         if self.train_acc is not None:
             parts.append(f"train acc {100 * self.train_acc:.1f}%")
         if self.val_loss is not None:
@@ -282,28 +289,6 @@ class RunFinished:
 
 
 Event = RunStarted | BatchEnd | EpochEnd | RunFinished
-
-
-@dataclass(frozen=True)
-class Prediction:
-    index: int
-    predicted: int | float
-    target: int | float
-
-
-@dataclass
-class Evaluation:
-    """Test-set numbers. ``confusion[true][predicted]`` counts samples; ``per_class_accuracy`` is NaN
-    for a class without samples; ``predicted`` holds every sample's class (classification only)."""
-
-    loss: float
-    accuracy: float | None
-    confusion: list[list[int]] | None
-    per_class_accuracy: list[float] | None
-    samples: list[Prediction]
-    predicted: list[int] | None
-    split: str = "test"
-    count: int = 0
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -329,14 +314,16 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise TrainingError(f"device {name!r} is not available here (no CUDA GPU): choose auto or cpu")
+            raise TrainingError(f"device {name!r} is not available here (no CUDA GPU): "
+                                f"set {control('training.device')} to auto or cpu")
         device = torch.device(name)
         index = device.index if device.index is not None else torch.cuda.current_device()
         if index >= torch.cuda.device_count():
             raise TrainingError(f"device {name!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s)")
         return torch.device("cuda", index)
     if name == "mps" and not torch.backends.mps.is_available():
-        raise TrainingError("device 'mps' is not available here (no Apple GPU): choose auto or cpu")
+        raise TrainingError(f"device 'mps' is not available here (no Apple GPU): "
+                            f"set {control('training.device')} to auto or cpu")
     return torch.device(name)
 
 
@@ -411,7 +398,8 @@ class Objective:
     def _fit_values(self, out: tuple[int, ...], target: tuple[int, ...]) -> None:
         if self.name in ("cross_entropy", "nll"):
             raise TrainingError(
-                f"loss {self.name!r} needs class labels but the data is for {self.task}: choose mse, l1 or smooth_l1"
+                f"loss {self.name!r} needs class labels but the data is for {self.task}: "
+                f"set {control('training.loss')} to mse, l1 or smooth_l1"
             )
         target = target or (1,)
         if prod(out) != prod(target):
@@ -593,20 +581,30 @@ class _EpochProgress:
 
 
 class _LastGoodWeights:
-    """A device-side copy of the weights and float buffers, refreshed at every read-back where all
-    losses and weights were finite, so a diverged run can hand back weights that are never NaN."""
+    """Device-side copies of the weights and float buffers, so a diverged run can hand back good weights:
+    ``copy`` holds weights whose losses were seen to be fine (finite, under the divergence threshold);
+    the weights of the latest calm read-back wait as ``pending`` until the losses they produce are seen."""
 
     def __init__(self, model: nn.Module, global_step: int):
         self.live = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
         with torch.no_grad():
             self.copy = [t.detach().clone() for t in self.live]
         self.global_step = global_step
+        self.pending: list[torch.Tensor] | None = None
+        self.pending_step = global_step
 
     def save(self, global_step: int) -> None:
+        """At a read-back whose losses were all fine: the pending weights produced them, so they become the
+        good copy, and the live (finite) weights become pending."""
         with torch.no_grad():
-            for saved, live in zip(self.copy, self.live):
-                saved.copy_(live)
-        self.global_step = global_step
+            if self.pending is None:
+                self.pending = [t.detach().clone() for t in self.live]
+            else:
+                self.copy, self.pending = self.pending, self.copy
+                self.global_step = self.pending_step
+                for saved, live in zip(self.pending, self.live):
+                    saved.copy_(live)
+        self.pending_step = global_step
 
     def restore(self) -> None:
         with torch.no_grad():
@@ -704,20 +702,22 @@ class Trainer:
         self.streaming = bool(getattr(data, "streaming", False))
         self.train_samples = data.train_size if hasattr(data, "train_size") else len(data.train_x)
         if self.train_samples == 0:
-            raise TrainingError("the data has no training samples: pick a dataset with samples or lower the validation fraction")
+            raise TrainingError(f"the data has no training samples: pick a dataset with samples or lower "
+                                f"{control('data.val_fraction')}")
         self._input_reshape = self._input_shape_check(spec, data)
         analysis = analyze(spec)
         if not analysis.ok:
             row = analysis.errors[0]
             raise TrainingError(f"the design has an error at layer {row.index} ({row.kind}): {row.error}")
         preflight.check(spec, analysis, data, config.batch_size, self.train_samples)
+        check_training_fits(analysis, config, self.device, data)  # before build_model allocates anything
         target_shape = tuple(spec.input_shape) if data.task == "reconstruction" else tuple(data.train_y.shape[1:])
         self.objective = Objective(config.loss, data.task, tuple(analysis.output_shape), target_shape,
                                    data.num_classes, config)
         ends_in_probabilities = bool(spec.layers) and spec.layers[-1].kind == "Sigmoid"
         if self.objective.name == "bce" and not ends_in_probabilities:
             raise TrainingError("loss 'bce' needs outputs between 0 and 1: end the design with a Sigmoid, "
-                                "or choose bce_with_logits, which takes the raw outputs")
+                                f"or set {control('training.loss')} to bce_with_logits, which takes the raw outputs")
         self.classification = self.objective.classification
         self.amp_dtype = self._resolve_amp()
         self.channels_last = self._resolve_channels_last(spec)
@@ -746,6 +746,7 @@ class Trainer:
         self._best_weights: dict | None = None
         self._device_data: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._last_good: _LastGoodWeights | None = None
+        self.loss_watch = LossWatch(config.batch_size)  # divergence beyond NaN: a sustained blow-up of the loss
         self._stop = threading.Event()
         self._resumed = threading.Event()
         self._resumed.set()
@@ -754,15 +755,7 @@ class Trainer:
     # -- set-up helpers
     def _input_shape_check(self, spec: NetworkSpec, data) -> bool:
         """True when samples must be reshaped to the design's input (same size, e.g. 1x28x28 -> 784)."""
-        design, given = tuple(spec.input_shape), tuple(data.input_shape)
-        if design == given:
-            return False
-        if prod(design) == prod(given):
-            return True
-        raise TrainingError(
-            f"the design takes inputs of shape {shape_tuple_text(design)} but the data gives {shape_tuple_text(given)}: "
-            f"set the design's input shape to {shape_tuple_text(given)}"
-        )
+        return input_reshape_needed(spec.input_shape, data.input_shape)
 
     def _resolve_amp(self) -> torch.dtype | None:
         mode, kind = self.config.amp, self.device.type
@@ -925,8 +918,8 @@ class Trainer:
             train_samples=self.train_samples, val_samples=len(self.data.val_x), notes=tuple(self.notes),
         ))
         if self.epoch >= cfg.epochs:
-            return RunFinished("completed", f"already trained {self.epoch} of {cfg.epochs} epochs: raise epochs to go on",
-                               self.epoch)
+            return RunFinished("completed", f"already trained {self.epoch} of {cfg.epochs} epochs: "
+                                            f"raise {control('training.epochs')} to go on", self.epoch)
         self.model.train()
         self._last_good = _LastGoodWeights(self.model, self.global_step)
         while self.epoch < cfg.epochs:
@@ -1039,20 +1032,25 @@ class Trainer:
         where = f"epoch {self.epoch + 1}, step {progress.step} of {self.steps_per_epoch}"
         return RunFinished("stopped", f"stopped at {where}; run again to continue", self.epoch)
 
-    def _diverged(self, progress: _EpochProgress, bad_step: int | None, value: float) -> RunFinished:
+    def _diverged(self, progress: _EpochProgress, bad_step: int | None, value: float,
+                  exploded: bool = False) -> RunFinished:
         """Restore the last good weights, forget the optimizer's (now poisoned) state, end the run."""
         self._last_good.restore()
         self.optimizer.state.clear()
         self._progress = None
         kept = self._last_good.global_step
-        if bad_step is None:
+        if exploded:
+            what = self.loss_watch.describe(self.epoch + 1, bad_step, value)
+            self.loss_watch.end_stretch()
+        elif bad_step is None:
             what = f"the weights became NaN or infinite by epoch {self.epoch + 1}, step {progress.step}"
         else:
             word = "NaN" if math.isnan(value) else "infinite"
             what = f"the loss became {word} at epoch {self.epoch + 1}, step {bad_step}"
         return RunFinished(
             "diverged",
-            f"{what}: lower the learning rate (now {self.lr:g}) or set gradient clipping; "
+            f"{what}: lower the learning rate ({control('training.lr')}, now {self.lr:g}) or set gradient clipping "
+            f"({control('training.grad_clip')}); "
             f"the model keeps the weights from after step {kept} of the run",
             self.epoch,
         )
@@ -1128,12 +1126,13 @@ class Trainer:
     def _describe_failure(self, exc: Exception) -> tuple[str, str]:
         if is_out_of_memory(exc):
             size = self.config.batch_size
-            smaller = f"try batch size {max(1, size // 2)}" if size > 1 else "try a smaller design or the CPU"
+            smaller = (f"try batch size {max(1, size // 2)} ({control('training.batch_size')})" if size > 1
+                       else f"try a smaller design or set {control('training.device')} to cpu")
             return "out_of_memory", f"out of memory on {self.device} at batch size {size}: {smaller}"
         hint = ""
         module = type(exc).__module__ or ""
         if self.config.compile and module.startswith(("torch._dynamo", "torch._inductor")):
-            hint = "; torch.compile failed: turn compile off"
+            hint = f"; torch.compile failed: turn {control('training.compile')} off"
         return "error", report_unexpected(exc, "training", log) + hint  # the traceback goes to the log
 
     def _release_memory(self) -> None:
@@ -1150,37 +1149,14 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=self.amp_dtype):
             return self._forward(xb)
 
-    # -- evaluation
+    # -- evaluation (engine.evaluation holds the one implementation)
     def _infer(self, split: str, keep: bool) -> tuple[float, float | None, torch.Tensor | None]:
-        """Mean loss, accuracy and (``keep``) every prediction of a split: class ids, or the first output
-        value per sample for regression. Eval mode and inference mode; one host sync at the end."""
+        """Mean loss, accuracy and (``keep``) every prediction of a split, on the device, under autocast."""
         x, y = self._on_device(split)
-        count = x.shape[0]
         size = max(2 * self.config.batch_size, 256)
-        kept: list[torch.Tensor] = []
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.inference_mode():
-                loss_sum = torch.zeros((), device=self.device)
-                correct = torch.zeros((), dtype=torch.int64, device=self.device)
-                for start in range(0, count, size):
-                    xb = x[start:start + size]
-                    yb = xb if self._reconstruct else y[start:start + size]
-                    out = self._forward_amp(xb)
-                    loss_sum += self.objective.loss(out, yb) * xb.shape[0]
-                    if self.classification:
-                        predicted = self.objective.predict(out)
-                        correct += (predicted == yb).sum()
-                        if keep:
-                            kept.append(predicted)
-                    elif keep:
-                        kept.append(out.reshape(out.shape[0], -1)[:, 0].float())
-                total, hits = torch.stack([loss_sum, correct.to(torch.float32)]).tolist()
-                kept_all = torch.cat(kept) if keep else None
-        finally:
-            self.model.train(was_training)
-        return total / count, (hits / count if self.classification else None), kept_all
+        batches = ((x[start:start + size], y[start:start + size]) for start in range(0, x.shape[0], size))
+        result = infer(self.model, self._forward_amp, self.objective, batches, keep)
+        return result.loss, result.accuracy, result.predicted
 
     def evaluate(self, split: str = "test", samples: int = 16) -> Evaluation:
         """Loss, accuracy, confusion matrix, per-class accuracy and predictions on a split (not while running)."""
@@ -1188,23 +1164,12 @@ class Trainer:
             raise TrainingError(f"split must be train, val or test, got {split!r}")
         if self._running:
             raise TrainingError("the run is still going: evaluate after it finishes or stop it first")
-        count = len(getattr(self.data, f"{split}_x"))
-        if count == 0:
+        if len(getattr(self.data, f"{split}_x")) == 0:
             raise TrainingError(f"the data has no {split} samples to evaluate: choose another split")
         loss, accuracy, predicted = self._infer(split, keep=True)
         _, y = self._on_device(split)
-        shown = min(samples, count)
-        if not self.classification:
-            firsts = predicted[:shown].tolist()
-            targets = y[:shown].reshape(shown, -1)[:, 0].tolist()
-            return Evaluation(loss, None, None, None, [Prediction(i, firsts[i], targets[i]) for i in range(shown)],
-                              None, split, count)
-        classes = self.data.num_classes
-        confusion = torch.bincount(y * classes + predicted, minlength=classes * classes).reshape(classes, classes).tolist()
-        per_class = [row[i] / sum(row) if sum(row) else math.nan for i, row in enumerate(confusion)]
-        predicted_list, targets = predicted.tolist(), y[:shown].tolist()
-        sample = [Prediction(i, predicted_list[i], targets[i]) for i in range(shown)]
-        return Evaluation(loss, accuracy, confusion, per_class, sample, predicted_list, split, count)
+        return summarize(loss, accuracy, predicted, y, self.data.num_classes if self.classification else None,
+                         split, samples)
 
     # -- checkpoints
     def checkpoint(self) -> dict:
@@ -1238,51 +1203,47 @@ class Trainer:
             "progress": self._progress.to_dict() if self._progress is not None else None,
             "best": dict(self._best),
             "best_weights": _cpu_copy(self._best_weights) if self._best_weights is not None else None,
+            "loss_watch": self.loss_watch.state_dict(),
         }
 
     def load_checkpoint(self, checkpoint: dict) -> None:
-        """Restore a checkpoint() so run() continues that run; WeightsError when it does not fit, and
-        then the model is unchanged."""
-        from engine.io import apply_state_dict  # io builds on this module's callers, not the other way round
-
+        """Restore a checkpoint() so run() continues that run. Every field is checked against this trainer
+        first (engine.checkpoint.validate_checkpoint): WeightsError naming the field, and nothing changed."""
         if self._running:
             raise TrainingError("stop the run before loading a checkpoint")
-        if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-            raise WeightsError("this is not a LayerStudio checkpoint: pick a file saved as a checkpoint by LayerStudio")
-        version = checkpoint.get("version")
-        if not isinstance(version, int) or version > CHECKPOINT_VERSION:
-            raise WeightsError(f"checkpoint version {version!r} is not one this LayerStudio reads: update LayerStudio")
-        missing = [key for key in ("epoch", "global_step", "model", "optimizer", "schedule", "history", "rng", "config")
-                   if key not in checkpoint]
-        if missing:
-            raise WeightsError(f"the checkpoint is incomplete (no {', '.join(missing)}): it cannot resume a run")
-        saved = checkpoint["config"].get("optimizer") if isinstance(checkpoint["config"], dict) else None
-        if saved != self.config.optimizer:
-            raise WeightsError(f"the checkpoint was trained with optimizer {saved!r} but this run uses "
-                               f"{self.config.optimizer!r}: choose {saved!r} to resume it")
-        progress = checkpoint.get("progress")
-        if progress is not None and len(progress["perm"]) != self.train_samples:
-            raise WeightsError(f"the checkpoint was trained on {len(progress['perm'])} samples but this data has "
-                               f"{self.train_samples}: load the same data to resume")
-        apply_state_dict(self.model, checkpoint["model"], self.spec)  # all or nothing
+        validate_checkpoint(checkpoint, self)
+        before, notes = self.checkpoint(), list(self.notes)
         try:
-            self.optimizer.load_state_dict(checkpoint["optimizer"])
-            self.schedule.load_state_dict(checkpoint["schedule"])
-            if self.scaler is not None and checkpoint.get("scaler"):
-                self.scaler.load_state_dict(checkpoint["scaler"])
-            self.epoch, self.global_step = int(checkpoint["epoch"]), int(checkpoint["global_step"])
-            self.history = {key: list(checkpoint["history"].get(key, [])) for key in HISTORY_KEYS}
-            self._restore_rng(checkpoint["rng"])
-            self._progress = _EpochProgress.from_dict(progress) if progress is not None else None
-            if self._progress is not None and checkpoint["config"].get("batch_size") != self.config.batch_size:
-                self._progress = None  # steps of another batch size: the unfinished epoch starts over
-                self.notes.append(f"batch size changed: epoch {self.epoch + 1} starts over")
-            self._best = dict(checkpoint.get("best") or {"value": None, "epoch": 0, "bad_epochs": 0})
-            best = checkpoint.get("best_weights")
-            self._best_weights = {k: v.to(self.device) for k, v in best.items()} if best is not None else None
-        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+            self._apply_checkpoint(checkpoint)
+        except Exception as exc:  # noqa: BLE001 - validated, so only a case the checks missed lands here
+            log.exception("a validated checkpoint failed to load")
+            self._apply_checkpoint(before)
+            self.notes[:] = notes
             raise WeightsError(f"the checkpoint is damaged ({type(exc).__name__}: {_first_line(exc)}): "
                                "it cannot resume a run") from None
+
+    def _apply_checkpoint(self, checkpoint: dict) -> None:
+        from engine.io import apply_state_dict  # io builds on this module's callers, not the other way round
+
+        apply_state_dict(self.model, checkpoint["model"], self.spec)
+        self.optimizer.load_state_dict(fitted_optimizer_state(checkpoint["optimizer"], self.optimizer))
+        self.schedule.load_state_dict(checkpoint["schedule"])
+        if self.scaler is not None and checkpoint.get("scaler"):
+            self.scaler.load_state_dict(checkpoint["scaler"])
+        self.epoch, self.global_step = checkpoint["epoch"], checkpoint["global_step"]
+        self.history = {key: list(checkpoint["history"][key]) for key in HISTORY_KEYS}
+        self._restore_rng(checkpoint["rng"])
+        progress = checkpoint.get("progress")
+        self._progress = _EpochProgress.from_dict(progress) if progress is not None else None
+        if self._progress is not None and checkpoint["config"].get("batch_size") != self.config.batch_size:
+            self._progress = None  # steps of another batch size: the unfinished epoch starts over
+            self.notes.append(f"batch size changed: epoch {self.epoch + 1} starts over")
+        self._best = dict(checkpoint.get("best") or {"value": None, "epoch": 0, "bad_epochs": 0})
+        best = checkpoint.get("best_weights")
+        self._best_weights = {k: v.to(self.device) for k, v in best.items()} if best is not None else None
+        self.loss_watch = LossWatch(self.config.batch_size)
+        if checkpoint.get("loss_watch") is not None:
+            self.loss_watch.load_state_dict(checkpoint["loss_watch"])
 
     def _restore_rng(self, rng: dict) -> None:
         self._rng["torch"] = rng["torch"].clone()
@@ -1298,7 +1259,8 @@ class Trainer:
 
 class _ReadBack:
     """Batch losses and correct counts stay on the device and come to the host in one sync a few times
-    a second (and at each epoch end); each read-back checks for NaN/Inf and emits a BatchEnd."""
+    a second (and at each epoch end); each read-back checks for NaN/Inf and a sustained blow-up of the loss
+    (engine.divergence) and emits a BatchEnd."""
 
     def __init__(self, trainer: Trainer, progress: _EpochProgress, emit):
         self.trainer, self.progress, self.emit = trainer, progress, emit
@@ -1351,9 +1313,14 @@ class _ReadBack:
             first = progress.step - count + 1
             return trainer._diverged(progress, None if bad is None else first + bad,
                                      math.nan if bad is None else losses[bad])
+        exploded = trainer.loss_watch.observe(losses)
+        if exploded is not None:
+            self.emit(event)
+            return trainer._diverged(progress, progress.step - count + 1 + exploded, losses[exploded], exploded=True)
         progress.losses.extend(losses)
         if len(values) > count + 1:
             progress.correct += int(values[count])
-        trainer._last_good.save(trainer.global_step)
+        if all(loss <= trainer.loss_watch.threshold for loss in losses):  # weights from before a blow-up only
+            trainer._last_good.save(trainer.global_step)
         self.emit(event)
         return None

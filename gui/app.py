@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from engine.errors import LayerStudioError
 from engine.log import close_logging, configure_logging, report_unexpected
+from gui.input_policy import install_input_policy
 from resources import ROOT
 
 ORGANIZATION = "LayerStudio"
@@ -21,12 +22,14 @@ log = logging.getLogger(__name__)
 
 
 def configure_application(app: QCoreApplication) -> None:
-    """Names (for QSettings), the Fusion style, the app's style sheet and a clean clipboard exit."""
+    """Names (for QSettings), the input rules (gui.input_policy), the Fusion style, the app's style sheet
+    and a clean clipboard exit."""
     QCoreApplication.setOrganizationName(ORGANIZATION)
     QCoreApplication.setApplicationName(APPLICATION)
     if isinstance(app, QApplication) and not app.property("layerstudioStyled"):
         app.setProperty("layerstudioStyled", True)
         atexit.register(_release_clipboard)
+        install_input_policy(app)
         app.setStyle("Fusion")
         if STYLE_SHEET.exists():
             icons = (ROOT / "icons").as_posix()
@@ -82,11 +85,14 @@ def install_excepthook(parent_getter=lambda: None) -> None:
 
 
 def attach_training(window):
-    """Add the Training/Results tabs and the weight actions (gui.training) to ``window``."""
+    """Add the Training/Results tabs and the weight actions (gui.training) to ``window``, then offer to resume
+    a run that was going when LayerStudio last stopped."""
     from gui.training import install_training
+    from gui.training.recovery import offer_to_resume
 
     ui = install_training(window)
     window.closing.connect(ui.shutdown)
+    ui.recovery_offer = offer_to_resume(window, ui)  # a run LayerStudio did not end cleanly, if any
     return ui
 
 
@@ -94,17 +100,13 @@ def attach_training_when_ready(window) -> None:
     """Load torch in a background thread after the window is shown, then add the training tabs.
 
     The window shows in a fraction of torch's import time; until training is
-    attached, the Train button says that it is still loading.
+    attached, the Train button is off and its tooltip says that PyTorch is still loading.
     """
     from gui.meta import preload_torch
 
     loader = preload_torch()
     window.show_message("Loading PyTorch…")
-
-    def not_ready():
-        window.show_message("Training is still loading (PyTorch)… one moment")
-
-    window.train_button.clicked.connect(not_ready)
+    window.summary.set_waiting_for("PyTorch is still loading.")
     poll = QTimer(window)
     poll.setInterval(100)
 
@@ -112,7 +114,7 @@ def attach_training_when_ready(window) -> None:
         if loader.is_alive():
             return
         poll.stop()
-        window.train_button.clicked.disconnect(not_ready)
+        window.summary.set_waiting_for("")
         attach_training(window)
         window.show_message("Ready")
 
@@ -120,20 +122,29 @@ def attach_training_when_ready(window) -> None:
     poll.start()
 
 
-def run_app(argv: list[str] | None = None, verbose: bool = False) -> int:
-    """Create the application and the main window; show it first, load torch and training behind it.
+def open_window(design: str | None = None):
+    """Create and show the main window with ``design`` (a file named on the command line) or the usual first
+    design; the training tabs are attached once torch has loaded behind it. The caller runs the event loop."""
+    from gui.main_window import MainWindow
+
+    window = MainWindow(initial_path=design)
+    window.show()
+    QTimer.singleShot(0, window, lambda: attach_training_when_ready(window))
+    return window
+
+
+def run_app(argv: list[str] | None = None, verbose: bool = False, design: str | None = None) -> int:
+    """Create the application and the main window (opening ``design`` when given); show it first, load torch
+    and training behind it.
 
     Unexpected errors go to the log file (``engine.log``); ``verbose`` also prints the log on stderr."""
     configure_logging(verbose=verbose)
     try:
         app = QApplication.instance() or QApplication(sys.argv if argv is None else argv)
         configure_application(app)
-        from gui.main_window import MainWindow
-
-        window = MainWindow()
-        install_excepthook(lambda: window)
-        window.show()
-        QTimer.singleShot(0, lambda: attach_training_when_ready(window))
+        window = None
+        install_excepthook(lambda: window)  # before the window exists: a bug while opening it gets the dialog too
+        window = open_window(design)
         return app.exec()
     finally:
         close_logging()

@@ -5,15 +5,16 @@ again after an edit), never at start-up.
 """
 from __future__ import annotations
 
-
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import (
-    QButtonGroup, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QToolButton, QVBoxLayout, QWidget,
+    QButtonGroup, QHBoxLayout, QPlainTextEdit, QPushButton, QToolButton, QVBoxLayout, QWidget,
 )
 
 from engine.errors import LayerStudioError
 from gui.icons import icon
+from gui.widgets import ElidedLabel
+from gui.wording import shapes_in_prose
 
 MODEL, SCRIPT = 0, 1
 
@@ -36,7 +37,7 @@ class CodeView(QWidget):
         self.model_button.setChecked(True)
         self.copy_button = QPushButton(icon("copy"), "Copy")
         self.copy_button.setToolTip("Copy the text to the clipboard")
-        self.note = QLabel()
+        self.note = ElidedLabel()  # a long hint is cut, never the Copy button
         self.note.setObjectName("help")
         bar = QHBoxLayout()
         bar.setSpacing(0)
@@ -80,7 +81,7 @@ class CodeView(QWidget):
         spec = self.document.spec
         analysis = self.document.analysis
         if not analysis.ok:
-            lines = [f"layer {row.index} ({row.kind}): {row.error}" for row in analysis.errors]
+            lines = [f"layer {row.index} ({row.kind}): {shapes_in_prose(row.error)}" for row in analysis.errors]
             self._show("# The design has errors; fix them to see the code:\n# " + "\n# ".join(lines),
                        f"{len(lines)} error(s)")
             return

@@ -14,9 +14,9 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
 from engine.errors import SpecError
-from engine.files import write_text_atomically
+from engine.files import check_output_path, write_text_atomically
 from engine.shapes import Analysis, analyze
-from engine.spec import LayerSpec, NetworkSpec, new_id
+from engine.spec import DESIGN_SUFFIXES, LayerSpec, NetworkSpec, check_input_shape, new_id
 from engine.templates import load_design
 
 EXTRA_KEYS = ("training", "data")
@@ -35,10 +35,8 @@ class DesignFile:
     @classmethod
     def from_dict(cls, data, spec: NetworkSpec | None = None) -> DesignFile:
         """Parse a design file's top-level object (``spec`` if already parsed); SpecError on anything malformed."""
-        spec = spec if spec is not None else NetworkSpec.from_dict(data)
+        spec = spec if spec is not None else NetworkSpec.from_dict(data)  # also checks 'name' and 'description'
         name, description = data.get("name", ""), data.get("description", "")
-        if not isinstance(name, str) or not isinstance(description, str):
-            raise SpecError("fields 'name' and 'description' must be text")
         extras = {}
         for key in EXTRA_KEYS:
             if key in data:
@@ -58,6 +56,12 @@ class DesignFile:
         """A bundled template (engine.templates) as an unsaved design."""
         spec, data = load_design(name)
         return cls.from_dict(data, spec)
+
+    def write(self, path: str | Path) -> Path:
+        """Write the design file as JSON (checked target, atomic replace); returns the path written."""
+        target = check_output_path(Path(path), DESIGN_SUFFIXES, "design", SpecError)
+        write_text_atomically(target, json.dumps(self.to_dict(), indent=2) + "\n", "design", SpecError)
+        return target
 
     def to_dict(self) -> dict:
         data = self.spec.to_dict()
@@ -94,6 +98,7 @@ class DesignDocument(QObject):
         self.name = ""
         self.description = ""
         self.extras: dict = {}
+        self.loads = 0  # how many designs New / Open / a template put here: tells an edit from another design
         self.undo_stack = QUndoStack(self)
         # QUndoStack clears itself (and emits) when destroyed; by then its listeners may be gone.
         stack = self.undo_stack
@@ -200,10 +205,15 @@ class DesignDocument(QObject):
         return self._push(SetFrozen(self, layer_id, frozen))
 
     def edit_input_shape(self, shape) -> bool:
+        """Change the input shape; False (no change) when it is the same or outside a design file's bounds."""
         from gui.commands import SetInputShape
 
         shape = tuple(shape)
         if shape == self._spec.input_shape:
+            return False
+        try:
+            check_input_shape(shape)
+        except SpecError:
             return False
         return self._push(SetInputShape(self, self._spec.input_shape, shape))
 
@@ -269,6 +279,7 @@ class DesignDocument(QObject):
     def load(self, design: DesignFile, path: str | Path | None = None) -> None:
         """Replace the whole design (New / Open / template); clears undo history."""
         self.undo_stack.clear()
+        self.loads += 1
         self.path = Path(path) if path is not None else None
         self.name = design.name
         self.description = design.description
@@ -291,8 +302,7 @@ class DesignDocument(QObject):
         target = Path(path) if path is not None else self.path
         if target is None:
             raise ValueError("save() needs a path for a design that was never saved")
-        text = json.dumps(self.design_file().to_dict(), indent=2) + "\n"
-        write_text_atomically(target, text, "design", SpecError)
+        target = self.design_file().write(target)
         renamed = target != self.path
         self.path = target
         self.undo_stack.setClean()

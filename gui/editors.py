@@ -9,10 +9,11 @@ from __future__ import annotations
 import math
 import re
 
-from PySide6.QtCore import QEvent, Signal
+from PySide6.QtCore import QEvent, QPoint, Signal
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
-    QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QLineEdit, QSpinBox, QWidget,
+    QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QLineEdit, QSpinBox, QToolTip,
+    QVBoxLayout, QWidget,
 )
 
 from engine.layers import PADDING_PRESETS, Param
@@ -20,6 +21,8 @@ from engine.spec import MAX_RANK
 
 INT_LIMIT = 2**31 - 1
 SHAPE_SEPARATORS = re.compile(r"\s*[x×,\s]\s*")
+INPUT_SHAPE_HINT = ("Write the input shape as CxHxW (channels x height x width), e.g. 1x28x28, "
+                    "or as one number of features, e.g. 784.")
 
 
 def parse_ints(text: str) -> tuple[int, ...]:
@@ -56,6 +59,49 @@ class ShapeValidator(QValidator):
 
     def validate(self, text: str, pos: int):
         return self.check(text), text, pos
+
+
+class ShapeEdit(QLineEdit):
+    """A line edit for a shape written like 1x28x28. While its text is not a shape (or a key is
+    refused) it turns red and says what it expects: ``problem()``, its tooltip, ``problemChanged``."""
+
+    problemChanged = Signal(str)
+
+    def __init__(self, hint: str, low: int = 1, high: int = 1_000_000, parent=None):
+        super().__init__(parent)
+        self.hint = hint
+        self.shape_validator = ShapeValidator(low, high, MAX_RANK, self)
+        self.setValidator(self.shape_validator)
+        self.setPlaceholderText("e.g. 1x28x28")
+        self._problem = ""
+        self.textChanged.connect(self.check)
+        self.inputRejected.connect(self.show_hint)
+
+    def is_shape(self) -> bool:
+        return self.shape_validator.check(self.text()) == QValidator.State.Acceptable
+
+    def problem(self) -> str:
+        """The sentence saying what the field expects; "" while its text is a shape."""
+        return self._problem
+
+    def check(self, _text: str = "") -> None:
+        """Say what the field expects, or nothing, for the text it holds now."""
+        self._set_problem("" if self.is_shape() else self.hint)
+
+    def show_hint(self) -> None:
+        """Say what the field expects in a tooltip beside it (a key refused, Enter on a text that is not a shape)."""
+        self._set_problem(self.hint)
+        QToolTip.showText(self.mapToGlobal(QPoint(0, self.height())), self.hint, self)
+
+    def _set_problem(self, problem: str) -> None:
+        if problem == self._problem:
+            return
+        self._problem = problem
+        self.setToolTip(problem)
+        self.setProperty("invalid", bool(problem))
+        self.style().unpolish(self)
+        self.style().polish(self)
+        self.problemChanged.emit(problem)
 
 
 class FloatSpinBox(QDoubleSpinBox):
@@ -207,35 +253,49 @@ class ChoiceEditor(ParamEditor):
 
 
 class IntsEditor(ParamEditor):
-    """A tuple of integers typed as 1x28x28; emits only complete, valid tuples."""
+    """A tuple of integers typed as 1x28x28; emits only complete, valid tuples. While the text is
+    not one, a line under the field says what it expects (``hint``)."""
 
-    def __init__(self, param: Param, parent=None, low: int | None = None, high: int | None = None):
+    def __init__(self, param: Param, parent=None, low: int | None = None, high: int | None = None,
+                 hint: str | None = None):
         super().__init__(param, parent)
-        self.line = QLineEdit()
-        self.line.setPlaceholderText("e.g. 1x28x28")
         low = int(param.min) if low is None and param.min is not None else (low or 1)
         high = int(param.max) if high is None and param.max is not None else (high or 1_000_000)
-        self.validator = ShapeValidator(low, high, MAX_RANK, self.line)
-        self.line.setValidator(self.validator)
-        self._layout.addWidget(self.line)
+        hint = hint or f"Write whole numbers from {low} to {high} joined by x, e.g. 1x28x28."
+        self.line = ShapeEdit(hint, low, high)
+        self.validator = self.line.shape_validator
+        self.problem = QLabel()
+        self.problem.setObjectName("fieldProblem")
+        self.problem.setWordWrap(True)
+        self.problem.hide()
+        column = QVBoxLayout()
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(2)
+        column.addWidget(self.line)
+        column.addWidget(self.problem)
+        self._layout.addLayout(column)
         self._current: tuple[int, ...] = ()
         self.line.textEdited.connect(self._on_text)
         self.line.editingFinished.connect(self._on_finished)
+        self.line.problemChanged.connect(self._show_problem)
         # editingFinished does not come while the validator finds the text incomplete ("0x28x28", "1,,28"):
         # losing focus must still put the design's value back in the field
         self.line.installEventFilter(self)
+
+    def focus_widget(self) -> QWidget:
+        return self.line
 
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
         if watched is self.line and event.type() == QEvent.Type.FocusOut:
             self._on_finished()
         return super().eventFilter(watched, event)
 
+    def _show_problem(self, problem: str) -> None:
+        self.problem.setText(problem)
+        self.problem.setVisible(bool(problem))
+
     def _on_text(self, text: str) -> None:
-        acceptable = self.validator.check(text) == QValidator.State.Acceptable
-        self.line.setProperty("invalid", not acceptable)
-        self.line.style().unpolish(self.line)
-        self.line.style().polish(self.line)
-        if acceptable:
+        if self.line.is_shape():
             values = parse_ints(text)
             if values != self._current:
                 self._current = values
@@ -253,9 +313,7 @@ class IntsEditor(ParamEditor):
         text = format_ints(self._current)
         if self.line.text() != text and not (self.line.hasFocus() and self._parses_to(self._current)):
             self.line.setText(text)
-        self.line.setProperty("invalid", False)
-        self.line.style().unpolish(self.line)
-        self.line.style().polish(self.line)
+        self.line.check()  # a refused key may have shown the hint over a text that is a shape
 
     def _parses_to(self, values) -> bool:
         try:

@@ -15,11 +15,13 @@ from PySide6.QtWidgets import (
 
 from engine.layers import KINDS, Param, suggest_hidden_sizes
 from engine.shapes import LayerRow, format_shape
-from gui.editors import IntsEditor, ParamEditor, make_editor
+from engine.spec import MAX_INPUT_DIMENSION
+from gui.editors import INPUT_SHAPE_HINT, IntsEditor, ParamEditor, make_editor
 from gui.icons import CATEGORY_COLORS
 from gui.stack_model import INPUT_HELP, INPUT_ID
+from gui.wording import shapes_in_prose
 
-INPUT_PARAM = Param("input_shape", "ints", (1, 28, 28), INPUT_HELP, 1, 100_000)
+INPUT_PARAM = Param("input_shape", "ints", (1, 28, 28), INPUT_HELP, 1, MAX_INPUT_DIMENSION)
 
 
 def _label(text: str = "", object_name: str = "", wrap: bool = True) -> QLabel:
@@ -148,7 +150,7 @@ class Inspector(QWidget):
         self.editors = {}
         params = (INPUT_PARAM,) if kind == "Input" else KINDS[kind].params
         for param in params:
-            editor = make_editor(param) if kind != "Input" else IntsEditor(param, high=100_000)
+            editor = make_editor(param) if kind != "Input" else IntsEditor(param, high=100_000, hint=INPUT_SHAPE_HINT)
             editor.edited.connect(lambda value, name=param.name: self._on_edited(name, value))
             label = QLabel(param.name)
             label.setToolTip(param.help)
@@ -211,9 +213,9 @@ class Inspector(QWidget):
 
     def _show_row(self, row: LayerRow) -> None:
         self.error.setVisible(bool(row.error))
-        self.error.setText(f"<b>Error:</b> {row.error}")
+        self.error.setText(f"<b>Error:</b> {shapes_in_prose(row.error or '')}")
         self.warning.setVisible(bool(row.warning))
-        self.warning.setText(f"<b>Warning:</b> {row.warning}")
+        self.warning.setText(f"<b>Warning:</b> {shapes_in_prose(row.warning or '')}")
         self.in_shape.setText(format_shape(row.in_shape))
         self.out_shape.setText(format_shape(row.shape))
         if row.params is None:

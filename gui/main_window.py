@@ -12,15 +12,17 @@ from typing import Callable
 from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QDockWidget, QFileDialog, QFrame, QLabel, QMainWindow, QMessageBox, QScrollArea, QTabWidget, QToolBar,
+    QDockWidget, QFrame, QLabel, QMainWindow, QMessageBox, QScrollArea, QTabWidget, QToolBar,
     QVBoxLayout, QWidget,
 )
 
 from engine.errors import SpecError
+from engine.spec import DESIGN_SUFFIXES
 from engine.templates import list_templates
 from gui.code_view import CodeView
 from gui.dialogs import EMPTY, NewDesignDialog, help_dialog, show_about
 from gui.document import DEFAULT_INPUT_SHAPE, DesignDocument, DesignFile
+from gui.file_dialogs import get_open_path, get_save_path, remember_folder
 from gui.icons import icon
 from gui.inspector import Inspector
 from gui.palette import Palette
@@ -74,11 +76,14 @@ def _shorten(text: str, limit: int = 70) -> str:
 
 
 class MainWindow(QMainWindow):
-    """The main window. ``closing`` is emitted once a close has been accepted."""
+    """The main window. ``closing`` is emitted once a close has been accepted.
+
+    ``initial_path`` (a design file named on the command line) is opened first; one that cannot be read
+    leaves the usual first design open and says why in a dialog once the window shows."""
 
     closing = Signal()
 
-    def __init__(self, open_initial: bool = True, parent=None):
+    def __init__(self, open_initial: bool = True, parent=None, initial_path: str | Path | None = None):
         super().__init__(parent)
         self.setObjectName("mainWindow")
         self.setWindowIcon(icon("layerstudio"))
@@ -147,7 +152,7 @@ class MainWindow(QMainWindow):
         self._update_undo_actions()
         self._update_edit_actions()
         if open_initial:
-            self._open_initial_design()
+            self._open_initial_design(initial_path)
 
     # ------------------------------------------------------------------ construction
     def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
@@ -334,6 +339,7 @@ class MainWindow(QMainWindow):
         for key in ("new", "open"):
             self.actions[key].setEnabled(not read_only)
         self.templates_menu.setEnabled(not read_only)
+        self.recent_menu.setEnabled(not read_only)
         self._update_undo_actions()
         self._update_edit_actions()
 
@@ -383,8 +389,16 @@ class MainWindow(QMainWindow):
             return self.save()
         return answer == QMessageBox.StandardButton.Discard
 
+    def may_replace_design(self) -> bool:
+        """Whether New / Open / a template may replace the design: never during a run (it is read-only
+        then, and the run trains it); otherwise after the "save changes?" question."""
+        if self.document.read_only:
+            self.show_message("A run is going: the design cannot be replaced until it ends.")
+            return False
+        return self.maybe_save()
+
     def new_design(self) -> None:
-        if not self.maybe_save():
+        if not self.may_replace_design():
             return
         dialog = NewDesignDialog(self)
         if dialog.exec() != NewDesignDialog.DialogCode.Accepted:
@@ -399,22 +413,26 @@ class MainWindow(QMainWindow):
         self.load_design(design)
 
     def open_template(self, name: str) -> None:
-        if self.maybe_save():
+        if self.may_replace_design():
             self.new_from(name)
             self.show_message(f"Opened template {name}")
 
     def open_file(self, path: str | Path | None = None) -> bool:
         """Open a design file (asks for one when ``path`` is None); a bad file keeps the current design."""
-        if not self.maybe_save():
+        if not self.may_replace_design():
             return False
         if path is None:
-            path, _ = QFileDialog.getOpenFileName(self, "Open design", self._last_folder(), FILE_FILTER)
+            path = get_open_path(self, "designs", "Open design", FILE_FILTER)
             if not path:
                 return False
+        return self._read_and_show(path, self.show_error)
+
+    def _read_and_show(self, path: str | Path, report: Callable[[str, str], None]) -> bool:
+        """Show the design file ``path``; a file that cannot be read goes to ``report(title, sentence)``."""
         try:
             design = DesignFile.read(path)
         except SpecError as exc:
-            self.show_error(f"Cannot open {Path(path).name}", str(exc))
+            report(f"Cannot open {Path(path).name}", str(exc))
             return False
         self.load_design(design, path)
         self._add_recent(path)
@@ -427,12 +445,10 @@ class MainWindow(QMainWindow):
         return self.save_to(self.document.path)
 
     def save_as(self) -> bool:
-        suggested = str(Path(self._last_folder()) / f"{self.document.name or 'design'}.json")
-        path, _ = QFileDialog.getSaveFileName(self, "Save design as", suggested, FILE_FILTER)
+        path = get_save_path(self, "designs", "Save design as", FILE_FILTER, f"{self.document.name or 'design'}.json",
+                             DESIGN_SUFFIXES[0])
         if not path:
             return False
-        if not Path(path).suffix:
-            path += ".json"
         return self.save_to(path)
 
     def save_to(self, path) -> bool:
@@ -453,10 +469,6 @@ class MainWindow(QMainWindow):
         box.exec()
 
     # ------------------------------------------------------------------ settings
-    def _last_folder(self) -> str:
-        recent = self.recent_files()
-        return str(Path(recent[0]).parent) if recent else str(Path.home())
-
     def recent_files(self) -> list[str]:
         value = QSettings().value("recentFiles", [], type=list)
         return [str(v) for v in value or []]
@@ -467,6 +479,7 @@ class MainWindow(QMainWindow):
         settings = QSettings()
         settings.setValue("recentFiles", files[:MAX_RECENT])
         settings.setValue("lastFile", path)
+        remember_folder("designs", path)  # a design opened from Open Recent: the Open dialog starts there too
 
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
@@ -489,8 +502,15 @@ class MainWindow(QMainWindow):
             return
         self.open_file(path)
 
-    def _open_initial_design(self) -> None:
-        """First start: the LeNet template; later starts: the last design file, if it is still there."""
+    def _open_initial_design(self, path: str | Path | None = None) -> None:
+        """The design file ``path`` when given and readable; else, on the first start, the LeNet template
+        and on later starts the last design file, if it is still there. The error of a ``path`` that
+        cannot be read shows once the window is up (a dialog before it would have no window to sit on)."""
+        def report_later(title: str, sentence: str) -> None:
+            QTimer.singleShot(0, self, lambda: self.show_error(title, sentence))
+
+        if path is not None and self._read_and_show(path, report_later):
+            return
         last = QSettings().value("lastFile", "")
         if last and Path(last).is_file():
             try:

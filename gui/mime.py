@@ -10,7 +10,8 @@ import json
 from PySide6.QtCore import QMimeData
 
 from engine.errors import SpecError
-from engine.spec import LayerSpec
+from engine.files import parse_json
+from engine.spec import MAX_DESIGN_BYTES, LayerSpec
 
 KIND_MIME = "application/x-layerstudio-kind"
 LAYERS_MIME = "application/x-layerstudio-layers"
@@ -23,7 +24,8 @@ def kind_to_mime(kind: str) -> QMimeData:
 
 
 def kind_from_mime(data: QMimeData) -> str | None:
-    return bytes(data.data(KIND_MIME)).decode() if data.hasFormat(KIND_MIME) else None
+    """The dragged kind's name (checked against the registry by whoever adds it), or None."""
+    return bytes(data.data(KIND_MIME)).decode("utf-8", "replace") if data.hasFormat(KIND_MIME) else None
 
 
 def layers_to_mime(layers, source: str = "") -> QMimeData:
@@ -36,22 +38,31 @@ def layers_to_mime(layers, source: str = "") -> QMimeData:
 
 
 def layers_from_mime(data: QMimeData) -> tuple[list[LayerSpec], str]:
-    """(layers, source) from our own format or from JSON text; SpecError if it holds no layers."""
+    """(layers, source) from our own format or from JSON text; SpecError if it holds no layers.
+
+    The clipboard is read like a design file (same JSON checks, same size bound, same layer checks):
+    another program may have put anything there."""
     if data.hasFormat(LAYERS_MIME):
-        payload = json.loads(bytes(data.data(LAYERS_MIME)).decode())
+        raw = bytes(data.data(LAYERS_MIME))
+        payload = _parse_json(raw.decode("utf-8", "replace"))
+        if not isinstance(payload, dict):
+            raise SpecError("The dragged layers are damaged: copy the layers in LayerStudio again")
         return _parse(payload.get("layers")), str(payload.get("source", ""))
     if data.hasText():
-        try:
-            payload = json.loads(data.text())
-        except json.JSONDecodeError:
-            raise SpecError("the clipboard holds text, not layers: copy layers in LayerStudio first") from None
+        payload = _parse_json(data.text())
         if isinstance(payload, dict) and "layers" in payload:
             payload = payload["layers"]
         return _parse(payload if isinstance(payload, list) else [payload]), ""
-    raise SpecError("the clipboard holds no layers: copy layers in LayerStudio first")
+    raise SpecError("The clipboard holds no layers: copy layers in LayerStudio first")
+
+
+def _parse_json(text: str):
+    if len(text) > MAX_DESIGN_BYTES or not text.lstrip().startswith(("[", "{")):
+        raise SpecError("The clipboard holds text, not layers: copy layers in LayerStudio first")
+    return parse_json(text, "list of layers", SpecError, "The clipboard")
 
 
 def _parse(items) -> list[LayerSpec]:
     if not isinstance(items, list) or not items:
-        raise SpecError("the clipboard holds no layers: copy layers in LayerStudio first")
+        raise SpecError("The clipboard holds no layers: copy layers in LayerStudio first")
     return [LayerSpec.from_dict(item, f"pasted layer {i}") for i, item in enumerate(items)]

@@ -10,6 +10,7 @@ cached analysis.
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
@@ -21,6 +22,7 @@ from gui.editors import parse_ints
 from gui.icons import ERROR_COLOR, WARNING_COLOR, category_icon, error_icon, warning_icon
 from gui.meta import ChildRow, block_children
 from gui.mime import KIND_MIME, LAYERS_MIME, kind_from_mime, layers_from_mime, layers_to_mime
+from gui.wording import shapes_in_prose
 
 COLUMNS = ("#", "Layer", "Output shape", "Params", "MACs", "Notes")
 COL_INDEX, COL_LAYER, COL_SHAPE, COL_PARAMS, COL_MACS, COL_NOTES = range(len(COLUMNS))
@@ -57,11 +59,13 @@ class LayerStackModel(QAbstractItemModel):
         self._refresh_lookups()
         document.changed.connect(self._on_changed)
         document.readOnlyChanged.connect(self._emit_all_changed)
+        document.extrasChanged.connect(self._on_extras_changed)
 
     # ------------------------------------------------------------------ lookups
     def _refresh_lookups(self) -> None:
         doc = self.document
-        self._rows = {row.layer_id: row for row in doc.analysis.rows}
+        batch_size = (doc.extras.get("training") or {}).get("batch_size")
+        self._rows = {row.layer_id: with_batch_warning(row, batch_size) for row in doc.analysis.rows}
         self._layers = {layer.id: layer for layer in doc.spec.layers}
         self._row_of = {layer_id: i + 1 for i, layer_id in enumerate(self._ids)}
         self._cells: dict[str, dict[int, tuple]] = {}
@@ -158,6 +162,11 @@ class LayerStackModel(QAbstractItemModel):
         self._refresh_lookups()
         self._refresh_children()
         self._emit_all_changed()
+
+    def _on_extras_changed(self, key: str) -> None:
+        if key == "training":  # the batch size decides the BatchNorm rows' warning
+            self._refresh_lookups()
+            self._emit_all_changed()
 
     def _emit_all_changed(self, *_) -> None:
         self.dataChanged.emit(self.index(0, 0), self.index(len(self._ids), len(COLUMNS) - 1))
@@ -297,7 +306,7 @@ class LayerStackModel(QAbstractItemModel):
             str(row.index), row.label, format_shape(row.shape),
             "" if row.params == 0 else format_count(row.params),
             "" if row.macs == 0 else format_count(row.macs),
-            row.error or row.warning,
+            shapes_in_prose(row.error or row.warning),
         )
         if row.error:
             marker = error_icon()
@@ -333,18 +342,18 @@ class LayerStackModel(QAbstractItemModel):
             parts.append("Error: " + row.error)
         if row.warning:
             parts.append("Warning: " + row.warning)
-        return "\n".join(parts)
+        return shapes_in_prose("\n".join(parts))
 
     def _child_data(self, index: QModelIndex, role):
         kids = self._children.get(self._id_of_tag.get(index.internalId(), ""))
         if kids is None or index.row() >= len(kids[1]):
             return None
         child = kids[1][index.row()]
-        if role == DISPLAY:
-            label = f"{child.name}: {child.kind}" if child.name else child.text
+        if role == DISPLAY:  # a layer "conv1: Conv2d", a step between layers "ReLU", or a message
+            label = f"{child.name}: {child.kind}" if child.name else child.kind or child.text
             return {COL_LAYER: label, COL_SHAPE: "" if child.shape is None else format_shape(child.shape),
                     COL_PARAMS: "" if not child.params else format_count(child.params),
-                    COL_NOTES: child.text if child.name else ""}.get(index.column())
+                    COL_NOTES: child.text if child.kind else ""}.get(index.column())
         if role == TOOLTIP:
             return child.text
         if role == FOREGROUND:
@@ -430,3 +439,12 @@ class LayerStackModel(QAbstractItemModel):
         if ids:
             self.dropped.emit(ids)
         return bool(ids)
+
+
+def with_batch_warning(row: LayerRow, batch_size) -> LayerRow:
+    """``row``, warning too when the chosen batch size is below what the layer trains on (the trainer refuses it)."""
+    if type(batch_size) is not int or batch_size >= row.min_batch:
+        return row
+    note = (f"batch size {batch_size} is too small: this layer needs training batches of {row.min_batch} or more "
+            f"(it normalises over the batch); raise Batch size on the Training tab")
+    return replace(row, warning="; ".join(part for part in (row.warning, note) if part))

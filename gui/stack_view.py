@@ -5,23 +5,87 @@ model's row notifications, so it survives edits, undo and redo.
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, Signal
-from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLineEdit, QMenu, QStyledItemDelegate, QTreeView
+from PySide6.QtCore import QEvent, QItemSelection, QItemSelectionModel, QModelIndex, QRect, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter
+from PySide6.QtWidgets import (
+    QAbstractItemView, QHeaderView, QLabel, QMenu, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QTreeView,
+)
 
 from engine.errors import SpecError
-from gui.editors import ShapeValidator
+from engine.shapes import format_shape
+from gui.editors import INPUT_SHAPE_HINT, ShapeEdit
+from gui.icons import ERROR_COLOR
 from gui.mime import layers_from_mime, layers_to_mime
-from gui.stack_model import COL_INDEX, COL_LAYER, COL_MACS, COL_NOTES, COL_PARAMS, COL_SHAPE, INPUT_ID, LayerStackModel
+from gui.stack_model import (
+    COL_INDEX, COL_LAYER, COL_MACS, COL_NOTES, COL_PARAMS, COL_SHAPE, FOREGROUND, INPUT_ID, LayerStackModel,
+)
+
+EMPTY_HINT = "This design has no layers yet: double-click a layer in the palette or drag it here."
+NOTE_PADDING = 4  # pixels around the note line of the current row
+NOTE_CELL_MARGINS = 12  # pixels of a Notes cell that its text cannot use
 
 
 class ShapeDelegate(QStyledItemDelegate):
-    """In-place editor for the input shape: a line edit that only takes shapes like 1x28x28."""
+    """Edits the input shape in place with a field that says what it expects."""
+
+    def __init__(self, view: "StackView"):
+        super().__init__(view)
+        self.view = view
 
     def createEditor(self, parent, option, index):  # noqa: N802 - Qt's name
-        editor = QLineEdit(parent)
-        editor.setValidator(ShapeValidator(1, 100_000, 8, editor))
-        return editor
+        return ShapeEdit(INPUT_SHAPE_HINT, 1, 100_000, parent)
+
+    def eventFilter(self, editor, event) -> bool:  # noqa: N802
+        """Enter or leaving the field with a text that is not a shape keeps the input as it was: say why."""
+        leaving = event.type() == QEvent.Type.FocusOut or (
+            event.type() == QEvent.Type.KeyPress and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter))
+        if leaving and isinstance(editor, ShapeEdit) and not editor.is_shape():
+            editor.show_hint()
+            shape = format_shape(self.view.document.spec.input_shape)
+            self.view.message.emit(f"{INPUT_SHAPE_HINT} The input stays {shape}.")
+        return super().eventFilter(editor, event)
+
+
+class NoteRowDelegate(QStyledItemDelegate):
+    """The delegate of the current row while it has a note too long for the Notes column: the row
+    grows a line below its cells, where the note is written whole from the Layer column to the edge.
+
+    Only that row gets it (``setItemDelegateForRow``): every other row keeps Qt's own delegate, so
+    painting the stack runs no Python per cell."""
+
+    def __init__(self, view: "StackView"):
+        super().__init__(view)
+        self.view = view
+
+    def sizeHint(self, option, index):  # noqa: N802 - Qt's name
+        size = super().sizeHint(option, index)
+        text = self.view.note_text(index)
+        if text:
+            size.setHeight(size.height() + self.view.note_height(text))
+        return size
+
+    def paint(self, painter: QPainter, option, index) -> None:
+        text = self.view.note_text(index)
+        if not text:
+            super().paint(painter, option, index)
+            return
+        note = self.view.note_height(text)
+        background = QStyleOptionViewItem(option)  # the cell's background (selection) goes under the note too
+        self.initStyleOption(background, index)
+        background.text, background.icon = "", QIcon()
+        background.features &= ~QStyleOptionViewItem.ViewItemFeature.HasDecoration
+        self.view.style().drawControl(QStyle.ControlElement.CE_ItemViewItem, background, painter, self.view)
+        if index.column() != COL_NOTES:
+            line = QStyleOptionViewItem(option)
+            line.rect = QRect(option.rect.x(), option.rect.y(), option.rect.width(), option.rect.height() - note)
+            super().paint(painter, line, index)
+            return
+        # the Notes cell comes last in the row: write the note across the row, under the cells
+        color = self.view.stack_model.data(index, FOREGROUND)
+        painter.save()
+        painter.setPen(color.color() if color is not None else QColor(ERROR_COLOR))
+        painter.drawText(self.view.note_rect(option.rect, text), Qt.TextFlag.TextWordWrap, text)
+        painter.restore()
 
 
 class StackView(QTreeView):
@@ -37,7 +101,7 @@ class StackView(QTreeView):
         self.stack_model = LayerStackModel(document, self)
         self.setModel(self.stack_model)
         self.setObjectName("stack")
-        self.setUniformRowHeights(True)
+        self.setUniformRowHeights(False)  # the current row grows a line for its note
         self.setAlternatingRowColors(True)
         self.setAllColumnsShowFocus(True)
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
@@ -50,6 +114,15 @@ class StackView(QTreeView):
         self.setDefaultDropAction(Qt.DropAction.MoveAction)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.setItemDelegateForColumn(COL_SHAPE, ShapeDelegate(self))
+        self._note_delegate = NoteRowDelegate(self)
+        self._note_row = -1  # the row that has the note delegate
+        self._note_timer = QTimer(self, singleShot=True, interval=0)
+        self._note_timer.timeout.connect(self._place_note_row)
+        self._empty_hint = QLabel(EMPTY_HINT, self.viewport())
+        self._empty_hint.setObjectName("hint")
+        self._empty_hint.setWordWrap(True)
+        self._empty_hint.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
+        self._empty_hint.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)  # drops reach the stack
         self.setIndentation(14)
         header = self.header()
         header.setStretchLastSection(True)
@@ -65,11 +138,82 @@ class StackView(QTreeView):
         self.context_actions: list = []
         self.customContextMenuRequested.connect(self._show_context_menu)
         self.selectionModel().currentRowChanged.connect(self._emit_current)
+        for change in (self.selectionModel().currentRowChanged, header.sectionResized, self.stack_model.dataChanged,
+                       self.stack_model.rowsInserted, self.stack_model.rowsRemoved, self.stack_model.layoutChanged,
+                       self.stack_model.modelReset):
+            change.connect(lambda *_: self._note_timer.start())
+        document.changed.connect(self._show_empty_hint)
+        self._show_empty_hint()
         self.stack_model.dropped.connect(self.select_ids)
         self.stack_model.modelReset.connect(self._emit_current)
         self.stack_model.rowsRemoved.connect(self._emit_current)
         self.doubleClicked.connect(self._on_double_clicked)
         self._last_current: object = object()
+
+    # ------------------------------------------------------------------ the current row's note, the empty hint
+    def note_text(self, index: QModelIndex) -> str:
+        """The note (error or warning) that the row of ``index`` writes on a line of its own: only the
+        current top-level row has one, when its Notes cell is too narrow to show the note whole."""
+        current = self.currentIndex()
+        if (not index.isValid() or index.row() != current.row() or index.internalId() or current.internalId()
+                or index.row() == 0):
+            return ""
+        text = self.stack_model.data(index.siblingAtColumn(COL_NOTES)) or ""
+        fits = self.fontMetrics().horizontalAdvance(text) + NOTE_CELL_MARGINS <= self.columnWidth(COL_NOTES)
+        return "" if fits else text
+
+    def note_rect(self, row_rect: QRect, text: str) -> QRect:
+        """Where the note of a row drawn in ``row_rect`` goes: its last line(s), from the Layer column to the edge."""
+        left = self.columnViewportPosition(COL_LAYER) + NOTE_PADDING
+        width = max(40, self.viewport().width() - left - NOTE_PADDING)
+        bounds = self.fontMetrics().boundingRect(QRect(0, 0, width, 10_000), Qt.TextFlag.TextWordWrap, text)
+        return QRect(left, row_rect.bottom() + 1 - bounds.height() - NOTE_PADDING, width, bounds.height())
+
+    def note_height(self, text: str) -> int:
+        """How much taller a row gets for writing ``text`` on its note line."""
+        return self.note_rect(QRect(), text).height() + NOTE_PADDING
+
+    def _place_note_row(self) -> None:
+        """Give the note delegate to the current row if it has a note to write, and resize the rows."""
+        current = self.currentIndex()
+        row = current.row() if self.note_text(current.siblingAtColumn(0)) else -1
+        old, self._note_row = self._note_row, row
+        if old != row:
+            if old >= 0:
+                self.setItemDelegateForRow(old, None)
+            if row >= 0:
+                self.setItemDelegateForRow(row, self._note_delegate)
+        for changed in {old, row} - {-1}:  # the rows' heights follow
+            index = self.stack_model.index(changed, 0)
+            if index.isValid():
+                self.dataChanged(index, index.siblingAtColumn(COL_NOTES))
+
+    def dataChanged(self, top_left: QModelIndex, bottom_right: QModelIndex, roles=()) -> None:  # noqa: N802
+        """Repaint changed rows without asking each for its height again: every row has the same
+        height but the note row, whose height ``_place_note_row`` refreshes alone. (Qt's tree view
+        measures every changed row, which was most of the time an edit took in a 100-layer design.)"""
+        if top_left.row() == bottom_right.row() and top_left.parent() == bottom_right.parent():
+            super().dataChanged(top_left, bottom_right, list(roles))
+        else:
+            QAbstractItemView.dataChanged(self, top_left, bottom_right, list(roles))
+
+    def empty_hint(self) -> str:
+        """What the stack says under the input row while the design has no layers ("" once it has one)."""
+        return self._empty_hint.text() if self._empty_hint.isVisibleTo(self) else ""
+
+    def _show_empty_hint(self) -> None:
+        self._empty_hint.setVisible(not self.document.spec.layers)
+        self._place_empty_hint()
+
+    def _place_empty_hint(self) -> None:
+        if self._empty_hint.isVisibleTo(self):
+            top = self.visualRect(self.stack_model.index(0, 0)).bottom() + 24
+            width = max(0, self.viewport().width() - 48)
+            self._empty_hint.setGeometry(24, top, width, self._empty_hint.heightForWidth(width))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._place_empty_hint()
 
     # ------------------------------------------------------------------ selection
     def current_layer_id(self):

@@ -1,12 +1,30 @@
-"""The summary footer: totals of the design's analysis and the Train button."""
+"""The summary footer: totals of the design's analysis and the Train button.
+
+The Train button is the Training tab's Train action once the training GUI is attached
+(``QToolButton.setDefaultAction``): one name, one enabled state, one tooltip saying why not.
+Before that it follows the design alone, and ``waiting_for`` says what it still waits for.
+"""
 from __future__ import annotations
 
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
 from engine.shapes import format_count, format_shape
 from gui.icons import icon
+from gui.wording import shapes_in_prose
 
 FIELDS = ("Parameters", "Trainable", "Size", "MACs", "Output", "Errors")
+TRAIN_TIP = "Train the design on the chosen data (F5)"
+
+
+def train_blocker(analysis) -> str:
+    """Why the design cannot be trained as it is ('' when it can): a disabled Train button's tooltip."""
+    if not analysis.rows:
+        return "Add layers first."
+    if analysis.errors:
+        row = analysis.errors[0]
+        return shapes_in_prose(f"The design has an error at layer {row.index} ({row.kind}): {row.error.rstrip('.')}.")
+    return ""
 
 
 class SummaryBar(QFrame):
@@ -34,10 +52,14 @@ class SummaryBar(QFrame):
             layout.addWidget(cell)
             self.values[name] = value
         layout.addStretch(1)
-        self.train_button = QPushButton(icon("train"), "  Train")
+        self.train_button = QToolButton()
         self.train_button.setObjectName("trainButton")
+        self.train_button.setIcon(icon("train"))
+        self.train_button.setText("Train")
+        self.train_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.train_button.setMinimumWidth(120)
         layout.addWidget(self.train_button)
+        self.waiting_for = ""  # e.g. "PyTorch is still loading." until the training GUI is attached
         document.changed.connect(self.refresh)
         self.refresh()
 
@@ -55,7 +77,12 @@ class SummaryBar(QFrame):
         error_label.setProperty("bad", bool(errors))
         error_label.style().unpolish(error_label)
         error_label.style().polish(error_label)
-        can_train = analysis.ok and bool(analysis.rows)
-        self.train_button.setEnabled(can_train)
-        self.train_button.setToolTip("Train this network" if can_train else
-                                     "Fix the errors in the design first" if errors else "Add layers first")
+        if self.train_button.defaultAction() is None:  # not yet the Train action: follows the design alone
+            reason = train_blocker(analysis) or self.waiting_for
+            self.train_button.setEnabled(not reason)
+            self.train_button.setToolTip(reason or TRAIN_TIP)
+
+    def set_waiting_for(self, reason: str) -> None:
+        """Keep Train off, saying ``reason`` ('' when nothing is awaited any more)."""
+        self.waiting_for = reason
+        self.refresh()

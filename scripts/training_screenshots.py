@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "screenshots"
+sys.path.insert(0, str(ROOT))  # this checkout's gui and engine, not an installed copy's
 
 
 def wait_for(signal, timeout_ms: int = 600_000, condition=lambda *args: True):

@@ -21,3 +21,14 @@ def log_to_file(tmp_path, monkeypatch):
     path = configure_logging(console=False)
     yield path
     close_logging()
+
+
+@pytest.fixture(autouse=True)
+def engine_naming():
+    """Each test starts with the engine naming settings itself: a window or command of an earlier test
+    (they install their own naming, see engine.controls) does not change what the next one reads."""
+    from engine.controls import use_naming
+
+    use_naming(None)
+    yield
+    use_naming(None)

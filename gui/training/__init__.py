@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtWidgets import QLabel
+from PySide6.QtWidgets import QLabel, QMessageBox, QToolButton
+
+from engine.controls import use_naming
+
+RUN_STATE_NOTES = {  # the status bar's note per controller state (gui.training.controller); idle: none
+    "loading": "Loading the data", "running": "Training", "paused": "Paused (F6 resumes)",
+    "stopping": "Stopping", "evaluating": "Evaluating",
+}
 
 
 @dataclass
@@ -19,6 +26,8 @@ class TrainingUI:
     panel: object        # TrainingPanel ("Training" tab)
     results: object      # ResultsView ("Results" tab)
     weights: object      # WeightsActions (File menu)
+    recovery_offer: object = None  # RecoveryOffer shown at start-up (gui.app), if a run was interrupted
+    predict: object = None  # PredictPanel ("Predict" tab)
 
     def shutdown(self) -> None:
         """Stop any run and wait for its thread: call from the window's closeEvent."""
@@ -26,19 +35,25 @@ class TrainingUI:
 
 
 def install_training(window) -> TrainingUI:
-    """Add the Training and Results tabs, the weight file actions, the Train button and shortcuts to ``window``.
+    """Add the Training, Results and Predict tabs, the weight file actions, Evaluate, the Train button and
+    shortcuts to ``window``.
 
     Expects: ``window.document`` (a DesignDocument), ``window.add_tab(widget, title)``,
-    ``window.add_file_actions(actions)``, ``window.train_button`` (a QAbstractButton),
-    ``window.statusBar()`` and ``window.tabs`` (the central QTabWidget). Closing stops the run and
-    waits for its thread: through ``window.closing`` (emitted by MainWindow's closeEvent) when the
-    window has it, else the window calls ``ui.shutdown()`` from its closeEvent; QApplication.aboutToQuit
-    is hooked as well.
+    ``window.add_file_actions(actions)``, ``window.train_button`` (a QAbstractButton; a QToolButton
+    becomes the Train action itself), ``window.statusBar()`` and ``window.tabs`` (the central
+    QTabWidget). Closing during a run first asks, with the run paused (``window.add_close_guard``);
+    then closing stops the run and waits for its thread: through ``window.closing`` (emitted by
+    MainWindow's closeEvent) when the window has it, else the window calls ``ui.shutdown()`` from its
+    closeEvent; QApplication.aboutToQuit is hooked as well.
     """
     from gui.training.actions import WeightsActions
     from gui.training.controller import TrainingController
     from gui.training.panel import TrainingPanel
+    from gui.training.predict import PredictPanel
     from gui.training.results import ResultsView
+    from gui.training.settings import control_label
+
+    use_naming(control_label)  # the engine's sentences name settings as this window labels them
 
     controller = TrainingController(window.document, parent=window)
     panel = TrainingPanel(controller)
@@ -46,31 +61,81 @@ def install_training(window) -> TrainingUI:
     weights = WeightsActions(controller, window)
     window.add_tab(panel, "Training", full_width=True)
     window.add_tab(results, "Results", full_width=True)
+    predict = PredictPanel(controller)
+    window.add_tab(predict, "Predict", full_width=True)
     window.add_file_actions(weights.actions)
+    window.add_file_actions([results.evaluate_action, predict.open_action])
     for action in panel.actions_:
         window.addAction(action)  # F5 / F6 / Shift+F5 work from every tab
 
     tabs = getattr(window, "tabs", None)
-
-    def show_training_and_start() -> None:
-        if tabs is not None:
-            tabs.setCurrentWidget(panel)
-        panel.start_action.trigger()
-
-    window.train_button.clicked.connect(show_training_and_start)
+    if tabs is not None:  # Train (F5, the footer button, the tab's button) shows the run from any tab
+        panel.start_action.triggered.connect(lambda: tabs.setCurrentWidget(panel))
+    button = window.train_button
+    if isinstance(button, QToolButton):  # one action: the same name, state and reason when off
+        button.setDefaultAction(panel.start_action)
+        panel.run_buttons.append(button)
+        panel.refresh()
+    else:
+        button.clicked.connect(panel.start_action.trigger)
+    if tabs is not None:  # Evaluate and Predict from the menu show their tab
+        results.evaluate_action.triggered.connect(lambda: tabs.setCurrentWidget(results))
+        predict.open_action.triggered.connect(lambda: tabs.setCurrentWidget(predict))
 
     status = window.statusBar()
-    read_only_note = QLabel("Design read-only while training")
-    read_only_note.setStyleSheet("QLabel { color: #7a5a00; font-weight: bold; padding: 0 6px; }")
-    read_only_note.setVisible(bool(window.document.read_only))
-    status.addPermanentWidget(read_only_note)
-    window.document.readOnlyChanged.connect(read_only_note.setVisible)
-    controller.message.connect(lambda text: status.showMessage(text, 10_000))
+    run_note = QLabel()  # the run's state, seen from every tab; derived, so it never outlives the state
+    run_note.setObjectName("runStateNote")
+    run_note.setStyleSheet("QLabel { color: #7a5a00; font-weight: bold; padding: 0 6px; }")
+    status.addPermanentWidget(run_note)
 
+    def show_run_state(*_args) -> None:
+        text = RUN_STATE_NOTES.get(controller.state, "")
+        if window.document.read_only:
+            text = f"{text} · design read-only" if text else "Design read-only"
+        run_note.setText(text)
+        run_note.setVisible(bool(text))
+
+    controller.stateChanged.connect(show_run_state)
+    window.document.readOnlyChanged.connect(show_run_state)
+    show_run_state()
+    controller.message.connect(lambda text: status.showMessage(text, 10_000))  # notices: saved, loaded, …
+
+    add_close_guard = getattr(window, "add_close_guard", None)
+    if add_close_guard is not None:
+        add_close_guard(lambda: ask_to_stop_the_run(window, controller, panel))
     closing = getattr(window, "closing", None)  # MainWindow emits it once a close is accepted
     if closing is not None:
         closing.connect(controller.shutdown)
 
-    ui = TrainingUI(controller, panel, results, weights)
+    ui = TrainingUI(controller, panel, results, weights, predict=predict)
     window.training = ui
     return ui
+
+
+def ask_to_stop_the_run(window, controller, panel) -> bool:
+    """Before the window closes during a run: ask, with the run paused meanwhile; True to go on closing.
+
+    Yes stops the run (the closing then waits for its thread); Cancel resumes it unless it was
+    already paused. A run still loading its data, or winding down, ends without a question.
+    """
+    from gui.training import controller as states
+
+    if controller.state not in (states.RUNNING, states.PAUSED):
+        return True
+    paused_here = controller.state == states.RUNNING
+    if paused_here:
+        controller.pause()
+    where = panel.progress_state.position()
+    box = QMessageBox(QMessageBox.Icon.Question, "LayerStudio",
+                      f"A run is in progress{f' ({where})' if where else ''}. Stop it and quit?",
+                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, window)
+    box.setInformativeText("The run is paused while you decide. To keep its weights, Cancel, then Stop (Shift+F5) "
+                           "and File → Save Weights.")
+    box.button(QMessageBox.StandardButton.Yes).setText("Stop and Quit")
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    if box.exec() == QMessageBox.StandardButton.Yes:
+        controller.stop(evaluate=False)
+        return True
+    if paused_here:
+        controller.resume()
+    return False

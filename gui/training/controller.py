@@ -9,6 +9,7 @@ QApplication.aboutToQuit).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 
@@ -22,17 +23,16 @@ from engine.device_memory import cpu_copy, free_device_memory
 from engine.errors import LayerStudioError, TrainingError, WeightsError
 from engine.spec import NetworkSpec
 from engine.training import RunFinished, TrainConfig
+from gui.training import recovery
+from gui.training.provenance import LOADED, TRAINED, Provenance, design_key
 from gui.training.worker import DataWorker, TrainingJob, TrainingWorker, WarmupWorker
 
 IDLE, LOADING, RUNNING, PAUSED, STOPPING = "idle", "loading", "running", "paused", "stopping"
+EVALUATING = "evaluating"  # Evaluate without training (gui.training.evaluate)
 TRAINING_KEY, DATA_KEY = "training", "data"
-SHUTDOWN_WAIT_S = 60.0
-
-
-def design_key(spec: NetworkSpec) -> tuple:
-    """What makes two designs train the same network (layer ids ignored)."""
-    return spec.input_shape, tuple((layer.kind, json.dumps(layer.to_dict()["params"], sort_keys=True), layer.frozen)
-                                   for layer in spec.layers)
+SHUTDOWN_WAIT_S = 2.0    # closing the window: every thread is asked to stop and normally ends within this
+SHUTDOWN_LIMIT_S = 60.0  # work that cannot be interrupted (one long batch, a connection being opened) gets this
+log = logging.getLogger(__name__)
 
 
 class TrainingController(QObject):
@@ -43,11 +43,13 @@ class TrainingController(QObject):
     dataLoading = Signal(float, str)
     dataLoaded = Signal(object)        # DataBundle
     dataFailed = Signal(str)
+    dataStopped = Signal(str)          # loading was stopped on request (a sentence for the data area)
     runStarted = Signal(object)        # RunStarted
     batchEnded = Signal(object)        # BatchEnd
     epochEnded = Signal(object)        # EpochEnd
     runEnded = Signal(object)          # RunFinished, as soon as training stops (evaluation may follow)
     evaluated = Signal(object)         # Evaluation of the test split
+    evaluationFailed = Signal(str)     # Evaluate ended without results: the reason (or that it was stopped)
     finished = Signal(object)          # RunFinished, once the thread is done and the controller is idle
     modelChanged = Signal()            # trained or loaded weights changed
 
@@ -59,7 +61,8 @@ class TrainingController(QObject):
         self._data_key: str | None = None
         self.trainer = None
         self.model = None                  # the model weights actions act on (trained or loaded)
-        self.model_spec: NetworkSpec | None = None
+        self.model_origin: Provenance | None = None    # the design the model's weights fit, and when
+        self.results_origin: Provenance | None = None  # the model the last evaluation came from
         self.initial_state: dict | None = None  # loaded weights the next run starts from
         self.last_result: RunFinished | None = None
         self.last_evaluation = None
@@ -67,12 +70,19 @@ class TrainingController(QObject):
         self.resuming = False
         self.resume_history: dict | None = None  # the checkpoint's per-epoch history, to redraw its plots
         self._worker: TrainingWorker | None = None
+        self._loader: DataWorker | None = None   # the Load data worker while it runs
+        self._evaluator = None             # the EvaluationWorker while Evaluate runs
         self._threads: dict[QThread, QObject] = {}
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
         if warm_up:
             self._launch(WarmupWorker())
+
+    @property
+    def model_spec(self) -> NetworkSpec | None:
+        """The design the model's weights fit (not the open design once it has been edited)."""
+        return self.model_origin.spec if self.model_origin is not None else None
 
     # ------------------------------------------------------------------ settings
     def train_config(self) -> TrainConfig:
@@ -127,7 +137,7 @@ class TrainingController(QObject):
         if shiboken6.isValid(thread):
             thread.deleteLater()
 
-    def wait_for_threads(self, timeout_s: float = SHUTDOWN_WAIT_S) -> bool:
+    def wait_for_threads(self, timeout_s: float = SHUTDOWN_LIMIT_S) -> bool:
         """Block until every thread of this controller has ended (True) or ``timeout_s`` passed.
 
         The event loop is not running here, so the queued ``finished -> quit`` would never arrive: quit
@@ -170,8 +180,11 @@ class TrainingController(QObject):
         worker.loaded.connect(self.use_data)
         worker.failed.connect(self.dataFailed)
         worker.failed.connect(self.message)
+        worker.stopped.connect(self.dataStopped)
+        worker.stopped.connect(self.message)
         worker.finished.connect(self._loading_done)
         self._worker = None
+        self._loader = worker
         self._set_state(LOADING)
         self._launch(worker)
         return True
@@ -185,6 +198,7 @@ class TrainingController(QObject):
 
     @Slot()
     def _loading_done(self) -> None:
+        self._loader = None
         if self.state == LOADING and self._worker is None:
             self._set_state(IDLE)
 
@@ -207,6 +221,7 @@ class TrainingController(QObject):
         worker.runFinished.connect(self._run_ended)
         worker.evaluated.connect(self._evaluated)
         worker.evaluationFailed.connect(self.message)
+        worker.checkpointFailed.connect(self._checkpoint_failed)
         worker.finished.connect(self._run_done)
         self.release_run()
         self._worker = worker
@@ -215,6 +230,8 @@ class TrainingController(QObject):
         self.resume_history = dict(checkpoint.get("history") or {}) if checkpoint is not None else None
         self.last_result = None
         self._set_state(LOADING if job.data is None else RUNNING)
+        if job.checkpoint_path is not None:
+            recovery.write_marker(self.document, job.checkpoint_path)  # removed when the run ends
         self._launch(worker)
         return True
 
@@ -229,13 +246,16 @@ class TrainingController(QObject):
             row = analysis.errors[0]
             raise TrainingError(f"The design has errors (layer {row.index}, {row.kind}: {row.error}); fix them first.")
         data_config = self.data_config()
+        if checkpoint is not None and isinstance(checkpoint.get("data"), dict):
+            data_config = DataConfig.from_dict(dict(checkpoint["data"]))  # a resumed run goes on with its data
         initial_state = None
         if checkpoint is None and self.initial_state is not None:
             if self.model_spec is not None and design_key(self.model_spec) == design_key(spec):
                 initial_state = self.initial_state
             self.initial_state = None
         return TrainingJob(spec=spec, config=config, data_config=data_config,
-                           data=self.cached_data(data_config), checkpoint=checkpoint, initial_state=initial_state)
+                           data=self.cached_data(data_config), checkpoint=checkpoint, initial_state=initial_state,
+                           checkpoint_path=recovery.automatic_checkpoint(self.document))
 
     def _checkpoint_run(self, checkpoint: dict) -> tuple[NetworkSpec, TrainConfig]:
         """The design and settings a checkpoint continues with; refuses one from another design."""
@@ -269,18 +289,23 @@ class TrainingController(QObject):
         self.runStarted.emit(event)
 
     def _run_ended(self, result: RunFinished) -> None:
+        recovery.clear_marker()  # any end of the run is a clean one
         self.last_result = result
         self._set_state(STOPPING)
         worker = self._worker
         if worker is not None and worker.trainer is not None:
             self.trainer = worker.trainer
             self.model = worker.trainer.model
-            self.model_spec = worker.job.spec
+            self.model_origin = Provenance.of(self.document, worker.job.spec, TRAINED)
             self.modelChanged.emit()
         self.runEnded.emit(result)
 
+    def _checkpoint_failed(self, text: str) -> None:
+        self.message.emit(f"The checkpoint was not saved (training goes on): {text}")
+
     def _evaluated(self, evaluation) -> None:
         self.last_evaluation = evaluation
+        self.results_origin = self.model_origin
         self.evaluated.emit(evaluation)
 
     @Slot()
@@ -294,6 +319,8 @@ class TrainingController(QObject):
 
     @property
     def can_stop(self) -> bool:
+        if self._loader is not None and self.state == LOADING:
+            return True
         return self._worker is not None and self.state in (LOADING, RUNNING, PAUSED)
 
     @property
@@ -303,8 +330,7 @@ class TrainingController(QObject):
     def pause(self) -> None:
         if self.can_pause:
             self._worker.pause()
-            self._set_state(PAUSED)
-            self.message.emit("Paused: Resume (F6) continues from the next batch.")
+            self._set_state(PAUSED)  # the Training tab and the status bar say so, from the state
 
     def resume(self) -> None:
         if self._worker is not None and self.state == PAUSED:
@@ -315,19 +341,29 @@ class TrainingController(QObject):
         self.resume() if self.state == PAUSED else self.pause()
 
     def stop(self, evaluate: bool = True) -> None:
-        """End the run at the next batch (its test evaluation is skipped when ``evaluate`` is False)."""
+        """End the run at the next batch (its test evaluation is skipped when ``evaluate`` is False), or end
+        the data loading (a download too) at once."""
+        if self._loader is not None and self.state == LOADING:
+            self._loader.stop()
         if self._worker is not None and self.state in (LOADING, RUNNING, PAUSED, STOPPING):
             self._worker.stop(evaluate)
-            if self.state != STOPPING:
-                self._set_state(STOPPING)
-                self.message.emit("Stopping at the next batch…")
+            self._set_state(STOPPING)  # what stopping means now is derived from the state (gui.training.status)
 
     @Slot()
     def shutdown(self) -> None:
-        """Stop any run and wait for every thread this controller started (window closing / app quitting)."""
+        """Stop any run, evaluation or loading and wait for every thread this controller started (window closing /
+        app quitting): within SHUTDOWN_WAIT_S normally; longer only for work that cannot be interrupted."""
+        self.stop_evaluation()
         if self._worker is not None:
             self._worker.stop(evaluate=False)
-        self.wait_for_threads()
+            recovery.clear_marker()  # closing is a clean end of the run
+        if self._loader is not None:
+            self._loader.stop()
+        if not self.wait_for_threads(SHUTDOWN_WAIT_S):
+            log.warning("A worker thread did not stop within %.0f s; waiting up to %.0f s more",
+                        SHUTDOWN_WAIT_S, SHUTDOWN_LIMIT_S)
+            if not self.wait_for_threads(SHUTDOWN_LIMIT_S):
+                log.error("A worker thread is still running after %.0f s", SHUTDOWN_WAIT_S + SHUTDOWN_LIMIT_S)
         # Deliver the queued finished signals so the state machine ends idle and the document editable.
         QCoreApplication.sendPostedEvents(self)
         if self._worker is not None:
@@ -350,6 +386,51 @@ class TrainingController(QObject):
         del trainer
         free_device_memory(device)
 
+    # ------------------------------------------------------------------ evaluation without training
+    @property
+    def can_evaluate(self) -> bool:
+        """Weights to evaluate (trained or loaded) and nothing else going on."""
+        return self.state == IDLE and self.model is not None
+
+    def evaluate(self) -> bool:
+        """Evaluate the current weights on the test split off the UI thread (the data is loaded first when
+        needed); results arrive through ``evaluated``, a reason through ``evaluationFailed``."""
+        from gui.training.evaluate import EvaluationJob, EvaluationWorker
+
+        if not self.can_evaluate:
+            return False
+        try:
+            data_config = self.data_config()
+            try:
+                config = self.train_config()
+            except LayerStudioError:
+                config = TrainConfig()  # only the loss matters here: its default then
+        except LayerStudioError as exc:
+            self.evaluationFailed.emit(str(exc))
+            return False
+        job = EvaluationJob(self.model_spec or self.document.spec, self.model, data_config,
+                            self.cached_data(data_config), config)
+        worker = EvaluationWorker(job)
+        worker.progress.connect(self.dataLoading)
+        worker.dataLoaded.connect(self.use_data)
+        worker.evaluated.connect(self._evaluated)
+        worker.failed.connect(self.evaluationFailed)
+        worker.finished.connect(self._evaluation_done)
+        self._evaluator = worker
+        self._set_state(EVALUATING)
+        self._launch(worker)
+        return True
+
+    def stop_evaluation(self) -> None:
+        if self._evaluator is not None:
+            self._evaluator.stop()
+
+    @Slot()
+    def _evaluation_done(self) -> None:
+        self._evaluator = None
+        if self.state == EVALUATING:
+            self._set_state(IDLE)
+
     # ------------------------------------------------------------------ weights
     def save_weights(self, path: str | os.PathLike) -> None:
         if self.model is None:
@@ -367,7 +448,8 @@ class TrainingController(QObject):
             design_key(self.model_spec) == design_key(spec)
         target = self.model if same_design else build_model(spec)
         report = engine_io.apply_state_dict(target, state, spec)
-        self.model, self.model_spec, self.initial_state = target, spec, state
+        self.model, self.initial_state = target, state
+        self.model_origin = Provenance.of(self.document, spec, LOADED)
         self.message.emit(f"Weights loaded from {path}: the next run starts from them.")
         self.modelChanged.emit()
         return report

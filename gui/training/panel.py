@@ -1,89 +1,42 @@
-"""The "Training" tab: data choice, run settings, Start/Pause/Stop, progress, status and live plots."""
+"""The "Training" tab: data choice, run settings, Train/Pause/Stop, progress, status and live plots.
+
+Every status text here is derived (gui/training/status.py): the event handlers record facts and
+call ``refresh``, which recomputes all lines from the controller's state, the design, the data
+choice and the last outcome; so nothing said about an earlier design, data or run stays behind.
+"""
 from __future__ import annotations
 
+import html
+import json
 import time
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QFrame, QGroupBox, QHBoxLayout, QLabel, QMessageBox, QProgressBar, QPushButton,
-                               QScrollArea, QSplitter, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtGui import QAction, QIcon, QKeySequence
+from PySide6.QtWidgets import (QAbstractButton, QFrame, QGroupBox, QHBoxLayout, QLabel, QMessageBox, QProgressBar,
+                               QPushButton, QScrollArea, QSplitter, QToolButton, QVBoxLayout, QWidget)
 
 from engine.data import DataConfig
 from engine.errors import LayerStudioError
-from engine.training import TrainConfig
+from engine.preflight import batch_size_problem
+from engine.training import RunFinished, TrainConfig
+from gui.icons import icon
+from gui.summary import TRAIN_TIP, train_blocker
 from gui.training import controller as states
 from gui.training.fit import fit_design_to_data, fit_problems
 from gui.training.plots import TrainingPlots
+from gui.training.provenance import design_key, weights_note
+from gui.training.recovery import CheckpointOption
 from gui.training.run_names import run_settings
 from gui.training.settings import DATA_FIELDS, TRAIN_FIELDS, ConfigForm
+from gui.training.status import (EVALUATING_NOW, FAILURE_HINTS, FAILURE_TITLES, Lines, Outcome, RunProgress,
+                                 run_info, sentence)  # sentence: also imported from here by results and predict
 
 NOTE_STYLE = "QLabel { background: #fff4ce; color: #5c4300; border: 1px solid #e0c36a; border-radius: 3px; padding: 4px; }"
 ERROR_STYLE = "QLabel { color: #b00020; }"
+SETTINGS_PROBLEM = "The settings have an error (shown in red under Settings): fix it first."
+RUN_GOING = "A run is going: Stop it (Shift+F5) or wait for it to end."
+DATA_LOADING = "The data is loading: wait for it, or Stop (Shift+F5) ends the loading."
 PROGRESS_REFRESH_S = 0.5  # the progress bar and line show a batch at most twice a second (each repaints at once)
-
-FAILURE_TITLES = {
-    "diverged": "Training diverged",
-    "out_of_memory": "Out of memory",
-    "error": "Training failed",
-}
-FAILURE_HINTS = {
-    "diverged": "Lower the learning rate (Settings → Learning rate), or add gradient clipping, and start again.",
-    "out_of_memory": "Lower the batch size (Settings → Batch size), or use a smaller design, and start again.",
-    "error": "Fix the cause above and start again.",
-}
-
-
-def sentence(text: str) -> str:
-    """The engine's message as a sentence: capital first letter, final full stop."""
-    text = text.strip()
-    text = text[:1].upper() + text[1:]
-    return text if not text or text.endswith((".", "!", "?")) else text + "."
-
-
-def format_duration(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
-
-
-class RunProgress:
-    """Epoch/step/ETA bookkeeping of the running job; paused time does not count toward the ETA."""
-
-    def __init__(self):
-        self.started = None
-        self.total_steps = 1
-        self.first_step = 0
-        self.done_steps = 0
-        self.active_seconds = 0.0
-        self._since = None
-
-    def begin(self, event) -> None:
-        self.started = event
-        self.first_step = event.start_epoch * event.steps_per_epoch
-        self.total_steps = max((event.epochs - event.start_epoch) * event.steps_per_epoch, 1)
-        self.done_steps = 0
-        self.active_seconds = 0.0
-        self._since = time.monotonic()
-
-    def set_paused(self, paused: bool) -> None:
-        if paused and self._since is not None:
-            self.active_seconds += time.monotonic() - self._since
-            self._since = None
-        elif not paused and self._since is None and self.started is not None:
-            self._since = time.monotonic()
-
-    def update(self, event) -> None:
-        self.done_steps = max(event.global_step - self.first_step, 0)
-
-    @property
-    def fraction(self) -> float:
-        return min(self.done_steps / self.total_steps, 1.0)
-
-    def eta(self) -> float | None:
-        elapsed = self.active_seconds + (time.monotonic() - self._since if self._since is not None else 0.0)
-        if self.done_steps <= 0:
-            return None
-        return elapsed / self.done_steps * (self.total_steps - self.done_steps)
 
 
 class TrainingPanel(QWidget):
@@ -94,14 +47,21 @@ class TrainingPanel(QWidget):
         self.controller = controller
         self.document = controller.document
         self.failure_dialog: QMessageBox | None = None
+        # facts the status lines are computed from (see refresh)
         self.progress_state = RunProgress()
+        self._loading: tuple[float, str] | None = None  # the latest step of the data loading under way
+        self._loading_key: str | None = None             # the data settings being loaded
+        self._data_problems: dict[str | None, str] = {}  # data settings -> why they did not load (rich text)
+        self._last_epoch = ""                            # the running job's latest epoch line
+        self._ended: RunFinished | None = None           # the running job's result while it winds down
+        self._outcome: Outcome | None = None             # how the last attempt ended, and with what
+        self.run_buttons: list[QAbstractButton] = []     # buttons that show the run state (the footer's Train too)
         self._progress_shown = float("-inf")  # time.monotonic() of the last batch shown in the progress line
         self._build_actions()
         self._build_ui()
         self._connect()
         self._load_forms_from_document()
-        self._update_controls()
-        self._update_fit()
+        self.refresh()
 
     # ------------------------------------------------------------------ building
     def _build_actions(self) -> None:
@@ -109,15 +69,19 @@ class TrainingPanel(QWidget):
             act = QAction(text, self)
             act.setShortcut(QKeySequence(shortcut))
             act.setShortcutContext(Qt.WindowShortcut)
+            act.setStatusTip(tip)  # what it does (the help lists it); the tooltip may say why it is off
             act.setToolTip(f"{tip} ({QKeySequence(shortcut).toString(QKeySequence.NativeText)})")
             act.triggered.connect(slot)
             self.addAction(act)
             return act
 
-        self.start_action = action("Start", "F5", "Train the design on the chosen data", self._start)
+        # Train: the same action as the footer's Train button (one name, one state, one reason when off)
+        self.start_action = action("Train", "F5", TRAIN_TIP.removesuffix(" (F5)"), self._start)
+        self.train_icon = icon("train")  # shown while Train can start a run
         self.pause_action = action("Pause", "F6", "Pause or resume the run between batches",
                                    self.controller.toggle_pause)
-        self.stop_action = action("Stop", "Shift+F5", "Stop the run at the next batch", self.controller.stop)
+        self.stop_action = action("Stop", "Shift+F5", "Stop the run at the next batch, then evaluate it on the "
+                                  "test set", lambda: self.controller.stop())  # not triggered's checked as evaluate
         self.actions_ = (self.start_action, self.pause_action, self.stop_action)
 
     def _build_ui(self) -> None:
@@ -125,7 +89,7 @@ class TrainingPanel(QWidget):
         self.data_form = ConfigForm(DATA_FIELDS, DataConfig().to_dict())
         self.load_button = QPushButton("Load data")
         self.load_button.setToolTip("Load the chosen dataset now to see its size, shape and classes")
-        self.data_summary = QLabel("Not loaded yet: Load data, or Start loads it.")
+        self.data_summary = QLabel()
         self.data_summary.setWordWrap(True)
         self.fit_note = QLabel()
         self.fit_note.setWordWrap(True)
@@ -154,6 +118,8 @@ class TrainingPanel(QWidget):
         settings_layout = QVBoxLayout(settings_box)
         settings_layout.addWidget(self.train_form)
         settings_layout.addWidget(self.settings_error)
+        self.checkpoint_option = CheckpointOption(self.document)
+        settings_layout.addWidget(self.checkpoint_option)
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
@@ -168,25 +134,31 @@ class TrainingPanel(QWidget):
 
         # right: controls, progress, status, plots
         self.start_button, self.pause_button, self.stop_button = (self._tool_button(a) for a in self.actions_)
+        self.run_buttons = [self.start_button, self.pause_button, self.stop_button]
+        self.start_button.setProperty("primary", True)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(False)
-        self.progress_label = QLabel("Ready")
+        self.progress_label = QLabel()
         self.progress_label.setWordWrap(True)  # long texts wrap instead of widening the tab
         controls = QHBoxLayout()
         for button in (self.start_button, self.pause_button, self.stop_button):
             controls.addWidget(button)
         controls.addSpacing(8)
         controls.addWidget(self.progress, 1)
-        self.run_info = QLabel(f"Device: {self.train_form.widget('device').currentText()}")
+        self.run_info = QLabel()
         self.run_info.setWordWrap(True)
-        self.status_label = QLabel("Idle.")
+        self.status_label = QLabel()
         self.status_label.setWordWrap(True)
         self.status_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.read_only_note = QLabel("Training is running: the design is read-only until the run ends.")
         self.read_only_note.setWordWrap(True)
         self.read_only_note.setStyleSheet(NOTE_STYLE)
         self.read_only_note.hide()
+        self.stale_note = QLabel()  # trained weights of a design edited since
+        self.stale_note.setWordWrap(True)
+        self.stale_note.setStyleSheet(NOTE_STYLE)
+        self.stale_note.hide()
         self.plots = TrainingPlots()
 
         right = QWidget()
@@ -196,6 +168,7 @@ class TrainingPanel(QWidget):
         right_layout.addWidget(self.run_info)
         right_layout.addWidget(self.status_label)
         right_layout.addWidget(self.read_only_note)
+        right_layout.addWidget(self.stale_note)
         right_layout.addWidget(self.plots, 1)
 
         self.splitter = QSplitter(Qt.Horizontal)
@@ -210,6 +183,7 @@ class TrainingPanel(QWidget):
     @staticmethod
     def _tool_button(action: QAction) -> QToolButton:
         button = QToolButton()
+        button.setObjectName("runButton")
         button.setDefaultAction(action)
         button.setToolButtonStyle(Qt.ToolButtonTextOnly)
         button.setMinimumWidth(72)
@@ -218,29 +192,29 @@ class TrainingPanel(QWidget):
     def _connect(self) -> None:
         c = self.controller
         c.stateChanged.connect(self._state_changed)
-        c.message.connect(self._show_message)
         c.dataLoading.connect(self._data_loading)
         c.dataLoaded.connect(self._data_loaded)
-        c.dataFailed.connect(self._data_failed)
+        c.dataFailed.connect(lambda text: self._data_problem(f"<span style='color:#b00020'>{html.escape(text)}</span>"))
+        c.dataStopped.connect(lambda text: self._data_problem(html.escape(text)))
         c.runStarted.connect(self._run_started)
         c.batchEnded.connect(self._batch_ended)
         c.epochEnded.connect(self._epoch_ended)
         c.runEnded.connect(self._run_ended)
         c.finished.connect(self._finished)
+        c.modelChanged.connect(self.refresh)
         self.load_button.clicked.connect(c.load_data)
         self.fit_button.clicked.connect(self.fit_design)
         self.data_form.edited.connect(lambda values: self._save_form("data", values))
         self.train_form.edited.connect(lambda values: self._save_form("training", values))
         doc = self.document
-        doc.changed.connect(self._update_fit)
-        doc.readOnlyChanged.connect(self.read_only_note.setVisible)
+        doc.changed.connect(self.refresh)
+        doc.readOnlyChanged.connect(self.refresh)
         doc.extrasChanged.connect(self._extras_changed)
 
     # ------------------------------------------------------------------ settings <-> document
     def _load_forms_from_document(self) -> None:
         self.data_form.set_values(self.document.extras.get("data") or {})
         self.train_form.set_values(self.document.extras.get("training") or {})
-        self._validate_settings()
 
     def _extras_changed(self, key: str) -> None:
         form = {"data": self.data_form, "training": self.train_form}.get(key)
@@ -248,40 +222,44 @@ class TrainingPanel(QWidget):
             saved = self.document.extras.get(key) or {}
             if {**form.defaults, **saved} != form.values():
                 form.set_values(saved)
-            self._validate_settings()
-            if key == "data":
-                self._update_fit()
+        self.refresh()
 
     def _save_form(self, key: str, values: dict) -> None:
-        self.document.set_extra(key, values)
-        self._validate_settings()
+        self.document.set_extra(key, values)  # extrasChanged refreshes
 
-    def _validate_settings(self) -> bool:
-        errors = []
+    def settings_problems(self) -> list[str]:
+        """What is wrong with the settings shown (each a sentence naming the field)."""
+        problems = []
         for parse, form in ((TrainConfig.from_dict, self.train_form), (DataConfig.from_dict, self.data_form)):
             try:
                 parse(form.values())
             except LayerStudioError as exc:
-                errors.append(str(exc))
-        self.settings_error.setText("\n".join(errors))
-        self.settings_error.setVisible(bool(errors))
-        return not errors
+                problems.append(str(exc))
+        return problems
 
     # ------------------------------------------------------------------ data and fit
+    def _data_key(self) -> str | None:
+        """The chosen data settings as a key (None when they do not parse)."""
+        try:
+            return json.dumps(self.controller.data_config().to_dict(), sort_keys=True, default=str)
+        except LayerStudioError:
+            return None
+
     def _data_loading(self, fraction: float, text: str) -> None:
-        self.progress.setValue(int(fraction * 1000))
-        self.progress_label.setText(text)
+        self._loading = (fraction, text)
+        if self.controller.state in (states.LOADING, states.EVALUATING):  # the line refresh would show
+            self.progress.setValue(int(fraction * 1000))
+            self.progress_label.setText(text)
 
     def _data_loaded(self, bundle) -> None:
-        classes = ""
-        if bundle.num_classes:
-            names = ", ".join(bundle.class_names[:10]) + (" …" if len(bundle.class_names) > 10 else "")
-            classes = f"<br>Classes: {names}"
-        self.data_summary.setText(f"{bundle.summary()}{classes}")
-        self._update_fit()
+        self._data_problems.pop(self._data_key(), None)
+        self.refresh()
 
-    def _data_failed(self, text: str) -> None:
-        self.data_summary.setText(f"<span style='color:#b00020'>{text}</span>")
+    def _data_problem(self, text: str) -> None:
+        """The chosen data did not load (failed or stopped): said in the data area while that choice stays."""
+        loading = self.controller.state == states.LOADING
+        self._data_problems[self._loading_key if loading else self._data_key()] = text
+        self.refresh()
 
     def current_bundle(self):
         try:
@@ -300,35 +278,92 @@ class TrainingPanel(QWidget):
         """The one-click fix: the design's input shape and outputs follow the loaded data."""
         bundle = self.current_bundle()
         changed = bundle is not None and fit_design_to_data(self.document, bundle)
-        self._update_fit()
+        self.refresh()
         return changed
 
-    # ------------------------------------------------------------------ runs
-    def _start(self) -> None:
-        self.close_failure_dialog()
-        if self._validate_settings():
-            self.controller.start()
-        else:
-            self._show_message("The settings have an error (shown in red under Settings): fix it first.")
+    # ------------------------------------------------------------------ the derived state of every line
+    def _context(self) -> tuple:
+        """What an outcome was made with: the design, the data choice and the settings."""
+        extras = self.document.extras
+        return (design_key(self.document.spec),
+                *(json.dumps(extras.get(key), sort_keys=True, default=str) for key in ("data", "training")))
 
-    def _state_changed(self, state: str) -> None:
-        self.progress_state.set_paused(state == states.PAUSED)
-        if state == states.PAUSED:
-            self.progress_label.setText(self.progress_label.text() + " · paused")
+    def train_blocker(self) -> str:
+        """Why Train is off now ('' when it is on): the tooltip of both Train buttons."""
+        if self.controller.state == states.LOADING and not self.controller.can_pause:  # Load data, not a run
+            return DATA_LOADING
+        if self.controller.state == states.EVALUATING:
+            return EVALUATING_NOW
+        if self.controller.busy:
+            return RUN_GOING
+        return train_blocker(self.document.analysis) or (SETTINGS_PROBLEM if self.settings_problems() else "")
+
+    def refresh(self, *_args) -> None:
+        """Recompute every status line, the controls and the notes from the current state."""
+        state = self.controller.state
+        outcome = self._outcome if state == states.IDLE and self._outcome is not None and \
+            self._outcome.context == self._context() else None
+        data_key = self._data_key()
+        lines = Lines.of(
+            state=state, outcome=outcome, progress=self.progress_state, loading=self._loading,
+            loading_run=self.controller.can_pause, ended=self._ended, last_epoch=self._last_epoch,
+            blocker=self.train_blocker(), device=self.train_form.widget("device").currentText(),
+            bundle=self.current_bundle(), data_problem=self._data_problems.get(data_key, ""),
+            loading_this_data=state == states.LOADING and self._loading_key == data_key,
+            stale=weights_note(self.controller.model_origin, self.document))
+        self.progress_label.setText(lines.progress)
+        self.progress.setValue(int(lines.fraction * 1000))
+        self.status_label.setText(lines.status)
+        self.run_info.setText(lines.run_info)
+        self.data_summary.setText(lines.data)
+        self.stale_note.setText(lines.stale)
+        self.stale_note.setVisible(bool(lines.stale))
+        problems = self.settings_problems()
+        self.settings_error.setText("\n".join(problems))
+        self.settings_error.setVisible(bool(problems))
+        self._update_batch_note()
         self._update_controls()
+
+    def _update_batch_note(self) -> None:
+        """A warning under Batch size when it is below what the design's layers need (BatchNorm: 2)."""
+        batch_size = self.train_form.values().get("batch_size")
+        problem = batch_size_problem(self.document.analysis, batch_size) if isinstance(batch_size, int) else ""
+        self.train_form.set_note("batch_size", problem)
 
     def _update_controls(self) -> None:
         state = self.controller.state
         busy = state != states.IDLE
-        self.start_action.setEnabled(not busy)
+        blocker = self.train_blocker()
+        self.start_action.setEnabled(not blocker)
+        name = "Training…" if busy else "Train"
+        self.start_action.setText(name)
+        self.start_action.setIconText(name)  # buttons show the icon text, which drops a trailing "…"
+        self.start_action.setIcon(QIcon() if busy else self.train_icon)
+        self.start_action.setToolTip(blocker or TRAIN_TIP)
         self.pause_action.setEnabled(self.controller.can_pause or state == states.PAUSED)
         self.pause_action.setText("Resume" if state == states.PAUSED else "Pause")
         self.stop_action.setEnabled(self.controller.can_stop)
+        for button in self.run_buttons:
+            set_style_property(button, "runState", state)
+        set_style_property(self.pause_button, "primary", state == states.PAUSED)  # Resume is what comes next
         self.data_form.setEnabled(not busy)
         self.train_form.setEnabled(not busy)
+        self.checkpoint_option.setEnabled(not busy)
         self.load_button.setEnabled(not busy)
         self.read_only_note.setVisible(bool(self.document.read_only))
         self._update_fit()
+
+    # ------------------------------------------------------------------ runs
+    def _start(self) -> None:
+        self.close_failure_dialog()
+        if not self.settings_problems():
+            self.controller.start()
+
+    def _state_changed(self, state: str) -> None:
+        self.progress_state.set_paused(state == states.PAUSED)
+        if state in (states.LOADING, states.EVALUATING):  # a new loading: its steps from now on
+            self._loading, self._loading_key = None, self._data_key()
+        self.refresh()
 
     def _run_started(self, event) -> None:
         config = self.controller.run_config
@@ -339,72 +374,50 @@ class TrainingPanel(QWidget):
         else:
             history = self.controller.resume_history if self.controller.resuming else None
             settings = run_settings(config.to_dict(), self.controller.data_config().to_dict(),
-                                    states.design_key(self.document.spec))
+                                    design_key(self.document.spec))
             self.plots.begin_run("", task, history=history, steps_per_epoch=event.steps_per_epoch,
                                  epochs=event.epochs, settings=settings)
         self.progress_state.begin(event)
-        self.progress.setValue(0)
-        device = f"{event.device} — {event.device_name}" if event.device_name else event.device
-        notes = "".join(f"<br>Note: {note}" for note in event.notes)
-        self.run_info.setText(
-            f"Device: <b>{device}</b> · {event.parameters:,} parameters · "
-            f"{event.train_samples:,} train / {event.val_samples:,} validation samples{notes}")
-        self.progress_label.setText(f"Epoch {event.start_epoch + 1}/{event.epochs} · starting…")
+        self.progress_state.set_paused(self.controller.state == states.PAUSED)
+        self.refresh()
 
     def _batch_ended(self, event) -> None:
         self.plots.add_batch(event)
         progress = self.progress_state
         progress.update(event)
-        now = time.monotonic()
+        state = self.controller.state
+        if state not in (states.RUNNING, states.PAUSED):
+            self.refresh()
+            return
+        now = time.monotonic()  # the one line that changes per batch, as refresh would say it; not too often
         if now - self._progress_shown < PROGRESS_REFRESH_S and progress.fraction < 1.0:
             return
         self._progress_shown = now
         self.progress.setValue(int(progress.fraction * 1000))
-        eta = progress.eta()
-        parts = [f"Epoch {event.epoch}/{progress.started.epochs if progress.started else '?'}",
-                 f"step {event.step}/{event.steps_per_epoch}",
-                 f"ETA {format_duration(eta)}" if eta is not None else "ETA …",
-                 f"{event.samples_per_s:,.0f} samples/s"]
-        if self.controller.state == states.PAUSED:
-            parts.append("paused")
-        self.progress_label.setText(" · ".join(parts))
+        self.progress_label.setText(progress.line(state == states.PAUSED))
 
     def _epoch_ended(self, event) -> None:
         self.plots.add_epoch(event)
-        text = " · ".join(event.parts())
-        self.last_epoch_text = text[:1].upper() + text[1:]
-        self._show_message(self.last_epoch_text)
+        self._last_epoch = sentence_case(" · ".join(event.parts()))
+        self.refresh()
 
     def _run_ended(self, result) -> None:
         self.plots.end_run()
-        if result.reason in ("completed", "early_stopped", "stopped"):
-            self.progress_label.setText("Evaluating on the test set…")
+        self._ended = result
+        self.refresh()
 
     def _finished(self, result) -> None:
+        """The attempt ended (or was refused): its outcome stands while the design and settings stay as they were."""
         self.plots.end_run()
-        head, message = self.finish_text(result)
-        self.progress_label.setText(head)
-        self._show_message(message)
+        progress = self.progress_state
+        started = progress.started is not None
+        self._outcome = Outcome(result, self._context(), run_info(progress.started) if started else "",
+                                progress.fraction if started else 0.0)
+        self.progress_state = RunProgress()
+        self._last_epoch, self._ended = "", None
         if result.reason in FAILURE_TITLES:
             self.show_failure(result)
-        self._update_controls()
-
-    @staticmethod
-    def finish_text(result) -> tuple[str, str]:
-        """A headline for the progress line and the engine's sentence (capitalised) for the status line."""
-        epochs = f"{result.epochs_done} epoch{'s' if result.epochs_done != 1 else ''}"
-        heads = {
-            "completed": f"Finished: {epochs} trained; test results are in the Results tab.",
-            "early_stopped": f"Stopped early after {epochs}; test results are in the Results tab.",
-            "stopped": f"Stopped by you after {epochs}.",
-            "diverged": "Diverged: the run ended.",
-            "out_of_memory": "Out of memory: the run ended.",
-            "error": "Failed: the run could not go on.",
-        }
-        message = result.message
-        if result.reason == "stopped":
-            message = message.split(";")[0]  # the engine's "run again to continue" means its own API
-        return heads.get(result.reason, result.reason), sentence(message)
+        self.refresh()
 
     def show_failure(self, result) -> QMessageBox:
         """A non-blocking dialog for a run that needs the user's action (diverged, out of memory, error)."""
@@ -423,5 +436,14 @@ class TrainingPanel(QWidget):
             self.failure_dialog.close()
             self.failure_dialog = None
 
-    def _show_message(self, text: str) -> None:
-        self.status_label.setText(text)
+
+def sentence_case(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def set_style_property(widget: QWidget, name: str, value) -> None:
+    """Set a property the style sheet selects on (e.g. ``runState``: idle, running, paused…) and restyle."""
+    if widget.property(name) != value:
+        widget.setProperty(name, value)
+        widget.style().unpolish(widget)
+        widget.style().polish(widget)

@@ -1,8 +1,10 @@
-"""The "Results" tab: test loss and accuracy, confusion matrix, per-class accuracy, sample predictions.
+"""The "Results" tab: test loss and accuracy, confusion matrix, per-class metrics, sample predictions.
 
-Clicking a confusion-matrix cell shows that cell's samples (true class row,
-predicted class column) as images. Regression shows the metric and a
-predicted-vs-true scatter.
+**Evaluate** (F7) evaluates the current weights, trained or loaded, on the test split without
+training. The confusion matrix shows counts or row percentages (**Row %**); clicking a cell shows
+that cell's samples (true class row, predicted class column) as images, and **All samples** goes
+back to the whole gallery. The per-class table lists samples, precision, recall and F1.
+Regression shows the metric and a predicted-vs-true scatter.
 """
 from __future__ import annotations
 
@@ -12,11 +14,20 @@ import numpy as np
 import pyqtgraph as pg
 import torch
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPalette, QPixmap
-from PySide6.QtWidgets import (QLabel, QListWidget, QListWidgetItem, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtGui import QAction, QBrush, QColor, QFont, QIcon, QImage, QKeySequence, QPalette, QPixmap
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QHeaderView, QLabel, QListWidget,
+                               QListWidgetItem, QPushButton, QSplitter, QStackedWidget, QTableWidget,
+                               QTableWidgetItem, QToolButton, QVBoxLayout, QWidget)
+
+from engine.evaluation import macro_average
+from gui.training import controller as states
+from gui.training.panel import sentence
+from gui.training.provenance import results_note
 
 MAX_CELL_TEXT_CLASSES = 20
 GRID_LIMIT = 64
+METRIC_COLUMNS = ("Class", "Samples", "Precision", "Recall", "F1")
+EVALUATE_KEY = "F7"
 ICON_SIZE = 56
 WRONG = QColor(200, 30, 40)
 RIGHT = QColor(30, 130, 60)
@@ -24,17 +35,19 @@ RIGHT = QColor(30, 130, 60)
 
 def sample_image(bundle, index: int, split: str = "test") -> QImage | None:
     """One sample of a bundle as a QImage (de-normalised), or None for non-image inputs."""
-    x = getattr(bundle, f"{split}_x")[index]
+    return tensor_image(getattr(bundle, f"{split}_x")[index], bundle.mean, bundle.std)
+
+
+def tensor_image(x: torch.Tensor, mean, std) -> QImage | None:
+    """A normalised sample (C x H x W, or a flattened square) as a QImage, or None when it is not an image."""
     if x.dim() == 1 and math.isqrt(x.numel()) ** 2 == x.numel():  # flattened square grayscale (e.g. 784)
         side = math.isqrt(x.numel())
         x = x.view(1, side, side)
     if x.dim() != 3 or x.shape[0] not in (1, 3):
         return None
     x = x.detach().float().cpu()
-    if bundle.mean is not None and bundle.std is not None and len(bundle.mean) == x.shape[0]:
-        mean = torch.tensor(bundle.mean).view(-1, 1, 1)
-        std = torch.tensor(bundle.std).view(-1, 1, 1)
-        x = x * std + mean
+    if mean is not None and std is not None and len(mean) == x.shape[0]:
+        x = x * torch.tensor(std).view(-1, 1, 1) + torch.tensor(mean).view(-1, 1, 1)
     pixels = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
     height, width, channels = pixels.shape
     fmt = QImage.Format_Grayscale8 if channels == 1 else QImage.Format_RGB888
@@ -53,8 +66,27 @@ class ClickableImage(pg.ImageItem):
             event.accept()
 
 
+class NumberItem(QTableWidgetItem):
+    """A table cell that sorts by its number (NaN last), whatever text it shows."""
+
+    def __init__(self, text: str, value: float, align=Qt.AlignRight):
+        super().__init__(text)
+        self.value = value
+        self.setTextAlignment(align | Qt.AlignVCenter)
+
+    def __lt__(self, other):  # noqa: D105 - Qt's sort order
+        mine, theirs = self.value, getattr(other, "value", math.nan)
+        if math.isnan(theirs):
+            return not math.isnan(mine)
+        return not math.isnan(mine) and mine < theirs
+
+
+def percent(value: float) -> str:
+    return "–" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
+
+
 class ResultsView(QWidget):
-    """Shows the controller's last test evaluation."""
+    """Shows the controller's last evaluation, after a run or from Evaluate."""
 
     def __init__(self, controller, parent: QWidget | None = None):
         super().__init__(parent)
@@ -66,15 +98,28 @@ class ResultsView(QWidget):
         self._background = palette.color(QPalette.Base)
         self._foreground = palette.color(QPalette.Text)
 
-        self.summary = QLabel("No results yet: train the design, and its test results appear here.")
+        self.summary = QLabel("No results yet: train the design, or load weights and Evaluate, and the test "
+                              "results appear here.")
         self.summary.setWordWrap(True)
         self.summary.setTextInteractionFlags(Qt.TextSelectableByMouse)
         font = self.summary.font()
         font.setPointSizeF(font.pointSizeF() * 1.15)
         self.summary.setFont(font)
+        self.evaluate_action = QAction("Evaluate", self)
+        self.evaluate_action.setShortcut(QKeySequence(EVALUATE_KEY))
+        self.evaluate_action.setShortcutContext(Qt.WindowShortcut)
+        self.evaluate_action.setStatusTip("Evaluate the current weights (trained or loaded) on the test split")
+        self.evaluate_action.triggered.connect(self.evaluate_or_stop)
+        self.evaluate_button = QToolButton()
+        self.evaluate_button.setDefaultAction(self.evaluate_action)
+        self.evaluate_button.setToolButtonStyle(Qt.ToolButtonTextOnly)
+        self.evaluate_button.setMinimumWidth(120)
+        header = QHBoxLayout()
+        header.addWidget(self.summary, 1)
+        header.addWidget(self.evaluate_button, 0, Qt.AlignTop)
 
         # classification page
-        self.confusion_plot = self._plot("Confusion matrix")
+        self.confusion_plot = self._plot()
         self.confusion_plot.invertY(True)
         self.confusion_plot.setLabel("left", "true class")
         self.confusion_plot.setLabel("bottom", "predicted class")
@@ -87,13 +132,34 @@ class ResultsView(QWidget):
         self._cell_marker.setPen(pg.mkPen(WRONG, width=3))
         self._cell_marker.setVisible(False)
         self.confusion_plot.addItem(self._cell_marker)
+        self.row_percent = QCheckBox("Row %")
+        self.row_percent.setToolTip("Show each cell as a share of its true class (the row) instead of a count")
+        self.row_percent.toggled.connect(self._redraw_confusion)
+        confusion = self._pane("Confusion matrix", self.confusion_plot, self.row_percent)
 
-        self.class_plot = self._plot("Accuracy per class (%)")
-        self.class_plot.setYRange(0, 100)
-        self.class_bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush=(40, 110, 200))
-        self.class_plot.addItem(self.class_bars)
+        self.class_table = QTableWidget(0, len(METRIC_COLUMNS))
+        self.class_table.setHorizontalHeaderLabels(METRIC_COLUMNS)
+        self.class_table.verticalHeader().setVisible(False)
+        self.class_table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.class_table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.class_table.setAlternatingRowColors(True)
+        self.class_table.setSortingEnabled(True)
+        table_header = self.class_table.horizontalHeader()
+        table_header.setSectionResizeMode(QHeaderView.Stretch)
+        table_header.setSectionResizeMode(0, QHeaderView.ResizeToContents)
+        table_header.setSortIndicator(0, Qt.AscendingOrder)
+        for column, tip in ((2, "Of the samples predicted as this class, the share that are this class"),
+                            (3, "Of the samples of this class, the share predicted as it (its accuracy)"),
+                            (4, "The harmonic mean of precision and recall")):
+            self.class_table.horizontalHeaderItem(column).setToolTip(tip)
+        per_class = self._pane("Per class", self.class_table)
 
         self.samples_title = QLabel("Sample predictions")
+        self.samples_title.setWordWrap(True)
+        self.all_samples_button = QPushButton("All samples")
+        self.all_samples_button.setToolTip("Back to the whole gallery of test predictions")
+        self.all_samples_button.clicked.connect(self.show_all_samples)
+        self.all_samples_button.hide()
         self.samples = QListWidget()
         self.samples.setViewMode(QListWidget.IconMode)
         self.samples.setIconSize(QSize(ICON_SIZE, ICON_SIZE))
@@ -104,13 +170,16 @@ class ResultsView(QWidget):
         self.samples.setSpacing(2)
 
         top = QSplitter(Qt.Horizontal)
-        top.addWidget(self.confusion_plot)
-        top.addWidget(self.class_plot)
-        top.setSizes([500, 400])
+        top.addWidget(confusion)
+        top.addWidget(per_class)
+        top.setSizes([560, 440])
+        samples_header = QHBoxLayout()
+        samples_header.addWidget(self.samples_title, 1)
+        samples_header.addWidget(self.all_samples_button)
         bottom = QWidget()
         bottom_layout = QVBoxLayout(bottom)
         bottom_layout.setContentsMargins(0, 0, 0, 0)
-        bottom_layout.addWidget(self.samples_title)
+        bottom_layout.addLayout(samples_header)
         bottom_layout.addWidget(self.samples)
         classification = QSplitter(Qt.Vertical)
         classification.addWidget(top)
@@ -132,19 +201,96 @@ class ResultsView(QWidget):
         self.pages.addWidget(classification)
         self.pages.addWidget(self.scatter_plot)
 
+        self.stale_banner = QLabel()  # results of a design edited since (or of replaced weights)
+        self.stale_banner.setObjectName("staleBanner")
+        self.stale_banner.setWordWrap(True)
+        self.stale_banner.hide()
+
         layout = QVBoxLayout(self)
-        layout.addWidget(self.summary)
+        layout.addWidget(self.stale_banner)
+        layout.addLayout(header)
         layout.addWidget(self.pages, 1)
         controller.evaluated.connect(self.show_evaluation)
+        controller.evaluationFailed.connect(self._evaluation_failed)
+        controller.stateChanged.connect(self.update_evaluate_action)
+        controller.modelChanged.connect(self.update_evaluate_action)
+        controller.dataLoading.connect(self._progress)
+        self.update_evaluate_action()
+        for signal in (controller.evaluated, controller.modelChanged, controller.document.changed):
+            signal.connect(self.refresh_stale)
 
-    def _plot(self, title: str) -> pg.PlotWidget:
+    def refresh_stale(self, *_args) -> None:
+        """Mark the results shown when they no longer belong to the open design or its current weights."""
+        c = self.controller
+        note = results_note(c.results_origin, c.model_origin, c.document) if self.evaluation is not None else ""
+        self.stale_banner.setText(note)
+        self.stale_banner.setVisible(bool(note))
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 - Qt's name
+        """None: the tab's scroll area would otherwise take the wrapping summary as a reason to ask every
+        plot for its preferred height and scroll the page; the plots share the height the tab has."""
+        return -1
+
+    def _plot(self, title: str = "") -> pg.PlotWidget:
         plot = pg.PlotWidget(background=self._background)
-        plot.setTitle(title, color=self._foreground.name())
+        if title:
+            plot.setTitle(title, color=self._foreground.name())
         for axis in ("left", "bottom"):
             plot.getAxis(axis).setPen(self._foreground)
             plot.getAxis(axis).setTextPen(self._foreground)
         plot.setMenuEnabled(False)
         return plot
+
+    @staticmethod
+    def _pane(title: str, body: QWidget, tool: QWidget | None = None) -> QWidget:
+        """A titled pane: a bold title line (with an optional control at its right) above ``body``."""
+        pane = QWidget()
+        layout = QVBoxLayout(pane)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        line = QHBoxLayout()
+        label = QLabel(title)
+        bold = QFont(label.font())
+        bold.setBold(True)
+        label.setFont(bold)
+        line.addWidget(label, 1)
+        if tool is not None:
+            line.addWidget(tool)
+        layout.addLayout(line)
+        layout.addWidget(body, 1)
+        return pane
+
+    # ------------------------------------------------------------------ Evaluate
+    def update_evaluate_action(self, *_args) -> None:
+        """Evaluate with weights and nothing running; Stop Evaluating while it runs."""
+        controller = self.controller
+        evaluating = controller.state == states.EVALUATING
+        self.evaluate_action.setText("Stop Evaluating" if evaluating else "Evaluate")
+        self.evaluate_action.setEnabled(evaluating or controller.can_evaluate)
+        if evaluating:
+            tip = "Stop the evaluation at the next batch"
+        elif controller.model is None:
+            tip = "Train the design or load weights (File menu) first, then evaluate them on the test split"
+        else:
+            tip = "Evaluate the current weights on the test split, without training"
+        self.evaluate_action.setToolTip(f"{tip} ({EVALUATE_KEY})")
+
+    def evaluate_or_stop(self) -> bool:
+        """What Evaluate does: start an evaluation, or stop the one running; True when one started."""
+        if self.controller.state == states.EVALUATING:
+            self.controller.stop_evaluation()
+            return False
+        started = self.controller.evaluate()
+        if started:
+            self.summary.setText("Evaluating the current weights…")
+        return started
+
+    def _progress(self, fraction: float, text: str) -> None:
+        if self.controller.state == states.EVALUATING:
+            self.summary.setText(text)
+
+    def _evaluation_failed(self, text: str) -> None:
+        self.summary.setText(sentence(text))
 
     # ------------------------------------------------------------------ showing
     def show_evaluation(self, evaluation, bundle=None) -> None:
@@ -155,6 +301,9 @@ class ResultsView(QWidget):
         parts = [f"{what} loss <b>{evaluation.loss:.4g}</b>"]
         if evaluation.accuracy is not None:
             parts.append(f"accuracy <b>{100 * evaluation.accuracy:.2f}%</b>")
+        metrics = evaluation.class_metrics()
+        if metrics:
+            parts.append(f"macro F1 <b>{percent(macro_average(m.f1 for m in metrics))}</b>")
         if evaluation.count:
             parts.append(f"on {evaluation.count:,} {evaluation.split} samples")
         if evaluation.confusion is not None:
@@ -179,14 +328,25 @@ class ResultsView(QWidget):
         return names[index] if 0 <= index < len(names) else str(index)
 
     def _show_classification(self, evaluation) -> None:
+        self._redraw_confusion()
+        self._fill_class_table(evaluation)
+        self.show_all_samples()
+
+    def _redraw_confusion(self, *_args) -> None:
+        """The matrix as colours (share of the row, square-rooted so small confusions stay visible) and,
+        up to MAX_CELL_TEXT_CLASSES classes, each cell's count or, with Row %, its share of the row."""
+        evaluation = self.evaluation
+        if evaluation is None or evaluation.confusion is None:
+            return
         matrix = np.asarray(evaluation.confusion, dtype=float)
         classes = len(matrix)
         totals = matrix.sum(axis=1, keepdims=True)
         share = np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
-        self.confusion_image.setImage(np.sqrt(share).T, levels=(0, 1))  # sqrt: small confusions stay visible
+        self.confusion_image.setImage(np.sqrt(share).T, levels=(0, 1))
         for item in self._cell_texts:
             self.confusion_plot.removeItem(item)
         self._cell_texts = []
+        rows = self.row_percent.isChecked()
         if classes <= MAX_CELL_TEXT_CLASSES:
             for row in range(classes):
                 for col in range(classes):
@@ -194,26 +354,50 @@ class ResultsView(QWidget):
                     if count == 0:
                         continue
                     color = "w" if share[row, col] > 0.45 else self._foreground
-                    text = pg.TextItem(str(count), color=color, anchor=(0.5, 0.5))
+                    text = pg.TextItem(f"{100 * share[row, col]:.0f}%" if rows else str(count), color=color,
+                                       anchor=(0.5, 0.5))
                     text.setPos(col + 0.5, row + 0.5)
                     self.confusion_plot.addItem(text)
                     self._cell_texts.append(text)
+        self.confusion_image.setToolTip("Cells show the share of each true class (row) in %" if rows else
+                                        "Cells count test samples; click one to see them")
         ticks = [[(i + 0.5, self.class_name(i)) for i in range(classes)]]
         for axis in ("left", "bottom"):
             self.confusion_plot.getAxis(axis).setTicks(ticks)
         self.confusion_plot.setRange(xRange=(0, classes), yRange=(0, classes), padding=0.02)
+
+    def cell_texts(self) -> list[str]:
+        """The numbers written on the confusion matrix, row by row (what the user reads)."""
+        return [item.textItem.toPlainText() for item in self._cell_texts]
+
+    def _fill_class_table(self, evaluation) -> None:
+        table = self.class_table
+        table.setSortingEnabled(False)
+        metrics = evaluation.class_metrics() or []
+        table.setRowCount(len(metrics))
+        for row, metric in enumerate(metrics):
+            cells = [NumberItem(self.class_name(row), row, Qt.AlignLeft),  # sorts in class order
+                     NumberItem(f"{metric.support:,}", metric.support)]
+            cells += [NumberItem(percent(value), value) for value in (metric.precision, metric.recall, metric.f1)]
+            for column, item in enumerate(cells):
+                table.setItem(row, column, item)
+        table.setSortingEnabled(True)  # sorted again as the user last chose (class order at first)
+
+    def class_table_rows(self) -> list[list[str]]:
+        """The table's texts as shown, row by row."""
+        table = self.class_table
+        return [[table.item(r, c).text() for c in range(table.columnCount())] for r in range(table.rowCount())]
+
+    def show_all_samples(self) -> None:
+        """The whole gallery of test predictions (the way back from one cell's samples)."""
+        evaluation = self.evaluation
+        self.selected_cell = None
         self._cell_marker.setVisible(False)
-
-        per_class = [100.0 * a if a is not None and math.isfinite(a) else 0.0
-                     for a in (evaluation.per_class_accuracy or [])]
-        self.class_bars.setOpts(x=np.arange(len(per_class)), height=per_class, width=0.7)
-        self.class_plot.getAxis("bottom").setTicks([[(i, self.class_name(i)) for i in range(len(per_class))]])
-        self.class_plot.setXRange(-0.6, len(per_class) - 0.4, padding=0)
-        self.class_plot.setYRange(0, 100)
-        self.class_bars.setToolTip("\n".join(f"{self.class_name(i)}: {v:.1f}%" for i, v in enumerate(per_class)))
-
-        self.samples_title.setText("Sample test predictions (red: wrong). Click a cell of the confusion matrix "
-                                   "to see its samples.")
+        self.all_samples_button.hide()
+        if evaluation is None or evaluation.confusion is None:
+            return
+        self.samples_title.setText(f"Sample {evaluation.split} predictions (red: wrong). Click a cell of the "
+                                   "confusion matrix to see its samples.")
         self._fill_grid([(p.index, int(p.predicted), int(p.target)) for p in evaluation.samples])
 
     def select_cell(self, true_class: int, predicted_class: int) -> list[int]:
@@ -230,6 +414,7 @@ class ResultsView(QWidget):
         self.selected_cell = (true_class, predicted_class)
         self._cell_marker.setRect(predicted_class, true_class, 1, 1)
         self._cell_marker.setVisible(True)
+        self.all_samples_button.show()
         what = "correct" if true_class == predicted_class else "misclassified"
         shown = min(len(indices), GRID_LIMIT)
         self.samples_title.setText(

@@ -191,6 +191,15 @@ TRAIN_FIELDS = (
 )
 
 
+def control_label(key: str) -> str | None:
+    """A setting (``"data.download"``, ``"training.lr"``; see engine.controls) as the window names it in a
+    message: its label on the Training tab, quoted; None for a setting the tab does not show."""
+    section, _, name = key.partition(".")
+    fields = {"data": DATA_FIELDS, "training": TRAIN_FIELDS}.get(section, ())
+    label = next((f.label for f in fields if f.key == name), None)
+    return f"“{label}”" if label else None
+
+
 class PathEdit(QWidget):
     """A line edit with a Browse… button (a folder or a file)."""
 
@@ -234,6 +243,7 @@ class ConfigForm(QWidget):
         self.layout_.setContentsMargins(0, 0, 0, 0)
         self.widgets: list[tuple[Field, QWidget]] = []
         self._section_rows: dict[str, QLabel] = {}
+        self._notes: dict[str, QLabel] = {}  # warnings under a field (set_note)
         for f in fields:
             if f.section:
                 title = QLabel(f"<b>{f.section}</b>")
@@ -326,6 +336,24 @@ class ConfigForm(QWidget):
         candidates = [w for f, w in self.widgets if f.key == key]
         visible = [w for f, w in self.widgets if f.key == key and f.when(self._values)]
         return (visible or candidates)[0]
+
+    def set_note(self, key: str, text: str) -> None:
+        """Show ``text`` as a warning under the field editing ``key`` (and mark the field); '' removes it."""
+        widget = self.widget(key)
+        note = self._notes.get(key)
+        if note is None:
+            note = self._notes[key] = QLabel()
+            note.setObjectName("fieldWarning")
+            note.setWordWrap(True)
+            row, _role = self.layout_.getWidgetPosition(widget)
+            self.layout_.insertRow(row + 1, "", note)
+        note.setText(text)
+        self.layout_.setRowVisible(note, bool(text))
+        widget.setToolTip(text or next(f.help for f, w in self.widgets if w is widget))
+        if widget.property("warning") != bool(text):
+            widget.setProperty("warning", bool(text))
+            widget.style().unpolish(widget)
+            widget.style().polish(widget)
 
     def _user_set(self, f: Field, value) -> None:
         if self._loading or self._values.get(f.key) == value:

@@ -20,13 +20,16 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from engine import data as engine_data
 from engine import training
-from engine.errors import LayerStudioError
+from engine.checkpoint import CheckpointWriter
+from engine.errors import Cancelled, LayerStudioError
 from engine.log import report_unexpected
 from engine.spec import NetworkSpec
+from engine.task import Task
 
 BATCH_INTERVAL_S = 0.05  # at most ~20 batch signals per second
 WORKER_NICE = 5  # Linux: the training thread yields the CPU to the UI thread when both want it
 EVALUATION_SAMPLES = 500  # test predictions kept for the sample grid and the regression scatter
+LOADING_STOPPED = "Loading the data stopped: Load data or Start loads it again."
 log = logging.getLogger(__name__)
 
 
@@ -35,7 +38,8 @@ class TrainingJob:
     """Everything one run needs, frozen when Start is pressed.
 
     ``data`` is an already loaded bundle for ``data_config`` (loaded again when None);
-    ``checkpoint`` continues a saved run; ``initial_state`` starts from loaded weights.
+    ``checkpoint`` continues a saved run; ``initial_state`` starts from loaded weights;
+    ``checkpoint_path`` receives the run's checkpoint every epoch (engine.checkpoint.CheckpointWriter).
     """
 
     spec: NetworkSpec
@@ -45,6 +49,7 @@ class TrainingJob:
     checkpoint: dict | None = None
     initial_state: dict | None = None
     evaluate: bool = True
+    checkpoint_path: str | os.PathLike | None = None
 
 
 class BatchThrottle:
@@ -93,30 +98,37 @@ def yield_cpu_to_the_ui() -> None:
             log.debug("Cannot lower the training thread's priority: %s", exc)
 
 
-def load_bundle(config: engine_data.DataConfig, progress) -> engine_data.DataBundle:
-    """Load a dataset, reporting progress through ``progress(fraction, text)``."""
-    progress(0.0, "Loading data…")
-    bundle = engine_data.load_data(config, progress=progress)
-    progress(1.0, bundle.summary())
+def load_bundle(config: engine_data.DataConfig, task: Task) -> engine_data.DataBundle:
+    """Load a dataset, reporting progress through ``task`` (which ends the work with Cancelled when cancelled)."""
+    task(0.0, "Loading data…")
+    bundle = engine_data.load_data(config, task)
+    task(1.0, bundle.summary())
     return bundle
 
 
 class DataWorker(QObject):
-    """Loads a dataset off the UI thread."""
+    """Loads a dataset off the UI thread; ``stop()`` (any thread) ends the loading or download early."""
 
     progress = Signal(float, str)
     loaded = Signal(object, object)  # DataBundle, the DataConfig it came from
     failed = Signal(str)
+    stopped = Signal(str)            # stopped on request: not a failure
     finished = Signal()
 
     def __init__(self, config: engine_data.DataConfig):
         super().__init__()
         self.config = config
+        self._task = Task(self.progress.emit)
+
+    def stop(self) -> None:
+        self._task.cancel()
 
     @Slot()
     def run(self) -> None:
         try:
-            self.loaded.emit(load_bundle(self.config, self.progress.emit), self.config)
+            self.loaded.emit(load_bundle(self.config, self._task), self.config)
+        except Cancelled:
+            self.stopped.emit(LOADING_STOPPED)
         except LayerStudioError as exc:
             self.failed.emit(str(exc))
         except Exception as exc:  # noqa: BLE001 - any failure must reach the user, not kill the thread
@@ -136,6 +148,7 @@ class TrainingWorker(QObject):
     runFinished = Signal(object)       # training.RunFinished
     evaluated = Signal(object)         # training.Evaluation of the test split
     evaluationFailed = Signal(str)     # the sentence saying why there is no evaluation
+    checkpointFailed = Signal(str)     # a checkpoint could not be written (the run goes on)
     finished = Signal()                # always the last signal: the thread may quit
 
     def __init__(self, job: TrainingJob):
@@ -144,10 +157,12 @@ class TrainingWorker(QObject):
         self.trainer: training.Trainer | None = None  # set in the worker thread, read after `finished`
         self.data = job.data
         self._stop = threading.Event()
+        self._task = Task(self.progress.emit, self._stop.is_set)  # data loading: polled, and pushed by stop()
         self._lock = threading.Lock()
         self._paused = False
         self._evaluate = job.evaluate
         self._throttle = BatchThrottle(self.batchEnded.emit)
+        self._writer: CheckpointWriter | None = None
 
     # -- called from the UI thread
     def pause(self) -> None:
@@ -170,6 +185,7 @@ class TrainingWorker(QObject):
             if self.trainer is not None:
                 self.trainer.stop()
                 self.trainer.resume()
+        self._task.cancel()   # ends a download blocked in a read at once
 
     @property
     def stop_requested(self) -> bool:
@@ -180,11 +196,14 @@ class TrainingWorker(QObject):
     def run(self) -> None:
         try:
             finished = self._train()
+        except Cancelled:
+            finished = training.RunFinished("stopped", "Stopped while loading the data.", 0)
         except LayerStudioError as exc:
             finished = training.RunFinished("error", str(exc), self._epochs_done())
         except Exception as exc:  # noqa: BLE001 - the UI must always learn that the run ended
             finished = training.RunFinished("error", report_unexpected(exc, "preparing the run", log),
                                             self._epochs_done())
+        self._writer = None  # it holds the trainer, which the controller releases before the next run
         self._throttle.flush()
         self.runFinished.emit(finished)
         try:
@@ -200,7 +219,7 @@ class TrainingWorker(QObject):
         job = self.job
         yield_cpu_to_the_ui()
         if self.data is None:
-            self.data = load_bundle(job.data_config, self.progress.emit)
+            self.data = load_bundle(job.data_config, self._task)
             self.dataLoaded.emit(self.data, job.data_config)
         if self._stop.is_set():
             return training.RunFinished("stopped", "Stopped before training started.", 0)
@@ -211,6 +230,9 @@ class TrainingWorker(QObject):
             from engine.io import apply_state_dict
 
             apply_state_dict(trainer.model, job.initial_state, job.spec)
+        if job.checkpoint_path is not None:  # written on this thread, between two steps
+            self._writer = CheckpointWriter(trainer, job.checkpoint_path, extra={"data": job.data_config.to_dict()},
+                                            on_error=self.checkpointFailed.emit)
         with self._lock:
             self.trainer = trainer
             if self._paused:
@@ -220,6 +242,8 @@ class TrainingWorker(QObject):
         return trainer.run(on_event=self._on_event, should_stop=self._stop.is_set)
 
     def _on_event(self, event) -> None:
+        if self._writer is not None:
+            self._writer(event)
         if isinstance(event, training.BatchEnd):
             self._throttle.add(event)
             return

@@ -14,11 +14,23 @@ from engine.shapes import analyze
 from engine.templates import list_templates, load_design, load_template
 
 
+def table_rows(lines: list[str]) -> list[str]:
+    """A printed table's rows, each joined with the continuation lines its wrapped last column ran onto."""
+    indent = len(lines[0]) - len(lines[0].split("  ")[-1].lstrip())  # where the header's last column starts
+    rows: list[str] = []
+    for line in lines:
+        if rows and line[:indent].isspace() and len(line) > indent:
+            rows[-1] += " " + line[indent:]
+        else:
+            rows.append(line)
+    return rows
+
+
 def test_templates_lists_every_template_with_dataset_and_params(capsys):
     assert main(["templates"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["template", "dataset", "params", "description"]
-    listed = [line.split()[0] for line in out[1:]]
+    assert out[0].split() == ["Template", "Dataset", "Params", "Description"]
+    listed = [line.split()[0] for line in out[1:] if not line.startswith(" ")]  # not a wrapped description
     assert listed == [t.name for t in list_templates()]
     lenet = next(line for line in out if line.startswith("lenet "))
     assert "mnist-sample" in lenet and "61,706" in lenet
@@ -60,11 +72,11 @@ def test_summary_of_a_broken_design_marks_the_row_and_exits_1_with_one_line(tmp_
     path.write_text(spec.to_json())
     assert main(["summary", str(path)]) == 1
     out, err = capsys.readouterr()
-    broken = next(line for line in out.splitlines() if "k20" in line)
-    assert broken.startswith("!") and "ERROR: kernel 20 is larger than the padded input 18" in broken
+    broken = next(row for row in table_rows(out.splitlines()[1:]) if "k20" in row)
+    assert broken.startswith("!") and "Error: kernel 20 is larger than the padded input 18" in broken
     assert "Total params" not in out  # no totals for a design that cannot be built
     assert len(err.strip().splitlines()) == 1
-    assert err.startswith("error: 1 broken layer(s)") and "layer 4" in err
+    assert err.startswith("Error: 1 broken layer(s)") and "layer 4" in err
 
 
 def test_summary_of_a_non_json_file_exits_1_with_one_line(tmp_path, capsys):
@@ -116,4 +128,4 @@ def test_export_of_a_broken_design_writes_nothing(tmp_path, capsys):
 
 def test_export_to_an_unwritable_path_exits_1(tmp_path, capsys):
     assert main(["export", "lenet", "--python", str(tmp_path / "missing folder" / "model.py")]) == 1
-    assert "cannot write" in capsys.readouterr().err
+    assert "Cannot write" in capsys.readouterr().err

@@ -19,11 +19,12 @@ from engine.data import DataConfig, load_data
 from engine.io import read_checkpoint, read_state_dict
 from engine.templates import load_design
 from engine.training import TrainConfig, Trainer
+from tests.processes import process_env
 
 QUICK = ["--data", "mnist-sample", "--limit", "300", "--batch-size", "64"]
-EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+)  train loss (\S+)  (.*)  lr \S+  \S+s$")
+EPOCH_LINE = re.compile(r"^Epoch (\d+)/(\d+)  train loss (\S+)  (.*)  lr \S+  \S+s$")
 CLASSIFICATION_METRICS = re.compile(r"^train acc \d+\.\d%  val loss \S+  val acc \d+\.\d%$")
-TEST_LINE = re.compile(r"^test loss (\d+\.?\d*(?:e-?\d+)?)  accuracy (\d+\.\d)%$")
+TEST_LINE = re.compile(r"^Test loss (\d+\.?\d*(?:e-?\d+)?)  accuracy (\d+\.\d)%$")
 
 
 def train(capsys, *args) -> tuple[int, list[str], str]:
@@ -48,9 +49,9 @@ def test_short_run_prints_epochs_and_test_result_and_saves_loadable_weights(tmp_
     weights = tmp_path / "softmax.pt"
     code, lines, err = train(capsys, "softmax-regression", *QUICK, "--epochs", "1", "--save", weights)
     assert code == 0, err
-    assert "\repoch 1 [" in err                                  # the progress bar, on stderr
-    assert lines[0] == "data: MNIST sample: 270 train / 30 val / 1000 test, 1x28x28, 10 classes"
-    assert lines[1].startswith("training on ") and "1 epoch of 5 steps" in lines[1]
+    assert re.match(r"Epoch 1: step \d/5, loss ", err) and "\r" not in err  # progress on stderr: plain lines, no bar
+    assert lines[0] == "Data: MNIST sample: 270 train / 30 val / 1000 test, 1x28x28, 10 classes"
+    assert lines[1].startswith("Training on ") and "1 epoch of 5 steps" in lines[1]
     assert list(epoch_losses(lines)) == [1]
     assert CLASSIFICATION_METRICS.match(EPOCH_LINE.match(lines[2]).group(4)), lines[2]
     result = TEST_LINE.match(lines[-1])
@@ -72,7 +73,7 @@ def test_regression_prints_the_loss_only_and_saves_safetensors(tmp_path, capsys)
                              "--optimizer", "sgd", "--lr", "0.03", "--batch-size", "10", "--save", weights)
     assert code == 0, err
     # Synthetic regression has no test split: the last line reports the validation split, loss only.
-    assert re.fullmatch(r"val loss \d\S*", lines[-1]), lines[-1]
+    assert re.fullmatch(r"Val loss \d\S*", lines[-1]), lines[-1]
     assert list(epoch_losses(lines)) == [1, 2]
     assert "accuracy" not in "\n".join(lines)
     spec, _ = load_design("linear-regression")
@@ -112,7 +113,7 @@ def test_resume_continues_the_run_with_the_same_losses(tmp_path, capsys):
 
     code, out, err = train(capsys, "softmax-regression", *QUICK, "--epochs", "3", "--lr", "0.1", "--resume", checkpoint)
     assert code == 1 and not out
-    assert err.startswith("error: the checkpoint was trained with lr 0.001") and "leave out --lr" in err
+    assert err.startswith("Error: the checkpoint was trained with lr 0.001") and "leave out --lr" in err
 
 
 @pytest.mark.parametrize("args, message", [
@@ -129,7 +130,7 @@ def test_user_errors_exit_1_with_one_line(tmp_path, capsys, monkeypatch, args, m
     monkeypatch.chdir(tmp_path)
     code, lines, err = train(capsys, *args)
     assert code == 1
-    assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
+    assert err.count("\n") == 1 and err.startswith("Error: ") and message in err, err
     assert not lines
 
 
@@ -139,7 +140,7 @@ def test_a_checkpoint_of_another_design_is_refused(tmp_path, capsys):
     code, out, err = train(capsys, "mlp", *QUICK, "--resume", checkpoint)
     assert code == 1 and not out
     lines = err.splitlines()   # the fit report: a sentence, then the problems layer by layer
-    assert lines[0].startswith("error: The weights do not fit this design"), err
+    assert lines[0].startswith("Error: The weights do not fit this design"), err
     assert "  layer 1 (Linear):" in lines and "    1.weight has shape 10x784 in the file but 512x784 in the design" in lines
 
 
@@ -160,9 +161,10 @@ def test_ctrl_c_stops_saves_a_checkpoint_and_exits_130(tmp_path):
     design = design_copy(tmp_path, "softmax-regression")
     command = [sys.executable, "-m", "engine.cli", "train", design, "--data", "mnist-sample", "--limit", "2000",
                "--batch-size", "8", "--epochs", "100"]
-    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=process_env())  # this checkout's engine, not an installed copy
     try:
-        _read_until(process.stderr, b"\repoch 1 [", time.monotonic() + 120)
+        _read_until(process.stderr, b"Epoch 1: step ", time.monotonic() + 120)  # a pipe: plain progress lines
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=120)
     finally:
@@ -171,7 +173,9 @@ def test_ctrl_c_stops_saves_a_checkpoint_and_exits_130(tmp_path):
             process.wait()
     assert process.returncode == 130, err.decode()
     checkpoint = tmp_path / "softmax-regression.checkpoint.pt"
-    assert f"checkpoint saved to {checkpoint}" in out.decode()
+    assert f"Checkpoint saved to {checkpoint}" in out.decode()
+    assert re.search(rf"^Stopped after \d+ complete epochs?; continue with: layerstudio train {re.escape(design)} "
+                     rf"--resume {re.escape(str(checkpoint))}$", out.decode(), re.MULTILINE)
     assert "Traceback" not in err.decode()
 
     saved = read_checkpoint(checkpoint)
@@ -186,4 +190,4 @@ def test_a_missing_output_folder_is_refused_before_training(tmp_path, capsys):
     missing = tmp_path / "no-such-folder" / "weights.pt"
     assert main(["train", "softmax-regression", "--epochs", "1", "--limit", "64", "--save", str(missing)]) == 1
     out, err = capsys.readouterr()
-    assert "does not exist" in err and "epoch 1/1" not in out
+    assert "does not exist" in err and "Epoch 1/1" not in out

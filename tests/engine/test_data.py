@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import socket
 import struct
 
@@ -17,6 +18,7 @@ from PIL import Image
 
 from engine.data import (Augment, DataBundle, DataConfig, augment_batch, cache_dir, download_file, load_data,
                          parse_data_arg, vision_tensors)
+from engine.controls import control
 from engine.errors import DataError
 from resources import MNIST_SAMPLE
 
@@ -143,7 +145,8 @@ def test_reconstruction_targets_are_the_unnormalised_inputs():
 
 
 def test_images_cannot_be_regression_targets():
-    with pytest.raises(DataError, match="classification targets.*choose task classification or reconstruction"):
+    with pytest.raises(DataError, match=re.escape(f"classification targets, so it cannot be used for regression: set {control('data.task')} to "
+                                                 "classification or reconstruction.")):
         load_data(DataConfig(task="regression"))
 
 
@@ -181,7 +184,7 @@ def test_missing_mnist_files_name_the_files_and_folder_without_network(tmp_path,
     with pytest.raises(DataError) as error:
         load_data(DataConfig(source="mnist", root=str(tmp_path)))
     message = str(error.value)
-    assert f"MNIST files not found in {raw}" in message and "turn on Download" in message
+    assert f"MNIST files not found in {raw}" in message and f"turn on {control('data.download')}." in message
     assert all(f"{name}(.gz)" in message for name in MNIST_NAMES)
     write_idx(raw / "train-images-idx3-ubyte", np.zeros((2, 28, 28)))
     with pytest.raises(DataError) as error:
@@ -301,7 +304,8 @@ def test_cifar10_copies_that_fail_torchvisions_checksums_are_refused_unread(tmp_
     with pytest.raises(DataError) as error:
         load_data(DataConfig(source="cifar10", root=str(tmp_path)))
     message = str(error.value)
-    assert "do not match the original download" in message and "data_batch_1" in message and "turn on Download" in message
+    assert "do not match the original download" in message and "data_batch_1" in message
+    assert f"turn on {control('data.download')}." in message
     assert not marker.exists()             # torchvision checked the MD5 before unpickling anything
     assert not no_network
 
@@ -365,10 +369,10 @@ def test_image_folder_errors_name_the_problem(tmp_path):
     Image.new("RGB", (4, 4)).save(tmp_path / "flat" / "a.png")
     with pytest.raises(DataError, match="one subfolder per class"):
         load_data(DataConfig(source="folder", root=str(tmp_path / "flat")))
-    write_image_folder(tmp_path / "broken", {"a": (1, 2, 3)})
+    write_image_folder(tmp_path / "broken", {"a": (1, 2, 3), "b": (4, 5, 6)})
     (tmp_path / "broken" / "a" / "bad.png").write_bytes(b"not a png at all")
-    with pytest.raises(DataError, match=r"Cannot read image .*bad\.png"):
-        load_data(DataConfig(source="folder", root=str(tmp_path / "broken")))
+    bundle = load_data(DataConfig(source="folder", root=str(tmp_path / "broken")))  # skipped and named, not fatal
+    assert any("Skipped 1 of 9 images" in note and "a/bad.png" in note for note in bundle.notes)
     with pytest.raises(DataError, match="does not exist"):
         load_data(DataConfig(source="folder", root=str(tmp_path / "nowhere")))
 

@@ -171,7 +171,7 @@ def test_cli_user_error_stays_one_line_exits_1_and_writes_no_log(tmp_path):
     result = run_python("import sys\nfrom engine.cli import main\nsys.exit(main(sys.argv[1:]))",
                         home, "summary", str(tmp_path / "missing.json"))
     assert result.returncode == 1
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error: ")
     assert not (home / "logs").exists()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from engine.controls import control
 from engine.data import DataBundle
 from engine.errors import TrainingError
 from engine.spec import LayerSpec, NetworkSpec
@@ -42,7 +43,7 @@ def test_batch_size_one_is_refused_for_a_batch_norm_over_one_value_per_channel(s
     with pytest.raises(TrainingError) as refused:
         Trainer(spec, data, TrainConfig(device="cpu", batch_size=1))
     assert str(refused.value) == (f"Batch size 1 is too small for {layer}, which needs training batches of 2 or more "
-                                  f"(it normalises over the batch): set the batch size to 2 or more.")
+                                  f"(it normalises over the batch): set {control('training.batch_size')} to 2 or more.")
     # at batch 2 it trains, the trailing batch of one (9 = 4 x 2 + 1) skipped
     assert train(spec, data, batch_size=2).reason == "completed"
 

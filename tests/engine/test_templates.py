@@ -18,7 +18,7 @@ from engine.templates import TEACHING_ORDER, TemplateInfo, list_templates, load_
 from resources import TEMPLATES
 
 NAMES = ("softmax-regression", "linear-regression", "mlp", "mlp-784-500", "cnn", "autoencoder", "cifar-cnn",
-         "lenet", "lenet-bn", "alexnet", "vgg", "nin", "resnet18", "googlenet")
+         "lenet", "lenet-d2l", "lenet-bn", "alexnet", "vgg", "nin", "resnet18", "googlenet")
 
 
 # --------------------------------------------------------------------------- the originals, in plain torch
@@ -68,6 +68,14 @@ def original(name: str) -> nn.Module:
             nn.Conv2d(in_channels=6, out_channels=16, kernel_size=5), nn.AvgPool2d(kernel_size=2, stride=2),
             nn.Conv2d(in_channels=16, out_channels=120, kernel_size=5), nn.Flatten(),
             nn.Linear(120, 84), nn.Linear(84, 10))
+    if name == "lenet-d2l":  # D2L 7.6: a Sigmoid after every layer but the last
+        return nn.Sequential(
+            nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
+            nn.Conv2d(6, 16, kernel_size=5), nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
+            nn.Flatten(),
+            nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(),
+            nn.Linear(120, 84), nn.Sigmoid(),
+            nn.Linear(84, 10))
     if name == "lenet-bn":  # seed 004, LeNet with batch normalization
         return nn.Sequential(
             nn.Conv2d(in_channels=1, out_channels=6, kernel_size=5, padding=2), nn.BatchNorm2d(6), nn.Sigmoid(),
@@ -178,10 +186,11 @@ def test_template_reproduces_original(name):
         reference.load_state_dict(ours, strict=True)
 
 
-def test_analysis_rows_match_the_layers_of_the_original():
+@pytest.mark.parametrize("name", ["lenet", "lenet-d2l", "lenet-bn"])
+def test_analysis_rows_match_the_layers_of_the_original(name):
     """Layer by layer (not only in total) for a flat original: each row's shape and params equal torch's."""
-    spec = load_template("lenet-bn")
-    reference = original("lenet-bn").eval()
+    spec = load_template(name)
+    reference = original(name).eval()
     x = torch.zeros(2, *spec.input_shape)
     with torch.no_grad():
         for row, module in zip(analyze(spec).rows, reference, strict=True):
@@ -216,6 +225,19 @@ def test_template_file_is_a_normal_design_file(name):
     assert all(layer_id.replace("_", "").isalnum() and not layer_id.isdigit() for layer_id in ids)
 
 
+def test_the_two_lenets_say_which_is_which():
+    """The notes' LeNet and D2L's differ only in activations: each description names its source and the other."""
+    described = {info.name: info.description for info in list_templates()}
+    assert "study notes" in described["lenet"] and "lenet-d2l" in described["lenet"]
+    assert "Dive into Deep Learning" in described["lenet-d2l"] and "lenet is" in described["lenet-d2l"]
+    sigmoids = {name: sum(layer.kind == "Sigmoid" for layer in load_template(name).layers)
+                for name in ("lenet", "lenet-d2l")}
+    assert sigmoids == {"lenet": 1, "lenet-d2l": 4}
+    d2l = load_template("lenet-d2l").layers
+    assert d2l[-1].kind == "Linear" and all(  # every conv and Linear but the last is followed by a Sigmoid
+        after.kind == "Sigmoid" for layer, after in zip(d2l, d2l[1:]) if layer.kind in ("Conv2d", "Linear"))
+
+
 def test_autoencoder_is_marked_for_reconstruction():
     spec, data = load_design("autoencoder")
     assert data["data"]["task"] == "reconstruction"
@@ -245,7 +267,7 @@ def test_unknown_template_lists_the_known_names():
     (None, "does not exist"),
     ("{not json", "not valid JSON"),
     ("[1, 2]", "JSON object"),
-    (b"\xff\xfe\x00garbage", "cannot read"),
+    (b"\xff\xfe\x00garbage", "not UTF-8 text"),
     ('{"format": "layerstudio.design", "version": 1, "input_shape": [1, 28, 28], '
      '"layers": [{"kind": "Conv9d"}]}', "unknown kind 'Conv9d'"),
 ])

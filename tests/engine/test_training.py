@@ -16,6 +16,7 @@ import pytest
 import torch
 from torch import nn
 
+from engine.controls import control
 from engine.data import DataConfig, load_data
 from engine.errors import TrainingError, WeightsError
 from engine.io import read_checkpoint, save_checkpoint
@@ -313,15 +314,15 @@ def test_weight_check_sees_nan_and_inf_but_not_large_finite_weights():
         assert guard.all_finite().item() == 0.0
 
 
-def test_out_of_memory_ends_the_run_with_a_smaller_batch_hint_and_the_process_trains_again(mnist):
-    # A transposed convolution at stride 100 asks for ~1.9 TB of activations: the allocator refuses at once.
+def test_a_design_whose_activations_cannot_fit_is_refused_before_the_run_and_the_process_trains_again(mnist):
+    # A transposed convolution at stride 100 asks for ~1.9 TB of activations: the memory guard (engine.memory)
+    # refuses it from the design's analysis, with both numbers, before anything is allocated.
     greedy = NetworkSpec((1, 28, 28), layers(
         ("ConvTranspose2d", {"out_channels": 1000, "kernel_size": 1, "stride": 100}),
         ("AdaptiveAvgPool2d", {"output_size": 1}), ("Flatten",), ("Linear", {"out_features": 10})))
-    trainer, finished, recorder = train(greedy, mnist, batch_size=64)
-    assert finished.reason == "out_of_memory"
-    assert "batch size 32" in finished.message
-    assert recorder.events[-1] == finished
+    with pytest.raises(TrainingError, match=r"^Training this design at batch size 64 needs about \d+\.\d TB but the "
+                                            r"CPU has .* available: lower the batch size or make the design smaller"):
+        train(greedy, mnist, batch_size=64)
     _, again, _ = train(mlp(), mnist)
     assert again.reason == "completed"
 
@@ -342,7 +343,7 @@ def test_other_exceptions_end_the_run_with_their_message(mnist):
 
 
 def test_bce_without_a_sigmoid_is_refused_before_the_run(mnist):
-    with pytest.raises(TrainingError, match="end the design with a Sigmoid, or choose bce_with_logits"):
+    with pytest.raises(TrainingError, match=re.escape(f"end the design with a Sigmoid, or set {control('training.loss')} to bce_with_logits")):
         Trainer(mlp(), mnist, TrainConfig(loss="bce"))
 
 

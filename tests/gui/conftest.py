@@ -40,6 +40,9 @@ def window(qtbot):
     win.show()
     qtbot.waitExposed(win)
     yield win
+    training = getattr(win, "training", None)
+    if training is not None:
+        training.controller.shutdown()  # a test that failed mid-run: close without the "stop the run?" question
     win.document.undo_stack.setClean()  # close without the "save changes?" question
     win.close()
     win.deleteLater()

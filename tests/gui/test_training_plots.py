@@ -10,9 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 
 from engine.data import DataConfig
-from engine.training import BatchEnd, EpochEnd, RunStarted, TrainConfig
-from gui.training.controller import TrainingController
-from gui.training.panel import TrainingPanel
+from engine.training import BatchEnd, EpochEnd, TrainConfig
 from gui.training.plots import PLOT_CPU_BUDGET, REFRESH_MS, SLOWEST_REFRESH_MS, TrainingPlots, refresh_interval_ms
 from gui.training.run_names import run_name, run_settings
 from tests.gui.test_training import TrainingArea, make_document
@@ -212,20 +210,21 @@ def test_refresh_paces_itself_by_what_a_refresh_costs(plots, qtbot):
 
 
 def test_progress_line_always_shows_the_last_batch_of_the_run(qtbot):
-    doc = make_document()
-    controller = TrainingController(doc, warm_up=False)
-    panel = TrainingPanel(controller)
-    qtbot.addWidget(panel)
-    controller.run_config = TrainConfig.from_dict(doc.extras["training"])
-    controller.runStarted.emit(RunStarted("cpu", "CPU", 2, 0, STEPS, 100, 240, 60))
-    for step in range(1, 2 * STEPS + 1):  # faster than the progress line refreshes
-        epoch = (step - 1) // STEPS + 1
-        controller.batchEnded.emit(BatchEnd(epoch, (step - 1) % STEPS + 1, STEPS, step, (1.0,), 0.1, 100.0))
-    assert f"Epoch 2/2 · step {STEPS}/{STEPS}" in panel.progress_label.text()
-    assert panel.progress.value() == panel.progress.maximum()
-    assert panel.plots.current.point_counts()["batch"] == 2 * STEPS  # every batch reached the plots
-    panel.plots.end_run()
-    controller.shutdown()
+    ui = TrainingArea(qtbot, make_document(training={"epochs": 2}))
+    shown = []
+
+    def last_batch(event) -> None:  # connected after the panel's own slot: sees what it showed
+        if event.global_step == 2 * event.steps_per_epoch:
+            shown.append((ui.panel.progress.value(), ui.panel.progress_label.text(), event.steps_per_epoch))
+
+    ui.controller.batchEnded.connect(last_batch)
+    try:
+        assert ui.run().reason == "completed"
+        value, text, steps = shown[0]
+        assert value == ui.panel.progress.maximum() and f"Epoch 2/2 · step {steps}/{steps}" in text
+        assert ui.panel.plots.current.point_counts()["batch"] == 2 * steps  # every batch reached the plots
+    finally:
+        ui.close()
 
 
 def test_zooming_with_the_mouse_stops_following_until_auto_range(plots, qtbot):

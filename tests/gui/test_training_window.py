@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
 
 from gui.training import controller as states
 from gui.training import install_training
@@ -51,14 +52,16 @@ def test_f5_starts_from_any_tab_and_shift_f5_stops(window, qtbot):
     assert not window.document.read_only
 
 
-def test_closing_the_window_during_a_run_stops_it_and_waits_for_the_thread(window, qtbot):
+def test_closing_the_window_during_a_run_stops_it_and_waits_for_the_thread(window, qtbot, message_boxes):
     ui = training_ui(window, epochs=100_000)
     finished = []
     ui.controller.finished.connect(finished.append)
     with qtbot.waitSignal(ui.controller.batchEnded, timeout=RUN_TIMEOUT_MS):
         ui.controller.start()
     assert ui.controller.state == states.RUNNING
+    message_boxes.answer = QMessageBox.StandardButton.Yes  # "Stop it and quit?" (tests/gui/test_close_during_run.py)
     assert window.close()
+    assert "A run is in progress" in message_boxes.texts[0]
     assert ui.controller.running_threads() == []
     assert ui.controller.state == states.IDLE
     assert [r.reason for r in finished] == ["stopped"]

@@ -1,0 +1,92 @@
+"""Evaluate without training: the current weights (trained or loaded) on the data's test split, off the UI thread.
+
+The worker loads the data first when it is not loaded yet (through the same ``load_bundle`` as a
+run, so the controller keeps the bundle for the next run), then runs ``engine.evaluation.evaluate_model``,
+checking its stop flag between batches.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from engine import data as engine_data
+from engine.errors import Cancelled, LayerStudioError
+from engine.evaluation import evaluate_model, evaluation_split
+from engine.log import report_unexpected
+from engine.spec import NetworkSpec
+from engine.task import Task
+from gui.training.worker import EVALUATION_SAMPLES, load_bundle
+
+log = logging.getLogger(__name__)
+STOPPED = "Evaluation stopped; the Results tab keeps what it showed."
+
+
+@dataclass(frozen=True)
+class EvaluationJob:
+    """The weights to evaluate (``model`` built from ``spec``) and the data: ``data`` when already loaded
+    for ``data_config``, else loaded first. ``config`` (a TrainConfig) names the loss."""
+
+    spec: NetworkSpec
+    model: object
+    data_config: engine_data.DataConfig
+    data: engine_data.DataBundle | None
+    config: object
+
+
+class EvaluationWorker(QObject):
+    """Loads the data if needed and evaluates the model on its test split (validation without one)."""
+
+    progress = Signal(float, str)          # data loading
+    dataLoaded = Signal(object, object)    # DataBundle, the DataConfig it came from
+    evaluated = Signal(object)             # engine.evaluation.Evaluation
+    failed = Signal(str)                   # a sentence: why there are no results (also when stopped)
+    finished = Signal()
+
+    def __init__(self, job: EvaluationJob):
+        super().__init__()
+        self.job = job
+        self._stop = threading.Event()
+        self._task = Task(self.progress.emit, should_stop=self._stop.is_set)  # data loading stops with it
+
+    def stop(self) -> None:
+        """Called from the UI thread: end the loading or the evaluation at the next batch, without results."""
+        self._stop.set()
+        self._task.cancel()
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            self._evaluate()
+        except Cancelled:
+            self.failed.emit(STOPPED)
+        except LayerStudioError as exc:
+            self.failed.emit(str(exc))
+        except Exception as exc:  # noqa: BLE001 - any failure must reach the user, not kill the thread
+            self.failed.emit(report_unexpected(exc, "evaluating the model", log))
+        finally:
+            self.finished.emit()
+
+    def _evaluate(self) -> None:
+        job, data = self.job, self.job.data
+        if data is None:
+            data = load_bundle(job.data_config, self._task)
+            self.dataLoaded.emit(data, job.data_config)
+        split = evaluation_split(data)
+        if split is None:
+            self.failed.emit("The data has no test or validation samples to evaluate: lower the limit or "
+                             "raise the validation fraction.")
+            return
+        if self._stop.is_set():
+            self.failed.emit(STOPPED)
+            return
+        self.progress.emit(0.0, f"Evaluating on the {'test' if split == 'test' else 'validation'} split…")
+        evaluation = evaluate_model(job.spec, job.model, data, split, job.config, samples=EVALUATION_SAMPLES,
+                                    should_stop=self._stop.is_set)
+        if evaluation is None:
+            self.failed.emit(STOPPED)
+        else:
+            self.evaluated.emit(evaluation)
+

@@ -1,0 +1,106 @@
+"""Engine sentences name a setting the way the front end in use shows it: a flag on the command line,
+a label in the window (tests/gui/test_launch.py), the setting itself for the engine used as a library."""
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+import engine
+from engine import controls
+from engine.cli import _setting_flags, flag_for, main, make_parser
+from engine.controls import control, naming
+from engine.data import DataConfig, load_data
+from engine.errors import DataError
+from engine.training import TrainConfig
+
+ENGINE = Path(engine.__file__).parent
+CLI_MODULES = ("cli.py", "train_command.py", "predict_command.py")  # text only the command line shows
+# Words that name a window's controls; no engine sentence may use them (either front end may show it).
+WINDOW_WORDS = ("button", "tick ", "click", "Settings →", "menu", " tab ", "checkbox", "Download if missing")
+
+
+def string_literals(path: Path) -> list[tuple[int, str]]:
+    """Every string constant in a module (f-string parts included) but its docstrings, with its line."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings]
+
+
+def control_keys(path: Path) -> list[str]:
+    """The keys of every ``control("...")`` call in a module."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [node.args[0].value for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "control"
+            and node.args and isinstance(node.args[0], ast.Constant)]
+
+
+def settings() -> set[str]:
+    return {f"training.{f.name}" for f in fields(TrainConfig)} | {f"data.{f.name}" for f in fields(DataConfig)}
+
+
+def test_no_engine_sentence_names_a_window_control_or_a_flag_outside_the_command_line():
+    flags = {flag.split()[0] for flag in _setting_flags().values()} - {"--data"}  # --data parsing is CLI-only
+    for path in sorted(ENGINE.glob("*.py")):
+        for line, text in string_literals(path):
+            assert not any(word in text for word in WINDOW_WORDS), f"{path.name}:{line}: {text!r}"
+            if path.name not in CLI_MODULES:
+                assert not any(flag in text for flag in flags), f"{path.name}:{line} names a flag: {text!r}"
+
+
+def test_every_setting_a_sentence_names_exists_and_every_flag_is_the_train_commands():
+    used = {key for path in ENGINE.glob("*.py") for key in control_keys(path)}
+    assert used and used <= settings(), used - settings()
+    train = next(a for a in make_parser()._actions if a.dest == "command").choices["train"]
+    options = {option for action in train._actions for option in action.option_strings}
+    for key, flag in _setting_flags().items():
+        assert key in settings() and flag.split()[0] in options, (key, flag)
+
+
+def test_each_front_end_names_the_setting_its_own_way():
+    assert control("data.download") == "the data setting 'download'"           # the engine as a library
+    with naming(flag_for):
+        assert control("data.download") == "--download"
+        assert control("training.batch_size") == "--batch-size"
+        assert control("training.momentum") == '"momentum" in the --config file'
+        assert control("data.val_fraction") == '"val_fraction" in the "data" section of the --config file'
+    assert control("data.download") == "the data setting 'download'"           # restored after the block
+    with naming(lambda key: None):                                             # a front end without that control
+        assert control("training.lr") == "the training setting 'lr'"
+
+
+def test_a_missing_dataset_tells_the_library_user_and_the_command_line_user_what_to_change(tmp_path, capsys):
+    with pytest.raises(DataError) as refused:
+        load_data(DataConfig(source="mnist", root=str(tmp_path)))
+    assert str(refused.value).endswith("or turn on the data setting 'download'.")
+
+    assert main(["train", "softmax-regression", "--data", f"mnist:{tmp_path}", "--epochs", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"Error: MNIST files not found in {tmp_path / 'MNIST' / 'raw'}")
+    assert err.endswith("or turn on --download.\n") and "Download if missing" not in err
+    assert controls._naming is None                                            # the command line's naming ended
+
+
+@pytest.mark.parametrize("args, sentence", [
+    (["lenet-bn", "--batch-size", "1", "--limit", "50"], "set --batch-size to 2 or more."),
+    (["linear-regression", "--data", "synthetic-regression", "--epochs", "1", "--config", "run.json"],
+     'set "momentum" in the --config file (e.g. 0.9) or turn "nesterov" in the --config file off'),
+    (["softmax-regression", "--data", "mnist-sample", "--limit", "50", "--device", "cuda:7"],
+     "set --device to auto or cpu"),
+])
+def test_command_line_errors_name_flags(tmp_path, capsys, monkeypatch, args, sentence):
+    import torch
+
+    if "cuda:7" in args and torch.cuda.is_available():
+        pytest.skip("a CUDA machine has the device; its message differs")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run.json").write_text(json.dumps({"optimizer": "sgd", "nesterov": True, "momentum": 0.0}))
+    assert main(["train", *args]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: ") and err.count("\n") == 1 and sentence in err, err

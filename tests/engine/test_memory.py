@@ -1,0 +1,143 @@
+"""The memory guard: designs and datasets that cannot fit are refused with both numbers before allocating."""
+from __future__ import annotations
+
+import re
+import time
+
+import psutil
+import pytest
+import torch
+
+from engine.data import DataConfig, load_data
+from engine.errors import DataError, TrainingError
+from engine.memory import (available_bytes, check_fits, estimate_data_bytes, estimate_training_bytes, format_bytes,
+                           optimizer_state_tensors)
+from engine.shapes import analyze
+from engine.spec import LayerSpec, NetworkSpec
+from engine.templates import list_templates, load_design
+from engine.training import TrainConfig, Trainer
+
+BOTH_NUMBERS = r"needs about (\d+\.\d) (GB|TB) but the CPU has (\d+\.\d|\d+) (kB|MB|GB|TB) available"
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAYERSTUDIO_HOME", str(tmp_path / "home"))
+
+
+def huge_linear() -> NetworkSpec:
+    """10^5 inputs to 10^6 outputs: 10^11 weights, 400 GB in float32 before gradients and Adam's state."""
+    return NetworkSpec((100_000,), (LayerSpec("Linear", {"out_features": 1_000_000}, id="huge"),
+                                    LayerSpec("Linear", {"out_features": 1}, id="out")))
+
+
+def test_a_design_too_large_for_memory_is_refused_before_anything_is_allocated():
+    data = load_data(DataConfig(source="synthetic-regression", weights=(1.0,) * 100_000, samples=4, val_fraction=0))
+    rss_before = psutil.Process().memory_info().rss
+    started = time.perf_counter()
+    with pytest.raises(TrainingError, match=BOTH_NUMBERS) as refused:
+        Trainer(huge_linear(), data, TrainConfig(batch_size=4096, device="cpu"))
+    message = str(refused.value)
+    weights = 100_000 * 1_000_000 + 1_000_000 + 1_000_000 + 1
+    assert message.startswith("Training this design at batch size 4 needs about ")   # the batch is the data's 4
+    assert f"about {format_bytes(weights * 4 * 4)} " in message          # weights, gradients, two Adam moments
+    assert message.endswith("available: lower the batch size or make the design smaller.")
+    assert time.perf_counter() - started < 1.0
+    assert psutil.Process().memory_info().rss - rss_before < 100e6       # nothing near 400 GB was touched
+
+
+def test_a_synthetic_dataset_of_ten_billion_samples_is_refused_with_both_numbers():
+    with pytest.raises(DataError, match="Making 10,000,000,000 synthetic samples " + BOTH_NUMBERS) as refused:
+        load_data(DataConfig(source="synthetic-regression", samples=10**10))
+    assert str(refused.value).endswith("available: lower samples.")
+    needed = float(re.search(BOTH_NUMBERS, str(refused.value)).group(1))
+    assert needed >= 400     # 10^10 samples x (2 features + target + noise) x 4 bytes, plus the split's copies
+
+
+def test_images_enlarged_beyond_memory_name_image_size_and_limit(tmp_path):
+    config = DataConfig(source="mnist", root=str(tmp_path), image_size=4096)   # 70,000 x 4096 x 4096 floats
+    with pytest.raises(DataError, match=r"Loading MNIST at image size 4096 " + BOTH_NUMBERS +
+                                        r": lower image_size or set a limit\."):
+        load_data(config)
+
+
+@pytest.mark.parametrize("template", [info.name for info in list_templates()])
+def test_every_template_at_its_own_settings_passes_the_training_check(template):
+    spec, design = load_design(template)
+    config = TrainConfig.from_dict(design.get("training") or {})
+    needed = estimate_training_bytes(analyze(spec), config.batch_size, config.optimizer)
+    assert 0 < needed < 8e9                                   # a laptop trains every template
+    check_fits(needed, "cpu", "Training", "lower the batch size")
+
+
+def test_a_normal_run_on_the_bundled_sample_passes_both_checks():
+    spec, _ = load_design("lenet")
+    data = load_data(DataConfig(limit=200))
+    trainer = Trainer(spec, data, TrainConfig(epochs=1, batch_size=64, device="cpu"))
+    assert trainer.run().reason == "completed"
+
+
+def test_the_estimate_follows_the_optimizer_and_the_batch():
+    analysis = analyze(NetworkSpec((784,), (LayerSpec("Linear", {"out_features": 1000}),)))
+    weights = analysis.params * 4
+    sgd = estimate_training_bytes(analysis, 1, "sgd")
+    assert estimate_training_bytes(analysis, 1, "adam") - sgd == 2 * weights
+    assert estimate_training_bytes(analysis, 1, "adam", amsgrad=True) - sgd == 3 * weights
+    assert estimate_training_bytes(analysis, 1, "sgd", momentum=0.9) - sgd == weights
+    assert [optimizer_state_tensors(name) for name in ("rmsprop", "adagrad", "adadelta", "adamax")] == [1, 1, 2, 2]
+    per_sample = estimate_training_bytes(analysis, 2, "sgd") - sgd
+    assert per_sample == (784 + 1000) * 4 + 2 * 1000 * 4   # kept input and output, the widest gradient twice
+    frozen = analyze(NetworkSpec((784,), (LayerSpec("Linear", {"out_features": 1000}, frozen=True),)))
+    assert estimate_training_bytes(frozen, 1, "adam") < sgd   # no gradients or state for frozen weights
+
+
+def test_the_estimate_is_close_to_a_real_training_step():
+    """One measured case (a CNN on 1x28x28 at batch 256): the estimate is within a factor of two of the peak."""
+    spec, _ = load_design("cnn")
+    analysis = analyze(spec)
+    estimate = estimate_training_bytes(analysis, 256, "adam")
+    from engine.build import build_model
+
+    model = build_model(spec)
+    optimizer = torch.optim.Adam(model.parameters())
+    x = torch.randn(256, *spec.input_shape)
+    out = model(x)
+    weights = {p.data_ptr() for p in model.parameters()}
+    kept = sum(t.nbytes for t in _saved_tensors(out.grad_fn) if t.data_ptr() not in weights)
+    out.square().mean().backward()
+    optimizer.step()
+    state = sum(t.nbytes for s in optimizer.state.values() for t in s.values() if t.dim())
+    real = sum(p.nbytes for p in model.parameters()) * 2 + state + kept
+    print(f"cnn at batch 256: saved for backward + weights, gradients, Adam state {format_bytes(real)}; "
+          f"estimate {format_bytes(estimate)}")
+    assert real / 2 <= estimate <= real * 2, (format_bytes(real), format_bytes(estimate))
+
+
+def _saved_tensors(grad_fn) -> list[torch.Tensor]:
+    """Every tensor autograd saved for the backward pass of ``grad_fn``'s graph (each counted once)."""
+    seen, found, stack = set(), {}, [grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        for name in dir(node):
+            if name.startswith("_saved_"):
+                value = getattr(node, name, None)
+                if isinstance(value, torch.Tensor):
+                    found[value.data_ptr()] = value
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return list(found.values())
+
+
+def test_available_bytes_on_the_cpu_is_the_free_ram():
+    assert abs(available_bytes("cpu") - psutil.virtual_memory().available) < 2e9
+    with pytest.raises(DataError, match=r"^Reading needs about 1\.0 TB but the CPU has .* available: use less\.$"):
+        check_fits(10**12 + available_bytes("cpu"), "cpu", "Reading", "use less", DataError)
+
+
+def test_a_csv_file_is_estimated_from_its_size_and_head(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("a,b,c,label\n" + "".join(f"{i}.25,{i}.5,{i}.75,x\n" for i in range(10_000)))
+    estimate = estimate_data_bytes(DataConfig(source="csv", root=str(path)))
+    assert 40_000 * 50 < estimate < 40_000 * 300       # 40,000 cells at roughly a hundred bytes each
