@@ -3,8 +3,8 @@
 Each curve is one ``PlotDataItem`` created once per run; events only append to
 numpy buffers and mark the run dirty, and a timer pushes dirty buffers with
 ``setData``. The timer paces itself: at most 10 refreshes a second, fewer when a
-refresh (pushing data and repainting) costs more than a small share of one core,
-so a large window or a slow machine does not slow training down. Previous runs
+refresh (pushing data and repainting) would take more than 2% of the CPU time the
+process uses, so a large window, a slow or a busy machine does not slow training. Previous runs
 of the session stay on the plots, thin, grey-toned and under the current run,
 each named by what differs from the run before it; the y axes follow the current
 run only, so a diverged earlier run does not flatten them.
@@ -24,7 +24,8 @@ from gui.training.run_names import run_name
 
 REFRESH_MS = 100  # the fastest refresh of the live curves
 SLOWEST_REFRESH_MS = 1000
-PLOT_CPU_BUDGET = 0.02  # share of one core the live plots may take during a run; refreshes slow down to keep it
+PLOT_CPU_BUDGET = 0.02  # share of the process's CPU time (of one core at most) the live plots may take in a run
+LEAST_BUSY_CORES = 0.1  # a paused run uses next to no CPU: refreshes then slow down to the slowest, not beyond
 Y_MARGIN = 0.1  # the y range leaves this share of the data's span free above and below it
 Y_FILL = 0.5  # ... and is kept while the current run's curves fill at least this share of it
 EMA_BETA = 0.9  # smoothing of the batch loss (debiased, as TensorBoard does)
@@ -38,9 +39,16 @@ CURRENT_COLORS = {
 }
 
 
-def refresh_interval_ms(cost_s: float) -> int:
-    """The refresh interval that keeps refreshes costing ``cost_s`` CPU seconds each within the budget."""
-    return int(min(max(1000.0 * cost_s / PLOT_CPU_BUDGET, REFRESH_MS), SLOWEST_REFRESH_MS))
+def refresh_interval_ms(cost_s: float, busy_cores: float = 1.0) -> int:
+    """The pause after a refresh that took ``cost_s`` CPU seconds, so refreshes stay within the budget.
+
+    ``busy_cores`` is the CPU time the process used per second lately (training, UI, all threads):
+    the plots take PLOT_CPU_BUDGET of it, so on a loaded machine, where the training gets less, they
+    refresh less too; counted as one core at most, so many training threads never buy the UI thread
+    a busier second.
+    """
+    budget = PLOT_CPU_BUDGET * min(max(busy_cores, LEAST_BUSY_CORES), 1.0)
+    return int(min(max(1000.0 * cost_s / budget, REFRESH_MS), SLOWEST_REFRESH_MS))
 
 
 def earlier_run_color(number: int) -> QColor:
@@ -255,9 +263,11 @@ class TrainingPlots(QWidget):
         self.timer = QTimer(self)
         self.timer.setInterval(REFRESH_MS)
         self.timer.timeout.connect(self.flush)
-        self.refresh_cost_s = 0.0  # CPU time of the last refresh (pushing data and repainting)
-        self._painted_s = 0.0
-        self._paced = False  # the first refresh of a run repaints everything once: it does not set the pace
+        self.refresh_cost_s = 0.0  # CPU time of the previous refresh (pushing data and repainting)
+        self._painted_s = 0.0  # self.graphics.paint_cpu_s at the previous refresh
+        self._push_cpu_s = 0.0  # CPU time of the previous refresh's push
+        self._unpaced = 0  # refreshes still to come before the pacing starts
+        self._clocks = (0.0, 0.0)  # (time.monotonic(), time.process_time()) at the previous refresh
         self._update_clear_button()
 
     def _make_live_curves(self) -> dict[str, pg.PlotDataItem]:
@@ -412,32 +422,40 @@ class TrainingPlots(QWidget):
 
     def _start_refresh(self) -> None:
         self._painted_s = self.graphics.paint_cpu_s
-        self._paced = False
+        self._push_cpu_s = 0.0
+        self._unpaced = 2  # the run's first refresh (measured at the second) repaints everything once
+        self._clocks = (time.monotonic(), time.process_time())
         self.timer.setInterval(REFRESH_MS)
         self.timer.start()
 
     def flush(self) -> None:
         """Push the current run's buffers to the live curves, if anything changed since the last push.
 
-        Then pace the timer: a refresh whose push and repaints took ``c`` CPU seconds is followed by a
-        pause of ``c / PLOT_CPU_BUDGET`` (``refresh_interval_ms``). The first refresh of a run, which
-        repaints everything once, does not set the pace.
+        Then pace the timer: the previous refresh took ``c`` CPU seconds (its push and the repaints
+        that followed), so the next one comes about ``c / PLOT_CPU_BUDGET`` later
+        (``refresh_interval_ms``). The first refresh of a run, which repaints everything once, does
+        not set the pace.
         """
-        started = time.thread_time()
         run = self.current
-        if run is not None and run.dirty:
-            for name in run.changed:
-                series = run.series[name]
-                self.live[name].setData(series.x, series.y)
-            for plot in {self.plot_of(name) for name in run.changed}:
-                self.follow_y(plot)
-            run.changed.clear()
+        if run is None or not run.dirty:  # nothing new (events come a few times a second): the pace stays
+            return
+        started = time.thread_time()
+        for name in run.changed:
+            series = run.series[name]
+            self.live[name].setData(series.x, series.y)
+        for plot in {self.plot_of(name) for name in run.changed}:
+            self.follow_y(plot)
+        run.changed.clear()
         painted, self._painted_s = self.graphics.paint_cpu_s - self._painted_s, self.graphics.paint_cpu_s
-        cost = time.thread_time() - started + painted
-        self.refresh_cost_s = cost
-        if self._paced:
-            self.timer.setInterval(refresh_interval_ms(cost))
-        self._paced = True
+        self.refresh_cost_s = self._push_cpu_s + painted  # the previous refresh, with the repaints it caused
+        self._push_cpu_s = time.thread_time() - started
+        clocks = (time.monotonic(), time.process_time())
+        busy_cores = (clocks[1] - self._clocks[1]) / max(clocks[0] - self._clocks[0], 1e-3)
+        self._clocks = clocks
+        if self._unpaced:
+            self._unpaced -= 1
+        else:
+            self.timer.setInterval(refresh_interval_ms(self.refresh_cost_s, busy_cores))
 
     def _fit_x_to_run(self, epochs: int, steps_per_epoch: int) -> None:
         self._x_span = (epochs, max(steps_per_epoch, 1))
