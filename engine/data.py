@@ -48,6 +48,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from engine.controls import control
+from engine.downloads import DOWNLOADS, dataset_root
 from engine.errors import DataError
 from engine.files import write_atomically
 from engine.paths import cache_dir
@@ -68,6 +69,8 @@ TASKS = ("auto", "classification", "regression", "reconstruction")
 SOURCES_WITH_ROOT = ("mnist", "fashion-mnist", "cifar10", "folder", "csv")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 DIGIT_NAMES = [str(digit) for digit in range(10)]
+# Sources of handwritten digits: a mirrored 2 or 7 is no digit, so a random horizontal flip only teaches noise.
+DIGIT_SOURCES = frozenset({"mnist-sample", "mnist"})
 # The built-in image datasets' own side length; image_size only ever enlarges them (see _enlarge_to).
 NATIVE_IMAGE_SIZES = {"mnist-sample": 28, "mnist": 28, "fashion-mnist": 28, "cifar10": 32}
 # CSV labels that are whole numbers with at most this many distinct values are class labels.
@@ -213,13 +216,14 @@ def _as_float(value: int | float) -> float:
 
 
 def parse_data_arg(text: str) -> DataConfig:
-    """The CLI's ``--data`` value: ``mnist-sample``, ``mnist:ROOT``, ``fashion-mnist:ROOT``,
-    ``cifar10:ROOT``, ``folder:PATH``, ``csv:PATH`` or ``synthetic-regression``."""
+    """The CLI's ``--data`` value: ``mnist-sample``, ``mnist[:ROOT]``, ``fashion-mnist[:ROOT]``,
+    ``cifar10[:ROOT]`` (ROOT defaults to the data folder), ``folder:PATH``, ``csv:PATH`` or ``synthetic-regression``."""
     source, sep, root = text.partition(":")
-    forms = "mnist-sample, mnist:ROOT, fashion-mnist:ROOT, cifar10:ROOT, folder:PATH, csv:PATH, synthetic-regression"
+    forms = ("mnist-sample, mnist[:ROOT], fashion-mnist[:ROOT], cifar10[:ROOT], folder:PATH, csv:PATH, "
+             "synthetic-regression")
     if source not in SOURCES:
         raise DataError(f"Unknown --data {text!r}: use one of {forms}.")
-    if source in SOURCES_WITH_ROOT and not root:
+    if source in SOURCES_WITH_ROOT and source not in DOWNLOADS and not root:
         raise DataError(f"--data {source} needs a path: write {source}:PATH (e.g. {source}:~/data).")
     if source not in SOURCES_WITH_ROOT and sep:
         raise DataError(f"--data {source} takes no path: write just {source}.")
@@ -267,6 +271,8 @@ class DataBundle:
     train_dataset: Dataset | None = None
     config: DataConfig | None = None
     notes: list[str] = field(default_factory=list)  # warnings for the user: skipped files, empty classes
+    feature_names: list[str] = field(default_factory=list)  # a table's input columns (empty for images)
+    target_names: list[str] = field(default_factory=list)   # a table's target columns
 
     @property
     def streaming(self) -> bool:
@@ -361,6 +367,8 @@ def load_data(config: DataConfig, progress: Progress | Task | None = None,
     }[config.source]
     bundle = loader(config, report)
     bundle.config = config
+    if bundle.augment.hflip and config.source in DIGIT_SOURCES:
+        bundle.notes.append("Random horizontal flip mirrors the digits, and a mirrored 2 or 7 is no digit: turn it off.")
     report(1.0, bundle.summary())
     return bundle
 
@@ -378,6 +386,8 @@ class _Decoded:
     test_y: torch.Tensor | None = None
     normalize: bool = True               # False: keep the values exactly as generated
     notes: list[str] = field(default_factory=list)   # what the user should know (files left out, ...)
+    feature_names: list[str] = field(default_factory=list)   # a table's column names: inputs, then targets
+    target_names: list[str] = field(default_factory=list)
 
 
 def _assemble(decoded: _Decoded, config: DataConfig, progress: Task, resize_to: int = 0) -> DataBundle:
@@ -422,7 +432,8 @@ def _assemble(decoded: _Decoded, config: DataConfig, progress: Task, resize_to: 
         num_classes=len(decoded.class_names) if classification else None,
         class_names=list(decoded.class_names) if classification else [],
         train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y, test_x=test_x, test_y=test_y,
-        mean=mean, std=std, augment=augment, notes=notes)
+        mean=mean, std=std, augment=augment, notes=notes, feature_names=list(decoded.feature_names),
+        target_names=list(decoded.target_names))
     if config.stream:
         bundle.train_dataset = TensorDataset(train_x, train_y)
         bundle.train_x, bundle.train_y = train_x[:0], train_y[:0]
@@ -579,12 +590,13 @@ def _enlarge_to(config: DataConfig) -> int:
 # --------------------------------------------------------------------------- torchvision datasets
 
 def _root(config: DataConfig) -> Path:
-    """The folder (or CSV file) the config names, with ~ expanded."""
-    if not config.root.strip():
+    """The folder (or CSV file) the config names, with ~ expanded; the default data folder for a download."""
+    root = dataset_root(config.source, config.root)
+    if root is None:
         if config.source == "csv":
             raise DataError("CSV table needs a file: choose the .csv file to read.")
-        raise DataError(f"{SOURCES[config.source]} needs a folder: choose where its files are (or should be downloaded).")
-    return Path(config.root).expanduser().resolve()
+        raise DataError(f"{SOURCES[config.source]} needs a folder: choose where its files are.")
+    return root
 
 
 def vision_tensors(dataset: Any) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
@@ -1165,7 +1177,9 @@ def _load_csv(config: DataConfig, progress: Task) -> DataBundle:
         y, classes, task = torch.zeros(len(x), 1), [], "regression"
     else:
         y, classes, task = _csv_targets(rows, lines, target_idx, header, path.name, config.task)
-    return _assemble(_Decoded(name, x, y, classes, task), config, progress)
+    decoded = _Decoded(name, x, y, classes, task, feature_names=[header[i] for i in feature_idx],
+                       target_names=[] if config.task == "reconstruction" else targets)
+    return _assemble(decoded, config, progress)
 
 
 def _numeric_columns(rows: list[list[str]], lines: list[int], columns: list[int], header: list[str],
@@ -1257,5 +1271,6 @@ def _load_synthetic_regression(config: DataConfig, progress: Task) -> DataBundle
     w = torch.tensor(config.weights, dtype=torch.float32)
     x = torch.randn(config.samples, len(w), generator=generator)
     y = x @ w + config.bias + config.noise * torch.randn(config.samples, generator=generator)
-    decoded = _Decoded("Synthetic regression", x, y.reshape(-1, 1), [], "regression", normalize=False)
+    decoded = _Decoded("Synthetic regression", x, y.reshape(-1, 1), [], "regression", normalize=False,
+                       feature_names=[f"x{i + 1}" for i in range(len(w))], target_names=["y"])
     return _assemble(decoded, config, progress)

@@ -29,10 +29,12 @@ FIXED_ON_RESUME = ("optimizer", "lr", "batch_size")
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of `layerstudio train` (defaults None: only flags actually given override the files)."""
     parser.add_argument("--data", metavar="SOURCE",
-                        help="mnist-sample | mnist:ROOT | fashion-mnist:ROOT | cifar10:ROOT | folder:PATH | csv:PATH | "
-                             "synthetic-regression (default: the design's own dataset, else mnist-sample)")
+                        help="mnist-sample | mnist[:ROOT] | fashion-mnist[:ROOT] | cifar10[:ROOT] | folder:PATH | "
+                             "csv:PATH | synthetic-regression (default: the design's own dataset, else mnist-sample; "
+                             "ROOT defaults to the data folder)")
     parser.add_argument("--download", action="store_true", default=None,
-                        help="download MNIST / FashionMNIST / CIFAR-10 into ROOT when the files are missing")
+                        help="download MNIST / Fashion-MNIST / CIFAR-10 into ROOT when the files are missing "
+                             "(the templates' own datasets download without it)")
     parser.add_argument("--limit", type=int, metavar="N", help="use at most N training samples (quick runs)")
     parser.add_argument("--epochs", type=int, metavar="N")
     parser.add_argument("--batch-size", type=int, metavar="B")
@@ -264,6 +266,7 @@ def _run_train(args: argparse.Namespace) -> int:
         check_resumable(training, checkpoint)
     config = TrainConfig.from_dict(training)
     data_config = DataConfig.from_dict(data_settings)
+    announce_download(data_config)
     data = load_data(data_config)
     trainer = Trainer(spec, data, config)
     if checkpoint is not None:
@@ -312,6 +315,15 @@ def _run_train(args: argparse.Namespace) -> int:
                       f"{finished.message}")
     printer.print(final_evaluation_line(trainer))
     return 0
+
+
+def announce_download(data_config) -> None:
+    """Say what loading the data will download, and where to, before the download starts."""
+    from engine.downloads import pending_download
+
+    pending = pending_download(data_config)
+    if pending is not None and pending.enabled:
+        print(pending.sentence(), flush=True)
 
 
 def check_output_paths(args: argparse.Namespace) -> None:

@@ -1,75 +1,64 @@
-"""Does the design fit the data? Plain sentences about what differs, and the one-click fix.
+"""The Training tab's one-click fixes, each one undo step: "Fit design to data" and "Try it on the bundled sample".
 
-The fix goes through the document's undo stack as one step: set the input
-shape to the data's, and the last Linear's out_features to what the task needs.
+What to change comes from ``engine.fitting`` (which never hands back a broken design: it refuses with a
+sentence instead); this module applies it to the document: the input shape, the output layer's width and,
+when the images must be enlarged or the data switched, the data settings, all in one undo macro.
 """
 from __future__ import annotations
 
-import math
-
-from engine.shapes import analyze, format_shape
+from engine import fitting
 from engine.spec import NetworkSpec
-
-
-def target_width(bundle) -> int | None:
-    """How many outputs the data wants from the network (None when it cannot be said)."""
-    if bundle.task == "classification":
-        return bundle.num_classes
-    if bundle.task == "regression":
-        y = bundle.train_y
-        return int(y.shape[1]) if y.dim() == 2 else 1
-    if bundle.task == "reconstruction":
-        return math.prod(bundle.input_shape)
-    return None
-
-
-def last_linear(spec: NetworkSpec):
-    for layer in reversed(spec.layers):
-        if layer.kind == "Linear":
-            return layer
-    return None
+from gui.wording import shapes_in_prose
 
 
 def fit_problems(spec: NetworkSpec, bundle, analysis=None) -> list[str]:
-    """Sentences saying how the design and the data disagree (empty when they fit)."""
-    problems = []
-    data_shape = tuple(bundle.input_shape)
-    if math.prod(spec.input_shape) != math.prod(data_shape):  # same size: the trainer reshapes (784 <- 1x28x28)
-        problems.append(f"The design takes input {format_shape(spec.input_shape)}, but {bundle.name} gives "
-                        f"{format_shape(data_shape)} per sample.")
-        analysis = analyze(spec.with_input_shape(data_shape))
-    else:
-        analysis = analysis or analyze(spec)
-    want = target_width(bundle)
-    out = analysis.output_shape
-    if want is not None and out is not None and math.prod(out) != want:
-        what = {"classification": f"{want} classes", "regression": f"{want} target value(s)",
-                "reconstruction": f"{want} values (the input again)"}[bundle.task]
-        problems.append(f"The design outputs {format_shape(out)} values, but the data has {what}.")
-    return problems
+    """Sentences saying how the design and the loaded data disagree (empty when they fit)."""
+    return fitting.fit_problems(spec, fitting.DataFacts.of(bundle), analysis)
 
 
-def fitted_spec(spec: NetworkSpec, bundle) -> NetworkSpec:
-    """The design with the data's input shape (unless only a reshape apart) and the last Linear sized for the task."""
-    fixed = spec if math.prod(spec.input_shape) == math.prod(bundle.input_shape) else \
-        spec.with_input_shape(tuple(bundle.input_shape))
-    want = target_width(bundle)
-    linear = last_linear(fixed)
-    if want is not None and linear is not None and linear.params["out_features"] != want:
-        fixed = fixed.with_param(linear.id, "out_features", want)
-    return fixed
+def fit_for(document, bundle) -> fitting.Fit:
+    """What "Fit design to data" would do with the loaded ``bundle``: a fitted design, or a refusal sentence."""
+    result = fitting.fit(document.spec, fitting.DataFacts.of(bundle))
+    return result if result.ok else fitting.Fit(None, shapes_in_prose(result.refusal))
 
 
 def fit_design_to_data(document, bundle) -> bool:
-    """Apply ``fitted_spec`` to the document as one undo step; False when nothing changed or it is read-only."""
+    """Fit the design to the loaded data as one undo step; False when refused, read-only or nothing to change."""
+    result = fit_for(document, bundle)
+    if not result.ok:
+        return False
+    data = None
+    if result.image_size:
+        data = {**(document.extras.get("data") or {}), "image_size": result.image_size}
+    return apply_fit(document, result.spec, data, "Fit design to data")
+
+
+def try_on_sample(document) -> fitting.Trial:
+    """Switch the data to the bundled MNIST sample and fit the design to it, as one undo step.
+
+    Returns the trial: its ``sentence`` says what changed (or why the design cannot run on the sample, when
+    ``fit.ok`` is False, or that nothing needed to change)."""
+    trial = fitting.sample_trial(document.spec, document.extras.get("data"))
+    if not trial.fit.ok:
+        return fitting.Trial(trial.data, trial.fit, shapes_in_prose(trial.sentence))
+    if trial.changed and not apply_fit(document, trial.fit.spec, trial.data, "Try it on the bundled sample"):
+        return fitting.Trial(trial.data, trial.fit, "The design is read-only while a run goes: stop it first.")
+    return trial
+
+
+def apply_fit(document, target: NetworkSpec, data: dict | None, text: str) -> bool:
+    """Make the document's design ``target`` (same layers, new input shape and parameters) and its data
+    settings ``data`` (None: unchanged) in one undo step named ``text``; False when read-only or unchanged."""
     if getattr(document, "read_only", False):
         return False
-    target = fitted_spec(document.spec, bundle)
-    if target == document.spec:
+    data_changes = data is not None and data != (document.extras.get("data") or {})
+    if target == document.spec and not data_changes:
         return False
     stack = document.undo_stack
-    stack.beginMacro("Fit design to data")
+    stack.beginMacro(text)
     try:
+        if data_changes:
+            document.set_extra("data", data)
         document.edit_input_shape(target.input_shape)
         for old, new in zip(document.spec.layers, target.layers):
             for name, value in new.params.items():

@@ -22,8 +22,10 @@ from engine.training import RunFinished, TrainConfig
 from gui.icons import icon
 from gui.summary import TRAIN_TIP, train_blocker
 from gui.training import controller as states
-from gui.training.fit import fit_design_to_data, fit_problems
+from gui.training.downloads import DownloadNote, confirm_download
+from gui.training.fit import fit_design_to_data, fit_for, fit_problems, try_on_sample
 from gui.training.plots import TrainingPlots
+from gui.training.preview import DataPreviewDialog
 from gui.training.provenance import design_key, weights_note
 from gui.training.recovery import CheckpointOption
 from gui.training.run_names import run_settings
@@ -89,6 +91,18 @@ class TrainingPanel(QWidget):
         self.data_form = ConfigForm(DATA_FIELDS, DataConfig().to_dict())
         self.load_button = QPushButton("Load data")
         self.load_button.setToolTip("Load the chosen dataset now to see its size, shape and classes")
+        self.download_note = DownloadNote(NOTE_STYLE)
+        self.try_button = QPushButton("Try it on the bundled sample")
+        self.try_button.setToolTip("Switch the data to the bundled MNIST sample and fit the design to it: input "
+                                   "shape, classes, image size, no flips of digits (one undo step)")
+        self.preview_button = QPushButton("Preview data…")
+        self.preview_button.setToolTip("See sample images of every class, the class counts, the augmentation "
+                                       "and a table's first rows")
+        self.preview_dialog = None
+        self._trying = False
+        self.trial_note = QLabel()
+        self.trial_note.setWordWrap(True)
+        self.trial_note.hide()
         self.data_summary = QLabel()
         self.data_summary.setWordWrap(True)
         self.fit_note = QLabel()
@@ -105,7 +119,14 @@ class TrainingPanel(QWidget):
         data_box = QGroupBox("Data")
         data_layout = QVBoxLayout(data_box)
         data_layout.addWidget(self.data_form)
-        data_layout.addWidget(self.load_button, 0, Qt.AlignRight)
+        data_layout.addWidget(self.download_note)
+        data_buttons = QHBoxLayout()
+        data_buttons.addWidget(self.try_button)
+        data_buttons.addStretch(1)
+        data_buttons.addWidget(self.preview_button)
+        data_buttons.addWidget(self.load_button)
+        data_layout.addLayout(data_buttons)
+        data_layout.addWidget(self.trial_note)
         data_layout.addWidget(self.data_summary)
         data_layout.addWidget(self.fit_box)
 
@@ -202,7 +223,9 @@ class TrainingPanel(QWidget):
         c.runEnded.connect(self._run_ended)
         c.finished.connect(self._finished)
         c.modelChanged.connect(self.refresh)
-        self.load_button.clicked.connect(c.load_data)
+        self.load_button.clicked.connect(self.load_data)
+        self.try_button.clicked.connect(self.try_sample)
+        self.preview_button.clicked.connect(self.preview_data)
         self.fit_button.clicked.connect(self.fit_design)
         self.data_form.edited.connect(lambda values: self._save_form("data", values))
         self.train_form.edited.connect(lambda values: self._save_form("training", values))
@@ -215,6 +238,7 @@ class TrainingPanel(QWidget):
     def _load_forms_from_document(self) -> None:
         self.data_form.set_values(self.document.extras.get("data") or {})
         self.train_form.set_values(self.document.extras.get("training") or {})
+        self.download_note.refresh(self.data_form.values())
 
     def _extras_changed(self, key: str) -> None:
         form = {"data": self.data_form, "training": self.train_form}.get(key)
@@ -222,6 +246,9 @@ class TrainingPanel(QWidget):
             saved = self.document.extras.get(key) or {}
             if {**form.defaults, **saved} != form.values():
                 form.set_values(saved)
+        if key == "data":
+            self.download_note.refresh(self.data_form.values())
+            self.trial_note.setVisible(self._trying)   # the sentence belongs to the change that made it
         self.refresh()
 
     def _save_form(self, key: str, values: dict) -> None:
@@ -253,6 +280,7 @@ class TrainingPanel(QWidget):
 
     def _data_loaded(self, bundle) -> None:
         self._data_problems.pop(self._data_key(), None)
+        self.download_note.refresh(self.data_form.values())   # a download just ended: nothing left to fetch
         self.refresh()
 
     def _data_problem(self, text: str) -> None:
@@ -270,9 +298,11 @@ class TrainingPanel(QWidget):
     def _update_fit(self) -> None:
         bundle = self.current_bundle()
         problems = fit_problems(self.document.spec, bundle, self.document.analysis) if bundle is not None else []
-        self.fit_note.setText(" ".join(problems))
+        refusal = fit_for(self.document, bundle).refusal if problems else ""
+        self.fit_note.setText(refusal or " ".join(problems))   # a refusal says what differs, and why it stays
         self.fit_box.setVisible(bool(problems))
-        self.fit_button.setEnabled(bool(problems) and not self.document.read_only)
+        self.fit_button.setVisible(not refusal)
+        self.fit_button.setEnabled(bool(problems) and not refusal and not self.document.read_only)
 
     def fit_design(self) -> bool:
         """The one-click fix: the design's input shape and outputs follow the loaded data."""
@@ -280,6 +310,37 @@ class TrainingPanel(QWidget):
         changed = bundle is not None and fit_design_to_data(self.document, bundle)
         self.refresh()
         return changed
+
+    def try_sample(self) -> bool:
+        """Try it on the bundled sample: the data and the design follow the sample in one undo step; the
+        sentence under the buttons says what changed (or why the design cannot run on it)."""
+        self._trying = True
+        try:
+            trial = try_on_sample(self.document)
+        finally:
+            self._trying = False
+        self.trial_note.setText(trial.sentence)
+        self.trial_note.setStyleSheet("" if trial.fit.ok else ERROR_STYLE)
+        self.trial_note.show()
+        return trial.changed
+
+    def load_data(self) -> None:
+        """Load data: after asking, the first time, before a download into the default data folder."""
+        confirm_download(self, self.data_form.values(), self.controller.load_data, self.download_note.declined)
+
+    def preview_data(self) -> DataPreviewDialog:
+        """Open the data preview (loading the data first when needed, off the UI thread)."""
+        if self.preview_dialog is None:
+            self.preview_dialog = DataPreviewDialog(self.controller, self)
+        dialog = self.preview_dialog
+        dialog.show()
+        dialog.raise_()
+        if self.current_bundle() is not None:
+            dialog.refresh()
+        else:
+            confirm_download(self, self.data_form.values(), dialog.refresh, lambda: dialog.view.show_text(
+                "The dataset is not downloaded, so there is nothing to show yet."))
+        return dialog
 
     # ------------------------------------------------------------------ the derived state of every line
     def _context(self) -> tuple:
@@ -350,6 +411,7 @@ class TrainingPanel(QWidget):
         self.train_form.setEnabled(not busy)
         self.checkpoint_option.setEnabled(not busy)
         self.load_button.setEnabled(not busy)
+        self.try_button.setEnabled(not busy)
         self.read_only_note.setVisible(bool(self.document.read_only))
         self._update_fit()
 
@@ -357,7 +419,7 @@ class TrainingPanel(QWidget):
     def _start(self) -> None:
         self.close_failure_dialog()
         if not self.settings_problems():
-            self.controller.start()
+            confirm_download(self, self.data_form.values(), self.controller.start, self.download_note.declined)
 
     def _state_changed(self, state: str) -> None:
         self.progress_state.set_paused(state == states.PAUSED)

@@ -15,6 +15,8 @@ from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QSpinBox, QWidget)
 
+from engine.paths import datasets_dir
+
 
 class SciSpinBox(QDoubleSpinBox):
     """A float spin box that shows 1e-3 or 0.9 as typed, and steps a learning rate by factors of 10."""
@@ -68,6 +70,7 @@ class Field:
     maximum: float = 1e9
     when: Callable[[dict], bool] = field(default=lambda values: True)
     section: str = ""
+    placeholder: Callable[[], str] | None = None   # the grey text of an empty text field (e.g. a default folder)
 
 
 def device_choices() -> tuple[tuple[str, str], ...]:
@@ -103,19 +106,20 @@ IMAGE_SOURCES = ("mnist-sample", *TORCHVISION_SOURCES, "folder")
 
 DATA_FIELDS = (
     Field("source", "Dataset", "choice", "Where the samples come from", choices=(
-        ("MNIST sample (bundled)", "mnist-sample"), ("MNIST", "mnist"), ("FashionMNIST", "fashion-mnist"),
+        ("MNIST sample (bundled)", "mnist-sample"), ("MNIST", "mnist"), ("Fashion-MNIST", "fashion-mnist"),
         ("CIFAR-10", "cifar10"), ("Image folder", "folder"), ("CSV file", "csv"),
         ("Synthetic regression", "synthetic-regression"))),
-    Field("root", "Folder", "path", "Folder holding (or receiving) the dataset files",
-          when=_is("source", *TORCHVISION_SOURCES, "folder")),
+    Field("root", "Folder", "path", "Folder holding (or receiving) the dataset files; empty: the default data "
+          "folder", when=_is("source", *TORCHVISION_SOURCES), placeholder=lambda: f"{datasets_dir()} (default)"),
+    Field("root", "Folder", "path", "A folder with one subfolder of pictures per class", when=_is("source", "folder")),
     Field("root", "CSV file", "path", "A CSV table: numeric feature columns and a label column",
           when=_is("source", "csv")),
-    Field("download", "Download if missing", "bool", "Fetch the dataset into the folder when it is not there",
-          when=_is("source", *TORCHVISION_SOURCES)),
+    Field("download", "Download if missing", "bool", "Fetch the dataset into the folder when it is not there "
+          "(its size is shown before it starts)", when=_is("source", *TORCHVISION_SOURCES)),
     Field("label_column", "Label column", "text", "Name of the CSV column holding the target",
           when=_is("source", "csv")),
-    Field("image_size", "Image size", "int", "Images are resized to this many pixels per side",
-          minimum=4, maximum=1024, when=_is("source", *TORCHVISION_SOURCES, "folder")),
+    Field("image_size", "Image size", "int", "Images are resized to this many pixels per side (the built-in "
+          "datasets are only enlarged)", minimum=4, maximum=1024, when=_is("source", *IMAGE_SOURCES)),
     Field("grayscale", "Grayscale", "bool", "Convert images to one channel", when=_is("source", "folder")),
     Field("weights", "True weights w", "floats", "y = Xw + b + noise: one weight per feature, e.g. 2, -3.4",
           when=_is("source", "synthetic-regression")),
@@ -280,6 +284,8 @@ class ConfigForm(QWidget):
         elif f.kind == "path":
             widget = PathEdit()
             widget.pick_file = f.label.lower().startswith("csv")
+            if f.placeholder is not None:
+                widget.edit.setPlaceholderText(f.placeholder())
             widget.textChanged.connect(lambda v, f=f: self._user_set(f, v))
         elif f.kind == "text":
             widget = QLineEdit()

@@ -120,7 +120,7 @@ def test_resume_continues_the_run_with_the_same_losses(tmp_path, capsys):
     (["no-such-template"], "unknown template 'no-such-template'"),
     (["missing.json"], "does not exist"),
     (["softmax-regression", "--data", "imagenet:/x"], "Unknown --data 'imagenet:/x'"),
-    (["softmax-regression", "--data", "mnist"], "needs a path"),
+    (["softmax-regression", "--data", "folder"], "needs a path"),
     (["softmax-regression", "--data", "synthetic-regression", "--limit", "50"], "inputs of shape"),
     (["softmax-regression", "--lr", "-1", "--limit", "50"], "'lr'"),
     (["softmax-regression", "--config", "nope.json"], "does not exist"),

@@ -322,7 +322,9 @@ def test_missing_cifar10_files_name_the_files_and_folder(tmp_path, no_network):
 
 def test_a_source_that_needs_a_folder_says_so():
     with pytest.raises(DataError, match="needs a folder"):
-        load_data(DataConfig(source="cifar10"))
+        load_data(DataConfig(source="folder"))
+    with pytest.raises(DataError, match="needs a file"):
+        load_data(DataConfig(source="csv"))
 
 
 # --------------------------------------------------------------------------- image folders
@@ -552,8 +554,9 @@ def test_parse_data_arg_forms():
     assert parse_data_arg("folder:/pics").source == "folder" and parse_data_arg("csv:t.csv").root == "t.csv"
     with pytest.raises(DataError, match="Unknown --data 'imagenet:/x'"):
         parse_data_arg("imagenet:/x")
-    with pytest.raises(DataError, match="needs a path: write mnist:PATH"):
-        parse_data_arg("mnist")
+    assert parse_data_arg("mnist") == DataConfig(source="mnist")     # a download's ROOT defaults to the data folder
+    with pytest.raises(DataError, match="needs a path: write csv:PATH"):
+        parse_data_arg("csv")
     with pytest.raises(DataError, match="takes no path"):
         parse_data_arg("mnist-sample:/x")
 
