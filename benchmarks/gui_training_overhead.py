@@ -1,32 +1,42 @@
 """What training through the window costs: the same run headless and through the GUI's worker thread.
 
-Side by side, on the bundled MNIST sample, runs interleaved:
-  * headless: ``Trainer(...).run()`` in the main thread (of a fresh child process, see below), and in a
-    plain Python thread of this process;
-  * window: the Training tab (controller, worker QThread, live plots) on an offscreen QApplication;
-    in a second window run a 10 ms QTimer on the main thread records how late it fires (the UI's
-    responsiveness; kept out of the speed run, as the 100 Hz probe itself costs a few per cent).
-Prints samples/s of each, the window/headless ratio (goal >= 0.9), and the timer's worst and p99
-lateness (goal p99 < 50 ms) next to the same timer's lateness with nothing training.
+Three ways of making the same run (LeNet on the bundled MNIST sample by default), interleaved in
+``--rounds`` rounds whose order rotates, so a change in the machine's load hits every way alike:
+  * main thread: ``Trainer(...).run()`` in the main thread of a fresh child process (see below);
+  * plain thread: the same in a plain Python thread of this process;
+  * window: the Training tab (controller, worker QThread, live plots) on an offscreen QApplication.
+
+Headline figures, robust to a loaded machine (they count CPU time, not wall time):
+  * the process's CPU seconds per 1,000 samples (every thread: trainer, torch's pool, the UI thread);
+  * for the window, the UI thread's share of that CPU time (goal < 5%);
+  * the ratio plain thread / window of CPU per sample (goal >= 0.95).
+Wall-clock samples/s and their window / headless ratios are printed too (median of the per-round
+ratios, with the spread), but on a shared machine their noise is as large as the effect.
+Responsiveness is measured in separate window runs: a 10 ms QTimer on the main thread records how
+late it fires (goal p99 < 50 ms), next to the same timer with nothing training (the machine's own noise).
 
 Why a child process for the main-thread baseline: with torch's default OpenMP settings, once one
 thread owns an OpenMP pool, torch in other threads slowed down by half here (more OpenMP threads than
 CPUs: libgomp stops spinning); a fresh process keeps the baselines independent. Everything imports
 ``engine`` before torch, as the app does, so all sides run with the engine's OMP_WAIT_POLICY=PASSIVE
-(a child inherits it). Compare figures only within one run: the machine is shared.
-Usage: python benchmarks/gui_training_overhead.py [--template lenet] [--epochs 5] [--repeats 3]
+(a child inherits it).
+Usage: python benchmarks/gui_training_overhead.py [--template lenet] [--epochs 5] [--rounds 5]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's engine and gui
 
 import engine  # noqa: E402,F401 - first, as in the app: it sets torch's OpenMP wait policy before torch loads
 
@@ -40,16 +50,45 @@ from engine.templates import load_design  # noqa: E402
 from engine.training import Trainer, TrainConfig, warm_up  # noqa: E402
 
 TICK_MS = 10
+WAYS = ("main thread", "plain thread", "window")
 
 
-def headless_run(spec, bundle, config: TrainConfig) -> float:
-    """Samples per second of Trainer construction + run, no Qt involved."""
-    started = time.perf_counter()
+def process_cpu_s() -> float:
+    """CPU seconds (user + system) of every thread of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class Measure:
+    """One run: samples trained, wall seconds, the process's CPU seconds and the UI thread's share of them."""
+
+    samples: int
+    wall_s: float
+    cpu_s: float
+    ui_cpu_s: float = 0.0
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.samples / self.wall_s
+
+    @property
+    def cpu_per_1000(self) -> float:
+        return 1000.0 * self.cpu_s / self.samples
+
+    @property
+    def ui_share(self) -> float:
+        return self.ui_cpu_s / self.cpu_s if self.cpu_s else 0.0
+
+
+def headless_run(spec, bundle, config: TrainConfig) -> Measure:
+    """Trainer construction + run, no Qt involved."""
+    started, cpu = time.perf_counter(), process_cpu_s()
     trainer = Trainer(spec, bundle, config)
     result = trainer.run()
-    seconds = time.perf_counter() - started
+    measure = Measure(trainer.train_samples * config.epochs, time.perf_counter() - started, process_cpu_s() - cpu)
     assert result.reason == "completed", result.message
-    return trainer.train_samples * config.epochs / seconds
+    return measure
 
 
 class LatenessProbe:
@@ -77,8 +116,8 @@ class LatenessProbe:
 
 
 def window_run(spec, bundle, data_config: DataConfig, config: TrainConfig,
-               probe: LatenessProbe | None = None) -> float:
-    """Samples per second through the Training tab's controller and worker (with ``probe`` ticking along)."""
+               probe: LatenessProbe | None = None) -> Measure:
+    """One run through the Training tab's controller, worker and live plots (``probe`` ticking along)."""
     from gui.document import DesignDocument
     from gui.training.controller import TrainingController
     from gui.training.panel import TrainingPanel
@@ -90,21 +129,27 @@ def window_run(spec, bundle, data_config: DataConfig, config: TrainConfig,
     panel = TrainingPanel(controller)
     panel.resize(1280, 800)
     panel.show()
+    QApplication.processEvents()  # the first layout and paint of the tab are not the run's cost
     loop = QEventLoop()
-    times = {}
-    controller.runEnded.connect(lambda _result: (times.setdefault("end", time.perf_counter()), loop.quit()))
+    end = {}
+
+    def ended(_result) -> None:
+        end.update(wall=time.perf_counter(), cpu=process_cpu_s(), ui=time.thread_time())
+        loop.quit()
+
+    controller.runEnded.connect(ended)
     if probe is not None:
         probe.start()
-    times["start"] = time.perf_counter()
+    started, cpu, ui = time.perf_counter(), process_cpu_s(), time.thread_time()
     controller.start()
     loop.exec()
     if probe is not None:
         probe.stop()
-    controller.shutdown()
-    samples = len(bundle.train_x) * config.epochs
+    controller.shutdown()  # waits for the test evaluation, so it cannot spill into the next measurement
     panel.close()
     panel.deleteLater()
-    return samples / (times["end"] - times["start"])
+    QApplication.processEvents()
+    return Measure(len(bundle.train_x) * config.epochs, end["wall"] - started, end["cpu"] - cpu, end["ui"] - ui)
 
 
 def idle_lateness(seconds: float) -> LatenessProbe:
@@ -133,31 +178,45 @@ def in_thread(work):
     return out[0]
 
 
-def main_thread_baseline(args) -> float:
-    """Samples/s of Trainer.run in the main thread of a fresh child process (see the module docstring)."""
+def main_thread_run(args) -> Measure:
+    """Trainer.run in the main thread of a fresh child process (see the module docstring)."""
     command = [sys.executable, __file__, "--main-thread-only", "--template", args.template,
                "--epochs", str(args.epochs), "--device", args.device]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
-    return float(done.stdout.strip().splitlines()[-1])
+    return Measure(**json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def spread_text(values: list[float], fmt: str) -> str:
+    """Median, range and the range as a share of the median."""
+    median = statistics.median(values)
+    low, high = min(values), max(values)
+    return f"{format(median, fmt)}  [{format(low, fmt)} .. {format(high, fmt)}, ±{50 * (high - low) / median:.0f}%]"
+
+
+def load_text() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (1 min) {five:.1f} (5 min) on {os.cpu_count()} CPUs"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--template", default="lenet")
     parser.add_argument("--epochs", type=int, default=5)  # TrainConfig's default run
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--main-thread-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     spec, _extras = load_design(args.template)
     data_config = DataConfig(source="mnist-sample")
     config = TrainConfig(epochs=args.epochs, batch_size=64, device=args.device, seed=0)
+    short = TrainConfig(epochs=1, batch_size=64, device=args.device)
 
-    if args.main_thread_only:  # the child process of main_thread_baseline
+    if args.main_thread_only:  # the child process of main_thread_run
         bundle = load_data(data_config)
         warm_up()
-        headless_run(spec, bundle, TrainConfig(epochs=1, batch_size=64, device=args.device))
-        print(headless_run(spec, bundle, config))
+        headless_run(spec, bundle, short)
+        measure = headless_run(spec, bundle, config)
+        print(json.dumps({"samples": measure.samples, "wall_s": measure.wall_s, "cpu_s": measure.cpu_s}))
         return
 
     # As in the app, this process's main thread runs no torch work: loading, warming up and training
@@ -165,35 +224,51 @@ def main() -> None:
     app = QApplication.instance() or QApplication([])
     bundle = in_thread(lambda: load_data(data_config))
     in_thread(warm_up)
-    in_thread(lambda: headless_run(spec, bundle, TrainConfig(epochs=1, batch_size=64, device=args.device)))
+    in_thread(lambda: headless_run(spec, bundle, short))
+    window_run(spec, bundle, data_config, short)  # the first window pays one-off imports and caches
 
-    main_thread, plain_thread, window, lateness, idle = [], [], [], [], []
-    load_before = os.getloadavg()[0]
-    for _ in range(args.repeats):  # interleaved, so drifts in machine load hit every side alike
-        main_thread.append(main_thread_baseline(args))
-        plain_thread.append(in_thread(lambda: headless_run(spec, bundle, config)))
-        speed = window_run(spec, bundle, data_config, config)
-        window.append(speed)
+    ways = {
+        "main thread": lambda: main_thread_run(args),
+        "plain thread": lambda: in_thread(lambda: headless_run(spec, bundle, config)),
+        "window": lambda: window_run(spec, bundle, data_config, config),
+    }
+    measures: dict[str, list[Measure]] = {way: [] for way in WAYS}
+    lateness, idle = [], []
+    load_before = load_text()
+    for round_index in range(args.rounds):
+        order = WAYS[round_index % 3:] + WAYS[:round_index % 3]  # no way always runs first
+        for way in order:
+            measures[way].append(ways[way]())
         # responsiveness in a run of its own: the 100 Hz probe itself costs the worker a few per cent
         probe = LatenessProbe()
         window_run(spec, bundle, data_config, config, probe)
         lateness.extend(probe.lateness_ms)
-        idle.extend(idle_lateness(len(bundle.train_x) * args.epochs / speed).lateness_ms)
+        idle.extend(idle_lateness(measures["window"][-1].wall_s).lateness_ms)
     app.processEvents()
 
-    m, t, w = (statistics.median(v) for v in (main_thread, plain_thread, window))
-
-    def runs(values):
-        return ", ".join(f"{v:,.0f}" for v in values)
-
     print(f"{args.template} on {bundle.summary()}, {args.epochs} epochs, batch 64, {args.device}, "
-          f"torch threads {torch.get_num_threads()}, {args.repeats} runs each (median); "
-          f"load average {load_before:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"  headless Trainer.run, main thread (child process) {m:9,.0f} samples/s   (runs: {runs(main_thread)})")
-    print(f"  headless Trainer.run, plain thread                {t:9,.0f} samples/s   (runs: {runs(plain_thread)})")
-    print(f"  through the window's worker thread                {w:9,.0f} samples/s   (runs: {runs(window)})")
-    print(f"  ratio window / headless main thread                {w / m:9.3f}   (goal >= 0.9)")
-    print(f"  ratio window / headless plain thread               {w / t:9.3f}")
+          f"torch threads {torch.get_num_threads()}, {args.rounds} rounds of the three ways, interleaved")
+    print(f"  before: {load_before};  after: {load_text()}")
+    print("  median  [min .. max, ±half the range as a share of the median]")
+    print("  CPU seconds per 1,000 samples (all threads of the process; robust to load):")
+    for way in WAYS:
+        print(f"    {way:13s} {spread_text([m.cpu_per_1000 for m in measures[way]], '.3f')}")
+    window = measures["window"]
+    print(f"  UI thread's share of the window run's CPU time: "
+          f"{spread_text([100 * m.ui_share for m in window], '.1f')} %   (goal < 5%)")
+    print(f"    UI thread CPU per 1,000 samples {spread_text([1000 * m.ui_cpu_s / m.samples for m in window], '.4f')} s, "
+          f"per second of run {spread_text([1000 * m.ui_cpu_s / m.wall_s for m in window], '.0f')} ms")
+    rounds = range(args.rounds)
+    cpu_ratio = [measures["plain thread"][i].cpu_per_1000 / window[i].cpu_per_1000 for i in rounds]
+    print(f"  CPU-per-sample ratio plain thread / window:  {spread_text(cpu_ratio, '.3f')}   (goal >= 0.95)")
+    cpu_ratio_main = [measures["main thread"][i].cpu_per_1000 / window[i].cpu_per_1000 for i in rounds]
+    print(f"  CPU-per-sample ratio main thread / window:   {spread_text(cpu_ratio_main, '.3f')}")
+    print("  samples/s (wall clock; noisy on a shared machine):")
+    for way in WAYS:
+        print(f"    {way:13s} {spread_text([m.samples_per_s for m in measures[way]], ',.0f')}")
+    for base in ("plain thread", "main thread"):
+        ratios = [window[i].samples_per_s / measures[base][i].samples_per_s for i in rounds]
+        print(f"  wall ratio window / {base:12s} (per round): {spread_text(ratios, '.3f')}")
     print(f"  main-thread 10 ms timer while training: {lateness_text(lateness)}   (goal p99 < 50 ms)")
     print(f"  the same timer, nothing training:       {lateness_text(idle)}   (the machine's own noise)")
 

@@ -46,6 +46,15 @@ def settle(ms: int = 300) -> None:
     loop.exec()
 
 
+def next_refresh(plots, timeout_ms: int = 2000) -> None:
+    """Run the event loop until the live plots' next refresh (they pace themselves, up to a second apart)."""
+    loop = QEventLoop()
+    plots.timer.timeout.connect(loop.quit)  # connected after the plots' own refresh: runs once it is done
+    QTimer.singleShot(timeout_ms, loop.quit)
+    loop.exec()
+    plots.timer.timeout.disconnect(loop.quit)
+
+
 def save(widget, name: str) -> Path:
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / name
@@ -84,7 +93,7 @@ def main() -> int:
     window.tabs.setCurrentWidget(ui.panel)
     ui.panel.start_action.trigger()
     wait_for(ui.controller.batchEnded, condition=lambda event: event.epoch == 2 and event.step > event.steps_per_epoch / 2)
-    settle(250)
+    next_refresh(ui.panel.plots)
     save(window, f"training-running{suffix}.png")
     result = wait_for(ui.controller.finished)[0]
     print(f"run ended: {result.reason}: {result.message}")

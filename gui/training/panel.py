@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import time
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QIcon, QKeySequence
@@ -28,6 +29,7 @@ from gui.training.plots import TrainingPlots
 from gui.training.preview import DataPreviewDialog
 from gui.training.provenance import design_key, weights_note
 from gui.training.recovery import CheckpointOption
+from gui.training.run_names import run_settings
 from gui.training.settings import DATA_FIELDS, TRAIN_FIELDS, ConfigForm
 from gui.training.status import EVALUATING_NOW, FAILURE_HINTS, FAILURE_TITLES, Lines, Outcome, RunProgress, run_info
 
@@ -36,6 +38,7 @@ ERROR_STYLE = "QLabel { color: #b00020; }"
 SETTINGS_PROBLEM = "The settings have an error (shown in red under Settings): fix it first."
 RUN_GOING = "A run is going: Stop it (Shift+F5) or wait for it to end."
 DATA_LOADING = "The data is loading: wait for it, or Stop (Shift+F5) ends the loading."
+PROGRESS_REFRESH_S = 0.5  # the progress bar and line show a batch at most twice a second (each repaints at once)
 
 
 class TrainingPanel(QWidget):
@@ -55,6 +58,7 @@ class TrainingPanel(QWidget):
         self._ended: RunFinished | None = None           # the running job's result while it winds down
         self._outcome: Outcome | None = None             # how the last attempt ended, and with what
         self.run_buttons: list[QAbstractButton] = []     # buttons that show the run state (the footer's Train too)
+        self._progress_shown = float("-inf")  # time.monotonic() of the last batch shown in the progress line
         self._build_actions()
         self._build_ui()
         self._connect()
@@ -431,8 +435,10 @@ class TrainingPanel(QWidget):
             self.plots.continue_run(event.epochs, event.steps_per_epoch)
         else:
             history = self.controller.resume_history if self.controller.resuming else None
-            self.plots.begin_run(f"{config.optimizer} lr {config.lr:g}", task, history=history,
-                                 steps_per_epoch=event.steps_per_epoch, epochs=event.epochs)
+            settings = run_settings(config.to_dict(), self.controller.data_config().to_dict(),
+                                    design_key(self.document.spec))
+            self.plots.begin_run("", task, history=history, steps_per_epoch=event.steps_per_epoch,
+                                 epochs=event.epochs, settings=settings)
         self.progress_state.begin(event)
         self.progress_state.set_paused(self.controller.state == states.PAUSED)
         self.refresh()
@@ -442,11 +448,15 @@ class TrainingPanel(QWidget):
         progress = self.progress_state
         progress.update(event)
         state = self.controller.state
-        if state in (states.RUNNING, states.PAUSED):  # the one line that changes per batch, as refresh would say it
-            self.progress.setValue(int(progress.fraction * 1000))
-            self.progress_label.setText(progress.line(state == states.PAUSED))
-        else:
+        if state not in (states.RUNNING, states.PAUSED):
             self.refresh()
+            return
+        now = time.monotonic()  # the one line that changes per batch, as refresh would say it; not too often
+        if now - self._progress_shown < PROGRESS_REFRESH_S and progress.fraction < 1.0:
+            return
+        self._progress_shown = now
+        self.progress.setValue(int(progress.fraction * 1000))
+        self.progress_label.setText(progress.line(state == states.PAUSED))
 
     def _epoch_ended(self, event) -> None:
         self.plots.add_epoch(event)

@@ -1,13 +1,18 @@
 """Live training plots: loss, accuracy (or the regression metric) and learning rate.
 
 Each curve is one ``PlotDataItem`` created once per run; events only append to
-numpy buffers and mark the run dirty, and a ~10 Hz timer pushes dirty buffers
-with ``setData``. Previous runs of the session stay on the plots, dimmed, with
-one legend entry each, so two runs can be compared.
+numpy buffers and mark the run dirty, and a timer pushes dirty buffers with
+``setData``. The timer paces itself: at most 10 refreshes a second, fewer when a
+refresh (pushing data and repainting) would take more than 2% of the CPU time the
+process uses, so a large window, a slow or a busy machine does not slow training. Previous runs
+of the session stay on the plots, thin, grey-toned and under the current run,
+each named by what differs from the run before it; the y axes follow the current
+run only, so a diverged earlier run does not flatten them.
 """
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pyqtgraph as pg
@@ -15,7 +20,14 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QGraphicsItem, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
-REFRESH_MS = 100
+from gui.training.run_names import run_name
+
+REFRESH_MS = 100  # the fastest refresh of the live curves
+SLOWEST_REFRESH_MS = 1000
+PLOT_CPU_BUDGET = 0.02  # share of the process's CPU time (of one core at most) the live plots may take in a run
+LEAST_BUSY_CORES = 0.1  # a paused run uses next to no CPU: refreshes then slow down to the slowest, not beyond
+Y_MARGIN = 0.1  # the y range leaves this share of the data's span free above and below it
+Y_FILL = 0.5  # ... and is kept while the current run's curves fill at least this share of it
 EMA_BETA = 0.9  # smoothing of the batch loss (debiased, as TensorBoard does)
 
 CURRENT_COLORS = {
@@ -27,13 +39,51 @@ CURRENT_COLORS = {
 }
 
 
+def refresh_interval_ms(cost_s: float, busy_cores: float = 1.0) -> int:
+    """The pause after a refresh that took ``cost_s`` CPU seconds, so refreshes stay within the budget.
+
+    ``busy_cores`` is the CPU time the process used per second lately (training, UI, all threads):
+    the plots take PLOT_CPU_BUDGET of it, so on a loaded machine, where the training gets less, they
+    refresh less too; counted as one core at most, so many training threads never buy the UI thread
+    a busier second.
+    """
+    budget = PLOT_CPU_BUDGET * min(max(busy_cores, LEAST_BUSY_CORES), 1.0)
+    return int(min(max(1000.0 * cost_s / budget, REFRESH_MS), SLOWEST_REFRESH_MS))
+
+
+def earlier_run_color(number: int) -> QColor:
+    """Grey with a faint tint per run: dimmed beside the current run's colours, yet told apart in a legend."""
+    return QColor.fromHsvF(((number - 1) * 0.38) % 1.0, 0.22, 0.62, 0.85)
+
+
+class PlotCanvas(pg.GraphicsLayoutWidget):
+    """The plots' canvas; adds up the CPU time its repaints take, which paces the refresh."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.paint_cpu_s = 0.0
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        started = time.thread_time()
+        try:
+            super().paintEvent(event)
+        finally:
+            self.paint_cpu_s += time.thread_time() - started
+
+
 class Series:
-    """Growable x/y float buffers; ``x``/``y`` are views of the filled part."""
+    """Growable x/y float buffers; ``x``/``y`` are views of the filled part.
+
+    Keeps the extent of its finite y values (and the smallest positive one, for a log axis), so
+    fitting an axis to the data costs nothing per refresh.
+    """
 
     def __init__(self, capacity: int = 256):
         self._x = np.empty(capacity)
         self._y = np.empty(capacity)
         self._n = 0
+        self.low = self.positive_low = math.inf
+        self.high = -math.inf
 
     def __len__(self) -> int:
         return self._n
@@ -57,6 +107,19 @@ class Series:
         self._x[self._n:needed] = xs
         self._y[self._n:needed] = ys
         self._n = needed
+        finite = ys[np.isfinite(ys)]
+        if finite.size:
+            self.low = min(self.low, float(finite.min()))
+            self.high = max(self.high, float(finite.max()))
+            positive = finite[finite > 0]
+            if positive.size:
+                self.positive_low = min(self.positive_low, float(positive.min()))
+
+    def y_extent(self, log: bool = False) -> tuple[float, float] | None:
+        """(lowest, highest) finite y, in log10 units on a log axis; None when there is none."""
+        if log:
+            return None if self.high <= 0 else (math.log10(self.positive_low), math.log10(self.high))
+        return None if self.high < self.low else (self.low, self.high)
 
 
 def _finite_or_nan(value) -> float:
@@ -68,10 +131,11 @@ class RunData:
 
     SERIES = ("batch", "ema", "train_loss", "val_loss", "train_metric", "val_metric", "lr")
 
-    def __init__(self, number: int, label: str, task: str):
+    def __init__(self, number: int, label: str, task: str, settings: dict | None = None):
         self.number = number
         self.label = label
         self.task = task
+        self.settings = settings  # what the run used (gui.training.run_names.run_settings), to name the next run
         self.series = {name: Series() for name in self.SERIES}
         self.changed: set[str] = set()  # series with new points since the last push to the live curves
         self.archive: dict[str, pg.PlotDataItem] | None = None  # its dimmed curves, once it is a previous run
@@ -140,7 +204,7 @@ class RunData:
 
 
 class TrainingPlots(QWidget):
-    """Three linked-in-time plots with a Clear button for previous runs."""
+    """Three linked-in-time plots with Auto-range, Log scale and Clear buttons."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -151,7 +215,9 @@ class TrainingPlots(QWidget):
         foreground = palette.color(QPalette.Text)
         self._foreground = foreground
         self._grid_color = QColor(background).darker(112)
-        self.graphics = pg.GraphicsLayoutWidget()
+        self._x_span = None  # (epochs, steps_per_epoch) the x axes were fitted to
+        self.following: dict[pg.PlotItem, bool] = {}  # plots whose y range follows the current run
+        self.graphics = PlotCanvas()
         self.graphics.setBackground(background)
         self.loss_plot = self._make_plot("Loss", "epoch", foreground, row=0, col=0, colspan=2)
         self.metric_plot = self._make_plot("Accuracy", "epoch", foreground, row=1, col=0)
@@ -174,11 +240,18 @@ class TrainingPlots(QWidget):
         self.clear_button.setToolTip("Remove the dimmed curves of earlier runs from the plots")
         self.clear_button.clicked.connect(self.clear)
         self.auto_button = QPushButton("Auto-range")
-        self.auto_button.setToolTip("Fit every plot to its data again after zooming (mouse wheel) or panning (drag)")
+        self.auto_button.setToolTip("Fit every plot to the current run again after zooming (mouse wheel) or "
+                                    "panning (drag)")
         self.auto_button.clicked.connect(self.auto_range)
+        self.log_button = QPushButton("Log scale")
+        self.log_button.setCheckable(True)
+        self.log_button.setToolTip("Show losses on a logarithmic axis: a loss falling by orders of magnitude, "
+                                   "or a run that diverged, stays readable")
+        self.log_button.toggled.connect(self.set_log_scale)
         self.graphics.setToolTip("Mouse wheel: zoom · drag: pan · right-click: plot options · Auto-range: fit again")
         buttons = QHBoxLayout()
         buttons.addStretch(1)
+        buttons.addWidget(self.log_button)
         buttons.addWidget(self.auto_button)
         buttons.addWidget(self.clear_button)
         layout = QVBoxLayout(self)
@@ -190,6 +263,11 @@ class TrainingPlots(QWidget):
         self.timer = QTimer(self)
         self.timer.setInterval(REFRESH_MS)
         self.timer.timeout.connect(self.flush)
+        self.refresh_cost_s = 0.0  # CPU time of the previous refresh (pushing data and repainting)
+        self._painted_s = 0.0  # self.graphics.paint_cpu_s at the previous refresh
+        self._push_cpu_s = 0.0  # CPU time of the previous refresh's push
+        self._unpaced = 0  # refreshes still to come before the pacing starts
+        self._clocks = (0.0, 0.0)  # (time.monotonic(), time.process_time()) at the previous refresh
         self._update_clear_button()
 
     def _make_live_curves(self) -> dict[str, pg.PlotDataItem]:
@@ -214,19 +292,27 @@ class TrainingPlots(QWidget):
     def _make_archive(self, run: RunData) -> dict[str, pg.PlotDataItem]:
         """Dimmed copies of a finished run's curves (no batch loss), hidden until the next run starts.
 
+        Thin and grey-toned, drawn under the current run's curves, and left out of the auto-range:
+        the axes follow the current run, so an earlier run that diverged does not flatten them.
         Made when the run ends, while the UI is idle, so starting the next run costs almost nothing.
+        They go straight into the view box: PlotItem.addItem also rebuilds its menu's list of every
+        curve, a cost that grew with each run kept.
         """
-        color = pg.intColor(run.number - 1, hues=8, alpha=150)
+        color = earlier_run_color(run.number)
         archive = {}
         for name, series in run.series.items():
             if name == "batch":
                 continue
-            pen = pg.mkPen(color, width=1.5, style=Qt.DashLine if "train" in name else Qt.SolidLine)
-            symbol = {"symbol": "o", "symbolSize": 4, "symbolBrush": color, "symbolPen": None} \
-                if name in ("train_loss", "val_loss", "train_metric", "val_metric") else {}
-            item = pg.PlotDataItem(series.x.copy(), series.y.copy(), pen=pen, **symbol)
+            plot = self.plot_of(name)
+            # no epoch markers: each marker layer costs every repaint more than all the lines together
+            pen = pg.mkPen(color, width=1, style=Qt.DashLine if "train" in name else Qt.SolidLine)
+            item = pg.PlotDataItem(series.x.copy(), series.y.copy(), pen=pen)
+            item.setLogMode(False, plot.ctrl.logYCheck.isChecked())
+            item.setZValue(-1)  # under the live curves (z 0)
             item.setVisible(False)
-            self.plot_of(name).addItem(item)
+            plot.getViewBox().addItem(item, ignoreBounds=True)
+            item.setClipToView(True)  # once in the view box: both ask it for the visible range
+            item.setDownsampling(auto=True, method="peak")
             archive[name] = item
         return archive
 
@@ -239,11 +325,19 @@ class TrainingPlots(QWidget):
         plot.showGrid(x=True, y=True, alpha=1.0)
         plot.setClipToView(True)
         plot.setDownsampling(auto=True, mode="peak")
+        # Axes that only ever widen, without SI prefixes: otherwise a new tick label ("2" -> "1.5") resized
+        # the axis, re-laid out the whole canvas and repainted it two or three times per refresh.
         for axis in ("left", "bottom"):
             item = plot.getAxis(axis)
             item.setPen(self._grid_color)
             item.setTextPen(foreground)
-            item.setStyle(maxTickLevel=0)
+            item.setStyle(maxTickLevel=0, autoReduceTextSpace=False)
+            item.enableAutoSIPrefix(False)
+            # The axes draw the grid: below the view box (z -100) it passes under the curves and the legend
+            # instead of striking through them.
+            item.setZValue(-1000)
+        self.following[plot] = True
+        plot.getViewBox().sigRangeChangedManually.connect(lambda _axes, plot=plot: self.following.update({plot: False}))
         return plot
 
     def plot_of(self, series_name: str) -> pg.PlotItem:
@@ -251,16 +345,23 @@ class TrainingPlots(QWidget):
             return self.lr_plot
         return self.metric_plot if "metric" in series_name else self.loss_plot
 
+    def loss_plots(self) -> tuple[pg.PlotItem, ...]:
+        """The plots that show losses (the log-scale ones): the metric plot too for a regression run."""
+        current = self.current
+        regression = current is not None and current.task != "classification"
+        return (self.loss_plot, self.metric_plot) if regression else (self.loss_plot,)
+
     @property
     def current(self) -> RunData | None:
         return self.runs[-1] if self.runs else None
 
     def begin_run(self, label: str, task: str, history: dict | None = None, steps_per_epoch: int = 1,
-                  epochs: int = 0) -> RunData:
+                  epochs: int = 0, settings: dict | None = None) -> RunData:
         """Dim the previous run and start fresh curves; ``history`` seeds a resumed run's epochs.
 
-        With ``epochs`` the x axes span the whole run from the start, so they do not re-scale (and
-        re-render their ticks) at every refresh; the y axes keep auto-ranging.
+        ``settings`` (``run_names.run_settings``) name the run by what differs from the previous
+        run when ``label`` is empty. With ``epochs`` the x axes span the whole run from the start, so
+        they do not re-scale (and re-render their ticks) at every refresh; the y axes follow the run.
         """
         previous = self.current
         if previous is not None:
@@ -270,19 +371,24 @@ class TrainingPlots(QWidget):
                 item.setVisible(True)
             self.loss_legend.addItem(previous.archive["ema"], f"run {previous.number}: {previous.label}")
             self.metric_legend.addItem(previous.archive["val_metric"], f"run {previous.number}")  # a narrow plot
-        run = RunData(previous.number + 1 if previous else 1, label, task)
+        if not label and settings is not None:
+            label = run_name(settings, previous.settings if previous is not None else None)
+        run = RunData(previous.number + 1 if previous else 1, label, task, settings)
         self.runs.append(run)
         classification = task == "classification"
+        self.loss_plot.setTitle(f"Loss · run {run.number}: {label}" if label else "Loss",
+                                color=self._foreground.name())
         self.metric_plot.setTitle("Accuracy" if classification else "Loss per epoch (regression metric)",
                                   color=self._foreground.name())
         self.metric_plot.setLabel("left", "%" if classification else "loss")
+        self._apply_log_scale()
         if history:
             run.add_history(history, steps_per_epoch)
         run.changed.update(RunData.SERIES)  # clears the live curves of the previous run's data
         if epochs:
-            self._fit_x_to_run(epochs, start_epoch=0, steps_per_epoch=steps_per_epoch)
+            self._fit_x_to_run(epochs, steps_per_epoch)
         self.running = True
-        self.timer.start()
+        self._start_refresh()
         self._update_clear_button()
         return run
 
@@ -290,12 +396,12 @@ class TrainingPlots(QWidget):
         """Keep feeding the current run's curves (resuming the run shown), its x axes widened to ``epochs``."""
         run = self.current
         if epochs:
-            self._fit_x_to_run(epochs, start_epoch=0, steps_per_epoch=steps_per_epoch)
+            self._fit_x_to_run(epochs, steps_per_epoch)
         if run is not None and run.archive is not None:
             self._remove_archive(run)
         self.running = run is not None
         if self.running:
-            self.timer.start()
+            self._start_refresh()
         return run
 
     def add_batch(self, event) -> None:
@@ -314,25 +420,99 @@ class TrainingPlots(QWidget):
             self.current.archive = self._make_archive(self.current)
         self._update_clear_button()
 
+    def _start_refresh(self) -> None:
+        self._painted_s = self.graphics.paint_cpu_s
+        self._push_cpu_s = 0.0
+        self._unpaced = 2  # the run's first refresh (measured at the second) repaints everything once
+        self._clocks = (time.monotonic(), time.process_time())
+        self.timer.setInterval(REFRESH_MS)
+        self.timer.start()
+
     def flush(self) -> None:
-        """Push the current run's buffers to the live curves, if anything changed since the last push."""
+        """Push the current run's buffers to the live curves, if anything changed since the last push.
+
+        Then pace the timer: the previous refresh took ``c`` CPU seconds (its push and the repaints
+        that followed), so the next one comes about ``c / PLOT_CPU_BUDGET`` later
+        (``refresh_interval_ms``). The first refresh of a run, which repaints everything once, does
+        not set the pace.
+        """
         run = self.current
-        if run is None or not run.dirty:
+        if run is None or not run.dirty:  # nothing new (events come a few times a second): the pace stays
             return
+        started = time.thread_time()
         for name in run.changed:
             series = run.series[name]
             self.live[name].setData(series.x, series.y)
+        for plot in {self.plot_of(name) for name in run.changed}:
+            self.follow_y(plot)
         run.changed.clear()
+        painted, self._painted_s = self.graphics.paint_cpu_s - self._painted_s, self.graphics.paint_cpu_s
+        self.refresh_cost_s = self._push_cpu_s + painted  # the previous refresh, with the repaints it caused
+        self._push_cpu_s = time.thread_time() - started
+        clocks = (time.monotonic(), time.process_time())
+        busy_cores = (clocks[1] - self._clocks[1]) / max(clocks[0] - self._clocks[0], 1e-3)
+        self._clocks = clocks
+        if self._unpaced:
+            self._unpaced -= 1
+        else:
+            self.timer.setInterval(refresh_interval_ms(self.refresh_cost_s, busy_cores))
 
-    def _fit_x_to_run(self, epochs: int, start_epoch: int, steps_per_epoch: int) -> None:
-        for plot, low, high in ((self.loss_plot, 0, epochs), (self.metric_plot, max(start_epoch, 1) - 0.1, epochs),
+    def _fit_x_to_run(self, epochs: int, steps_per_epoch: int) -> None:
+        self._x_span = (epochs, max(steps_per_epoch, 1))
+        for plot, low, high in ((self.loss_plot, 0, epochs), (self.metric_plot, 0.9, epochs),
                                 (self.lr_plot, 0, epochs * max(steps_per_epoch, 1))):
             plot.setXRange(low, high, padding=0.02)
-            plot.enableAutoRange(axis="y")
+            self.following[plot] = True
+            self.follow_y(plot, refit=True)
+
+    def follow_y(self, plot: pg.PlotItem, refit: bool = False) -> None:
+        """Fit the y range to the current run's curves (earlier runs do not count), unless the user zoomed.
+
+        The range is kept while the curves stay inside it and fill at least Y_FILL of it: a new range
+        re-renders the axis and re-clips every curve of the plot, the dearest part of a refresh.
+        """
+        run = self.current
+        if not self.following.get(plot) or run is None:
+            return
+        log = plot.ctrl.logYCheck.isChecked()
+        extents = [extent for name, series in run.series.items()
+                   if self.plot_of(name) is plot and (extent := series.y_extent(log)) is not None]
+        if plot is self.lr_plot and extents:
+            extents.append((0.0, 0.0))  # the learning rate is filled down to 0: its axis starts there
+        if not extents:
+            return
+        lows, highs = zip(*extents)
+        low, high = min(lows), max(highs)
+        shown_low, shown_high = plot.getViewBox().viewRange()[1]
+        if not refit and shown_low <= low and high <= shown_high and high - low >= Y_FILL * (shown_high - shown_low):
+            return
+        span = high - low or abs(high) or 1.0
+        plot.setYRange(low - Y_MARGIN * span, high + Y_MARGIN * span, padding=0)
+
+    def set_log_scale(self, on: bool) -> None:
+        """Losses on a logarithmic y axis (the Log scale button); the x axes keep the run's span."""
+        if self.log_button.isChecked() != on:
+            self.log_button.setChecked(on)  # toggled() calls back here
+            return
+        self._apply_log_scale()
+
+    def _apply_log_scale(self) -> None:
+        on = self.log_button.isChecked()
+        for plot in (self.loss_plot, self.metric_plot):
+            wanted = on and plot in self.loss_plots()
+            if plot.ctrl.logYCheck.isChecked() != wanted:
+                plot.setLogMode(y=wanted)  # the live curves and the axis; also turns pyqtgraph's auto-range on
+                for run in self.runs:
+                    for name, item in (run.archive or {}).items():
+                        if self.plot_of(name) is plot:
+                            item.setLogMode(False, wanted)
+                self.auto_range()
 
     def _remove_archive(self, run: RunData) -> None:
         for name, item in (run.archive or {}).items():
-            self.plot_of(name).removeItem(item)  # also takes it out of the legend
+            self.plot_of(name).getViewBox().removeItem(item)
+            for legend in self.legends:
+                legend.removeItem(item)
         run.archive = None
 
     def clear(self) -> None:
@@ -345,11 +525,18 @@ class TrainingPlots(QWidget):
         if not keep:
             for item in self.live.values():
                 item.setData([], [])
+            self.loss_plot.setTitle("Loss", color=self._foreground.name())
         self._update_clear_button()
 
     def auto_range(self) -> None:
-        for plot in (self.loss_plot, self.metric_plot, self.lr_plot):
-            plot.enableAutoRange()
+        """Fit every plot to the current run again (the Auto-range button): its x span, its y values."""
+        if self._x_span is not None:
+            self._fit_x_to_run(*self._x_span)
+            return
+        for plot in self.following:
+            self.following[plot] = True
+            plot.enableAutoRange(axis="x")
+            self.follow_y(plot, refit=True)
 
     def _update_clear_button(self) -> None:
         removable = len(self.runs) - (1 if self.running else 0)
