@@ -29,6 +29,7 @@ LEAST_BUSY_CORES = 0.1  # a paused run uses next to no CPU: refreshes then slow 
 Y_MARGIN = 0.1  # the y range leaves this share of the data's span free above and below it
 Y_FILL = 0.5  # ... and is kept while the current run's curves fill at least this share of it
 EMA_BETA = 0.9  # smoothing of the batch loss (debiased, as TensorBoard does)
+LEGEND_Z = 1000  # legends draw above every curve
 
 CURRENT_COLORS = {
     "batch": (90, 120, 200, 70),
@@ -235,6 +236,7 @@ class TrainingPlots(QWidget):
         self.legends = (self.loss_legend, self.metric_legend)
         for legend in self.legends:  # repainted from a pixmap when the curves under it change
             legend.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+            legend.setZValue(LEGEND_Z)  # above every curve, earlier runs' included
 
         self.clear_button = QPushButton("Clear previous runs")
         self.clear_button.setToolTip("Remove the dimmed curves of earlier runs from the plots")
@@ -285,8 +287,7 @@ class TrainingPlots(QWidget):
             "train_metric": epoch_curve(self.metric_plot, "train", "train"),
             "val_metric": epoch_curve(self.metric_plot, "val", "validation"),
             # filled down to 0, so a constant learning rate still gets a readable axis that starts at 0
-            "lr": self.lr_plot.plot(pen=pg.mkPen(CURRENT_COLORS["lr"], width=2), fillLevel=0.0,
-                                    brush=(*CURRENT_COLORS["lr"], 40)),
+            "lr": self.lr_plot.plot(pen=pg.mkPen(CURRENT_COLORS["lr"], width=2)),
         }
 
     def _make_archive(self, run: RunData) -> dict[str, pg.PlotDataItem]:
