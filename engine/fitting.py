@@ -21,7 +21,6 @@ from engine.memory import KNOWN_DATASETS
 from engine.shapes import Analysis, analyze, format_shape
 from engine.spec import NetworkSpec, check_input_shape
 
-OUTPUT_PARAMS = ("out_features", "out_channels")   # the parameters that set a layer's output width
 SAMPLE = "mnist-sample"
 # Image sources whose pictures the data settings can resize (DataConfig.image_size; built-ins only enlarge).
 RESIZABLE_SOURCES = ("mnist-sample", "mnist", "fashion-mnist", "cifar10", "folder")
@@ -135,14 +134,6 @@ def _input_for(spec: NetworkSpec, data_shape: tuple[int, ...]) -> tuple[int, ...
     return tuple(data_shape)
 
 
-def _output_layer(spec: NetworkSpec):
-    """The last layer whose parameters set the output width (a Linear's out_features, a conv's out_channels)."""
-    for layer in reversed(spec.layers):
-        if any(name in layer.params for name in OUTPUT_PARAMS):
-            return layer
-    return None
-
-
 def _smallest_side(spec: NetworkSpec, channels: int, side: int) -> int:
     """The smallest square image side above ``side`` up to the design's own at which it analyses without
     errors; 0 when the design takes no larger images or is broken even at its own size (enlarging cannot help)."""
@@ -178,14 +169,13 @@ def fit(spec: NetworkSpec, facts: DataFacts) -> Fit:
         return Fit(None, _input_refusal(spec, fitted, analysis, facts))
 
     if not output_fits(analysis.output_shape, facts):
-        layer = _output_layer(fitted)
-        if layer is not None:
-            name = next(p for p in OUTPUT_PARAMS if p in layer.params)
-            resized = fitted.with_param(layer.id, name, facts.outputs)
+        output = fitted.output_layer()
+        if output is not None:
+            resized = fitted.with_param(output.layer.id, output.param, facts.outputs)
             resized_analysis = analyze(resized)
             if resized_analysis.ok and output_fits(resized_analysis.output_shape, facts):
                 outputs = f"{facts.outputs} output{'s' if facts.outputs != 1 else ''}"
-                changes.append(f"the last {layer.kind} gives {outputs} instead of {layer.params[name]}")
+                changes.append(f"the last {output.layer.kind} gives {outputs} instead of {output.width}")
                 fitted, analysis = resized, resized_analysis
         if not output_fits(analysis.output_shape, facts):
             return Fit(None, f"This design outputs {format_shape(analysis.output_shape)} values per sample, but "

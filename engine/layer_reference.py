@@ -15,7 +15,7 @@ Every layer in the palette, with each parameter's type, default and allowed rang
 parameter; nothing outside these ranges reaches PyTorch. Shapes such as `in_features` and
 `in_channels` are not parameters: they come from the incoming shape.
 
-This page is generated from `engine/layers.py` by `python -m engine.layer_reference`.
+This page is generated from the registry in `engine/layers/` by `python -m engine.layer_reference`.
 """
 
 

@@ -11,7 +11,7 @@ import math
 import re
 import uuid
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.errors import SpecError
 from engine.files import parse_json
@@ -31,6 +31,7 @@ ID_RULE = "1 to 64 letters, digits, '_' or '-'"
 # A design file may also carry its name, description, training config and dataset choice
 # (a "project"); those parts belong to other modules and are read by them.
 TOP_LEVEL_FIELDS = {"format", "version", "input_shape", "layers", "name", "description", "training", "data"}
+WIDTH_PARAMS = ("out_features", "out_channels")  # the parameters that set a layer's output width
 
 
 def new_id() -> str:
@@ -102,6 +103,17 @@ class LayerSpec:
         return cls(kind_name, coerce_params(kind, params, where), layer_id, frozen)
 
 
+class OutputLayer(NamedTuple):
+    """The layer that sets a network's output width, and the parameter that does (out_features, out_channels)."""
+
+    layer: LayerSpec
+    param: str
+
+    @property
+    def width(self) -> int:
+        return self.layer.params[self.param]
+
+
 @dataclass(frozen=True)
 class NetworkSpec:
     """A network: the shape of one input sample (no batch dimension) and its layers in order."""
@@ -122,6 +134,18 @@ class NetworkSpec:
 
     def layer(self, layer_id: str) -> LayerSpec:
         return self.layers[self.index(layer_id)]
+
+    def output_layer(self, params: tuple[str, ...] = WIDTH_PARAMS, after: str | None = None) -> OutputLayer | None:
+        """The last layer with one of ``params`` (after layer ``after`` when given), or None.
+
+        By default the layer whose width the network's output follows (a Linear's out_features, a conv's
+        out_channels); ``params=("out_features",)`` finds the last Linear."""
+        start = 0 if after is None else self.index(after) + 1
+        for layer in reversed(self.layers[start:]):
+            for name in params:
+                if name in layer.params:
+                    return OutputLayer(layer, name)
+        return None
 
     # -- edits: each returns a new spec
     def with_input_shape(self, shape) -> NetworkSpec:

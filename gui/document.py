@@ -134,13 +134,6 @@ class DesignDocument(QObject):
             return self.path.name
         return self.name or "Untitled"
 
-    def output_size(self) -> int | None:
-        """The network's output width: the last Linear's out_features, if any."""
-        for layer in reversed(self._spec.layers):
-            if layer.kind == "Linear":
-                return layer.params["out_features"]
-        return None
-
     # ------------------------------------------------------------------ primitive changes (called by undo commands)
     def _set_spec(self, spec: NetworkSpec) -> None:
         analysis = analyze(spec)  # first, so a failure leaves spec and analysis in step

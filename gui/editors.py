@@ -6,18 +6,18 @@ allows is either valid or shown as an error on its layer by the analysis.
 """
 from __future__ import annotations
 
-import math
 import re
 
 from PySide6.QtCore import QEvent, QPoint, Signal
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
-    QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QLineEdit, QSpinBox, QToolTip,
+    QAbstractSpinBox, QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QSpinBox, QToolTip,
     QVBoxLayout, QWidget,
 )
 
 from engine.layers import PADDING_PRESETS, Param
 from engine.spec import MAX_RANK
+from gui.widgets import FloatSpinBox
 
 INT_LIMIT = 2**31 - 1
 SHAPE_SEPARATORS = re.compile(r"\s*[x×,\s]\s*")
@@ -104,54 +104,6 @@ class ShapeEdit(QLineEdit):
         self.problemChanged.emit(problem)
 
 
-class FloatSpinBox(QDoubleSpinBox):
-    """A double spin box that shows values compactly (1e-05, 0.5) and steps sensibly.
-
-    Tiny defaults (like eps = 1e-5) step by factors of ten; others step
-    linearly with a step suited to their range.
-    """
-
-    def __init__(self, param: Param, parent=None):
-        super().__init__(parent)
-        self.setDecimals(12)
-        low = param.min if param.min is not None else -1e12
-        high = param.max if param.max is not None else 1e12
-        self.setRange(low, high)
-        default = abs(param.default or 0.0)
-        self.log_step = 0 < default < 1e-3
-        if high <= 1:
-            self.setSingleStep(0.01 if default < 0.1 else 0.05)
-        else:
-            self.setSingleStep(0.1 if high <= 100 else 1.0)
-
-    def textFromValue(self, value: float) -> str:  # noqa: N802 - Qt's name
-        return f"{value:.6g}"
-
-    def valueFromText(self, text: str) -> float:  # noqa: N802
-        try:
-            return float(text)
-        except ValueError:
-            return self.value()
-
-    def validate(self, text: str, pos: int):
-        stripped = text.strip()
-        if not re.fullmatch(r"[-+0-9.eE]*", stripped):
-            return QValidator.State.Invalid, text, pos
-        try:
-            value = float(stripped)
-        except ValueError:
-            return QValidator.State.Intermediate, text, pos
-        if math.isfinite(value) and self.minimum() <= value <= self.maximum():
-            return QValidator.State.Acceptable, text, pos
-        return QValidator.State.Intermediate, text, pos
-
-    def stepBy(self, steps: int) -> None:  # noqa: N802
-        if self.log_step and self.value() > 0:
-            self.setValue(min(self.maximum(), max(self.minimum(), self.value() * 10.0**steps)))
-        else:
-            super().stepBy(steps)
-
-
 class ParamEditor(QWidget):
     """One parameter's editor; ``edited`` carries the new value, ``set_value`` never emits."""
 
@@ -187,6 +139,18 @@ def _int_spin(param: Param) -> QSpinBox:
     return spin
 
 
+def _float_spin(param: Param) -> FloatSpinBox:
+    """Tiny defaults (like eps = 1e-5) step by factors of ten; others linearly, with a step suited to their range."""
+    low = param.min if param.min is not None else -1e12
+    high = param.max if param.max is not None else 1e12
+    default = abs(param.default or 0.0)
+    if high <= 1:
+        step = 0.01 if default < 0.1 else 0.05
+    else:
+        step = 0.1 if high <= 100 else 1.0
+    return FloatSpinBox(low, high, log_steps=0 < default < 1e-3, single_step=step)
+
+
 class _SpinEditor(ParamEditor):
     """A spin-box editor; subclasses name the box to make and the value type."""
 
@@ -214,7 +178,7 @@ class IntEditor(_SpinEditor):
 
 
 class FloatEditor(_SpinEditor):
-    make_spin = FloatSpinBox
+    make_spin = staticmethod(_float_spin)
     convert = float
 
 

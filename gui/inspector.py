@@ -253,8 +253,8 @@ class Inspector(QWidget):
 
     def _network_output(self, layer_id: str) -> int | None:
         """The output width a hidden Linear leads to: the last Linear's out_features (None if this is it)."""
-        later = [l for l in self.document.spec.layers[self.document.spec.index(layer_id) + 1:] if l.kind == "Linear"]
-        return later[-1].params["out_features"] if later else None
+        output = self.document.spec.output_layer(("out_features",), after=layer_id)
+        return output.width if output else None
 
     def _apply_suggestion(self, size: int) -> None:
         if self.layer_id and self.layer_id != INPUT_ID:

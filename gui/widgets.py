@@ -1,8 +1,12 @@
-"""Small widgets shared by the window's views."""
+"""Small widgets shared by the window's views: a label that elides, a float spin box that takes 1e-3."""
 from __future__ import annotations
 
+import math
+import re
+
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtWidgets import QLabel, QSizePolicy
+from PySide6.QtGui import QValidator
+from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QSizePolicy
 
 
 class ElidedLabel(QLabel):
@@ -40,3 +44,49 @@ class ElidedLabel(QLabel):
         shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, max(0, self.contentsRect().width()))
         super().setText(shown)
         self.setToolTip(self._full if shown != self._full else "")
+
+
+class FloatSpinBox(QDoubleSpinBox):
+    """A float spin box that shows values as typed, compactly (1e-05, 0.001, 0.9), and takes scientific text.
+
+    ``log_steps``: the arrows multiply by ten (a learning rate, a tiny eps); otherwise they add
+    ``single_step``, or a step that adapts to the value's decimals when none is given. Letters other than
+    an exponent's e are refused as typed; a number outside the range waits as unfinished input."""
+
+    def __init__(self, minimum: float, maximum: float, log_steps: bool = False, single_step: float | None = None,
+                 parent=None):
+        super().__init__(parent)
+        self.setDecimals(12)
+        self.setRange(minimum, maximum)
+        self.log_steps = log_steps
+        if single_step is None:
+            self.setStepType(QDoubleSpinBox.StepType.AdaptiveDecimalStepType)
+        else:
+            self.setSingleStep(single_step)
+
+    def textFromValue(self, value: float) -> str:  # noqa: N802 - Qt's name
+        return f"{value:.6g}"
+
+    def valueFromText(self, text: str) -> float:  # noqa: N802
+        try:
+            return float(text)
+        except ValueError:
+            return self.value()
+
+    def validate(self, text: str, pos: int):
+        stripped = text.strip()
+        if not re.fullmatch(r"[-+0-9.eE]*", stripped):
+            return QValidator.State.Invalid, text, pos
+        try:
+            value = float(stripped)
+        except ValueError:
+            return QValidator.State.Intermediate, text, pos
+        if math.isfinite(value) and self.minimum() <= value <= self.maximum():
+            return QValidator.State.Acceptable, text, pos
+        return QValidator.State.Intermediate, text, pos
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802
+        if self.log_steps and self.value() > 0:
+            self.setValue(min(self.maximum(), max(self.minimum(), self.value() * 10.0**steps)))
+        else:
+            super().stepBy(steps)

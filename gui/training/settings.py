@@ -11,46 +11,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from PySide6.QtCore import Signal
-from PySide6.QtGui import QValidator
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QSpinBox, QWidget)
 
 from engine.paths import datasets_dir
-
-
-class SciSpinBox(QDoubleSpinBox):
-    """A float spin box that shows 1e-3 or 0.9 as typed, and steps a learning rate by factors of 10."""
-
-    def __init__(self, minimum: float, maximum: float, log_steps: bool = False, parent=None):
-        super().__init__(parent)
-        self.setDecimals(12)
-        self.setRange(minimum, maximum)
-        self._log_steps = log_steps
-        if not log_steps:
-            self.setStepType(QDoubleSpinBox.AdaptiveDecimalStepType)
-
-    def textFromValue(self, value: float) -> str:  # noqa: N802 - Qt's name
-        return f"{value:.6g}"
-
-    def valueFromText(self, text: str) -> float:  # noqa: N802 - Qt's name
-        try:
-            return float(text)
-        except ValueError:
-            return self.value()
-
-    def validate(self, text: str, pos: int):
-        try:
-            value = float(text)
-        except ValueError:
-            return QValidator.Intermediate, text, pos
-        ok = self.minimum() <= value <= self.maximum() and math.isfinite(value)
-        return (QValidator.Acceptable if ok else QValidator.Intermediate), text, pos
-
-    def stepBy(self, steps: int) -> None:  # noqa: N802 - Qt's name
-        if self._log_steps and self.value() > 0:
-            self.setValue(self.value() * 10.0 ** steps)
-        else:
-            super().stepBy(steps)
+from gui.widgets import FloatSpinBox
 
 
 @dataclass(frozen=True)
@@ -276,7 +241,7 @@ class ConfigForm(QWidget):
             widget.setGroupSeparatorShown(True)
             widget.valueChanged.connect(lambda v, f=f: self._user_set(f, int(v)))
         elif f.kind in ("float", "lr"):
-            widget = SciSpinBox(f.minimum, f.maximum, log_steps=f.kind == "lr")
+            widget = FloatSpinBox(f.minimum, f.maximum, log_steps=f.kind == "lr")
             widget.valueChanged.connect(lambda v, f=f: self._user_set(f, float(v)))
         elif f.kind == "bool":
             widget = QCheckBox()

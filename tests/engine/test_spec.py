@@ -320,6 +320,20 @@ def test_edits_return_new_specs():
     assert spec.index("b") == 1
 
 
+def test_output_layer_is_the_last_layer_that_sets_a_width():
+    """One answer for "which layer sets the output width": fitting resizes it, the inspector's hints read it."""
+    layers = (LayerSpec("Linear", {"out_features": 64}, "hidden"), LayerSpec("ReLU", {}, "act"),
+              LayerSpec("Linear", {"out_features": 32}, "out"), LayerSpec("Unflatten", {"sizes": (2, 4, 4)}, "grid"),
+              LayerSpec("ConvTranspose2d", {"out_channels": 3}, "up"), LayerSpec("Sigmoid", {}, "squash"))
+    spec = NetworkSpec((10,), layers)
+    assert spec.output_layer() == (layers[4], "out_channels") and spec.output_layer().width == 3
+    last_linear = spec.output_layer(("out_features",))
+    assert (last_linear.layer.id, last_linear.param, last_linear.width) == ("out", "out_features", 32)
+    assert spec.output_layer(("out_features",), after="hidden").layer.id == "out"
+    assert spec.output_layer(("out_features",), after="out") is None  # nothing after the last Linear
+    assert NetworkSpec((10,), (LayerSpec("ReLU", {}),)).output_layer() is None
+
+
 @pytest.mark.parametrize(
     "text, message",
     [

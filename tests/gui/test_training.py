@@ -291,6 +291,22 @@ def test_settings_are_saved_in_the_document_and_follow_undo(area):
     assert ui.panel.data_form.values()["source"] == "mnist-sample"
 
 
+def test_settings_and_layer_editors_share_one_float_spin_box_that_takes_scientific_text(area, qtbot):
+    from gui.editors import FloatSpinBox
+
+    ui = area()
+    decay = ui.panel.train_form.widget("weight_decay")
+    assert isinstance(decay, FloatSpinBox) and isinstance(ui.panel.train_form.widget("lr"), FloatSpinBox)
+    decay.show()
+    decay.lineEdit().selectAll()
+    qtbot.keyClicks(decay.lineEdit(), "2.5e-4")
+    decay.interpretText()
+    assert ui.doc.extras["training"]["weight_decay"] == pytest.approx(2.5e-4)
+    assert decay.text() == "0.00025"
+    qtbot.keyClicks(decay.lineEdit(), "x")  # a letter that is no exponent is refused as typed
+    assert decay.lineEdit().text() == "0.00025"
+
+
 def test_a_file_with_badly_typed_settings_opens_and_names_the_bad_field(area):
     from gui.document import DesignFile
 
