@@ -126,7 +126,9 @@ class DataWorker(QObject):
     @Slot()
     def run(self) -> None:
         try:
-            self.loaded.emit(load_bundle(self.config, self._task), self.config)
+            bundle = load_bundle(self.config, self._task)
+            self._task.check()  # a Stop pressed as the last rows arrived still stops: the user asked for it
+            self.loaded.emit(bundle, self.config)
         except Cancelled:
             self.stopped.emit(LOADING_STOPPED)
         except LayerStudioError as exc:
