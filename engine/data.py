@@ -4,8 +4,10 @@ Sources: the bundled MNIST sample, torchvision's MNIST / FashionMNIST / CIFAR10 
 user picks, an image folder (one subfolder per class), a CSV table and synthetic linear regression.
 ``load_data(config)`` returns a ``DataBundle`` whose training, validation and test tensors are already
 split (seeded), converted to float32 and normalised with *training* statistics; the trainer moves
-them to its device once and cuts batches by indexing. ``augment_batch`` is applied per training batch
-on whatever device the batch lives.
+them to its device once and cuts batches by indexing. The built-in image datasets stay at their own size
+and are enlarged to a larger image_size per batch (``DataBundle.model_inputs``, see engine.enlarge);
+``augment_batch`` is applied per training batch, at the size the model takes, on whatever device the
+batch lives.
 
 Streaming: with ``DataConfig.stream`` the training split is a ``torch.utils.data.Dataset`` in
 ``DataBundle.train_dataset`` (``train_x``/``train_y`` are then empty) for data that does not fit in
@@ -49,6 +51,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from engine.controls import control
 from engine.downloads import DOWNLOADS, dataset_root
+from engine.enlarge import enlarge, enlarged_moments
 from engine.errors import DataError
 from engine.files import write_atomically
 from engine.paths import cache_dir
@@ -71,14 +74,13 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".t
 DIGIT_NAMES = [str(digit) for digit in range(10)]
 # Sources of handwritten digits: a mirrored 2 or 7 is no digit, so a random horizontal flip only teaches noise.
 DIGIT_SOURCES = frozenset({"mnist-sample", "mnist"})
-# The built-in image datasets' own side length; image_size only ever enlarges them (see _enlarge_to).
+# The built-in image datasets' own side length; image_size only ever enlarges them, per batch (see _enlarge_to).
 NATIVE_IMAGE_SIZES = {"mnist-sample": 28, "mnist": 28, "fashion-mnist": 28, "cifar10": 32}
 # CSV labels that are whole numbers with at most this many distinct values are class labels.
 MAX_INTEGER_CLASSES = 20
 # CSV label cells that mean "no value" (compared in lower case; pandas' defaults, less the exotic ones).
 MISSING_LABELS = frozenset({"", "nan", "-nan", "na", "n/a", "#n/a", "null", "none", "<na>"})
 CSV_ROWS_PER_REPORT = 4096
-RESIZE_CHUNK = 1024
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 # Normalisation statistics of a streamed image folder come from this many training images.
 STREAM_STATS_SAMPLES = 1000
@@ -97,7 +99,8 @@ class DataConfig:
 
     ``image_size``: side length image-folder pictures are resized to; the built-in image datasets
     (MNIST sample, MNIST, Fashion-MNIST, CIFAR-10) are only ever *enlarged* to it (D2L's ``resize=``
-    for AlexNet/VGG at 224), never shrunk. ``grayscale`` applies to image folders.
+    for AlexNet/VGG at 224), never shrunk, and per batch (they are held at their own size).
+    ``grayscale`` applies to image folders.
     ``label_column``: the CSV target column (several, comma-separated, for multi-output regression).
     ``limit``: use at most this many samples of the source's training set (before the validation
     split; tests and quick runs). ``normalize`` is ignored for synthetic regression (the model should
@@ -248,6 +251,9 @@ class Augment:
 class DataBundle:
     """Ready-to-train data: CPU float32 inputs, int64 class labels or float (N, k) targets.
 
+    ``input_shape`` is one sample as the model takes it. Built-in images enlarged to a larger image_size are
+    stored at their own size and enlarged to ``enlarge_to`` x ``enlarge_to`` per batch: whatever feeds
+    stored samples to a model passes them through ``model_inputs`` (0: stored as the model takes them).
     For reconstruction ``*_y`` is the same tensor as ``*_x``. Empty validation/test splits are
     tensors with zero rows. When ``train_dataset`` is set (streaming) ``train_x``/``train_y`` are
     empty and the training samples come from ``train_loader``. ``notes`` are sentences the user should
@@ -273,6 +279,11 @@ class DataBundle:
     notes: list[str] = field(default_factory=list)  # warnings for the user: skipped files, empty classes
     feature_names: list[str] = field(default_factory=list)  # a table's input columns (empty for images)
     target_names: list[str] = field(default_factory=list)   # a table's target columns
+    enlarge_to: int = 0          # stored images are enlarged to this side per batch (0: stored at input_shape)
+
+    def model_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Stored samples (a batch, on any device) as the model takes them: enlarged to ``enlarge_to``."""
+        return enlarge(x, self.enlarge_to)
 
     @property
     def streaming(self) -> bool:
@@ -284,7 +295,8 @@ class DataBundle:
 
     def train_loader(self, batch_size: int, generator: torch.Generator | None = None,
                      num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
-        """Shuffled batches of the training split (either path), shaped like slices of train_x/train_y."""
+        """Shuffled batches of the training split (either path), shaped like slices of train_x/train_y (as stored:
+        ``model_inputs`` makes them what the model takes)."""
         dataset = self.train_dataset if self.train_dataset is not None else TensorDataset(self.train_x, self.train_y)
         return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator,
                           num_workers=num_workers, pin_memory=pin_memory, persistent_workers=num_workers > 0)
@@ -300,6 +312,8 @@ class DataBundle:
         else:
             what = "reconstruction"
         shape = f"{self.input_shape[0]} features" if len(self.input_shape) == 1 else format_shape(self.input_shape)
+        if self.enlarge_to:
+            shape += f" enlarged from {format_shape(self.train_x.shape[-2:])}"
         parts = [counts, shape, what]
         if self.augment.active:
             tricks = ([f"crop pad {self.augment.crop_padding}"] if self.augment.crop_padding else []) + (
@@ -390,11 +404,13 @@ class _Decoded:
     target_names: list[str] = field(default_factory=list)
 
 
-def _assemble(decoded: _Decoded, config: DataConfig, progress: Task, resize_to: int = 0) -> DataBundle:
+def _assemble(decoded: _Decoded, config: DataConfig, progress: Task, enlarge_to: int = 0) -> DataBundle:
     """Split, convert, normalise (training statistics) and package decoded samples.
 
-    Classification data whose training split holds fewer than two classes is refused here, before any
-    training; classes without training samples are named in the notes.
+    Images to be enlarged (``enlarge_to``) stay at their own size, normalised with the statistics of the
+    enlarged images, so enlarging them per batch gives what enlarging them first did. Classification data
+    whose training split holds fewer than two classes is refused here, before any training; classes without
+    training samples are named in the notes.
     """
     task = _resolve_task(decoded.name, decoded.task, config.task)
     images = decoded.x.dtype == torch.uint8
@@ -408,14 +424,12 @@ def _assemble(decoded: _Decoded, config: DataConfig, progress: Task, resize_to: 
         splits.append((decoded.test_x if images else decoded.test_x.clone(), decoded.test_y))
     else:
         splits.append((decoded.x[:0], decoded.y[:0]))
-    if images and resize_to:
-        progress.check()
-        splits = [(_images_to_float(x, resize_to, progress.check), y) for x, y in splits]
+    enlarge_to = enlarge_to if images else 0
 
     mean = std = None
     if config.normalize and decoded.normalize and task != "reconstruction":
         progress.check()
-        mean, std = _statistics(splits[0][0])
+        mean, std = _statistics(splits[0][0], enlarge_to, progress.check)
     converted = []
     for x, y in splits:
         progress.check()
@@ -427,8 +441,9 @@ def _assemble(decoded: _Decoded, config: DataConfig, progress: Task, resize_to: 
     (train_x, train_y), (val_x, val_y), (test_x, test_y) = splits
     classification = task == "classification"
     augment = Augment(config.augment_crop_padding, config.augment_hflip) if images else Augment()
+    shape = tuple(train_x.shape[1:2]) + (enlarge_to, enlarge_to) if enlarge_to else tuple(train_x.shape[1:])
     bundle = DataBundle(
-        name=decoded.name, task=task, input_shape=tuple(train_x.shape[1:]),
+        name=decoded.name, task=task, input_shape=shape, enlarge_to=enlarge_to,
         num_classes=len(decoded.class_names) if classification else None,
         class_names=list(decoded.class_names) if classification else [],
         train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y, test_x=test_x, test_y=test_y,
@@ -480,30 +495,21 @@ def _split_indices(count: int, val_fraction: float, limit: int, seed: int,
     return train_idx, val_idx
 
 
-def _images_to_float(x: torch.Tensor, resize_to: int = 0, check: Callable[[], None] | None = None) -> torch.Tensor:
-    """uint8 images to float32 in [0, 1], optionally resized (bilinear) to resize_to x resize_to.
-
-    Resizing goes RESIZE_CHUNK images at a time into one preallocated result, so the peak is the result
-    plus one chunk (MNIST at 224 is 14 GB of float32), and ``check()`` can stop it between chunks.
-    """
-    if not resize_to or tuple(x.shape[-2:]) == (resize_to, resize_to):
-        return x.to(torch.float32).div_(255)
-    out = torch.empty(len(x), x.shape[1], resize_to, resize_to)
-    for start in range(0, len(x), RESIZE_CHUNK):
-        if check is not None:
-            check()
-        chunk = x[start:start + RESIZE_CHUNK].to(torch.float32).div_(255)
-        out[start:start + RESIZE_CHUNK] = F.interpolate(chunk, size=(resize_to, resize_to), mode="bilinear",
-                                                        align_corners=False, antialias=True)
-    return out
+def _images_to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images to float32 in [0, 1]."""
+    return x.to(torch.float32).div_(255)
 
 
-def _statistics(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def _statistics(x: torch.Tensor, enlarge_to: int = 0,
+                check: Callable[[], None] | None = None) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per channel (images, N x C x H x W) or per feature (tables, N x d) mean and std; std 0 becomes 1.
 
-    uint8 images are measured in [0, 1] units, exactly, from a 256-bin histogram per channel.
+    uint8 images are measured in [0, 1] units, exactly, from a 256-bin histogram per channel, or as they are
+    enlarged to ``enlarge_to`` (engine.enlarge.enlarged_moments: what the model is given).
     """
-    if x.dtype == torch.uint8:
+    if x.dtype == torch.uint8 and enlarge_to:
+        mean, std = enlarged_moments(x, enlarge_to, check)
+    elif x.dtype == torch.uint8:
         levels = torch.arange(256, dtype=torch.float64) / 255
         counts = torch.stack([torch.bincount(x[:, c].reshape(-1), minlength=256) for c in range(x.shape[1])])
         counts = counts.to(torch.float64) / max(1, counts[0].sum().item())

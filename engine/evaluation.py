@@ -218,7 +218,7 @@ def evaluate_model(spec: NetworkSpec, model: nn.Module, data, split: str = "test
 
     def batches():
         for start in range(0, len(x), batch_size):
-            xb = x[start:start + batch_size].to(device)
+            xb = data.model_inputs(x[start:start + batch_size].to(device))
             if reshape:
                 xb = xb.reshape(xb.shape[0], *spec.input_shape)
             yb = y[start:start + batch_size].to(device)

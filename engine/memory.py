@@ -7,12 +7,15 @@ not allocate until the operating system kills the app. The estimates come from t
 data settings; they aim to be within a factor of about two of the real peak, never to be exact.
 
 - ``estimate_training_bytes``: weights, buffers, gradients, optimizer state, and the activations autograd keeps
-  for one batch (every layer's output, blocks counting their inner layers) plus the gradient flowing back.
+  for one batch (every layer's output, blocks counting their inner layers, and the batch itself at the size the
+  model takes: built-in images enlarged per batch are enlarged there) plus the gradient flowing back.
 - ``estimate_data_bytes``: what loading a dataset holds at its peak (decoded uint8 images plus their float32
-  copies, CSV text cells plus their numbers, synthetic samples and their split copies).
+  copies, built-in ones at their own size whatever image_size is, CSV text cells plus their numbers, synthetic
+  samples and their split copies).
 - ``available_bytes``: free RAM on the CPU, free memory on a CUDA GPU, the recommended limit on Apple GPUs.
 - ``check_fits``: refuse with both numbers, e.g. "Training this design at batch size 4096 needs about 38.2 GB
-  but the CPU has 21.3 GB available: lower the batch size or make the design smaller."
+  but the CPU has 21.3 GB available: lower the batch size or make the design smaller." Every check takes
+  ``available`` (bytes) to judge for a machine other than this one.
 """
 from __future__ import annotations
 
@@ -100,10 +103,14 @@ def estimate_training_bytes(analysis: Analysis, batch_size: int, optimizer: str 
     return weights + trainable + state + batch_size * (kept + 2 * widest)
 
 
-def check_training_fits(analysis: Analysis, config, device: torch.device, data=None) -> None:
-    """TrainingError when a run of this design with ``config`` (a TrainConfig) cannot fit on ``device``.
+def check_training_fits(analysis: Analysis, config, device: torch.device, data=None,
+                        available: int | None = None) -> None:
+    """TrainingError when a run of this design with ``config`` (a TrainConfig) cannot fit on ``device``
+    (``available`` bytes when given, else what it has free now).
 
-    The batch is at most the training set; on a GPU the dataset's tensors count too (they move there once).
+    The batch is at most the training set; on a GPU the dataset's tensors count too (they move there once, as
+    stored: built-in images at their own size, each batch enlarged as the model's input, which the activations
+    count).
     """
     samples = getattr(data, "train_size", None) or len(getattr(data, "train_x", ())) or config.batch_size
     batch = min(config.batch_size, samples)
@@ -113,7 +120,7 @@ def check_training_fits(analysis: Analysis, config, device: torch.device, data=N
     if device.type != "cpu" and data is not None:
         needed += _bundle_bytes(data)
         fix += ", or train on the CPU"
-    check_fits(needed, device, f"Training this design at batch size {batch}", fix, TrainingError)
+    check_fits(needed, device, f"Training this design at batch size {batch}", fix, TrainingError, available)
 
 
 def _bundle_bytes(data) -> int:
@@ -137,9 +144,9 @@ def estimate_data_bytes(config: DataConfig) -> int:
     source = config.source
     if source in ("folder", "csv") and not config.root.strip():
         return 0
-    if source in KNOWN_DATASETS:
+    if source in KNOWN_DATASETS:        # held at their own size: a larger image_size enlarges each batch
         train, test, channels, native = KNOWN_DATASETS[source]
-        return _image_bytes(train, test, channels, native, max(native, config.image_size), config.limit)
+        return _image_bytes(train, test, channels, native, config.limit)
     if source == "folder":
         return _folder_bytes(config)
     if source == "csv":
@@ -149,12 +156,11 @@ def estimate_data_bytes(config: DataConfig) -> int:
     return 0
 
 
-def _image_bytes(train: int, test: int, channels: int, native: int, size: int, limit: int) -> int:
-    """Decoded uint8 images, the training split's uint8 copy, and the float32 samples at their final size."""
+def _image_bytes(train: int, test: int, channels: int, side: int, limit: int) -> int:
+    """Decoded uint8 images, the training split's uint8 copy, and the float32 samples, all ``side`` x ``side``."""
     used = min(train, limit) if limit else train
-    decoded = (train + test) * channels * native * native
-    copies = used * channels * native * native
-    return decoded + copies + (used + test) * channels * size * size * BYTES_PER_VALUE
+    pixels = channels * side * side
+    return (train + test) * pixels + used * pixels + (used + test) * pixels * BYTES_PER_VALUE
 
 
 def _folder_bytes(config: DataConfig) -> int:
@@ -164,7 +170,7 @@ def _folder_bytes(config: DataConfig) -> int:
     if config.stream:   # only validation, test and the statistics sample are decoded (uint8, then float32)
         pictures = min(pictures, round(pictures * config.val_fraction) + STREAM_STATS_SAMPLES)
         return pictures * channels * config.image_size ** 2 * (1 + BYTES_PER_VALUE)
-    return _image_bytes(pictures, 0, channels, config.image_size, config.image_size, config.limit)
+    return _image_bytes(pictures, 0, channels, config.image_size, config.limit)
 
 
 def _count_pictures(root: Path) -> int:
@@ -199,8 +205,9 @@ def _synthetic_bytes(samples: int, features: int, limit: int) -> int:
     return samples * (features + 3) * BYTES_PER_VALUE + 3 * samples * 8 + used * (features + 1) * BYTES_PER_VALUE
 
 
-def check_data_fits(config: DataConfig) -> None:
-    """DataError when loading ``config``'s data cannot fit in this computer's free memory."""
+def check_data_fits(config: DataConfig, available: int | None = None) -> None:
+    """DataError when loading ``config``'s data cannot fit in this computer's free memory (or ``available``
+    bytes when given)."""
     needed = estimate_data_bytes(config)
     if not needed:
         return
@@ -213,10 +220,8 @@ def check_data_fits(config: DataConfig) -> None:
         what = f"Loading the pictures of {Path(config.root).name} at image size {config.image_size}"
         fix = "lower image_size, set a limit, or turn on stream to read the training pictures from disk"
     else:
-        what = f"Loading {SOURCES[source]}" + (f" at image size {config.image_size}"
-                                                if config.image_size > KNOWN_DATASETS[source][3] else "")
-        fix = "lower image_size or set a limit"
-    check_fits(needed, torch.device("cpu"), what, fix, DataError)
+        what, fix = f"Loading {SOURCES[source]}", "set a limit"
+    check_fits(needed, torch.device("cpu"), what, fix, DataError, available)
 
 
 # --------------------------------------------------------------------------- the device
@@ -243,10 +248,11 @@ def device_words(device: torch.device) -> str:
 
 
 def check_fits(needed: int, device: torch.device | str, what: str, fix: str,
-               error: type[LayerStudioError] = TrainingError) -> None:
-    """Raise ``error`` when ``needed`` bytes exceed what ``device`` has available, giving both numbers."""
+               error: type[LayerStudioError] = TrainingError, available: int | None = None) -> None:
+    """Raise ``error`` when ``needed`` bytes exceed what ``device`` has available (``available`` bytes when
+    given, else ``available_bytes(device)``), giving both numbers."""
     device = torch.device(device)
-    available = available_bytes(device)
+    available = available_bytes(device) if available is None else available
     if needed > available:
         raise error(f"{what} needs about {format_bytes(needed)} but {device_words(device)} has "
                     f"{format_bytes(available)} available: {fix}.")

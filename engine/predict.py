@@ -1,11 +1,11 @@
 """Predictions for single inputs, an image file or a row of numbers, prepared exactly like the training data.
 
-The preparation steps are engine.data's own: ``decode_image`` (grayscale or RGB, bilinear resize to
-the size the data was decoded at), the enlargement of the built-in datasets to a larger image_size,
-and normalisation with the *training split's* mean and standard deviation. Those statistics and the
-class names come from the DataBundle the model was trained on; they are a function of the data
-settings, so the command line loads the design's data again (cached, or a fraction of a second for
-the bundled sample) instead of storing them beside the weights, which stay a plain state_dict.
+The preparation steps are engine.data's own, in training's order: ``decode_image`` (grayscale or RGB,
+bilinear resize to the size the data is stored at), normalisation with the *training split's* mean and
+standard deviation, then the enlargement the built-in datasets get per batch (``engine.enlarge``). Those
+statistics and the class names come from the DataBundle the model was trained on; they are a function of
+the data settings, so the command line loads the design's data again (cached, or a fraction of a second
+for the bundled sample) instead of storing them beside the weights, which stay a plain state_dict.
 """
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from engine.data import NATIVE_IMAGE_SIZES, DataBundle, decode_image
+from engine.data import DataBundle, decode_image
 # the training data's own conversion steps, so a prediction sees exactly what training saw
-from engine.data import _images_to_float, _to_normalised_float
+from engine.data import _to_normalised_float
+from engine.enlarge import enlarge
 from engine.errors import DataError
 from engine.evaluation import input_reshape_needed, make_objective, model_device
 from engine.files import read_bytes
@@ -41,8 +42,8 @@ class InputFormat:
 
     kind: str                          # IMAGE or TABLE
     input_shape: tuple[int, ...]       # one prepared sample, as the data gives it (before any reshape)
-    decode_size: int = 0               # images: the side decode_image resizes a picture to
-    resize_to: int = 0                 # images: then enlarged to this side, as the built-in datasets are
+    decode_size: int = 0               # images: the side decode_image resizes a picture to (the stored size)
+    resize_to: int = 0                 # images: then enlarged to this side, as DataBundle.model_inputs does
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
 
@@ -55,11 +56,8 @@ class InputFormat:
         if len(shape) != 3 or shape[0] not in (1, 3):
             raise DataError(f"{bundle.name} gives inputs of shape {format_shape(shape)}: predictions take "
                             f"images (1 or 3 channels) or rows of numbers.")
-        side = shape[-1]
-        source = bundle.config.source if bundle.config is not None else ""
-        native = NATIVE_IMAGE_SIZES.get(source, side)  # built-in datasets are decoded at their own size
-        return cls(IMAGE, shape, decode_size=native, resize_to=side if side != native else 0,
-                   mean=bundle.mean, std=bundle.std)
+        stored = bundle.train_x.shape[-1] if bundle.enlarge_to else shape[-1]
+        return cls(IMAGE, shape, decode_size=stored, resize_to=bundle.enlarge_to, mean=bundle.mean, std=bundle.std)
 
     @property
     def grayscale(self) -> bool:
@@ -74,7 +72,8 @@ class InputFormat:
 
 
 def prepare_image(path: str | Path, form: InputFormat) -> torch.Tensor:
-    """An image file as one normalised sample (1, C, H, W): converted to the data's colours and size."""
+    """An image file as one normalised sample (1, C, H, W) as the model takes it: converted to the data's
+    colours and stored size, normalised, then enlarged like the data's batches."""
     path = Path(path)
     if form.kind != IMAGE:
         raise DataError(f"This model takes {form.describe()}, not images: type the numbers instead of "
@@ -89,10 +88,8 @@ def prepare_image(path: str | Path, form: InputFormat) -> torch.Tensor:
         detail = "" if cause is None or isinstance(cause, UnidentifiedImageError) else f" ({cause})"
         raise DataError(f"{path.name} is not an image LayerStudio can read{detail}: choose a PNG, JPEG, "
                         f"BMP, GIF, TIFF or WebP file.") from None
-    x = torch.from_numpy(pixels)[None]
-    if form.resize_to:
-        x = _images_to_float(x, form.resize_to)
-    return _to_normalised_float(x, form.mean, form.std)
+    x = _to_normalised_float(torch.from_numpy(pixels)[None], form.mean, form.std)
+    return enlarge(x, form.resize_to)
 
 
 def parse_row(text: str) -> list[float]:

@@ -1,9 +1,11 @@
 """A look at the data before training: sample images per class, class counts, augmentation, a table's first rows.
 
 ``preview_data(bundle)`` returns plain numpy arrays and lists (no Qt, no torch tensors), so any view can
-draw them: images un-normalised back to 0..255 pixels, the classes counted in every split, a few training
-images next to their augmented versions (``engine.data.augment_batch``, seeded: the same every time), and
-for a table its column names with the first rows in their original units.
+draw them: images as the model is given them (built-in images enlarged to a larger image_size, as every
+batch is; the summary then says "1x224x224 enlarged from 28x28"), un-normalised back to 0..255 pixels;
+the classes counted in every split; a few training images next to their augmented versions
+(``engine.data.augment_batch`` at the model's size, seeded: the same every time); and for a table its
+column names with the first rows in their original units.
 """
 from __future__ import annotations
 
@@ -19,8 +21,8 @@ SPLITS = ("train", "val", "test")
 
 @dataclass(frozen=True)
 class DataPreview:
-    """What the data looks like. Images are uint8 arrays (N, H, W, C); ``groups`` pairs a title (a class
-    name, or "Samples" when there are no classes) with its images."""
+    """What the data looks like. Images are uint8 arrays (N, H, W, C) at the size the model takes; ``groups``
+    pairs a title (a class name, or "Samples" when there are no classes) with its images."""
 
     name: str
     summary: str
@@ -72,13 +74,13 @@ def _train_labels(bundle: DataBundle) -> torch.Tensor:
 
 
 def _train_inputs(bundle: DataBundle, indices: torch.Tensor) -> torch.Tensor:
-    """Training samples by index (normalised, as the trainer sees them), also when streamed."""
+    """Training samples by index as the model takes them (normalised, enlarged), also when streamed."""
     dataset = bundle.train_dataset
     if dataset is None:
-        return bundle.train_x[indices]
+        return bundle.model_inputs(bundle.train_x[indices])
     if not len(indices):
         return torch.empty(0, *bundle.input_shape)
-    return torch.stack([dataset[int(i)][0] for i in indices])
+    return bundle.model_inputs(torch.stack([dataset[int(i)][0] for i in indices]))
 
 
 def _counts(y: torch.Tensor, classes: int) -> list[int]:

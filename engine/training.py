@@ -828,11 +828,12 @@ class Trainer:
                 _set_device_rng_state(self.device, outer_device)
 
     def _on_device(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """The split's inputs and targets on the training device, moved once and kept."""
+        """The split's inputs (as stored: batches go through _prepare_inputs) and targets on the training
+        device, moved once and kept."""
         if split not in self._device_data:
             x, y = getattr(self.data, f"{split}_x"), getattr(self.data, f"{split}_y")
             same = y is x
-            x = self._prepare_inputs(x.to(self.device))
+            x = x.to(self.device)
             y = x if same else y.to(self.device)
             if y.is_floating_point() and y is not x:
                 y = y.to(torch.float32)
@@ -840,6 +841,8 @@ class Trainer:
         return self._device_data[split]
 
     def _prepare_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch of stored samples as the model takes them: enlarged (DataBundle.model_inputs), reshaped."""
+        x = self.data.model_inputs(x)
         if self._input_reshape:
             x = x.reshape(x.shape[0], *self.spec.input_shape)
         if self.channels_last and x.dim() == 4:
@@ -938,7 +941,7 @@ class Trainer:
             perm = perm.to(self.device)
             for step in range(first, self.steps_per_epoch):
                 idx = perm[step * size:(step + 1) * size]
-                xb = x.index_select(0, idx)
+                xb = self._prepare_inputs(x.index_select(0, idx))
                 yield xb, (xb if self._reconstruct else y.index_select(0, idx))
             return
         batches = [perm[step * size:(step + 1) * size].tolist() for step in range(first, self.steps_per_epoch)]
@@ -1154,8 +1157,13 @@ class Trainer:
         """Mean loss, accuracy and (``keep``) every prediction of a split, on the device, under autocast."""
         x, y = self._on_device(split)
         size = max(2 * self.config.batch_size, 256)
-        batches = ((x[start:start + size], y[start:start + size]) for start in range(0, x.shape[0], size))
-        result = infer(self.model, self._forward_amp, self.objective, batches, keep)
+
+        def batches():
+            for start in range(0, x.shape[0], size):
+                xb = self._prepare_inputs(x[start:start + size])
+                yield xb, (xb if self._reconstruct else y[start:start + size])
+
+        result = infer(self.model, self._forward_amp, self.objective, batches(), keep)
         return result.loss, result.accuracy, result.predicted
 
     def evaluate(self, split: str = "test", samples: int = 16) -> Evaluation:

@@ -84,7 +84,8 @@ DATA_FIELDS = (
     Field("label_column", "Label column", "text", "Name of the CSV column holding the target",
           when=_is("source", "csv")),
     Field("image_size", "Image size", "int", "Images are resized to this many pixels per side (the built-in "
-          "datasets are only enlarged)", minimum=4, maximum=1024, when=_is("source", *IMAGE_SOURCES)),
+          "datasets are only enlarged, batch by batch: they stay at their own size in memory)", minimum=4,
+          maximum=1024, when=_is("source", *IMAGE_SOURCES)),
     Field("grayscale", "Grayscale", "bool", "Convert images to one channel", when=_is("source", "folder")),
     Field("weights", "True weights w", "floats", "y = Xw + b + noise: one weight per feature, e.g. 2, -3.4",
           when=_is("source", "synthetic-regression")),

@@ -152,7 +152,8 @@ def test_images_cannot_be_regression_targets():
 
 def test_builtin_images_are_enlarged_never_shrunk():
     bigger = load_data(DataConfig(image_size=32, limit=50))
-    assert bigger.input_shape == (1, 32, 32) and bigger.test_x.shape == (1000, 1, 32, 32)
+    assert bigger.input_shape == (1, 32, 32) and bigger.model_inputs(bigger.test_x).shape == (1000, 1, 32, 32)
+    assert bigger.test_x.shape == (1000, 1, 28, 28) and bigger.enlarge_to == 32   # stored at the own size
     same = load_data(DataConfig(image_size=20, limit=50))
     assert same.input_shape == (1, 28, 28)
 

@@ -50,7 +50,7 @@ def bundles(tmp_path_factory):
 def runs_in_torch(spec: NetworkSpec, bundle) -> tuple[int, ...]:
     """The output shape of the built model on two real samples (reshaped as the trainer does)."""
     model = build_model(spec).eval()
-    x = bundle.train_x[:2].reshape(2, *spec.input_shape)
+    x = bundle.model_inputs(bundle.train_x[:2]).reshape(2, *spec.input_shape)
     with torch.no_grad():
         return tuple(model(x).shape[1:])
 

@@ -3,15 +3,17 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import replace
 
 import psutil
 import pytest
 import torch
+from PIL import Image
 
 from engine.data import DataConfig, load_data
 from engine.errors import DataError, TrainingError
-from engine.memory import (available_bytes, check_fits, estimate_data_bytes, estimate_training_bytes, format_bytes,
-                           optimizer_state_tensors)
+from engine.memory import (available_bytes, check_data_fits, check_fits, check_training_fits, estimate_data_bytes,
+                           estimate_training_bytes, format_bytes, optimizer_state_tensors)
 from engine.shapes import analyze
 from engine.spec import LayerSpec, NetworkSpec
 from engine.templates import list_templates, load_design
@@ -54,11 +56,25 @@ def test_a_synthetic_dataset_of_ten_billion_samples_is_refused_with_both_numbers
     assert needed >= 400     # 10^10 samples x (2 features + target + noise) x 4 bytes, plus the split's copies
 
 
-def test_images_enlarged_beyond_memory_name_image_size_and_limit(tmp_path):
-    config = DataConfig(source="mnist", root=str(tmp_path), image_size=4096)   # 70,000 x 4096 x 4096 floats
-    with pytest.raises(DataError, match=r"Loading MNIST at image size 4096 " + BOTH_NUMBERS +
-                                        r": lower image_size or set a limit\."):
-        load_data(config)
+def test_images_enlarged_beyond_memory_name_image_size_or_the_batch_size(tmp_path):
+    # built-in images are held at their own size and enlarged per batch: image_size costs the batch, not the data
+    mnist = DataConfig(source="mnist", root=str(tmp_path), image_size=4096)   # was 70,000 x 4096 x 4096 floats
+    assert estimate_data_bytes(mnist) == estimate_data_bytes(replace(mnist, image_size=28)) < 1e9
+    data = load_data(DataConfig(image_size=4096, limit=64, val_fraction=0))
+    spec = NetworkSpec((1, 4096, 4096), (LayerSpec("Conv2d", {"out_channels": 8, "kernel_size": 3, "padding": 1}),
+                                         LayerSpec("AdaptiveAvgPool2d", {"output_size": 1}), LayerSpec("Flatten", {}),
+                                         LayerSpec("Linear", {"out_features": 10})))
+    with pytest.raises(TrainingError, match=r"^Training this design at batch size 64 needs about \d+\.\d GB but "
+                                            r"the CPU has 16\.0 GB available: lower the batch size"):
+        check_training_fits(analyze(spec), TrainConfig(batch_size=64), torch.device("cpu"), data, available=16e9)
+    # image folders are decoded at image_size: there it is the data that does not fit
+    for name in ("a", "b"):
+        (tmp_path / "pics" / name).mkdir(parents=True)
+        Image.new("L", (6, 6), 40).save(tmp_path / "pics" / name / "0.png")
+    folder = DataConfig(source="folder", root=str(tmp_path / "pics"), image_size=4096)
+    with pytest.raises(DataError, match=r"^Loading the pictures of pics at image size 4096 needs about \d+\.\d MB "
+                                        r"but the CPU has 100\.0 MB available: lower image_size, set a limit"):
+        check_data_fits(folder, available=100e6)
 
 
 @pytest.mark.parametrize("template", [info.name for info in list_templates()])

@@ -98,7 +98,7 @@ def test_enlarged_builtin_data_enlarges_the_image_the_same_way(tmp_path):
     assert (form.input_shape, form.decode_size, form.resize_to) == ((1, 36, 36), 28, 36)
     path = tmp_path / "digit.png"
     write_digit(path, 11)
-    assert torch.equal(prepare_image(path, form)[0], data.test_x[11])
+    assert torch.equal(prepare_image(path, form)[0], data.model_inputs(data.test_x[11:12])[0])
 
 
 def test_image_folder_data_decodes_at_its_image_size_in_colour(tmp_path):

@@ -158,6 +158,20 @@ def test_the_preview_loads_off_the_ui_thread_and_shows_classes_counts_and_augmen
     dialog.close()
 
 
+def test_enlarged_builtin_images_say_their_stored_size_and_preview_at_the_models(area, qtbot):
+    doc = make_document(data={"source": "mnist-sample", "limit": 100, "image_size": 36, "augment_crop_padding": 2})
+    ui = area(doc)
+    with qtbot.waitSignal(ui.controller.dataLoaded, timeout=RUN_TIMEOUT_MS):
+        ui.panel.load_data()
+    qtbot.waitUntil(lambda: ui.controller.state == states.IDLE)
+    bundle = ui.controller.data
+    assert bundle.train_x.shape[1:] == (1, 28, 28) and bundle.input_shape == (1, 36, 36)
+    assert "1x36x36 enlarged from 28x28" in ui.panel.data_summary.text()
+    dialog = ui.panel.preview_data()
+    assert "1x36x36 enlarged from 28x28" in dialog.view.header.text()
+    dialog.close()
+
+
 def test_the_preview_of_a_table_shows_its_columns_and_first_rows(area, qtbot, tmp_path):
     table = tmp_path / "houses.csv"
     table.write_text("rooms,area,price\n" + "\n".join(f"{1 + i % 4},{50 + i},{100 + 3 * i}" for i in range(30)) + "\n")
