@@ -19,7 +19,9 @@ import statistics
 import time
 from dataclasses import replace
 
-import engine  # noqa: F401 - before torch (OpenMP wait policy)
+from engine.openmp import use_passive_wait  # noqa: E402 - first, as in the app
+
+use_passive_wait()  # before torch loads
 import torch
 
 from engine.data import DataConfig, load_data

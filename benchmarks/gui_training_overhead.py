@@ -17,9 +17,9 @@ late it fires (goal p99 < 50 ms), next to the same timer with nothing training (
 
 Why a child process for the main-thread baseline: with torch's default OpenMP settings, once one
 thread owns an OpenMP pool, torch in other threads slowed down by half here (more OpenMP threads than
-CPUs: libgomp stops spinning); a fresh process keeps the baselines independent. Everything imports
-``engine`` before torch, as the app does, so all sides run with the engine's OMP_WAIT_POLICY=PASSIVE
-(a child inherits it).
+CPUs: libgomp stops spinning); a fresh process keeps the baselines independent. The script sets
+the OpenMP wait policy before torch loads, as the app does (``engine.openmp``), so all sides run with
+OMP_WAIT_POLICY=PASSIVE (a child inherits it).
 Usage: python benchmarks/gui_training_overhead.py [--template lenet] [--epochs 5] [--rounds 5]
 """
 from __future__ import annotations
@@ -38,7 +38,9 @@ from dataclasses import dataclass
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's engine and gui
 
-import engine  # noqa: E402,F401 - first, as in the app: it sets torch's OpenMP wait policy before torch loads
+from engine.openmp import use_passive_wait  # noqa: E402 - first, as in the app
+
+use_passive_wait()  # before torch loads
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

@@ -26,16 +26,20 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-from torch import nn
-from torch.utils.data import DataLoader
-from torchvision import datasets, transforms
+from engine.openmp import use_passive_wait
 
-from engine.build import build_model
-from engine.data import DataConfig, load_data
-from engine.templates import load_template
-from engine.training import EpochEnd, TrainConfig, Trainer, device_name, make_optimizer, resolve_device
-from resources import MNIST_SAMPLE
+use_passive_wait()  # before torch loads, as in the app
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
+from torchvision import datasets, transforms  # noqa: E402
+
+from engine.build import build_model  # noqa: E402
+from engine.data import DataConfig, load_data  # noqa: E402
+from engine.templates import load_template  # noqa: E402
+from engine.training import EpochEnd, TrainConfig, Trainer, device_name, make_optimizer, resolve_device  # noqa: E402
+from resources import MNIST_SAMPLE  # noqa: E402
 
 BATCH = 256
 LR = 1e-3

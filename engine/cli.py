@@ -258,4 +258,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from engine.openmp import use_passive_wait
+
+    use_passive_wait()
     sys.exit(main())

@@ -43,6 +43,9 @@ def window_request(argv: list[str]) -> WindowRequest | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from engine.openmp import use_passive_wait
+
+    use_passive_wait()  # before anything loads torch
     argv = sys.argv[1:] if argv is None else argv
     request = window_request(argv)
     if request is None:

@@ -17,7 +17,9 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import engine  # noqa: E402,F401 - first: its OpenMP setting before torch
+from engine.openmp import use_passive_wait  # noqa: E402 - first, as in the app
+
+use_passive_wait()  # before torch loads
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from scripts.training_screenshots import settle, wait_for  # noqa: E402

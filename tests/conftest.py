@@ -3,7 +3,9 @@ import tempfile
 
 import pytest
 
-import engine  # noqa: F401 - first, so its OpenMP setting is in place before any test imports torch
+from engine.openmp import use_passive_wait
+
+use_passive_wait()  # first, as the app does: before any test imports torch
 
 # Headless Qt for every test; set before anything imports PySide6.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
