@@ -156,7 +156,7 @@ def load_data(config: DataConfig, progress: Progress | Task | None = None,
     memory the data will take is checked first (engine.memory), so a dataset that cannot fit is
     refused with both numbers instead of failing half way through decoding.
     """
-    from engine.memory import check_data_fits     # engine.memory reads this package's tables
+    from engine.memory import check_data_fits     # engine.memory imports engine.data.folders, which imports this
 
     config.validate()
     report = Task.of(progress, should_stop)
@@ -169,6 +169,8 @@ def load_data(config: DataConfig, progress: Progress | Task | None = None,
     report(1.0, bundle.summary())
     return bundle
 
+
+# --------------------------------------------------------------------------- the steps every source shares
 
 @dataclass
 class Decoded:
