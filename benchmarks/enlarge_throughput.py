@@ -25,7 +25,7 @@ use_passive_wait()  # before torch loads
 import torch
 
 from engine.data import DataConfig, load_data
-from engine.enlarge import enlarge
+from engine.data.enlarge import enlarge
 from engine.memory import estimate_data_bytes, format_bytes
 from engine.templates import load_template
 from engine.training import EpochEnd, TrainConfig, Trainer, device_name, resolve_device

@@ -15,15 +15,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from engine.data import DIGIT_NAMES, DIGIT_SOURCES, SOURCES
+from engine.data.sources import DIGIT_NAMES, SOURCES
 from engine.errors import SpecError
-from engine.memory import KNOWN_DATASETS
 from engine.shapes import Analysis, analyze, format_shape
 from engine.spec import NetworkSpec, check_input_shape
 
 SAMPLE = "mnist-sample"
-# Image sources whose pictures the data settings can resize (DataConfig.image_size; built-ins only enlarge).
-RESIZABLE_SOURCES = ("mnist-sample", "mnist", "fashion-mnist", "cifar10", "folder")
 BUILTIN_CLASSES = len(DIGIT_NAMES)   # MNIST's digits; Fashion-MNIST and CIFAR-10 have ten classes too
 
 
@@ -41,10 +38,10 @@ class DataFacts:
     def of(cls, bundle) -> DataFacts:
         """The facts of a loaded DataBundle."""
         config = getattr(bundle, "config", None)
-        source = getattr(config, "source", "")
-        shape = tuple(bundle.input_shape)
+        source = SOURCES.get(getattr(config, "source", ""))
+        shape = tuple(bundle.input_shape)     # image sources' pictures follow image_size (built-ins only enlarge)
         return cls(bundle.name, shape, bundle.task, target_width(bundle),
-                   resizable=len(shape) == 3 and source in RESIZABLE_SOURCES)
+                   resizable=len(shape) == 3 and source is not None and source.images)
 
     @property
     def images(self) -> bool:
@@ -72,12 +69,12 @@ def builtin_facts(source: str, task: str = "auto", image_size: int = 0) -> DataF
     """A built-in image dataset (MNIST sample, MNIST, Fashion-MNIST, CIFAR-10) described without loading or
     downloading it: its images enlarged to ``image_size`` when larger, its classes or, for reconstruction,
     its pixels as the outputs."""
-    _train, _test, channels, side = KNOWN_DATASETS[source]
-    side = max(side, image_size)
-    shape = (channels, side, side)
+    entry = SOURCES[source]
+    side = max(entry.builtin.side, image_size)
+    shape = (entry.builtin.channels, side, side)
     if task == "reconstruction":
-        return DataFacts(SOURCES[source], shape, "reconstruction", math.prod(shape), resizable=True)
-    return DataFacts(SOURCES[source], shape, "classification", BUILTIN_CLASSES, resizable=True)
+        return DataFacts(entry.title, shape, "reconstruction", math.prod(shape), resizable=True)
+    return DataFacts(entry.title, shape, "classification", BUILTIN_CLASSES, resizable=True)
 
 
 @dataclass(frozen=True)
@@ -220,13 +217,13 @@ def sample_trial(spec: NetworkSpec, data_settings: dict | None) -> Trial:
     if not result.ok:
         return Trial(old, result, result.refusal)
     data = {**old, "source": SAMPLE, "task": task, "stream": False, "augment_hflip": False,
-            "image_size": result.image_size or KNOWN_DATASETS[SAMPLE][3]}
+            "image_size": result.image_size or SOURCES[SAMPLE].builtin.side}
     phrases = []
     if old.get("source", SAMPLE) != SAMPLE:
-        train = KNOWN_DATASETS[SAMPLE][0]
+        train = SOURCES[SAMPLE].builtin.train
         phrases.append(f"the data is the bundled MNIST sample ({train:,} handwritten digits for training, works offline)")
     phrases += list(result.changes)
-    if old.get("augment_hflip") and SAMPLE in DIGIT_SOURCES:
+    if old.get("augment_hflip") and SOURCES[SAMPLE].digits:
         phrases.append("random horizontal flip is off (a mirrored 2 or 7 is no digit)")
     if not phrases:
         return Trial(data, result, "Already on the bundled MNIST sample, and the design fits it.")

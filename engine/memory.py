@@ -25,7 +25,9 @@ from pathlib import Path
 import psutil
 import torch
 
-from engine.data import IMAGE_EXTENSIONS, SOURCES, STREAM_STATS_SAMPLES, DataConfig
+from engine.data.config import DataConfig
+from engine.data.folders import STREAM_STATS_SAMPLES
+from engine.data.sources import IMAGE_EXTENSIONS, SOURCES
 from engine.errors import DataError, LayerStudioError, TrainingError
 from engine.layers import prod
 from engine.shapes import BYTES_PER_VALUE, Analysis
@@ -42,9 +44,6 @@ KEPT_PER_OUTPUT = {"Flatten": 0, "Unflatten": 0, "Identity": 0, "MaxPool1d": 3, 
 KEPT_PER_STEP = {"LSTM": 6, "GRU": 4}
 # Activations whose backward pass uses their result: the output of the layer before them is not kept.
 KEEPS_ITS_RESULT = frozenset({"ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax"})
-# Built-in image datasets: (training samples, test samples, channels, side).
-KNOWN_DATASETS = {"mnist-sample": (4000, 1000, 1, 28), "mnist": (60000, 10000, 1, 28),
-                  "fashion-mnist": (60000, 10000, 1, 28), "cifar10": (50000, 10000, 3, 32)}
 # One CSV cell while it is read: a Python str (49 bytes plus its text), its place in the row's list and in the
 # column selection the numbers are parsed from, with the lists' own headers spread over their cells.
 CSV_CELL_OVERHEAD = 75
@@ -141,12 +140,12 @@ def _bundle_bytes(data) -> int:
 def estimate_data_bytes(config: DataConfig) -> int:
     """The peak bytes of RAM loading ``config``'s data takes (0 when the files are not there to measure:
     the loader then says what is missing)."""
-    source = config.source
-    if source in ("folder", "csv") and not config.root.strip():
+    source, entry = config.source, SOURCES.get(config.source)
+    if entry is None or (entry.needs_root and not config.root.strip()):
         return 0
-    if source in KNOWN_DATASETS:        # held at their own size: a larger image_size enlarges each batch
-        train, test, channels, native = KNOWN_DATASETS[source]
-        return _image_bytes(train, test, channels, native, config.limit)
+    if entry.builtin is not None:        # held at their own size: a larger image_size enlarges each batch
+        known = entry.builtin
+        return _image_bytes(known.train, known.test, known.channels, known.side, config.limit)
     if source == "folder":
         return _folder_bytes(config)
     if source == "csv":
@@ -220,7 +219,7 @@ def check_data_fits(config: DataConfig, available: int | None = None) -> None:
         what = f"Loading the pictures of {Path(config.root).name} at image size {config.image_size}"
         fix = "lower image_size, set a limit, or turn on stream to read the training pictures from disk"
     else:
-        what, fix = f"Loading {SOURCES[source]}", "set a limit"
+        what, fix = f"Loading {SOURCES[source].title}", "set a limit"
     check_fits(needed, torch.device("cpu"), what, fix, DataError, available)
 
 

@@ -2,9 +2,9 @@
 
 The preparation steps are engine.data's own, in training's order: ``decode_image`` (grayscale or RGB,
 bilinear resize to the size the data is stored at), normalisation with the *training split's* mean and
-standard deviation, then the enlargement the built-in datasets get per batch (``engine.enlarge``). Those
-statistics and the class names come from the DataBundle the model was trained on; they are a function of
-the data settings, so the command line loads the design's data again (cached, or a fraction of a second
+standard deviation, then the enlargement the built-in datasets get per batch (``engine.data.enlarge``).
+Those statistics and the class names come from the DataBundle the model was trained on; they are a function
+of the data settings, so the command line loads the design's data again (cached, or a fraction of a second
 for the bundled sample) instead of storing them beside the weights, which stay a plain state_dict.
 """
 from __future__ import annotations
@@ -21,8 +21,8 @@ from torch import nn
 
 from engine.data import DataBundle, decode_image
 # the training data's own conversion steps, so a prediction sees exactly what training saw
-from engine.data import _to_normalised_float
-from engine.enlarge import enlarge
+from engine.data.bundle import to_normalised_float
+from engine.data.enlarge import enlarge
 from engine.errors import DataError
 from engine.evaluation import input_reshape_needed, make_objective, model_device
 from engine.files import read_bytes
@@ -88,7 +88,7 @@ def prepare_image(path: str | Path, form: InputFormat) -> torch.Tensor:
         detail = "" if cause is None or isinstance(cause, UnidentifiedImageError) else f" ({cause})"
         raise DataError(f"{path.name} is not an image LayerStudio can read{detail}: choose a PNG, JPEG, "
                         f"BMP, GIF, TIFF or WebP file.") from None
-    x = _to_normalised_float(torch.from_numpy(pixels)[None], form.mean, form.std)
+    x = to_normalised_float(torch.from_numpy(pixels)[None], form.mean, form.std)
     return enlarge(x, form.resize_to)
 
 
@@ -118,7 +118,7 @@ def prepare_row(values: str | Sequence[float], form: InputFormat) -> torch.Tenso
     if len(row) != expected:
         raise DataError(f"The model takes {expected} number{'s' if expected != 1 else ''} per row, got "
                         f"{len(row)}: type one value per feature column, in the order of the training data.")
-    return _to_normalised_float(torch.tensor([row], dtype=torch.float32), form.mean, form.std)
+    return to_normalised_float(torch.tensor([row], dtype=torch.float32), form.mean, form.std)
 
 
 # --------------------------------------------------------------------------- predicting

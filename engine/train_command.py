@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Callable, TextIO
 
 from engine.checkpoint import CHECKPOINT_INTERVAL_S
+from engine.data.config import DataConfig, data_arg_forms, parse_data_arg
+from engine.data.sources import SOURCES
 from engine.errors import TrainingError, WeightsError
 from engine.files import check_output_path, read_json_object
 from engine.spec import MAX_DESIGN_BYTES
@@ -27,13 +29,14 @@ FIXED_ON_RESUME = ("optimizer", "lr", "batch_size")
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of `layerstudio train` (defaults None: only flags actually given override the files)."""
+    """The flags of `layerstudio train` (defaults None: only flags actually given override the files); the data
+    sources they name are the registry's (engine.data.sources)."""
+    downloadable = " / ".join(source.title for source in SOURCES.values() if source.download is not None)
     parser.add_argument("--data", metavar="SOURCE",
-                        help="mnist-sample | mnist[:ROOT] | fashion-mnist[:ROOT] | cifar10[:ROOT] | folder:PATH | "
-                             "csv:PATH | synthetic-regression (default: the design's own dataset, else mnist-sample; "
-                             "ROOT defaults to the data folder)")
+                        help=f"{' | '.join(data_arg_forms())} (default: the design's own dataset, else "
+                             f"{DataConfig().source}; ROOT defaults to the data folder)")
     parser.add_argument("--download", action="store_true", default=None,
-                        help="download MNIST / Fashion-MNIST / CIFAR-10 into ROOT when the files are missing "
+                        help=f"download {downloadable} into ROOT when the files are missing "
                              "(the templates' own datasets download without it)")
     parser.add_argument("--limit", type=int, metavar="N", help="use at most N training samples (quick runs)")
     parser.add_argument("--epochs", type=int, metavar="N")
@@ -82,8 +85,6 @@ def layered_settings(args: argparse.Namespace, design: dict, checkpoint: dict | 
         if value is not None:
             training[flag] = value
     if args.data:
-        from engine.data import parse_data_arg
-
         named = parse_data_arg(args.data)
         data.update(source=named.source, root=named.root)
     if args.download:
@@ -252,7 +253,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _run_train(args: argparse.Namespace) -> int:
     from engine.checkpoint import CheckpointWriter
-    from engine.data import DataConfig, load_data
+    from engine.data import load_data
     from engine.io import read_checkpoint, save_checkpoint, save_weights
     from engine.templates import load_design
     from engine.training import TrainConfig, Trainer
@@ -319,7 +320,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
 def announce_download(data_config) -> None:
     """Say what loading the data will download, and where to, before the download starts."""
-    from engine.downloads import pending_download
+    from engine.data.downloads import pending_download
 
     pending = pending_download(data_config)
     if pending is not None and pending.enabled:

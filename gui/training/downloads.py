@@ -1,6 +1,6 @@
 """Downloads in the Training tab: the line saying what a run will download, and the question the first time.
 
-The size and the folder come from ``engine.downloads.pending_download``. Before Start, Load data or Preview data
+The size and the folder come from ``engine.data.downloads.pending_download``. Before Start, Load data or Preview data
 begins a download into the default data folder (the one-click path of a template: the app chose the folder),
 a question asks once per dataset (QSettings remembers the answer "Download"); a download into a folder the
 user chose, with Download if missing ticked, was their own decision and goes ahead.
@@ -13,7 +13,7 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QLabel, QMessageBox, QWidget
 
 from engine.data import DataConfig
-from engine.downloads import PendingDownload, pending_download
+from engine.data.downloads import PendingDownload, pending_download
 from engine.errors import LayerStudioError
 
 CONFIRMED_KEY = "downloads/confirmed/{source}"

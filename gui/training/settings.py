@@ -2,7 +2,9 @@
 
 A form edits a plain dict (the document extra "training" or "data"); each
 field knows its widget, its range and when it matters (e.g. momentum only for
-SGD and RMSprop), so irrelevant rows are hidden rather than ignored.
+SGD and RMSprop), so irrelevant rows are hidden rather than ignored. The Dataset
+list and the data rows each source shows come from the data source registry
+(engine.data.sources), read when the form is built and on every change.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QSpinBox, QWidget)
 
+from engine.data.sources import SOURCES, DataSource
 from engine.paths import datasets_dir
 from gui.widgets import FloatSpinBox
 
@@ -23,6 +26,7 @@ class Field:
     """One row of a settings form.
 
     kind: choice | int | float | lr | bool | text | path | floats | device.
+    ``choices``: (label, value) pairs, or a function giving them when the form is built.
     ``when(values)`` says whether the row matters for the current values.
     """
 
@@ -30,7 +34,7 @@ class Field:
     label: str
     kind: str
     help: str = ""
-    choices: tuple[tuple[str, object], ...] = ()
+    choices: tuple[tuple[str, object], ...] | Callable[[], tuple[tuple[str, object], ...]] = ()
     minimum: float = 0
     maximum: float = 1e9
     when: Callable[[dict], bool] = field(default=lambda values: True)
@@ -66,32 +70,48 @@ def _choices(*names: str, labels: dict | None = None) -> tuple[tuple[str, str], 
     return tuple((labels.get(n, n), n) for n in names)
 
 
-TORCHVISION_SOURCES = ("mnist", "fashion-mnist", "cifar10")
-IMAGE_SOURCES = ("mnist-sample", *TORCHVISION_SOURCES, "folder")
+def source_choices() -> tuple[tuple[str, str], ...]:
+    """The Dataset list: every registered data source, as the window labels it."""
+    return tuple((source.label, source.name) for source in SOURCES.values())
+
+
+def _source(test: Callable[[DataSource], bool]) -> Callable[[dict], bool]:
+    """When the chosen data source (looked up in the registry at each change) passes ``test``."""
+    def when(values: dict) -> bool:
+        source = SOURCES.get(values.get("source"))
+        return source is not None and test(source)
+    return when
+
+
+def _source_reads(setting: str) -> Callable[[dict], bool]:
+    """When the chosen data source is one that reads ``setting`` (its own settings in the registry)."""
+    return _source(lambda source: setting in source.own_settings)
+
+
+_DOWNLOADS = _source(lambda source: source.download is not None)
+_IMAGES = _source(lambda source: source.images)
 
 DATA_FIELDS = (
-    Field("source", "Dataset", "choice", "Where the samples come from", choices=(
-        ("MNIST sample (bundled)", "mnist-sample"), ("MNIST", "mnist"), ("Fashion-MNIST", "fashion-mnist"),
-        ("CIFAR-10", "cifar10"), ("Image folder", "folder"), ("CSV file", "csv"),
-        ("Synthetic regression", "synthetic-regression"))),
+    Field("source", "Dataset", "choice", "Where the samples come from", choices=source_choices),
     Field("root", "Folder", "path", "Folder holding (or receiving) the dataset files; empty: the default data "
-          "folder", when=_is("source", *TORCHVISION_SOURCES), placeholder=lambda: f"{datasets_dir()} (default)"),
-    Field("root", "Folder", "path", "A folder with one subfolder of pictures per class", when=_is("source", "folder")),
+          "folder", when=_DOWNLOADS, placeholder=lambda: f"{datasets_dir()} (default)"),
+    Field("root", "Folder", "path", "A folder with one subfolder of pictures per class",
+          when=_source(lambda source: source.root == "folder" and source.download is None)),
     Field("root", "CSV file", "path", "A CSV table: numeric feature columns and a label column",
-          when=_is("source", "csv")),
+          when=_source(lambda source: source.root == "file")),
     Field("download", "Download if missing", "bool", "Fetch the dataset into the folder when it is not there "
-          "(its size is shown before it starts)", when=_is("source", *TORCHVISION_SOURCES)),
+          "(its size is shown before it starts)", when=_DOWNLOADS),
     Field("label_column", "Label column", "text", "Name of the CSV column holding the target",
-          when=_is("source", "csv")),
+          when=_source_reads("label_column")),
     Field("image_size", "Image size", "int", "Images are resized to this many pixels per side (the built-in "
           "datasets are only enlarged, batch by batch: they stay at their own size in memory)", minimum=4,
-          maximum=1024, when=_is("source", *IMAGE_SOURCES)),
-    Field("grayscale", "Grayscale", "bool", "Convert images to one channel", when=_is("source", "folder")),
+          maximum=1024, when=_IMAGES),
+    Field("grayscale", "Grayscale", "bool", "Convert images to one channel", when=_source_reads("grayscale")),
     Field("weights", "True weights w", "floats", "y = Xw + b + noise: one weight per feature, e.g. 2, -3.4",
-          when=_is("source", "synthetic-regression")),
-    Field("bias", "True bias b", "float", "", minimum=-1e6, maximum=1e6, when=_is("source", "synthetic-regression")),
-    Field("samples", "Samples", "int", "", minimum=10, maximum=10_000_000, when=_is("source", "synthetic-regression")),
-    Field("noise", "Noise std", "float", "", minimum=0, maximum=1e6, when=_is("source", "synthetic-regression")),
+          when=_source_reads("weights")),
+    Field("bias", "True bias b", "float", "", minimum=-1e6, maximum=1e6, when=_source_reads("bias")),
+    Field("samples", "Samples", "int", "", minimum=10, maximum=10_000_000, when=_source_reads("samples")),
+    Field("noise", "Noise std", "float", "", minimum=0, maximum=1e6, when=_source_reads("noise")),
     Field("task", "Task", "choice", "What the network learns (auto: from the dataset)",
           choices=_choices("auto", "classification", "regression", "reconstruction",
                            labels={"auto": "Auto (from the data)", "reconstruction": "reconstruction (autoencoder)"})),
@@ -100,10 +120,10 @@ DATA_FIELDS = (
     Field("limit", "Use at most", "int", "Training samples to use (0 = all): quick trials", maximum=100_000_000),
     Field("normalize", "Normalise", "bool", "Scale inputs by the training set's mean and std"),
     Field("augment_crop_padding", "Random crop padding", "int", "Pad and randomly crop back each batch (0 = off)",
-          maximum=64, when=_is("source", *IMAGE_SOURCES)),
-    Field("augment_hflip", "Random horizontal flip", "bool", "", when=_is("source", *IMAGE_SOURCES)),
+          maximum=64, when=_IMAGES),
+    Field("augment_hflip", "Random horizontal flip", "bool", "", when=_IMAGES),
     Field("stream", "Stream from disk", "bool", "Read training images lazily (for folders too big for memory)",
-          when=_is("source", "folder")),
+          when=_source_reads("stream")),
     Field("seed", "Split seed", "int", "Seed of the train/validation split", maximum=2**31 - 1),
 )
 
@@ -233,7 +253,8 @@ class ConfigForm(QWidget):
             widget = QComboBox()
             widget.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
             widget.setMinimumContentsLength(12)
-            for label, value in (device_choices() if f.kind == "device" else f.choices):
+            choices = device_choices() if f.kind == "device" else f.choices() if callable(f.choices) else f.choices
+            for label, value in choices:
                 widget.addItem(label, value)
             widget.currentIndexChanged.connect(lambda _i, f=f, w=widget: self._user_set(f, w.currentData()))
         elif f.kind == "int":

@@ -47,7 +47,7 @@ def settings() -> set[str]:
 
 def test_no_engine_sentence_names_a_window_control_or_a_flag_outside_the_command_line():
     flags = {flag.split()[0] for flag in _setting_flags().values()} - {"--data"}  # --data parsing is CLI-only
-    for path in sorted(ENGINE.glob("*.py")):
+    for path in sorted(ENGINE.rglob("*.py")):
         for line, text in string_literals(path):
             assert not any(word in text for word in WINDOW_WORDS), f"{path.name}:{line}: {text!r}"
             if path.name not in CLI_MODULES:
@@ -55,7 +55,7 @@ def test_no_engine_sentence_names_a_window_control_or_a_flag_outside_the_command
 
 
 def test_every_setting_a_sentence_names_exists_and_every_flag_is_the_train_commands():
-    used = {key for path in ENGINE.glob("*.py") for key in control_keys(path)}
+    used = {key for path in ENGINE.rglob("*.py") for key in control_keys(path)}
     assert used and used <= settings(), used - settings()
     train = next(a for a in make_parser()._actions if a.dest == "command").choices["train"]
     options = {option for action in train._actions for option in action.option_strings}

@@ -13,7 +13,8 @@ import pytest
 from engine.cli import main
 from engine.controls import naming
 from engine.data import DataConfig, load_data, parse_data_arg
-from engine.downloads import DOWNLOADS, dataset_root, pending_download
+from engine.data.downloads import dataset_root, pending_download
+from engine.data.sources import SOURCES
 from engine.errors import DataError
 from engine.paths import datasets_dir
 from engine.templates import list_templates, load_design
@@ -54,15 +55,16 @@ def test_sizes_are_declared_for_exactly_the_files_torchvision_fetches():
     from torchvision import datasets
 
     for source, cls in (("mnist", datasets.MNIST), ("fashion-mnist", datasets.FashionMNIST)):
-        assert [name for name, _size, _unpacked in DOWNLOADS[source].files] == [name for name, _md5 in cls.resources]
-        assert DOWNLOADS[source].folder == f"{cls.__name__}/raw"
+        download = SOURCES[source].download
+        assert [name for name, _size, _unpacked in download.files] == [name for name, _md5 in cls.resources]
+        assert download.folder == f"{cls.__name__}/raw"
     cifar = datasets.CIFAR10
-    (archive, _size, unpacked), = DOWNLOADS["cifar10"].files
-    assert archive == cifar.filename and DOWNLOADS["cifar10"].folder == cifar.base_folder
+    (archive, _size, unpacked), = SOURCES["cifar10"].download.files
+    assert archive == cifar.filename and SOURCES["cifar10"].download.folder == cifar.base_folder
     assert set(unpacked) == {name for name, _md5 in cifar.train_list + cifar.test_list} | {cifar.meta["filename"]}
-    assert DOWNLOADS["mnist"].total_bytes == MNIST_BYTES
-    assert round(DOWNLOADS["fashion-mnist"].total_bytes / 2**20) == 29     # ~30 MB
-    assert round(DOWNLOADS["cifar10"].total_bytes / 2**20) == 163
+    assert SOURCES["mnist"].download.total_bytes == MNIST_BYTES
+    assert round(SOURCES["fashion-mnist"].download.total_bytes / 2**20) == 29     # ~30 MB
+    assert round(SOURCES["cifar10"].download.total_bytes / 2**20) == 163
 
 
 def test_an_empty_folder_means_the_default_data_folder_for_downloads_only(tmp_path):
@@ -78,7 +80,7 @@ def test_an_empty_folder_means_the_default_data_folder_for_downloads_only(tmp_pa
 
 def test_what_is_pending_names_the_size_and_the_folder_and_counts_only_missing_files(tmp_path):
     pending = pending_download(DataConfig(source="fashion-mnist", download=True))
-    assert pending.size == DOWNLOADS["fashion-mnist"].total_bytes and pending.root == datasets_dir()
+    assert pending.size == SOURCES["fashion-mnist"].download.total_bytes and pending.root == datasets_dir()
     assert pending.sentence() == f"Fashion-MNIST will be downloaded (30.9 MB) into {datasets_dir()}."
     off = pending_download(DataConfig(source="cifar10"))
     assert not off.enabled
@@ -103,7 +105,7 @@ def test_every_template_names_its_own_dataset_and_can_fetch_it(template):
     download into the default folder."""
     _spec, design = load_design(template)
     config = DataConfig.from_dict(design["data"])
-    if config.source in DOWNLOADS:
+    if SOURCES[config.source].download is not None:
         assert config.download and not config.root      # on, into the default data folder
         assert pending_download(config).enabled
     else:

@@ -1,4 +1,4 @@
-"""Built-in images held at their own size and enlarged per batch (engine.enlarge, DataBundle.model_inputs):
+"""Built-in images held at their own size and enlarged per batch (engine.data.enlarge, DataBundle.model_inputs):
 the same values the up-front enlargement gave, a fraction of the memory, and every consumer (training,
 augmentation, evaluation, predict, preview, the memory guard) seeing the images at the size the model takes."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ import torch
 from torch.nn import functional as F
 
 from engine.data import NATIVE_IMAGE_SIZES, DataConfig, load_data, read_idx
-from engine.enlarge import enlarge, enlarged_moments
+from engine.data.enlarge import enlarge, enlarged_moments
 from engine.errors import TrainingError
 from engine.evaluation import evaluate_model
 from engine.memory import (check_data_fits, check_training_fits, estimate_data_bytes, estimate_training_bytes,
