@@ -31,7 +31,7 @@ import importlib
 
 # Where each name importable from ``engine.data`` lives.
 _EXPORTS = {
-    "engine.data.config": ("DataConfig", "MAX_SAMPLES", "SETTING_RANGES", "TASKS", "data_arg_forms",
+    "engine.data.config": ("DataConfig", "MAX_SAMPLES", "TASKS", "data_arg_forms",
                            "parse_data_arg"),
     "engine.data.sources": ("DIGIT_NAMES", "IMAGE_EXTENSIONS", "NATIVE_IMAGE_SIZES", "SOURCES", "BuiltIn",
                             "DataSource", "Download", "register"),

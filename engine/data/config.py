@@ -1,21 +1,45 @@
-"""Which data to train on: ``DataConfig`` (a design file's "data" section), its validation and ``--data``.
+"""Which data to train on: ``DataConfig`` (a design file's "data" section), its checks and ``--data``.
 
-Every numeric setting has its range in ``SETTING_RANGES``; a source is one the registry
-(engine.data.sources) holds. User mistakes raise ``DataError`` with a sentence saying what to do.
-Imports no torch: the window and the command line read and check settings before torch loads.
+Every setting is declared once, on its field (engine.schema): its range, label, help and when it matters;
+a source is one the registry (engine.data.sources) holds. User mistakes raise ``DataError`` with a sentence
+saying what to do. Imports no torch: the window and the command line read and check settings before torch loads.
 """
 from __future__ import annotations
 
-import json
-import math
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
 
-from engine.data.sources import SOURCES
+from engine.data.sources import SOURCES, DataSource
 from engine.errors import DataError
-from engine.ranges import SettingRange, shown_value
+from engine.schema import When, check_settings, refusal, setting, settings_of
 
-TASKS = ("auto", "classification", "regression", "reconstruction")
+TASK_CHOICES = (("auto", "Auto (from the data)"), ("classification", "classification"),
+                ("regression", "regression"), ("reconstruction", "reconstruction (autoencoder)"))
+TASKS = tuple(name for name, _label in TASK_CHOICES)
+MAX_SAMPLES = 10**9  # the most samples a setting names (the memory check refuses what cannot fit long before)
+
+
+def _source_is(test: Callable[[DataSource], bool]) -> When:
+    """When the chosen source (looked up in the registry at each change) passes ``test``."""
+    def applies(values) -> bool:
+        source = SOURCES.get(values.get("source"))
+        return source is not None and test(source)
+
+    return When(applies, lambda: "source is " + " or ".join(name for name, s in SOURCES.items() if test(s)))
+
+
+def _read_by_source(name: str) -> When:
+    """When the chosen source is one that reads setting ``name`` (its own settings in the registry)."""
+    return _source_is(lambda source: name in source.own_settings)
+
+
+def _source_choices() -> tuple[tuple[str, str], ...]:
+    return tuple((source.name, source.label) for source in SOURCES.values())
+
+
+_DOWNLOADS = _source_is(lambda source: source.download is not None)
+_IMAGES = _source_is(lambda source: source.images)
+_SAMPLES = dict(low=0, high=MAX_SAMPLES, unit="samples")
 
 
 @dataclass
@@ -25,7 +49,6 @@ class DataConfig:
     ``image_size``: side length image-folder pictures are resized to; the built-in image datasets
     (MNIST sample, MNIST, Fashion-MNIST, CIFAR-10) are only ever *enlarged* to it (D2L's ``resize=``
     for AlexNet/VGG at 224), never shrunk, and per batch (they are held at their own size).
-    ``grayscale`` applies to image folders.
     ``label_column``: the CSV target column (several, comma-separated, for multi-output regression).
     ``limit``: use at most this many samples of the source's training set (before the validation
     split; tests and quick runs). ``normalize`` is ignored for synthetic regression (the model should
@@ -33,24 +56,46 @@ class DataConfig:
     Sigmoid output can match). ``stream``: keep the training split as a lazily read Dataset.
     """
 
-    source: str = "mnist-sample"
-    root: str = ""
-    download: bool = False
-    task: str = "auto"
-    image_size: int = 28
-    grayscale: bool = True
-    label_column: str = "label"
-    weights: tuple[float, ...] = (2.0, -3.4)
-    bias: float = 4.2
-    samples: int = 1000
-    noise: float = 0.01
-    val_fraction: float = 0.1
-    seed: int = 0
-    normalize: bool = True
-    augment_crop_padding: int = 0
-    augment_hflip: bool = False
-    limit: int = 0
-    stream: bool = False
+    source: str = setting("mnist-sample", "Dataset", choices=_source_choices, flag="",
+                          help="Where the samples come from (the CLI's --data SOURCE[:ROOT])")
+    root: str = setting("", "Folder", widget="path", flag="",
+                        help="The folder or file the source reads; empty: the default data folder for a dataset "
+                             "that downloads (the CLI's --data SOURCE:ROOT)")
+    download: bool = setting(False, "Download if missing", when=_DOWNLOADS,
+                             help="Fetch the dataset into the folder when it is not there (its size is shown first)")
+    label_column: str = setting("label", "Label column", when=_read_by_source("label_column"), pattern=r"\s*\S.*",
+                                hint="the name of the CSV column holding the targets", metavar="NAME",
+                                help="The CSV column holding the target (several, comma-separated, for "
+                                     "multi-output regression)")
+    image_size: int = setting(28, "Image size", low=1, high=4096, unit="pixels", when=_IMAGES,
+                              help="Images are resized to this many pixels per side (the built-in datasets are only "
+                                   "enlarged, batch by batch: they stay at their own size in memory)")
+    grayscale: bool = setting(True, "Grayscale", when=_read_by_source("grayscale"),
+                              help="Convert images to one channel")
+    weights: tuple[float, ...] = setting((2.0, -3.4), "True weights w", low=-1e6, high=1e6, items=(1, 100_000),
+                                         hint="one per input feature", when=_read_by_source("weights"),
+                                         metavar="W1,W2,...",
+                                         help="y = Xw + b + noise: one weight per feature, e.g. 2, -3.4")
+    bias: float = setting(4.2, "True bias b", low=-1e6, high=1e6, when=_read_by_source("bias"),
+                          help="The b in y = Xw + b + noise")
+    samples: int = setting(1000, "Samples", low=2, high=MAX_SAMPLES, unit="samples", when=_read_by_source("samples"),
+                           help="How many samples to generate")
+    noise: float = setting(0.01, "Noise std", low=0.0, high=1e6, when=_read_by_source("noise"),
+                           help="Standard deviation of the noise added to y")
+    task: str = setting("auto", "Task", choices=TASK_CHOICES, help="What the network learns (auto: from the dataset)")
+    val_fraction: float = setting(0.1, "Validation fraction", low=0.0, high=0.9, hint="e.g. 0.1 for 10%",
+                                  help="Share of the training samples held out for validation")
+    limit: int = setting(0, "Use at most", **_SAMPLES, hint="0 uses every sample",
+                         help="Training samples to use (0 = all): quick trials")
+    normalize: bool = setting(True, "Normalise", help="Scale inputs by the training set's mean and std")
+    augment_crop_padding: int = setting(0, "Random crop padding", low=0, high=128, unit="pixels", when=_IMAGES,
+                                        help="Pad and randomly crop back each batch (0 = off)")
+    augment_hflip: bool = setting(False, "Random horizontal flip", when=_IMAGES,
+                                  help="Mirror each training image left to right with probability 0.5")
+    stream: bool = setting(False, "Stream from disk", when=_read_by_source("stream"),
+                           help="Read training images lazily (for folders too big for memory)")
+    seed: int = setting(0, "Split seed", low=0, high=2**31 - 1, flag="--split-seed",
+                        help="Seed of the train/validation split")
 
     def __post_init__(self):
         self.weights = tuple(self.weights)
@@ -64,83 +109,18 @@ class DataConfig:
     @classmethod
     def from_dict(cls, data: Any) -> DataConfig:
         """Read a "data" section; missing fields take defaults, anything wrong raises DataError."""
-        if not isinstance(data, dict):
-            raise DataError(f"The data settings must be a JSON object, got {type(data).__name__}.")
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise DataError(f"Unknown data setting {unknown[0]!r}: remove it (known settings: {', '.join(known)}).")
-        defaults = cls()
-        values = {name: _coerce_setting(name, value, getattr(defaults, name)) for name, value in data.items()}
-        config = cls(**values)
+        config = cls(**check_settings(cls, data, "data", DataError))
         config.validate()
         return config
 
     def validate(self) -> None:
-        """Raise DataError naming the first setting that is out of range (see SETTING_RANGES)."""
-        if self.source not in SOURCES:
-            raise DataError(f"Unknown data source {self.source!r}: choose one of {', '.join(SOURCES)}.")
-        if self.task not in TASKS:
-            raise DataError(f"Unknown task {self.task!r}: choose one of {', '.join(TASKS)}.")
-        if not self.label_column.strip():
-            raise DataError("Bad data setting: label_column must name the CSV column holding the targets.")
-        for name, allowed in SETTING_RANGES.items():
-            value = getattr(self, name)
-            if not allowed.holds(value):
-                raise DataError(f"Bad data setting: {name} must be {allowed.text(value)}, got {shown_value(value)}.")
-
-
-# The accepted range of every numeric data setting: one table, read by DataConfig.validate (and by the
-# documentation). Anything outside is refused with a sentence before it reaches torch; within it the
-# memory check (engine.memory) still refuses what cannot fit in this computer's memory.
-MAX_SAMPLES = 10**12
-SETTING_RANGES: dict[str, SettingRange] = {
-    "image_size": SettingRange(1, 4096, "pixels"),
-    "samples": SettingRange(2, MAX_SAMPLES),
-    "limit": SettingRange(0, MAX_SAMPLES, hint="0 uses every sample"),
-    "val_fraction": SettingRange(0.0, 1.0, hint="e.g. 0.1 for 10%", high_open=True),
-    "weights": SettingRange(-1e6, 1e6, hint="one per input feature", items=(1, 100_000)),
-    "bias": SettingRange(-1e6, 1e6),
-    "noise": SettingRange(0.0, 1e6),
-    "augment_crop_padding": SettingRange(0, 128, "pixels"),
-    "seed": SettingRange(0, 2**63 - 1),
-}
-
-
-def _coerce_setting(name: str, value: Any, default: Any) -> Any:
-    """Check one JSON value against the type of the setting's default."""
-    def bad(expected: str) -> DataError:
-        return DataError(f"Data setting {name!r} must be {expected}, got {json.dumps(value, default=repr)}.")
-
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise bad("true or false")
-        return value
-    if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad("a whole number")
-        return value
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad("a number")
-        return _as_float(value)
-    if isinstance(default, str):
-        if not isinstance(value, str):
-            raise bad("a string")
-        return value
-    # weights: a list of numbers
-    if not isinstance(value, (list, tuple)) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-        raise bad("a list of numbers")
-    return tuple(_as_float(v) for v in value)
-
-
-def _as_float(value: int | float) -> float:
-    """A float; a whole number too large for one becomes infinity, which the range check then refuses."""
-    try:
-        return float(value)
-    except OverflowError:
-        return math.inf if value > 0 else -math.inf
+        """Raise DataError naming the first setting that is not one its declaration accepts."""
+        for declared in settings_of(DataConfig):
+            value = getattr(self, declared.name)
+            try:
+                declared.check(value)
+            except ValueError as exc:
+                raise DataError(refusal(declared, "data", value, str(exc))) from None
 
 
 def data_arg_forms() -> list[str]:

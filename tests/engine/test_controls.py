@@ -24,13 +24,18 @@ WINDOW_WORDS = ("button", "tick ", "click", "Settings →", "menu", " tab ", "ch
 
 
 def string_literals(path: Path) -> list[tuple[int, str]]:
-    """Every string constant in a module (f-string parts included) but its docstrings, with its line."""
+    """Every string constant in a module (f-string parts included) but its docstrings and the settings'
+    declarations (``setting(...)``: a label there is what the window shows, by design), with its line."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     docstrings = {id(node.body[0].value) for node in ast.walk(tree)
                   if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
                   and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    declared = {id(inner) for node in ast.walk(tree)
+                if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "setting"
+                for inner in ast.walk(node)}
     return [(node.lineno, node.value) for node in ast.walk(tree)
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings]
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and id(node) not in docstrings and id(node) not in declared]
 
 
 def control_keys(path: Path) -> list[str]:

@@ -55,7 +55,7 @@ def test_a_name_the_registry_lacks_is_refused_everywhere_with_the_registered_for
     with pytest.raises(DataError) as refused:
         parse_data_arg("imagenet")
     assert str(refused.value) == f"Unknown --data 'imagenet': use one of {', '.join(data_forms())}."
-    with pytest.raises(DataError, match="Unknown data source 'imagenet': choose one of mnist-sample, mnist,"):
+    with pytest.raises(DataError, match="The data setting 'source' \\(Dataset\\) must be one of mnist-sample, mnist,"):
         DataConfig(source="imagenet").validate()
 
 
@@ -87,7 +87,7 @@ def test_a_removed_source_is_gone_from_the_command_line_and_the_settings_check(t
         assert "tiny-regression" not in cli_data_names()
         with pytest.raises(DataError, match="Unknown --data 'tiny-regression'"):
             parse_data_arg("tiny-regression")
-        with pytest.raises(DataError, match="Unknown data source 'tiny-regression'"):
+        with pytest.raises(DataError, match="The data setting 'source' .* got 'tiny-regression'"):
             DataConfig(source="tiny-regression").validate()
     finally:
         SOURCES["tiny-regression"] = tiny_source    # for the fixture to remove

@@ -48,12 +48,13 @@ def test_a_design_too_large_for_memory_is_refused_before_anything_is_allocated()
     assert psutil.Process().memory_info().rss - rss_before < 100e6       # nothing near 400 GB was touched
 
 
-def test_a_synthetic_dataset_of_ten_billion_samples_is_refused_with_both_numbers():
-    with pytest.raises(DataError, match="Making 10,000,000,000 synthetic samples " + BOTH_NUMBERS) as refused:
-        load_data(DataConfig(source="synthetic-regression", samples=10**10))
+def test_a_synthetic_dataset_of_a_billion_wide_samples_is_refused_with_both_numbers():
+    with pytest.raises(DataError, match="Making 1,000,000,000 synthetic samples " + BOTH_NUMBERS) as refused:
+        load_data(DataConfig(source="synthetic-regression", samples=10**9, weights=(0.5,) * 100))
     assert str(refused.value).endswith("available: lower samples.")
-    needed = float(re.search(BOTH_NUMBERS, str(refused.value)).group(1))
-    assert needed >= 400     # 10^10 samples x (2 features + target + noise) x 4 bytes, plus the split's copies
+    match = re.search(BOTH_NUMBERS, str(refused.value))
+    needed = float(match.group(1)) * {"GB": 1, "TB": 1000}[match.group(2)]
+    assert needed >= 400     # 10^9 samples x (100 features + target + noise) x 4 bytes, plus the split's copies
 
 
 def test_images_enlarged_beyond_memory_name_image_size_or_the_batch_size(tmp_path):
