@@ -1,4 +1,4 @@
-"""Training: ``TrainConfig`` (serialisable settings) and ``Trainer`` (a fast, stoppable, resumable run).
+"""The Trainer: a fast, stoppable, resumable run of one design on one dataset with one TrainConfig.
 
 Speed: the data sits on the training device as whole tensors; each epoch draws a
 seeded permutation and cuts batches by indexing (no per-sample DataLoader), and
@@ -14,17 +14,15 @@ the same code; nothing here knows Qt.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import platform
-import re
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Callable
+from dataclasses import dataclass, field, replace
+from typing import Callable
 
 import torch
 from torch import nn
@@ -37,258 +35,18 @@ from engine.data import augment_batch
 from engine.device_memory import free_device_memory
 from engine.divergence import LossWatch
 from engine.errors import SpecError, TrainingError, WeightsError
-from engine.evaluation import (Evaluation, Prediction, infer,  # noqa: F401 - Prediction's old home
-                               input_reshape_needed, summarize)
+from engine.evaluation import Evaluation, infer, input_reshape_needed, summarize
 from engine.layers import prod, shape_tuple_text
 from engine.log import report_unexpected
 from engine.memory import check_training_fits
 from engine.shapes import analyze
 from engine.spec import NetworkSpec
+from engine.training.config import HISTORY_KEYS, TrainConfig
+from engine.training.events import BatchEnd, EpochEnd, Event, FinishReason, RunFinished, RunStarted
 
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax")
-LOSSES = ("auto", "cross_entropy", "nll", "mse", "l1", "smooth_l1", "bce_with_logits", "bce")
-SCHEDULES = ("none", "step", "cosine", "one_cycle", "plateau")
-INITS = ("default", "xavier", "kaiming", "normal", "constant")
-AMP_MODES = ("off", "bf16", "fp16")
-STOP_METRICS = ("val_loss", "val_acc", "train_loss", "train_acc")
-REASONS = ("completed", "stopped", "early_stopped", "diverged", "out_of_memory", "error")
-HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
 READBACK_INTERVAL_S = 0.25  # metrics leave the device at most ~4 times a second (plus every epoch end)
 COMPILE_OPTIONS: dict = {}  # keyword arguments for torch.compile when TrainConfig.compile is on (default: inductor)
 log = logging.getLogger(__name__)
-_DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-log = logging.getLogger(__name__)
-
-
-# --------------------------------------------------------------------------- config
-
-@dataclass(frozen=True)
-class _Rule:
-    """What one TrainConfig field accepts."""
-
-    type: type
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False  # True: the value must be strictly above ``low``
-    high_open: bool = False
-    choices: tuple[str, ...] = ()
-
-
-_RULES: dict[str, _Rule] = {
-    "optimizer": _Rule(str, choices=OPTIMIZERS),
-    "lr": _Rule(float, 0.0, 10.0**6, low_open=True),
-    "momentum": _Rule(float, 0.0, 1.0, high_open=True),
-    "nesterov": _Rule(bool),
-    "weight_decay": _Rule(float, 0.0, 1.0),
-    "amsgrad": _Rule(bool),
-    "loss": _Rule(str, choices=LOSSES),
-    "label_smoothing": _Rule(float, 0.0, 1.0, high_open=True),
-    "smooth_l1_beta": _Rule(float, 0.0, 10.0**6),
-    "schedule": _Rule(str, choices=SCHEDULES),
-    "step_size": _Rule(int, 1, 10**6),
-    "gamma": _Rule(float, 0.0, 1.0, low_open=True),
-    "warmup_epochs": _Rule(int, 0, 10**6),
-    "plateau_patience": _Rule(int, 0, 10**6),
-    "epochs": _Rule(int, 1, 10**6),
-    "batch_size": _Rule(int, 1, 10**7),
-    "init": _Rule(str, choices=INITS),
-    "init_std": _Rule(float, 0.0, 10.0**3, low_open=True),
-    "init_value": _Rule(float, -(10.0**3), 10.0**3),
-    "l1": _Rule(float, 0.0, 10.0**3),
-    "l2": _Rule(float, 0.0, 10.0**3),
-    "grad_clip": _Rule(float, 0.0, 10.0**6),
-    "seed": _Rule(int, 0, 2**63 - 1),
-    "device": _Rule(str),
-    "amp": _Rule(str, choices=AMP_MODES),
-    "channels_last": _Rule(bool),
-    "compile": _Rule(bool),
-    "early_stopping": _Rule(bool),
-    "early_stopping_metric": _Rule(str, choices=STOP_METRICS),
-    "patience": _Rule(int, 1, 10**6),
-    "min_delta": _Rule(float, 0.0, 10.0**6),
-    "restore_best": _Rule(bool),
-}
-
-
-@dataclass
-class TrainConfig:
-    """Every training setting, with defaults that train MNIST well; ``to_dict``/``from_dict`` round-trip as JSON.
-
-    ``momentum`` and ``nesterov`` apply to SGD, ``amsgrad`` to Adam/AdamW; ``step_size``
-    (epochs) and ``gamma`` to the step schedule (``gamma`` is also the plateau cut);
-    ``warmup_epochs`` ramps the learning rate up linearly first (for one-cycle it sets the
-    rising phase); ``l1``/``l2`` add penalties on weights (not biases) to the loss.
-    """
-
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    amsgrad: bool = False
-    loss: str = "auto"
-    label_smoothing: float = 0.0
-    smooth_l1_beta: float = 1.0
-    schedule: str = "none"
-    step_size: int = 5
-    gamma: float = 0.1
-    warmup_epochs: int = 0
-    plateau_patience: int = 2
-    epochs: int = 5
-    batch_size: int = 64
-    init: str = "default"
-    init_std: float = 0.01
-    init_value: float = 0.0
-    l1: float = 0.0
-    l2: float = 0.0
-    grad_clip: float = 0.0
-    seed: int = 0
-    device: str = "auto"
-    amp: str = "off"
-    channels_last: bool = False
-    compile: bool = False
-    early_stopping: bool = False
-    early_stopping_metric: str = "val_loss"
-    patience: int = 3
-    min_delta: float = 0.0
-    restore_best: bool = True
-
-    def validate(self) -> TrainConfig:
-        """Check every field (type, range, choice); raise TrainingError naming the first bad one."""
-        for f in fields(self):
-            setattr(self, f.name, _checked(f.name, getattr(self, f.name)))
-        if not _DEVICE_PATTERN.match(self.device):
-            raise TrainingError(f"training setting 'device' must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
-        if self.nesterov and self.optimizer == "sgd" and self.momentum == 0:
-            raise TrainingError(f"training setting 'nesterov' needs a momentum above 0: set {control('training.momentum')} "
-                                f"(e.g. 0.9) or turn {control('training.nesterov')} off")
-        return self
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Any) -> TrainConfig:
-        """Read a (possibly partial) dict; missing fields take defaults, unknown or bad ones raise TrainingError."""
-        if not isinstance(data, dict):
-            raise TrainingError(f"training settings must be a JSON object, got {type(data).__name__}")
-        for name in data:
-            if name not in _RULES:
-                raise TrainingError(f"unknown training setting {name!r}: known settings are {', '.join(_RULES)}")
-        return cls(**{name: _checked(name, value) for name, value in data.items()}).validate()
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
-
-    @classmethod
-    def from_json(cls, text: str) -> TrainConfig:
-        try:
-            data = json.loads(text)
-        except (json.JSONDecodeError, TypeError) as exc:
-            raise TrainingError(f"training settings are not valid JSON: {exc}") from None
-        return cls.from_dict(data)
-
-
-def _checked(name: str, value):
-    """``value`` converted to the field's type, or TrainingError naming the field and what it accepts."""
-    rule = _RULES[name]
-
-    def fail(expected: str):
-        raise TrainingError(f"training setting {name!r} must be {expected}, got {value!r}")
-
-    if rule.type is bool:
-        if not isinstance(value, bool):
-            fail("true or false")
-        return value
-    if rule.type is str:
-        if not isinstance(value, str):
-            fail("a string")
-        if rule.choices and value not in rule.choices:
-            fail("one of " + ", ".join(rule.choices))
-        return value
-    is_int = isinstance(value, int) and not isinstance(value, bool)
-    if rule.type is int and not is_int:
-        fail("a whole number")
-    if rule.type is float:
-        if not (is_int or isinstance(value, float)) or not math.isfinite(value):
-            fail("a number")
-        value = float(value)
-    too_low = rule.low is not None and (value <= rule.low if rule.low_open else value < rule.low)
-    too_high = rule.high is not None and (value >= rule.high if rule.high_open else value > rule.high)
-    if too_low or too_high:
-        low = f"above {rule.low:g}" if rule.low_open else f"at least {rule.low:g}"
-        high = f"below {rule.high:g}" if rule.high_open else f"at most {rule.high:g}"
-        fail(f"{low} and {high}")
-    return value
-
-
-# --------------------------------------------------------------------------- events
-
-@dataclass(frozen=True)
-class RunStarted:
-    """A run begins (epochs and steps are counts; ``start_epoch`` = epochs already done)."""
-
-    device: str
-    device_name: str
-    epochs: int
-    start_epoch: int
-    steps_per_epoch: int
-    parameters: int
-    train_samples: int
-    val_samples: int
-    notes: tuple[str, ...] = ()  # settings that could not be honoured here, e.g. fp16 on a CPU
-
-
-@dataclass(frozen=True)
-class BatchEnd:
-    """Batches finished since the previous BatchEnd. ``epoch`` and ``step`` are 1-based (step k of
-    steps_per_epoch, the last batch in ``losses``); ``global_step`` counts optimizer steps of the whole run."""
-
-    epoch: int
-    step: int
-    steps_per_epoch: int
-    global_step: int
-    losses: tuple[float, ...]
-    lr: float
-    samples_per_s: float
-
-
-@dataclass(frozen=True)
-class EpochEnd:
-    """An epoch finished (``epoch`` 1-based); accuracies are fractions (None for regression / no data)."""
-
-    epoch: int
-    epochs: int
-    train_loss: float
-    train_acc: float | None
-    val_loss: float | None
-    val_acc: float | None
-    lr: float
-    seconds: float
-
-    def parts(self) -> list[str]:
-        """The epoch's figures as short phrases (``train loss 0.31``, ``val acc 91.0%``, ...) for one line."""
-        parts = [f"Epoch {self.epoch}/{self.epochs}", f"train loss {self.train_loss:.4g}"]
-        if self.train_acc is not None:
-            parts.append(f"train acc {100 * self.train_acc:.1f}%")
-        if self.val_loss is not None:
-            parts.append(f"val loss {self.val_loss:.4g}")
-        if self.val_acc is not None:
-            parts.append(f"val acc {100 * self.val_acc:.1f}%")
-        parts += [f"lr {self.lr:.3g}", f"{self.seconds:.1f}s"]
-        return parts
-
-
-@dataclass(frozen=True)
-class RunFinished:
-    """The run ended; ``reason`` is one of REASONS and ``message`` a sentence for the user."""
-
-    reason: str
-    message: str
-    epochs_done: int
-
-
-Event = RunStarted | BatchEnd | EpochEnd | RunFinished
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -889,8 +647,9 @@ class Trainer:
         emit = on_event or _ignore
         should_stop = should_stop or _never
         if self._running:
-            return RunFinished("error", "this trainer is already running: wait for its run to finish", self.epoch)
-        failure: tuple[str, str] | None = None
+            return RunFinished(FinishReason.ERROR, "this trainer is already running: wait for its run to finish",
+                               self.epoch)
+        failure: tuple[FinishReason, str] | None = None
         try:
             with self._rng_scope():
                 finished = self._run(emit, should_stop)
@@ -899,7 +658,7 @@ class Trainer:
         if failure is not None:  # outside the except block: the traceback no longer pins batch tensors
             reason, message = failure
             self._progress = None
-            if reason == "out_of_memory":
+            if reason is FinishReason.OUT_OF_MEMORY:
                 self._release_memory()
             finished = RunFinished(reason, message, self.epoch)
         self._stop.clear()
@@ -921,8 +680,8 @@ class Trainer:
             train_samples=self.train_samples, val_samples=len(self.data.val_x), notes=tuple(self.notes),
         ))
         if self.epoch >= cfg.epochs:
-            return RunFinished("completed", f"already trained {self.epoch} of {cfg.epochs} epochs: "
-                                            f"raise {control('training.epochs')} to go on", self.epoch)
+            return RunFinished(FinishReason.COMPLETED, f"already trained {self.epoch} of {cfg.epochs} epochs: "
+                                                      f"raise {control('training.epochs')} to go on", self.epoch)
         self.model.train()
         self._last_good = _LastGoodWeights(self.model, self.global_step)
         while self.epoch < cfg.epochs:
@@ -1033,7 +792,7 @@ class Trainer:
         """Keep the unfinished epoch's progress so the next run() (or a checkpoint) continues it."""
         progress.seconds += reader.pause_clock()
         where = f"epoch {self.epoch + 1}, step {progress.step} of {self.steps_per_epoch}"
-        return RunFinished("stopped", f"stopped at {where}; run again to continue", self.epoch)
+        return RunFinished(FinishReason.STOPPED, f"stopped at {where}; run again to continue", self.epoch)
 
     def _diverged(self, progress: _EpochProgress, bad_step: int | None, value: float,
                   exploded: bool = False) -> RunFinished:
@@ -1051,7 +810,7 @@ class Trainer:
             word = "NaN" if math.isnan(value) else "infinite"
             what = f"the loss became {word} at epoch {self.epoch + 1}, step {bad_step}"
         return RunFinished(
-            "diverged",
+            FinishReason.DIVERGED,
             f"{what}: lower the learning rate ({control('training.lr')}, now {self.lr:g}) or set gradient clipping "
             f"({control('training.grad_clip')}); "
             f"the model keeps the weights from after step {kept} of the run",
@@ -1082,7 +841,7 @@ class Trainer:
         if stop_early:
             restored = self._restore_best()
             return RunFinished(
-                "early_stopped",
+                FinishReason.EARLY_STOPPED,
                 f"{self.stop_metric} did not improve by more than {cfg.min_delta:g} for {cfg.patience} epochs; "
                 f"stopped after epoch {self.epoch}{restored}",
                 self.epoch,
@@ -1124,19 +883,20 @@ class Trainer:
             parts.append(f"val loss {self._metric('val_loss'):.4g}")
         if self._metric("val_acc") is not None:
             parts.append(f"val accuracy {100 * self._metric('val_acc'):.1f}%")
-        return RunFinished("completed", f"trained {self.epoch} epochs: {', '.join(parts)}{restored}", self.epoch)
+        return RunFinished(FinishReason.COMPLETED, f"trained {self.epoch} epochs: {', '.join(parts)}{restored}",
+                           self.epoch)
 
-    def _describe_failure(self, exc: Exception) -> tuple[str, str]:
+    def _describe_failure(self, exc: Exception) -> tuple[FinishReason, str]:
         if is_out_of_memory(exc):
             size = self.config.batch_size
             smaller = (f"try batch size {max(1, size // 2)} ({control('training.batch_size')})" if size > 1
                        else f"try a smaller design or set {control('training.device')} to cpu")
-            return "out_of_memory", f"out of memory on {self.device} at batch size {size}: {smaller}"
+            return FinishReason.OUT_OF_MEMORY, f"out of memory on {self.device} at batch size {size}: {smaller}"
         hint = ""
         module = type(exc).__module__ or ""
         if self.config.compile and module.startswith(("torch._dynamo", "torch._inductor")):
             hint = f"; torch.compile failed: turn {control('training.compile')} off"
-        return "error", report_unexpected(exc, "training", log) + hint  # the traceback goes to the log
+        return FinishReason.ERROR, report_unexpected(exc, "training", log) + hint  # the traceback goes to the log
 
     def _release_memory(self) -> None:
         """After an out-of-memory: drop gradients and device copies of the data, return cached blocks."""
