@@ -4,7 +4,14 @@ The package's modules, each small:
 
 - ``config``: TrainConfig and the table of rules its settings are checked against (no torch);
 - ``events``: RunStarted, BatchEnd, EpochEnd, RunFinished and FinishReason (no torch);
-- ``trainer``: the Trainer and its loop.
+- ``objective``: the loss for a task and a model output;
+- ``optim``: optimizers, the learning-rate schedule, weight initialisation;
+- ``runtime``: devices, random number streams, out-of-memory detection, warm-up;
+- ``batches``: the run's data on its device and the batches cut from it;
+- ``progress``: batches per epoch and an unfinished epoch's state;
+- ``readback``: losses read back from the device and the divergence guard;
+- ``evaluation``: the trainer's evaluation of a split (through engine.evaluation);
+- ``trainer``: the Trainer: the loop, pause and stop.
 
 Every public name is importable from ``engine.training`` as before the split. The settings and the
 events load at once; names from the modules that need torch load on first use, so reading or
@@ -20,19 +27,19 @@ from engine.training.events import REASONS, BatchEnd, EpochEnd, Event, FinishRea
 
 # Name -> the module (under engine.training, or a full engine module name) that defines it.
 _LAZY = {
-    "COMPILE_OPTIONS": "trainer",
-    "READBACK_INTERVAL_S": "trainer",
     "Trainer": "trainer",
-    "steps_per_epoch": "trainer",
-    "Objective": "trainer",
-    "resolve_loss": "trainer",
-    "LearningRateSchedule": "trainer",
-    "initialize_weights": "trainer",
-    "make_optimizer": "trainer",
-    "device_name": "trainer",
-    "is_out_of_memory": "trainer",
-    "resolve_device": "trainer",
-    "warm_up": "trainer",
+    "COMPILE_OPTIONS": "trainer",
+    "READBACK_INTERVAL_S": "readback",
+    "steps_per_epoch": "progress",
+    "Objective": "objective",
+    "resolve_loss": "objective",
+    "LearningRateSchedule": "optim",
+    "initialize_weights": "optim",
+    "make_optimizer": "optim",
+    "device_name": "runtime",
+    "is_out_of_memory": "runtime",
+    "resolve_device": "runtime",
+    "warm_up": "runtime",
     "Evaluation": "engine.evaluation",
     "Prediction": "engine.evaluation",
 }

@@ -25,7 +25,7 @@ from engine.data import DataConfig, load_data
 from engine.errors import WeightsError
 from engine.io import read_checkpoint, save_checkpoint
 from engine.spec import LayerSpec, NetworkSpec
-from engine.training import OPTIMIZERS, BatchEnd, EpochEnd, TrainConfig, Trainer
+from engine.training import OPTIMIZERS, BatchEnd, EpochEnd, TrainConfig, Trainer, readback
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -524,7 +524,7 @@ def test_writer_keeps_the_file_of_every_epoch_loadable(data, tmp_path):
 def test_a_checkpoint_written_at_a_batch_end_resumes_bit_identical(data, tmp_path, monkeypatch):
     """Mid-epoch checkpoints: the one written 3 batches into epoch 2 continues to the same weights, losses and
     history as the run that was never interrupted."""
-    monkeypatch.setattr("engine.training.trainer.READBACK_INTERVAL_S", 0.0)  # a BatchEnd after every step
+    monkeypatch.setattr(readback, "READBACK_INTERVAL_S", 0.0)  # a BatchEnd after every step
     straight = Trainer(SPEC, data, config("adamw"))
     straight_losses = []
     straight.run(lambda e: straight_losses.extend(e.losses) if isinstance(e, BatchEnd) else None)

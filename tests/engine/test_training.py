@@ -25,7 +25,8 @@ from engine.training import (
     AMP_MODES, INITS, LOSSES, OPTIMIZERS, SCHEDULES, BatchEnd, EpochEnd, LearningRateSchedule, RunFinished,
     RunStarted, TrainConfig, Trainer, is_out_of_memory, steps_per_epoch, warm_up,
 )
-from engine.training.trainer import _LastGoodWeights
+from engine.training import trainer as trainer_module
+from engine.training.readback import _LastGoodWeights
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -487,7 +488,7 @@ def test_reconstruction_trains_an_autoencoder():
 
 def test_compile_trains_when_asked(mnist, monkeypatch):
     # aot_eager: dynamo and AOTAutograd capture the real graphs, without inductor's C++ build (30+ s on 2 cores)
-    monkeypatch.setattr("engine.training.trainer.COMPILE_OPTIONS", {"backend": "aot_eager"})
+    monkeypatch.setattr(trainer_module, "COMPILE_OPTIONS", {"backend": "aot_eager"})
     spec = NetworkSpec((1, 28, 28), layers(("Flatten",), ("Linear", {"out_features": 10})))
     trainer, finished, _ = train(spec, mnist, compile=True, batch_size=240)
     assert finished.reason == "completed", finished.message
