@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Callable, TextIO
 
-from engine.checkpoint import CHECKPOINT_INTERVAL_S
+from engine.training.checkpoint import CHECKPOINT_INTERVAL_S
 from engine.errors import TrainingError, WeightsError
 from engine.files import check_output_path, read_json_object
 from engine.spec import MAX_DESIGN_BYTES
@@ -251,7 +251,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from engine.checkpoint import CheckpointWriter
+    from engine.training.checkpoint import CheckpointWriter
     from engine.data import DataConfig, load_data
     from engine.io import read_checkpoint, save_checkpoint, save_weights
     from engine.templates import load_design

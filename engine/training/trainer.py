@@ -27,36 +27,30 @@ from torch import nn
 
 from engine import preflight
 from engine.build import build_model
-from engine.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, fitted_optimizer_state, validate_checkpoint
 from engine.controls import control
 from engine.data import augment_batch
 from engine.device_memory import free_device_memory
 from engine.divergence import LossWatch
-from engine.errors import SpecError, TrainingError, WeightsError
+from engine.errors import SpecError, TrainingError
 from engine.evaluation import Evaluation, check_split, input_reshape_needed
 from engine.log import report_unexpected
 from engine.memory import check_training_fits
 from engine.shapes import analyze
 from engine.spec import NetworkSpec
-from engine.training.config import HISTORY_KEYS, TrainConfig
+from engine.training import checkpoint
 from engine.training.batches import DeviceData
+from engine.training.config import HISTORY_KEYS, TrainConfig
 from engine.training.evaluation import evaluate_split, infer_split
 from engine.training.events import EpochEnd, Event, FinishReason, RunFinished, RunStarted
 from engine.training.objective import Objective
 from engine.training.optim import LearningRateSchedule, initialize_weights, make_optimizer
 from engine.training.progress import _EpochProgress, steps_per_epoch
 from engine.training.readback import READBACK_INTERVAL_S, _LastGoodWeights, _ReadBack
-from engine.training.runtime import (amp_dtype, cpu_copy, device_name, device_rng_state, is_out_of_memory,
-                                     resolve_device, seeded_device_rng_state, set_device_rng_state,
-                                     use_channels_last)
+from engine.training.runtime import (amp_dtype, device_name, device_rng_state, is_out_of_memory, resolve_device,
+                                     seeded_device_rng_state, set_device_rng_state, use_channels_last)
 
 COMPILE_OPTIONS: dict = {}  # keyword arguments for torch.compile when TrainConfig.compile is on (default: inductor)
 log = logging.getLogger(__name__)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _never() -> bool:
@@ -479,87 +473,17 @@ class Trainer:
         return evaluate_split(self.model, self._forward_amp, self.objective, self.device_data, split,
                               self.config.batch_size, samples)
 
-    # -- checkpoints
+    # -- checkpoints (engine.training.checkpoint holds the format)
     def checkpoint(self) -> dict:
         """Everything needed to continue this run exactly, as tensors (CPU copies) and plain Python data.
         Call it after run() returns or from an event listener (the run's own thread), never from another
         thread while a run goes: the weights would be copied mid-step."""
-        if self._running:  # the trainer's RNG stream is live in torch's global RNG right now
-            torch_rng, device_rng = torch.get_rng_state(), device_rng_state(self.device)
-        else:
-            torch_rng, device_rng = self._rng["torch"], self._rng["device"]
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
-            "epoch": self.epoch,
-            "global_step": self.global_step,
-            "model": cpu_copy(self.model.state_dict()),
-            "optimizer": cpu_copy(self.optimizer.state_dict()),
-            "schedule": self.schedule.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "history": {key: list(values) for key, values in self.history.items()},
-            "spec": self.spec.to_dict(),
-            "config": self.config.to_dict(),
-            "data": data_config.to_dict() if (data_config := getattr(self.data, "config", None)) is not None else None,
-            "rng": {
-                "torch": torch_rng.clone(),
-                "device_type": self.device.type,
-                "device": None if device_rng is None else device_rng.clone(),
-                "generator": self.generator.get_state(),
-                "augment_generator": self.augment_generator.get_state(),
-            },
-            "progress": self._progress.to_dict() if self._progress is not None else None,
-            "best": dict(self._best),
-            "best_weights": cpu_copy(self._best_weights) if self._best_weights is not None else None,
-            "loss_watch": self.loss_watch.state_dict(),
-        }
+        return checkpoint.capture(self)
 
-    def load_checkpoint(self, checkpoint: dict) -> None:
+    def load_checkpoint(self, saved: dict) -> None:
         """Restore a checkpoint() so run() continues that run. Every field is checked against this trainer
-        first (engine.checkpoint.validate_checkpoint): WeightsError naming the field, and nothing changed."""
+        first (engine.training.checkpoint.validate_checkpoint): WeightsError naming the field, and nothing
+        changed."""
         if self._running:
             raise TrainingError("stop the run before loading a checkpoint")
-        validate_checkpoint(checkpoint, self)
-        before, notes = self.checkpoint(), list(self.notes)
-        try:
-            self._apply_checkpoint(checkpoint)
-        except Exception as exc:  # noqa: BLE001 - validated, so only a case the checks missed lands here
-            log.exception("a validated checkpoint failed to load")
-            self._apply_checkpoint(before)
-            self.notes[:] = notes
-            raise WeightsError(f"the checkpoint is damaged ({type(exc).__name__}: {_first_line(exc)}): "
-                               "it cannot resume a run") from None
-
-    def _apply_checkpoint(self, checkpoint: dict) -> None:
-        from engine.io import apply_state_dict  # io builds on this module's callers, not the other way round
-
-        apply_state_dict(self.model, checkpoint["model"], self.spec)
-        self.optimizer.load_state_dict(fitted_optimizer_state(checkpoint["optimizer"], self.optimizer))
-        self.schedule.load_state_dict(checkpoint["schedule"])
-        if self.scaler is not None and checkpoint.get("scaler"):
-            self.scaler.load_state_dict(checkpoint["scaler"])
-        self.epoch, self.global_step = checkpoint["epoch"], checkpoint["global_step"]
-        self.history = {key: list(checkpoint["history"][key]) for key in HISTORY_KEYS}
-        self._restore_rng(checkpoint["rng"])
-        progress = checkpoint.get("progress")
-        self._progress = _EpochProgress.from_dict(progress) if progress is not None else None
-        if self._progress is not None and checkpoint["config"].get("batch_size") != self.config.batch_size:
-            self._progress = None  # steps of another batch size: the unfinished epoch starts over
-            self.notes.append(f"batch size changed: epoch {self.epoch + 1} starts over")
-        self._best = dict(checkpoint.get("best") or {"value": None, "epoch": 0, "bad_epochs": 0})
-        best = checkpoint.get("best_weights")
-        self._best_weights = {k: v.to(self.device) for k, v in best.items()} if best is not None else None
-        self.loss_watch = LossWatch(self.config.batch_size)
-        if checkpoint.get("loss_watch") is not None:
-            self.loss_watch.load_state_dict(checkpoint["loss_watch"])
-
-    def _restore_rng(self, rng: dict) -> None:
-        self._rng["torch"] = rng["torch"].clone()
-        self.generator.set_state(rng["generator"])
-        if rng.get("device_type") == self.device.type:  # device streams only carry over to the same kind of device
-            if rng.get("device") is not None:
-                self._rng["device"] = rng["device"].clone()
-            self.augment_generator.set_state(rng["augment_generator"])
-        else:
-            self.notes.append(f"checkpoint saved on {rng.get('device_type')}: dropout and augmentation draw new "
-                              f"random numbers on {self.device.type}")
+        checkpoint.restore(self, saved)

@@ -20,7 +20,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from engine import data as engine_data
 from engine import training
-from engine.checkpoint import CheckpointWriter
+from engine.training.checkpoint import CheckpointWriter
 from engine.errors import Cancelled, LayerStudioError
 from engine.log import report_unexpected
 from engine.spec import NetworkSpec
@@ -39,7 +39,7 @@ class TrainingJob:
 
     ``data`` is an already loaded bundle for ``data_config`` (loaded again when None);
     ``checkpoint`` continues a saved run; ``initial_state`` starts from loaded weights;
-    ``checkpoint_path`` receives the run's checkpoint every epoch (engine.checkpoint.CheckpointWriter).
+    ``checkpoint_path`` receives the run's checkpoint every epoch (engine.training.checkpoint.CheckpointWriter).
     """
 
     spec: NetworkSpec

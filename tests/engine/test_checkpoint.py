@@ -1,4 +1,4 @@
-"""engine.checkpoint: every field of a checkpoint is checked against the trainer before anything is loaded.
+"""engine.training.checkpoint: every field of a checkpoint is checked against the trainer before anything is loaded.
 
 The checkpoints are real ones (Trainer.checkpoint() of a run stopped half way through its second epoch,
 with early stopping, so every field is filled), corrupted one field at a time. A corrupted optimizer
@@ -20,7 +20,7 @@ import torch
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from engine.checkpoint import CHECKPOINT_FIELDS, REQUIRED_FIELDS, CheckpointWriter, validate_checkpoint
+from engine.training.checkpoint import CHECKPOINT_FIELDS, REQUIRED_FIELDS, CheckpointWriter, validate_checkpoint
 from engine.data import DataConfig, load_data
 from engine.errors import WeightsError
 from engine.io import read_checkpoint, save_checkpoint

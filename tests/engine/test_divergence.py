@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from engine.checkpoint import CheckpointWriter
+from engine.training.checkpoint import CheckpointWriter
 from engine.cli import main
 from engine.data import DataConfig, load_data
 from engine.divergence import DIVERGENCE_FACTOR, DIVERGENCE_STEPS, MIN_REFERENCE_LOSS, LossWatch
