@@ -4,13 +4,15 @@ The package's modules, each small:
 
 - ``config``: TrainConfig and the table of rules its settings are checked against (no torch);
 - ``events``: RunStarted, BatchEnd, EpochEnd, RunFinished and FinishReason (no torch);
-- ``objective``: the loss for a task and a model output;
-- ``optim``: optimizers, the learning-rate schedule, weight initialisation;
+- ``early_stopping``: the metric early stopping watches and its patience (no torch);
+- ``objective``: the loss for a task and a model output, and the weight penalties;
+- ``optim``: optimizers and their step, the learning-rate schedule, weight initialisation;
 - ``runtime``: devices, random number streams, out-of-memory detection, warm-up;
 - ``batches``: the run's data on its device and the batches cut from it;
 - ``progress``: batches per epoch and an unfinished epoch's state;
 - ``readback``: losses read back from the device and the divergence guard;
 - ``evaluation``: the trainer's evaluation of a split (through engine.evaluation);
+- ``checkpoint``, ``checkpoint_format``, ``checkpoint_check``: a run's checkpoint, its format and its check;
 - ``trainer``: the Trainer: the loop, pause and stop.
 
 Every public name is importable from ``engine.training`` as before the split. The settings and the

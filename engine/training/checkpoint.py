@@ -12,7 +12,6 @@ import math
 import os
 import time
 
-import torch
 
 from engine.divergence import LossWatch
 from engine.errors import LayerStudioError, WeightsError
@@ -22,7 +21,7 @@ from engine.training.checkpoint_format import (CHECKPOINT_FIELDS, CHECKPOINT_FOR
                                                REQUIRED_FIELDS)
 from engine.training.config import HISTORY_KEYS
 from engine.training.progress import _EpochProgress
-from engine.training.runtime import cpu_copy, device_rng_state
+from engine.training.runtime import cpu_copy
 
 __all__ = ["CHECKPOINT_FIELDS", "CHECKPOINT_FORMAT", "CHECKPOINT_INTERVAL_S", "CHECKPOINT_VERSION", "REQUIRED_FIELDS",
            "CheckpointWriter", "capture", "fitted_optimizer_state", "restore", "validate_checkpoint"]
@@ -37,10 +36,7 @@ CHECKPOINT_INTERVAL_S = 300.0  # inside a long epoch, a checkpoint at least ever
 def capture(trainer) -> dict:
     """Everything needed to continue the trainer's run exactly, as tensors (CPU copies) and plain Python data
     (``Trainer.checkpoint``)."""
-    if trainer._running:  # the trainer's RNG stream is live in torch's global RNG right now
-        torch_rng, device_rng = torch.get_rng_state(), device_rng_state(trainer.device)
-    else:
-        torch_rng, device_rng = trainer._rng["torch"], trainer._rng["device"]
+    torch_rng, device_rng = trainer._rng.states()  # read from torch's global RNG while the run goes
     data_config = getattr(trainer.data, "config", None)
     return {
         "format": CHECKPOINT_FORMAT,
@@ -63,7 +59,7 @@ def capture(trainer) -> dict:
             "augment_generator": trainer.augment_generator.get_state(),
         },
         "progress": trainer._progress.to_dict() if trainer._progress is not None else None,
-        "best": dict(trainer._best),
+        "best": trainer.early_stopping.state_dict(),
         "best_weights": cpu_copy(trainer._best_weights) if trainer._best_weights is not None else None,
         "loss_watch": trainer.loss_watch.state_dict(),
     }
@@ -105,7 +101,7 @@ def _apply(trainer, checkpoint: dict) -> None:
     if trainer._progress is not None and checkpoint["config"].get("batch_size") != trainer.config.batch_size:
         trainer._progress = None  # steps of another batch size: the unfinished epoch starts over
         trainer.notes.append(f"batch size changed: epoch {trainer.epoch + 1} starts over")
-    trainer._best = dict(checkpoint.get("best") or {"value": None, "epoch": 0, "bad_epochs": 0})
+    trainer.early_stopping.load_state_dict(checkpoint.get("best") or {"value": None, "epoch": 0, "bad_epochs": 0})
     best = checkpoint.get("best_weights")
     trainer._best_weights = {k: v.to(trainer.device) for k, v in best.items()} if best is not None else None
     trainer.loss_watch = LossWatch(trainer.config.batch_size)
@@ -114,11 +110,11 @@ def _apply(trainer, checkpoint: dict) -> None:
 
 
 def _apply_rng(trainer, rng: dict) -> None:
-    trainer._rng["torch"] = rng["torch"].clone()
+    trainer._rng.torch = rng["torch"].clone()
     trainer.generator.set_state(rng["generator"])
     if rng.get("device_type") == trainer.device.type:  # device streams only carry over to the same kind of device
         if rng.get("device") is not None:
-            trainer._rng["device"] = rng["device"].clone()
+            trainer._rng.device_state = rng["device"].clone()
         trainer.augment_generator.set_state(rng["augment_generator"])
     else:
         trainer.notes.append(f"checkpoint saved on {rng.get('device_type')}: dropout and augmentation draw new "

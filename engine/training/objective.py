@@ -101,3 +101,13 @@ def _make_criterion(name: str, config: TrainConfig) -> nn.Module:
         return nn.SmoothL1Loss(beta=config.smooth_l1_beta)
     return {"nll": nn.NLLLoss, "mse": nn.MSELoss, "l1": nn.L1Loss,
             "bce_with_logits": nn.BCEWithLogitsLoss, "bce": nn.BCELoss}[name]()
+
+
+def weight_penalty(weights: list[torch.Tensor], l1: float, l2: float) -> torch.Tensor:
+    """l1 * sum|w| + l2 * sum w^2 over ``weights`` (the trainer passes weights, not biases or norm scales)."""
+    total = 0.0
+    if l1:
+        total = l1 * torch.stack(torch._foreach_norm(weights, 1)).sum()
+    if l2:
+        total = total + l2 * torch.stack(torch._foreach_norm(weights, 2)).pow(2).sum()
+    return total

@@ -52,6 +52,24 @@ def make_optimizer(params: list[nn.Parameter], config: TrainConfig, device: torc
     return cls(params, lr=lr, weight_decay=wd, **speed)
 
 
+def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None,
+                   params: list[nn.Parameter], clip: float) -> None:
+    """Backpropagate ``loss`` and take one optimizer step, through the float16 GradScaler when there is one,
+    with the gradients' norm clipped to ``clip`` first (0: no clipping)."""
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        if clip:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(params, clip)
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        if clip:
+            nn.utils.clip_grad_norm_(params, clip)
+        optimizer.step()
+
+
 class LearningRateSchedule:
     """The learning rate per optimizer step: optional linear warm-up, then step / cosine / one-cycle
     decay (one-cycle as torch's OneCycleLR with cosine annealing, momentum not cycled); 'plateau'

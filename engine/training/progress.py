@@ -26,6 +26,15 @@ class _EpochProgress:
     correct: int = 0
     seconds: float = 0.0
 
+    def figures(self, samples: int, steps: int, batch_size: int, classification: bool) -> tuple[float, float | None]:
+        """The finished epoch's mean training loss over its samples (the last batch may be smaller) and its
+        accuracy (None without classes)."""
+        seen = min(samples, steps * batch_size)
+        last = seen - (steps - 1) * batch_size
+        losses = self.losses
+        loss = (sum(losses[:-1]) * batch_size + losses[-1] * last) / seen
+        return loss, (self.correct / seen if classification else None)
+
     def to_dict(self) -> dict:
         return {"perm": self.perm.clone(), "step": self.step, "losses": list(self.losses),
                 "correct": self.correct, "seconds": self.seconds}

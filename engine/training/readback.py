@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from engine.training.events import BatchEnd, RunFinished
+from engine.controls import control
+from engine.training.events import BatchEnd, FinishReason, RunFinished
 from engine.training.progress import _EpochProgress
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ class _LastGoodWeights:
 class _ReadBack:
     """Batch losses and correct counts stay on the device and come to the host in one sync a few times
     a second (and at each epoch end); each read-back checks for NaN/Inf and a sustained blow-up of the loss
-    (engine.divergence) and emits a BatchEnd."""
+    (engine.divergence) and emits a BatchEnd. A diverged run gets its last good weights back."""
 
     def __init__(self, trainer: Trainer, progress: _EpochProgress, emit):
         self.trainer, self.progress, self.emit = trainer, progress, emit
@@ -111,12 +112,11 @@ class _ReadBack:
         if bad is not None or values[-1] != 1.0:
             self.emit(event)
             first = progress.step - count + 1
-            return trainer._diverged(progress, None if bad is None else first + bad,
-                                     math.nan if bad is None else losses[bad])
+            return self._diverged(None if bad is None else first + bad, math.nan if bad is None else losses[bad])
         exploded = trainer.loss_watch.observe(losses)
         if exploded is not None:
             self.emit(event)
-            return trainer._diverged(progress, progress.step - count + 1 + exploded, losses[exploded], exploded=True)
+            return self._diverged(progress.step - count + 1 + exploded, losses[exploded], exploded=True)
         progress.losses.extend(losses)
         if len(values) > count + 1:
             progress.correct += int(values[count])
@@ -124,3 +124,26 @@ class _ReadBack:
             trainer._last_good.save(trainer.global_step)
         self.emit(event)
         return None
+
+    def _diverged(self, bad_step: int | None, value: float, exploded: bool = False) -> RunFinished:
+        """Restore the last good weights, forget the optimizer's (now poisoned) state, end the run."""
+        trainer, progress = self.trainer, self.progress
+        trainer._last_good.restore()
+        trainer.optimizer.state.clear()
+        trainer._progress = None
+        kept = trainer._last_good.global_step
+        if exploded:
+            what = trainer.loss_watch.describe(trainer.epoch + 1, bad_step, value)
+            trainer.loss_watch.end_stretch()
+        elif bad_step is None:
+            what = f"the weights became NaN or infinite by epoch {trainer.epoch + 1}, step {progress.step}"
+        else:
+            word = "NaN" if math.isnan(value) else "infinite"
+            what = f"the loss became {word} at epoch {trainer.epoch + 1}, step {bad_step}"
+        return RunFinished(
+            FinishReason.DIVERGED,
+            f"{what}: lower the learning rate ({control('training.lr')}, now {trainer.lr:g}) or set gradient "
+            f"clipping ({control('training.grad_clip')}); "
+            f"the model keeps the weights from after step {kept} of the run",
+            trainer.epoch,
+        )

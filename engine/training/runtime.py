@@ -1,14 +1,19 @@
 """Where and how a run executes: the device, its name, its random number streams, out-of-memory
-detection, CPU copies of training state, and warming torch up before the first run."""
+detection and the sentence for a failed run, CPU copies of training state, and warming torch up
+before the first run."""
 from __future__ import annotations
 
+import logging
 import platform
+from contextlib import contextmanager
 
 import torch
 from torch import nn
 
 from engine.controls import control
 from engine.errors import TrainingError
+from engine.log import report_unexpected
+from engine.training.events import FinishReason
 
 
 def warm_up() -> None:
@@ -110,6 +115,54 @@ def seeded_device_rng_state(device: torch.device, seed: int) -> torch.Tensor | N
     return state
 
 
+class RandomStreams:
+    """A run's own random number streams: torch's global generator (dropout draws from it) and the device's
+    default one. ``seeded`` starts them from a seed, ``active`` swaps them in while the run trains; the
+    caller's streams are left as they were either way."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.torch: torch.Tensor | None = None  # the states while not active
+        self.device_state: torch.Tensor | None = None
+        self.live = False
+
+    @contextmanager
+    def seeded(self, seed: int):
+        """Inside the block torch's global generator runs from ``seed`` (a model's initial weights); the stream
+        that continues from where the block left it becomes the run's own."""
+        outer = torch.get_rng_state()
+        try:
+            torch.default_generator.manual_seed(seed)
+            yield self
+            self.torch, self.device_state = torch.get_rng_state(), seeded_device_rng_state(self.device, seed)
+        finally:
+            torch.set_rng_state(outer)
+
+    @contextmanager
+    def active(self):
+        """While training, torch's global RNG (and the device's) run these streams."""
+        outer, outer_device = torch.get_rng_state(), device_rng_state(self.device)
+        torch.set_rng_state(self.torch)
+        if outer_device is not None:
+            set_device_rng_state(self.device, self.device_state)
+        self.live = True
+        try:
+            yield self
+        finally:
+            self.live = False
+            self.torch = torch.get_rng_state()
+            torch.set_rng_state(outer)
+            if outer_device is not None:
+                self.device_state = device_rng_state(self.device)
+                set_device_rng_state(self.device, outer_device)
+
+    def states(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(torch's, the device's) state now: read from torch while the streams are active."""
+        if self.live:
+            return torch.get_rng_state(), device_rng_state(self.device)
+        return self.torch, self.device_state
+
+
 def cpu_copy(value):
     """A deep copy with every tensor on the CPU (a checkpoint must not alias live training state)."""
     if isinstance(value, torch.Tensor):
@@ -132,3 +185,18 @@ def is_out_of_memory(exc: BaseException) -> bool:
     text = str(exc).lower()
     return isinstance(exc, RuntimeError) and any(
         marker in text for marker in ("out of memory", "can't allocate memory", "failed to allocate"))
+
+
+def describe_failure(exc: Exception, config, device: torch.device, log: logging.Logger) -> tuple[FinishReason, str]:
+    """Why a run that raised ``exc`` ended, and a sentence for the user; an unexpected error's traceback goes
+    to ``log``."""
+    if is_out_of_memory(exc):
+        size = config.batch_size
+        smaller = (f"try batch size {max(1, size // 2)} ({control('training.batch_size')})" if size > 1
+                   else f"try a smaller design or set {control('training.device')} to cpu")
+        return FinishReason.OUT_OF_MEMORY, f"out of memory on {device} at batch size {size}: {smaller}"
+    hint = ""
+    module = type(exc).__module__ or ""
+    if config.compile and module.startswith(("torch._dynamo", "torch._inductor")):
+        hint = f"; torch.compile failed: turn {control('training.compile')} off"
+    return FinishReason.ERROR, report_unexpected(exc, "training", log) + hint

@@ -15,7 +15,6 @@ the same code; nothing here knows Qt.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from contextlib import contextmanager
@@ -33,21 +32,21 @@ from engine.device_memory import free_device_memory
 from engine.divergence import LossWatch
 from engine.errors import SpecError, TrainingError
 from engine.evaluation import Evaluation, check_split, input_reshape_needed
-from engine.log import report_unexpected
 from engine.memory import check_training_fits
 from engine.shapes import analyze
 from engine.spec import NetworkSpec
 from engine.training import checkpoint
 from engine.training.batches import DeviceData
 from engine.training.config import HISTORY_KEYS, TrainConfig
+from engine.training.early_stopping import EarlyStopping, watched_metric
 from engine.training.evaluation import evaluate_split, infer_split
 from engine.training.events import EpochEnd, Event, FinishReason, RunFinished, RunStarted
-from engine.training.objective import Objective
-from engine.training.optim import LearningRateSchedule, initialize_weights, make_optimizer
+from engine.training.objective import Objective, weight_penalty
+from engine.training.optim import LearningRateSchedule, initialize_weights, make_optimizer, optimizer_step
 from engine.training.progress import _EpochProgress, steps_per_epoch
 from engine.training.readback import READBACK_INTERVAL_S, _LastGoodWeights, _ReadBack
-from engine.training.runtime import (amp_dtype, device_name, device_rng_state, is_out_of_memory, resolve_device,
-                                     seeded_device_rng_state, set_device_rng_state, use_channels_last)
+from engine.training.runtime import (RandomStreams, amp_dtype, describe_failure, device_name, resolve_device,
+                                     use_channels_last)
 
 COMPILE_OPTIONS: dict = {}  # keyword arguments for torch.compile when TrainConfig.compile is on (default: inductor)
 log = logging.getLogger(__name__)
@@ -112,14 +111,16 @@ class Trainer:
         self.schedule = LearningRateSchedule(self.optimizer, config, self.steps_per_epoch)
         self.generator = torch.Generator().manual_seed(config.seed)  # epoch permutations
         self.augment_generator = torch.Generator(device=self.device).manual_seed((config.seed + 1) % 2**63)
-        self.stop_metric = self._resolve_stop_metric()
+        self.stop_metric, notes = watched_metric(config.early_stopping_metric, len(data.val_x) > 0, self.classification)
+        if config.early_stopping:
+            self.notes += notes
 
         self.epoch = 0  # epochs completed
         self.global_step = 0  # optimizer steps taken
         self.history: dict[str, list[float | None]] = {key: [] for key in HISTORY_KEYS}
         self._progress: _EpochProgress | None = None  # set while an epoch is unfinished
-        self._best: dict = {"value": None, "epoch": 0, "bad_epochs": 0}
-        self._best_weights: dict | None = None
+        self.early_stopping = EarlyStopping(self.stop_metric, config.patience, config.min_delta)
+        self._best_weights: dict | None = None  # the best epoch's weights (restore_best)
         self._last_good: _LastGoodWeights | None = None
         self.loss_watch = LossWatch(config.batch_size)  # divergence beyond NaN: a sustained blow-up of the loss
         self._stop = threading.Event()
@@ -128,55 +129,29 @@ class Trainer:
         self._running = False
 
     # -- set-up helpers
-    def _resolve_stop_metric(self) -> str:
-        metric = self.config.early_stopping_metric
-        has_val = len(self.data.val_x) > 0
-        if metric.startswith("val_") and not has_val:
-            metric = "train_" + metric[4:]
-            if self.config.early_stopping:
-                self.notes.append(f"no validation data: early stopping watches {metric}")
-        if metric.endswith("_acc") and not self.classification:
-            metric = metric[:-4] + "_loss"
-            if self.config.early_stopping:
-                self.notes.append(f"accuracy needs classes: early stopping watches {metric}")
-        return metric
-
-    def _build_model(self, spec: NetworkSpec) -> tuple[nn.Module, dict]:
+    def _build_model(self, spec: NetworkSpec) -> tuple[nn.Module, RandomStreams]:
         """Build and initialise the model from the seed; the global RNG stream that continues from there
         (dropout) becomes the trainer's own, and the caller's global RNG is left as it was."""
-        outer = torch.get_rng_state()
-        try:
-            torch.default_generator.manual_seed(self.config.seed)
+        with RandomStreams(self.device).seeded(self.config.seed) as streams:
             try:
                 model = build_model(spec)
             except SpecError as exc:
                 raise TrainingError(f"the design cannot be built: {exc}") from None
             initialize_weights(model, self.config)
-            rng = {"torch": torch.get_rng_state(), "device": seeded_device_rng_state(self.device, self.config.seed)}
-        finally:
-            torch.set_rng_state(outer)
         model = model.to(self.device)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        return model, rng
+        return model, streams
 
     @contextmanager
     def _rng_scope(self):
         """While training, torch's global RNG (used by dropout) runs the trainer's own stream."""
-        outer, outer_device = torch.get_rng_state(), device_rng_state(self.device)
-        torch.set_rng_state(self._rng["torch"])
-        if outer_device is not None:
-            set_device_rng_state(self.device, self._rng["device"])
-        self._running = True
-        try:
-            yield
-        finally:
-            self._running = False
-            self._rng["torch"] = torch.get_rng_state()
-            torch.set_rng_state(outer)
-            if outer_device is not None:
-                self._rng["device"] = device_rng_state(self.device)
-                set_device_rng_state(self.device, outer_device)
+        with self._rng.active():
+            self._running = True
+            try:
+                yield
+            finally:
+                self._running = False
 
     # -- control from other threads
     def pause(self) -> None:
@@ -225,7 +200,7 @@ class Trainer:
             with self._rng_scope():
                 finished = self._run(emit, should_stop)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a reason and a message
-            failure = self._describe_failure(exc)
+            failure = describe_failure(exc, self.config, self.device, log)
         if failure is not None:  # outside the except block: the traceback no longer pins batch tensors
             reason, message = failure
             self._progress = None
@@ -301,33 +276,12 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         out = self._forward_amp(xb)
         loss = self.objective.loss(out, yb)
-        total = loss + self._penalty() if self._penalised else loss
-        clip = self.config.grad_clip
-        if self.scaler is not None:
-            self.scaler.scale(total).backward()
-            if clip:
-                self.scaler.unscale_(self.optimizer)
-                nn.utils.clip_grad_norm_(self.trainable, clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            total.backward()
-            if clip:
-                nn.utils.clip_grad_norm_(self.trainable, clip)
-            self.optimizer.step()
+        total = loss + weight_penalty(self._penalised, self.config.l1, self.config.l2) if self._penalised else loss
+        optimizer_step(total, self.optimizer, self.scaler, self.trainable, self.config.grad_clip)
         if self.schedule.active:
             self.schedule.step()
         correct = (self.objective.predict(out.detach()) == yb).sum() if self.classification else None
         return loss.detach(), correct
-
-    def _penalty(self) -> torch.Tensor:
-        """l1 * sum|w| + l2 * sum w^2 over the weights (not biases or norm scales)."""
-        total = 0.0
-        if self.config.l1:
-            total = self.config.l1 * torch.stack(torch._foreach_norm(self._penalised, 1)).sum()
-        if self.config.l2:
-            total = total + self.config.l2 * torch.stack(torch._foreach_norm(self._penalised, 2)).pow(2).sum()
-        return total
 
     def _wait_while_paused(self, should_stop) -> None:
         """Block (no spinning) until resumed or stopped; wakes a few times a second to poll should_stop."""
@@ -341,37 +295,11 @@ class Trainer:
         where = f"epoch {self.epoch + 1}, step {progress.step} of {self.steps_per_epoch}"
         return RunFinished(FinishReason.STOPPED, f"stopped at {where}; run again to continue", self.epoch)
 
-    def _diverged(self, progress: _EpochProgress, bad_step: int | None, value: float,
-                  exploded: bool = False) -> RunFinished:
-        """Restore the last good weights, forget the optimizer's (now poisoned) state, end the run."""
-        self._last_good.restore()
-        self.optimizer.state.clear()
-        self._progress = None
-        kept = self._last_good.global_step
-        if exploded:
-            what = self.loss_watch.describe(self.epoch + 1, bad_step, value)
-            self.loss_watch.end_stretch()
-        elif bad_step is None:
-            what = f"the weights became NaN or infinite by epoch {self.epoch + 1}, step {progress.step}"
-        else:
-            word = "NaN" if math.isnan(value) else "infinite"
-            what = f"the loss became {word} at epoch {self.epoch + 1}, step {bad_step}"
-        return RunFinished(
-            FinishReason.DIVERGED,
-            f"{what}: lower the learning rate ({control('training.lr')}, now {self.lr:g}) or set gradient clipping "
-            f"({control('training.grad_clip')}); "
-            f"the model keeps the weights from after step {kept} of the run",
-            self.epoch,
-        )
-
     def _end_epoch(self, emit) -> RunFinished | None:
         """Validation, history, schedule and early stopping after an epoch; emits EpochEnd."""
         progress, cfg = self._progress, self.config
-        seen = min(self.train_samples, self.steps_per_epoch * cfg.batch_size)
-        last = seen - (self.steps_per_epoch - 1) * cfg.batch_size
-        losses = progress.losses
-        train_loss = (sum(losses[:-1]) * cfg.batch_size + losses[-1] * last) / seen
-        train_acc = progress.correct / seen if self.classification else None
+        train_loss, train_acc = progress.figures(self.train_samples, self.steps_per_epoch, cfg.batch_size,
+                                                 self.classification)
         val_loss = val_acc = None
         if len(self.data.val_x):
             started = time.perf_counter()
@@ -399,29 +327,19 @@ class Trainer:
         return self.history[name][-1] if self.history[name] else None
 
     def _update_best(self) -> bool:
-        """Track the best epoch of the watched metric; True when patience has run out."""
-        value, best = self._metric(self.stop_metric), self._best
-        if value is None or not math.isfinite(value):
-            best["bad_epochs"] += 1
-        else:
-            delta = self.config.min_delta
-            better = best["value"] is None or (
-                value > best["value"] + delta if self.stop_metric.endswith("_acc") else value < best["value"] - delta)
-            if better:
-                best.update(value=value, epoch=self.epoch, bad_epochs=0)
-                if self.config.restore_best:
-                    self._best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-            else:
-                best["bad_epochs"] += 1
-        return best["bad_epochs"] >= self.config.patience
+        """Show early stopping the epoch's watched metric, keep the weights of a new best (restore_best);
+        True when patience has run out."""
+        if self.early_stopping.observe(self._metric(self.stop_metric), self.epoch) and self.config.restore_best:
+            self._best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        return self.early_stopping.exhausted
 
     def _restore_best(self) -> str:
         """Load the best epoch's weights (restore_best); a phrase for the finishing message."""
-        best = self._best
-        if not self.config.restore_best or self._best_weights is None or best["epoch"] == self.epoch:
+        best = self.early_stopping
+        if not self.config.restore_best or self._best_weights is None or best.best_epoch == self.epoch:
             return ""
         self.model.load_state_dict(self._best_weights)
-        return f"; restored the weights of epoch {best['epoch']} ({self.stop_metric} {best['value']:.4g})"
+        return f"; restored the weights of epoch {best.best_epoch} ({self.stop_metric} {best.best:.4g})"
 
     def _completed(self) -> RunFinished:
         restored = self._restore_best() if self.config.early_stopping else ""
@@ -432,18 +350,6 @@ class Trainer:
             parts.append(f"val accuracy {100 * self._metric('val_acc'):.1f}%")
         return RunFinished(FinishReason.COMPLETED, f"trained {self.epoch} epochs: {', '.join(parts)}{restored}",
                            self.epoch)
-
-    def _describe_failure(self, exc: Exception) -> tuple[FinishReason, str]:
-        if is_out_of_memory(exc):
-            size = self.config.batch_size
-            smaller = (f"try batch size {max(1, size // 2)} ({control('training.batch_size')})" if size > 1
-                       else f"try a smaller design or set {control('training.device')} to cpu")
-            return FinishReason.OUT_OF_MEMORY, f"out of memory on {self.device} at batch size {size}: {smaller}"
-        hint = ""
-        module = type(exc).__module__ or ""
-        if self.config.compile and module.startswith(("torch._dynamo", "torch._inductor")):
-            hint = f"; torch.compile failed: turn {control('training.compile')} off"
-        return FinishReason.ERROR, report_unexpected(exc, "training", log) + hint  # the traceback goes to the log
 
     def _release_memory(self) -> None:
         """After an out-of-memory: drop gradients and device copies of the data, return cached blocks."""
