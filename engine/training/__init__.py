@@ -45,9 +45,9 @@ _LAZY = {
     "Evaluation": "engine.evaluation",
     "Prediction": "engine.evaluation",
 }
-
 __all__ = ["AMP_MODES", "HISTORY_KEYS", "INITS", "LOSSES", "OPTIMIZERS", "SCHEDULES", "STOP_METRICS", "TrainConfig",
-           "REASONS", "BatchEnd", "EpochEnd", "Event", "FinishReason", "RunFinished", "RunStarted", *_LAZY]
+           "REASONS", "BatchEnd", "EpochEnd", "Event", "FinishReason", "RunFinished", "RunStarted"]
+__all__ += list(_LAZY)
 
 
 def __getattr__(name: str):

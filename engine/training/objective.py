@@ -2,6 +2,8 @@
 the data, with the targets shaped for it and predictions read from the output."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -103,7 +105,7 @@ def _make_criterion(name: str, config: TrainConfig) -> nn.Module:
             "bce_with_logits": nn.BCEWithLogitsLoss, "bce": nn.BCELoss}[name]()
 
 
-def weight_penalty(weights: list[torch.Tensor], l1: float, l2: float) -> torch.Tensor:
+def weight_penalty(weights: Sequence[torch.Tensor], l1: float, l2: float) -> torch.Tensor:
     """l1 * sum|w| + l2 * sum w^2 over ``weights`` (the trainer passes weights, not biases or norm scales)."""
     total = 0.0
     if l1:
