@@ -24,7 +24,8 @@ from engine.training.progress import _EpochProgress
 from engine.training.runtime import cpu_copy
 
 __all__ = ["CHECKPOINT_FIELDS", "CHECKPOINT_FORMAT", "CHECKPOINT_INTERVAL_S", "CHECKPOINT_VERSION", "REQUIRED_FIELDS",
-           "CheckpointWriter", "capture", "fitted_optimizer_state", "restore", "validate_checkpoint"]
+           "CheckpointWriter", "capture_checkpoint", "fitted_optimizer_state", "restore_checkpoint",
+           "validate_checkpoint"]
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ CHECKPOINT_INTERVAL_S = 300.0  # inside a long epoch, a checkpoint at least ever
 
 # --------------------------------------------------------------------------- a trainer's state
 
-def capture(trainer) -> dict:
+def capture_checkpoint(trainer) -> dict:
     """Everything needed to continue the trainer's run exactly, as tensors (CPU copies) and plain Python data
     (``Trainer.checkpoint``)."""
     torch_rng, device_rng = trainer._rng.states()  # read from torch's global RNG while the run goes
@@ -65,11 +66,11 @@ def capture(trainer) -> dict:
     }
 
 
-def restore(trainer, checkpoint: dict) -> None:
+def restore_checkpoint(trainer, checkpoint: dict) -> None:
     """Set the trainer to a checkpoint's state (``Trainer.load_checkpoint``). Every field is checked against
     the trainer first (validate_checkpoint): WeightsError naming the field, and nothing changed."""
     validate_checkpoint(checkpoint, trainer)
-    before, notes = capture(trainer), list(trainer.notes)
+    before, notes = capture_checkpoint(trainer), list(trainer.notes)
     try:
         _apply(trainer, checkpoint)
     except Exception as exc:  # noqa: BLE001 - validated, so only a case the checks missed lands here

@@ -35,8 +35,8 @@ from engine.evaluation import Evaluation, check_split, input_reshape_needed
 from engine.memory import check_training_fits
 from engine.shapes import analyze
 from engine.spec import NetworkSpec
-from engine.training import checkpoint
 from engine.training.batches import DeviceData
+from engine.training.checkpoint import capture_checkpoint, restore_checkpoint
 from engine.training.config import HISTORY_KEYS, TrainConfig
 from engine.training.early_stopping import EarlyStopping, watched_metric
 from engine.training.evaluation import evaluate_split, infer_split
@@ -384,12 +384,12 @@ class Trainer:
         """Everything needed to continue this run exactly, as tensors (CPU copies) and plain Python data.
         Call it after run() returns or from an event listener (the run's own thread), never from another
         thread while a run goes: the weights would be copied mid-step."""
-        return checkpoint.capture(self)
+        return capture_checkpoint(self)
 
-    def load_checkpoint(self, saved: dict) -> None:
+    def load_checkpoint(self, checkpoint: dict) -> None:
         """Restore a checkpoint() so run() continues that run. Every field is checked against this trainer
         first (engine.training.checkpoint.validate_checkpoint): WeightsError naming the field, and nothing
         changed."""
         if self._running:
             raise TrainingError("stop the run before loading a checkpoint")
-        checkpoint.restore(self, saved)
+        restore_checkpoint(self, checkpoint)

@@ -20,12 +20,12 @@ import torch
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from engine.training.checkpoint import CHECKPOINT_FIELDS, REQUIRED_FIELDS, CheckpointWriter, validate_checkpoint
 from engine.data import DataConfig, load_data
 from engine.errors import WeightsError
 from engine.io import read_checkpoint, save_checkpoint
 from engine.spec import LayerSpec, NetworkSpec
 from engine.training import OPTIMIZERS, BatchEnd, EpochEnd, TrainConfig, Trainer, readback
+from engine.training.checkpoint import CHECKPOINT_FIELDS, REQUIRED_FIELDS, CheckpointWriter, validate_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

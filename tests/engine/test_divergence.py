@@ -7,13 +7,13 @@ import math
 import pytest
 import torch
 
-from engine.training.checkpoint import CheckpointWriter
 from engine.cli import main
 from engine.data import DataConfig, load_data
 from engine.divergence import DIVERGENCE_FACTOR, DIVERGENCE_STEPS, MIN_REFERENCE_LOSS, LossWatch
 from engine.io import read_checkpoint
 from engine.templates import load_design
 from engine.training import BatchEnd, TrainConfig, Trainer, readback
+from engine.training.checkpoint import CheckpointWriter
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
