@@ -177,6 +177,14 @@ def summarize(loss: float, accuracy: float | None, predicted: torch.Tensor, targ
     return Evaluation(loss, accuracy, confusion, per_class, sample, predicted_list, split, count)
 
 
+def check_split(data, split: str) -> None:
+    """TrainingError unless ``split`` names a split of the DataBundle that has samples to evaluate."""
+    if split not in SPLITS:
+        raise TrainingError(f"split must be train, val or test, got {split!r}")
+    if len(getattr(data, f"{split}_x")) == 0:
+        raise TrainingError(f"the data has no {split} samples to evaluate: choose another split")
+
+
 # --------------------------------------------------------------------------- without a Trainer
 
 def model_device(model: nn.Module) -> torch.device:
@@ -196,8 +204,7 @@ def make_objective(spec: NetworkSpec, data, config=None):
     if not analysis.ok:
         row = analysis.errors[0]
         raise TrainingError(f"the design has an error at layer {row.index} ({row.kind}): {row.error}")
-    target_shape = tuple(spec.input_shape) if data.task == "reconstruction" else tuple(data.train_y.shape[1:])
-    return Objective(config.loss, data.task, tuple(analysis.output_shape), target_shape, data.num_classes, config)
+    return Objective.for_data(spec, analysis.output_shape, data, config)
 
 
 def evaluate_model(spec: NetworkSpec, model: nn.Module, data, split: str = "test", config=None,
@@ -206,11 +213,8 @@ def evaluate_model(spec: NetworkSpec, model: nn.Module, data, split: str = "test
     """Evaluate ``model`` (built from ``spec``, with its weights) on a split of a DataBundle, on the device
     its weights are on, in float32. ``config`` (a TrainConfig) names the loss; None takes the defaults.
     Returns None when ``should_stop()`` turned true; TrainingError when the model does not fit the data."""
-    if split not in SPLITS:
-        raise TrainingError(f"split must be train, val or test, got {split!r}")
+    check_split(data, split)
     x, y = getattr(data, f"{split}_x"), getattr(data, f"{split}_y")
-    if len(x) == 0:
-        raise TrainingError(f"the data has no {split} samples to evaluate: choose another split")
     reshape = input_reshape_needed(spec.input_shape, data.input_shape)
     objective = make_objective(spec, data, config)
     device = model_device(model)

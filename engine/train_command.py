@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 from typing import Callable, TextIO
 
-from engine.checkpoint import CHECKPOINT_INTERVAL_S
 from engine.data.config import DataConfig, data_arg_forms, parse_data_arg
 from engine.data.sources import SOURCES
 from engine.errors import TrainingError, WeightsError
 from engine.files import check_output_path, read_json_object
 from engine.spec import MAX_DESIGN_BYTES
+from engine.training.checkpoint import CHECKPOINT_INTERVAL_S
 
 EXIT_INTERRUPTED = 130  # the shell's code for "ended by SIGINT"
 TRAINING_FLAGS = ("epochs", "batch_size", "optimizer", "lr", "device", "amp", "seed")
@@ -252,11 +252,11 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from engine.checkpoint import CheckpointWriter
     from engine.data import load_data
     from engine.io import read_checkpoint, save_checkpoint, save_weights
     from engine.templates import load_design
     from engine.training import TrainConfig, Trainer
+    from engine.training.checkpoint import CheckpointWriter
 
     spec, design = load_design(args.design)
     check_output_paths(args)

@@ -25,7 +25,7 @@ class ChildRow:
     shape: tuple[int, ...] | None = None
 
 
-PRELOAD = ("engine.build", "engine.export", "engine.training", "engine.data.bundle", "engine.io")
+PRELOAD = ("engine.build", "engine.export", "engine.training.trainer", "engine.data.bundle", "engine.io")
 
 
 def preload_torch(modules=PRELOAD) -> threading.Thread:

@@ -2,7 +2,7 @@
 
 - The option "Save a checkpoint every epoch to …" (on by default, kept in QSettings) makes each run
   write ``<design>.checkpoint.pt`` next to the design file, or into ``engine.paths.checkpoints_dir()``
-  for a design without a file; the worker writes it through ``engine.checkpoint.CheckpointWriter``.
+  for a design without a file; the worker writes it through ``engine.training.checkpoint.CheckpointWriter``.
 - While such a run goes, a marker (``interrupted-run.json`` in ``engine.paths.data_dir()``) names the
   design and the checkpoint. Any end of the run removes it; when it is still there at the next start,
   LayerStudio died during the run (a crash, a kill, a power cut), and the window offers to resume it.

@@ -20,11 +20,11 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from engine import data as engine_data
 from engine import training
-from engine.checkpoint import CheckpointWriter
 from engine.errors import Cancelled, LayerStudioError
 from engine.log import report_unexpected
 from engine.spec import NetworkSpec
 from engine.task import Task
+from engine.training.checkpoint import CheckpointWriter
 
 BATCH_INTERVAL_S = 0.05  # at most ~20 batch signals per second
 WORKER_NICE = 5  # Linux: the training thread yields the CPU to the UI thread when both want it
@@ -39,7 +39,7 @@ class TrainingJob:
 
     ``data`` is an already loaded bundle for ``data_config`` (loaded again when None);
     ``checkpoint`` continues a saved run; ``initial_state`` starts from loaded weights;
-    ``checkpoint_path`` receives the run's checkpoint every epoch (engine.checkpoint.CheckpointWriter).
+    ``checkpoint_path`` receives the run's checkpoint every epoch (engine.training.checkpoint.CheckpointWriter).
     """
 
     spec: NetworkSpec

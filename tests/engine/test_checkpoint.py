@@ -1,4 +1,4 @@
-"""engine.checkpoint: every field of a checkpoint is checked against the trainer before anything is loaded.
+"""engine.training.checkpoint: every field of a checkpoint is checked against the trainer before anything is loaded.
 
 The checkpoints are real ones (Trainer.checkpoint() of a run stopped half way through its second epoch,
 with early stopping, so every field is filled), corrupted one field at a time. A corrupted optimizer
@@ -20,13 +20,12 @@ import torch
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from engine import training
-from engine.checkpoint import CHECKPOINT_FIELDS, REQUIRED_FIELDS, CheckpointWriter, validate_checkpoint
 from engine.data import DataConfig, load_data
 from engine.errors import WeightsError
 from engine.io import read_checkpoint, save_checkpoint
 from engine.spec import LayerSpec, NetworkSpec
-from engine.training import OPTIMIZERS, BatchEnd, EpochEnd, TrainConfig, Trainer
+from engine.training import OPTIMIZERS, BatchEnd, EpochEnd, TrainConfig, Trainer, readback
+from engine.training.checkpoint import CHECKPOINT_FIELDS, REQUIRED_FIELDS, CheckpointWriter, validate_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -525,7 +524,7 @@ def test_writer_keeps_the_file_of_every_epoch_loadable(data, tmp_path):
 def test_a_checkpoint_written_at_a_batch_end_resumes_bit_identical(data, tmp_path, monkeypatch):
     """Mid-epoch checkpoints: the one written 3 batches into epoch 2 continues to the same weights, losses and
     history as the run that was never interrupted."""
-    monkeypatch.setattr(training, "READBACK_INTERVAL_S", 0.0)  # a BatchEnd after every step
+    monkeypatch.setattr(readback, "READBACK_INTERVAL_S", 0.0)  # a BatchEnd after every step
     straight = Trainer(SPEC, data, config("adamw"))
     straight_losses = []
     straight.run(lambda e: straight_losses.extend(e.losses) if isinstance(e, BatchEnd) else None)

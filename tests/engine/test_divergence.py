@@ -7,14 +7,13 @@ import math
 import pytest
 import torch
 
-from engine import training
-from engine.checkpoint import CheckpointWriter
 from engine.cli import main
 from engine.data import DataConfig, load_data
 from engine.divergence import DIVERGENCE_FACTOR, DIVERGENCE_STEPS, MIN_REFERENCE_LOSS, LossWatch
 from engine.io import read_checkpoint
 from engine.templates import load_design
-from engine.training import BatchEnd, TrainConfig, Trainer
+from engine.training import BatchEnd, TrainConfig, Trainer, readback
+from engine.training.checkpoint import CheckpointWriter
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -78,7 +77,7 @@ def test_the_watch_state_round_trips():
 # --------------------------------------------------------------------------- runs
 
 def test_adam_at_learning_rate_1000_diverges_and_keeps_the_weights_from_before_the_blow_up(mnist, monkeypatch):
-    monkeypatch.setattr(training, "READBACK_INTERVAL_S", 0.0)  # read back every step: the kept step is exact
+    monkeypatch.setattr(readback, "READBACK_INTERVAL_S", 0.0)  # read back every step: the kept step is exact
     trainer, finished, losses = run_template("mlp", mnist, optimizer="adam", lr=1000.0)
     assert finished.reason == "diverged"
     assert all(math.isfinite(loss) for loss in losses)              # no NaN: only the new rule catches it
@@ -96,7 +95,7 @@ def test_adam_at_learning_rate_1000_diverges_and_keeps_the_weights_from_before_t
 
 
 def test_a_diverging_run_leaves_the_checkpoint_from_before_the_blow_up(mnist, tmp_path, monkeypatch):
-    monkeypatch.setattr(training, "READBACK_INTERVAL_S", 0.0)
+    monkeypatch.setattr(readback, "READBACK_INTERVAL_S", 0.0)
     spec, _ = load_design("mlp")
     trainer = Trainer(spec, mnist, TrainConfig(device="cpu", epochs=3, optimizer="adam", lr=1000.0))
     writer = CheckpointWriter(trainer, tmp_path / "ck.pt", interval_s=0.0)

@@ -21,11 +21,12 @@ from engine.data import DataConfig, load_data
 from engine.errors import TrainingError, WeightsError
 from engine.io import read_checkpoint, save_checkpoint
 from engine.spec import LayerSpec, NetworkSpec
-from engine import training
 from engine.training import (
     AMP_MODES, INITS, LOSSES, OPTIMIZERS, SCHEDULES, BatchEnd, EpochEnd, LearningRateSchedule, RunFinished,
     RunStarted, TrainConfig, Trainer, is_out_of_memory, steps_per_epoch, warm_up,
 )
+from engine.training import trainer as trainer_module
+from engine.training.readback import _LastGoodWeights
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -302,7 +303,7 @@ def test_huge_learning_rate_diverges_and_keeps_finite_weights(mnist):
 
 def test_weight_check_sees_nan_and_inf_but_not_large_finite_weights():
     model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
-    guard = training._LastGoodWeights(model, 0)
+    guard = _LastGoodWeights(model, 0)
     with torch.no_grad():
         model[0].weight.fill_(3e38)  # finite, though its L2 norm would overflow
         assert guard.all_finite().item() == 1.0
@@ -487,7 +488,7 @@ def test_reconstruction_trains_an_autoencoder():
 
 def test_compile_trains_when_asked(mnist, monkeypatch):
     # aot_eager: dynamo and AOTAutograd capture the real graphs, without inductor's C++ build (30+ s on 2 cores)
-    monkeypatch.setattr(training, "COMPILE_OPTIONS", {"backend": "aot_eager"})
+    monkeypatch.setattr(trainer_module, "COMPILE_OPTIONS", {"backend": "aot_eager"})
     spec = NetworkSpec((1, 28, 28), layers(("Flatten",), ("Linear", {"out_features": 10})))
     trainer, finished, _ = train(spec, mnist, compile=True, batch_size=240)
     assert finished.reason == "completed", finished.message

@@ -1,5 +1,4 @@
-"""Checkpoints: the format, the check of a checkpoint against the trainer that is to continue it, and a
-writer that keeps a run's checkpoint on disk while the run goes.
+"""The check of a checkpoint against the trainer that is to continue it.
 
 A checkpoint file is read with ``weights_only=True``, so it cannot carry code, but its tensors and
 numbers still reach torch's fused optimizer kernels, which trust them: a momentum buffer of another
@@ -8,51 +7,19 @@ shape corrupts the heap (a segfault), a step count of the wrong kind aborts a ru
 is loaded, and refuses with a sentence that names the field (``optimizer.state[3].exp_avg``).
 
 This module knows the trainer only through its attributes (``model``, ``optimizer``, ``config``,
-``train_samples``, ...), so it depends on nothing in ``engine.training``.
+``train_samples``, ...), so it depends on no other module of ``engine.training`` but the format.
 """
 from __future__ import annotations
 
-import logging
 import math
-import os
-import time
-from typing import NoReturn
 
 import torch
 
-from engine.errors import LayerStudioError, WeightsError
-from engine.log import SHOWN
+from engine.errors import WeightsError
 from engine.shapes import format_shape
-
-log = logging.getLogger(__name__)
-
-CHECKPOINT_FORMAT = "layerstudio.checkpoint"
-CHECKPOINT_VERSION = 1
-CHECKPOINT_INTERVAL_S = 300.0  # inside a long epoch, a checkpoint at least every 5 minutes
-
-# Every field of a checkpoint (Trainer.checkpoint() writes them all); the first ones are required.
-CHECKPOINT_FIELDS = {
-    "format": "always CHECKPOINT_FORMAT",
-    "version": "the format's version, 1 to CHECKPOINT_VERSION",
-    "epoch": "epochs completed",
-    "global_step": "optimizer steps taken in the whole run",
-    "model": "the model's state_dict",
-    "optimizer": "the optimizer's state_dict: per-parameter state and param_groups",
-    "schedule": "the learning-rate schedule's state",
-    "history": "per-epoch lists: train_loss, train_acc, val_loss, val_acc, lr",
-    "rng": "random number generator states: torch, device_type, device, generator, augment_generator",
-    "config": "the training settings (TrainConfig.to_dict())",
-    "spec": "the design (NetworkSpec.to_dict())",
-    "data": "the data settings (DataConfig.to_dict()) or None",
-    "scaler": "the float16 GradScaler's state, or None",
-    "progress": "the unfinished epoch (perm, step, losses, correct, seconds), or None",
-    "best": "early stopping's best value, its epoch and the epochs since",
-    "best_weights": "the best epoch's state_dict (early stopping with restore_best), or None",
-    "loss_watch": "the divergence watch's state (engine.divergence)",
-}
-REQUIRED_FIELDS = ("format", "version", "epoch", "global_step", "model", "optimizer", "schedule", "history", "rng",
-                   "config")
-MAX_COUNT = 2**63 - 1  # step and epoch counters fit an int64
+from engine.training.checkpoint_format import (_PARSE_ERRORS, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, REQUIRED_FIELDS,
+                                               _boolean, _integer, _list, _mapping, _number, _reason, _refuse,
+                                               _show, _tensor)
 
 # What each optimizer keeps per parameter: key -> (needed for this param group?, values never negative?).
 # "step" is a 0-d count; every other entry has its parameter's shape.
@@ -80,107 +47,6 @@ _SETTING_RANGES = {
     "weight_decay": (0.0, 1e6, False), "lr_decay": (0.0, 1e6, False), "initial_accumulator_value": (0.0, 1e6, False),
 }
 
-
-# --------------------------------------------------------------------------- field checks
-
-def _refuse(field: str, problem: str) -> NoReturn:
-    raise WeightsError(f"Checkpoint field {field} {problem}; nothing was loaded: resume from another checkpoint "
-                       "or start a new run.")
-
-
-def _show(value) -> str:
-    """A value for a message: short, and safe for whatever a file holds (a 5000-digit number, a huge list)."""
-    if isinstance(value, torch.Tensor):
-        return f"a tensor of shape {format_shape(tuple(value.shape))}"
-    if isinstance(value, (list, tuple, dict, set)):
-        return f"a {type(value).__name__} of {len(value)} entries"
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
-        return "a number with more than 19 digits"
-    text = repr(value)
-    return text if len(text) <= 40 else f"a {type(value).__name__}"
-
-
-def _mapping(field: str, value, required=()) -> dict:
-    if not isinstance(value, dict):
-        _refuse(field, f"must be a dict but is {_show(value)}")
-    for key in required:
-        if key not in value:
-            _refuse(f"{field}.{key}", "is missing")
-    return value
-
-
-def _list(field: str, value, length: int | None = None) -> list:
-    if not isinstance(value, (list, tuple)):
-        _refuse(field, f"must be a list but is {_show(value)}")
-    if length is not None and len(value) != length:
-        _refuse(field, f"has {len(value)} entries but should have {length}")
-    return list(value)
-
-
-def _integer(field: str, value, low: int = 0, high: int = MAX_COUNT) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        _refuse(field, f"must be a whole number but is {_show(value)}")
-    if not low <= value <= high:
-        _refuse(field, f"is {_show(value)} but must be between {low} and {high}")
-    return value
-
-
-def _number(field: str, value, low: float = -math.inf, high: float = math.inf, low_open: bool = False,
-            finite: bool = True) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        _refuse(field, f"must be a number but is {_show(value)}")
-    try:
-        value = float(value)
-    except OverflowError:
-        _refuse(field, "is a number too large to use")
-    if math.isnan(value) or (finite and math.isinf(value)):
-        _refuse(field, f"is {value} but must be a finite number")
-    if value < low or value > high or (low_open and value == low):
-        lowest = f"above {low:g}" if low_open else f"at least {low:g}"
-        _refuse(field, f"is {value:g} but must be {lowest} and at most {high:g}")
-    return value
-
-
-# The settings parsers raise their own errors; numbers no JSON file could hold (5000 digits) or nesting
-# thousands deep make repr, float or recursion fail inside them instead.
-_PARSE_ERRORS = (LayerStudioError, ValueError, TypeError, OverflowError, RecursionError)
-
-
-def _reason(exc: Exception) -> str:
-    return str(exc) if isinstance(exc, LayerStudioError) else "it holds values no settings file can"
-
-
-def _boolean(field: str, value) -> bool:
-    if not isinstance(value, bool):
-        _refuse(field, f"must be true or false but is {_show(value)}")
-    return value
-
-
-def _tensor(field: str, value, kind: str, shape: tuple | None = None, finite: bool = True,
-            non_negative: bool = False) -> torch.Tensor:
-    """A plain (strided, real) tensor of ``kind`` 'float', 'integer' or 'bytes', of ``shape`` when given."""
-    if not isinstance(value, torch.Tensor):
-        _refuse(field, f"must be a tensor but is {_show(value)}")
-    if value.layout != torch.strided or value.is_quantized or value.device.type == "meta":
-        _refuse(field, "is not a plain dense tensor")
-    dtype = value.dtype
-    ok = {"float": dtype.is_floating_point,
-          "integer": not dtype.is_floating_point and not dtype.is_complex and dtype != torch.bool,
-          "bytes": dtype == torch.uint8}[kind]
-    if not ok:
-        wanted = {"float": "floating-point", "integer": "integer", "bytes": "uint8 (bytes)"}[kind]
-        _refuse(field, f"holds {dtype} values but must hold {wanted} values")
-    if shape is not None and tuple(value.shape) != tuple(shape):
-        _refuse(field, f"has shape {format_shape(tuple(value.shape))} but must have {format_shape(tuple(shape))}")
-    if kind == "float" and value.numel():
-        if finite and not bool(torch.isfinite(value).all()):
-            _refuse(field, "holds NaN or infinite values")
-        if non_negative and bool((value < 0).any()):
-            _refuse(field, "holds negative values, which this optimizer state never has")
-    return value
-
-
-# --------------------------------------------------------------------------- the whole checkpoint
 
 def validate_checkpoint(checkpoint, trainer) -> None:
     """Check every field of ``checkpoint`` against ``trainer`` (its model, optimizer, data and settings);
@@ -490,70 +356,3 @@ def _check_loss_watch(state) -> None:
     _number("loss_watch.total", state["total"])
     _integer("loss_watch.count", state["count"])
     _integer("loss_watch.above", state["above"], 0, DIVERGENCE_STEPS - 1)
-
-
-# --------------------------------------------------------------------------- writing while a run goes
-
-class CheckpointWriter:
-    """Keeps a run's checkpoint on disk while it trains, so a kill, a crash or a power cut loses at most
-    the work since the last write: at every epoch end, inside a long epoch once ``interval_s`` seconds
-    passed since the last write (at the next batch read-back), and when the run ends completed, early
-    stopped or stopped.
-
-    Pass it (or a function calling it) as ``on_event`` of ``Trainer.run``: it runs on the run's own
-    thread, between two steps. Each checkpoint is checked with ``validate_checkpoint`` and written
-    atomically (``engine.io.save_checkpoint``), so the file always loads and resumes. A write that fails
-    (disk full, folder gone) does not stop the run: ``error`` keeps the sentence and ``on_error`` gets it.
-    While the loss is in a blow-up stretch (``trainer.loss_watch``) nothing is written, so a diverging
-    run leaves the last good checkpoint in place.
-    """
-
-    FINAL_REASONS = ("completed", "early_stopped", "stopped")
-
-    def __init__(self, trainer, path: str | os.PathLike, interval_s: float = CHECKPOINT_INTERVAL_S,
-                 extra: dict | None = None, on_error=None, clock=time.monotonic):
-        self.trainer, self.path, self.interval_s = trainer, path, interval_s
-        self.extra = dict(extra or {})
-        self.on_error = on_error
-        self.writes = 0
-        self.error: str | None = None
-        self._clock = clock
-        self._last_write = clock()
-        self._written_at: tuple[int, int] | None = None  # (epoch, global_step) of the last write
-
-    def __call__(self, event) -> None:
-        kind = type(event).__name__
-        if kind == "EpochEnd":
-            self.write()
-        elif kind == "BatchEnd":
-            mid_epoch = event.step < event.steps_per_epoch  # the epoch's last batch is followed by EpochEnd
-            if mid_epoch and self._clock() - self._last_write >= self.interval_s and \
-                    all(math.isfinite(loss) for loss in event.losses):
-                self.write()
-        elif kind == "RunFinished" and event.reason in self.FINAL_REASONS:
-            position = (self.trainer.epoch, self.trainer.global_step)
-            if event.reason == "early_stopped" or position != self._written_at:  # early stopping restored weights
-                self.write()
-
-    def write(self) -> bool:
-        """Save the trainer's checkpoint now; False (and ``error`` set) when it was not written."""
-        if self.trainer.loss_watch.in_stretch:
-            return False
-        checkpoint = {**self.trainer.checkpoint(), **self.extra}
-        try:
-            validate_checkpoint(checkpoint, self.trainer)
-            from engine.io import save_checkpoint
-
-            save_checkpoint(self.path, checkpoint)
-        except LayerStudioError as exc:
-            self._last_write = self._clock()  # try again after the interval, not at every batch
-            self.error = str(exc)
-            log.warning("Checkpoint not written to %s: %s", self.path, exc, extra=SHOWN if self.on_error else None)
-            if self.on_error is not None:
-                self.on_error(self.error)
-            return False
-        self._last_write = self._clock()
-        self._written_at = (self.trainer.epoch, self.trainer.global_step)
-        self.writes += 1
-        self.error = None
-        return True
