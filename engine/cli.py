@@ -41,12 +41,14 @@ def error_line(message: str) -> str:
 # --------------------------------------------------------------------------- settings named by their flags
 
 def _setting_flags() -> dict[str, str]:
-    """The settings (``engine.controls`` keys) that `layerstudio train` sets with a flag, and the flag."""
-    from engine.train_command import TRAINING_FLAGS
+    """The settings (``engine.controls`` keys) that `layerstudio train` sets with a flag, and the flag: every
+    declared setting's own (engine.schema), the source and its files through ``--data``."""
+    from engine.schema import settings_of
+    from engine.settings import SECTIONS
 
-    flags = {f"training.{name}": "--" + name.replace("_", "-") for name in TRAINING_FLAGS}
-    flags.update({"data.source": "--data", "data.root": "--data SOURCE:PATH", "data.download": "--download",
-                  "data.limit": "--limit"})
+    flags = {f"{section}.{s.name}": s.cli_flag for section, cls in SECTIONS.items() for s in settings_of(cls)
+             if s.cli_flag}
+    flags.update({"data.source": "--data", "data.root": "--data SOURCE:PATH"})
     return flags
 
 

@@ -22,11 +22,11 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", metavar="SOURCE",
                         help="the data the weights were trained on, as for train (default: the design's own)")
     parser.add_argument("--config", metavar="RUN.json", help="a saved training configuration with a data section")
-    parser.add_argument("--limit", type=int, metavar="N", help="the --limit the weights were trained with")
+    parser.add_argument("--limit", dest="data.limit", type=int, metavar="N",
+                        help="the --limit the weights were trained with")
     parser.add_argument("--top", type=int, default=DEFAULT_TOP, metavar="K",
                         help=f"how many classes to list per input (default {DEFAULT_TOP})")
     parser.add_argument("--json", action="store_true", help="print one JSON list instead of lines")
-    parser.set_defaults(download=None)
 
 
 def run_predict(args: argparse.Namespace) -> int:

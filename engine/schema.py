@@ -34,7 +34,7 @@ class When:
 
 def only_when(name: str, *values: Any) -> When:
     """The setting matters when setting ``name`` holds one of ``values`` (``True``: when it is on)."""
-    words = f"{name} is on" if values == (True,) else f"{name} is {' or '.join(str(value) for value in values)}"
+    words = f"{name} is on" if values == (True,) else f"{name} is {either(values)}"
     return When(lambda settings: settings.get(name) in values, lambda: words)
 
 
@@ -203,6 +203,12 @@ def check_settings(cls: type, data: Any, section: str, error: Callable[[str], Ex
 def refusal(s: Setting, section: str, value: Any, accepts: str) -> str:
     """The sentence refusing ``value`` for ``s``: "The training setting 'lr' (Learning rate) must be …, got …"."""
     return f"The {section} setting {s.name!r} ({s.label}) must be {accepts}, got {shown_value(value)}."
+
+
+def either(values) -> str:
+    """"a", "a or b", "a, b or c"."""
+    words = [str(value) for value in values]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
 
 def number(value: float | None) -> str:

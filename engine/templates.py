@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import SpecError
+from engine.errors import LayerStudioError, SpecError
 from engine.files import read_json_object
+from engine.settings import check_sections
 from engine.spec import DESIGN_SUFFIXES, MAX_DESIGN_BYTES, NetworkSpec
 from resources import TEMPLATES
 
@@ -78,7 +79,8 @@ def load_design(name_or_path: str | Path) -> tuple[NetworkSpec, dict]:
     data = _read_json(path)
     try:
         spec = NetworkSpec.from_dict(data)
-    except SpecError as exc:
+        check_sections(data)
+    except LayerStudioError as exc:
         raise SpecError(f"{path.name}: {exc}") from None
     return spec, data
 

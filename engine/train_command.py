@@ -16,46 +16,93 @@ from pathlib import Path
 from typing import Callable, TextIO
 
 from engine.data.config import DataConfig, data_arg_forms, parse_data_arg
-from engine.data.sources import SOURCES
-from engine.errors import TrainingError, WeightsError
+from engine.schema import Setting, number, settings_of, when_text
+from engine.settings import SECTIONS
+from engine.errors import DataError, TrainingError, WeightsError
 from engine.files import check_output_path, read_json_object
 from engine.spec import MAX_DESIGN_BYTES
 from engine.training.checkpoint import CHECKPOINT_INTERVAL_S
 
 EXIT_INTERRUPTED = 130  # the shell's code for "ended by SIGINT"
-TRAINING_FLAGS = ("epochs", "batch_size", "optimizer", "lr", "device", "amp", "seed")
 # A resumed run continues its optimizer, schedule and batch order: these cannot change half way.
 FIXED_ON_RESUME = ("optimizer", "lr", "batch_size")
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of `layerstudio train` (defaults None: only flags actually given override the files); the data
-    sources they name are the registry's (engine.data.sources)."""
-    downloadable = " / ".join(source.title for source in SOURCES.values() if source.download is not None)
+    """The flags of `layerstudio train`: ``--data`` (the sources are the registry's, engine.data.sources), one flag
+    per declared setting (engine.schema; defaults None: only flags actually given override the files), and the
+    run's files."""
     parser.add_argument("--data", metavar="SOURCE",
                         help=f"{' | '.join(data_arg_forms())} (default: the design's own dataset, else "
                              f"{DataConfig().source}; ROOT defaults to the data folder)")
-    parser.add_argument("--download", action="store_true", default=None,
-                        help=f"download {downloadable} into ROOT when the files are missing "
-                             "(the templates' own datasets download without it)")
-    parser.add_argument("--limit", type=int, metavar="N", help="use at most N training samples (quick runs)")
-    parser.add_argument("--epochs", type=int, metavar="N")
-    parser.add_argument("--batch-size", type=int, metavar="B")
-    parser.add_argument("--optimizer", metavar="NAME", help="sgd | adam | adamw | rmsprop | adagrad | adadelta | adamax")
-    parser.add_argument("--lr", type=float, metavar="RATE", help="learning rate, e.g. 1e-3")
-    parser.add_argument("--device", metavar="DEVICE", help="auto (default), cpu, cuda, cuda:1, mps")
-    parser.add_argument("--amp", choices=("off", "bf16", "fp16"), help="mixed precision")
-    parser.add_argument("--seed", type=int, metavar="N")
-    parser.add_argument("--config", metavar="RUN.json", help="a saved training configuration; flags override it")
-    parser.add_argument("--save", metavar="WEIGHTS", help="write the trained state_dict here (.pt or .safetensors)")
-    parser.add_argument("--checkpoint", metavar="CK.pt",
-                        help="write a resumable checkpoint here after every epoch, every few minutes inside a long "
-                             "epoch, and when the run ends or is interrupted (without it, Ctrl-C saves to "
-                             "DESIGN.checkpoint.pt next to the design)")
-    parser.add_argument("--checkpoint-every", type=float, metavar="MINUTES",
-                        help="with --checkpoint: the longest time between two checkpoints inside an epoch "
-                             f"(default {CHECKPOINT_INTERVAL_S / 60:g})")
-    parser.add_argument("--resume", metavar="CK.pt", help="continue the run saved in this checkpoint")
+    add_setting_flags(parser)
+    files = parser.add_argument_group("Files")
+    files.add_argument("--config", metavar="RUN.json", help="a saved training configuration; flags override it")
+    files.add_argument("--save", metavar="WEIGHTS", help="write the trained state_dict here (.pt or .safetensors)")
+    files.add_argument("--checkpoint", metavar="CK.pt",
+                       help="write a resumable checkpoint here after every epoch, every few minutes inside a long "
+                            "epoch, and when the run ends or is interrupted (without it, Ctrl-C saves to "
+                            "DESIGN.checkpoint.pt next to the design)")
+    files.add_argument("--checkpoint-every", type=float, metavar="MINUTES",
+                       help="with --checkpoint: the longest time between two checkpoints inside an epoch "
+                            f"(default {CHECKPOINT_INTERVAL_S / 60:g})")
+    files.add_argument("--resume", metavar="CK.pt", help="continue the run saved in this checkpoint")
+
+
+def add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per declared setting with a flag, grouped as the Training tab groups them, its help saying what it
+    accepts, its default and when it matters; a value outside the declaration is refused as the flag is read."""
+    for section, cls in SECTIONS.items():
+        group = parser.add_argument_group("Data" if section == "data" else None)
+        for declared in settings_of(cls):
+            if declared.section:
+                group = parser.add_argument_group(declared.section)
+            if not declared.cli_flag:
+                continue
+            dest = f"{section}.{declared.name}"
+            if declared.type is bool:
+                group.add_argument(declared.cli_flag, dest=dest, action=argparse.BooleanOptionalAction, default=None,
+                                   help=_flag_help(declared))
+            else:
+                group.add_argument(declared.cli_flag, dest=dest,
+                                   metavar=declared.metavar or _METAVARS.get(declared.type, "NAME"),
+                                   help=_flag_help(declared))
+
+
+_METAVARS = {int: "N", float: "X", list: "X,Y,..."}
+_ERRORS = {"training": TrainingError, "data": DataError}
+
+
+def flag_value(section: str, declared: Setting, value: object) -> object:
+    """A flag's value as its setting holds it (the text parsed and checked), or the section's error naming the
+    flag: "--lr must be a number between 1e-08 and 1,000,000, got '-1'." (exit 1, like any user error)."""
+    if not isinstance(value, str):
+        return value  # a --no-/-- switch: already true or false
+    try:
+        return declared.parse_text(value)
+    except ValueError as exc:
+        raise _ERRORS[section](f"{declared.cli_flag} must be {exc}, got {value!r}.") from None
+
+
+def _flag_help(declared: Setting) -> str:
+    if declared.choices:
+        accepts = " | ".join(str(value) for value in declared.values())
+    elif declared.type is bool:
+        accepts = ""
+    else:
+        accepts = declared.accepts()
+    default = declared.default
+    if isinstance(default, bool):
+        default = "on" if default else "off"
+    elif isinstance(default, (list, tuple)):
+        default = ",".join(number(value) for value in default)
+    elif isinstance(default, (int, float)):
+        default = number(default)
+    parts = [declared.help, accepts, f"default {default}" if default != "" else ""]
+    when = when_text(declared)
+    if when:
+        parts.append(f"used when {when}")
+    return "; ".join(part for part in parts if part).replace("%", "%%")
 
 
 # --------------------------------------------------------------------------- settings
@@ -80,17 +127,15 @@ def layered_settings(args: argparse.Namespace, design: dict, checkpoint: dict | 
         # A saved TrainConfig, or a file with "training" (and "data") sections, e.g. a design saved by the window.
         training.update(_section(config, "training", args.config) if "training" in config else config)
         data.update(_section(config, "data", args.config))
-    for flag in TRAINING_FLAGS:
-        value = getattr(args, flag, None)
-        if value is not None:
-            training[flag] = value
-    if args.data:
+    if getattr(args, "data", None):
         named = parse_data_arg(args.data)
         data.update(source=named.source, root=named.root)
-    if args.download:
-        data["download"] = True
-    if args.limit is not None:
-        data["limit"] = args.limit
+    sections = {"training": training, "data": data}
+    for section, cls in SECTIONS.items():
+        for declared in settings_of(cls):
+            value = getattr(args, f"{section}.{declared.name}", None)
+            if value is not None:
+                sections[section][declared.name] = flag_value(section, declared, value)
     return training, data
 
 

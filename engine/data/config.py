@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from engine.data.sources import SOURCES, DataSource
 from engine.errors import DataError
-from engine.schema import When, check_settings, refusal, setting, settings_of
+from engine.schema import When, check_settings, either, refusal, setting, settings_of
 
 TASK_CHOICES = (("auto", "Auto (from the data)"), ("classification", "classification"),
                 ("regression", "regression"), ("reconstruction", "reconstruction (autoencoder)"))
@@ -25,7 +25,7 @@ def _source_is(test: Callable[[DataSource], bool]) -> When:
         source = SOURCES.get(values.get("source"))
         return source is not None and test(source)
 
-    return When(applies, lambda: "source is " + " or ".join(name for name, s in SOURCES.items() if test(s)))
+    return When(applies, lambda: "source is " + either(name for name, s in SOURCES.items() if test(s)))
 
 
 def _read_by_source(name: str) -> When:
@@ -58,14 +58,14 @@ class DataConfig:
 
     source: str = setting("mnist-sample", "Dataset", choices=_source_choices, flag="",
                           help="Where the samples come from (the CLI's --data SOURCE[:ROOT])")
-    root: str = setting("", "Folder", widget="path", flag="",
+    root: str = setting("", "Folder", widget="path", flag="", when=_source_is(lambda source: bool(source.root)),
                         help="The folder or file the source reads; empty: the default data folder for a dataset "
                              "that downloads (the CLI's --data SOURCE:ROOT)")
     download: bool = setting(False, "Download if missing", when=_DOWNLOADS,
                              help="Fetch the dataset into the folder when it is not there (its size is shown first)")
     label_column: str = setting("label", "Label column", when=_read_by_source("label_column"), pattern=r"\s*\S.*",
-                                hint="the name of the CSV column holding the targets", metavar="NAME",
-                                help="The CSV column holding the target (several, comma-separated, for "
+                                hint="a column name", metavar="NAME",
+                                help="Which CSV column holds the target (several, comma-separated, for "
                                      "multi-output regression)")
     image_size: int = setting(28, "Image size", low=1, high=4096, unit="pixels", when=_IMAGES,
                               help="Images are resized to this many pixels per side (the built-in datasets are only "
@@ -74,9 +74,9 @@ class DataConfig:
                               help="Convert images to one channel")
     weights: tuple[float, ...] = setting((2.0, -3.4), "True weights w", low=-1e6, high=1e6, items=(1, 100_000),
                                          hint="one per input feature", when=_read_by_source("weights"),
-                                         metavar="W1,W2,...",
+                                         metavar="W1,W2,...", flag="--true-weights",
                                          help="y = Xw + b + noise: one weight per feature, e.g. 2, -3.4")
-    bias: float = setting(4.2, "True bias b", low=-1e6, high=1e6, when=_read_by_source("bias"),
+    bias: float = setting(4.2, "True bias b", low=-1e6, high=1e6, when=_read_by_source("bias"), flag="--true-bias",
                           help="The b in y = Xw + b + noise")
     samples: int = setting(1000, "Samples", low=2, high=MAX_SAMPLES, unit="samples", when=_read_by_source("samples"),
                            help="How many samples to generate")

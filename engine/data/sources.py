@@ -82,6 +82,12 @@ class DataSource:
     builtin: BuiltIn | None = None
     digits: bool = False
     own_settings: tuple[str, ...] = ()
+    root_label: str = ""   # the Folder / file row's label for this source (default: "Folder" or "File")
+    root_help: str = ""    # what ROOT must hold, one line
+
+    @property
+    def root_title(self) -> str:
+        return self.root_label or ("File" if self.root == "file" else "Folder")
 
     @property
     def needs_root(self) -> bool:
@@ -117,19 +123,23 @@ def _mnist_like(folder: str, sizes: tuple[int, int, int, int]) -> Download:
 _VISION = "engine.data.vision"
 register(DataSource("mnist-sample", "MNIST sample", "MNIST sample (bundled)", lazy_loader(_VISION, "load_mnist_sample"),
                     images=True, builtin=BuiltIn(4000, 1000, 1, 28), digits=True))
-register(DataSource("mnist", "MNIST", "MNIST", lazy_loader(_VISION, "load_mnist"), root="folder",
+_RECEIVES = "The folder holding (or receiving) the dataset's files; empty: the default data folder"
+register(DataSource("mnist", "MNIST", "MNIST", lazy_loader(_VISION, "load_mnist"), root="folder", root_help=_RECEIVES,
                     download=_mnist_like("MNIST/raw", (9_912_422, 28_881, 1_648_877, 4_542)),
                     images=True, builtin=BuiltIn(60000, 10000, 1, 28), digits=True))
 register(DataSource("fashion-mnist", "Fashion-MNIST", "Fashion-MNIST", lazy_loader(_VISION, "load_fashion_mnist"),
-                    root="folder", download=_mnist_like("FashionMNIST/raw", (26_421_880, 29_515, 4_422_102, 5_148)),
+                    root="folder", root_help=_RECEIVES, download=_mnist_like("FashionMNIST/raw", (26_421_880, 29_515, 4_422_102, 5_148)),
                     images=True, builtin=BuiltIn(60000, 10000, 1, 28)))
 register(DataSource("cifar10", "CIFAR-10", "CIFAR-10", lazy_loader(_VISION, "load_cifar10"), root="folder",
+                    root_help=_RECEIVES,
                     download=Download("cifar-10-batches-py", (("cifar-10-python.tar.gz", 170_498_071, CIFAR10_FILES),)),
                     images=True, builtin=BuiltIn(50000, 10000, 3, 32)))
 register(DataSource("folder", "Image folder", "Image folder", lazy_loader("engine.data.folders", "load_image_folder"),
-                    root="folder", images=True, own_settings=("grayscale", "stream")))
+                    root="folder", images=True, own_settings=("grayscale", "stream"),
+                    root_help="A folder with one subfolder of pictures per class"))
 register(DataSource("csv", "CSV table", "CSV file", lazy_loader("engine.data.tables", "load_csv"), root="file",
-                    own_settings=("label_column",)))
+                    own_settings=("label_column",), root_label="CSV file",
+                    root_help="A CSV table: numeric feature columns and a label column"))
 register(DataSource("synthetic-regression", "Synthetic regression", "Synthetic regression",
                     lazy_loader("engine.data.tables", "load_synthetic_regression"),
                     own_settings=("weights", "bias", "samples", "noise")))

@@ -1,129 +1,126 @@
-"""Training settings: ``TrainConfig`` (serialisable, validated) and the one table of rules it is checked against.
+"""Training settings: ``TrainConfig``, every field declared once (engine.schema) and checked against that.
 
-Every rule is a ``_Rule`` in ``_RULES`` (type, range, choices), so the settings are declared once.
+Each setting's declaration (range or choices, unit, label, help, when it matters, log scale) is the one
+source for the engine's checks, the Training tab, ``layerstudio train``'s flags and the README's table.
 Imports no torch: the window, the CLI and settings files read and check settings without it.
 """
 from __future__ import annotations
 
 import json
-import math
-import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from engine.controls import control
 from engine.errors import TrainingError
+from engine.schema import check_settings, only_when, refusal, setting, settings_of
 
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax")
-LOSSES = ("auto", "cross_entropy", "nll", "mse", "l1", "smooth_l1", "bce_with_logits", "bce")
-SCHEDULES = ("none", "step", "cosine", "one_cycle", "plateau")
-INITS = ("default", "xavier", "kaiming", "normal", "constant")
-AMP_MODES = ("off", "bf16", "fp16")
-STOP_METRICS = ("val_loss", "val_acc", "train_loss", "train_acc")
+_OPTIMIZERS = (("sgd", "SGD"), ("adam", "Adam"), ("adamw", "AdamW"), ("rmsprop", "RMSprop"), ("adagrad", "Adagrad"),
+               ("adadelta", "Adadelta"), ("adamax", "Adamax"))
+_LOSSES = (("auto", "Auto (from the task)"), ("cross_entropy", "Cross-entropy"), ("nll", "NLL"), ("mse", "MSE"),
+           ("l1", "L1"), ("smooth_l1", "Smooth L1"), ("bce_with_logits", "BCE with logits"), ("bce", "BCE"))
+_SCHEDULES = (("none", "Constant"), ("step", "Step decay"), ("cosine", "Cosine"), ("one_cycle", "One-cycle"),
+              ("plateau", "Reduce on plateau"))
+_INITS = (("default", "PyTorch default"), ("xavier", "xavier"), ("kaiming", "kaiming"), ("normal", "normal"),
+          ("constant", "constant"))
+_AMP = (("off", "Off (float32)"), ("bf16", "bfloat16"), ("fp16", "float16 + GradScaler"))
+_STOP_METRICS = (("val_loss", "validation loss"), ("val_acc", "validation accuracy"), ("train_loss", "training loss"),
+                 ("train_acc", "training accuracy"))
+MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
+BIG = 10**6
+
+
+@dataclass
+class TrainConfig:
+    """Every training setting, declared once (engine.schema), with defaults that train MNIST well."""
+
+OPTIMIZERS = tuple(name for name, _label in _OPTIMIZERS)
+LOSSES = tuple(name for name, _label in _LOSSES)
+SCHEDULES = tuple(name for name, _label in _SCHEDULES)
+INITS = tuple(name for name, _label in _INITS)
+AMP_MODES = tuple(name for name, _label in _AMP)
+STOP_METRICS = tuple(name for name, _label in _STOP_METRICS)
 HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
-_DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-
-
-@dataclass(frozen=True)
-class _Rule:
-    """What one TrainConfig field accepts."""
-
-    type: type
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False  # True: the value must be strictly above ``low``
-    high_open: bool = False
-    choices: tuple[str, ...] = ()
-
-
-_RULES: dict[str, _Rule] = {
-    "optimizer": _Rule(str, choices=OPTIMIZERS),
-    "lr": _Rule(float, 0.0, 10.0**6, low_open=True),
-    "momentum": _Rule(float, 0.0, 1.0, high_open=True),
-    "nesterov": _Rule(bool),
-    "weight_decay": _Rule(float, 0.0, 1.0),
-    "amsgrad": _Rule(bool),
-    "loss": _Rule(str, choices=LOSSES),
-    "label_smoothing": _Rule(float, 0.0, 1.0, high_open=True),
-    "smooth_l1_beta": _Rule(float, 0.0, 10.0**6),
-    "schedule": _Rule(str, choices=SCHEDULES),
-    "step_size": _Rule(int, 1, 10**6),
-    "gamma": _Rule(float, 0.0, 1.0, low_open=True),
-    "warmup_epochs": _Rule(int, 0, 10**6),
-    "plateau_patience": _Rule(int, 0, 10**6),
-    "epochs": _Rule(int, 1, 10**6),
-    "batch_size": _Rule(int, 1, 10**7),
-    "init": _Rule(str, choices=INITS),
-    "init_std": _Rule(float, 0.0, 10.0**3, low_open=True),
-    "init_value": _Rule(float, -(10.0**3), 10.0**3),
-    "l1": _Rule(float, 0.0, 10.0**3),
-    "l2": _Rule(float, 0.0, 10.0**3),
-    "grad_clip": _Rule(float, 0.0, 10.0**6),
-    "seed": _Rule(int, 0, 2**63 - 1),
-    "device": _Rule(str),
-    "amp": _Rule(str, choices=AMP_MODES),
-    "channels_last": _Rule(bool),
-    "compile": _Rule(bool),
-    "early_stopping": _Rule(bool),
-    "early_stopping_metric": _Rule(str, choices=STOP_METRICS),
-    "patience": _Rule(int, 1, 10**6),
-    "min_delta": _Rule(float, 0.0, 10.0**6),
-    "restore_best": _Rule(bool),
-}
 
 
 @dataclass
 class TrainConfig:
     """Every training setting, with defaults that train MNIST well; ``to_dict``/``from_dict`` round-trip as JSON.
 
-    ``momentum`` and ``nesterov`` apply to SGD, ``amsgrad`` to Adam/AdamW; ``step_size``
-    (epochs) and ``gamma`` to the step schedule (``gamma`` is also the plateau cut);
-    ``warmup_epochs`` ramps the learning rate up linearly first (for one-cycle it sets the
-    rising phase); ``l1``/``l2`` add penalties on weights (not biases) to the loss.
+    ``l1``/``l2`` add penalties on weights (not biases) to the loss; ``warmup_epochs`` ramps the learning
+    rate up linearly first (for one-cycle it sets the rising phase).
     """
 
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    amsgrad: bool = False
-    loss: str = "auto"
-    label_smoothing: float = 0.0
-    smooth_l1_beta: float = 1.0
-    schedule: str = "none"
-    step_size: int = 5
-    gamma: float = 0.1
-    warmup_epochs: int = 0
-    plateau_patience: int = 2
-    epochs: int = 5
-    batch_size: int = 64
-    init: str = "default"
-    init_std: float = 0.01
-    init_value: float = 0.0
-    l1: float = 0.0
-    l2: float = 0.0
-    grad_clip: float = 0.0
-    seed: int = 0
-    device: str = "auto"
-    amp: str = "off"
-    channels_last: bool = False
-    compile: bool = False
-    early_stopping: bool = False
-    early_stopping_metric: str = "val_loss"
-    patience: int = 3
-    min_delta: float = 0.0
-    restore_best: bool = True
+    optimizer: str = setting("adam", "Optimizer", section="Optimizer", choices=_OPTIMIZERS,
+                             help="The update rule")
+    lr: float = setting(1e-3, "Learning rate", low=1e-8, high=1e6, log=True, metavar="RATE",
+                        help="How far each update moves the weights")
+    momentum: float = setting(0.9, "Momentum", low=0.0, high=0.999, when=only_when("optimizer", *MOMENTUM_OPTIMIZERS),
+                              help="Share of the previous step kept in the next")
+    nesterov: bool = setting(False, "Nesterov", when=only_when("optimizer", "sgd"), help="Nesterov's look-ahead momentum")
+    amsgrad: bool = setting(False, "AMSGrad", when=only_when("optimizer", "adam", "adamw"),
+                            help="Keep the largest second moment seen (a variant of Adam)")
+    weight_decay: float = setting(0.0, "Weight decay", low=0.0, high=1.0, log=True,
+                                  help="Decoupled for AdamW, L2 for the others")
+    loss: str = setting("auto", "Loss", section="Loss", choices=_LOSSES,
+                        help="auto: cross-entropy for classes, MSE for regression")
+    label_smoothing: float = setting(0.0, "Label smoothing", low=0.0, high=0.99,
+                                     when=only_when("loss", "auto", "cross_entropy"),
+                                     help="Share of each target spread over the other classes")
+    smooth_l1_beta: float = setting(1.0, "Smooth L1 beta", low=0.0, high=BIG, when=only_when("loss", "smooth_l1"),
+                                    help="Where Smooth L1 turns from squared to linear")
+    schedule: str = setting("none", "Schedule", section="Schedule", choices=_SCHEDULES,
+                            help="How the learning rate changes over the run")
+    step_size: int = setting(5, "Step every (epochs)", low=1, high=BIG, unit="epochs", when=only_when("schedule", "step"),
+                             help="Epochs between two cuts of the learning rate")
+    gamma: float = setting(0.1, "Decay factor", low=1e-6, high=1.0, when=only_when("schedule", "step", "plateau"),
+                           help="Multiplies the learning rate at each cut")
+    plateau_patience: int = setting(2, "Plateau patience", low=0, high=BIG, unit="epochs",
+                                    when=only_when("schedule", "plateau"),
+                                    help="Epochs without improvement before a cut")
+    warmup_epochs: int = setting(0, "Warm-up epochs", low=0, high=BIG, unit="epochs",
+                                 help="Linear warm-up from a small learning rate (for one-cycle: its rising phase)")
+    epochs: int = setting(5, "Epochs", section="Run", low=1, high=BIG, help="Passes over the training samples")
+    batch_size: int = setting(64, "Batch size", low=1, high=10**7, log=True, help="Samples per step")
+    seed: int = setting(0, "Seed", low=0, high=2**31 - 1, help="Same seed, same data, CPU: identical losses")
+    init: str = setting("default", "Weight init", choices=_INITS, help="How weights start (biases start at 0)")
+    init_std: float = setting(0.01, "Init std", low=1e-8, high=1e3, log=True, when=only_when("init", "normal"),
+                              help="Standard deviation of the normal initialisation")
+    init_value: float = setting(0.0, "Init value", low=-1e3, high=1e3, when=only_when("init", "constant"),
+                                help="The value every weight starts at")
+    l1: float = setting(0.0, "L1 penalty", section="Regularisation", low=0.0, high=1e3,
+                        help="Adds this times the sum of |weights| (not biases) to the loss")
+    l2: float = setting(0.0, "L2 penalty", low=0.0, high=1e3,
+                        help="Adds this times the sum of squared weights (not biases) to the loss")
+    grad_clip: float = setting(0.0, "Gradient clip", low=0.0, high=BIG, help="Max gradient norm (0 = off)")
+    device: str = setting("auto", "Device", section="Hardware", widget="device",
+                          pattern=r"auto|cpu|mps|cuda(:\d+)?", hint="auto, cpu, cuda, cuda:N or mps",
+                          help="Where the tensors live")
+    amp: str = setting("off", "Mixed precision", choices=_AMP, help="Lower-precision math on GPUs")
+    channels_last: bool = setting(False, "channels_last", help="Memory format that suits convolutions on GPUs")
+    compile: bool = setting(False, "torch.compile", help="Compile the model first (slow start, faster steps)")
+    early_stopping: bool = setting(False, "Early stopping", section="Early stopping",
+                                   help="End the run when the watched measure stops improving")
+    early_stopping_metric: str = setting("val_loss", "Watch", choices=_STOP_METRICS, when=only_when("early_stopping", True),
+                                         help="The measure early stopping watches")
+    patience: int = setting(3, "Patience (epochs)", low=1, high=BIG, unit="epochs", when=only_when("early_stopping", True),
+                            help="Epochs without improvement before the run ends")
+    min_delta: float = setting(0.0, "Min improvement", low=0.0, high=BIG, when=only_when("early_stopping", True),
+                               help="A smaller change does not count as an improvement")
+    restore_best: bool = setting(True, "Restore best weights", when=only_when("early_stopping", True),
+                                 help="End with the weights of the best epoch")
 
     def validate(self) -> TrainConfig:
-        """Check every field (type, range, choice); raise TrainingError naming the first bad one."""
-        for f in fields(self):
-            setattr(self, f.name, _checked(f.name, getattr(self, f.name)))
-        if not _DEVICE_PATTERN.match(self.device):
-            raise TrainingError(f"training setting 'device' must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
+        """Check every field against its declaration (type, range, choice); raise TrainingError naming the first
+        bad one. Ints given for float settings become floats."""
+        for declared in settings_of(TrainConfig):
+            value = getattr(self, declared.name)
+            try:
+                setattr(self, declared.name, declared.check(value))
+            except ValueError as exc:
+                raise TrainingError(refusal(declared, "training", value, str(exc))) from None
         if self.nesterov and self.optimizer == "sgd" and self.momentum == 0:
-            raise TrainingError(f"training setting 'nesterov' needs a momentum above 0: set {control('training.momentum')} "
-                                f"(e.g. 0.9) or turn {control('training.nesterov')} off")
+            raise TrainingError(f"The training setting 'nesterov' needs a momentum above 0: set "
+                                f"{control('training.momentum')} (e.g. 0.9) or turn {control('training.nesterov')} off.")
         return self
 
     def to_dict(self) -> dict:
@@ -132,12 +129,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: Any) -> TrainConfig:
         """Read a (possibly partial) dict; missing fields take defaults, unknown or bad ones raise TrainingError."""
-        if not isinstance(data, dict):
-            raise TrainingError(f"training settings must be a JSON object, got {type(data).__name__}")
-        for name in data:
-            if name not in _RULES:
-                raise TrainingError(f"unknown training setting {name!r}: known settings are {', '.join(_RULES)}")
-        return cls(**{name: _checked(name, value) for name, value in data.items()}).validate()
+        return cls(**check_settings(cls, data, "training", TrainingError)).validate()
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -147,38 +139,5 @@ class TrainConfig:
         try:
             data = json.loads(text)
         except (json.JSONDecodeError, TypeError) as exc:
-            raise TrainingError(f"training settings are not valid JSON: {exc}") from None
+            raise TrainingError(f"The training settings are not valid JSON: {exc}.") from None
         return cls.from_dict(data)
-
-
-def _checked(name: str, value):
-    """``value`` converted to the field's type, or TrainingError naming the field and what it accepts."""
-    rule = _RULES[name]
-
-    def fail(expected: str):
-        raise TrainingError(f"training setting {name!r} must be {expected}, got {value!r}")
-
-    if rule.type is bool:
-        if not isinstance(value, bool):
-            fail("true or false")
-        return value
-    if rule.type is str:
-        if not isinstance(value, str):
-            fail("a string")
-        if rule.choices and value not in rule.choices:
-            fail("one of " + ", ".join(rule.choices))
-        return value
-    is_int = isinstance(value, int) and not isinstance(value, bool)
-    if rule.type is int and not is_int:
-        fail("a whole number")
-    if rule.type is float:
-        if not (is_int or isinstance(value, float)) or not math.isfinite(value):
-            fail("a number")
-        value = float(value)
-    too_low = rule.low is not None and (value <= rule.low if rule.low_open else value < rule.low)
-    too_high = rule.high is not None and (value >= rule.high if rule.high_open else value > rule.high)
-    if too_low or too_high:
-        low = f"above {rule.low:g}" if rule.low_open else f"at least {rule.low:g}"
-        high = f"below {rule.high:g}" if rule.high_open else f"at most {rule.high:g}"
-        fail(f"{low} and {high}")
-    return value

@@ -30,7 +30,7 @@ from gui.training.preview import DataPreviewDialog
 from gui.training.provenance import design_key, weights_note
 from gui.training.recovery import CheckpointOption
 from gui.training.run_names import run_settings
-from gui.training.settings import DATA_FIELDS, TRAIN_FIELDS, ConfigForm
+from gui.training.settings import ConfigForm
 from gui.training.status import EVALUATING_NOW, FAILURE_HINTS, FAILURE_TITLES, Lines, Outcome, RunProgress, run_info
 
 NOTE_STYLE = "QLabel { background: #fff4ce; color: #5c4300; border: 1px solid #e0c36a; border-radius: 3px; padding: 4px; }"
@@ -88,7 +88,7 @@ class TrainingPanel(QWidget):
 
     def _build_ui(self) -> None:
         # left: data and settings, scrollable
-        self.data_form = ConfigForm(DATA_FIELDS, DataConfig().to_dict())
+        self.data_form = ConfigForm(DataConfig)
         self.load_button = QPushButton("Load data")
         self.load_button.setToolTip("Load the chosen dataset now to see its size, shape and classes")
         self.download_note = DownloadNote(NOTE_STYLE)
@@ -130,7 +130,7 @@ class TrainingPanel(QWidget):
         data_layout.addWidget(self.data_summary)
         data_layout.addWidget(self.fit_box)
 
-        self.train_form = ConfigForm(TRAIN_FIELDS, TrainConfig().to_dict())
+        self.train_form = ConfigForm(TrainConfig)
         self.settings_error = QLabel()
         self.settings_error.setWordWrap(True)
         self.settings_error.setStyleSheet(ERROR_STYLE)

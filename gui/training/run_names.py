@@ -7,7 +7,8 @@ run before it, so the legend of the plots reads like a lab notebook.
 """
 from __future__ import annotations
 
-from gui.training.settings import DATA_FIELDS, TRAIN_FIELDS
+from engine.schema import settings_of
+from engine.settings import SECTIONS
 
 DATA_PREFIX = "data."
 DESIGN_KEY = "design"
@@ -38,11 +39,11 @@ def run_settings(config: dict, data_config: dict, design=None) -> dict:
 
 def _matters(key: str, settings: dict) -> bool:
     """Whether the setting ``key`` has an effect with these ``settings`` (momentum only for SGD, ...)."""
-    fields, values = (DATA_FIELDS, {k[len(DATA_PREFIX):]: v for k, v in settings.items() if k.startswith(DATA_PREFIX)}) \
-        if key.startswith(DATA_PREFIX) else (TRAIN_FIELDS, settings)
+    section, values = ("data", {k[len(DATA_PREFIX):]: v for k, v in settings.items() if k.startswith(DATA_PREFIX)}) \
+        if key.startswith(DATA_PREFIX) else ("training", settings)
     name = key[len(DATA_PREFIX):] if key.startswith(DATA_PREFIX) else key
-    rows = [f for f in fields if f.key == name]
-    return not rows or any(f.when(values) for f in rows)
+    declared = next((s for s in settings_of(SECTIONS[section]) if s.name == name), None)
+    return declared is None or declared.applies(values)
 
 
 def _value_text(value) -> str:

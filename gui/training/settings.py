@@ -1,45 +1,26 @@
-"""Settings forms generated from field tables: the run settings (TrainConfig) and the data choice (DataConfig).
+"""Settings forms built from the settings' declarations (engine.schema): the run (TrainConfig), the data (DataConfig).
 
-A form edits a plain dict (the document extra "training" or "data"); each
-field knows its widget, its range and when it matters (e.g. momentum only for
-SGD and RMSprop), so irrelevant rows are hidden rather than ignored. The Dataset
-list and the data rows each source shows come from the data source registry
-(engine.data.sources), read when the form is built and on every change.
+A form edits a plain dict (the document extra "training" or "data"). Each row is one declared setting:
+its widget follows from the declaration (a choice, a whole number, a number whose arrows multiply by ten
+on a log scale, a switch, a path, a list of numbers), its range is the declared one (so a file's value
+is shown as it is, never clamped) and its row shows only when the setting matters (momentum only for SGD
+and RMSprop). The Dataset list and the Folder / file row follow the data source registry (engine.data.sources).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Callable
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QSpinBox, QWidget)
 
-from engine.data.sources import SOURCES, DataSource
+from engine.data.sources import SOURCES
 from engine.paths import datasets_dir
+from engine.schema import Setting, number, settings_of
+from engine.settings import SECTIONS
 from gui.widgets import FloatSpinBox
 
-
-@dataclass(frozen=True)
-class Field:
-    """One row of a settings form.
-
-    kind: choice | int | float | lr | bool | text | path | floats | device.
-    ``choices``: (label, value) pairs, or a function giving them when the form is built.
-    ``when(values)`` says whether the row matters for the current values.
-    """
-
-    key: str
-    label: str
-    kind: str
-    help: str = ""
-    choices: tuple[tuple[str, object], ...] | Callable[[], tuple[tuple[str, object], ...]] = ()
-    minimum: float = 0
-    maximum: float = 1e9
-    when: Callable[[dict], bool] = field(default=lambda values: True)
-    section: str = ""
-    placeholder: Callable[[], str] | None = None   # the grey text of an empty text field (e.g. a default folder)
+LOG_STEPS_TIP = "The arrows multiply or divide by 10."
 
 
 def device_choices() -> tuple[tuple[str, str], ...]:
@@ -57,137 +38,23 @@ def device_choices() -> tuple[tuple[str, str], ...]:
     return tuple(choices)
 
 
-def _is(key: str, *values) -> Callable[[dict], bool]:
-    return lambda v: v.get(key) in values
-
-
-def _flag(key: str) -> Callable[[dict], bool]:
-    return lambda v: bool(v.get(key))
-
-
-def _choices(*names: str, labels: dict | None = None) -> tuple[tuple[str, str], ...]:
-    labels = labels or {}
-    return tuple((labels.get(n, n), n) for n in names)
-
-
-def source_choices() -> tuple[tuple[str, str], ...]:
-    """The Dataset list: every registered data source, as the window labels it."""
-    return tuple((source.label, source.name) for source in SOURCES.values())
-
-
-def _source(test: Callable[[DataSource], bool]) -> Callable[[dict], bool]:
-    """When the chosen data source (looked up in the registry at each change) passes ``test``."""
-    def when(values: dict) -> bool:
-        source = SOURCES.get(values.get("source"))
-        return source is not None and test(source)
-    return when
-
-
-def _source_reads(setting: str) -> Callable[[dict], bool]:
-    """When the chosen data source is one that reads ``setting`` (its own settings in the registry)."""
-    return _source(lambda source: setting in source.own_settings)
-
-
-_DOWNLOADS = _source(lambda source: source.download is not None)
-_IMAGES = _source(lambda source: source.images)
-
-DATA_FIELDS = (
-    Field("source", "Dataset", "choice", "Where the samples come from", choices=source_choices),
-    Field("root", "Folder", "path", "Folder holding (or receiving) the dataset files; empty: the default data "
-          "folder", when=_DOWNLOADS, placeholder=lambda: f"{datasets_dir()} (default)"),
-    Field("root", "Folder", "path", "A folder with one subfolder of pictures per class",
-          when=_source(lambda source: source.root == "folder" and source.download is None)),
-    Field("root", "CSV file", "path", "A CSV table: numeric feature columns and a label column",
-          when=_source(lambda source: source.root == "file")),
-    Field("download", "Download if missing", "bool", "Fetch the dataset into the folder when it is not there "
-          "(its size is shown before it starts)", when=_DOWNLOADS),
-    Field("label_column", "Label column", "text", "Name of the CSV column holding the target",
-          when=_source_reads("label_column")),
-    Field("image_size", "Image size", "int", "Images are resized to this many pixels per side (the built-in "
-          "datasets are only enlarged, batch by batch: they stay at their own size in memory)", minimum=4,
-          maximum=1024, when=_IMAGES),
-    Field("grayscale", "Grayscale", "bool", "Convert images to one channel", when=_source_reads("grayscale")),
-    Field("weights", "True weights w", "floats", "y = Xw + b + noise: one weight per feature, e.g. 2, -3.4",
-          when=_source_reads("weights")),
-    Field("bias", "True bias b", "float", "", minimum=-1e6, maximum=1e6, when=_source_reads("bias")),
-    Field("samples", "Samples", "int", "", minimum=10, maximum=10_000_000, when=_source_reads("samples")),
-    Field("noise", "Noise std", "float", "", minimum=0, maximum=1e6, when=_source_reads("noise")),
-    Field("task", "Task", "choice", "What the network learns (auto: from the dataset)",
-          choices=_choices("auto", "classification", "regression", "reconstruction",
-                           labels={"auto": "Auto (from the data)", "reconstruction": "reconstruction (autoencoder)"})),
-    Field("val_fraction", "Validation fraction", "float", "Share of the training samples held out for validation",
-          maximum=0.9),
-    Field("limit", "Use at most", "int", "Training samples to use (0 = all): quick trials", maximum=100_000_000),
-    Field("normalize", "Normalise", "bool", "Scale inputs by the training set's mean and std"),
-    Field("augment_crop_padding", "Random crop padding", "int", "Pad and randomly crop back each batch (0 = off)",
-          maximum=64, when=_IMAGES),
-    Field("augment_hflip", "Random horizontal flip", "bool", "", when=_IMAGES),
-    Field("stream", "Stream from disk", "bool", "Read training images lazily (for folders too big for memory)",
-          when=_source_reads("stream")),
-    Field("seed", "Split seed", "int", "Seed of the train/validation split", maximum=2**31 - 1),
-)
-
-MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
-TRAIN_FIELDS = (
-    Field("optimizer", "Optimizer", "choice", "", section="Optimizer", choices=_choices(
-        "sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax",
-        labels={"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "adagrad": "Adagrad",
-                "adadelta": "Adadelta", "adamax": "Adamax"})),
-    Field("lr", "Learning rate", "lr", "Step size; arrows multiply or divide by 10", minimum=1e-8, maximum=1e6),
-    Field("momentum", "Momentum", "float", "", maximum=0.999, when=_is("optimizer", *MOMENTUM_OPTIMIZERS)),
-    Field("nesterov", "Nesterov", "bool", "", when=_is("optimizer", "sgd")),
-    Field("amsgrad", "AMSGrad", "bool", "", when=_is("optimizer", "adam", "adamw")),
-    Field("weight_decay", "Weight decay", "float", "Decoupled for AdamW, L2 for the others", maximum=1),
-    Field("loss", "Loss", "choice", "auto: cross-entropy for classes, MSE for regression", section="Loss",
-          choices=_choices("auto", "cross_entropy", "nll", "mse", "l1", "smooth_l1", "bce_with_logits", "bce",
-                           labels={"auto": "Auto (from the task)", "cross_entropy": "Cross-entropy", "nll": "NLL",
-                                   "mse": "MSE", "l1": "L1", "smooth_l1": "Smooth L1",
-                                   "bce_with_logits": "BCE with logits", "bce": "BCE"})),
-    Field("label_smoothing", "Label smoothing", "float", "", maximum=0.99, when=_is("loss", "auto", "cross_entropy")),
-    Field("smooth_l1_beta", "Smooth L1 beta", "float", "", maximum=1e6, when=_is("loss", "smooth_l1")),
-    Field("schedule", "Schedule", "choice", "How the learning rate changes over the run", section="Schedule",
-          choices=_choices("none", "step", "cosine", "one_cycle", "plateau",
-                           labels={"none": "Constant", "step": "Step decay", "cosine": "Cosine",
-                                   "one_cycle": "One-cycle", "plateau": "Reduce on plateau"})),
-    Field("step_size", "Step every (epochs)", "int", "", minimum=1, maximum=10_000, when=_is("schedule", "step")),
-    Field("gamma", "Decay factor", "float", "Multiplies the learning rate at each cut", minimum=1e-6, maximum=1,
-          when=_is("schedule", "step", "plateau")),
-    Field("plateau_patience", "Plateau patience", "int", "Epochs without improvement before a cut",
-          maximum=10_000, when=_is("schedule", "plateau")),
-    Field("warmup_epochs", "Warm-up epochs", "int", "Linear warm-up from a small learning rate", maximum=10_000),
-    Field("epochs", "Epochs", "int", "", section="Run", minimum=1, maximum=100_000),
-    Field("batch_size", "Batch size", "int", "", minimum=1, maximum=1_000_000),
-    Field("seed", "Seed", "int", "Same seed, same data, CPU: identical losses", maximum=2**31 - 1),
-    Field("init", "Weight init", "choice", "", choices=_choices(
-        "default", "xavier", "kaiming", "normal", "constant", labels={"default": "PyTorch default"})),
-    Field("init_std", "Init std", "float", "", minimum=1e-8, maximum=1000, when=_is("init", "normal")),
-    Field("init_value", "Init value", "float", "", minimum=-100, maximum=100, when=_is("init", "constant")),
-    Field("l1", "L1 penalty", "float", "", section="Regularisation", maximum=10),
-    Field("l2", "L2 penalty", "float", "", maximum=10),
-    Field("grad_clip", "Gradient clip", "float", "Max gradient norm (0 = off)", maximum=1e6),
-    Field("device", "Device", "device", "Where the tensors live", section="Hardware"),
-    Field("amp", "Mixed precision", "choice", "", choices=_choices(
-        "off", "bf16", "fp16", labels={"off": "Off (float32)", "bf16": "bfloat16", "fp16": "float16 + GradScaler"})),
-    Field("channels_last", "channels_last", "bool", "Memory format that suits convolutions on GPUs"),
-    Field("compile", "torch.compile", "bool", "Compile the model first (slow start, faster steps)"),
-    Field("early_stopping", "Early stopping", "bool", "", section="Early stopping"),
-    Field("early_stopping_metric", "Watch", "choice", "", choices=(
-        ("validation loss", "val_loss"), ("validation accuracy", "val_acc"), ("training loss", "train_loss"),
-        ("training accuracy", "train_acc")),
-          when=_flag("early_stopping")),
-    Field("patience", "Patience (epochs)", "int", "", minimum=1, maximum=10_000, when=_flag("early_stopping")),
-    Field("min_delta", "Min improvement", "float", "", maximum=1e6, when=_flag("early_stopping")),
-    Field("restore_best", "Restore best weights", "bool", "", when=_flag("early_stopping")),
-)
-
-
 def control_label(key: str) -> str | None:
     """A setting (``"data.download"``, ``"training.lr"``; see engine.controls) as the window names it in a
     message: its label on the Training tab, quoted; None for a setting the tab does not show."""
     section, _, name = key.partition(".")
-    fields = {"data": DATA_FIELDS, "training": TRAIN_FIELDS}.get(section, ())
-    label = next((f.label for f in fields if f.key == name), None)
+    cls = SECTIONS.get(section)
+    label = next((s.label for s in settings_of(cls) if s.name == name), None) if cls is not None else None
     return f"“{label}”" if label else None
+
+
+def tooltip(declared: Setting) -> str:
+    """A row's tooltip: what it does and what it accepts."""
+    parts = [declared.help]
+    if declared.type in (int, float) and declared.low is not None:
+        parts.append(f"From {number(declared.low)} to {number(declared.high)}{' ' + declared.unit if declared.unit else ''}.")
+    if declared.log and declared.type is float:
+        parts.append(LOG_STEPS_TIP)
+    return " ".join(part if part.endswith(".") else part + "." for part in parts if part)
 
 
 class PathEdit(QWidget):
@@ -218,90 +85,88 @@ class PathEdit(QWidget):
 
 
 class ConfigForm(QWidget):
-    """Edits a settings dict through a field table; emits ``edited(dict)`` with every user change."""
+    """Edits a settings dict, one row per declared setting of ``cls``; emits ``edited(dict)`` with every user change."""
 
     edited = Signal(dict)
 
-    def __init__(self, fields: tuple[Field, ...], defaults: dict, parent=None):
+    def __init__(self, cls: type, parent=None):
         super().__init__(parent)
-        self.fields = fields
-        self.defaults = dict(defaults)
-        self._values = dict(defaults)
+        self.settings = settings_of(cls)
+        self.defaults = cls().to_dict()
+        self._values = dict(self.defaults)
         self._loading = False
         self.layout_ = QFormLayout(self)
         self.layout_.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
         self.layout_.setContentsMargins(0, 0, 0, 0)
-        self.widgets: list[tuple[Field, QWidget]] = []
+        self.widgets: list[tuple[Setting, QWidget]] = []
+        self.labels: dict[str, QLabel] = {}
         self._section_rows: dict[str, QLabel] = {}
         self._notes: dict[str, QLabel] = {}  # warnings under a field (set_note)
-        for f in fields:
-            if f.section:
-                title = QLabel(f"<b>{f.section}</b>")
+        for declared in self.settings:
+            if declared.section:
+                title = QLabel(f"<b>{declared.section}</b>")
                 self.layout_.addRow(title)
-                self._section_rows[f.section] = title
-            widget = self._make_widget(f)
-            widget.setToolTip(f.help)
-            label = QLabel(f.label)
-            label.setToolTip(f.help)
+                self._section_rows[declared.section] = title
+            widget = self._make_widget(declared)
+            label = self.labels[declared.name] = QLabel(declared.label)
+            for part in (widget, label):
+                part.setToolTip(tooltip(declared))
             self.layout_.addRow(label, widget)
-            self.widgets.append((f, widget))
-        self.set_values(defaults)
+            self.widgets.append((declared, widget))
+        self.set_values(self.defaults)
 
     # -- widgets
-    def _make_widget(self, f: Field) -> QWidget:
-        if f.kind in ("choice", "device"):
+    def _make_widget(self, declared: Setting) -> QWidget:
+        kind = declared.type
+        if declared.choices or declared.widget == "device":
             widget = QComboBox()
             widget.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
             widget.setMinimumContentsLength(12)
-            choices = device_choices() if f.kind == "device" else f.choices() if callable(f.choices) else f.choices
+            choices = device_choices() if declared.widget == "device" else \
+                tuple((label, value) for value, label in declared.options())
             for label, value in choices:
                 widget.addItem(label, value)
-            widget.currentIndexChanged.connect(lambda _i, f=f, w=widget: self._user_set(f, w.currentData()))
-        elif f.kind == "int":
-            widget = QSpinBox()
-            widget.setRange(int(f.minimum), int(min(f.maximum, 2**31 - 1)))
-            widget.setGroupSeparatorShown(True)
-            widget.valueChanged.connect(lambda v, f=f: self._user_set(f, int(v)))
-        elif f.kind in ("float", "lr"):
-            widget = FloatSpinBox(f.minimum, f.maximum, log_steps=f.kind == "lr")
-            widget.valueChanged.connect(lambda v, f=f: self._user_set(f, float(v)))
-        elif f.kind == "bool":
-            widget = QCheckBox()
-            widget.toggled.connect(lambda v, f=f: self._user_set(f, bool(v)))
-        elif f.kind == "path":
+            widget.currentIndexChanged.connect(lambda _i, d=declared, w=widget: self._user_set(d, w.currentData()))
+        elif declared.widget == "path":
             widget = PathEdit()
-            widget.pick_file = f.label.lower().startswith("csv")
-            if f.placeholder is not None:
-                widget.edit.setPlaceholderText(f.placeholder())
-            widget.textChanged.connect(lambda v, f=f: self._user_set(f, v))
-        elif f.kind == "text":
+            widget.textChanged.connect(lambda v, d=declared: self._user_set(d, v))
+        elif kind is bool:
+            widget = QCheckBox()
+            widget.toggled.connect(lambda v, d=declared: self._user_set(d, bool(v)))
+        elif kind is int:
+            widget = QSpinBox()
+            widget.setRange(int(declared.low), int(declared.high))  # declared ranges fit a spin box (a test checks)
+            widget.setGroupSeparatorShown(True)
+            widget.valueChanged.connect(lambda v, d=declared: self._user_set(d, int(v)))
+        elif kind is float:
+            widget = FloatSpinBox(declared.low, declared.high, log_steps=declared.log)
+            widget.valueChanged.connect(lambda v, d=declared: self._user_set(d, float(v)))
+        elif kind is list:
             widget = QLineEdit()
-            widget.textChanged.connect(lambda v, f=f: self._user_set(f, v))
-        elif f.kind == "floats":
-            widget = QLineEdit()
-            widget.textChanged.connect(lambda v, f=f: self._user_set_floats(f, v))
+            widget.textChanged.connect(lambda v, d=declared: self._user_set_floats(d, v))
         else:
-            raise AssertionError(f.kind)
+            widget = QLineEdit()
+            widget.textChanged.connect(lambda v, d=declared: self._user_set(d, v))
         return widget
 
-    def _show_value(self, f: Field, widget: QWidget, value) -> None:
-        if f.kind in ("choice", "device"):
+    def _show_value(self, declared: Setting, widget: QWidget, value) -> None:
+        if isinstance(widget, QComboBox):
             index = widget.findData(value)
             if index < 0:  # a saved value this machine does not offer (e.g. cuda:1): keep it visible
                 widget.addItem(f"{value} (not available here)", value)
                 index = widget.count() - 1
             widget.setCurrentIndex(index)
-        elif f.kind in ("int", "float", "lr"):
-            widget.setValue(value)
-        elif f.kind == "bool":
-            widget.setChecked(bool(value))
-        elif f.kind == "path":
+        elif isinstance(widget, PathEdit):
             widget.edit.setText(str(value))
-        elif f.kind == "text":
-            widget.setText(str(value))
-        elif f.kind == "floats":
+        elif isinstance(widget, QCheckBox):
+            widget.setChecked(bool(value))
+        elif isinstance(widget, (QSpinBox, FloatSpinBox)):
+            widget.setValue(value)
+        elif declared.type is list:
             if _parse_floats(widget.text()) != tuple(value):
                 widget.setText(", ".join(f"{v:g}" for v in value))
+        else:
+            widget.setText(str(value))
 
     # -- values
     def values(self) -> dict:
@@ -312,23 +177,21 @@ class ConfigForm(QWidget):
         self._values = {**self.defaults, **(values or {})}
         self._loading = True
         try:
-            for f, widget in self.widgets:
-                if f.key in self._values:
+            for declared, widget in self.widgets:
+                if declared.name in self._values:
                     try:
-                        self._show_value(f, widget, self._values[f.key])
+                        self._show_value(declared, widget, self._values[declared.name])
                     except (TypeError, ValueError, OverflowError):
-                        # a file's value this widget cannot hold ("abc" for a number): the widget shows
-                        # the default, the bad value stays so the settings check names it
-                        self._show_value(f, widget, self.defaults[f.key])
+                        # a value this widget cannot hold ("abc" for a number): the widget shows the default,
+                        # the bad value stays so the settings check names it
+                        self._show_value(declared, widget, self.defaults[declared.name])
         finally:
             self._loading = False
-        self._update_visibility()
+        self._update_rows()
 
     def widget(self, key: str) -> QWidget:
-        """The (visible, when several share the key) widget editing ``key``."""
-        candidates = [w for f, w in self.widgets if f.key == key]
-        visible = [w for f, w in self.widgets if f.key == key and f.when(self._values)]
-        return (visible or candidates)[0]
+        """The widget editing ``key``."""
+        return next(w for declared, w in self.widgets if declared.name == key)
 
     def set_note(self, key: str, text: str) -> None:
         """Show ``text`` as a warning under the field editing ``key`` (and mark the field); '' removes it."""
@@ -342,38 +205,40 @@ class ConfigForm(QWidget):
             self.layout_.insertRow(row + 1, "", note)
         note.setText(text)
         self.layout_.setRowVisible(note, bool(text))
-        widget.setToolTip(text or next(f.help for f, w in self.widgets if w is widget))
+        widget.setToolTip(text or tooltip(next(d for d, w in self.widgets if w is widget)))
         if widget.property("warning") != bool(text):
             widget.setProperty("warning", bool(text))
             widget.style().unpolish(widget)
             widget.style().polish(widget)
 
-    def _user_set(self, f: Field, value) -> None:
-        if self._loading or self._values.get(f.key) == value:
+    def _user_set(self, declared: Setting, value) -> None:
+        if self._loading or self._values.get(declared.name) == value:
             return
-        self._values[f.key] = value
-        self._sync_twins(f, value)
-        self._update_visibility()
+        self._values[declared.name] = value
+        self._update_rows()
         self.edited.emit(self.values())
 
-    def _user_set_floats(self, f: Field, text: str) -> None:
+    def _user_set_floats(self, declared: Setting, text: str) -> None:
         parsed = _parse_floats(text)
         if parsed is not None:
-            self._user_set(f, list(parsed))
+            self._user_set(declared, list(parsed))
 
-    def _sync_twins(self, changed: Field, value) -> None:
-        """Rows sharing a key (the root as folder or as CSV file) show the same value."""
-        self._loading = True
-        try:
-            for f, widget in self.widgets:
-                if f.key == changed.key and f is not changed:
-                    self._show_value(f, widget, value)
-        finally:
-            self._loading = False
+    def _update_rows(self) -> None:
+        """Show the rows that matter for the current values; the Folder / file row says what this source reads."""
+        for declared, widget in self.widgets:
+            self.layout_.setRowVisible(widget, declared.applies(self._values))
+            if isinstance(widget, PathEdit):
+                self._follow_source(declared, widget)
 
-    def _update_visibility(self) -> None:
-        for f, widget in self.widgets:
-            self.layout_.setRowVisible(widget, f.when(self._values))
+    def _follow_source(self, declared: Setting, edit: PathEdit) -> None:
+        source = SOURCES.get(self._values.get("source"))
+        if source is None:
+            return
+        self.labels[declared.name].setText(source.root_title)
+        edit.pick_file = source.root == "file"
+        edit.edit.setPlaceholderText(f"{datasets_dir()} (default)" if source.download is not None else "choose…")
+        for part in (edit, self.labels[declared.name]):
+            part.setToolTip(source.root_help or declared.help)
 
 
 def _parse_floats(text: str) -> tuple[float, ...] | None:

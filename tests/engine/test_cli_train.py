@@ -122,7 +122,7 @@ def test_resume_continues_the_run_with_the_same_losses(tmp_path, capsys):
     (["softmax-regression", "--data", "imagenet:/x"], "Unknown --data 'imagenet:/x'"),
     (["softmax-regression", "--data", "folder"], "needs a path"),
     (["softmax-regression", "--data", "synthetic-regression", "--limit", "50"], "inputs of shape"),
-    (["softmax-regression", "--lr", "-1", "--limit", "50"], "'lr'"),
+    (["softmax-regression", "--lr", "-1", "--limit", "50"], "--lr must be a number between 1e-08 and 1,000,000, got '-1'"),
     (["softmax-regression", "--config", "nope.json"], "does not exist"),
     (["softmax-regression", "--resume", "not-a-checkpoint.pt"], "does not exist"),
 ])

@@ -73,8 +73,9 @@ def test_each_front_end_names_the_setting_its_own_way():
     with naming(flag_for):
         assert control("data.download") == "--download"
         assert control("training.batch_size") == "--batch-size"
-        assert control("training.momentum") == '"momentum" in the --config file'
-        assert control("data.val_fraction") == '"val_fraction" in the "data" section of the --config file'
+        assert control("training.momentum") == "--momentum"                  # every declared setting has its flag
+        assert control("data.seed") == "--split-seed"
+        assert control("data.root") == "--data SOURCE:PATH"
     assert control("data.download") == "the data setting 'download'"           # restored after the block
     with naming(lambda key: None):                                             # a front end without that control
         assert control("training.lr") == "the training setting 'lr'"
@@ -95,7 +96,7 @@ def test_a_missing_dataset_tells_the_library_user_and_the_command_line_user_what
 @pytest.mark.parametrize("args, sentence", [
     (["lenet-bn", "--batch-size", "1", "--limit", "50"], "set --batch-size to 2 or more."),
     (["linear-regression", "--data", "synthetic-regression", "--epochs", "1", "--config", "run.json"],
-     'set "momentum" in the --config file (e.g. 0.9) or turn "nesterov" in the --config file off'),
+     "set --momentum (e.g. 0.9) or turn --nesterov off"),
     (["softmax-regression", "--data", "mnist-sample", "--limit", "50", "--device", "cuda:7"],
      "set --device to auto or cpu"),
 ])

@@ -47,8 +47,10 @@ def test_the_command_line_offers_exactly_the_registered_sources_in_their_order()
         if source.needs_root:
             with pytest.raises(DataError, match=f"needs a path: write {name}:PATH"):
                 parse_data_arg(name)
-    download = next(a for a in train_parser()._actions if a.dest == "download")
-    assert download.help.startswith("download MNIST / Fashion-MNIST / CIFAR-10 into ROOT")
+    download = next(a for a in train_parser()._actions if a.dest == "data.download")
+    downloadable = [name for name, source in SOURCES.items() if source.download is not None]
+    assert downloadable == ["mnist", "fashion-mnist", "cifar10"]
+    assert download.help.endswith("used when source is mnist, fashion-mnist or cifar10")
 
 
 def test_a_name_the_registry_lacks_is_refused_everywhere_with_the_registered_forms():

@@ -133,7 +133,10 @@ def test_the_download_line_shows_size_and_folder_and_asks_once(area, qtbot, mess
                            f"fetch it (30.9 MB).")
     doc.set_extra("data", {"source": "mnist-sample"})
     assert not note.isVisibleTo(ui.panel)
+    doc.set_extra("data", {"source": "cifar10"})                  # an empty Folder means the default data folder
     assert ui.panel.data_form.widget("root").edit.placeholderText() == f"{datasets_dir()} (default)"
+    doc.set_extra("data", {"source": "folder"})                   # ... where the source has one
+    assert ui.panel.data_form.widget("root").edit.placeholderText() == "choose…"
 
 
 def test_the_preview_loads_off_the_ui_thread_and_shows_classes_counts_and_augmentation(area, qtbot):

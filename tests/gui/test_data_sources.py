@@ -39,7 +39,7 @@ def choose(ui, name: str) -> set[str]:
     combo = form.widget("source")
     combo.setCurrentIndex(combo.findData(name))
     assert ui.doc.extras["data"]["source"] == name
-    return {f.key for f, widget in form.widgets if widget.isVisibleTo(form)}
+    return {f.name for f, widget in form.widgets if widget.isVisibleTo(form)}
 
 
 def rows_for(source: DataSource) -> set[str]:
