@@ -82,6 +82,7 @@ class DataSource:
     builtin: BuiltIn | None = None
     digits: bool = False
     own_settings: tuple[str, ...] = ()
+    help: str = ""         # what it loads, one line (the README's --data table, the Dataset list's tooltips)
     root_label: str = ""   # the Folder / file row's label for this source (default: "Folder" or "File")
     root_help: str = ""    # what ROOT must hold, one line
 
@@ -122,27 +123,34 @@ def _mnist_like(folder: str, sizes: tuple[int, int, int, int]) -> Download:
 
 _VISION = "engine.data.vision"
 register(DataSource("mnist-sample", "MNIST sample", "MNIST sample (bundled)", lazy_loader(_VISION, "load_mnist_sample"),
-                    images=True, builtin=BuiltIn(4000, 1000, 1, 28), digits=True))
+                    images=True, builtin=BuiltIn(4000, 1000, 1, 28), digits=True,
+                    help="the bundled MNIST sample (4000 train / 1000 test images, works offline)"))
 _RECEIVES = "The folder holding (or receiving) the dataset's files; empty: the default data folder"
 register(DataSource("mnist", "MNIST", "MNIST", lazy_loader(_VISION, "load_mnist"), root="folder", root_help=_RECEIVES,
                     download=_mnist_like("MNIST/raw", (9_912_422, 28_881, 1_648_877, 4_542)),
-                    images=True, builtin=BuiltIn(60000, 10000, 1, 28), digits=True))
+                    images=True, builtin=BuiltIn(60000, 10000, 1, 28), digits=True,
+                    help="MNIST through torchvision, from folder ROOT (default: the data folder)"))
 register(DataSource("fashion-mnist", "Fashion-MNIST", "Fashion-MNIST", lazy_loader(_VISION, "load_fashion_mnist"),
                     root="folder", root_help=_RECEIVES, download=_mnist_like("FashionMNIST/raw", (26_421_880, 29_515, 4_422_102, 5_148)),
-                    images=True, builtin=BuiltIn(60000, 10000, 1, 28)))
+                    images=True, builtin=BuiltIn(60000, 10000, 1, 28),
+                    help="Fashion-MNIST through torchvision, from ROOT (default: the data folder)"))
 register(DataSource("cifar10", "CIFAR-10", "CIFAR-10", lazy_loader(_VISION, "load_cifar10"), root="folder",
                     root_help=_RECEIVES,
                     download=Download("cifar-10-batches-py", (("cifar-10-python.tar.gz", 170_498_071, CIFAR10_FILES),)),
-                    images=True, builtin=BuiltIn(50000, 10000, 3, 32)))
+                    images=True, builtin=BuiltIn(50000, 10000, 3, 32),
+                    help="CIFAR-10 through torchvision, from ROOT (default: the data folder)"))
 register(DataSource("folder", "Image folder", "Image folder", lazy_loader("engine.data.folders", "load_image_folder"),
                     root="folder", images=True, own_settings=("grayscale", "stream"),
-                    root_help="A folder with one subfolder of pictures per class"))
+                    root_help="A folder with one subfolder of pictures per class",
+                    help="an image folder with one subfolder of pictures per class"))
 register(DataSource("csv", "CSV table", "CSV file", lazy_loader("engine.data.tables", "load_csv"), root="file",
                     own_settings=("label_column",), root_label="CSV file",
-                    root_help="A CSV table: numeric feature columns and a label column"))
+                    root_help="A CSV table: numeric feature columns and a label column",
+                    help="a CSV table of numeric columns with a label column"))
 register(DataSource("synthetic-regression", "Synthetic regression", "Synthetic regression",
                     lazy_loader("engine.data.tables", "load_synthetic_regression"),
-                    own_settings=("weights", "bias", "samples", "noise")))
+                    own_settings=("weights", "bias", "samples", "noise"),
+                    help="y = Xw + b + noise (by default w = [2, -3.4], b = 4.2, 1000 samples)"))
 
 # The built-in datasets' own side lengths, read off their entries above (not a second declaration).
 NATIVE_IMAGE_SIZES = {source.name: source.builtin.side for source in SOURCES.values() if source.builtin}

@@ -10,7 +10,7 @@ import pytest
 from engine.cli import main, make_parser
 from engine.errors import DataError, LayerStudioError, SpecError, TrainingError
 from engine.schema import settings_of
-from engine.settings import SECTIONS, settings_table
+from engine.settings import SECTIONS, settings_table, sources_table
 from engine.templates import load_design
 from engine.train_command import layered_settings
 
@@ -103,9 +103,10 @@ def test_every_template_holds_only_values_its_declarations_accept():
         load_design(path)  # raises for any value outside its declaration
 
 
-def test_the_readme_settings_table_is_the_one_the_declarations_write():
+def test_the_readme_settings_and_sources_tables_are_the_ones_the_declarations_write():
     text = README.read_text(encoding="utf-8")
     assert settings_table() in text, "README out of date: run python -m engine.settings README.md"
+    assert sources_table() in text, "README out of date: run python -m engine.settings README.md"
     for section, s in ALL:
         assert f"| `{section}.{s.name}` | {s.label} |" in text
 
