@@ -1,4 +1,7 @@
-"""The designer window: palette, layer stack, inspector, summary footer, Code tab, menus and files.
+"""The designer window: palette, layer stack, inspector, summary footer, Code tab, files and layout.
+
+Its commands (actions, menus, toolbar) are declared in gui/menus.py, the recent files in
+gui/recent_files.py and the central tabs in gui/main_tabs.py; what the commands do is here.
 
 The training GUI plugs in through ``add_tab``, ``add_file_actions``,
 ``add_close_guard`` and ``train_button``; ``document`` is the same object for
@@ -6,74 +9,33 @@ the whole life of the window (New/Open replace its content).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (
-    QDockWidget, QFrame, QLabel, QMainWindow, QMessageBox, QScrollArea, QTabWidget, QToolBar,
-    QVBoxLayout, QWidget,
-)
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QVBoxLayout, QWidget
 
 from engine.errors import SpecError
 from engine.spec import DESIGN_SUFFIXES
-from engine.templates import list_templates
 from engine.text import sentence
 from gui.code_view import CodeView
-from gui.dialogs import EMPTY, NewDesignDialog, help_dialog, show_about
+from gui.dialogs import EMPTY, NewDesignDialog
 from gui.document import DEFAULT_INPUT_SHAPE, DesignDocument, DesignFile
-from gui.file_dialogs import get_open_path, get_save_path, remember_folder
+from gui.file_dialogs import get_open_path, get_save_path
 from gui.icons import icon
 from gui.inspector import Inspector
+from gui.main_tabs import MainTabs
+from gui.menus import make_actions, make_menus, make_toolbar
 from gui.palette import Palette
+from gui.recent_files import add_recent, forget_recent, last_file, recent_files
 from gui.stack_view import StackView
 from gui.summary import SummaryBar
 
 APP_NAME = "LayerStudio"
 FIRST_TEMPLATE = "lenet"
-MAX_RECENT = 8
 FILE_FILTER = "LayerStudio designs (*.json);;All files (*)"
 STATE_VERSION = 1
-
-
-class MainTabs(QTabWidget):
-    """The central tabs. Each page sits in a scroll area, so a page wider than the space left
-    between the docks scrolls instead of forcing the window wider than the screen; the page
-    accessors (widget, currentWidget, indexOf, setCurrentWidget) deal in the pages themselves."""
-
-    def add_page(self, page: QWidget, title: str) -> int:
-        scroll = QScrollArea()
-        scroll.setObjectName("pageScroll")
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidget(page)
-        return self.addTab(scroll, title)
-
-    @staticmethod
-    def _page(holder: QWidget | None) -> QWidget | None:
-        return holder.widget() if isinstance(holder, QScrollArea) and holder.objectName() == "pageScroll" else holder
-
-    def widget(self, index: int) -> QWidget | None:
-        return self._page(super().widget(index))
-
-    def currentWidget(self) -> QWidget | None:  # noqa: N802 - Qt's name
-        return self._page(super().currentWidget())
-
-    def indexOf(self, page: QWidget) -> int:  # noqa: N802
-        for index in range(self.count()):
-            if self.widget(index) is page or super().widget(index) is page:
-                return index
-        return -1
-
-    def setCurrentWidget(self, page: QWidget) -> None:  # noqa: N802
-        index = self.indexOf(page)
-        if index >= 0:
-            self.setCurrentIndex(index)
-
-
-def _shorten(text: str, limit: int = 70) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 class MainWindow(QMainWindow):
@@ -129,9 +91,9 @@ class MainWindow(QMainWindow):
         self._full_width_pages: set[QWidget] = set()
         self._docks_set_aside: list[QDockWidget] = []
         self.tabs.currentChanged.connect(self._fit_docks_to_tab)
-        self._make_actions()
-        self._make_menus()
-        self._make_toolbar()
+        make_actions(self)
+        self._file_actions_anchor = make_menus(self)
+        make_toolbar(self)
         self.add_tab(design_page, "Design")
         self.add_tab(self.code_view, "Code")
         self.statusBar().setObjectName("statusBar")
@@ -165,111 +127,6 @@ class MainWindow(QMainWindow):
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(area, dock)
         return dock
-
-    def _action(self, key: str, text: str, slot, shortcuts=(), tip: str = "") -> QAction:
-        """A window action named ``key`` (also its icon's name in resources/icons), kept in ``self.actions``."""
-        action = QAction(icon(key), text, self)
-        if shortcuts:
-            action.setShortcuts([QKeySequence(s) for s in shortcuts])
-        if tip:
-            action.setStatusTip(tip)
-            action.setToolTip(f"{tip} ({action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})"
-                              if shortcuts else tip)
-        action.triggered.connect(lambda _=False: slot())
-        self.actions[key] = action
-        return action
-
-    def _make_actions(self) -> None:
-        keys = QKeySequence.StandardKey
-        self._action("new", "&New…", self.new_design, [keys.New], tip="Start a new design from a template or empty")
-        self._action("open", "&Open…", self.open_file, [keys.Open], tip="Open a design file")
-        self._action("save", "&Save", self.save, [keys.Save], tip="Save the design")
-        self._action("save_as", "Save &As…", self.save_as, ["Ctrl+Shift+S"], tip="Save the design under a new name")
-        self._action("quit", "&Quit", self.close, ["Ctrl+Q"], tip="Quit LayerStudio")
-        self._action("undo", "Undo", self.undo, [keys.Undo], tip="Undo the last edit")
-        self._action("redo", "Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], tip="Redo the edit undone last")
-        view = self.stack_view
-        self._action("cut", "Cu&t", view.cut_selected, [keys.Cut], tip="Cut the selected layers")
-        self._action("copy", "&Copy", view.copy_selected, [keys.Copy], tip="Copy the selected layers as JSON")
-        self._action("paste", "&Paste", view.paste, [keys.Paste], tip="Paste layers after the selection")
-        self._action("duplicate", "&Duplicate", view.duplicate_selected, ["Ctrl+D"],
-                     tip="Duplicate the selected layers")
-        self._action("delete", "De&lete", view.delete_selected, [QKeySequence(Qt.Key.Key_Delete)],
-                     tip="Delete the selected layers")
-        self._action("move_up", "Move &Up", lambda: view.move_selected(-1), ["Alt+Up"],
-                     tip="Move the selected layers up")
-        self._action("move_down", "Move Do&wn", lambda: view.move_selected(+1), ["Alt+Down"],
-                     tip="Move the selected layers down")
-        self._action("select_all", "Select &All", view.selectAll, [keys.SelectAll], tip="Select every layer")
-        self._action("filter", "&Find Layer Kind…", self.focus_palette_filter, [keys.Find],
-                     tip="Filter the layer palette")
-        self._action("expand", "&Expand Blocks", view.expandAll, tip="Show the inner layers of every block")
-        self._action("collapse", "&Collapse Blocks", view.collapseAll, tip="Hide the inner layers of blocks")
-        self._action("reset_layout", "&Reset Layout", self.reset_layout, tip="Put the panels back where they started")
-        self._action("help", "LayerStudio &Help", lambda: help_dialog(self).exec(), ["F1"],
-                     tip="How to use LayerStudio")
-        self._action("about", "&About LayerStudio", lambda: show_about(self))
-        view.context_actions = [self.actions[k] for k in ("cut", "copy", "paste", "duplicate")] + [None] + [
-            self.actions[k] for k in ("move_up", "move_down")] + [None, self.actions["delete"]]
-
-    def _add_actions(self, target, keys) -> None:
-        """Add the named actions to a menu or toolbar; None is a separator."""
-        for key in keys:
-            if key is None:
-                target.addSeparator()
-            else:
-                target.addAction(self.actions[key])
-
-    def _make_menus(self) -> None:
-        bar = self.menuBar()
-        self.file_menu = bar.addMenu("&File")
-        for key in ("new", "open"):
-            self.file_menu.addAction(self.actions[key])
-        self.recent_menu = self.file_menu.addMenu("Open &Recent")
-        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-        self.file_menu.addSeparator()
-        self.file_menu.addAction(self.actions["save"])
-        self.file_menu.addAction(self.actions["save_as"])
-        self._file_actions_anchor = self.file_menu.addSeparator()
-        self.file_menu.addAction(self.actions["quit"])
-
-        edit = bar.addMenu("&Edit")
-        self._add_actions(edit, ("undo", "redo", None, "cut", "copy", "paste", "duplicate", "delete", None,
-                                 "move_up", "move_down", None, "select_all", "filter"))
-
-        self.view_menu = bar.addMenu("&View")
-        self.view_menu.addAction(self.palette_dock.toggleViewAction())
-        self.view_menu.addAction(self.inspector_dock.toggleViewAction())
-        self.view_menu.addSeparator()
-        self.view_menu.addAction(self.actions["expand"])
-        self.view_menu.addAction(self.actions["collapse"])
-        self.view_menu.addSeparator()
-        self.view_menu.addAction(self.actions["reset_layout"])
-        self._tabs_anchor = self.view_menu.addSeparator()
-
-        self.templates_menu = bar.addMenu("&Templates")
-        self.templates_menu.setToolTipsVisible(True)
-        for info in list_templates():
-            action = self.templates_menu.addAction(f"{info.name}  —  {_shorten(info.description)}")
-            action.setToolTip(info.description)
-            action.setStatusTip(info.description)
-            action.setData(info.name)
-            action.triggered.connect(lambda _=False, name=info.name: self.open_template(name))
-
-        help_menu = bar.addMenu("&Help")
-        help_menu.addAction(self.actions["help"])
-        help_menu.addAction(self.actions["about"])
-
-    def _make_toolbar(self) -> None:
-        toolbar = QToolBar("Main toolbar")
-        toolbar.setObjectName("mainToolbar")
-        toolbar.setMovable(False)
-        toolbar.setIconSize(QSize(20, 20))
-        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
-        self._add_actions(toolbar, ("new", "open", "save", None, "undo", "redo", None, "duplicate", "delete",
-                                    "move_up", "move_down"))
-        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, toolbar)
-        self.toolbar = toolbar
 
     # ------------------------------------------------------------------ hooks for the training GUI
     def add_tab(self, widget: QWidget, title: str, full_width: bool = False) -> int:
@@ -436,9 +293,21 @@ class MainWindow(QMainWindow):
             report(f"Cannot open {Path(path).name}", str(exc))
             return False
         self.load_design(design, path)
-        self._add_recent(path)
+        add_recent(path)
         self.show_message(f"Opened {path}")
         return True
+
+    def recent_files(self) -> list[str]:
+        """The recent design files, newest first (gui/recent_files.py)."""
+        return recent_files()
+
+    def open_recent(self, path: str) -> None:
+        """Open a design from Open Recent; one that is gone leaves the list, with a dialog saying so."""
+        if not Path(path).exists():
+            forget_recent(path)
+            self.show_error(f"Cannot open {Path(path).name}", f"the file {path} no longer exists")
+            return
+        self.open_file(path)
 
     def save(self) -> bool:
         if self.document.path is None:
@@ -458,7 +327,7 @@ class MainWindow(QMainWindow):
         except SpecError as exc:
             self.show_error(f"Cannot save {Path(path).name}", str(exc))
             return False
-        self._add_recent(path)
+        add_recent(path)
         self._update_title()
         self.show_message(f"Saved {path}")
         return True
@@ -470,39 +339,6 @@ class MainWindow(QMainWindow):
         box.exec()
 
     # ------------------------------------------------------------------ settings
-    def recent_files(self) -> list[str]:
-        value = QSettings().value("recentFiles", [], type=list)
-        return [str(v) for v in value or []]
-
-    def _add_recent(self, path) -> None:
-        path = str(Path(path).resolve())
-        files = [path] + [p for p in self.recent_files() if p != path]
-        settings = QSettings()
-        settings.setValue("recentFiles", files[:MAX_RECENT])
-        settings.setValue("lastFile", path)
-        remember_folder("designs", path)  # a design opened from Open Recent: the Open dialog starts there too
-
-    def _fill_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        files = self.recent_files()
-        for path in files:
-            action = self.recent_menu.addAction(Path(path).name)
-            action.setToolTip(path)
-            action.setStatusTip(path)
-            action.triggered.connect(lambda _=False, p=path: self._open_recent(p))
-        if not files:
-            self.recent_menu.addAction("No recent designs").setEnabled(False)
-        else:
-            self.recent_menu.addSeparator()
-            self.recent_menu.addAction("Clear List", lambda: QSettings().remove("recentFiles"))
-
-    def _open_recent(self, path: str) -> None:
-        if not Path(path).exists():
-            QSettings().setValue("recentFiles", [p for p in self.recent_files() if p != path])
-            self.show_error(f"Cannot open {Path(path).name}", f"the file {path} no longer exists")
-            return
-        self.open_file(path)
-
     def _open_initial_design(self, path: str | Path | None = None) -> None:
         """The design file ``path`` when given and readable; else, on the first start, the LeNet template
         and on later starts the last design file, if it is still there. The error of a ``path`` that
@@ -512,7 +348,7 @@ class MainWindow(QMainWindow):
 
         if path is not None and self._read_and_show(path, report_later):
             return
-        last = QSettings().value("lastFile", "")
+        last = last_file()
         if last and Path(last).is_file():
             try:
                 self.load_design(DesignFile.read(last), last)

@@ -3,6 +3,7 @@
 Every status text here is derived (gui/training/status.py): the event handlers record facts and
 call ``refresh``, which recomputes all lines from the controller's state, the design, the data
 choice and the last outcome; so nothing said about an earlier design, data or run stays behind.
+The Data group's buttons and notes are in gui/training/data_section.py, the plots in plots.py.
 """
 from __future__ import annotations
 
@@ -12,29 +13,38 @@ import time
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QIcon, QKeySequence
-from PySide6.QtWidgets import (QAbstractButton, QFrame, QGroupBox, QHBoxLayout, QLabel, QMessageBox, QProgressBar,
-                               QPushButton, QScrollArea, QSplitter, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QProgressBar,
+    QScrollArea,
+    QSplitter,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine.data import DataConfig
 from engine.errors import LayerStudioError
-from engine.text import sentence
 from engine.preflight import batch_size_problem
+from engine.text import sentence
 from engine.training import RunFinished, TrainConfig
 from gui.icons import icon
 from gui.summary import TRAIN_TIP, train_blocker
 from gui.training import controller as states
-from gui.training.downloads import DownloadNote, confirm_download
-from gui.training.fit import fit_design_to_data, fit_for, fit_problems, try_on_sample
+from gui.training.data_section import DataSection
+from gui.training.downloads import confirm_download
 from gui.training.plots import TrainingPlots
-from gui.training.preview import DataPreviewDialog
 from gui.training.provenance import design_key, weights_note
 from gui.training.recovery import CheckpointOption
 from gui.training.run_names import run_settings
 from gui.training.settings import ConfigForm
 from gui.training.status import EVALUATING_NOW, FAILURE_HINTS, FAILURE_TITLES, Lines, Outcome, RunProgress, run_info
+from gui.training.styles import ERROR_STYLE, NOTE_STYLE
 
-NOTE_STYLE = "QLabel { background: #fff4ce; color: #5c4300; border: 1px solid #e0c36a; border-radius: 3px; padding: 4px; }"
-ERROR_STYLE = "QLabel { color: #b00020; }"
 SETTINGS_PROBLEM = "The settings have an error (shown in red under Settings): fix it first."
 RUN_GOING = "A run is going: Stop it (Shift+F5) or wait for it to end."
 DATA_LOADING = "The data is loading: wait for it, or Stop (Shift+F5) ends the loading."
@@ -89,46 +99,7 @@ class TrainingPanel(QWidget):
     def _build_ui(self) -> None:
         # left: data and settings, scrollable
         self.data_form = ConfigForm(DataConfig)
-        self.load_button = QPushButton("Load data")
-        self.load_button.setToolTip("Load the chosen dataset now to see its size, shape and classes")
-        self.download_note = DownloadNote(NOTE_STYLE)
-        self.try_button = QPushButton("Try it on the bundled sample")
-        self.try_button.setToolTip("Switch the data to the bundled MNIST sample and fit the design to it: input "
-                                   "shape, classes, image size, no flips of digits (one undo step)")
-        self.preview_button = QPushButton("Preview data…")
-        self.preview_button.setToolTip("See sample images of every class, the class counts, the augmentation "
-                                       "and a table's first rows")
-        self.preview_dialog = None
-        self._trying = False
-        self.trial_note = QLabel()
-        self.trial_note.setWordWrap(True)
-        self.trial_note.hide()
-        self.data_summary = QLabel()
-        self.data_summary.setWordWrap(True)
-        self.fit_note = QLabel()
-        self.fit_note.setWordWrap(True)
-        self.fit_note.setStyleSheet(NOTE_STYLE)
-        self.fit_button = QPushButton("Fit design to data")
-        self.fit_button.setToolTip("Set the input shape to the data's and the last Linear's outputs to the number "
-                                   "of classes (one undo step)")
-        self.fit_box = QFrame()
-        fit_layout = QVBoxLayout(self.fit_box)
-        fit_layout.setContentsMargins(0, 0, 0, 0)
-        fit_layout.addWidget(self.fit_note)
-        fit_layout.addWidget(self.fit_button, 0, Qt.AlignRight)
-        data_box = QGroupBox("Data")
-        data_layout = QVBoxLayout(data_box)
-        data_layout.addWidget(self.data_form)
-        data_layout.addWidget(self.download_note)
-        data_buttons = QHBoxLayout()
-        data_buttons.addWidget(self.try_button)
-        data_buttons.addStretch(1)
-        data_buttons.addWidget(self.preview_button)
-        data_buttons.addWidget(self.load_button)
-        data_layout.addLayout(data_buttons)
-        data_layout.addWidget(self.trial_note)
-        data_layout.addWidget(self.data_summary)
-        data_layout.addWidget(self.fit_box)
+        self.data_section = DataSection(self.controller, self.data_form, self)
 
         self.train_form = ConfigForm(TrainConfig)
         self.settings_error = QLabel()
@@ -144,14 +115,15 @@ class TrainingPanel(QWidget):
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
-        left_layout.addWidget(data_box)
+        left_layout.addWidget(self.data_section)
         left_layout.addWidget(settings_box)
         left_layout.addStretch(1)
         self.scroll = QScrollArea()
         self.scroll.setWidget(left)
         self.scroll.setWidgetResizable(True)
         self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        self.scroll.setMinimumWidth(left.minimumSizeHint().width() + self.scroll.verticalScrollBar().sizeHint().width() + 4)
+        scroll_bar_width = self.scroll.verticalScrollBar().sizeHint().width()
+        self.scroll.setMinimumWidth(left.minimumSizeHint().width() + scroll_bar_width + 4)
 
         # right: controls, progress, status, plots
         self.start_button, self.pause_button, self.stop_button = (self._tool_button(a) for a in self.actions_)
@@ -223,10 +195,7 @@ class TrainingPanel(QWidget):
         c.runEnded.connect(self._run_ended)
         c.finished.connect(self._finished)
         c.modelChanged.connect(self.refresh)
-        self.load_button.clicked.connect(self.load_data)
-        self.try_button.clicked.connect(self.try_sample)
-        self.preview_button.clicked.connect(self.preview_data)
-        self.fit_button.clicked.connect(self.fit_design)
+        self.data_section.fitted.connect(self.refresh)
         self.data_form.edited.connect(lambda values: self._save_form("data", values))
         self.train_form.edited.connect(lambda values: self._save_form("training", values))
         doc = self.document
@@ -238,7 +207,7 @@ class TrainingPanel(QWidget):
     def _load_forms_from_document(self) -> None:
         self.data_form.set_values(self.document.extras.get("data") or {})
         self.train_form.set_values(self.document.extras.get("training") or {})
-        self.download_note.refresh(self.data_form.values())
+        self.data_section.refresh_download_note()
 
     def _extras_changed(self, key: str) -> None:
         form = {"data": self.data_form, "training": self.train_form}.get(key)
@@ -247,8 +216,7 @@ class TrainingPanel(QWidget):
             if {**form.defaults, **saved} != form.values():
                 form.set_values(saved)
         if key == "data":
-            self.download_note.refresh(self.data_form.values())
-            self.trial_note.setVisible(self._trying)   # the sentence belongs to the change that made it
+            self.data_section.data_changed()
         self.refresh()
 
     def _save_form(self, key: str, values: dict) -> None:
@@ -264,7 +232,7 @@ class TrainingPanel(QWidget):
                 problems.append(str(exc))
         return problems
 
-    # ------------------------------------------------------------------ data and fit
+    # ------------------------------------------------------------------ data loading
     def _data_key(self) -> str | None:
         """The chosen data settings as a key (None when they do not parse)."""
         try:
@@ -280,7 +248,7 @@ class TrainingPanel(QWidget):
 
     def _data_loaded(self, bundle) -> None:
         self._data_problems.pop(self._data_key(), None)
-        self.download_note.refresh(self.data_form.values())   # a download just ended: nothing left to fetch
+        self.data_section.refresh_download_note()   # a download just ended: nothing left to fetch
         self.refresh()
 
     def _data_problem(self, text: str) -> None:
@@ -288,59 +256,6 @@ class TrainingPanel(QWidget):
         loading = self.controller.state == states.LOADING
         self._data_problems[self._loading_key if loading else self._data_key()] = text
         self.refresh()
-
-    def current_bundle(self):
-        try:
-            return self.controller.cached_data(self.controller.data_config())
-        except LayerStudioError:
-            return None
-
-    def _update_fit(self) -> None:
-        bundle = self.current_bundle()
-        problems = fit_problems(self.document.spec, bundle, self.document.analysis) if bundle is not None else []
-        refusal = fit_for(self.document, bundle).refusal if problems else ""
-        self.fit_note.setText(refusal or " ".join(problems))   # a refusal says what differs, and why it stays
-        self.fit_box.setVisible(bool(problems))
-        self.fit_button.setVisible(not refusal)
-        self.fit_button.setEnabled(bool(problems) and not refusal and not self.document.read_only)
-
-    def fit_design(self) -> bool:
-        """The one-click fix: the design's input shape and outputs follow the loaded data."""
-        bundle = self.current_bundle()
-        changed = bundle is not None and fit_design_to_data(self.document, bundle)
-        self.refresh()
-        return changed
-
-    def try_sample(self) -> bool:
-        """Try it on the bundled sample: the data and the design follow the sample in one undo step; the
-        sentence under the buttons says what changed (or why the design cannot run on it)."""
-        self._trying = True
-        try:
-            trial = try_on_sample(self.document)
-        finally:
-            self._trying = False
-        self.trial_note.setText(trial.sentence)
-        self.trial_note.setStyleSheet("" if trial.fit.ok else ERROR_STYLE)
-        self.trial_note.show()
-        return trial.changed
-
-    def load_data(self) -> None:
-        """Load data: after asking, the first time, before a download into the default data folder."""
-        confirm_download(self, self.data_form.values(), self.controller.load_data, self.download_note.declined)
-
-    def preview_data(self) -> DataPreviewDialog:
-        """Open the data preview (loading the data first when needed, off the UI thread)."""
-        if self.preview_dialog is None:
-            self.preview_dialog = DataPreviewDialog(self.controller, self)
-        dialog = self.preview_dialog
-        dialog.show()
-        dialog.raise_()
-        if self.current_bundle() is not None:
-            dialog.refresh()
-        else:
-            confirm_download(self, self.data_form.values(), dialog.refresh, lambda: dialog.view.show_text(
-                "The dataset is not downloaded, so there is nothing to show yet."))
-        return dialog
 
     # ------------------------------------------------------------------ the derived state of every line
     def _context(self) -> tuple:
@@ -369,14 +284,14 @@ class TrainingPanel(QWidget):
             state=state, outcome=outcome, progress=self.progress_state, loading=self._loading,
             loading_run=self.controller.can_pause, ended=self._ended, last_epoch=self._last_epoch,
             blocker=self.train_blocker(), device=self.train_form.widget("device").currentText(),
-            bundle=self.current_bundle(), data_problem=self._data_problems.get(data_key, ""),
+            bundle=self.data_section.current_bundle(), data_problem=self._data_problems.get(data_key, ""),
             loading_this_data=state == states.LOADING and self._loading_key == data_key,
             stale=weights_note(self.controller.model_origin, self.document))
         self.progress_label.setText(lines.progress)
         self.progress.setValue(int(lines.fraction * 1000))
         self.status_label.setText(lines.status)
         self.run_info.setText(lines.run_info)
-        self.data_summary.setText(lines.data)
+        self.data_section.summary.setText(lines.data)
         self.stale_note.setText(lines.stale)
         self.stale_note.setVisible(bool(lines.stale))
         problems = self.settings_problems()
@@ -410,16 +325,16 @@ class TrainingPanel(QWidget):
         self.data_form.setEnabled(not busy)
         self.train_form.setEnabled(not busy)
         self.checkpoint_option.setEnabled(not busy)
-        self.load_button.setEnabled(not busy)
-        self.try_button.setEnabled(not busy)
+        self.data_section.set_busy(busy)
         self.read_only_note.setVisible(bool(self.document.read_only))
-        self._update_fit()
+        self.data_section.update_fit()
 
     # ------------------------------------------------------------------ runs
     def _start(self) -> None:
         self.close_failure_dialog()
         if not self.settings_problems():
-            confirm_download(self, self.data_form.values(), self.controller.start, self.download_note.declined)
+            confirm_download(self, self.data_form.values(), self.controller.start,
+                             self.data_section.download_note.declined)
 
     def _state_changed(self, state: str) -> None:
         self.progress_state.set_paused(state == states.PAUSED)

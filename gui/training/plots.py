@@ -1,8 +1,8 @@
 """Live training plots: loss, accuracy (or the regression metric) and learning rate.
 
 Each curve is one ``PlotDataItem`` created once per run; events only append to
-numpy buffers and mark the run dirty, and a timer pushes dirty buffers with
-``setData``. The timer paces itself: at most 10 refreshes a second, fewer when a
+numpy buffers (gui/training/plot_data.py) and mark the run dirty, and a timer pushes
+dirty buffers with ``setData``. The timer paces itself: at most 10 refreshes a second, fewer when a
 refresh (pushing data and repainting) would take more than 2% of the CPU time the
 process uses, so a large window, a slow or a busy machine does not slow training. Previous runs
 of the session stay on the plots, thin, grey-toned and under the current run,
@@ -11,15 +11,14 @@ run only, so a diverged earlier run does not flatten them.
 """
 from __future__ import annotations
 
-import math
 import time
 
-import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QGraphicsItem, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
+from gui.training.plot_data import RunData
 from gui.training.run_names import run_name
 
 REFRESH_MS = 100  # the fastest refresh of the live curves
@@ -28,7 +27,6 @@ PLOT_CPU_BUDGET = 0.02  # share of the process's CPU time (of one core at most) 
 LEAST_BUSY_CORES = 0.1  # a paused run uses next to no CPU: refreshes then slow down to the slowest, not beyond
 Y_MARGIN = 0.1  # the y range leaves this share of the data's span free above and below it
 Y_FILL = 0.5  # ... and is kept while the current run's curves fill at least this share of it
-EMA_BETA = 0.9  # smoothing of the batch loss (debiased, as TensorBoard does)
 LEGEND_Z = 1000  # legends draw above every curve
 
 CURRENT_COLORS = {
@@ -70,138 +68,6 @@ class PlotCanvas(pg.GraphicsLayoutWidget):
             super().paintEvent(event)
         finally:
             self.paint_cpu_s += time.thread_time() - started
-
-
-class Series:
-    """Growable x/y float buffers; ``x``/``y`` are views of the filled part.
-
-    Keeps the extent of its finite y values (and the smallest positive one, for a log axis), so
-    fitting an axis to the data costs nothing per refresh.
-    """
-
-    def __init__(self, capacity: int = 256):
-        self._x = np.empty(capacity)
-        self._y = np.empty(capacity)
-        self._n = 0
-        self.low = self.positive_low = math.inf
-        self.high = -math.inf
-
-    def __len__(self) -> int:
-        return self._n
-
-    @property
-    def x(self) -> np.ndarray:
-        return self._x[: self._n]
-
-    @property
-    def y(self) -> np.ndarray:
-        return self._y[: self._n]
-
-    def extend(self, xs, ys) -> None:
-        xs = np.asarray(xs, dtype=float)
-        ys = np.asarray(ys, dtype=float)
-        needed = self._n + len(xs)
-        if needed > len(self._x):
-            capacity = max(needed, 2 * len(self._x))
-            self._x = np.resize(self._x, capacity)
-            self._y = np.resize(self._y, capacity)
-        self._x[self._n:needed] = xs
-        self._y[self._n:needed] = ys
-        self._n = needed
-        finite = ys[np.isfinite(ys)]
-        if finite.size:
-            self.low = min(self.low, float(finite.min()))
-            self.high = max(self.high, float(finite.max()))
-            positive = finite[finite > 0]
-            if positive.size:
-                self.positive_low = min(self.positive_low, float(positive.min()))
-
-    def y_extent(self, log: bool = False) -> tuple[float, float] | None:
-        """(lowest, highest) finite y, in log10 units on a log axis; None when there is none."""
-        if log:
-            return None if self.high <= 0 else (math.log10(self.positive_low), math.log10(self.high))
-        return None if self.high < self.low else (self.low, self.high)
-
-
-def _finite_or_nan(value) -> float:
-    return float("nan") if value is None else float(value)
-
-
-class RunData:
-    """One run's numbers, fed by engine events: numpy buffers per curve plus the EMA state."""
-
-    SERIES = ("batch", "ema", "train_loss", "val_loss", "train_metric", "val_metric", "lr")
-
-    def __init__(self, number: int, label: str, task: str, settings: dict | None = None):
-        self.number = number
-        self.label = label
-        self.task = task
-        self.settings = settings  # what the run used (gui.training.run_names.run_settings), to name the next run
-        self.series = {name: Series() for name in self.SERIES}
-        self.changed: set[str] = set()  # series with new points since the last push to the live curves
-        self.archive: dict[str, pg.PlotDataItem] | None = None  # its dimmed curves, once it is a previous run
-        self._ema = 0.0
-        self._ema_count = 0
-
-    def add_history(self, history: dict, steps_per_epoch: int) -> None:
-        """Seed the per-epoch curves from a checkpoint's history (a resumed run)."""
-        count = len(history.get("train_loss", []))
-        epochs = np.arange(1, count + 1)
-        for key in ("train_loss", "val_loss"):
-            values = [_finite_or_nan(v) for v in history.get(key, [])][:count]
-            self.series[key].extend(epochs[: len(values)], values)
-        for key, name in (("train_acc", "train_metric"), ("val_acc", "val_metric")):
-            values = [_finite_or_nan(v) for v in history.get(key, [])][:count]
-            self.series[name].extend(epochs[: len(values)], self._metric_values(values, history, key))
-        lrs = [_finite_or_nan(v) for v in history.get("lr", [])][:count]
-        self.series["lr"].extend(epochs[: len(lrs)] * max(steps_per_epoch, 1), lrs)
-        self.changed.update(self.SERIES)
-
-    def _metric_values(self, values, history, key):
-        if self.task == "classification":
-            return [100.0 * v for v in values]
-        loss_key = "val_loss" if key.startswith("val") else "train_loss"
-        return [_finite_or_nan(v) for v in history.get(loss_key, [])][: len(values)]
-
-    def add_batch(self, event) -> None:
-        losses = [_finite_or_nan(v) for v in event.losses]
-        if not losses:
-            return
-        per_epoch = max(event.steps_per_epoch, 1)
-        steps = np.arange(event.global_step - len(losses) + 1, event.global_step + 1)
-        self.series["batch"].extend(steps / per_epoch, losses)
-        ema_values = []
-        for loss in losses:
-            if math.isfinite(loss):
-                self._ema = EMA_BETA * self._ema + (1 - EMA_BETA) * loss
-                self._ema_count += 1
-            ema_values.append(self._ema / (1 - EMA_BETA ** self._ema_count) if self._ema_count else float("nan"))
-        self.series["ema"].extend(steps / per_epoch, ema_values)
-        lr = self.series["lr"]
-        if not len(lr) or lr.y[-1] != event.lr:  # a constant rate need not redraw its plot at every refresh
-            self.changed.add("lr")
-        lr.extend([event.global_step], [event.lr])
-        self.changed.update(("batch", "ema"))
-
-    def add_epoch(self, event) -> None:
-        x = [event.epoch]
-        self.series["train_loss"].extend(x, [_finite_or_nan(event.train_loss)])
-        self.series["val_loss"].extend(x, [_finite_or_nan(event.val_loss)])
-        if self.task == "classification":
-            train = None if event.train_acc is None else 100.0 * event.train_acc
-            val = None if event.val_acc is None else 100.0 * event.val_acc
-        else:
-            train, val = event.train_loss, event.val_loss
-        self.series["train_metric"].extend(x, [_finite_or_nan(train)])
-        self.series["val_metric"].extend(x, [_finite_or_nan(val)])
-        self.changed.update(("train_loss", "val_loss", "train_metric", "val_metric", "lr"))
-
-    @property
-    def dirty(self) -> bool:
-        return bool(self.changed)
-
-    def point_counts(self) -> dict[str, int]:
-        return {name: len(series) for name, series in self.series.items()}
 
 
 class TrainingPlots(QWidget):
@@ -482,7 +348,7 @@ class TrainingPlots(QWidget):
             extents.append((0.0, 0.0))  # the learning rate is filled down to 0: its axis starts there
         if not extents:
             return
-        lows, highs = zip(*extents)
+        lows, highs = zip(*extents, strict=True)
         low, high = min(lows), max(highs)
         shown_low, shown_high = plot.getViewBox().viewRange()[1]
         if not refit and shown_low <= low and high <= shown_high and high - low >= Y_FILL * (shown_high - shown_low):

@@ -22,9 +22,9 @@ from engine.predict import IMAGE, TABLE, InputFormat, Predictor, prepare_image, 
 from engine.training import TrainConfig
 from gui.training import controller as states
 from engine.text import sentence
-from gui.training.panel import ERROR_STYLE
 from gui.training.provenance import weights_note
 from gui.training.results import RIGHT, tensor_image
+from gui.training.styles import ERROR_STYLE
 
 PREVIEW_SIZE = 240
 MAX_BARS = 20       # more classes than this: the most probable ones are shown

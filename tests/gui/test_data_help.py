@@ -41,16 +41,16 @@ def test_try_it_on_the_bundled_sample_is_one_undo_step_that_trains(area, qtbot):
     before_spec, before_data = doc.spec, dict(doc.extras["data"])
     ui = area(doc)
     depth = doc.undo_stack.count()
-    qtbot.mouseClick(ui.panel.try_button, Qt.LeftButton)
+    qtbot.mouseClick(ui.panel.data_section.try_button, Qt.LeftButton)
     assert doc.undo_stack.count() == depth + 1 and doc.undo_stack.undoText() == "Try it on the bundled sample"
     assert doc.spec.input_shape == (1, 28, 28) and doc.analysis.ok
     data = doc.extras["data"]
     assert data["source"] == "mnist-sample" and data["augment_hflip"] is False and data["image_size"] == 28
     assert ui.panel.data_form.values()["source"] == "mnist-sample"      # the form follows
-    note = ui.panel.trial_note
+    note = ui.panel.data_section.trial_note
     assert note.isVisibleTo(ui.panel) and "bundled MNIST sample" in note.text() and "3x32x32 → 1x28x28" in note.text()
     assert "random horizontal flip is off" in note.text()
-    assert not ui.panel.download_note.isVisibleTo(ui.panel)              # nothing to download any more
+    assert not ui.panel.data_section.download_note.isVisibleTo(ui.panel)      # nothing to download any more
 
     doc.set_extra("data", dict(data, limit=64))                          # a quick run of what the click set up
     doc.set_extra("training", {"epochs": 1, "batch_size": 32, "device": "cpu"})
@@ -67,9 +67,9 @@ def test_trying_a_design_that_already_runs_on_the_sample_changes_nothing(area):
     doc = template_document("lenet")
     ui = area(doc)
     depth = doc.undo_stack.count()
-    assert not ui.panel.try_sample()
+    assert not ui.panel.data_section.try_sample()
     assert doc.undo_stack.count() == depth
-    assert ui.panel.trial_note.text() == "Already on the bundled MNIST sample, and the design fits it."
+    assert ui.panel.data_section.trial_note.text() == "Already on the bundled MNIST sample, and the design fits it."
 
 
 def test_fit_refuses_a_conv_net_on_a_table_with_a_sentence_and_leaves_the_design_alone(area, qtbot, tmp_path):
@@ -79,14 +79,15 @@ def test_fit_refuses_a_conv_net_on_a_table_with_a_sentence_and_leaves_the_design
     doc.extras["data"] = {"source": "csv", "root": str(table)}
     ui = area(doc)
     with qtbot.waitSignal(ui.controller.dataLoaded, timeout=RUN_TIMEOUT_MS):
-        qtbot.mouseClick(ui.panel.load_button, Qt.LeftButton)
+        qtbot.mouseClick(ui.panel.data_section.load_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: ui.controller.state == states.IDLE)
     before = doc.spec
-    assert ui.panel.fit_box.isVisibleTo(ui.panel) and not ui.panel.fit_button.isVisibleTo(ui.panel)
-    assert ui.panel.fit_note.text() == ("This design starts with Conv2d, which needs images (CxHxW), but CSV "
-                                        "flowers.csv gives 4 features per sample: choose image data or start from "
-                                        "an MLP template.")
-    assert not ui.panel.fit_design() and doc.spec == before and doc.analysis.ok
+    data = ui.panel.data_section
+    assert data.fit_box.isVisibleTo(ui.panel) and not data.fit_button.isVisibleTo(ui.panel)
+    assert data.fit_note.text() == ("This design starts with Conv2d, which needs images (CxHxW), but CSV "
+                                    "flowers.csv gives 4 features per sample: choose image data or start from "
+                                    "an MLP template.")
+    assert not data.fit_design() and doc.spec == before and doc.analysis.ok
 
 
 @pytest.mark.parametrize("template", ["mlp", "linear-regression", "lenet", "alexnet", "vgg", "nin", "resnet18"])
@@ -95,9 +96,9 @@ def test_fit_design_to_the_loaded_sample_never_leaves_an_analysis_error(area, qt
     doc.extras["data"] = {"source": "mnist-sample", "limit": 100}
     ui = area(doc)
     with qtbot.waitSignal(ui.controller.dataLoaded, timeout=RUN_TIMEOUT_MS):
-        ui.panel.load_data()
+        ui.panel.data_section.load_data()
     qtbot.waitUntil(lambda: ui.controller.state == states.IDLE)
-    changed = ui.panel.fit_design()
+    changed = ui.panel.data_section.fit_design()
     assert doc.analysis.ok
     assert changed == (template not in ("mlp", "lenet"))
     if template in ("alexnet", "vgg", "nin"):     # the sample is enlarged to the smallest size they take
@@ -107,7 +108,7 @@ def test_fit_design_to_the_loaded_sample_never_leaves_an_analysis_error(area, qt
 def test_the_download_line_shows_size_and_folder_and_asks_once(area, qtbot, message_boxes, tmp_path):
     doc = make_document(data={"source": "fashion-mnist", "download": True, "root": ""})
     ui = area(doc)
-    note = ui.panel.download_note
+    note = ui.panel.data_section.download_note
     assert note.isVisibleTo(ui.panel)
     assert note.text() == f"Fashion-MNIST will be downloaded (30.9 MB) into {datasets_dir()}."
     assert datasets_dir().is_relative_to(os.environ["LAYERSTUDIO_HOME"])        # never the user's folder
@@ -144,10 +145,10 @@ def test_the_preview_loads_off_the_ui_thread_and_shows_classes_counts_and_augmen
     ui = area(doc)
     assert ui.controller.data is None
     with qtbot.waitSignal(ui.controller.dataLoaded, timeout=RUN_TIMEOUT_MS):
-        qtbot.mouseClick(ui.panel.preview_button, Qt.LeftButton)
-        assert "Loading" in ui.panel.preview_dialog.view.header.text()     # the UI thread went on meanwhile
+        qtbot.mouseClick(ui.panel.data_section.preview_button, Qt.LeftButton)
+        assert "Loading" in ui.panel.data_section.preview_dialog.view.header.text()  # the UI thread went on meanwhile
     qtbot.waitUntil(lambda: ui.controller.state == states.IDLE)
-    dialog = ui.panel.preview_dialog
+    dialog = ui.panel.data_section.preview_dialog
     view = dialog.view
     bundle = ui.controller.data
     assert dialog.isVisible() and list(view.thumbnails) == bundle.class_names
@@ -165,12 +166,12 @@ def test_enlarged_builtin_images_say_their_stored_size_and_preview_at_the_models
     doc = make_document(data={"source": "mnist-sample", "limit": 100, "image_size": 36, "augment_crop_padding": 2})
     ui = area(doc)
     with qtbot.waitSignal(ui.controller.dataLoaded, timeout=RUN_TIMEOUT_MS):
-        ui.panel.load_data()
+        ui.panel.data_section.load_data()
     qtbot.waitUntil(lambda: ui.controller.state == states.IDLE)
     bundle = ui.controller.data
     assert bundle.train_x.shape[1:] == (1, 28, 28) and bundle.input_shape == (1, 36, 36)
-    assert "1x36x36 enlarged from 28x28" in ui.panel.data_summary.text()
-    dialog = ui.panel.preview_data()
+    assert "1x36x36 enlarged from 28x28" in ui.panel.data_section.summary.text()
+    dialog = ui.panel.data_section.preview_data()
     assert "1x36x36 enlarged from 28x28" in dialog.view.header.text()
     dialog.close()
 
@@ -182,9 +183,9 @@ def test_the_preview_of_a_table_shows_its_columns_and_first_rows(area, qtbot, tm
                               "limit": 0})
     ui = area(doc)
     with qtbot.waitSignal(ui.controller.dataLoaded, timeout=RUN_TIMEOUT_MS):
-        ui.panel.load_data()
+        ui.panel.data_section.load_data()
     qtbot.waitUntil(lambda: ui.controller.state == states.IDLE)
-    dialog = ui.panel.preview_data()          # loaded already: shown at once
+    dialog = ui.panel.data_section.preview_data()  # loaded already: shown at once
     table_view = dialog.view.table
     headers = [table_view.horizontalHeaderItem(i).text() for i in range(table_view.columnCount())]
     assert headers == ["rooms", "area", "price"] and table_view.rowCount() == 10

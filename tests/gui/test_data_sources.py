@@ -75,7 +75,7 @@ def test_a_registered_source_appears_in_the_window_and_the_command_line_and_load
         assert choose(ui, "tiny-regression") == rows_for(source) == EVERY_SOURCE | {"samples"}
         ui.panel.data_form.widget("samples").setValue(40)
         load_data(ui, qtbot)
-        assert ui.panel.data_summary.text().startswith("Tiny regression: 32 train / 8 val / 0 test")
+        assert ui.panel.data_section.summary.text().startswith("Tiny regression: 32 train / 8 val / 0 test")
     finally:
         del SOURCES["tiny-regression"]
     assert "tiny-regression" not in dataset_list(area()) and "tiny-regression" not in cli_data_names()

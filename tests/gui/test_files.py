@@ -39,6 +39,30 @@ def test_save_and_open_round_trip(window, tmp_path):
     assert window.recent_files()[0] == str(path.resolve())
 
 
+
+def test_open_recent_lists_designs_newest_first_and_drops_one_that_is_gone(window, tmp_path, message_boxes):
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    assert window.save_to(first) and window.save_to(second)
+    window.recent_menu.aboutToShow.emit()
+    entries = [a for a in window.recent_menu.actions() if not a.isSeparator()]
+    assert [a.text() for a in entries] == ["second.json", "first.json", "Clear List"]
+    assert entries[1].toolTip() == str(first.resolve())
+    window.new_from(EMPTY)
+    entries[1].trigger()
+    assert window.document.path == first and not message_boxes.texts
+    second.unlink()
+    window.recent_menu.aboutToShow.emit()
+    next(a for a in window.recent_menu.actions() if a.text() == "second.json").trigger()
+    assert "Cannot open second.json" in message_boxes.texts[-1] and "no longer exists" in message_boxes.texts[-1]
+    assert window.recent_files() == [str(first.resolve())]
+    assert window.document.path == first  # the design shown stays
+    window.recent_menu.aboutToShow.emit()
+    next(a for a in window.recent_menu.actions() if a.text() == "Clear List").trigger()
+    assert window.recent_files() == []
+    window.recent_menu.aboutToShow.emit()
+    empty = window.recent_menu.actions()
+    assert [a.text() for a in empty] == ["No recent designs"] and not empty[0].isEnabled()
+
 def test_title_shows_the_modified_mark(window, tmp_path):
     assert window.windowTitle() == "lenet[*] — LayerStudio"
     assert not window.isWindowModified()

@@ -15,14 +15,14 @@ from tests.gui.test_training_window import training_ui
 def lines(ui) -> str:
     """Every text the Training tab shows about data, progress and status, as one string."""
     panel = ui.panel
-    return "\n".join(label.text() for label in (panel.data_summary, panel.progress_label, panel.run_info,
-                                                panel.status_label, panel.fit_note, panel.stale_note)
+    return "\n".join(label.text() for label in (panel.data_section.summary, panel.progress_label, panel.run_info,
+                                                panel.status_label, panel.data_section.fit_note, panel.stale_note)
                      if not label.isHidden())
 
 
 def load_data(ui, qtbot, signal=None):
     with qtbot.waitSignal(signal or ui.controller.dataLoaded, timeout=RUN_TIMEOUT_MS):
-        qtbot.mouseClick(ui.panel.load_button, Qt.LeftButton)
+        qtbot.mouseClick(ui.panel.data_section.load_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: ui.controller.state == states.IDLE)
 
 
@@ -35,11 +35,11 @@ def bad_csv(tmp_path):
 def test_opening_a_template_replaces_the_other_designs_data_summary(area, qtbot):
     ui = area()
     load_data(ui, qtbot)
-    assert "MNIST sample" in ui.panel.data_summary.text()
+    assert "MNIST sample" in ui.panel.data_section.summary.text()
     ui.doc.load(DesignFile.template("linear-regression"))  # its own data: synthetic regression
     assert ui.doc.extras["data"]["source"] != "mnist-sample"
     assert "MNIST" not in lines(ui)
-    assert ui.panel.data_summary.text().startswith("Not loaded yet")
+    assert ui.panel.data_section.summary.text().startswith("Not loaded yet")
 
 
 def test_changing_the_data_source_replaces_the_summary_and_undo_brings_it_back(area, qtbot):
@@ -47,9 +47,9 @@ def test_changing_the_data_source_replaces_the_summary_and_undo_brings_it_back(a
     load_data(ui, qtbot)
     source = ui.panel.data_form.widget("source")
     source.setCurrentIndex(source.findData("synthetic-regression"))
-    assert "MNIST" not in ui.panel.data_summary.text() and "Classes" not in ui.panel.data_summary.text()
+    assert "MNIST" not in ui.panel.data_section.summary.text() and "Classes" not in ui.panel.data_section.summary.text()
     ui.doc.undo_stack.undo()  # the loaded data is the chosen one again
-    assert "MNIST sample" in ui.panel.data_summary.text()
+    assert "MNIST sample" in ui.panel.data_section.summary.text()
 
 
 def test_an_old_design_error_is_gone_during_a_good_run(area, qtbot):
@@ -82,13 +82,13 @@ def test_a_failed_load_leaves_no_reading_line_and_says_why_while_that_data_is_ch
     load_data(ui, qtbot, ui.controller.dataFailed)
     assert any(step.startswith("Reading bad.csv") for step in steps)
     assert "Reading" not in lines(ui)
-    failure = ui.panel.data_summary.text()
+    failure = ui.panel.data_section.summary.text()
     assert "bad.csv" in failure and "b00020" in failure  # said in red in the data area
     source = ui.panel.data_form.widget("source")
     source.setCurrentIndex(source.findData("mnist-sample"))
     assert "bad.csv" not in lines(ui)
     ui.doc.undo_stack.undo()
-    assert ui.panel.data_summary.text() == failure
+    assert ui.panel.data_section.summary.text() == failure
 
 
 def test_stopping_leaves_no_stopping_line(area, qtbot):
@@ -109,12 +109,12 @@ def test_stopping_a_data_load_leaves_no_stopping_line(area, qtbot, tmp_path):
     big.write_text("a,b,label\n" + "".join(f"{i % 7},{i % 5},{i % 2}\n" for i in range(30_000)), encoding="utf-8")
     ui = area(make_document(data={"source": "csv", "root": str(big), "limit": 0}))
     with qtbot.waitSignal(ui.controller.dataStopped, timeout=RUN_TIMEOUT_MS):
-        qtbot.mouseClick(ui.panel.load_button, Qt.LeftButton)
+        qtbot.mouseClick(ui.panel.data_section.load_button, Qt.LeftButton)
         assert "Reading" in lines(ui) or ui.controller.state == states.LOADING
         ui.panel.stop_action.trigger()  # before the loading can end: a Stop once asked for always wins
     qtbot.waitUntil(lambda: ui.controller.state == states.IDLE)
     assert "Stopping" not in lines(ui) and "Reading" not in lines(ui)
-    assert ui.panel.data_summary.text().startswith("Loading the data stopped")
+    assert ui.panel.data_section.summary.text().startswith("Loading the data stopped")
 
 
 def test_a_finished_runs_lines_go_when_the_design_or_settings_change(area):

@@ -262,16 +262,16 @@ def test_data_mismatch_is_explained_and_fixed_in_one_undo_step(area, qtbot):
     doc = make_document(tiny_spec(input_shape=(3, 32, 32), classes=5))
     ui = area(doc)
     with qtbot.waitSignal(ui.controller.dataLoaded, timeout=RUN_TIMEOUT_MS):
-        qtbot.mouseClick(ui.panel.load_button, Qt.LeftButton)
+        qtbot.mouseClick(ui.panel.data_section.load_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: ui.controller.state == states.IDLE)
-    assert "10 classes" in ui.panel.data_summary.text()
-    note = ui.panel.fit_note.text()
-    assert not ui.panel.fit_box.isHidden()
+    assert "10 classes" in ui.panel.data_section.summary.text()
+    note = ui.panel.data_section.fit_note.text()
+    assert not ui.panel.data_section.fit_box.isHidden()
     assert "3x32x32" in note and "1x28x28" in note and "10 classes" in note
-    qtbot.mouseClick(ui.panel.fit_button, Qt.LeftButton)
+    qtbot.mouseClick(ui.panel.data_section.fit_button, Qt.LeftButton)
     assert doc.spec.input_shape == (1, 28, 28)
     assert doc.spec.layer("out").params["out_features"] == 10
-    assert ui.panel.fit_box.isHidden()
+    assert ui.panel.data_section.fit_box.isHidden()
     doc.undo_stack.undo()
     assert doc.spec.input_shape == (3, 32, 32) and doc.spec.layer("out").params["out_features"] == 5
 
@@ -408,7 +408,7 @@ def test_a_run_that_cannot_start_says_why_and_the_fix_is_one_click_away(area):
     assert "32, 32" in result.message and "28, 28" in result.message
     dialog = ui.panel.failure_dialog
     assert dialog is not None and dialog.isVisible() and dialog.text() == sentence(result.message)
-    assert not ui.panel.fit_box.isHidden()  # the data got loaded: the fit note offers the fix
+    assert not ui.panel.data_section.fit_box.isHidden()  # the data got loaded: the fit note offers the fix
     dialog.close()
-    assert ui.panel.fit_design()
+    assert ui.panel.data_section.fit_design()
     assert ui.run().reason == "completed"

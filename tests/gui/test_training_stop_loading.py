@@ -128,7 +128,7 @@ def test_stop_while_load_data_runs_ends_the_loading_within_2_s(qtbot, tmp_path, 
     ui = panel(data(tmp_path))
     loaded = []
     ui.controller.dataLoaded.connect(loaded.append)
-    qtbot.mouseClick(ui.panel.load_button, Qt.LeftButton)
+    qtbot.mouseClick(ui.panel.data_section.load_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: ui.started(step), timeout=60_000)
     assert ui.panel.stop_button.isEnabled()
     clicked = time.monotonic()
@@ -138,8 +138,8 @@ def test_stop_while_load_data_runs_ends_the_loading_within_2_s(qtbot, tmp_path, 
                     timeout=int(STOP_WITHIN_S * 1000))
     assert time.monotonic() - clicked < STOP_WITHIN_S
     assert loaded == [] and ui.controller.data is None
-    assert ui.panel.data_summary.text().startswith("Loading the data stopped")
-    assert ui.panel.start_button.isEnabled() and ui.panel.load_button.isEnabled()
+    assert ui.panel.data_section.summary.text().startswith("Loading the data stopped")
+    assert ui.panel.start_button.isEnabled() and ui.panel.data_section.load_button.isEnabled()
     assert no_partial_files(tmp_path)
 
 
