@@ -49,7 +49,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from engine.data import DataConfig, load_data  # noqa: E402
 from engine.templates import load_design  # noqa: E402
-from engine.training import Trainer, TrainConfig, warm_up  # noqa: E402
+from engine.training import TrainConfig, Trainer, warm_up  # noqa: E402
 
 TICK_MS = 10
 WAYS = ("main thread", "plain thread", "window")

@@ -18,8 +18,9 @@ import math
 import os
 import secrets
 import stat
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 from engine.errors import LayerStudioError
 

@@ -20,8 +20,7 @@ import torch
 from torch import nn
 
 from engine.data import DataBundle, decode_image
-# the training data's own conversion steps, so a prediction sees exactly what training saw
-from engine.data.bundle import to_normalised_float
+from engine.data.bundle import to_normalised_float  # training's own steps: a prediction sees what training saw
 from engine.data.enlarge import enlarge
 from engine.errors import DataError
 from engine.evaluation import input_reshape_needed, make_objective, model_device

@@ -17,9 +17,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, Callable, Mapping, Union
+from typing import Any, Union
 
 SETTING = "layerstudio.setting"  # the dataclass field metadata key holding a field's Setting
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from engine.data.config import DataConfig
-from engine.errors import LayerStudioError
 from engine.schema import markdown_table
 from engine.training.config import TrainConfig
 

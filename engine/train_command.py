@@ -12,14 +12,15 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
 from engine.data.config import DataConfig, data_arg_forms, parse_data_arg
-from engine.schema import Setting, number, settings_of, when_text
-from engine.settings import SECTIONS
 from engine.errors import DataError, TrainingError, WeightsError
 from engine.files import check_output_path, read_json_object
+from engine.schema import Setting, number, settings_of, when_text
+from engine.settings import SECTIONS
 from engine.spec import MAX_DESIGN_BYTES
 from engine.training.checkpoint import CHECKPOINT_INTERVAL_S
 

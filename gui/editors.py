@@ -11,8 +11,16 @@ import re
 from PySide6.QtCore import QEvent, QPoint, Signal
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
-    QAbstractSpinBox, QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QSpinBox, QToolTip,
-    QVBoxLayout, QWidget,
+    QAbstractSpinBox,
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QSpinBox,
+    QToolTip,
+    QVBoxLayout,
+    QWidget,
 )
 
 from engine.layers import PADDING_PRESETS, Param

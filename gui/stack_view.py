@@ -8,7 +8,14 @@ from __future__ import annotations
 from PySide6.QtCore import QEvent, QItemSelection, QItemSelectionModel, QModelIndex, QRect, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter
 from PySide6.QtWidgets import (
-    QAbstractItemView, QHeaderView, QLabel, QMenu, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QTreeView,
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QMenu,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QTreeView,
 )
 
 from engine.errors import SpecError
@@ -17,7 +24,15 @@ from gui.editors import INPUT_SHAPE_HINT, ShapeEdit
 from gui.icons import ERROR_COLOR
 from gui.mime import layers_from_mime, layers_to_mime
 from gui.stack_model import (
-    COL_INDEX, COL_LAYER, COL_MACS, COL_NOTES, COL_PARAMS, COL_SHAPE, FOREGROUND, INPUT_ID, LayerStackModel,
+    COL_INDEX,
+    COL_LAYER,
+    COL_MACS,
+    COL_NOTES,
+    COL_PARAMS,
+    COL_SHAPE,
+    FOREGROUND,
+    INPUT_ID,
+    LayerStackModel,
 )
 
 EMPTY_HINT = "This design has no layers yet: double-click a layer in the palette or drag it here."
@@ -28,7 +43,7 @@ NOTE_CELL_MARGINS = 12  # pixels of a Notes cell that its text cannot use
 class ShapeDelegate(QStyledItemDelegate):
     """Edits the input shape in place with a field that says what it expects."""
 
-    def __init__(self, view: "StackView"):
+    def __init__(self, view: StackView):
         super().__init__(view)
         self.view = view
 
@@ -53,7 +68,7 @@ class NoteRowDelegate(QStyledItemDelegate):
     Only that row gets it (``setItemDelegateForRow``): every other row keeps Qt's own delegate, so
     painting the stack runs no Python per cell."""
 
-    def __init__(self, view: "StackView"):
+    def __init__(self, view: StackView):
         super().__init__(view)
         self.view = view
 

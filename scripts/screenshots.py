@@ -32,7 +32,7 @@ def main(out: Path) -> list[Path]:
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())
     app = QApplication.instance() or QApplication([])
-    from gui.app import configure_application, attach_training
+    from gui.app import attach_training, configure_application
     from gui.main_window import MainWindow
 
     configure_application(app)

@@ -10,8 +10,8 @@ the size the model takes, on whatever device the batch lives.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch.nn import functional as F
@@ -156,7 +156,7 @@ def load_data(config: DataConfig, progress: Progress | Task | None = None,
     memory the data will take is checked first (engine.memory), so a dataset that cannot fit is
     refused with both numbers instead of failing half way through decoding.
     """
-    from engine.memory import check_data_fits     # engine.memory imports engine.data.folders, which imports this
+    from engine.memory import check_data_fits  # engine.memory imports engine.data.folders, which imports this
 
     config.validate()
     report = Task.of(progress, should_stop)

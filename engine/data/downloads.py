@@ -16,9 +16,9 @@ import shutil
 import socket
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from engine.controls import control
 from engine.data.sources import SOURCES

@@ -16,8 +16,18 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from engine.data.bundle import (Augment, DataBundle, Decoded, assemble, class_notes, images_to_float, normalise,
-                                resolve_task, split_indices, statistics)
+from engine.data.bundle import (
+    Augment,
+    DataBundle,
+    Decoded,
+    assemble,
+    class_notes,
+    images_to_float,
+    normalise,
+    resolve_task,
+    split_indices,
+    statistics,
+)
 from engine.data.cache import cached
 from engine.data.config import DataConfig
 from engine.data.downloads import needed_root

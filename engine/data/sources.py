@@ -18,8 +18,9 @@ DataConfig) imports no torch: the window reads the registry on every settings ch
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from engine.data.bundle import DataBundle

@@ -2,8 +2,18 @@
 from __future__ import annotations
 
 from engine.errors import LayerError
-from engine.layers.registry import (BIAS, Inference, LayerKind, P, need_rank, prod, register, resolve_padding,
-                                    spatial_axes, window_axis)
+from engine.layers.registry import (
+    BIAS,
+    Inference,
+    LayerKind,
+    P,
+    need_rank,
+    prod,
+    register,
+    resolve_padding,
+    spatial_axes,
+    window_axis,
+)
 
 
 def _conv_params(default_out):

@@ -5,7 +5,17 @@ import math
 from fractions import Fraction
 
 from engine.errors import LayerError
-from engine.layers.registry import BIAS, Inference, LayerKind, P, batched_dim, prod, register, same_shape, shape_tuple_text
+from engine.layers.registry import (
+    BIAS,
+    Inference,
+    LayerKind,
+    P,
+    batched_dim,
+    prod,
+    register,
+    same_shape,
+    shape_tuple_text,
+)
 
 
 def _linear_infer(x, p):

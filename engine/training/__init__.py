@@ -23,8 +23,16 @@ from __future__ import annotations
 
 import importlib
 
-from engine.training.config import (AMP_MODES, HISTORY_KEYS, INITS, LOSSES, OPTIMIZERS, SCHEDULES, STOP_METRICS,
-                                    TrainConfig)
+from engine.training.config import (
+    AMP_MODES,
+    HISTORY_KEYS,
+    INITS,
+    LOSSES,
+    OPTIMIZERS,
+    SCHEDULES,
+    STOP_METRICS,
+    TrainConfig,
+)
 from engine.training.events import REASONS, BatchEnd, EpochEnd, Event, FinishReason, RunFinished, RunStarted
 
 # Name -> the module (under engine.training, or a full engine module name) that defines it.

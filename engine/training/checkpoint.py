@@ -12,13 +12,11 @@ import math
 import os
 import time
 
-
 from engine.divergence import LossWatch
 from engine.errors import LayerStudioError, WeightsError
 from engine.log import SHOWN
 from engine.training.checkpoint_check import fitted_optimizer_state, validate_checkpoint
-from engine.training.checkpoint_format import (CHECKPOINT_FIELDS, CHECKPOINT_FORMAT, CHECKPOINT_VERSION,
-                                               REQUIRED_FIELDS)
+from engine.training.checkpoint_format import CHECKPOINT_FIELDS, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, REQUIRED_FIELDS
 from engine.training.config import HISTORY_KEYS
 from engine.training.progress import _EpochProgress
 from engine.training.runtime import cpu_copy

@@ -17,9 +17,22 @@ import torch
 
 from engine.errors import WeightsError
 from engine.shapes import format_shape
-from engine.training.checkpoint_format import (_PARSE_ERRORS, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, REQUIRED_FIELDS,
-                                               _boolean, _integer, _list, _mapping, _number, _reason, _refuse,
-                                               _show, _tensor)
+from engine.training.checkpoint_format import (
+    _PARSE_ERRORS,
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    REQUIRED_FIELDS,
+    _boolean,
+    _integer,
+    _list,
+    _mapping,
+    _number,
+    _reason,
+    _refuse,
+    _show,
+    _tensor,
+)
+
 
 # What each optimizer keeps per parameter: key -> (needed for this param group?, values never negative?).
 # "step" is a 0-d count; every other entry has its parameter's shape.

@@ -17,9 +17,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Callable
 
 import torch
 from torch import nn
@@ -45,8 +45,14 @@ from engine.training.objective import Objective, weight_penalty
 from engine.training.optim import LearningRateSchedule, initialize_weights, make_optimizer, optimizer_step
 from engine.training.progress import _EpochProgress, steps_per_epoch
 from engine.training.readback import READBACK_INTERVAL_S, _LastGoodWeights, _ReadBack
-from engine.training.runtime import (RandomStreams, amp_dtype, describe_failure, device_name, resolve_device,
-                                     use_channels_last)
+from engine.training.runtime import (
+    RandomStreams,
+    amp_dtype,
+    describe_failure,
+    device_name,
+    resolve_device,
+    use_channels_last,
+)
 
 COMPILE_OPTIONS: dict = {}  # keyword arguments for torch.compile when TrainConfig.compile is on (default: inductor)
 log = logging.getLogger(__name__)

@@ -7,9 +7,9 @@ from torch import nn
 
 from engine import blocks
 from engine.build import build_model
-from tests.engine.d2l_reference import D2LInception, D2LResidual, nin_block, vgg_block
 from engine.errors import SpecError
 from engine.spec import LayerSpec, NetworkSpec
+from tests.engine.d2l_reference import D2LInception, D2LResidual, nin_block, vgg_block
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -351,14 +351,14 @@ def test_crafted_optimizer_states_end_in_a_message_not_a_crash(tmp_path):
     """In a child process, so that a regression crashes the child, not the test run: optimizer states of
     the wrong shape for the fused kernels (which corrupted the heap before) are refused, and the same
     trainer then trains."""
-    script = textwrap.dedent(f"""
+    script = textwrap.dedent("""
         import engine, torch
         from engine.data import DataConfig, load_data
         from engine.errors import WeightsError
         from engine.spec import LayerSpec, NetworkSpec
         from engine.training import TrainConfig, Trainer
-        spec = NetworkSpec((1, 28, 28), (LayerSpec("Conv2d", {{"out_channels": 6, "kernel_size": 5}}),
-                           LayerSpec("Flatten"), LayerSpec("Linear", {{"out_features": 10}})))
+        spec = NetworkSpec((1, 28, 28), (LayerSpec("Conv2d", {"out_channels": 6, "kernel_size": 5}),
+                           LayerSpec("Flatten"), LayerSpec("Linear", {"out_features": 10})))
         data = load_data(DataConfig(limit=96))
         for optimizer in ("sgd", "adam", "adamw", "adagrad"):
             config = TrainConfig(optimizer=optimizer, epochs=1, batch_size=32, device="cpu")
@@ -367,7 +367,7 @@ def test_crafted_optimizer_states_end_in_a_message_not_a_crash(tmp_path):
             checkpoint = source.checkpoint()
             state = checkpoint["optimizer"]["state"]
             state[0], state[1] = state[1], state[0]
-            target = Trainer(spec, data, TrainConfig(**{{**config.to_dict(), "epochs": 2}}))
+            target = Trainer(spec, data, TrainConfig(**{**config.to_dict(), "epochs": 2}))
             try:
                 target.load_checkpoint(checkpoint)
             except WeightsError as exc:

@@ -16,9 +16,18 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.data import (Augment, DataBundle, DataConfig, augment_batch, cache_dir, download_file, load_data,
-                         parse_data_arg, vision_tensors)
 from engine.controls import control
+from engine.data import (
+    Augment,
+    DataBundle,
+    DataConfig,
+    augment_batch,
+    cache_dir,
+    download_file,
+    load_data,
+    parse_data_arg,
+    vision_tensors,
+)
 from engine.errors import DataError
 from resources import MNIST_SAMPLE
 

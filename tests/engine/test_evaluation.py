@@ -10,8 +10,7 @@ import torch
 from engine.build import build_model
 from engine.data import DataConfig, load_data
 from engine.errors import TrainingError
-from engine.evaluation import (ClassMetrics, class_metrics, evaluate_model, evaluation_split, macro_average,
-                               model_device)
+from engine.evaluation import ClassMetrics, class_metrics, evaluate_model, evaluation_split, macro_average, model_device
 from engine.io import load_weights, save_weights
 from engine.layers import KINDS  # noqa: F401 - registry import keeps LayerSpec defaults filled
 from engine.spec import LayerSpec, NetworkSpec

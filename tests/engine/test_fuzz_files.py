@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 import warnings
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -136,7 +136,7 @@ SPEC = NetworkSpec((1, 6, 6), (
 ))
 
 
-@lru_cache(maxsize=None)
+@cache
 def original(kind: str) -> bytes:
     """The bytes of a real file: weights as .pt or .safetensors (save_weights), or a checkpoint (save_checkpoint)."""
     torch.manual_seed(0)

@@ -16,7 +16,6 @@ from engine.layers import KINDS, PADDING_PRESETS, Param, suggest_hidden_sizes
 from engine.shapes import analyze, format_count, format_shape, infer_layer
 from engine.spec import LayerSpec, NetworkSpec
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -10,12 +10,12 @@ import torch
 from torch import nn
 
 from engine.build import build_model
-from tests.engine.d2l_reference import D2LInception, D2LResidual, nin_block, vgg_block
 from engine.errors import SpecError
 from engine.shapes import analyze
 from engine.spec import NetworkSpec
 from engine.templates import TEACHING_ORDER, TemplateInfo, list_templates, load_design, load_template
 from resources import TEMPLATES
+from tests.engine.d2l_reference import D2LInception, D2LResidual, nin_block, vgg_block
 
 NAMES = ("softmax-regression", "linear-regression", "mlp", "mlp-784-500", "cnn", "autoencoder", "cifar-cnn",
          "lenet", "lenet-d2l", "lenet-bn", "alexnet", "vgg", "nin", "resnet18", "googlenet")

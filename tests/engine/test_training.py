@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import re
+import sys
 import threading
 from dataclasses import replace
 
@@ -22,8 +22,21 @@ from engine.errors import TrainingError, WeightsError
 from engine.io import read_checkpoint, save_checkpoint
 from engine.spec import LayerSpec, NetworkSpec
 from engine.training import (
-    AMP_MODES, INITS, LOSSES, OPTIMIZERS, SCHEDULES, BatchEnd, EpochEnd, LearningRateSchedule, RunFinished,
-    RunStarted, TrainConfig, Trainer, is_out_of_memory, steps_per_epoch, warm_up,
+    AMP_MODES,
+    INITS,
+    LOSSES,
+    OPTIMIZERS,
+    SCHEDULES,
+    BatchEnd,
+    EpochEnd,
+    LearningRateSchedule,
+    RunFinished,
+    RunStarted,
+    TrainConfig,
+    Trainer,
+    is_out_of_memory,
+    steps_per_epoch,
+    warm_up,
 )
 from engine.training import trainer as trainer_module
 from engine.training.readback import _LastGoodWeights

@@ -9,8 +9,8 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QSpinBox
 
 from engine.data.sources import SOURCES
 from engine.schema import settings_of
-from engine.templates import load_design
 from engine.settings import SECTIONS
+from engine.templates import load_design
 from gui.training.controller import TrainingController
 from gui.training.panel import TrainingPanel
 from gui.widgets import FloatSpinBox

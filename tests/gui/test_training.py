@@ -13,11 +13,11 @@ from engine.build import build_model
 from engine.io import save_weights
 from engine.layers import KINDS  # noqa: F401 - registry import keeps LayerSpec defaults filled
 from engine.spec import LayerSpec, NetworkSpec
+from engine.text import sentence
 from engine.training import BatchEnd
 from gui.document import DesignDocument
 from gui.training import controller as states
 from gui.training.controller import TrainingController
-from engine.text import sentence
 from gui.training.panel import TrainingPanel
 from gui.training.results import ResultsView
 from gui.training.worker import BatchThrottle
