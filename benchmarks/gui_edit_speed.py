@@ -20,11 +20,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QSettings  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication
 
-from engine.shapes import analyze, format_shape  # noqa: E402
-from engine.spec import LayerSpec, NetworkSpec  # noqa: E402
+from engine.shapes import analyze, format_shape
+from engine.spec import LayerSpec, NetworkSpec
 
 REPEATS = 40
 GOAL_MS = 50.0

@@ -38,11 +38,11 @@ from dataclasses import dataclass
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's engine and gui
 
-from engine.openmp import use_passive_wait  # noqa: E402 - first, as in the app
+from engine.openmp import use_passive_wait  # first, as in the app
 
 use_passive_wait()  # before torch loads
 
-import numpy as np  # noqa: E402
+import numpy as np  # noqa: E402 - after use_passive_wait()
 import torch  # noqa: E402
 from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402

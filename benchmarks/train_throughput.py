@@ -30,7 +30,7 @@ from engine.openmp import use_passive_wait
 
 use_passive_wait()  # before torch loads, as in the app
 
-import torch  # noqa: E402
+import torch  # noqa: E402 - after use_passive_wait()
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 from torchvision import datasets, transforms  # noqa: E402

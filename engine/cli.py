@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `layerstudio summary vgg | head`
         sys.stderr.close()
         return 0
-    except Exception as exc:  # noqa: BLE001 - a bug: one line for the person, the traceback in the log file
+    except Exception as exc:  # a bug: one line for the person, the traceback in the log file
         print(report_unexpected(exc, f"running layerstudio {args.command}", log), file=sys.stderr)
         return EXIT_UNEXPECTED
     finally:

@@ -75,7 +75,7 @@ class CodeView(QWidget):
         if self.isVisible():
             self._timer.start()
 
-    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def showEvent(self, event) -> None:
         super().showEvent(event)
         if self._dirty:
             self.note.setText("Building the model…")

@@ -257,7 +257,7 @@ class IntsEditor(ParamEditor):
     def focus_widget(self) -> QWidget:
         return self.line
 
-    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
+    def eventFilter(self, watched, event) -> bool:
         if watched is self.line and event.type() == QEvent.Type.FocusOut:
             self._on_finished()
         return super().eventFilter(watched, event)

@@ -30,7 +30,7 @@ UNDO, REDO = QKeySequence.StandardKey.Undo, QKeySequence.StandardKey.Redo
 class InputPolicy(QObject):
     """The application's event filter for the rules above (installed by ``install_input_policy``)."""
 
-    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
+    def eventFilter(self, watched, event) -> bool:
         kind = event.type()
         if kind == WHEEL:
             return isinstance(watched, WHEEL_GUARDED) and not watched.hasFocus() and _scroll_instead(watched, event)

@@ -47,10 +47,10 @@ class ShapeDelegate(QStyledItemDelegate):
         super().__init__(view)
         self.view = view
 
-    def createEditor(self, parent, option, index):  # noqa: N802 - Qt's name
+    def createEditor(self, parent, option, index):
         return ShapeEdit(INPUT_SHAPE_HINT, 1, 100_000, parent)
 
-    def eventFilter(self, editor, event) -> bool:  # noqa: N802
+    def eventFilter(self, editor, event) -> bool:
         """Enter or leaving the field with a text that is not a shape keeps the input as it was: say why."""
         leaving = event.type() == QEvent.Type.FocusOut or (
             event.type() == QEvent.Type.KeyPress and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter))
@@ -72,7 +72,7 @@ class NoteRowDelegate(QStyledItemDelegate):
         super().__init__(view)
         self.view = view
 
-    def sizeHint(self, option, index):  # noqa: N802 - Qt's name
+    def sizeHint(self, option, index):
         size = super().sizeHint(option, index)
         text = self.view.note_text(index)
         if text:
@@ -203,7 +203,7 @@ class StackView(QTreeView):
             if index.isValid():
                 self.dataChanged(index, index.siblingAtColumn(COL_NOTES))
 
-    def dataChanged(self, top_left: QModelIndex, bottom_right: QModelIndex, roles=()) -> None:  # noqa: N802
+    def dataChanged(self, top_left: QModelIndex, bottom_right: QModelIndex, roles=()) -> None:
         """Repaint changed rows without asking each for its height again: every row has the same
         height but the note row, whose height ``_place_note_row`` refreshes alone. (Qt's tree view
         measures every changed row, which was most of the time an edit took in a 100-layer design.)"""
@@ -226,7 +226,7 @@ class StackView(QTreeView):
             width = max(0, self.viewport().width() - 48)
             self._empty_hint.setGeometry(24, top, width, self._empty_hint.heightForWidth(width))
 
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self._place_empty_hint()
 

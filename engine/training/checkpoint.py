@@ -71,7 +71,7 @@ def restore_checkpoint(trainer, checkpoint: dict) -> None:
     before, notes = capture_checkpoint(trainer), list(trainer.notes)
     try:
         _apply(trainer, checkpoint)
-    except Exception as exc:  # noqa: BLE001 - validated, so only a case the checks missed lands here
+    except Exception as exc:  # validated, so only a case the checks missed lands here
         log.exception("a validated checkpoint failed to load")
         _apply(trainer, before)
         trainer.notes[:] = notes

@@ -205,7 +205,7 @@ class Trainer:
         try:
             with self._rng_scope():
                 finished = self._run(emit, should_stop)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a reason and a message
+        except Exception as exc:  # every failure becomes a reason and a message
             failure = describe_failure(exc, self.config, self.device, log)
         if failure is not None:  # outside the except block: the traceback no longer pins batch tensors
             reason, message = failure
@@ -218,7 +218,7 @@ class Trainer:
                  finished.message)
         try:
             emit(finished)
-        except Exception:  # noqa: BLE001 - a broken listener must not turn a finished run into a crash
+        except Exception:  # a broken listener must not turn a finished run into a crash
             log.exception("The listener of the finished run failed")
         return finished
 

@@ -187,14 +187,14 @@ class PredictPanel(QWidget):
         return self._request((TABLE, text))
 
     # ------------------------------------------------------------------ drag and drop
-    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def dragEnterEvent(self, event) -> None:
         if dropped_files(event.mimeData()) and self.controller.state == states.IDLE:
             event.acceptProposedAction()
 
-    def dragMoveEvent(self, event) -> None:  # noqa: N802
+    def dragMoveEvent(self, event) -> None:
         self.dragEnterEvent(event)
 
-    def dropEvent(self, event) -> None:  # noqa: N802
+    def dropEvent(self, event) -> None:
         files = dropped_files(event.mimeData())
         if files:
             event.acceptProposedAction()

@@ -73,7 +73,7 @@ class ClickableImage(pg.ImageItem):
 
     cellClicked = Signal(int, int)
 
-    def mouseClickEvent(self, event):  # noqa: N802 - pyqtgraph's name
+    def mouseClickEvent(self, event):
         if event.button() == Qt.LeftButton:
             pos = event.pos()
             self.cellClicked.emit(int(math.floor(pos.x())), int(math.floor(pos.y())))
@@ -88,7 +88,7 @@ class NumberItem(QTableWidgetItem):
         self.value = value
         self.setTextAlignment(align | Qt.AlignVCenter)
 
-    def __lt__(self, other):  # noqa: D105 - Qt's sort order
+    def __lt__(self, other):  # Qt's sort order
         mine, theirs = self.value, getattr(other, "value", math.nan)
         if math.isnan(theirs):
             return not math.isnan(mine)
@@ -240,7 +240,7 @@ class ResultsView(QWidget):
         self.stale_banner.setText(note)
         self.stale_banner.setVisible(bool(note))
 
-    def heightForWidth(self, width: int) -> int:  # noqa: N802 - Qt's name
+    def heightForWidth(self, width: int) -> int:
         """None: the tab's scroll area would otherwise take the wrapping summary as a reason to ask every
         plot for its preferred height and scroll the page; the plots share the height the tab has."""
         return -1

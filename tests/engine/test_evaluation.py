@@ -12,7 +12,6 @@ from engine.data import DataConfig, load_data
 from engine.errors import TrainingError
 from engine.evaluation import ClassMetrics, class_metrics, evaluate_model, evaluation_split, macro_average, model_device
 from engine.io import load_weights, save_weights
-from engine.layers import KINDS  # noqa: F401 - registry import keeps LayerSpec defaults filled
 from engine.spec import LayerSpec, NetworkSpec
 from engine.training import TrainConfig, Trainer
 

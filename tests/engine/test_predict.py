@@ -12,7 +12,6 @@ from PIL import Image
 from engine.build import build_model
 from engine.data import DataConfig, load_data
 from engine.errors import DataError, TrainingError
-from engine.layers import KINDS  # noqa: F401 - registry import keeps LayerSpec defaults filled
 from engine.predict import (
     IMAGE,
     TABLE,

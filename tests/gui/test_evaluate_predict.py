@@ -14,7 +14,6 @@ from engine.cli import main
 from engine.data import DataConfig, load_data
 from engine.evaluation import class_metrics, evaluate_model
 from engine.io import save_weights
-from engine.layers import KINDS  # noqa: F401 - registry import keeps LayerSpec defaults filled
 from engine.spec import LayerSpec, NetworkSpec
 from engine.training import TrainConfig, Trainer
 from gui.document import DesignDocument

@@ -14,7 +14,7 @@ from gui.dialogs import HELP_SECTIONS, help_html
 from gui.document import DesignFile
 from gui.stack_model import COL_NOTES, LayerStackModel
 from gui.training import controller as states
-from tests.gui.test_training import RUN_TIMEOUT_MS, area, make_document  # noqa: F401 - area fixture
+from tests.gui.test_training import RUN_TIMEOUT_MS, make_document
 from tests.gui.test_training_window import training_ui
 
 

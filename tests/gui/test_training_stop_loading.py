@@ -10,7 +10,6 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
 
-from engine.layers import KINDS  # noqa: F401 - registry import keeps LayerSpec defaults filled
 from engine.paths import cache_dir
 from engine.spec import LayerSpec, NetworkSpec
 from gui.document import DesignDocument
