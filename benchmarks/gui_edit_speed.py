@@ -81,7 +81,7 @@ def main() -> None:
     gui, bare = [], []
     for i in range(REPEATS):
         value = 17 + i
-        gui.append(gui_edit(lambda: doc.edit_param(first_conv, "out_channels", value), "10"))
+        gui.append(gui_edit(lambda value=value: doc.edit_param(first_conv, "out_channels", value), "10"))
         spec = doc.spec.with_param(first_conv, "out_channels", value + 1000)
         start = time.perf_counter()
         analyze(spec)
@@ -93,7 +93,7 @@ def main() -> None:
     for i in range(REPEATS):
         size = 40 + i
         expected = format_shape(analyze(doc.spec.with_input_shape((3, size, size))).output_shape)
-        gui.append(gui_edit(lambda: doc.edit_input_shape((3, size, size)), expected))
+        gui.append(gui_edit(lambda size=size: doc.edit_input_shape((3, size, size)), expected))
         spec = doc.spec.with_input_shape((3, size + 1000, size + 1000))
         start = time.perf_counter()
         analyze(spec)

@@ -199,7 +199,7 @@ def parse_json(text: str, what: str, error: ErrorType = LayerStudioError, name: 
     except json.JSONDecodeError as exc:
         raise error(sentence(f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}): fix the "
                              f"{what} or save it again")) from None
-    except (RecursionError, _TooDeep):
+    except (RecursionError, _TooDeepError):
         raise error(sentence(f"nests lists or objects more than {MAX_JSON_DEPTH} deep, too deep to be a "
                              f"{what}")) from None
     except (ValueError, OverflowError) as exc:  # e.g. an integer of 5000 digits, NaN, a lone surrogate
@@ -207,7 +207,7 @@ def parse_json(text: str, what: str, error: ErrorType = LayerStudioError, name: 
     return data
 
 
-class _TooDeep(Exception):
+class _TooDeepError(Exception):
     """Internal: JSON data nested deeper than MAX_JSON_DEPTH."""
 
 
@@ -223,7 +223,7 @@ def _check_plain_json(data: Any) -> None:
             _check_unicode(value)
         elif isinstance(value, (dict, list)):
             if depth > MAX_JSON_DEPTH:
-                raise _TooDeep
+                raise _TooDeepError
             if isinstance(value, dict):
                 for key in value:
                     _check_unicode(key)

@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, Union
+from typing import Any
 
 SETTING = "layerstudio.setting"  # the dataclass field metadata key holding a field's Setting
 
@@ -40,7 +40,7 @@ def only_when(name: str, *values: Any) -> When:
 
 
 ChoiceList = tuple[tuple[Any, str], ...]
-Choices = Union[ChoiceList, Callable[[], ChoiceList]]
+Choices = ChoiceList | Callable[[], ChoiceList]
 
 
 @dataclass(frozen=True)

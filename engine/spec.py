@@ -164,7 +164,7 @@ class NetworkSpec:
         return replace(self, layers=self.layers[:index] + tuple(layers) + self.layers[index:])
 
     def removed(self, *layer_ids: str) -> NetworkSpec:
-        return replace(self, layers=tuple(l for l in self.layers if l.id not in layer_ids))
+        return replace(self, layers=tuple(layer for layer in self.layers if layer.id not in layer_ids))
 
     def moved(self, layer_id: str, new_index: int) -> NetworkSpec:
         layers = list(self.layers)

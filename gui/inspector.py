@@ -142,7 +142,7 @@ class Inspector(QWidget):
     # ------------------------------------------------------------------ showing a layer
     def show_layer(self, layer_id) -> None:
         """Show the layer with this id, the input (INPUT_ID), or nothing (None)."""
-        if layer_id is not None and layer_id != INPUT_ID and layer_id not in {l.id for l in self.document.spec.layers}:
+        if layer_id is not None and layer_id != INPUT_ID and layer_id not in {layer.id for layer in self.document.spec.layers}:
             layer_id = None
         self.layer_id = layer_id
         if layer_id is None:

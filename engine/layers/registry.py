@@ -83,7 +83,7 @@ class LayerKind:
             if values.get("padding") is not None and isinstance(values["padding"], str):
                 parts.append(values["padding"])  # a preset reads best alone: "Conv2d 16, k3, same"
                 continue
-            parts.append(_PLACEHOLDER.sub(lambda m: _short_value(values[m.group(1)]), template))
+            parts.append(_PLACEHOLDER.sub(lambda m, values=values: _short_value(values[m.group(1)]), template))
         return f"{self.name} {', '.join(parts)}" if parts else self.name
 
 

@@ -28,11 +28,6 @@ _STOP_METRICS = (("val_loss", "validation loss"), ("val_acc", "validation accura
 MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
 BIG = 10**6
 
-
-@dataclass
-class TrainConfig:
-    """Every training setting, declared once (engine.schema), with defaults that train MNIST well."""
-
 OPTIMIZERS = tuple(name for name, _label in _OPTIMIZERS)
 LOSSES = tuple(name for name, _label in _LOSSES)
 SCHEDULES = tuple(name for name, _label in _SCHEDULES)
@@ -44,7 +39,8 @@ HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
 
 @dataclass
 class TrainConfig:
-    """Every training setting, with defaults that train MNIST well; ``to_dict``/``from_dict`` round-trip as JSON.
+    """Every training setting, declared once (engine.schema), with defaults that train MNIST well;
+    ``to_dict``/``from_dict`` round-trip as JSON.
 
     ``l1``/``l2`` add penalties on weights (not biases) to the loss; ``warmup_epochs`` ramps the learning
     rate up linearly first (for one-cycle it sets the rising phase).

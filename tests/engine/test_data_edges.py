@@ -182,7 +182,7 @@ def test_every_range_is_enforced_at_its_bounds_with_a_sentence():
     for name, allowed in RANGED.items():
         low, high = allowed.low, allowed.high
 
-        def config(value):
+        def config(value, name=name, allowed=allowed):
             return DataConfig(**{name: (value,) * allowed.items[0] if allowed.items else value})
 
         config(low).validate()

@@ -36,7 +36,7 @@ def test_images_per_class_are_the_files_pixels_and_counts_follow_the_splits(samp
     preview = preview_data(sample, per_class=6)
     assert preview.class_names == DIGIT_NAMES and [title for title, _ in preview.groups] == DIGIT_NAMES
     pixels = {image.tobytes() for image in training_file_pixels()}
-    for index, (title, images) in enumerate(preview.groups):
+    for index, (_title, images) in enumerate(preview.groups):
         assert images.shape == (6, 28, 28, 1) and images.dtype == np.uint8
         first = torch.nonzero(sample.train_y == index).flatten()[:6]
         assert np.array_equal(images, to_pixels(sample.train_x[first], sample))
