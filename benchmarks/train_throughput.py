@@ -24,6 +24,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from itertools import pairwise
 from pathlib import Path
 
 from engine.openmp import use_passive_wait
@@ -97,7 +98,7 @@ def engine_loop(template: str, data, device: torch.device, epochs: int) -> list[
     finished = trainer.run(on_event)
     if finished.reason != "completed":
         raise SystemExit(f"engine run ended {finished.reason}: {finished.message}")
-    return [trainer.train_samples / (b - a) for a, b in zip(ends, ends[1:])]
+    return [trainer.train_samples / (b - a) for a, b in pairwise(ends)]
 
 
 def hand_loop(template: str, data, device: torch.device, epochs: int) -> list[float]:

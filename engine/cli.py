@@ -96,7 +96,9 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], right: set[int]
     room = max(width - indent, MIN_LAST_COLUMN) if width else None
 
     def lines(cells):
-        padded = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))]
+        # every column but the last is padded: widths has one entry fewer than cells
+        padded = [c.rjust(w) if i in right else c.ljust(w)
+                  for i, (c, w) in enumerate(zip(cells, widths, strict=False))]
         last = wrap(cells[-1], room) if room else [cells[-1]]
         return ["  ".join(padded + [last[0]]).rstrip()] + [" " * indent + piece for piece in last[1:]]
 
@@ -135,7 +137,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     spec, data = load_design(args.design)
     analysis = analyze(spec)
     rows = []
-    for row, layer in zip(analysis.rows, spec.layers):
+    for row, layer in zip(analysis.rows, spec.layers, strict=True):
         label = row.label + (" (frozen)" if layer.frozen else "")
         macs = "?" if row.macs is None else format_count(row.macs)
         rows.append(("!" if row.error else "", str(row.index), label, format_shape(row.shape), _count(row.params),

@@ -68,7 +68,7 @@ def class_metrics(confusion: list[list[int]]) -> list[ClassMetrics]:
     or predictions but no hit; NaN only for a class absent from both.
     """
     rows = [sum(row) for row in confusion]
-    columns = [sum(column) for column in zip(*confusion)] if confusion else []
+    columns = [sum(column) for column in zip(*confusion, strict=True)] if confusion else []
     metrics = []
     for k, row in enumerate(confusion):
         hits = row[k]

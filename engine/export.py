@@ -47,7 +47,7 @@ def python_source(spec: NetworkSpec) -> str:
         f"INPUT_SHAPE = {_literal(tuple(spec.input_shape), 'input', 'INPUT_SHAPE')}",
         "model = nn.Sequential(",
     ]
-    for index, (layer, row, module) in enumerate(zip(spec.layers, analysis.rows, model)):
+    for index, (layer, row, module) in enumerate(zip(spec.layers, analysis.rows, model, strict=True)):
         call = _call_source(module, layer.id)
         lines.append(f"    {call},  # {index}: {layer.id} -> {format_shape(row.shape)}")
     lines.append(")")

@@ -150,8 +150,8 @@ class PredictionResult:
     def to_dict(self) -> dict:
         if self.classification:
             return {"input": self.source, "predicted": self.label,
-                    "probabilities": dict(zip(self.names, self.scores))}
-        return {"input": self.source, "values": dict(zip(self.names, self.scores))}
+                    "probabilities": dict(zip(self.names, self.scores, strict=True))}
+        return {"input": self.source, "values": dict(zip(self.names, self.scores, strict=True))}
 
 
 def class_probabilities(out: torch.Tensor, loss: str) -> torch.Tensor:
@@ -195,11 +195,11 @@ class Predictor:
         out = self.outputs(x)
         if not self.objective.classification:
             values = out.float().reshape(out.shape[0], -1).tolist()
-            return [PredictionResult(source, self.names, row, None) for source, row in zip(sources, values)]
+            return [PredictionResult(source, self.names, row, None) for source, row in zip(sources, values, strict=True)]
         probabilities = class_probabilities(out, self.objective.name).tolist()
         predicted = self.objective.predict(out).tolist()
         return [PredictionResult(source, self.names, p, int(k)) for source, p, k in zip(sources, probabilities,
-                                                                                          predicted)]
+                                                                                          predicted, strict=True)]
 
     def outputs(self, x: torch.Tensor) -> torch.Tensor:
         """The model's raw outputs for prepared samples, in eval mode (its mode is restored)."""

@@ -145,12 +145,12 @@ def _table_parts(bundle: DataBundle, labels: torch.Tensor, classes: list[str], r
     table = [[f"{value:.6g}" for value in row] for row in _rounded(x, bundle).tolist()]
     if bundle.task == "classification":
         targets = list(bundle.target_names) or ["label"]
-        table = [row + [classes[int(label)]] for row, label in zip(table, labels[chosen].tolist())]
+        table = [row + [classes[int(label)]] for row, label in zip(table, labels[chosen].tolist(), strict=True)]
     elif bundle.task == "regression":
         y = labels[chosen].reshape(len(chosen), -1)
         targets = list(bundle.target_names) if len(bundle.target_names) == y.shape[1] else \
             [f"y{i + 1}" for i in range(y.shape[1])]
-        table = [row + [f"{value:.6g}" for value in values] for row, values in zip(table, y.tolist())]
+        table = [row + [f"{value:.6g}" for value in values] for row, values in zip(table, y.tolist(), strict=True)]
     else:
         targets = []
     return {"columns": features + targets, "rows": table}

@@ -257,7 +257,7 @@ class Inspector(QWidget):
             button.clicked.connect(lambda _=False, b=button: self._apply_suggestion(b.property("hiddenSize")))
             self.suggest_buttons_layout.addWidget(button)
             self.suggestion_buttons.append(button)
-        for button, (label, size) in zip(self.suggestion_buttons, suggestions.items()):
+        for button, (label, size) in zip(self.suggestion_buttons, suggestions.items(), strict=True):
             button.setText(f"{size}   ({label})")
             button.setProperty("hiddenSize", size)
             button.setEnabled(not self.document.read_only and size != layer.params["out_features"])

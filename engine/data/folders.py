@@ -218,7 +218,7 @@ def load_image_folder(config: DataConfig, progress: Task) -> DataBundle:
 def _kept(items: list, paths: list[Path], skipped: list[Path]) -> list:
     """``items`` (one per path) without those of the skipped paths."""
     left_out = set(skipped)
-    return [item for item, path in zip(items, paths) if path not in left_out]
+    return [item for item, path in zip(items, paths, strict=True) if path not in left_out]
 
 
 def _kept_labels(listing: _ImageListing, skipped: list[Path], name: str) -> torch.Tensor:

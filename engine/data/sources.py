@@ -118,7 +118,7 @@ def lazy_loader(module: str, function: str) -> Loader:
 
 
 def _mnist_like(folder: str, sizes: tuple[int, int, int, int]) -> Download:
-    return Download(folder, tuple((f"{name}.gz", size, (name,)) for name, size in zip(MNIST_FILES, sizes)))
+    return Download(folder, tuple((f"{name}.gz", size, (name,)) for name, size in zip(MNIST_FILES, sizes, strict=True)))
 
 
 _VISION = "engine.data.vision"

@@ -62,7 +62,7 @@ def load_csv(config: DataConfig, progress: Task) -> DataBundle:
                         f"set the label column to the one holding the targets.")
     if not rows:
         raise DataError(f"{path.name} has a header but no data rows: add one row per sample.")
-    for row, line in zip(rows, lines):
+    for row, line in zip(rows, lines, strict=True):
         if len(row) != len(header):
             raise DataError(f"{path.name} line {line}: {len(row)} cells, but the header has {len(header)} columns: "
                             f"fix that row.")
@@ -92,7 +92,7 @@ def _numeric_columns(rows: list[list[str]], lines: list[int], columns: list[int]
             return values
     except ValueError:
         pass
-    for row, line in zip(rows, lines):
+    for row, line in zip(rows, lines, strict=True):
         for i in columns:
             problem = _cell_problem(row[i])
             if problem:
@@ -118,8 +118,8 @@ def _cell_problem(text: str) -> str:
 def _check_labels_present(texts: list[list[str]], lines: list[int], target_idx: list[int], header: list[str],
                           file_name: str) -> None:
     """DataError naming the line of the first empty or NaN-like label (NA, N/A, null, ...)."""
-    for values, line in zip(texts, lines):
-        for value, i in zip(values, target_idx):
+    for values, line in zip(texts, lines, strict=True):
+        for value, i in zip(values, target_idx, strict=True):
             if value.lower() in MISSING_LABELS:
                 raise DataError(f"{file_name} line {line}, column {header[i]!r} (column {i + 1}): the label is "
                                 f"missing ({value!r}): fill it in or remove that row.")

@@ -46,7 +46,7 @@ def _conv_infer(dims: int):
         k, s, d = p["kernel_size"], p["stride"], p["dilation"]
         pad = resolve_padding(p["padding"], k, d, s, name)
         sizes, formulas = [], []
-        for axis, n in zip(spatial_axes(dims), x[1:]):
+        for axis, n in zip(spatial_axes(dims), x[1:], strict=True):
             out, formula = window_axis(axis, n, k, s, pad[:2], d, name)
             if pad[2] == "same":
                 formula = f"{axis} = {out} (padding 'same' keeps the size at stride 1)"
@@ -117,7 +117,7 @@ def _convt_infer(x, p):
             f"output_padding {op} must be smaller than stride {s} or dilation {d}: lower output_padding"
         )
     sizes, formulas = [], []
-    for axis, n in zip("HW", x[1:]):
+    for axis, n in zip("HW", x[1:], strict=True):
         out = (n - 1) * s - 2 * pad + d * (k - 1) + op + 1
         formula = f"{axis} = ({n}-1)*{s} - 2*{pad} + {d}*({k}-1) + {op} + 1 = {out}"
         if p["padding"] == "same":

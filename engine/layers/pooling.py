@@ -12,7 +12,7 @@ def _pool_infer(dims: int, name: str):
         need_rank(x, (dims + 1,), name, meaning, "add an Unflatten first")
         k, s, pad = p["kernel_size"], p["stride"], p["padding"]
         sizes, formulas = [], []
-        for axis, n in zip(spatial_axes(dims), x[1:]):
+        for axis, n in zip(spatial_axes(dims), x[1:], strict=True):
             out, formula = window_axis(axis, n, k, s, (pad, pad), 1, name)
             sizes.append(out)
             formulas.append(formula)

@@ -135,7 +135,7 @@ def _check_optimizer(saved, trainer, global_step: int) -> None:
     _mapping("optimizer", saved, ("state", "param_groups"))
     groups = _list("optimizer.param_groups", saved["param_groups"], len(optimizer.param_groups))
     params: dict[int, tuple[torch.Tensor, dict]] = {}  # saved parameter id -> (live parameter, effective group)
-    for index, (group, live) in enumerate(zip(groups, optimizer.param_groups)):
+    for index, (group, live) in enumerate(zip(groups, optimizer.param_groups, strict=True)):
         where = f"optimizer.param_groups[{index}]"
         _mapping(where, group, ("params",))
         ids = _list(f"{where}.params", group["params"], len(live["params"]))
@@ -143,7 +143,7 @@ def _check_optimizer(saved, trainer, global_step: int) -> None:
         for key, value in live.items():
             if key != "params" and key not in _IMPLEMENTATION_SETTINGS and key in group:
                 _check_setting(f"{where}.{key}", key, group[key], value)
-        for position, (param_id, param) in enumerate(zip(ids, live["params"])):
+        for position, (param_id, param) in enumerate(zip(ids, live["params"], strict=True)):
             _integer(f"{where}.params[{position}]", param_id)
             if param_id in params:
                 _refuse(f"{where}.params[{position}]", f"repeats parameter id {param_id}")
@@ -217,7 +217,7 @@ def fitted_optimizer_state(saved: dict, optimizer: torch.optim.Optimizer) -> dic
     (fused, foreach, ...) are this optimizer's own, settings the file lacks take its values, and
     settings this torch does not know are dropped, so a checkpoint moves between devices and versions."""
     groups = []
-    for group, live in zip(saved["param_groups"], optimizer.param_groups):
+    for group, live in zip(saved["param_groups"], optimizer.param_groups, strict=True):
         merged = {key: value for key, value in live.items() if key != "params"}
         for key, value in group.items():
             if key in merged and key not in _IMPLEMENTATION_SETTINGS:

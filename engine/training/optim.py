@@ -121,7 +121,7 @@ class LearningRateSchedule:
 
     def apply(self) -> None:
         factor = self.factor(self.steps)
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
             group["lr"] = base * factor
 
     def step(self) -> None:

@@ -42,13 +42,13 @@ class _LastGoodWeights:
             else:
                 self.copy, self.pending = self.pending, self.copy
                 self.global_step = self.pending_step
-                for saved, live in zip(self.pending, self.live):
+                for saved, live in zip(self.pending, self.live, strict=True):
                     saved.copy_(live)
         self.pending_step = global_step
 
     def restore(self) -> None:
         with torch.no_grad():
-            for saved, live in zip(self.copy, self.live):
+            for saved, live in zip(self.copy, self.live, strict=True):
                 live.copy_(saved)
 
     def all_finite(self) -> torch.Tensor:

@@ -314,7 +314,7 @@ class Trainer:
         lr = self.lr
         self.epoch += 1
         self._progress = None
-        for key, value in zip(HISTORY_KEYS, (train_loss, train_acc, val_loss, val_acc, lr)):
+        for key, value in zip(HISTORY_KEYS, (train_loss, train_acc, val_loss, val_acc, lr), strict=True):
             self.history[key].append(value)
         self.schedule.end_epoch(val_loss if val_loss is not None else train_loss)
         stop_early = cfg.early_stopping and self._update_best()

@@ -150,7 +150,7 @@ class DataPreviewView(QWidget):
         grid = QGridLayout(grid_widget)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setHorizontalSpacing(4)
-        for row, (original, versions) in enumerate(zip(preview.originals, preview.augmented)):
+        for row, (original, versions) in enumerate(zip(preview.originals, preview.augmented, strict=True)):
             labels = []
             for column, image in enumerate([original, *versions]):
                 label = QLabel()

@@ -422,9 +422,9 @@ class ResultsView(QWidget):
         classes = len(evaluation.confusion)
         if not (0 <= true_class < classes and 0 <= predicted_class < classes):
             return []
-        targets = getattr(self.bundle, f"{evaluation.split}_y").tolist() if self.bundle is not None else []
-        indices = [i for i, (p, t) in enumerate(zip(evaluation.predicted, targets))
-                   if p == predicted_class and t == true_class]
+        targets = getattr(self.bundle, f"{evaluation.split}_y").tolist() if self.bundle is not None else None
+        pairs = zip(evaluation.predicted, targets, strict=True) if targets is not None else ()
+        indices = [i for i, (p, t) in enumerate(pairs) if p == predicted_class and t == true_class]
         self.selected_cell = (true_class, predicted_class)
         self._cell_marker.setRect(predicted_class, true_class, 1, 1)
         self._cell_marker.setVisible(True)

@@ -139,7 +139,7 @@ def test_random_stacks_match_pytorch_layer_by_layer(spec):
     assert len(analysis.rows) == len(spec.layers)
     tokens = spec.layers and spec.layers[0].kind == "Embedding"
     x = torch.zeros((2, *spec.input_shape), dtype=torch.long if tokens else torch.float32)
-    for row, layer in zip(analysis.rows, spec.layers):
+    for row, layer in zip(analysis.rows, spec.layers, strict=True):
         if row.in_shape is None:  # unknown downstream of an error whose output is unknown
             assert row.shape is None and row.params is None
             event("unknown downstream")

@@ -698,7 +698,7 @@ def test_evaluation_matches_a_manual_computation(mnist):
     loss = nn.functional.cross_entropy(out, mnist.test_y).item()
     predicted = out.argmax(1)
     confusion = [[0] * 10 for _ in range(10)]
-    for truth, guess in zip(mnist.test_y.tolist(), predicted.tolist()):
+    for truth, guess in zip(mnist.test_y.tolist(), predicted.tolist(), strict=True):
         confusion[truth][guess] += 1
     assert result.loss == pytest.approx(loss, rel=1e-5)
     assert result.accuracy == pytest.approx((predicted == mnist.test_y).float().mean().item())
