@@ -258,7 +258,8 @@ def main() -> None:
     window = measures["window"]
     print(f"  UI thread's share of the window run's CPU time: "
           f"{spread_text([100 * m.ui_share for m in window], '.1f')} %   (goal < 5%)")
-    print(f"    UI thread CPU per 1,000 samples {spread_text([1000 * m.ui_cpu_s / m.samples for m in window], '.4f')} s, "
+    print(f"    UI thread CPU per 1,000 samples "
+          f"{spread_text([1000 * m.ui_cpu_s / m.samples for m in window], '.4f')} s, "
           f"per second of run {spread_text([1000 * m.ui_cpu_s / m.wall_s for m in window], '.0f')} ms")
     rounds = range(args.rounds)
     cpu_ratio = [measures["plain thread"][i].cpu_per_1000 / window[i].cpu_per_1000 for i in rounds]

@@ -11,8 +11,8 @@ hand-written tensor-resident loop, in one process, for softmax regression, the M
 
 All three use batch size 256, Adam lr 1e-3 and the same model; each times ``--epochs`` epochs one by one
 after an untimed warm-up epoch, rounds interleave the three loops, and each loop's fastest epoch counts
-(a shared machine only ever slows an epoch down; medians are printed too). Goals on a 2-core CPU: engine >= 3x the course loop for softmax regression and
-the MLP, >= 1.3x for LeNet; engine / hand loop >= 0.95.
+(a shared machine only ever slows an epoch down; medians are printed too). Goals on a 2-core CPU: engine >= 3x
+the course loop for softmax regression and the MLP, >= 1.3x for LeNet; engine / hand loop >= 0.95.
 
     python benchmarks/train_throughput.py [--device auto|cpu|cuda] [--epochs 2] [--rounds 3] [--threads N]
 """

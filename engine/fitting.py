@@ -221,7 +221,8 @@ def sample_trial(spec: NetworkSpec, data_settings: dict | None) -> Trial:
     phrases = []
     if old.get("source", SAMPLE) != SAMPLE:
         train = SOURCES[SAMPLE].builtin.train
-        phrases.append(f"the data is the bundled MNIST sample ({train:,} handwritten digits for training, works offline)")
+        phrases.append(f"the data is the bundled MNIST sample ({train:,} handwritten digits for training, "
+                       "works offline)")
     phrases += list(result.changes)
     if old.get("augment_hflip") and SOURCES[SAMPLE].digits:
         phrases.append("random horizontal flip is off (a mirrored 2 or 7 is no digit)")

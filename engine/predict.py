@@ -195,7 +195,8 @@ class Predictor:
         out = self.outputs(x)
         if not self.objective.classification:
             values = out.float().reshape(out.shape[0], -1).tolist()
-            return [PredictionResult(source, self.names, row, None) for source, row in zip(sources, values, strict=True)]
+            return [PredictionResult(source, self.names, row, None)
+                    for source, row in zip(sources, values, strict=True)]
         probabilities = class_probabilities(out, self.objective.name).tolist()
         predicted = self.objective.predict(out).tolist()
         return [PredictionResult(source, self.names, p, int(k)) for source, p, k in zip(sources, probabilities,

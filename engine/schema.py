@@ -98,7 +98,8 @@ class Setting:
         if kind is str:
             if not isinstance(value, str):
                 raise ValueError("a text" if not self.choices else self.accepts())
-            if (self.choices and value not in self.values()) or (self.pattern and not re.fullmatch(self.pattern, value)):
+            if (self.choices and value not in self.values()) or (
+                    self.pattern and not re.fullmatch(self.pattern, value)):
                 raise ValueError(self.accepts())
             return value
         if kind is list:

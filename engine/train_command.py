@@ -147,7 +147,8 @@ def check_resumable(training: dict, checkpoint: dict) -> None:
         if name in saved and training.get(name) != saved[name]:
             flag = "--" + name.replace("_", "-")
             raise TrainingError(f"the checkpoint was trained with {name} {saved[name]!r} and a resumed run keeps it: "
-                                f"leave out {flag} (or a --config that changes it), or start a new run without --resume")
+                                f"leave out {flag} (or a --config that changes it), "
+                                "or start a new run without --resume")
 
 
 def checkpoint_interval_s(args: argparse.Namespace) -> float:

@@ -191,6 +191,6 @@ def help_dialog(parent) -> QDialog:
 def show_about(parent) -> None:
     QMessageBox.about(
         parent, "About LayerStudio",
-        f"<h3>LayerStudio {version()}</h3><p>Design a neural network by stacking layers, see every shape and parameter count "
-        "live, train it and keep real PyTorch weights.</p><p>PySide6 · PyTorch</p>",
+        f"<h3>LayerStudio {version()}</h3><p>Design a neural network by stacking layers, see every shape and "
+        "parameter count live, train it and keep real PyTorch weights.</p><p>PySide6 · PyTorch</p>",
     )

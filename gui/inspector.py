@@ -75,7 +75,8 @@ class Inspector(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)  # titles wrap; a very narrow dock scrolls
+        # titles wrap; a very narrow dock scrolls
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         body = QWidget()
         body.setObjectName("inspectorBody")
         layout = QVBoxLayout(body)
@@ -142,7 +143,8 @@ class Inspector(QWidget):
     # ------------------------------------------------------------------ showing a layer
     def show_layer(self, layer_id) -> None:
         """Show the layer with this id, the input (INPUT_ID), or nothing (None)."""
-        if layer_id is not None and layer_id != INPUT_ID and layer_id not in {layer.id for layer in self.document.spec.layers}:
+        known = {layer.id for layer in self.document.spec.layers}
+        if layer_id is not None and layer_id != INPUT_ID and layer_id not in known:
             layer_id = None
         self.layer_id = layer_id
         if layer_id is None:

@@ -38,7 +38,8 @@ class Palette(QWidget):
         self.setMinimumWidth(170)
         self.filter = QLineEdit()
         self.filter.setPlaceholderText("Filter layers…")
-        self.filter.setToolTip("Type part of a name, e.g. conv or norm; Enter adds the first match, Down moves into the list")
+        self.filter.setToolTip("Type part of a name, e.g. conv or norm; Enter adds the first match, "
+                               "Down moves into the list")
         self.filter.setClearButtonEnabled(True)
         self.tree = KindTree()
         self.tree.setHeaderHidden(True)

@@ -92,7 +92,8 @@ def main() -> int:
     doc.set_extra("training", {"epochs": args.epochs, "lr": 1e-3, "device": "cpu"})
     window.tabs.setCurrentWidget(ui.panel)
     ui.panel.start_action.trigger()
-    wait_for(ui.controller.batchEnded, condition=lambda event: event.epoch == 2 and event.step > event.steps_per_epoch / 2)
+    wait_for(ui.controller.batchEnded,
+             condition=lambda event: event.epoch == 2 and event.step > event.steps_per_epoch / 2)
     next_refresh(ui.panel.plots)
     save(window, f"training-running{suffix}.png")
     result = wait_for(ui.controller.finished)[0]

@@ -165,7 +165,8 @@ def load_data(config: DataConfig, progress: Progress | Task | None = None,
     bundle = source.load(config, report)
     bundle.config = config
     if bundle.augment.hflip and source.digits:
-        bundle.notes.append("Random horizontal flip mirrors the digits, and a mirrored 2 or 7 is no digit: turn it off.")
+        bundle.notes.append("Random horizontal flip mirrors the digits, and a mirrored 2 or 7 is no digit: "
+                            "turn it off.")
     report(1.0, bundle.summary())
     return bundle
 

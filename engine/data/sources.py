@@ -129,7 +129,8 @@ register(DataSource("mnist", "MNIST", "MNIST", lazy_loader(_VISION, "load_mnist"
                     download=_mnist_like("MNIST/raw", (9_912_422, 28_881, 1_648_877, 4_542)),
                     images=True, builtin=BuiltIn(60000, 10000, 1, 28), digits=True))
 register(DataSource("fashion-mnist", "Fashion-MNIST", "Fashion-MNIST", lazy_loader(_VISION, "load_fashion_mnist"),
-                    root="folder", root_help=_RECEIVES, download=_mnist_like("FashionMNIST/raw", (26_421_880, 29_515, 4_422_102, 5_148)),
+                    root="folder", root_help=_RECEIVES,
+                    download=_mnist_like("FashionMNIST/raw", (26_421_880, 29_515, 4_422_102, 5_148)),
                     images=True, builtin=BuiltIn(60000, 10000, 1, 28)))
 register(DataSource("cifar10", "CIFAR-10", "CIFAR-10", lazy_loader(_VISION, "load_cifar10"), root="folder",
                     root_help=_RECEIVES,

@@ -168,7 +168,8 @@ def load_cifar10(config: DataConfig, progress: Task) -> DataBundle:
                     raise DataError(
                         f"CIFAR-10 files in {folder} do not match the original download: {', '.join(damaged)}. "
                         f"torchvision reads only the original files (they are pickles, which could run code): "
-                        f"replace them from {cls.filename}, or delete them and turn on {control('data.download')}.") from exc
+                        f"replace them from {cls.filename}, or delete them and turn on "
+                        f"{control('data.download')}.") from exc
                 raise DataError(f"torchvision cannot read the CIFAR-10 files in {folder} ({exc}): replace them "
                                 f"from {cls.filename}, or delete them and turn on {control('data.download')}.") from exc
             parts[f"{split}_x"], parts[f"{split}_y"], parts["classes"] = vision_tensors(dataset)

@@ -31,9 +31,11 @@ def _conv_params(default_out):
 def _check_groups(c: int, p: dict, layer: str, out_shape=None) -> None:
     g, out = p["groups"], p["out_channels"]
     if c % g:
-        raise LayerError(f"{layer} in_channels {c} is not divisible by groups {g}: set groups to a divisor of {c}", out_shape)
+        raise LayerError(f"{layer} in_channels {c} is not divisible by groups {g}: set groups to a divisor of {c}",
+                         out_shape)
     if out % g:
-        raise LayerError(f"{layer} out_channels {out} is not divisible by groups {g}: set groups to a divisor of {out}", out_shape)
+        raise LayerError(f"{layer} out_channels {out} is not divisible by groups {g}: "
+                         f"set groups to a divisor of {out}", out_shape)
 
 
 def _conv_infer(dims: int):

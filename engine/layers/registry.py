@@ -136,7 +136,8 @@ def need_rank(x: Shape, ranks: tuple[int, ...], layer: str, meaning: str, hint: 
     ``torch_fails`` is False; a layer that keeps its input's shape still passes it on."""
     if len(x) not in ranks:
         raise LayerError(
-            f"{layer} needs {meaning} input, got {shape_tuple_text(x)}: {hint}", x if keeps_shape else None, torch_fails=False
+            f"{layer} needs {meaning} input, got {shape_tuple_text(x)}: {hint}", x if keeps_shape else None,
+            torch_fails=False,
         )
 
 

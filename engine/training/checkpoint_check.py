@@ -68,7 +68,8 @@ def validate_checkpoint(checkpoint, trainer) -> None:
         raise WeightsError("This is not a LayerStudio checkpoint: pick a file saved as a checkpoint by LayerStudio.")
     version = checkpoint.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= CHECKPOINT_VERSION:
-        raise WeightsError(f"Checkpoint version {_show(version)} is not one this LayerStudio reads: update LayerStudio.")
+        raise WeightsError(f"Checkpoint version {_show(version)} is not one this LayerStudio reads: "
+                           "update LayerStudio.")
     for name in REQUIRED_FIELDS:
         if name not in checkpoint:
             _refuse(name, "is missing, so the checkpoint is incomplete")

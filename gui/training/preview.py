@@ -98,8 +98,9 @@ class DataPreviewView(QWidget):
             self.body_layout.addWidget(self._section("Samples per class" if preview.class_names else "Samples"))
             self.body_layout.addWidget(self._class_grid(preview))
         if preview.originals is not None:
-            self.body_layout.addWidget(self._section(f"Augmentation while training: {preview.augment_text} "
-                                                     f"(each row: a training image, then what augmentation made of it)"))
+            self.body_layout.addWidget(self._section(
+                f"Augmentation while training: {preview.augment_text} "
+                f"(each row: a training image, then what augmentation made of it)"))
             self.body_layout.addWidget(self._augment_grid(preview))
         if preview.columns:
             self.body_layout.addWidget(self._section(f"First {len(preview.rows)} training rows"))

@@ -260,7 +260,8 @@ def state_corruptions(optimizer: str) -> list:
         if key == "step":
             cases += [
                 ("step-integer", field + " holds torch.int64", put("optimizer/state/0/step", lambda t: t.long())),
-                ("step-vector", field + " must be a single-number tensor", put("optimizer/state/0/step", torch.zeros(5))),
+                ("step-vector", field + " must be a single-number tensor",
+                 put("optimizer/state/0/step", torch.zeros(5))),
                 ("step-python", field + " must be a single-number tensor", put("optimizer/state/0/step", 3)),
                 ("step-negative", field + " is -1", put("optimizer/state/0/step", torch.tensor(-1.0))),
                 ("step-fraction", field + " is 1.5", put("optimizer/state/0/step", torch.tensor(1.5))),

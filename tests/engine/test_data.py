@@ -154,7 +154,8 @@ def test_reconstruction_targets_are_the_unnormalised_inputs():
 
 
 def test_images_cannot_be_regression_targets():
-    with pytest.raises(DataError, match=re.escape(f"classification targets, so it cannot be used for regression: set {control('data.task')} to "
+    with pytest.raises(DataError, match=re.escape(f"classification targets, so it cannot be used for regression: "
+                                                 f"set {control('data.task')} to "
                                                  "classification or reconstruction.")):
         load_data(DataConfig(task="regression"))
 
@@ -265,7 +266,8 @@ def write_cifar(root, per_batch=4, marker=None) -> dict[str, tuple[np.ndarray, l
     for index, name in enumerate([f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]):
         data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
         labels = [(index + k) % 10 for k in range(per_batch)]
-        entry = {"batch_label": name, "labels": labels, "data": data, "filenames": [f"{name}_{k}.png" for k in range(per_batch)]}
+        entry = {"batch_label": name, "labels": labels, "data": data,
+                 "filenames": [f"{name}_{k}.png" for k in range(per_batch)]}
         if marker is not None and name == "data_batch_1":
             entry["payload"] = RunsCodeWhenUnpickled(marker)
         with open(folder / name, "wb") as handle:
@@ -506,7 +508,8 @@ def test_crop_takes_a_window_of_the_zero_padded_image():
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
     offsets = []
     for sample, image in zip(out, padded, strict=True):
-        matches = [(dy, dx) for dy in range(5) for dx in range(5) if torch.equal(image[:, dy:dy + 6, dx:dx + 6], sample)]
+        matches = [(dy, dx) for dy in range(5) for dx in range(5)
+                   if torch.equal(image[:, dy:dy + 6, dx:dx + 6], sample)]
         assert len(matches) == 1
         offsets.append(matches[0])
     assert len(set(offsets)) > 5                # offsets vary per sample

@@ -22,7 +22,8 @@ def test_the_package_still_gives_every_name_it_gave_as_one_module():
 
     names = ("AMP_MODES", "HISTORY_KEYS", "INITS", "LOSSES", "OPTIMIZERS", "REASONS", "SCHEDULES", "STOP_METRICS",
              "COMPILE_OPTIONS", "READBACK_INTERVAL_S", "BatchEnd", "EpochEnd", "Evaluation", "Event",
-             "LearningRateSchedule", "Objective", "Prediction", "RunFinished", "RunStarted", "TrainConfig", "Trainer", "device_name",
+             "LearningRateSchedule", "Objective", "Prediction", "RunFinished", "RunStarted", "TrainConfig", "Trainer",
+             "device_name",
              "initialize_weights", "is_out_of_memory", "make_optimizer", "resolve_device", "resolve_loss",
              "steps_per_epoch", "warm_up")
     missing = [name for name in names if not hasattr(training, name)]

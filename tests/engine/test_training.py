@@ -357,7 +357,8 @@ def test_other_exceptions_end_the_run_with_their_message(mnist):
 
 
 def test_bce_without_a_sigmoid_is_refused_before_the_run(mnist):
-    with pytest.raises(TrainingError, match=re.escape(f"end the design with a Sigmoid, or set {control('training.loss')} to bce_with_logits")):
+    with pytest.raises(TrainingError, match=re.escape(
+            f"end the design with a Sigmoid, or set {control('training.loss')} to bce_with_logits")):
         Trainer(mlp(), mnist, TrainConfig(loss="bce"))
 
 

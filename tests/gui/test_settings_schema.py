@@ -89,4 +89,5 @@ def test_a_design_with_a_value_outside_its_range_is_refused_with_a_sentence(wind
     assert window.document.spec is before                                   # the current design stays
     assert len(message_boxes.texts) == 1
     text = message_boxes.texts[0]
-    assert "Cannot open bad.json" in text and "'lr' (Learning rate) must be a number between 1e-08 and 1,000,000" in text
+    assert "Cannot open bad.json" in text
+    assert "'lr' (Learning rate) must be a number between 1e-08 and 1,000,000" in text

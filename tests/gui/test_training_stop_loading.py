@@ -53,7 +53,8 @@ def slow_picture_folder(root, per_class: int = 30) -> None:
 
 
 def tiny_spec(input_shape=(1, 28, 28)) -> NetworkSpec:
-    return NetworkSpec(input_shape, (LayerSpec("Flatten", id="flat"), LayerSpec("Linear", {"out_features": 2}, id="out")))
+    return NetworkSpec(input_shape,
+                       (LayerSpec("Flatten", id="flat"), LayerSpec("Linear", {"out_features": 2}, id="out")))
 
 
 def mnist_download(tmp_path) -> dict:
