@@ -23,6 +23,7 @@ def build_model(spec: NetworkSpec) -> nn.Sequential:
         raise SpecError(f"layer {first.index} ({first.kind}): {first.error}{more}")
     modules = []
     for layer, row in zip(spec.layers, analysis.rows, strict=True):
+        assert row.in_shape is not None  # a design without errors knows every shape
         module = build_layer(layer.kind, row.in_shape, layer.params)
         if layer.frozen:
             module.requires_grad_(False)

@@ -14,6 +14,8 @@ import re
 import shutil
 import sys
 import textwrap
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 
 from engine.controls import naming, setting_name
 from engine.errors import LayerStudioError
@@ -86,7 +88,7 @@ def wrap(text: str, width: int) -> list[str]:
     return lines
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], right: set[int] = frozenset(),
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]], right: AbstractSet[int] = frozenset(),
            width: int | None = None) -> list[str]:
     """Text columns padded to their widest cell; the last column is left ragged and, with ``width``,
     wrapped onto continuation lines that start under it, so a long formula or error is never cut."""

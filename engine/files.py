@@ -32,7 +32,7 @@ MAX_JSON_DEPTH = 100  # lists and objects nested deeper are refused (a design ne
 
 # --------------------------------------------------------------------------- writing
 
-def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None], what: str,
+def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object], what: str,
                      error: ErrorType = LayerStudioError, make_folder: bool = False) -> None:
     """Write ``path`` through ``write(file)`` into a temp file beside it, then replace it in one step.
 

@@ -18,6 +18,7 @@ import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
@@ -203,14 +204,15 @@ def _check_plain(checkpoint: dict) -> None:
     while stack:
         where, value = stack.pop()
         kind = type(value)
+        # exact types (a subclass may not load back), which type checkers do not narrow on: hence the casts
         if kind in (dict, collections.OrderedDict):
-            for key, item in value.items():
+            for key, item in cast(dict, value).items():
                 if type(key) not in _PLAIN_KEYS and type(key) is not tuple:
                     raise WeightsError(f"{where} has a key of type {type(key).__name__}; "
                                        "checkpoints hold plain keys only")
                 stack.append((f"{where}[{key!r}]", item))
         elif kind in (list, tuple):
-            stack.extend((f"{where}[{i}]", item) for i, item in enumerate(value))
+            stack.extend((f"{where}[{i}]", item) for i, item in enumerate(cast(list, value)))
         elif not isinstance(value, torch.Tensor) and kind not in _PLAIN_LEAVES:
             raise WeightsError(f"{where} is a {kind.__name__}; a checkpoint may hold only tensors and plain Python "
                                "data (dict, list, str, numbers), so convert it before saving")

@@ -138,7 +138,7 @@ class PredictionResult:
     @property
     def label(self) -> str:
         """The predicted class name, or the output value(s)."""
-        if self.classification:
+        if self.predicted is not None:  # classification
             return self.names[self.predicted]
         return ", ".join(f"{value:.6g}" for value in self.scores)
 

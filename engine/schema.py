@@ -102,7 +102,7 @@ class Setting:
                     self.pattern and not re.fullmatch(self.pattern, value)):
                 raise ValueError(self.accepts())
             return value
-        if kind is list:
+        if self.items is not None:  # a list of numbers
             low, high = self.items
             if not isinstance(value, (list, tuple)) or not low <= len(value) <= high or not all(
                     self._in_range(item) for item in value):
@@ -138,7 +138,7 @@ class Setting:
         if self.type is str:
             return self.hint or "a text"
         span = self.range_text()
-        if self.type is list:
+        if self.items is not None:  # a list of numbers
             fewest, most = self.items
             text = f"a list of {'one' if fewest == 1 else fewest} to {number(most)} numbers, each {span}"
         elif self.type is int:

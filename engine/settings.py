@@ -22,7 +22,7 @@ def check_sections(design: dict[str, Any]) -> None:
     section's error, one sentence): a file's value is never clamped to fit."""
     for section, cls in SECTIONS.items():
         if section in design:
-            cls.from_dict(design[section])
+            cls.from_dict(design[section])  # type: ignore[attr-defined]  # each settings class has from_dict
 
 
 def settings_table() -> str:

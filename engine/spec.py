@@ -71,7 +71,8 @@ class LayerSpec:
         return replace(self, params={**self.params, **changes})
 
     def to_dict(self) -> dict:
-        out = {"id": self.id, "kind": self.kind, "params": {k: _jsonable(v) for k, v in self.params.items()}}
+        out: dict[str, Any] = {"id": self.id, "kind": self.kind,
+                               "params": {k: _jsonable(v) for k, v in self.params.items()}}
         if self.frozen:
             out["frozen"] = True
         return out

@@ -11,6 +11,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -80,8 +81,9 @@ def _list_image_folder(folder: Path, classes: list[str] | None = None) -> _Image
     return _ImageListing(classes, paths, labels, ignored)
 
 
-def decode_image(path: Path, size: int, grayscale: bool) -> np.ndarray:
-    """One picture as uint8 (C, size, size), resized with bilinear filtering (DataError when unreadable)."""
+def decode_image(path: Path | BinaryIO, size: int, grayscale: bool) -> np.ndarray:
+    """One picture (a file, or its bytes in an open file) as uint8 (C, size, size), resized with bilinear
+    filtering (DataError when unreadable)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -177,7 +179,7 @@ class ImageFileDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         x = images_to_float(torch.from_numpy(decode_image(self.paths[index], self.size, self.grayscale))[None])
-        if self.mean is not None:
+        if self.mean is not None and self.std is not None:
             x = normalise(x, self.mean, self.std)
         x = x[0]
         return (x, x) if self.reconstruction else (x, torch.tensor(self.labels[index], dtype=torch.int64))

@@ -91,6 +91,13 @@ class DataSource:
         return self.root_label or ("File" if self.root == "file" else "Folder")
 
     @property
+    def fixed_facts(self) -> BuiltIn:
+        """A built-in image dataset's facts; ValueError for any other source (a caller's mistake)."""
+        if self.builtin is None:
+            raise ValueError(f"{self.name!r} is not a built-in image dataset")
+        return self.builtin
+
+    @property
     def needs_root(self) -> bool:
         """ROOT must be given: a folder or file the user chooses, with no default to fall back on."""
         return bool(self.root) and self.download is None

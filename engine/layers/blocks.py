@@ -16,7 +16,7 @@ def _conv(out: int, kernel: int, stride: int = 1, padding: int = 0) -> tuple[str
     return "Conv2d", dict(out_channels=out, kernel_size=kernel, stride=stride, padding=padding)
 
 
-RELU = ("ReLU", {})
+RELU: tuple[str, dict] = ("ReLU", {})
 
 
 def _total(shape: Shape, parts, formula: str = "") -> Inference:

@@ -83,11 +83,16 @@ class LayerKind:
             if values.get("padding") is not None and isinstance(values["padding"], str):
                 parts.append(values["padding"])  # a preset reads best alone: "Conv2d 16, k3, same"
                 continue
-            parts.append(_PLACEHOLDER.sub(lambda m, values=values: _short_value(values[m.group(1)]), template))
+            parts.append(_filled(template, values))
         return f"{self.name} {', '.join(parts)}" if parts else self.name
 
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def _filled(template: str, values: dict[str, Any]) -> str:
+    """``template`` with each ``{name}`` replaced by the short form of ``values[name]``."""
+    return _PLACEHOLDER.sub(lambda m: _short_value(values[m.group(1)]), template)
 
 
 def _short_value(value) -> str:

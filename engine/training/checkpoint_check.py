@@ -12,6 +12,7 @@ This module knows the trainer only through its attributes (``model``, ``optimize
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -40,7 +41,7 @@ def _always(group: dict) -> bool:
     return True
 
 
-_OPTIMIZER_STATE = {
+_OPTIMIZER_STATE: dict[type[torch.optim.Optimizer], dict[str, tuple[Callable[[dict], bool], bool]]] = {
     torch.optim.SGD: {"momentum_buffer": (lambda g: g["momentum"] != 0, False)},
     torch.optim.Adam: {"step": (_always, True), "exp_avg": (_always, False), "exp_avg_sq": (_always, True),
                        "max_exp_avg_sq": (lambda g: g["amsgrad"], True)},  # AdamW is an Adam

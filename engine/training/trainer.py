@@ -92,6 +92,7 @@ class Trainer:
             raise TrainingError(f"the design has an error at layer {row.index} ({row.kind}): {row.error}")
         preflight.check(spec, analysis, data, config.batch_size, self.train_samples)
         check_training_fits(analysis, config, self.device, data)  # before build_model allocates anything
+        assert analysis.output_shape is not None  # a design without errors knows every shape
         self.objective = Objective.for_data(spec, analysis.output_shape, data, config)
         ends_in_probabilities = bool(spec.layers) and spec.layers[-1].kind == "Sigmoid"
         if self.objective.name == "bce" and not ends_in_probabilities:
@@ -109,7 +110,8 @@ class Trainer:
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         if not self.trainable:
             raise TrainingError("the design has no trainable parameters: unfreeze a layer or add one with weights")
-        self._penalised = [p for p in self.trainable if p.dim() > 1] if (config.l1 or config.l2) else []
+        penalised = config.l1 or config.l2
+        self._penalised: list[torch.Tensor] = [p for p in self.trainable if p.dim() > 1] if penalised else []
         self._forward = torch.compile(self.model, **COMPILE_OPTIONS) if config.compile else self.model
         self.optimizer = make_optimizer(self.trainable, config, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type) if self.amp_dtype is torch.float16 else None
@@ -304,6 +306,7 @@ class Trainer:
     def _end_epoch(self, emit) -> RunFinished | None:
         """Validation, history, schedule and early stopping after an epoch; emits EpochEnd."""
         progress, cfg = self._progress, self.config
+        assert progress is not None  # the epoch that just ended
         train_loss, train_acc = progress.figures(self.train_samples, self.steps_per_epoch, cfg.batch_size,
                                                  self.classification)
         val_loss = val_acc = None
@@ -350,10 +353,11 @@ class Trainer:
     def _completed(self) -> RunFinished:
         restored = self._restore_best() if self.config.early_stopping else ""
         parts = [f"train loss {self.history['train_loss'][-1]:.4g}"]
-        if self._metric("val_loss") is not None:
-            parts.append(f"val loss {self._metric('val_loss'):.4g}")
-        if self._metric("val_acc") is not None:
-            parts.append(f"val accuracy {100 * self._metric('val_acc'):.1f}%")
+        val_loss, val_acc = self._metric("val_loss"), self._metric("val_acc")
+        if val_loss is not None:
+            parts.append(f"val loss {val_loss:.4g}")
+        if val_acc is not None:
+            parts.append(f"val accuracy {100 * val_acc:.1f}%")
         return RunFinished(FinishReason.COMPLETED, f"trained {self.epoch} epochs: {', '.join(parts)}{restored}",
                            self.epoch)
 
