@@ -29,7 +29,7 @@ def timed(function, repeat: int = 1) -> tuple[float, object]:
 
 def main() -> None:
     start = time.perf_counter()
-    import torch  # noqa: F401  (counted separately: every command pays it anyway)
+    import torch  # counted separately: every command pays it anyway
     torch_import = time.perf_counter() - start
     from engine.data import DataConfig, load_data, read_idx
     from resources import MNIST_SAMPLE

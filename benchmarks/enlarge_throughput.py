@@ -19,16 +19,16 @@ import statistics
 import time
 from dataclasses import replace
 
-from engine.openmp import use_passive_wait  # noqa: E402 - first, as in the app
+from engine.openmp import use_passive_wait  # first, as in the app
 
 use_passive_wait()  # before torch loads
-import torch
+import torch  # noqa: E402 - after use_passive_wait()
 
-from engine.data import DataConfig, load_data
-from engine.data.enlarge import enlarge
-from engine.memory import estimate_data_bytes, format_bytes
-from engine.templates import load_template
-from engine.training import EpochEnd, TrainConfig, Trainer, device_name, resolve_device
+from engine.data import DataConfig, load_data  # noqa: E402
+from engine.data.enlarge import enlarge  # noqa: E402
+from engine.memory import estimate_data_bytes, format_bytes  # noqa: E402
+from engine.templates import load_template  # noqa: E402
+from engine.training import EpochEnd, TrainConfig, Trainer, device_name, resolve_device  # noqa: E402
 
 SIDE = 224
 FASHION_MNIST_IMAGES = 70_000

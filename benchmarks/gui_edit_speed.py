@@ -20,11 +20,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QSettings  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication
 
-from engine.shapes import analyze, format_shape  # noqa: E402
-from engine.spec import LayerSpec, NetworkSpec  # noqa: E402
+from engine.shapes import analyze, format_shape
+from engine.spec import LayerSpec, NetworkSpec
 
 REPEATS = 40
 GOAL_MS = 50.0
@@ -81,7 +81,7 @@ def main() -> None:
     gui, bare = [], []
     for i in range(REPEATS):
         value = 17 + i
-        gui.append(gui_edit(lambda: doc.edit_param(first_conv, "out_channels", value), "10"))
+        gui.append(gui_edit(lambda value=value: doc.edit_param(first_conv, "out_channels", value), "10"))
         spec = doc.spec.with_param(first_conv, "out_channels", value + 1000)
         start = time.perf_counter()
         analyze(spec)
@@ -93,7 +93,7 @@ def main() -> None:
     for i in range(REPEATS):
         size = 40 + i
         expected = format_shape(analyze(doc.spec.with_input_shape((3, size, size))).output_shape)
-        gui.append(gui_edit(lambda: doc.edit_input_shape((3, size, size)), expected))
+        gui.append(gui_edit(lambda size=size: doc.edit_input_shape((3, size, size)), expected))
         spec = doc.spec.with_input_shape((3, size + 1000, size + 1000))
         start = time.perf_counter()
         analyze(spec)

@@ -38,18 +38,18 @@ from dataclasses import dataclass
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's engine and gui
 
-from engine.openmp import use_passive_wait  # noqa: E402 - first, as in the app
+from engine.openmp import use_passive_wait  # first, as in the app
 
 use_passive_wait()  # before torch loads
 
-import numpy as np  # noqa: E402
+import numpy as np  # noqa: E402 - after use_passive_wait()
 import torch  # noqa: E402
 from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from engine.data import DataConfig, load_data  # noqa: E402
 from engine.templates import load_design  # noqa: E402
-from engine.training import Trainer, TrainConfig, warm_up  # noqa: E402
+from engine.training import TrainConfig, Trainer, warm_up  # noqa: E402
 
 TICK_MS = 10
 WAYS = ("main thread", "plain thread", "window")
@@ -258,7 +258,8 @@ def main() -> None:
     window = measures["window"]
     print(f"  UI thread's share of the window run's CPU time: "
           f"{spread_text([100 * m.ui_share for m in window], '.1f')} %   (goal < 5%)")
-    print(f"    UI thread CPU per 1,000 samples {spread_text([1000 * m.ui_cpu_s / m.samples for m in window], '.4f')} s, "
+    print(f"    UI thread CPU per 1,000 samples "
+          f"{spread_text([1000 * m.ui_cpu_s / m.samples for m in window], '.4f')} s, "
           f"per second of run {spread_text([1000 * m.ui_cpu_s / m.wall_s for m in window], '.0f')} ms")
     rounds = range(args.rounds)
     cpu_ratio = [measures["plain thread"][i].cpu_per_1000 / window[i].cpu_per_1000 for i in rounds]

@@ -11,8 +11,8 @@ hand-written tensor-resident loop, in one process, for softmax regression, the M
 
 All three use batch size 256, Adam lr 1e-3 and the same model; each times ``--epochs`` epochs one by one
 after an untimed warm-up epoch, rounds interleave the three loops, and each loop's fastest epoch counts
-(a shared machine only ever slows an epoch down; medians are printed too). Goals on a 2-core CPU: engine >= 3x the course loop for softmax regression and
-the MLP, >= 1.3x for LeNet; engine / hand loop >= 0.95.
+(a shared machine only ever slows an epoch down; medians are printed too). Goals on a 2-core CPU: engine >= 3x
+the course loop for softmax regression and the MLP, >= 1.3x for LeNet; engine / hand loop >= 0.95.
 
     python benchmarks/train_throughput.py [--device auto|cpu|cuda] [--epochs 2] [--rounds 3] [--threads N]
 """
@@ -24,13 +24,14 @@ import shutil
 import statistics
 import tempfile
 import time
+from itertools import pairwise
 from pathlib import Path
 
 from engine.openmp import use_passive_wait
 
 use_passive_wait()  # before torch loads, as in the app
 
-import torch  # noqa: E402
+import torch  # noqa: E402 - after use_passive_wait()
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 from torchvision import datasets, transforms  # noqa: E402
@@ -97,7 +98,7 @@ def engine_loop(template: str, data, device: torch.device, epochs: int) -> list[
     finished = trainer.run(on_event)
     if finished.reason != "completed":
         raise SystemExit(f"engine run ended {finished.reason}: {finished.message}")
-    return [trainer.train_samples / (b - a) for a, b in zip(ends, ends[1:])]
+    return [trainer.train_samples / (b - a) for a, b in pairwise(ends)]
 
 
 def hand_loop(template: str, data, device: torch.device, epochs: int) -> list[float]:

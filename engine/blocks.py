@@ -79,7 +79,7 @@ class Inception(nn.Module):
         return torch.cat((p1, p2, p3, p4), dim=1)
 
 
-class _SequenceOutput:
+class _SequenceOutput(nn.RNNBase):
     """Mixin for nn.LSTM / nn.GRU: batch-first, returns all time steps or the last one.
 
     Subclassing (not wrapping) keeps the state_dict keys of a plain nn.LSTM/nn.GRU.
@@ -87,11 +87,12 @@ class _SequenceOutput:
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bidirectional: bool = False,
                  dropout: float = 0.0, output: str = "last"):
-        super().__init__(input_size, hidden_size, num_layers=num_layers, bidirectional=bidirectional,
-                         dropout=dropout, batch_first=True)
+        # nn.LSTM's or nn.GRU's __init__ (next in the MRO), which name RNNBase's mode themselves
+        super().__init__(input_size, hidden_size, num_layers=num_layers,  # type: ignore[call-arg, arg-type]
+                         bidirectional=bidirectional, dropout=dropout, batch_first=True)
         self.output = output
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         y, _ = super().forward(x)
         if self.output == "all":
             return y
@@ -105,9 +106,10 @@ class _SequenceOutput:
         return f"{super().extra_repr()}, output={self.output!r}"
 
 
-class SequenceLSTM(_SequenceOutput, nn.LSTM):
+# misc: their forward gives one tensor, not the (output, state) pair LSTM and GRU give: what they are for
+class SequenceLSTM(_SequenceOutput, nn.LSTM):  # type: ignore[misc]
     """nn.LSTM that fits in an nn.Sequential."""
 
 
-class SequenceGRU(_SequenceOutput, nn.GRU):
+class SequenceGRU(_SequenceOutput, nn.GRU):  # type: ignore[misc]
     """nn.GRU that fits in an nn.Sequential."""

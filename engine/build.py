@@ -22,7 +22,8 @@ def build_model(spec: NetworkSpec) -> nn.Sequential:
         more = f" (and {len(others)} more layer{'s' if len(others) > 1 else ''} with problems)" if others else ""
         raise SpecError(f"layer {first.index} ({first.kind}): {first.error}{more}")
     modules = []
-    for layer, row in zip(spec.layers, analysis.rows):
+    for layer, row in zip(spec.layers, analysis.rows, strict=True):
+        assert row.in_shape is not None  # a design without errors knows every shape
         module = build_layer(layer.kind, row.in_shape, layer.params)
         if layer.frozen:
             module.requires_grad_(False)

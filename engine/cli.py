@@ -14,6 +14,8 @@ import re
 import shutil
 import sys
 import textwrap
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 
 from engine.controls import naming, setting_name
 from engine.errors import LayerStudioError
@@ -86,7 +88,7 @@ def wrap(text: str, width: int) -> list[str]:
     return lines
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], right: set[int] = frozenset(),
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]], right: AbstractSet[int] = frozenset(),
            width: int | None = None) -> list[str]:
     """Text columns padded to their widest cell; the last column is left ragged and, with ``width``,
     wrapped onto continuation lines that start under it, so a long formula or error is never cut."""
@@ -96,7 +98,9 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], right: set[int]
     room = max(width - indent, MIN_LAST_COLUMN) if width else None
 
     def lines(cells):
-        padded = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))]
+        # every column but the last is padded: widths has one entry fewer than cells
+        padded = [c.rjust(w) if i in right else c.ljust(w)
+                  for i, (c, w) in enumerate(zip(cells, widths, strict=False))]
         last = wrap(cells[-1], room) if room else [cells[-1]]
         return ["  ".join(padded + [last[0]]).rstrip()] + [" " * indent + piece for piece in last[1:]]
 
@@ -135,7 +139,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     spec, data = load_design(args.design)
     analysis = analyze(spec)
     rows = []
-    for row, layer in zip(analysis.rows, spec.layers):
+    for row, layer in zip(analysis.rows, spec.layers, strict=True):
         label = row.label + (" (frozen)" if layer.frozen else "")
         macs = "?" if row.macs is None else format_count(row.macs)
         rows.append(("!" if row.error else "", str(row.index), label, format_shape(row.shape), _count(row.params),
@@ -252,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `layerstudio summary vgg | head`
         sys.stderr.close()
         return 0
-    except Exception as exc:  # noqa: BLE001 - a bug: one line for the person, the traceback in the log file
+    except Exception as exc:  # a bug: one line for the person, the traceback in the log file
         print(report_unexpected(exc, f"running layerstudio {args.command}", log), file=sys.stderr)
         return EXIT_UNEXPECTED
     finally:

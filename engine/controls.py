@@ -8,11 +8,11 @@ names the setting itself (``the data setting 'download'``). One sentence, no cop
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator, Optional
 
 # A front end's naming: the control for a setting key, or None where it has none (the key is then named).
-Naming = Callable[[str], Optional[str]]
+Naming = Callable[[str], str | None]
 _naming: Naming | None = None
 
 

@@ -36,5 +36,5 @@ class TrainingError(LayerStudioError):
     """A training run cannot start with the given design, data and settings."""
 
 
-class Cancelled(LayerStudioError):
+class Cancelled(LayerStudioError):  # noqa: N818 - a stop the user asked for, not an error
     """Long work (loading or downloading data) was stopped on request: callers report it as stopped, not failed."""

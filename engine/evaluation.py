@@ -68,7 +68,7 @@ def class_metrics(confusion: list[list[int]]) -> list[ClassMetrics]:
     or predictions but no hit; NaN only for a class absent from both.
     """
     rows = [sum(row) for row in confusion]
-    columns = [sum(column) for column in zip(*confusion)] if confusion else []
+    columns = [sum(column) for column in zip(*confusion, strict=True)] if confusion else []
     metrics = []
     for k, row in enumerate(confusion):
         hits = row[k]
@@ -146,7 +146,7 @@ def infer(model: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor], obj
                         kept.append(predicted)
                 elif keep:
                     kept.append(out.reshape(out.shape[0], -1)[:, 0].float())
-            if count == 0:
+            if count == 0 or loss_sum is None:  # no batches
                 raise TrainingError("there are no samples to evaluate: choose a split that has samples")
             parts = [loss_sum.float()] + ([correct.to(torch.float32)] if correct is not None else [])
             values = torch.stack(parts).tolist()
@@ -169,8 +169,8 @@ def summarize(loss: float, accuracy: float | None, predicted: torch.Tensor, targ
         values = targets[:shown].reshape(shown, -1)[:, 0].tolist()
         return Evaluation(loss, None, None, None,
                           [Prediction(i, firsts[i], values[i]) for i in range(shown)], None, split, count)
-    confusion = torch.bincount(targets * num_classes + predicted, minlength=num_classes * num_classes)
-    confusion = confusion.reshape(num_classes, num_classes).tolist()
+    counts = torch.bincount(targets * num_classes + predicted, minlength=num_classes * num_classes)
+    confusion = counts.reshape(num_classes, num_classes).tolist()
     per_class = [row[i] / sum(row) if sum(row) else math.nan for i, row in enumerate(confusion)]
     predicted_list, labels = predicted.tolist(), targets[:shown].tolist()
     sample = [Prediction(i, predicted_list[i], labels[i]) for i in range(shown)]
@@ -189,7 +189,7 @@ def check_split(data, split: str) -> None:
 
 def model_device(model: nn.Module) -> torch.device:
     """Where the model's weights live (the CPU for a model without any)."""
-    tensor = next(iter(model.parameters()), None)
+    tensor: torch.Tensor | None = next(iter(model.parameters()), None)
     if tensor is None:
         tensor = next(iter(model.buffers()), None)
     return tensor.device if tensor is not None else torch.device("cpu")
@@ -204,6 +204,7 @@ def make_objective(spec: NetworkSpec, data, config=None):
     if not analysis.ok:
         row = analysis.errors[0]
         raise TrainingError(f"the design has an error at layer {row.index} ({row.kind}): {row.error}")
+    assert analysis.output_shape is not None  # a design without errors knows every shape
     return Objective.for_data(spec, analysis.output_shape, data, config)
 
 
@@ -231,5 +232,6 @@ def evaluate_model(spec: NetworkSpec, model: nn.Module, data, split: str = "test
     inference = infer(model, model, objective, batches(), keep=True, should_stop=should_stop)
     if inference is None:
         return None
+    assert inference.predicted is not None  # kept
     classes = data.num_classes if objective.classification else None
     return summarize(inference.loss, inference.accuracy, inference.predicted, y, classes, split, samples)

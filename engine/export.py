@@ -47,7 +47,7 @@ def python_source(spec: NetworkSpec) -> str:
         f"INPUT_SHAPE = {_literal(tuple(spec.input_shape), 'input', 'INPUT_SHAPE')}",
         "model = nn.Sequential(",
     ]
-    for index, (layer, row, module) in enumerate(zip(spec.layers, analysis.rows, model)):
+    for index, (layer, row, module) in enumerate(zip(spec.layers, analysis.rows, model, strict=True)):
         call = _call_source(module, layer.id)
         lines.append(f"    {call},  # {index}: {layer.id} -> {format_shape(row.shape)}")
     lines.append(")")
@@ -86,7 +86,8 @@ def _call_source(module: nn.Module, layer_id: str) -> str:
         if name in SKIPPED_ARGUMENTS or name.startswith("_") or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
         if name not in vars(module) and not hasattr(module, name):
-            raise SpecError(f"layer {layer_id}: {type(module).__name__} keeps no {name!r} setting, so it cannot be exported")
+            raise SpecError(f"layer {layer_id}: {type(module).__name__} keeps no {name!r} setting, "
+                            "so it cannot be exported")
         value = getattr(module, name)
         if name == "bias" and not isinstance(value, bool):
             value = value is not None
@@ -129,7 +130,8 @@ def _class_reference(cls: type) -> str:
         return f"nn.{cls.__name__}"
     if cls.__module__ == blocks.__name__:
         return cls.__name__
-    raise SpecError(f"{cls.__module__}.{cls.__name__} is neither in torch.nn nor in engine.blocks: it cannot be exported")
+    raise SpecError(f"{cls.__module__}.{cls.__name__} is neither in torch.nn nor in engine.blocks: "
+                    "it cannot be exported")
 
 
 def _block_classes(classes) -> list[type]:

@@ -18,8 +18,9 @@ import math
 import os
 import secrets
 import stat
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 from engine.errors import LayerStudioError
 
@@ -31,7 +32,7 @@ MAX_JSON_DEPTH = 100  # lists and objects nested deeper are refused (a design ne
 
 # --------------------------------------------------------------------------- writing
 
-def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None], what: str,
+def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object], what: str,
                      error: ErrorType = LayerStudioError, make_folder: bool = False) -> None:
     """Write ``path`` through ``write(file)`` into a temp file beside it, then replace it in one step.
 
@@ -198,7 +199,7 @@ def parse_json(text: str, what: str, error: ErrorType = LayerStudioError, name: 
     except json.JSONDecodeError as exc:
         raise error(sentence(f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}): fix the "
                              f"{what} or save it again")) from None
-    except (RecursionError, _TooDeep):
+    except (RecursionError, _TooDeepError):
         raise error(sentence(f"nests lists or objects more than {MAX_JSON_DEPTH} deep, too deep to be a "
                              f"{what}")) from None
     except (ValueError, OverflowError) as exc:  # e.g. an integer of 5000 digits, NaN, a lone surrogate
@@ -206,7 +207,7 @@ def parse_json(text: str, what: str, error: ErrorType = LayerStudioError, name: 
     return data
 
 
-class _TooDeep(Exception):
+class _TooDeepError(Exception):
     """Internal: JSON data nested deeper than MAX_JSON_DEPTH."""
 
 
@@ -222,7 +223,7 @@ def _check_plain_json(data: Any) -> None:
             _check_unicode(value)
         elif isinstance(value, (dict, list)):
             if depth > MAX_JSON_DEPTH:
-                raise _TooDeep
+                raise _TooDeepError
             if isinstance(value, dict):
                 for key in value:
                     _check_unicode(key)

@@ -70,8 +70,8 @@ def builtin_facts(source: str, task: str = "auto", image_size: int = 0) -> DataF
     downloading it: its images enlarged to ``image_size`` when larger, its classes or, for reconstruction,
     its pixels as the outputs."""
     entry = SOURCES[source]
-    side = max(entry.builtin.side, image_size)
-    shape = (entry.builtin.channels, side, side)
+    side = max(entry.fixed_facts.side, image_size)
+    shape = (entry.fixed_facts.channels, side, side)
     if task == "reconstruction":
         return DataFacts(entry.title, shape, "reconstruction", math.prod(shape), resizable=True)
     return DataFacts(entry.title, shape, "classification", BUILTIN_CLASSES, resizable=True)
@@ -217,11 +217,12 @@ def sample_trial(spec: NetworkSpec, data_settings: dict | None) -> Trial:
     if not result.ok:
         return Trial(old, result, result.refusal)
     data = {**old, "source": SAMPLE, "task": task, "stream": False, "augment_hflip": False,
-            "image_size": result.image_size or SOURCES[SAMPLE].builtin.side}
+            "image_size": result.image_size or SOURCES[SAMPLE].fixed_facts.side}
     phrases = []
     if old.get("source", SAMPLE) != SAMPLE:
-        train = SOURCES[SAMPLE].builtin.train
-        phrases.append(f"the data is the bundled MNIST sample ({train:,} handwritten digits for training, works offline)")
+        train = SOURCES[SAMPLE].fixed_facts.train
+        phrases.append(f"the data is the bundled MNIST sample ({train:,} handwritten digits for training, "
+                       "works offline)")
     phrases += list(result.changes)
     if old.get("augment_hflip") and SOURCES[SAMPLE].digits:
         phrases.append("random horizontal flip is off (a mirrored 2 or 7 is no digit)")

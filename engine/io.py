@@ -18,6 +18,7 @@ import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
@@ -96,8 +97,8 @@ def _torch_load(path: Path):
         raise WeightsError(f"{path} cannot be read ({exc.strerror or exc}): check the file") from None
     except Exception as exc:  # a damaged file can make torch fail in many ways (RuntimeError, AssertionError, ...)
         log.info("torch.load could not read %s", path, exc_info=True)
-        raise WeightsError(f"{path} is damaged, truncated or not a PyTorch file and cannot be read ({_first_line(exc)}): "
-                           "save it again") from None
+        raise WeightsError(f"{path} is damaged, truncated or not a PyTorch file and cannot be read "
+                           f"({_first_line(exc)}): save it again") from None
 
 
 def _safetensors_load(path: Path) -> dict[str, torch.Tensor]:
@@ -203,13 +204,15 @@ def _check_plain(checkpoint: dict) -> None:
     while stack:
         where, value = stack.pop()
         kind = type(value)
+        # exact types (a subclass may not load back), which type checkers do not narrow on: hence the casts
         if kind in (dict, collections.OrderedDict):
-            for key, item in value.items():
+            for key, item in cast(dict, value).items():
                 if type(key) not in _PLAIN_KEYS and type(key) is not tuple:
-                    raise WeightsError(f"{where} has a key of type {type(key).__name__}; checkpoints hold plain keys only")
+                    raise WeightsError(f"{where} has a key of type {type(key).__name__}; "
+                                       "checkpoints hold plain keys only")
                 stack.append((f"{where}[{key!r}]", item))
         elif kind in (list, tuple):
-            stack.extend((f"{where}[{i}]", item) for i, item in enumerate(value))
+            stack.extend((f"{where}[{i}]", item) for i, item in enumerate(cast(list, value)))
         elif not isinstance(value, torch.Tensor) and kind not in _PLAIN_LEAVES:
             raise WeightsError(f"{where} is a {kind.__name__}; a checkpoint may hold only tensors and plain Python "
                                "data (dict, list, str, numbers), so convert it before saving")
@@ -333,7 +336,8 @@ def check_fit(model: nn.Module, state_dict: dict[str, torch.Tensor], spec=None) 
 
 
 def apply_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], spec=None) -> FitReport:
-    """Load a state_dict into a model, all or nothing: WeightsError (with the report) and no change if it does not fit."""
+    """Load a state_dict into a model, all or nothing: WeightsError (with the report) and no change if it does
+    not fit."""
     report = check_fit(model, state_dict, spec)
     if not report.ok:
         raise WeightsError(report.text())
@@ -346,7 +350,8 @@ def apply_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], spec
         try:  # convert every tensor before touching the model, so a failure leaves it as it was
             prepared[original] = source.to(device=target.device, dtype=target.dtype)
         except (RuntimeError, TypeError) as exc:
-            raise WeightsError(f"{key} cannot be converted to {target.dtype} ({_first_line(exc)}); nothing was loaded") from None
+            raise WeightsError(f"{key} cannot be converted to {target.dtype} ({_first_line(exc)}); "
+                               "nothing was loaded") from None
     model.load_state_dict(prepared, strict=True)
     return report
 
@@ -366,7 +371,8 @@ def _check_loadable(key: str, source: torch.Tensor, target: torch.Tensor) -> Non
     booleans for real-valued weights (or the reverse) would be converted silently into wrong weights."""
     if source.layout != torch.strided:
         raise WeightsError(f"{key} is a sparse tensor ({str(source.layout).removeprefix('torch.')}) in the file; "
-                           "LayerStudio loads dense tensors only: save the weights with .to_dense(); nothing was loaded")
+                           "LayerStudio loads dense tensors only: save the weights with .to_dense(); "
+                           "nothing was loaded")
     if source.is_quantized:
         raise WeightsError(f"{key} is a quantized tensor ({str(source.dtype).removeprefix('torch.')}) in the file; "
                            "LayerStudio loads real-valued weights only: save the weights before quantizing; "

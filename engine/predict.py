@@ -20,8 +20,7 @@ import torch
 from torch import nn
 
 from engine.data import DataBundle, decode_image
-# the training data's own conversion steps, so a prediction sees exactly what training saw
-from engine.data.bundle import to_normalised_float
+from engine.data.bundle import to_normalised_float  # training's own steps: a prediction sees what training saw
 from engine.data.enlarge import enlarge
 from engine.errors import DataError
 from engine.evaluation import input_reshape_needed, make_objective, model_device
@@ -139,7 +138,7 @@ class PredictionResult:
     @property
     def label(self) -> str:
         """The predicted class name, or the output value(s)."""
-        if self.classification:
+        if self.predicted is not None:  # classification
             return self.names[self.predicted]
         return ", ".join(f"{value:.6g}" for value in self.scores)
 
@@ -151,8 +150,8 @@ class PredictionResult:
     def to_dict(self) -> dict:
         if self.classification:
             return {"input": self.source, "predicted": self.label,
-                    "probabilities": dict(zip(self.names, self.scores))}
-        return {"input": self.source, "values": dict(zip(self.names, self.scores))}
+                    "probabilities": dict(zip(self.names, self.scores, strict=True))}
+        return {"input": self.source, "values": dict(zip(self.names, self.scores, strict=True))}
 
 
 def class_probabilities(out: torch.Tensor, loss: str) -> torch.Tensor:
@@ -196,11 +195,12 @@ class Predictor:
         out = self.outputs(x)
         if not self.objective.classification:
             values = out.float().reshape(out.shape[0], -1).tolist()
-            return [PredictionResult(source, self.names, row, None) for source, row in zip(sources, values)]
+            return [PredictionResult(source, self.names, row, None)
+                    for source, row in zip(sources, values, strict=True)]
         probabilities = class_probabilities(out, self.objective.name).tolist()
         predicted = self.objective.predict(out).tolist()
         return [PredictionResult(source, self.names, p, int(k)) for source, p, k in zip(sources, probabilities,
-                                                                                          predicted)]
+                                                                                          predicted, strict=True)]
 
     def outputs(self, x: torch.Tensor) -> torch.Tensor:
         """The model's raw outputs for prepared samples, in eval mode (its mode is restored)."""

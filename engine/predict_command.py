@@ -70,6 +70,6 @@ def prediction_line(result, top: int) -> str:
     """``seven.png: 7 (7 98.1%, 1 1.2%, 9 0.4%)``; for regression ``1.5,2: y 3.14``."""
     if not result.classification:
         return f"{result.source}: " + ", ".join(f"{name} {value:.6g}" for name, value in
-                                                 zip(result.names, result.scores))
+                                                 zip(result.names, result.scores, strict=True))
     ranked = ", ".join(f"{name} {100 * p:.1f}%" for name, p in result.top(top))
     return f"{result.source}: {result.label} ({ranked})"

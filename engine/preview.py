@@ -10,9 +10,11 @@ column names with the first rows in their original units.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import TensorDataset
 
 from engine.data import DataBundle, augment_batch
 
@@ -51,8 +53,8 @@ def preview_data(bundle: DataBundle, per_class: int = 8, samples: int = 4, versi
     classes = list(bundle.class_names) if bundle.task == "classification" else []
     counts = {split: _counts(y, len(classes)) for split, y in
               (("train", labels), ("val", bundle.val_y), ("test", bundle.test_y))}
-    preview = dict(name=bundle.name, summary=bundle.summary(), task=bundle.task, class_names=classes,
-                   counts=counts, notes=list(bundle.notes))
+    preview: dict[str, Any] = dict(name=bundle.name, summary=bundle.summary(), task=bundle.task,
+                                   class_names=classes, counts=counts, notes=list(bundle.notes))
     if len(bundle.input_shape) == 3:
         preview.update(_image_parts(bundle, labels, classes, per_class, samples, versions, seed))
     elif len(bundle.input_shape) == 1:
@@ -65,12 +67,11 @@ def _train_labels(bundle: DataBundle) -> torch.Tensor:
     dataset = bundle.train_dataset
     if dataset is None:
         return bundle.train_y
-    tensors = getattr(dataset, "tensors", None)          # a TensorDataset
-    if tensors is not None:
-        return tensors[1]
-    if getattr(dataset, "reconstruction", False):
+    if isinstance(dataset, TensorDataset):
+        return dataset.tensors[1]
+    if dataset.reconstruction:                                    # an ImageFileDataset from here on
         return torch.empty(len(dataset), 0)
-    return torch.as_tensor(dataset.labels, dtype=torch.int64)    # an ImageFileDataset
+    return torch.as_tensor(dataset.labels, dtype=torch.int64)
 
 
 def _train_inputs(bundle: DataBundle, indices: torch.Tensor) -> torch.Tensor:
@@ -110,7 +111,7 @@ def _image_parts(bundle: DataBundle, labels: torch.Tensor, classes: list[str], p
             groups.append((name, to_pixels(_train_inputs(bundle, chosen), bundle)))
     else:
         groups = [("Samples", to_pixels(_train_inputs(bundle, torch.arange(min(per_class, size))), bundle))]
-    parts = {"groups": groups}
+    parts: dict[str, Any] = {"groups": groups}
     augment = bundle.augment
     if augment.active and size:
         chosen = torch.arange(min(samples, size))
@@ -145,12 +146,12 @@ def _table_parts(bundle: DataBundle, labels: torch.Tensor, classes: list[str], r
     table = [[f"{value:.6g}" for value in row] for row in _rounded(x, bundle).tolist()]
     if bundle.task == "classification":
         targets = list(bundle.target_names) or ["label"]
-        table = [row + [classes[int(label)]] for row, label in zip(table, labels[chosen].tolist())]
+        table = [row + [classes[int(label)]] for row, label in zip(table, labels[chosen].tolist(), strict=True)]
     elif bundle.task == "regression":
         y = labels[chosen].reshape(len(chosen), -1)
         targets = list(bundle.target_names) if len(bundle.target_names) == y.shape[1] else \
             [f"y{i + 1}" for i in range(y.shape[1])]
-        table = [row + [f"{value:.6g}" for value in values] for row, values in zip(table, y.tolist())]
+        table = [row + [f"{value:.6g}" for value in values] for row, values in zip(table, y.tolist(), strict=True)]
     else:
         targets = []
     return {"columns": features + targets, "rows": table}

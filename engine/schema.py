@@ -17,9 +17,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, Callable, Mapping, Union
+from typing import Any
 
 SETTING = "layerstudio.setting"  # the dataclass field metadata key holding a field's Setting
 
@@ -39,7 +40,7 @@ def only_when(name: str, *values: Any) -> When:
 
 
 ChoiceList = tuple[tuple[Any, str], ...]
-Choices = Union[ChoiceList, Callable[[], ChoiceList]]
+Choices = ChoiceList | Callable[[], ChoiceList]
 
 
 @dataclass(frozen=True)
@@ -97,10 +98,11 @@ class Setting:
         if kind is str:
             if not isinstance(value, str):
                 raise ValueError("a text" if not self.choices else self.accepts())
-            if (self.choices and value not in self.values()) or (self.pattern and not re.fullmatch(self.pattern, value)):
+            if (self.choices and value not in self.values()) or (
+                    self.pattern and not re.fullmatch(self.pattern, value)):
                 raise ValueError(self.accepts())
             return value
-        if kind is list:
+        if self.items is not None:  # a list of numbers
             low, high = self.items
             if not isinstance(value, (list, tuple)) or not low <= len(value) <= high or not all(
                     self._in_range(item) for item in value):
@@ -136,7 +138,7 @@ class Setting:
         if self.type is str:
             return self.hint or "a text"
         span = self.range_text()
-        if self.type is list:
+        if self.items is not None:  # a list of numbers
             fewest, most = self.items
             text = f"a list of {'one' if fewest == 1 else fewest} to {number(most)} numbers, each {span}"
         elif self.type is int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from engine.data.config import DataConfig
-from engine.errors import LayerStudioError
 from engine.schema import markdown_table
 from engine.training.config import TrainConfig
 
@@ -25,7 +24,7 @@ def check_sections(design: dict[str, Any]) -> None:
     section's error, one sentence): a file's value is never clamped to fit."""
     for section, cls in SECTIONS.items():
         if section in design:
-            cls.from_dict(design[section])
+            cls.from_dict(design[section])  # type: ignore[attr-defined]  # each settings class has from_dict
 
 
 def settings_table() -> str:

@@ -71,7 +71,8 @@ class LayerSpec:
         return replace(self, params={**self.params, **changes})
 
     def to_dict(self) -> dict:
-        out = {"id": self.id, "kind": self.kind, "params": {k: _jsonable(v) for k, v in self.params.items()}}
+        out: dict[str, Any] = {"id": self.id, "kind": self.kind,
+                               "params": {k: _jsonable(v) for k, v in self.params.items()}}
         if self.frozen:
             out["frozen"] = True
         return out
@@ -87,10 +88,12 @@ class LayerSpec:
             raise SpecError(f"{where} is missing field 'kind' (the layer type, e.g. \"Conv2d\")")
         kind_name = data["kind"]
         if not isinstance(kind_name, str):
-            raise SpecError(f"{where} field 'kind' must be a layer type name such as \"Conv2d\", got {_show(kind_name)}")
+            raise SpecError(f"{where} field 'kind' must be a layer type name such as \"Conv2d\", "
+                            f"got {_show(kind_name)}")
         kind = KINDS.get(kind_name)
         if kind is None:
-            raise SpecError(f"{where} field 'kind' names unknown kind {_show(kind_name)}: known kinds are {', '.join(KINDS)}")
+            raise SpecError(f"{where} field 'kind' names unknown kind {_show(kind_name)}: "
+                            f"known kinds are {', '.join(KINDS)}")
         where = f"{where} ({kind_name})"
         params = data.get("params", {})
         if not isinstance(params, dict):
@@ -164,7 +167,7 @@ class NetworkSpec:
         return replace(self, layers=self.layers[:index] + tuple(layers) + self.layers[index:])
 
     def removed(self, *layer_ids: str) -> NetworkSpec:
-        return replace(self, layers=tuple(l for l in self.layers if l.id not in layer_ids))
+        return replace(self, layers=tuple(layer for layer in self.layers if layer.id not in layer_ids))
 
     def moved(self, layer_id: str, new_index: int) -> NetworkSpec:
         layers = list(self.layers)
@@ -202,7 +205,8 @@ class NetworkSpec:
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
             raise SpecError(f"field 'version' must be a positive integer, got {_show(version)}")
         if version > VERSION:
-            raise SpecError(f"design version {version} is newer than this LayerStudio understands ({VERSION}): update LayerStudio")
+            raise SpecError(f"design version {version} is newer than this LayerStudio understands ({VERSION}): "
+                            "update LayerStudio")
         for name in ("name", "description"):
             if name in data:
                 _check_text(data[name], f"field {name!r}")
@@ -256,9 +260,11 @@ def check_input_shape(shape: Any) -> None:
     """SpecError unless ``shape`` (one sample's) is 1 to MAX_RANK positive whole numbers, each at most
     MAX_INPUT_DIMENSION and together at most MAX_INPUT_ELEMENTS values: the design file and the window's
     editors share these bounds, so a design the window makes can always be read back."""
-    if not isinstance(shape, (list, tuple)) or not shape or len(shape) > MAX_RANK or not all(_is_int(n) and n >= 1 for n in shape):
+    if (not isinstance(shape, (list, tuple)) or not shape or len(shape) > MAX_RANK
+            or not all(_is_int(n) and n >= 1 for n in shape)):
         raise SpecError(
-            f"field 'input_shape' must be a list of 1 to {MAX_RANK} positive integers, e.g. [1, 28, 28], got {_show(shape)}"
+            f"field 'input_shape' must be a list of 1 to {MAX_RANK} positive integers, e.g. [1, 28, 28], "
+            f"got {_show(shape)}"
         )
     if max(shape) > MAX_INPUT_DIMENSION or math.prod(shape) > MAX_INPUT_ELEMENTS:
         raise SpecError(f"field 'input_shape' {_show(shape)} is too large: each dimension may be at most "
@@ -332,7 +338,8 @@ def _coerce(p: Param, value, where: str):
             fail("one of " + ", ".join(p.choices))
         return value
     if p.type == "ints":
-        if not isinstance(value, (list, tuple)) or not value or len(value) > MAX_RANK or not all(_is_int(v) for v in value):
+        if (not isinstance(value, (list, tuple)) or not value or len(value) > MAX_RANK
+                or not all(_is_int(v) for v in value)):
             fail(f"a list of 1 to {MAX_RANK} integers")
         return tuple(check_range(v, "integers") for v in value)
     if p.type == "padding":

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 from engine.errors import Cancelled
 
@@ -71,7 +71,7 @@ class Task:
             for abort in list(shared.aborts):
                 try:
                     abort()
-                except Exception:  # noqa: BLE001 - an abort that fails leaves the polled stop to end the work
+                except Exception:  # an abort that fails leaves the polled stop to end the work
                     log.exception("An abort action of a cancelled task failed")
 
     @contextmanager

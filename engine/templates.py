@@ -57,7 +57,8 @@ def template_path(name: str) -> Path:
     paths = _template_paths()
     if name not in paths:
         known = ", ".join(sorted(paths, key=_teaching_rank))
-        raise SpecError(f"unknown template {name!r}: known templates are {known}; or give the path of a .json design file")
+        raise SpecError(f"unknown template {name!r}: known templates are {known}; "
+                        "or give the path of a .json design file")
     return paths[name]
 
 

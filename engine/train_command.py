@@ -12,14 +12,15 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
 from engine.data.config import DataConfig, data_arg_forms, parse_data_arg
-from engine.schema import Setting, number, settings_of, when_text
-from engine.settings import SECTIONS
 from engine.errors import DataError, TrainingError, WeightsError
 from engine.files import check_output_path, read_json_object
+from engine.schema import Setting, number, settings_of, when_text
+from engine.settings import SECTIONS
 from engine.spec import MAX_DESIGN_BYTES
 from engine.training.checkpoint import CHECKPOINT_INTERVAL_S
 
@@ -146,7 +147,8 @@ def check_resumable(training: dict, checkpoint: dict) -> None:
         if name in saved and training.get(name) != saved[name]:
             flag = "--" + name.replace("_", "-")
             raise TrainingError(f"the checkpoint was trained with {name} {saved[name]!r} and a resumed run keeps it: "
-                                f"leave out {flag} (or a --config that changes it), or start a new run without --resume")
+                                f"leave out {flag} (or a --config that changes it), "
+                                "or start a new run without --resume")
 
 
 def checkpoint_interval_s(args: argparse.Namespace) -> float:

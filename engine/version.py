@@ -5,6 +5,7 @@ pyproject.toml beside the packages, so ``layerstudio --version`` and the About b
 """
 from __future__ import annotations
 
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -25,14 +26,15 @@ def source_version(pyproject: Path | None = None) -> str:
     """``[project] version`` of a pyproject.toml (the checkout's by default) that declares this distribution,
     or ``unknown``."""
     pyproject = pyproject or PYPROJECT
-    try:
-        import tomllib  # Python 3.11+
-    except ImportError:  # pragma: no cover - Python 3.10 reads the metadata of an install only
+    if sys.version_info < (3, 11):  # pragma: no cover - Python 3.10 (no tomllib) reads an install's metadata only
         return UNKNOWN
-    try:
-        project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return UNKNOWN
-    if project.get("name") != DISTRIBUTION or not isinstance(project.get("version"), str):
-        return UNKNOWN
-    return project["version"]
+    else:  # a version check type checkers follow: tomllib is Python 3.11's
+        import tomllib
+
+        try:
+            project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            return UNKNOWN
+        if project.get("name") != DISTRIBUTION or not isinstance(project.get("version"), str):
+            return UNKNOWN
+        return project["version"]

@@ -24,10 +24,10 @@ class _MergingSet(QUndoCommand):
         self.doc, self.target, self.old, self.new = doc, target, old, new
         self.stamp = time.monotonic()
 
-    def id(self) -> int:  # noqa: A003 - Qt's name
+    def id(self) -> int:  # Qt's name
         return self.merge_id
 
-    def mergeWith(self, other: QUndoCommand) -> bool:  # noqa: N802 - Qt's name
+    def mergeWith(self, other: QUndoCommand) -> bool:
         if not isinstance(other, type(self)) or other.target != self.target:
             return False
         if other.stamp - self.stamp > MERGE_WINDOW_S:

@@ -6,8 +6,15 @@ import html
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
-    QDialog, QDialogButtonBox, QLabel, QListWidget, QListWidgetItem, QMessageBox, QTextBrowser,
-    QVBoxLayout, QWidget,
+    QDialog,
+    QDialogButtonBox,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
 )
 
 from engine.templates import list_templates
@@ -184,6 +191,6 @@ def help_dialog(parent) -> QDialog:
 def show_about(parent) -> None:
     QMessageBox.about(
         parent, "About LayerStudio",
-        f"<h3>LayerStudio {version()}</h3><p>Design a neural network by stacking layers, see every shape and parameter count "
-        "live, train it and keep real PyTorch weights.</p><p>PySide6 · PyTorch</p>",
+        f"<h3>LayerStudio {version()}</h3><p>Design a neural network by stacking layers, see every shape and "
+        "parameter count live, train it and keep real PyTorch weights.</p><p>PySide6 · PyTorch</p>",
     )

@@ -11,8 +11,16 @@ import re
 from PySide6.QtCore import QEvent, QPoint, Signal
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
-    QAbstractSpinBox, QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QSpinBox, QToolTip,
-    QVBoxLayout, QWidget,
+    QAbstractSpinBox,
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QSpinBox,
+    QToolTip,
+    QVBoxLayout,
+    QWidget,
 )
 
 from engine.layers import PADDING_PRESETS, Param
@@ -249,7 +257,7 @@ class IntsEditor(ParamEditor):
     def focus_widget(self) -> QWidget:
         return self.line
 
-    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
+    def eventFilter(self, watched, event) -> bool:
         if watched is self.line and event.type() == QEvent.Type.FocusOut:
             self._on_finished()
         return super().eventFilter(watched, event)

@@ -5,7 +5,7 @@ and offscreen (screenshots, tests).
 """
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPainterPath, QPen, QPixmap
@@ -30,7 +30,7 @@ WARNING_COLOR = "#b7791f"
 SIZE = 16
 
 
-@lru_cache(maxsize=None)
+@cache
 def icon(name: str) -> QIcon:
     """resources/icons/<name>.svg, or an empty icon if there is none."""
     path = ICONS / f"{name}.svg"
@@ -46,7 +46,7 @@ def _canvas(scale: int = 2) -> tuple[QPixmap, QPainter]:
     return pixmap, painter
 
 
-@lru_cache(maxsize=None)
+@cache
 def category_icon(category: str) -> QIcon:
     """A rounded square in the category's colour."""
     pixmap, painter = _canvas()
@@ -66,7 +66,7 @@ def _mark(painter: QPainter, text: str, center_y: float) -> None:
     painter.drawText(QRectF(0, center_y - 8, SIZE, 16), Qt.AlignmentFlag.AlignCenter, text)
 
 
-@lru_cache(maxsize=None)
+@cache
 def error_icon() -> QIcon:
     """A red disc with '!'."""
     pixmap, painter = _canvas()
@@ -78,7 +78,7 @@ def error_icon() -> QIcon:
     return QIcon(pixmap)
 
 
-@lru_cache(maxsize=None)
+@cache
 def warning_icon() -> QIcon:
     """An amber triangle with '!'."""
     pixmap, painter = _canvas()

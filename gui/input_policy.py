@@ -12,7 +12,14 @@ from __future__ import annotations
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt
 from PySide6.QtGui import QKeySequence, QWheelEvent
 from PySide6.QtWidgets import (
-    QAbstractScrollArea, QAbstractSpinBox, QApplication, QComboBox, QLineEdit, QPlainTextEdit, QTextEdit, QWidget,
+    QAbstractScrollArea,
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
+    QLineEdit,
+    QPlainTextEdit,
+    QTextEdit,
+    QWidget,
 )
 
 WHEEL_GUARDED = (QAbstractSpinBox, QComboBox)  # widgets whose value the wheel changes
@@ -23,7 +30,7 @@ UNDO, REDO = QKeySequence.StandardKey.Undo, QKeySequence.StandardKey.Redo
 class InputPolicy(QObject):
     """The application's event filter for the rules above (installed by ``install_input_policy``)."""
 
-    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
+    def eventFilter(self, watched, event) -> bool:
         kind = event.type()
         if kind == WHEEL:
             return isinstance(watched, WHEEL_GUARDED) and not watched.hasFocus() and _scroll_instead(watched, event)

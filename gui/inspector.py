@@ -9,8 +9,19 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QCheckBox, QFormLayout, QFrame, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QScrollArea,
-    QSizePolicy, QStackedWidget, QVBoxLayout, QWidget,
+    QCheckBox,
+    QFormLayout,
+    QFrame,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
 )
 
 from engine.layers import KINDS, Param, suggest_hidden_sizes
@@ -64,7 +75,8 @@ class Inspector(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)  # titles wrap; a very narrow dock scrolls
+        # titles wrap; a very narrow dock scrolls
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         body = QWidget()
         body.setObjectName("inspectorBody")
         layout = QVBoxLayout(body)
@@ -131,7 +143,8 @@ class Inspector(QWidget):
     # ------------------------------------------------------------------ showing a layer
     def show_layer(self, layer_id) -> None:
         """Show the layer with this id, the input (INPUT_ID), or nothing (None)."""
-        if layer_id is not None and layer_id != INPUT_ID and layer_id not in {l.id for l in self.document.spec.layers}:
+        known = {layer.id for layer in self.document.spec.layers}
+        if layer_id is not None and layer_id != INPUT_ID and layer_id not in known:
             layer_id = None
         self.layer_id = layer_id
         if layer_id is None:
@@ -246,7 +259,7 @@ class Inspector(QWidget):
             button.clicked.connect(lambda _=False, b=button: self._apply_suggestion(b.property("hiddenSize")))
             self.suggest_buttons_layout.addWidget(button)
             self.suggestion_buttons.append(button)
-        for button, (label, size) in zip(self.suggestion_buttons, suggestions.items()):
+        for button, (label, size) in zip(self.suggestion_buttons, suggestions.items(), strict=True):
             button.setText(f"{size}   ({label})")
             button.setProperty("hiddenSize", size)
             button.setEnabled(not self.document.read_only and size != layer.params["out_features"])

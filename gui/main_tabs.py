@@ -24,16 +24,16 @@ class MainTabs(QTabWidget):
     def widget(self, index: int) -> QWidget | None:
         return self._page(super().widget(index))
 
-    def currentWidget(self) -> QWidget | None:  # noqa: N802 - Qt's name
+    def currentWidget(self) -> QWidget | None:
         return self._page(super().currentWidget())
 
-    def indexOf(self, page: QWidget) -> int:  # noqa: N802
+    def indexOf(self, page: QWidget) -> int:
         for index in range(self.count()):
             if self.widget(index) is page or super().widget(index) is page:
                 return index
         return -1
 
-    def setCurrentWidget(self, page: QWidget) -> None:  # noqa: N802
+    def setCurrentWidget(self, page: QWidget) -> None:
         index = self.indexOf(page)
         if index >= 0:
             self.setCurrentIndex(index)

@@ -402,7 +402,7 @@ class MainWindow(QMainWindow):
         self.inspector_dock.show()
         self._default_dock_sizes()
 
-    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def closeEvent(self, event) -> None:
         if not all(guard() for guard in self._close_guards) or not self.maybe_save():
             event.ignore()
             return
@@ -410,7 +410,7 @@ class MainWindow(QMainWindow):
         self.closing.emit()
         event.accept()
 
-    def showEvent(self, event) -> None:  # noqa: N802
+    def showEvent(self, event) -> None:
         super().showEvent(event)
         if not self._layout_restored:
             self._layout_restored = True

@@ -65,7 +65,7 @@ def block_children(kind: str, in_shape, params: dict) -> list[ChildRow]:
         module = build_layer(kind, tuple(in_shape), params)
         try:
             return _flow_steps(module, tuple(in_shape))
-        except Exception:  # noqa: BLE001 - tracing is a bonus: the layers still show
+        except Exception:  # tracing is a bonus: the layers still show
             log.warning("cannot trace the forward of %s; listing its layers as registered", kind, exc_info=True)
             return [ChildRow(name, type(child).__name__, _one_line(child), _count(child))
                     for name, child in module.named_children()]
@@ -120,7 +120,7 @@ def _traced_shapes(graph, sample) -> dict[str, tuple[int, ...]]:
 
     try:
         Recorder(graph).run(sample)
-    except Exception:  # noqa: BLE001 - shapes are a bonus; the rows show without them
+    except Exception:  # shapes are a bonus; the rows show without them
         log.warning("cannot run the traced block on the meta device", exc_info=True)
     return shapes
 

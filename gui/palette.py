@@ -19,11 +19,11 @@ KIND_ROLE = Qt.ItemDataRole.UserRole + 1
 class KindTree(QTreeWidget):
     """The tree of kinds; drags carry the kind name."""
 
-    def mimeData(self, items):  # noqa: N802 - Qt's name
+    def mimeData(self, items):
         kinds = [item.data(0, KIND_ROLE) for item in items if item.data(0, KIND_ROLE)]
         return kind_to_mime(kinds[0]) if kinds else None
 
-    def mimeTypes(self):  # noqa: N802
+    def mimeTypes(self):
         from gui.mime import KIND_MIME
 
         return [KIND_MIME]
@@ -38,7 +38,8 @@ class Palette(QWidget):
         self.setMinimumWidth(170)
         self.filter = QLineEdit()
         self.filter.setPlaceholderText("Filter layers…")
-        self.filter.setToolTip("Type part of a name, e.g. conv or norm; Enter adds the first match, Down moves into the list")
+        self.filter.setToolTip("Type part of a name, e.g. conv or norm; Enter adds the first match, "
+                               "Down moves into the list")
         self.filter.setClearButtonEnabled(True)
         self.tree = KindTree()
         self.tree.setHeaderHidden(True)
@@ -111,7 +112,7 @@ class Palette(QWidget):
         if kind:
             self.kindActivated.emit(kind)
 
-    def eventFilter(self, watched, event) -> bool:  # noqa: N802
+    def eventFilter(self, watched, event) -> bool:
         """Down arrow in the filter box moves into the list."""
         if watched is self.filter and isinstance(event, QKeyEvent) and event.type() == QKeyEvent.Type.KeyPress:
             if event.key() == Qt.Key.Key_Down:

@@ -111,7 +111,7 @@ class LayerStackModel(QAbstractItemModel):
         row = self._row_of.get(self._id_of_tag.get(index.internalId(), ""))
         return QModelIndex() if row is None else self.createIndex(row, 0, 0)
 
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:
         if not parent.isValid():
             return len(self._ids) + 1
         if parent.column() != 0 or parent.internalId() or parent.row() == 0:
@@ -119,10 +119,10 @@ class LayerStackModel(QAbstractItemModel):
         kids = self._children.get(self._ids[parent.row() - 1])
         return len(kids[1]) if kids else 0
 
-    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802
+    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:
         return len(COLUMNS)
 
-    def hasChildren(self, parent: QModelIndex = QModelIndex()) -> bool:  # noqa: N802
+    def hasChildren(self, parent: QModelIndex = QModelIndex()) -> bool:
         if not parent.isValid():
             return True
         if parent.column() != 0 or parent.internalId() or parent.row() == 0:
@@ -130,10 +130,10 @@ class LayerStackModel(QAbstractItemModel):
         layer = self._layers.get(self._ids[parent.row() - 1])
         return layer is not None and layer.layer_kind.is_block
 
-    def canFetchMore(self, parent: QModelIndex) -> bool:  # noqa: N802
+    def canFetchMore(self, parent: QModelIndex) -> bool:
         return self.hasChildren(parent) and parent.isValid() and self._ids[parent.row() - 1] not in self._children
 
-    def fetchMore(self, parent: QModelIndex) -> None:  # noqa: N802
+    def fetchMore(self, parent: QModelIndex) -> None:
         """Build the block on the meta device and list its inner layers."""
         if not self.canFetchMore(parent):
             return
@@ -252,7 +252,7 @@ class LayerStackModel(QAbstractItemModel):
             self.endInsertRows()
 
     # ------------------------------------------------------------------ data
-    def headerData(self, section, orientation, role=DISPLAY):  # noqa: N802
+    def headerData(self, section, orientation, role=DISPLAY):
         if orientation == Qt.Orientation.Horizontal:
             if role == DISPLAY:
                 return COLUMNS[section]
@@ -372,7 +372,7 @@ class LayerStackModel(QAbstractItemModel):
             return INPUT_SHAPE_FLAGS if editable and index.column() == COL_SHAPE else ROW_FLAGS
         return LAYER_FLAGS if editable else ROW_FLAGS
 
-    def setData(self, index: QModelIndex, value, role=Qt.ItemDataRole.EditRole) -> bool:  # noqa: N802
+    def setData(self, index: QModelIndex, value, role=Qt.ItemDataRole.EditRole) -> bool:
         """Only the input shape is edited in place."""
         if role != Qt.ItemDataRole.EditRole or index.internalId() or index.row() != 0 or index.column() != COL_SHAPE:
             return False
@@ -386,16 +386,16 @@ class LayerStackModel(QAbstractItemModel):
         return True
 
     # ------------------------------------------------------------------ drag and drop
-    def supportedDropActions(self) -> Qt.DropAction:  # noqa: N802
+    def supportedDropActions(self) -> Qt.DropAction:
         return Qt.DropAction.CopyAction | Qt.DropAction.MoveAction
 
-    def supportedDragActions(self) -> Qt.DropAction:  # noqa: N802
+    def supportedDragActions(self) -> Qt.DropAction:
         return Qt.DropAction.CopyAction | Qt.DropAction.MoveAction
 
-    def mimeTypes(self) -> list[str]:  # noqa: N802
+    def mimeTypes(self) -> list[str]:
         return [LAYERS_MIME, KIND_MIME, "text/plain"]
 
-    def mimeData(self, indexes) -> object:  # noqa: N802
+    def mimeData(self, indexes) -> object:
         ids = {self.layer_id(i) for i in indexes if i.isValid() and not i.internalId()} - {INPUT_ID, None}
         layers = [layer for layer in self.document.spec.layers if layer.id in ids]
         return layers_to_mime(layers, self.source_token)
@@ -409,12 +409,12 @@ class LayerStackModel(QAbstractItemModel):
             return len(self._ids)
         return max(0, row - 1)
 
-    def canDropMimeData(self, data, action, row, column, parent) -> bool:  # noqa: N802
+    def canDropMimeData(self, data, action, row, column, parent) -> bool:
         if self.document.read_only or (parent.isValid() and row >= 0):
             return False  # no drops between a block's inner layers
         return data.hasFormat(KIND_MIME) or data.hasFormat(LAYERS_MIME)
 
-    def dropMimeData(self, data, action, row, column, parent) -> bool:  # noqa: N802
+    def dropMimeData(self, data, action, row, column, parent) -> bool:
         """A palette kind inserts a new layer; our own layers move (MoveAction) or are copied."""
         if action == Qt.DropAction.IgnoreAction:
             return True

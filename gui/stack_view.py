@@ -8,7 +8,14 @@ from __future__ import annotations
 from PySide6.QtCore import QEvent, QItemSelection, QItemSelectionModel, QModelIndex, QRect, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter
 from PySide6.QtWidgets import (
-    QAbstractItemView, QHeaderView, QLabel, QMenu, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QTreeView,
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QMenu,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QTreeView,
 )
 
 from engine.errors import SpecError
@@ -17,7 +24,15 @@ from gui.editors import INPUT_SHAPE_HINT, ShapeEdit
 from gui.icons import ERROR_COLOR
 from gui.mime import layers_from_mime, layers_to_mime
 from gui.stack_model import (
-    COL_INDEX, COL_LAYER, COL_MACS, COL_NOTES, COL_PARAMS, COL_SHAPE, FOREGROUND, INPUT_ID, LayerStackModel,
+    COL_INDEX,
+    COL_LAYER,
+    COL_MACS,
+    COL_NOTES,
+    COL_PARAMS,
+    COL_SHAPE,
+    FOREGROUND,
+    INPUT_ID,
+    LayerStackModel,
 )
 
 EMPTY_HINT = "This design has no layers yet: double-click a layer in the palette or drag it here."
@@ -28,14 +43,14 @@ NOTE_CELL_MARGINS = 12  # pixels of a Notes cell that its text cannot use
 class ShapeDelegate(QStyledItemDelegate):
     """Edits the input shape in place with a field that says what it expects."""
 
-    def __init__(self, view: "StackView"):
+    def __init__(self, view: StackView):
         super().__init__(view)
         self.view = view
 
-    def createEditor(self, parent, option, index):  # noqa: N802 - Qt's name
+    def createEditor(self, parent, option, index):
         return ShapeEdit(INPUT_SHAPE_HINT, 1, 100_000, parent)
 
-    def eventFilter(self, editor, event) -> bool:  # noqa: N802
+    def eventFilter(self, editor, event) -> bool:
         """Enter or leaving the field with a text that is not a shape keeps the input as it was: say why."""
         leaving = event.type() == QEvent.Type.FocusOut or (
             event.type() == QEvent.Type.KeyPress and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter))
@@ -53,11 +68,11 @@ class NoteRowDelegate(QStyledItemDelegate):
     Only that row gets it (``setItemDelegateForRow``): every other row keeps Qt's own delegate, so
     painting the stack runs no Python per cell."""
 
-    def __init__(self, view: "StackView"):
+    def __init__(self, view: StackView):
         super().__init__(view)
         self.view = view
 
-    def sizeHint(self, option, index):  # noqa: N802 - Qt's name
+    def sizeHint(self, option, index):
         size = super().sizeHint(option, index)
         text = self.view.note_text(index)
         if text:
@@ -188,7 +203,7 @@ class StackView(QTreeView):
             if index.isValid():
                 self.dataChanged(index, index.siblingAtColumn(COL_NOTES))
 
-    def dataChanged(self, top_left: QModelIndex, bottom_right: QModelIndex, roles=()) -> None:  # noqa: N802
+    def dataChanged(self, top_left: QModelIndex, bottom_right: QModelIndex, roles=()) -> None:
         """Repaint changed rows without asking each for its height again: every row has the same
         height but the note row, whose height ``_place_note_row`` refreshes alone. (Qt's tree view
         measures every changed row, which was most of the time an edit took in a 100-layer design.)"""
@@ -211,7 +226,7 @@ class StackView(QTreeView):
             width = max(0, self.viewport().width() - 48)
             self._empty_hint.setGeometry(24, top, width, self._empty_hint.heightForWidth(width))
 
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self._place_empty_hint()
 

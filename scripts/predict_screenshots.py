@@ -17,10 +17,10 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.openmp import use_passive_wait  # noqa: E402 - first, as in the app
+from engine.openmp import use_passive_wait  # first, as in the app
 
 use_passive_wait()  # before torch loads
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402 - after use_passive_wait()
 
 from scripts.training_screenshots import settle, wait_for  # noqa: E402
 

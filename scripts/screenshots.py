@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
 
-from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtCore import QSettings  # noqa: E402 - after the offscreen platform is chosen
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 SIZES = ((1280, 800), (1920, 1080))
@@ -32,7 +32,7 @@ def main(out: Path) -> list[Path]:
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())
     app = QApplication.instance() or QApplication([])
-    from gui.app import configure_application, attach_training
+    from gui.app import attach_training, configure_application
     from gui.main_window import MainWindow
 
     configure_application(app)

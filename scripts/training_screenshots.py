@@ -13,8 +13,8 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtCore import QEventLoop, QTimer
+from PySide6.QtWidgets import QApplication
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "screenshots"
@@ -92,7 +92,8 @@ def main() -> int:
     doc.set_extra("training", {"epochs": args.epochs, "lr": 1e-3, "device": "cpu"})
     window.tabs.setCurrentWidget(ui.panel)
     ui.panel.start_action.trigger()
-    wait_for(ui.controller.batchEnded, condition=lambda event: event.epoch == 2 and event.step > event.steps_per_epoch / 2)
+    wait_for(ui.controller.batchEnded,
+             condition=lambda event: event.epoch == 2 and event.step > event.steps_per_epoch / 2)
     next_refresh(ui.panel.plots)
     save(window, f"training-running{suffix}.png")
     result = wait_for(ui.controller.finished)[0]

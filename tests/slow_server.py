@@ -22,7 +22,7 @@ class SlowServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 server.requests.append(self.path)
                 self.send_response(200)
                 self.send_header("Content-Length", str(server.size))

@@ -28,6 +28,25 @@ Importing this package imports none of them: each name below is imported from it
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the same names as _EXPORTS, for type checkers and editors (a test keeps the two equal)
+    from engine.data.bundle import Augment, DataBundle, augment_batch, load_data
+    from engine.data.config import MAX_SAMPLES, TASKS, DataConfig, data_arg_forms, parse_data_arg
+    from engine.data.downloads import PendingDownload, dataset_root, download_file, pending_download
+    from engine.data.folders import STREAM_STATS_SAMPLES, ImageFileDataset, decode_image
+    from engine.data.sources import (
+        DIGIT_NAMES,
+        IMAGE_EXTENSIONS,
+        NATIVE_IMAGE_SIZES,
+        SOURCES,
+        BuiltIn,
+        DataSource,
+        Download,
+        register,
+    )
+    from engine.data.vision import read_idx, vision_tensors
+    from engine.paths import cache_dir
 
 # Where each name importable from ``engine.data`` lives.
 _EXPORTS = {

@@ -10,12 +10,13 @@ the size the model takes, on whatever device the batch lives.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
 from engine.controls import control
 from engine.data.config import DataConfig
@@ -24,6 +25,9 @@ from engine.data.sources import SOURCES
 from engine.errors import DataError
 from engine.shapes import format_shape
 from engine.task import Progress, Task
+
+if TYPE_CHECKING:
+    from engine.data.folders import ImageFileDataset  # folders builds on this module
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,7 @@ class DataBundle:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     augment: Augment = field(default_factory=Augment)
-    train_dataset: Dataset | None = None
+    train_dataset: TensorDataset | ImageFileDataset | None = None
     config: DataConfig | None = None
     notes: list[str] = field(default_factory=list)  # warnings for the user: skipped files, empty classes
     feature_names: list[str] = field(default_factory=list)  # a table's input columns (empty for images)
@@ -156,7 +160,7 @@ def load_data(config: DataConfig, progress: Progress | Task | None = None,
     memory the data will take is checked first (engine.memory), so a dataset that cannot fit is
     refused with both numbers instead of failing half way through decoding.
     """
-    from engine.memory import check_data_fits     # engine.memory imports engine.data.folders, which imports this
+    from engine.memory import check_data_fits  # engine.memory imports engine.data.folders, which imports this
 
     config.validate()
     report = Task.of(progress, should_stop)
@@ -165,7 +169,8 @@ def load_data(config: DataConfig, progress: Progress | Task | None = None,
     bundle = source.load(config, report)
     bundle.config = config
     if bundle.augment.hflip and source.digits:
-        bundle.notes.append("Random horizontal flip mirrors the digits, and a mirrored 2 or 7 is no digit: turn it off.")
+        bundle.notes.append("Random horizontal flip mirrors the digits, and a mirrored 2 or 7 is no digit: "
+                            "turn it off.")
     report(1.0, bundle.summary())
     return bundle
 
@@ -205,7 +210,7 @@ def assemble(decoded: Decoded, config: DataConfig, progress: Task, enlarge_to: i
         notes += class_notes(decoded.name, decoded.class_names, decoded.y[train_idx])
     progress.check()
     splits = [(decoded.x[train_idx], decoded.y[train_idx]), (decoded.x[val_idx], decoded.y[val_idx])]
-    if decoded.test_x is not None:      # cloned: normalisation works in place, the source stays intact
+    if decoded.test_x is not None and decoded.test_y is not None:  # cloned: normalisation works in place
         splits.append((decoded.test_x if images else decoded.test_x.clone(), decoded.test_y))
     else:
         splits.append((decoded.x[:0], decoded.y[:0]))
@@ -313,13 +318,13 @@ def to_normalised_float(x: torch.Tensor, mean: tuple[float, ...] | None,
     """float32 samples, normalised when mean/std are given; uint8 images are scaled from 0..255 to [0, 1]
     first, in the same pass (one conversion, then one multiply-add in place)."""
     if x.dtype != torch.uint8:
-        if mean is None:
+        if mean is None or std is None:
             return x
         if x.ndim == 2:   # tables: subtract and divide in float64 (values near float32's limit stay finite)
             return normalise(x.to(torch.float64), mean, std).to(torch.float32)
         return normalise(x, mean, std)
     out = x.to(torch.float32)
-    if mean is None:
+    if mean is None or std is None:
         return out.div_(255)
     shape = (1, -1, 1, 1)
     scale = 1 / (255 * torch.tensor(std, dtype=torch.float64))

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import IO, cast
 
 import torch
 
@@ -89,7 +90,7 @@ class _CheckedWriter:
 def _save_cancellable(parts: dict, out, task: Task) -> None:
     """torch.save that a stop request can end between pieces (torch reports our Cancelled as a RuntimeError)."""
     try:
-        torch.save(parts, _CheckedWriter(out, task))
+        torch.save(parts, cast(IO[bytes], _CheckedWriter(out, task)))  # torch needs only write and flush
     except RuntimeError:
         task.check()
         raise

@@ -6,8 +6,9 @@ saying what to do. Imports no torch: the window and the command line read and ch
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 from engine.data.sources import SOURCES, DataSource
 from engine.errors import DataError

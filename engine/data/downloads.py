@@ -16,9 +16,10 @@ import shutil
 import socket
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 from engine.controls import control
 from engine.data.sources import SOURCES
@@ -80,10 +81,10 @@ def pending_download(config) -> PendingDownload | None:
     """What loading ``config`` (a DataConfig) would download, or None when nothing (not a downloadable
     source, or every file there). Checks files only: cheap enough for every settings change."""
     source = SOURCES.get(config.source)
-    download = source.download if source is not None else None
     root = dataset_root(config.source, config.root)
-    if download is None or root is None:
+    if source is None or source.download is None or root is None:
         return None
+    download = source.download
     folder = root / download.folder
     size = sum(size for _name, size, unpacked in download.files
                if not all(_present(folder, name) for name in unpacked))
@@ -165,7 +166,7 @@ def _shut_down(response) -> None:
         connection.detach()
 
 
-def download_mnist_files(cls: type, raw: Path, missing: list[str], label: str, progress: Task) -> None:
+def download_mnist_files(cls: type[Any], raw: Path, missing: list[str], label: str, progress: Task) -> None:
     wanted = [(filename, md5) for filename, md5 in cls.resources if Path(filename).stem in missing]
     for index, (filename, md5) in enumerate(wanted):
         step = progress.stage(index / len(wanted), (index + 1) / len(wanted))
@@ -182,7 +183,7 @@ def download_mnist_files(cls: type, raw: Path, missing: list[str], label: str, p
         gunzip(raw / filename, raw / Path(filename).stem)
 
 
-def download_cifar10(cls: type, root: Path, progress: Task) -> None:
+def download_cifar10(cls: type[Any], root: Path, progress: Task) -> None:
     from torchvision.datasets.utils import extract_archive
 
     archive = root / cls.filename

@@ -11,13 +11,24 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from engine.data.bundle import (Augment, DataBundle, Decoded, assemble, class_notes, images_to_float, normalise,
-                                resolve_task, split_indices, statistics)
+from engine.data.bundle import (
+    Augment,
+    DataBundle,
+    Decoded,
+    assemble,
+    class_notes,
+    images_to_float,
+    normalise,
+    resolve_task,
+    split_indices,
+    statistics,
+)
 from engine.data.cache import cached
 from engine.data.config import DataConfig
 from engine.data.downloads import needed_root
@@ -70,8 +81,9 @@ def _list_image_folder(folder: Path, classes: list[str] | None = None) -> _Image
     return _ImageListing(classes, paths, labels, ignored)
 
 
-def decode_image(path: Path, size: int, grayscale: bool) -> np.ndarray:
-    """One picture as uint8 (C, size, size), resized with bilinear filtering (DataError when unreadable)."""
+def decode_image(path: Path | BinaryIO, size: int, grayscale: bool) -> np.ndarray:
+    """One picture (a file, or its bytes in an open file) as uint8 (C, size, size), resized with bilinear
+    filtering (DataError when unreadable)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -167,7 +179,7 @@ class ImageFileDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         x = images_to_float(torch.from_numpy(decode_image(self.paths[index], self.size, self.grayscale))[None])
-        if self.mean is not None:
+        if self.mean is not None and self.std is not None:
             x = normalise(x, self.mean, self.std)
         x = x[0]
         return (x, x) if self.reconstruction else (x, torch.tensor(self.labels[index], dtype=torch.int64))
@@ -208,7 +220,7 @@ def load_image_folder(config: DataConfig, progress: Task) -> DataBundle:
 def _kept(items: list, paths: list[Path], skipped: list[Path]) -> list:
     """``items`` (one per path) without those of the skipped paths."""
     left_out = set(skipped)
-    return [item for item, path in zip(items, paths) if path not in left_out]
+    return [item for item, path in zip(items, paths, strict=True) if path not in left_out]
 
 
 def _kept_labels(listing: _ImageListing, skipped: list[Path], name: str) -> torch.Tensor:

@@ -18,8 +18,9 @@ DataConfig) imports no torch: the window reads the registry on every settings ch
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from engine.data.bundle import DataBundle
@@ -91,6 +92,13 @@ class DataSource:
         return self.root_label or ("File" if self.root == "file" else "Folder")
 
     @property
+    def fixed_facts(self) -> BuiltIn:
+        """A built-in image dataset's facts; ValueError for any other source (a caller's mistake)."""
+        if self.builtin is None:
+            raise ValueError(f"{self.name!r} is not a built-in image dataset")
+        return self.builtin
+
+    @property
     def needs_root(self) -> bool:
         """ROOT must be given: a folder or file the user chooses, with no default to fall back on."""
         return bool(self.root) and self.download is None
@@ -118,7 +126,7 @@ def lazy_loader(module: str, function: str) -> Loader:
 
 
 def _mnist_like(folder: str, sizes: tuple[int, int, int, int]) -> Download:
-    return Download(folder, tuple((f"{name}.gz", size, (name,)) for name, size in zip(MNIST_FILES, sizes)))
+    return Download(folder, tuple((f"{name}.gz", size, (name,)) for name, size in zip(MNIST_FILES, sizes, strict=True)))
 
 
 _VISION = "engine.data.vision"
@@ -131,7 +139,8 @@ register(DataSource("mnist", "MNIST", "MNIST", lazy_loader(_VISION, "load_mnist"
                     images=True, builtin=BuiltIn(60000, 10000, 1, 28), digits=True,
                     help="MNIST through torchvision, from folder ROOT (default: the data folder)"))
 register(DataSource("fashion-mnist", "Fashion-MNIST", "Fashion-MNIST", lazy_loader(_VISION, "load_fashion_mnist"),
-                    root="folder", root_help=_RECEIVES, download=_mnist_like("FashionMNIST/raw", (26_421_880, 29_515, 4_422_102, 5_148)),
+                    root="folder", root_help=_RECEIVES,
+                    download=_mnist_like("FashionMNIST/raw", (26_421_880, 29_515, 4_422_102, 5_148)),
                     images=True, builtin=BuiltIn(60000, 10000, 1, 28),
                     help="Fashion-MNIST through torchvision, from ROOT (default: the data folder)"))
 register(DataSource("cifar10", "CIFAR-10", "CIFAR-10", lazy_loader(_VISION, "load_cifar10"), root="folder",

@@ -7,7 +7,9 @@ its line and column.
 from __future__ import annotations
 
 import csv
+import io
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,7 +38,7 @@ def load_csv(config: DataConfig, progress: Task) -> DataBundle:
     progress(0.0, f"Reading {path.name}")
     try:
         size = max(1, path.stat().st_size)
-        with open(path, newline="", encoding="utf-8-sig") as handle:
+        with open(path, "rb") as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as handle:
             reader = csv.reader(handle)
             header = [cell.strip() for cell in next(reader, [])]
             rows, lines = [], []
@@ -45,7 +47,7 @@ def load_csv(config: DataConfig, progress: Task) -> DataBundle:
                     rows.append(row)
                     lines.append(reader.line_num)
                     if len(rows) % CSV_ROWS_PER_REPORT == 0:
-                        progress(0.8 * handle.buffer.tell() / size, f"Reading {path.name}: {len(rows):,} rows")
+                        progress(0.8 * raw.tell() / size, f"Reading {path.name}: {len(rows):,} rows")
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"Cannot read {path} as CSV text ({exc}): save it as UTF-8 CSV.") from exc
 
@@ -62,7 +64,7 @@ def load_csv(config: DataConfig, progress: Task) -> DataBundle:
                         f"set the label column to the one holding the targets.")
     if not rows:
         raise DataError(f"{path.name} has a header but no data rows: add one row per sample.")
-    for row, line in zip(rows, lines):
+    for row, line in zip(rows, lines, strict=True):
         if len(row) != len(header):
             raise DataError(f"{path.name} line {line}: {len(row)} cells, but the header has {len(header)} columns: "
                             f"fix that row.")
@@ -73,8 +75,9 @@ def load_csv(config: DataConfig, progress: Task) -> DataBundle:
         raise DataError(f"{path.name} has no feature columns besides {config.label_column!r}: add input columns.")
     features = _numeric_columns(rows, lines, feature_idx, header, path.name)
     x = torch.from_numpy(features.astype(np.float32))
+    classes: list[str] = []
     if config.task == "reconstruction":      # the target is the input: the label column is not read
-        y, classes, task = torch.zeros(len(x), 1), [], "regression"
+        y, task = torch.zeros(len(x), 1), "regression"
     else:
         y, classes, task = _csv_targets(rows, lines, target_idx, header, path.name, config.task)
     decoded = Decoded(name, x, y, classes, task, feature_names=[header[i] for i in feature_idx],
@@ -92,7 +95,7 @@ def _numeric_columns(rows: list[list[str]], lines: list[int], columns: list[int]
             return values
     except ValueError:
         pass
-    for row, line in zip(rows, lines):
+    for row, line in zip(rows, lines, strict=True):
         for i in columns:
             problem = _cell_problem(row[i])
             if problem:
@@ -118,8 +121,8 @@ def _cell_problem(text: str) -> str:
 def _check_labels_present(texts: list[list[str]], lines: list[int], target_idx: list[int], header: list[str],
                           file_name: str) -> None:
     """DataError naming the line of the first empty or NaN-like label (NA, N/A, null, ...)."""
-    for values, line in zip(texts, lines):
-        for value, i in zip(values, target_idx):
+    for values, line in zip(texts, lines, strict=True):
+        for value, i in zip(values, target_idx, strict=True):
             if value.lower() in MISSING_LABELS:
                 raise DataError(f"{file_name} line {line}, column {header[i]!r} (column {i + 1}): the label is "
                                 f"missing ({value!r}): fill it in or remove that row.")
@@ -132,10 +135,11 @@ def _csv_targets(rows: list[list[str]], lines: list[int], target_idx: list[int],
     texts = [[row[i].strip() for i in target_idx] for row in rows]
     _check_labels_present(texts, lines, target_idx, header, file_name)
     try:
-        numbers = np.array(texts, dtype=np.float64)
-        numeric = bool(np.isfinite(numbers).all())
+        numbers: np.ndarray | None = np.array(texts, dtype=np.float64)
     except ValueError:
-        numbers, numeric = None, False
+        numbers = None
+    if numbers is not None and not np.isfinite(numbers).all():
+        numbers = None   # NaN or infinite labels are read as text
 
     def regression() -> tuple[torch.Tensor, list[str], str]:
         values = _numeric_columns(rows, lines, target_idx, header, file_name)   # names a bad or too large cell
@@ -143,15 +147,16 @@ def _csv_targets(rows: list[list[str]], lines: list[int], target_idx: list[int],
 
     if requested == "regression" or (requested == "auto" and len(target_idx) > 1):
         return regression()
-    if requested == "auto" and numeric:
-        distinct = np.unique(numbers)
-        if not (np.all(distinct == np.round(distinct)) and len(distinct) <= MAX_INTEGER_CLASSES):
+    if requested == "auto" and numbers is not None:
+        unique = np.unique(numbers)
+        if not (np.all(unique == np.round(unique)) and len(unique) <= MAX_INTEGER_CLASSES):
             return regression()
     if len(target_idx) > 1:
         raise DataError(f"{file_name}: classification takes one label column, not {len(target_idx)}: "
                         f"set {control('data.label_column')} to a single column "
                         f"or set {control('data.task')} to regression.")
-    if numeric:
+    keys: list[Any]   # each row's label: a number, or a text
+    if numbers is not None:
         keys = [float(v) for v in numbers[:, 0]]
         distinct = sorted(set(keys))
         names = [str(int(v)) if v == int(v) else repr(v) for v in distinct]

@@ -27,8 +27,8 @@ from engine.errors import DataError
 from engine.task import Task
 
 _PICKLE_ERRORS = (pickle.UnpicklingError, EOFError, KeyError, ValueError)
-_IDX_TYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
-              0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_IDX_TYPES: dict[int, np.dtype] = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
+                                   0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
 def read_idx(path: str | os.PathLike) -> torch.Tensor:
@@ -64,7 +64,7 @@ def load_mnist_sample(config: DataConfig, progress: Task) -> DataBundle:
 
 def _enlarge_to(config: DataConfig) -> int:
     """Built-in datasets are enlarged to image_size when it is larger than their own size, never shrunk."""
-    return config.image_size if config.image_size > SOURCES[config.source].builtin.side else 0
+    return config.image_size if config.image_size > SOURCES[config.source].fixed_facts.side else 0
 
 
 # --------------------------------------------------------------------------- torchvision datasets
@@ -115,7 +115,7 @@ def _load_mnist_family(class_name: str, config: DataConfig, progress: Task) -> D
 
     def decode() -> dict:
         progress(0.75, f"Reading {label} with torchvision")
-        parts = {}
+        parts: dict[str, Any] = {}
         for split, train in (("train", True), ("test", False)):
             progress.check()
             try:
@@ -157,7 +157,7 @@ def load_cifar10(config: DataConfig, progress: Task) -> DataBundle:
 
     def decode() -> dict:
         progress(0.75, "Checking and reading CIFAR-10 with torchvision")
-        parts = {}
+        parts: dict[str, Any] = {}
         for split, train in (("train", True), ("test", False)):
             progress.check()
             try:
@@ -168,7 +168,8 @@ def load_cifar10(config: DataConfig, progress: Task) -> DataBundle:
                     raise DataError(
                         f"CIFAR-10 files in {folder} do not match the original download: {', '.join(damaged)}. "
                         f"torchvision reads only the original files (they are pickles, which could run code): "
-                        f"replace them from {cls.filename}, or delete them and turn on {control('data.download')}.") from exc
+                        f"replace them from {cls.filename}, or delete them and turn on "
+                        f"{control('data.download')}.") from exc
                 raise DataError(f"torchvision cannot read the CIFAR-10 files in {folder} ({exc}): replace them "
                                 f"from {cls.filename}, or delete them and turn on {control('data.download')}.") from exc
             parts[f"{split}_x"], parts[f"{split}_y"], parts["classes"] = vision_tensors(dataset)

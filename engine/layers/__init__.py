@@ -14,8 +14,23 @@ category's module.
 """
 from __future__ import annotations
 
-from engine.layers.registry import (BIAS, CATEGORIES, KINDS, PADDING_PRESETS, PARAM_TYPES, RANGED_TYPES, Inference,
-                                    LayerKind, P, Param, Shape, build_layer, kinds_by_category, prod, shape_tuple_text)
+from engine.layers.registry import (
+    BIAS,
+    CATEGORIES,
+    KINDS,
+    PADDING_PRESETS,
+    PARAM_TYPES,
+    RANGED_TYPES,
+    Inference,
+    LayerKind,
+    P,
+    Param,
+    Shape,
+    build_layer,
+    kinds_by_category,
+    prod,
+    shape_tuple_text,
+)
 
 # Importing the category modules registers their kinds; their order here is the palette's order.
 # isort: off

@@ -47,7 +47,8 @@ def _prelu_build(x, p):
 
 register(LayerKind(
     "PReLU", "Activation", "Leaky ReLU whose negative slope is learned",
-    (P("num_parameters", "choice", "single", "One slope for all, or one per channel", choices=("single", "per_channel")),),
+    (P("num_parameters", "choice", "single", "One slope for all, or one per channel",
+       choices=("single", "per_channel")),),
     _prelu_infer, _prelu_build, key=("?{num_parameters}",),
 ))
 
@@ -70,5 +71,6 @@ for _cls, _help in (
     ("Softmax", "Turns scores into probabilities summing to 1 (don't use before CrossEntropyLoss)"),
     ("LogSoftmax", "log(softmax(x)), numerically stable; pair with NLLLoss"),
 ):
-    register(LayerKind(_cls, "Activation", _help, (P("dim", "int", 1, "Dimension that sums to 1 (1 = first after the batch)", -8, 8),),
-                        _softmax_infer, _softmax_build(_cls), key=("?dim={dim}",)))
+    register(LayerKind(_cls, "Activation", _help,
+                       (P("dim", "int", 1, "Dimension that sums to 1 (1 = first after the batch)", -8, 8),),
+                       _softmax_infer, _softmax_build(_cls), key=("?dim={dim}",)))

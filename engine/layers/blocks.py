@@ -16,7 +16,7 @@ def _conv(out: int, kernel: int, stride: int = 1, padding: int = 0) -> tuple[str
     return "Conv2d", dict(out_channels=out, kernel_size=kernel, stride=stride, padding=padding)
 
 
-RELU = ("ReLU", {})
+RELU: tuple[str, dict] = ("ReLU", {})
 
 
 def _total(shape: Shape, parts, formula: str = "") -> Inference:
@@ -53,7 +53,8 @@ def _vgg_infer(x, p):
     _need_image(x, "VGG block")
     (h, w), n, out = x[1:], p["num_convs"], p["out_channels"]
     if h < 2 or w < 2:
-        raise LayerError(f"VGG block halves the size but the input is only {h}x{w}: remove a block or use a larger input")
+        raise LayerError(f"VGG block halves the size but the input is only {h}x{w}: "
+                         "remove a block or use a larger input")
     cost = _stage(x, *[_conv(out, 3, padding=1), RELU] * n, ("MaxPool2d", dict(kernel_size=2, stride=2)))
     return replace(cost, formula=f"{n} x conv 3x3 p1 keeps {h}x{w}; max-pool 2 -> {h // 2}x{w // 2}")
 
@@ -117,7 +118,8 @@ def _residual_build(x, p):
 
 
 register(LayerKind(
-    "Residual", "Blocks", "ResNet basic block: two 3x3 convs with BatchNorm plus a shortcut (1x1 conv when the shape changes)",
+    "Residual", "Blocks",
+    "ResNet basic block: two 3x3 convs with BatchNorm plus a shortcut (1x1 conv when the shape changes)",
     (P("out_channels", "int", 64, "Channels of the block's output", 1, 100_000),
      P("stride", "int", 1, "Stride of the first conv (2 halves H and W)", 1, 16)),
     _residual_infer, _residual_build, key=("{out_channels}", "?s{stride}"), is_block=True,

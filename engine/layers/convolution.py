@@ -2,8 +2,18 @@
 from __future__ import annotations
 
 from engine.errors import LayerError
-from engine.layers.registry import (BIAS, Inference, LayerKind, P, need_rank, prod, register, resolve_padding,
-                                    spatial_axes, window_axis)
+from engine.layers.registry import (
+    BIAS,
+    Inference,
+    LayerKind,
+    P,
+    need_rank,
+    prod,
+    register,
+    resolve_padding,
+    spatial_axes,
+    window_axis,
+)
 
 
 def _conv_params(default_out):
@@ -21,9 +31,11 @@ def _conv_params(default_out):
 def _check_groups(c: int, p: dict, layer: str, out_shape=None) -> None:
     g, out = p["groups"], p["out_channels"]
     if c % g:
-        raise LayerError(f"{layer} in_channels {c} is not divisible by groups {g}: set groups to a divisor of {c}", out_shape)
+        raise LayerError(f"{layer} in_channels {c} is not divisible by groups {g}: set groups to a divisor of {c}",
+                         out_shape)
     if out % g:
-        raise LayerError(f"{layer} out_channels {out} is not divisible by groups {g}: set groups to a divisor of {out}", out_shape)
+        raise LayerError(f"{layer} out_channels {out} is not divisible by groups {g}: "
+                         f"set groups to a divisor of {out}", out_shape)
 
 
 def _conv_infer(dims: int):
@@ -36,7 +48,7 @@ def _conv_infer(dims: int):
         k, s, d = p["kernel_size"], p["stride"], p["dilation"]
         pad = resolve_padding(p["padding"], k, d, s, name)
         sizes, formulas = [], []
-        for axis, n in zip(spatial_axes(dims), x[1:]):
+        for axis, n in zip(spatial_axes(dims), x[1:], strict=True):
             out, formula = window_axis(axis, n, k, s, pad[:2], d, name)
             if pad[2] == "same":
                 formula = f"{axis} = {out} (padding 'same' keeps the size at stride 1)"
@@ -107,7 +119,7 @@ def _convt_infer(x, p):
             f"output_padding {op} must be smaller than stride {s} or dilation {d}: lower output_padding"
         )
     sizes, formulas = [], []
-    for axis, n in zip("HW", x[1:]):
+    for axis, n in zip("HW", x[1:], strict=True):
         out = (n - 1) * s - 2 * pad + d * (k - 1) + op + 1
         formula = f"{axis} = ({n}-1)*{s} - 2*{pad} + {d}*({k}-1) + {op} + 1 = {out}"
         if p["padding"] == "same":

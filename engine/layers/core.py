@@ -5,7 +5,17 @@ import math
 from fractions import Fraction
 
 from engine.errors import LayerError
-from engine.layers.registry import BIAS, Inference, LayerKind, P, batched_dim, prod, register, same_shape, shape_tuple_text
+from engine.layers.registry import (
+    BIAS,
+    Inference,
+    LayerKind,
+    P,
+    batched_dim,
+    prod,
+    register,
+    same_shape,
+    shape_tuple_text,
+)
 
 
 def _linear_infer(x, p):
@@ -66,8 +76,8 @@ def _unflatten_infer(x, p):
         raise LayerError("Unflatten needs at least one dimension to split")
     if prod(sizes) != x[dim]:
         raise LayerError(
-            f"Unflatten sizes {shape_tuple_text(sizes)} hold {prod(sizes)} values but dimension {p['dim']} has {x[dim]}: "
-            f"make the sizes multiply to {x[dim]}"
+            f"Unflatten sizes {shape_tuple_text(sizes)} hold {prod(sizes)} values but dimension {p['dim']} "
+            f"has {x[dim]}: make the sizes multiply to {x[dim]}"
         )
     return Inference(x[:dim] + sizes + x[dim + 1 :])
 
@@ -92,7 +102,8 @@ def _identity_build(x, p):
     return nn.Identity()
 
 
-register(LayerKind("Identity", "Core", "Passes its input through unchanged (a placeholder)", (), same_shape, _identity_build))
+register(LayerKind("Identity", "Core", "Passes its input through unchanged (a placeholder)", (), same_shape,
+                   _identity_build))
 
 
 def suggest_hidden_sizes(n_in: int, n_out: int) -> dict[str, int]:

@@ -29,8 +29,8 @@ def _single_value(layer: str, what: str, x: Shape, fix: str) -> LayerError:
 
 def _batchnorm_infer(ranks: tuple[int, ...], name: str, meaning: str):
     def infer(x, p):
-        need_rank(x, ranks, name, meaning, "use the BatchNorm that matches the input (1d after Linear, 2d after Conv2d)",
-                   keeps_shape=True)
+        need_rank(x, ranks, name, meaning,
+                  "use the BatchNorm that matches the input (1d after Linear, 2d after Conv2d)", keeps_shape=True)
         c = x[0]
         warnings, min_batch = [], 1
         if prod(x[1:]) == 1:  # a channel's values are batch x spatial: a batch of one would be a single value
@@ -54,7 +54,8 @@ def _batchnorm_build(cls_name: str):
     return build
 
 
-register(LayerKind("BatchNorm1d", "Normalization", "Batch normalization over features (after Linear) or (channels, length)",
+register(LayerKind("BatchNorm1d", "Normalization",
+                    "Batch normalization over features (after Linear) or (channels, length)",
                     NORM_PARAMS, _batchnorm_infer((1, 2), "BatchNorm1d", "(features) or (channels, length)"),
                     _batchnorm_build("BatchNorm1d")))
 register(LayerKind("BatchNorm2d", "Normalization", "Batch normalization per channel of (channels, height, width)",
@@ -66,7 +67,8 @@ def _layernorm_infer(x, p):
     n = p["normalized_dims"]
     if len(x) < n:  # PyTorch would be built over fewer dimensions than asked, and run
         raise LayerError(
-            f"LayerNorm normalizes the last {n} dimensions but the input {shape_tuple_text(x)} has {len(x)}: lower normalized_dims",
+            f"LayerNorm normalizes the last {n} dimensions but the input {shape_tuple_text(x)} has {len(x)}: "
+            "lower normalized_dims",
             x, torch_fails=False,
         )
     elems = prod(x[-n:])
@@ -96,7 +98,8 @@ register(LayerKind(
 def _groupnorm_infer(x, p):
     c, g = x[0], p["num_groups"]
     if c % g:
-        raise LayerError(f"GroupNorm: {c} channels are not divisible into {g} groups: set num_groups to a divisor of {c}", x)
+        raise LayerError(f"GroupNorm: {c} channels are not divisible into {g} groups: "
+                         f"set num_groups to a divisor of {c}", x)
     if c // g * prod(x[1:]) == 1:
         fewer = next(d for d in range(c // 2, 0, -1) if c % d == 0) if c > 1 else 0
         fix = (f"set num_groups to {fewer} so each group holds {c // fewer} channels" if fewer

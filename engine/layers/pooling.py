@@ -12,14 +12,14 @@ def _pool_infer(dims: int, name: str):
         need_rank(x, (dims + 1,), name, meaning, "add an Unflatten first")
         k, s, pad = p["kernel_size"], p["stride"], p["padding"]
         sizes, formulas = [], []
-        for axis, n in zip(spatial_axes(dims), x[1:]):
+        for axis, n in zip(spatial_axes(dims), x[1:], strict=True):
             out, formula = window_axis(axis, n, k, s, (pad, pad), 1, name)
             sizes.append(out)
             formulas.append(formula)
         shape = (x[0], *sizes)
         if 2 * pad > k:  # PyTorch refuses it; the size it would give is still known, so analysis goes on
-            raise LayerError(f"{name} padding {pad} is more than half the kernel {k}: lower padding to at most {k // 2}",
-                             shape)
+            raise LayerError(f"{name} padding {pad} is more than half the kernel {k}: "
+                             f"lower padding to at most {k // 2}", shape)
         return Inference(shape, 0, 0, prod(shape) * k**dims if name.startswith("Avg") else 0, "; ".join(formulas))
 
     return infer

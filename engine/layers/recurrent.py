@@ -43,7 +43,8 @@ def _recurrent_infer(name: str, gates: int):
         if p["dropout"] == 1 and layers > 1:
             raise LayerError(f"{name} dropout 1 drops every value between its stacked layers while training, so only "
                              f"the top layer can learn: lower dropout below 1", shape, torch_fails=False)
-        warning = "dropout only acts between stacked layers: raise num_layers or set it to 0" if p["dropout"] and layers == 1 else ""
+        alone = p["dropout"] and layers == 1
+        warning = "dropout only acts between stacked layers: raise num_layers or set it to 0" if alone else ""
         return Inference(shape, params, 0, macs, warning=warning)
 
     return infer
@@ -70,7 +71,9 @@ def _recurrent_params():
     )
 
 
-RNN_HINT = {"LSTM": "Long short-term memory over (sequence, features)", "GRU": "Gated recurrent unit over (sequence, features)"}
+RNN_HINT = {"LSTM": "Long short-term memory over (sequence, features)",
+            "GRU": "Gated recurrent unit over (sequence, features)"}
 for _cls, _gates in (("LSTM", 4), ("GRU", 3)):
     register(LayerKind(_cls, "Recurrent", RNN_HINT[_cls], _recurrent_params(), _recurrent_infer(_cls, _gates),
-                        _recurrent_build(_cls), key=("{hidden_size}", "?x{num_layers}", "?bi={bidirectional}", "?{output}")))
+                       _recurrent_build(_cls),
+                       key=("{hidden_size}", "?x{num_layers}", "?bi={bidirectional}", "?{output}")))

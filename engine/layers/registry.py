@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from engine.errors import LayerError
 
@@ -82,11 +83,16 @@ class LayerKind:
             if values.get("padding") is not None and isinstance(values["padding"], str):
                 parts.append(values["padding"])  # a preset reads best alone: "Conv2d 16, k3, same"
                 continue
-            parts.append(_PLACEHOLDER.sub(lambda m: _short_value(values[m.group(1)]), template))
+            parts.append(_filled(template, values))
         return f"{self.name} {', '.join(parts)}" if parts else self.name
 
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def _filled(template: str, values: dict[str, Any]) -> str:
+    """``template`` with each ``{name}`` replaced by the short form of ``values[name]``."""
+    return _PLACEHOLDER.sub(lambda m: _short_value(values[m.group(1)]), template)
 
 
 def _short_value(value) -> str:
@@ -135,7 +141,8 @@ def need_rank(x: Shape, ranks: tuple[int, ...], layer: str, meaning: str, hint: 
     ``torch_fails`` is False; a layer that keeps its input's shape still passes it on."""
     if len(x) not in ranks:
         raise LayerError(
-            f"{layer} needs {meaning} input, got {shape_tuple_text(x)}: {hint}", x if keeps_shape else None, torch_fails=False
+            f"{layer} needs {meaning} input, got {shape_tuple_text(x)}: {hint}", x if keeps_shape else None,
+            torch_fails=False,
         )
 
 

@@ -22,10 +22,28 @@ checking settings (``from engine.training import TrainConfig``) does not import 
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-from engine.training.config import (AMP_MODES, HISTORY_KEYS, INITS, LOSSES, OPTIMIZERS, SCHEDULES, STOP_METRICS,
-                                    TrainConfig)
+from engine.training.config import (
+    AMP_MODES,
+    HISTORY_KEYS,
+    INITS,
+    LOSSES,
+    OPTIMIZERS,
+    SCHEDULES,
+    STOP_METRICS,
+    TrainConfig,
+)
 from engine.training.events import REASONS, BatchEnd, EpochEnd, Event, FinishReason, RunFinished, RunStarted
+
+if TYPE_CHECKING:  # the names of _LAZY, for type checkers and editors (a test keeps the two equal)
+    from engine.evaluation import Evaluation, Prediction
+    from engine.training.objective import Objective, resolve_loss
+    from engine.training.optim import LearningRateSchedule, initialize_weights, make_optimizer
+    from engine.training.progress import steps_per_epoch
+    from engine.training.readback import READBACK_INTERVAL_S
+    from engine.training.runtime import device_name, is_out_of_memory, resolve_device, warm_up
+    from engine.training.trainer import COMPILE_OPTIONS, Trainer
 
 # Name -> the module (under engine.training, or a full engine module name) that defines it.
 _LAZY = {

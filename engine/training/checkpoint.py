@@ -12,13 +12,11 @@ import math
 import os
 import time
 
-
 from engine.divergence import LossWatch
 from engine.errors import LayerStudioError, WeightsError
 from engine.log import SHOWN
 from engine.training.checkpoint_check import fitted_optimizer_state, validate_checkpoint
-from engine.training.checkpoint_format import (CHECKPOINT_FIELDS, CHECKPOINT_FORMAT, CHECKPOINT_VERSION,
-                                               REQUIRED_FIELDS)
+from engine.training.checkpoint_format import CHECKPOINT_FIELDS, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, REQUIRED_FIELDS
 from engine.training.config import HISTORY_KEYS
 from engine.training.progress import _EpochProgress
 from engine.training.runtime import cpu_copy
@@ -73,7 +71,7 @@ def restore_checkpoint(trainer, checkpoint: dict) -> None:
     before, notes = capture_checkpoint(trainer), list(trainer.notes)
     try:
         _apply(trainer, checkpoint)
-    except Exception as exc:  # noqa: BLE001 - validated, so only a case the checks missed lands here
+    except Exception as exc:  # validated, so only a case the checks missed lands here
         log.exception("a validated checkpoint failed to load")
         _apply(trainer, before)
         trainer.notes[:] = notes

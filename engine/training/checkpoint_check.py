@@ -12,14 +12,28 @@ This module knows the trainer only through its attributes (``model``, ``optimize
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
 from engine.errors import WeightsError
 from engine.shapes import format_shape
-from engine.training.checkpoint_format import (_PARSE_ERRORS, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, REQUIRED_FIELDS,
-                                               _boolean, _integer, _list, _mapping, _number, _reason, _refuse,
-                                               _show, _tensor)
+from engine.training.checkpoint_format import (
+    _PARSE_ERRORS,
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    REQUIRED_FIELDS,
+    _boolean,
+    _integer,
+    _list,
+    _mapping,
+    _number,
+    _reason,
+    _refuse,
+    _show,
+    _tensor,
+)
+
 
 # What each optimizer keeps per parameter: key -> (needed for this param group?, values never negative?).
 # "step" is a 0-d count; every other entry has its parameter's shape.
@@ -27,7 +41,7 @@ def _always(group: dict) -> bool:
     return True
 
 
-_OPTIMIZER_STATE = {
+_OPTIMIZER_STATE: dict[type[torch.optim.Optimizer], dict[str, tuple[Callable[[dict], bool], bool]]] = {
     torch.optim.SGD: {"momentum_buffer": (lambda g: g["momentum"] != 0, False)},
     torch.optim.Adam: {"step": (_always, True), "exp_avg": (_always, False), "exp_avg_sq": (_always, True),
                        "max_exp_avg_sq": (lambda g: g["amsgrad"], True)},  # AdamW is an Adam
@@ -55,7 +69,8 @@ def validate_checkpoint(checkpoint, trainer) -> None:
         raise WeightsError("This is not a LayerStudio checkpoint: pick a file saved as a checkpoint by LayerStudio.")
     version = checkpoint.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= CHECKPOINT_VERSION:
-        raise WeightsError(f"Checkpoint version {_show(version)} is not one this LayerStudio reads: update LayerStudio.")
+        raise WeightsError(f"Checkpoint version {_show(version)} is not one this LayerStudio reads: "
+                           "update LayerStudio.")
     for name in REQUIRED_FIELDS:
         if name not in checkpoint:
             _refuse(name, "is missing, so the checkpoint is incomplete")
@@ -122,7 +137,7 @@ def _check_optimizer(saved, trainer, global_step: int) -> None:
     _mapping("optimizer", saved, ("state", "param_groups"))
     groups = _list("optimizer.param_groups", saved["param_groups"], len(optimizer.param_groups))
     params: dict[int, tuple[torch.Tensor, dict]] = {}  # saved parameter id -> (live parameter, effective group)
-    for index, (group, live) in enumerate(zip(groups, optimizer.param_groups)):
+    for index, (group, live) in enumerate(zip(groups, optimizer.param_groups, strict=True)):
         where = f"optimizer.param_groups[{index}]"
         _mapping(where, group, ("params",))
         ids = _list(f"{where}.params", group["params"], len(live["params"]))
@@ -130,7 +145,7 @@ def _check_optimizer(saved, trainer, global_step: int) -> None:
         for key, value in live.items():
             if key != "params" and key not in _IMPLEMENTATION_SETTINGS and key in group:
                 _check_setting(f"{where}.{key}", key, group[key], value)
-        for position, (param_id, param) in enumerate(zip(ids, live["params"])):
+        for position, (param_id, param) in enumerate(zip(ids, live["params"], strict=True)):
             _integer(f"{where}.params[{position}]", param_id)
             if param_id in params:
                 _refuse(f"{where}.params[{position}]", f"repeats parameter id {param_id}")
@@ -204,7 +219,7 @@ def fitted_optimizer_state(saved: dict, optimizer: torch.optim.Optimizer) -> dic
     (fused, foreach, ...) are this optimizer's own, settings the file lacks take its values, and
     settings this torch does not know are dropped, so a checkpoint moves between devices and versions."""
     groups = []
-    for group, live in zip(saved["param_groups"], optimizer.param_groups):
+    for group, live in zip(saved["param_groups"], optimizer.param_groups, strict=True):
         merged = {key: value for key, value in live.items() if key != "params"}
         for key, value in group.items():
             if key in merged and key not in _IMPLEMENTATION_SETTINGS:

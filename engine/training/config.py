@@ -28,11 +28,6 @@ _STOP_METRICS = (("val_loss", "validation loss"), ("val_acc", "validation accura
 MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
 BIG = 10**6
 
-
-@dataclass
-class TrainConfig:
-    """Every training setting, declared once (engine.schema), with defaults that train MNIST well."""
-
 OPTIMIZERS = tuple(name for name, _label in _OPTIMIZERS)
 LOSSES = tuple(name for name, _label in _LOSSES)
 SCHEDULES = tuple(name for name, _label in _SCHEDULES)
@@ -44,7 +39,8 @@ HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
 
 @dataclass
 class TrainConfig:
-    """Every training setting, with defaults that train MNIST well; ``to_dict``/``from_dict`` round-trip as JSON.
+    """Every training setting, declared once (engine.schema), with defaults that train MNIST well;
+    ``to_dict``/``from_dict`` round-trip as JSON.
 
     ``l1``/``l2`` add penalties on weights (not biases) to the loss; ``warmup_epochs`` ramps the learning
     rate up linearly first (for one-cycle it sets the rising phase).
@@ -56,7 +52,8 @@ class TrainConfig:
                         help="How far each update moves the weights")
     momentum: float = setting(0.9, "Momentum", low=0.0, high=0.999, when=only_when("optimizer", *MOMENTUM_OPTIMIZERS),
                               help="Share of the previous step kept in the next")
-    nesterov: bool = setting(False, "Nesterov", when=only_when("optimizer", "sgd"), help="Nesterov's look-ahead momentum")
+    nesterov: bool = setting(False, "Nesterov", when=only_when("optimizer", "sgd"),
+                             help="Nesterov's look-ahead momentum")
     amsgrad: bool = setting(False, "AMSGrad", when=only_when("optimizer", "adam", "adamw"),
                             help="Keep the largest second moment seen (a variant of Adam)")
     weight_decay: float = setting(0.0, "Weight decay", low=0.0, high=1.0, log=True,
@@ -70,8 +67,8 @@ class TrainConfig:
                                     help="Where Smooth L1 turns from squared to linear")
     schedule: str = setting("none", "Schedule", section="Schedule", choices=_SCHEDULES,
                             help="How the learning rate changes over the run")
-    step_size: int = setting(5, "Step every (epochs)", low=1, high=BIG, unit="epochs", when=only_when("schedule", "step"),
-                             help="Epochs between two cuts of the learning rate")
+    step_size: int = setting(5, "Step every (epochs)", low=1, high=BIG, unit="epochs",
+                             when=only_when("schedule", "step"), help="Epochs between two cuts of the learning rate")
     gamma: float = setting(0.1, "Decay factor", low=1e-6, high=1.0, when=only_when("schedule", "step", "plateau"),
                            help="Multiplies the learning rate at each cut")
     plateau_patience: int = setting(2, "Plateau patience", low=0, high=BIG, unit="epochs",
@@ -100,9 +97,11 @@ class TrainConfig:
     compile: bool = setting(False, "torch.compile", help="Compile the model first (slow start, faster steps)")
     early_stopping: bool = setting(False, "Early stopping", section="Early stopping",
                                    help="End the run when the watched measure stops improving")
-    early_stopping_metric: str = setting("val_loss", "Watch", choices=_STOP_METRICS, when=only_when("early_stopping", True),
+    early_stopping_metric: str = setting("val_loss", "Watch", choices=_STOP_METRICS,
+                                         when=only_when("early_stopping", True),
                                          help="The measure early stopping watches")
-    patience: int = setting(3, "Patience (epochs)", low=1, high=BIG, unit="epochs", when=only_when("early_stopping", True),
+    patience: int = setting(3, "Patience (epochs)", low=1, high=BIG, unit="epochs",
+                            when=only_when("early_stopping", True),
                             help="Epochs without improvement before the run ends")
     min_delta: float = setting(0.0, "Min improvement", low=0.0, high=BIG, when=only_when("early_stopping", True),
                                help="A smaller change does not count as an improvement")
@@ -120,7 +119,8 @@ class TrainConfig:
                 raise TrainingError(refusal(declared, "training", value, str(exc))) from None
         if self.nesterov and self.optimizer == "sgd" and self.momentum == 0:
             raise TrainingError(f"The training setting 'nesterov' needs a momentum above 0: set "
-                                f"{control('training.momentum')} (e.g. 0.9) or turn {control('training.nesterov')} off.")
+                                f"{control('training.momentum')} (e.g. 0.9) or turn "
+                                f"{control('training.nesterov')} off.")
         return self
 
     def to_dict(self) -> dict:

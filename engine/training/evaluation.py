@@ -21,6 +21,7 @@ def infer_split(model: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor
     """Mean loss, accuracy and (``keep``) every prediction of a split, in batches of at least 256 samples."""
     size = max(2 * batch_size, 256)
     result = infer(model, forward, objective, data.in_order(split, size), keep)
+    assert result is not None  # without should_stop it runs to the end
     return result.loss, result.accuracy, result.predicted
 
 
@@ -28,6 +29,7 @@ def evaluate_split(model: nn.Module, forward: Callable[[torch.Tensor], torch.Ten
                    data: DeviceData, split: str, batch_size: int, samples: int) -> Evaluation:
     """Loss, accuracy, confusion matrix, per-class accuracy and ``samples`` predictions on a split."""
     loss, accuracy, predicted = infer_split(model, forward, objective, data, split, batch_size, keep=True)
+    assert predicted is not None  # kept
     _, y = data.split(split)
     classes = objective.num_classes if objective.classification else None
     return summarize(loss, accuracy, predicted, y, classes, split, samples)

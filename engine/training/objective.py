@@ -2,7 +2,7 @@
 the data, with the targets shaped for it and predictions read from the output."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -25,7 +25,7 @@ class Objective:
         self.num_classes = num_classes
         self.output_shape = tuple(output_shape)
         self.criterion = _make_criterion(self.name, config)
-        self._target = None  # None = the labels or values go in as they are
+        self._target: Callable[[torch.Tensor], torch.Tensor] | None = None  # None: labels or values go in as they are
         self._binary_threshold: float | None = None
         if self.classification:
             self._fit_classes(output_shape, num_classes or 0)
@@ -105,9 +105,10 @@ def _make_criterion(name: str, config: TrainConfig) -> nn.Module:
             "bce_with_logits": nn.BCEWithLogitsLoss, "bce": nn.BCELoss}[name]()
 
 
-def weight_penalty(weights: Sequence[torch.Tensor], l1: float, l2: float) -> torch.Tensor:
-    """l1 * sum|w| + l2 * sum w^2 over ``weights`` (the trainer passes weights, not biases or norm scales)."""
-    total = 0.0
+def weight_penalty(weights: list[torch.Tensor], l1: float, l2: float) -> torch.Tensor | float:
+    """l1 * sum|w| + l2 * sum w^2 over ``weights`` (the trainer passes weights, not biases or norm scales);
+    0.0 when both are 0."""
+    total: torch.Tensor | float = 0.0
     if l1:
         total = l1 * torch.stack(torch._foreach_norm(weights, 1)).sum()
     if l2:

@@ -46,8 +46,8 @@ def make_optimizer(params: list[nn.Parameter], config: TrainConfig, device: torc
     if name == "sgd":
         return optim.SGD(params, lr=lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=wd, **speed)
     if name in ("adam", "adamw"):
-        cls = optim.Adam if name == "adam" else optim.AdamW
-        return cls(params, lr=lr, weight_decay=wd, amsgrad=config.amsgrad, **speed)
+        adam = optim.Adam if name == "adam" else optim.AdamW
+        return adam(params, lr=lr, weight_decay=wd, amsgrad=config.amsgrad, **speed)
     cls = {"rmsprop": optim.RMSprop, "adagrad": optim.Adagrad, "adadelta": optim.Adadelta, "adamax": optim.Adamax}[name]
     return cls(params, lr=lr, weight_decay=wd, **speed)
 
@@ -121,7 +121,7 @@ class LearningRateSchedule:
 
     def apply(self) -> None:
         factor = self.factor(self.steps)
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
             group["lr"] = base * factor
 
     def step(self) -> None:

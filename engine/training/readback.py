@@ -42,13 +42,13 @@ class _LastGoodWeights:
             else:
                 self.copy, self.pending = self.pending, self.copy
                 self.global_step = self.pending_step
-                for saved, live in zip(self.pending, self.live):
+                for saved, live in zip(self.pending, self.live, strict=True):
                     saved.copy_(live)
         self.pending_step = global_step
 
     def restore(self) -> None:
         with torch.no_grad():
-            for saved, live in zip(self.copy, self.live):
+            for saved, live in zip(self.copy, self.live, strict=True):
                 live.copy_(saved)
 
     def all_finite(self) -> torch.Tensor:
@@ -64,7 +64,8 @@ class _ReadBack:
     (engine.divergence) and emits a BatchEnd. A diverged run gets its last good weights back."""
 
     def __init__(self, trainer: Trainer, progress: _EpochProgress, emit):
-        self.trainer, self.progress, self.emit = trainer, progress, emit
+        assert trainer._last_good is not None  # set for the whole run
+        self.trainer, self.progress, self.emit, self.last_good = trainer, progress, emit, trainer._last_good
         self.losses: list[torch.Tensor] = []
         self.correct: list[torch.Tensor] = []
         self.samples = 0
@@ -99,7 +100,7 @@ class _ReadBack:
         parts = [torch.stack(self.losses).to(torch.float32)]
         if self.correct:
             parts.append(torch.stack(self.correct).sum().to(torch.float32).reshape(1))
-        parts.append(trainer._last_good.all_finite().reshape(1))
+        parts.append(self.last_good.all_finite().reshape(1))
         values = torch.cat(parts).tolist()  # the one host-device sync
         now = time.perf_counter()
         losses = values[:count]
@@ -121,18 +122,19 @@ class _ReadBack:
         if len(values) > count + 1:
             progress.correct += int(values[count])
         if all(loss <= trainer.loss_watch.threshold for loss in losses):  # weights from before a blow-up only
-            trainer._last_good.save(trainer.global_step)
+            self.last_good.save(trainer.global_step)
         self.emit(event)
         return None
 
     def _diverged(self, bad_step: int | None, value: float, exploded: bool = False) -> RunFinished:
         """Restore the last good weights, forget the optimizer's (now poisoned) state, end the run."""
         trainer, progress = self.trainer, self.progress
-        trainer._last_good.restore()
+        self.last_good.restore()
         trainer.optimizer.state.clear()
         trainer._progress = None
-        kept = trainer._last_good.global_step
+        kept = self.last_good.global_step
         if exploded:
+            assert bad_step is not None  # a blow-up is always at a step
             what = trainer.loss_watch.describe(trainer.epoch + 1, bad_step, value)
             trainer.loss_watch.end_stretch()
         elif bad_step is None:

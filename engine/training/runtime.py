@@ -160,6 +160,8 @@ class RandomStreams:
         """(torch's, the device's) state now: read from torch while the streams are active."""
         if self.live:
             return torch.get_rng_state(), device_rng_state(self.device)
+        if self.torch is None:
+            raise RuntimeError("the random streams were never seeded: start them with seeded()")
         return self.torch, self.device_state
 
 

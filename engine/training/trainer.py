@@ -17,9 +17,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Callable
 
 import torch
 from torch import nn
@@ -45,8 +45,14 @@ from engine.training.objective import Objective, weight_penalty
 from engine.training.optim import LearningRateSchedule, initialize_weights, make_optimizer, optimizer_step
 from engine.training.progress import _EpochProgress, steps_per_epoch
 from engine.training.readback import READBACK_INTERVAL_S, _LastGoodWeights, _ReadBack
-from engine.training.runtime import (RandomStreams, amp_dtype, describe_failure, device_name, resolve_device,
-                                     use_channels_last)
+from engine.training.runtime import (
+    RandomStreams,
+    amp_dtype,
+    describe_failure,
+    device_name,
+    resolve_device,
+    use_channels_last,
+)
 
 COMPILE_OPTIONS: dict = {}  # keyword arguments for torch.compile when TrainConfig.compile is on (default: inductor)
 log = logging.getLogger(__name__)
@@ -86,6 +92,7 @@ class Trainer:
             raise TrainingError(f"the design has an error at layer {row.index} ({row.kind}): {row.error}")
         preflight.check(spec, analysis, data, config.batch_size, self.train_samples)
         check_training_fits(analysis, config, self.device, data)  # before build_model allocates anything
+        assert analysis.output_shape is not None  # a design without errors knows every shape
         self.objective = Objective.for_data(spec, analysis.output_shape, data, config)
         ends_in_probabilities = bool(spec.layers) and spec.layers[-1].kind == "Sigmoid"
         if self.objective.name == "bce" and not ends_in_probabilities:
@@ -103,7 +110,8 @@ class Trainer:
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         if not self.trainable:
             raise TrainingError("the design has no trainable parameters: unfreeze a layer or add one with weights")
-        self._penalised = [p for p in self.trainable if p.dim() > 1] if (config.l1 or config.l2) else []
+        penalised = config.l1 or config.l2
+        self._penalised: list[torch.Tensor] = [p for p in self.trainable if p.dim() > 1] if penalised else []
         self._forward = torch.compile(self.model, **COMPILE_OPTIONS) if config.compile else self.model
         self.optimizer = make_optimizer(self.trainable, config, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type) if self.amp_dtype is torch.float16 else None
@@ -199,7 +207,7 @@ class Trainer:
         try:
             with self._rng_scope():
                 finished = self._run(emit, should_stop)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a reason and a message
+        except Exception as exc:  # every failure becomes a reason and a message
             failure = describe_failure(exc, self.config, self.device, log)
         if failure is not None:  # outside the except block: the traceback no longer pins batch tensors
             reason, message = failure
@@ -212,7 +220,7 @@ class Trainer:
                  finished.message)
         try:
             emit(finished)
-        except Exception:  # noqa: BLE001 - a broken listener must not turn a finished run into a crash
+        except Exception:  # a broken listener must not turn a finished run into a crash
             log.exception("The listener of the finished run failed")
         return finished
 
@@ -298,6 +306,7 @@ class Trainer:
     def _end_epoch(self, emit) -> RunFinished | None:
         """Validation, history, schedule and early stopping after an epoch; emits EpochEnd."""
         progress, cfg = self._progress, self.config
+        assert progress is not None  # the epoch that just ended
         train_loss, train_acc = progress.figures(self.train_samples, self.steps_per_epoch, cfg.batch_size,
                                                  self.classification)
         val_loss = val_acc = None
@@ -308,7 +317,7 @@ class Trainer:
         lr = self.lr
         self.epoch += 1
         self._progress = None
-        for key, value in zip(HISTORY_KEYS, (train_loss, train_acc, val_loss, val_acc, lr)):
+        for key, value in zip(HISTORY_KEYS, (train_loss, train_acc, val_loss, val_acc, lr), strict=True):
             self.history[key].append(value)
         self.schedule.end_epoch(val_loss if val_loss is not None else train_loss)
         stop_early = cfg.early_stopping and self._update_best()
@@ -344,10 +353,11 @@ class Trainer:
     def _completed(self) -> RunFinished:
         restored = self._restore_best() if self.config.early_stopping else ""
         parts = [f"train loss {self.history['train_loss'][-1]:.4g}"]
-        if self._metric("val_loss") is not None:
-            parts.append(f"val loss {self._metric('val_loss'):.4g}")
-        if self._metric("val_acc") is not None:
-            parts.append(f"val accuracy {100 * self._metric('val_acc'):.1f}%")
+        val_loss, val_acc = self._metric("val_loss"), self._metric("val_acc")
+        if val_loss is not None:
+            parts.append(f"val loss {val_loss:.4g}")
+        if val_acc is not None:
+            parts.append(f"val accuracy {100 * val_acc:.1f}%")
         return RunFinished(FinishReason.COMPLETED, f"trained {self.epoch} epochs: {', '.join(parts)}{restored}",
                            self.epoch)
 

@@ -64,7 +64,7 @@ class EvaluationWorker(QObject):
             self.failed.emit(STOPPED)
         except LayerStudioError as exc:
             self.failed.emit(str(exc))
-        except Exception as exc:  # noqa: BLE001 - any failure must reach the user, not kill the thread
+        except Exception as exc:  # any failure must reach the user, not kill the thread
             self.failed.emit(report_unexpected(exc, "evaluating the model", log))
         finally:
             self.finished.emit()

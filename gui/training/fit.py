@@ -60,7 +60,7 @@ def apply_fit(document, target: NetworkSpec, data: dict | None, text: str) -> bo
         if data_changes:
             document.set_extra("data", data)
         document.edit_input_shape(target.input_shape)
-        for old, new in zip(document.spec.layers, target.layers):
+        for old, new in zip(document.spec.layers, target.layers, strict=True):
             for name, value in new.params.items():
                 if old.params.get(name) != value:
                     document.edit_param(new.id, name, value)

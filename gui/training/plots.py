@@ -62,7 +62,7 @@ class PlotCanvas(pg.GraphicsLayoutWidget):
         super().__init__(*args, **kwargs)
         self.paint_cpu_s = 0.0
 
-    def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def paintEvent(self, event) -> None:
         started = time.thread_time()
         try:
             super().paintEvent(event)

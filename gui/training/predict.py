@@ -13,15 +13,24 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QAction, QFont, QPalette, QPixmap
-from PySide6.QtWidgets import (QFileDialog, QFrame, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFrame,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine.data import IMAGE_EXTENSIONS
 from engine.errors import LayerStudioError
 from engine.predict import IMAGE, TABLE, InputFormat, Predictor, prepare_image, prepare_row
+from engine.text import sentence
 from engine.training import TrainConfig
 from gui.training import controller as states
-from engine.text import sentence
 from gui.training.provenance import weights_note
 from gui.training.results import RIGHT, tensor_image
 from gui.training.styles import ERROR_STYLE
@@ -178,14 +187,14 @@ class PredictPanel(QWidget):
         return self._request((TABLE, text))
 
     # ------------------------------------------------------------------ drag and drop
-    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def dragEnterEvent(self, event) -> None:
         if dropped_files(event.mimeData()) and self.controller.state == states.IDLE:
             event.acceptProposedAction()
 
-    def dragMoveEvent(self, event) -> None:  # noqa: N802
+    def dragMoveEvent(self, event) -> None:
         self.dragEnterEvent(event)
 
-    def dropEvent(self, event) -> None:  # noqa: N802
+    def dropEvent(self, event) -> None:
         files = dropped_files(event.mimeData())
         if files:
             event.acceptProposedAction()

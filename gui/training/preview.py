@@ -98,8 +98,9 @@ class DataPreviewView(QWidget):
             self.body_layout.addWidget(self._section("Samples per class" if preview.class_names else "Samples"))
             self.body_layout.addWidget(self._class_grid(preview))
         if preview.originals is not None:
-            self.body_layout.addWidget(self._section(f"Augmentation while training: {preview.augment_text} "
-                                                     f"(each row: a training image, then what augmentation made of it)"))
+            self.body_layout.addWidget(self._section(
+                f"Augmentation while training: {preview.augment_text} "
+                f"(each row: a training image, then what augmentation made of it)"))
             self.body_layout.addWidget(self._augment_grid(preview))
         if preview.columns:
             self.body_layout.addWidget(self._section(f"First {len(preview.rows)} training rows"))
@@ -150,7 +151,7 @@ class DataPreviewView(QWidget):
         grid = QGridLayout(grid_widget)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setHorizontalSpacing(4)
-        for row, (original, versions) in enumerate(zip(preview.originals, preview.augmented)):
+        for row, (original, versions) in enumerate(zip(preview.originals, preview.augmented, strict=True)):
             labels = []
             for column, image in enumerate([original, *versions]):
                 label = QLabel()

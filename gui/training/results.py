@@ -15,13 +15,27 @@ import pyqtgraph as pg
 import torch
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QAction, QBrush, QColor, QFont, QIcon, QImage, QKeySequence, QPalette, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QHeaderView, QLabel, QListWidget,
-                               QListWidgetItem, QPushButton, QSplitter, QStackedWidget, QTableWidget,
-                               QTableWidgetItem, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QTableWidget,
+    QTableWidgetItem,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine.evaluation import macro_average
-from gui.training import controller as states
 from engine.text import sentence
+from gui.training import controller as states
 from gui.training.provenance import results_note
 
 MAX_CELL_TEXT_CLASSES = 20
@@ -59,7 +73,7 @@ class ClickableImage(pg.ImageItem):
 
     cellClicked = Signal(int, int)
 
-    def mouseClickEvent(self, event):  # noqa: N802 - pyqtgraph's name
+    def mouseClickEvent(self, event):
         if event.button() == Qt.LeftButton:
             pos = event.pos()
             self.cellClicked.emit(int(math.floor(pos.x())), int(math.floor(pos.y())))
@@ -74,7 +88,7 @@ class NumberItem(QTableWidgetItem):
         self.value = value
         self.setTextAlignment(align | Qt.AlignVCenter)
 
-    def __lt__(self, other):  # noqa: D105 - Qt's sort order
+    def __lt__(self, other):  # Qt's sort order
         mine, theirs = self.value, getattr(other, "value", math.nan)
         if math.isnan(theirs):
             return not math.isnan(mine)
@@ -226,7 +240,7 @@ class ResultsView(QWidget):
         self.stale_banner.setText(note)
         self.stale_banner.setVisible(bool(note))
 
-    def heightForWidth(self, width: int) -> int:  # noqa: N802 - Qt's name
+    def heightForWidth(self, width: int) -> int:
         """None: the tab's scroll area would otherwise take the wrapping summary as a reason to ask every
         plot for its preferred height and scroll the page; the plots share the height the tab has."""
         return -1
@@ -408,9 +422,9 @@ class ResultsView(QWidget):
         classes = len(evaluation.confusion)
         if not (0 <= true_class < classes and 0 <= predicted_class < classes):
             return []
-        targets = getattr(self.bundle, f"{evaluation.split}_y").tolist() if self.bundle is not None else []
-        indices = [i for i, (p, t) in enumerate(zip(evaluation.predicted, targets))
-                   if p == predicted_class and t == true_class]
+        targets = getattr(self.bundle, f"{evaluation.split}_y").tolist() if self.bundle is not None else None
+        pairs = zip(evaluation.predicted, targets, strict=True) if targets is not None else ()
+        indices = [i for i, (p, t) in enumerate(pairs) if p == predicted_class and t == true_class]
         self.selected_cell = (true_class, predicted_class)
         self._cell_marker.setRect(predicted_class, true_class, 1, 1)
         self._cell_marker.setVisible(True)

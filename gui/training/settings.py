@@ -11,8 +11,18 @@ from __future__ import annotations
 import math
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QPushButton, QSpinBox, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
 
 from engine.data.sources import SOURCES
 from engine.paths import datasets_dir
@@ -51,7 +61,8 @@ def tooltip(declared: Setting) -> str:
     """A row's tooltip: what it does and what it accepts."""
     parts = [declared.help]
     if declared.type in (int, float) and declared.low is not None:
-        parts.append(f"From {number(declared.low)} to {number(declared.high)}{' ' + declared.unit if declared.unit else ''}.")
+        unit = f" {declared.unit}" if declared.unit else ""
+        parts.append(f"From {number(declared.low)} to {number(declared.high)}{unit}.")
     if declared.log and declared.type is float:
         parts.append(LOG_STEPS_TIP)
     return " ".join(part if part.endswith(".") else part + "." for part in parts if part)

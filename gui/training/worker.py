@@ -133,7 +133,7 @@ class DataWorker(QObject):
             self.stopped.emit(LOADING_STOPPED)
         except LayerStudioError as exc:
             self.failed.emit(str(exc))
-        except Exception as exc:  # noqa: BLE001 - any failure must reach the user, not kill the thread
+        except Exception as exc:  # any failure must reach the user, not kill the thread
             self.failed.emit(report_unexpected(exc, "loading the data", log))
         finally:
             self.finished.emit()
@@ -202,7 +202,7 @@ class TrainingWorker(QObject):
             finished = training.RunFinished("stopped", "Stopped while loading the data.", 0)
         except LayerStudioError as exc:
             finished = training.RunFinished("error", str(exc), self._epochs_done())
-        except Exception as exc:  # noqa: BLE001 - the UI must always learn that the run ended
+        except Exception as exc:  # the UI must always learn that the run ended
             finished = training.RunFinished("error", report_unexpected(exc, "preparing the run", log),
                                             self._epochs_done())
         self._writer = None  # it holds the trainer, which the controller releases before the next run
@@ -264,7 +264,7 @@ class TrainingWorker(QObject):
             return
         try:
             self.evaluated.emit(self.trainer.evaluate(split, samples=EVALUATION_SAMPLES))
-        except Exception as exc:  # noqa: BLE001 - a failed evaluation must not hide the finished run
+        except Exception as exc:  # a failed evaluation must not hide the finished run
             self.evaluationFailed.emit(report_unexpected(exc, f"evaluating the {split} split", log))
 
 
@@ -283,7 +283,7 @@ class WarmupWorker(QObject):
                 import torch
 
                 torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
-        except Exception:  # noqa: BLE001 - warming up is an optimisation only
+        except Exception:  # warming up is an optimisation only
             log.warning("Warming up PyTorch failed; the first run starts a little slower", exc_info=True)
         finally:
             self.finished.emit()

@@ -7,9 +7,9 @@ from torch import nn
 
 from engine import blocks
 from engine.build import build_model
-from tests.engine.d2l_reference import D2LInception, D2LResidual, nin_block, vgg_block
 from engine.errors import SpecError
 from engine.spec import LayerSpec, NetworkSpec
+from tests.engine.d2l_reference import D2LInception, D2LResidual, nin_block, vgg_block
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -55,7 +55,8 @@ def assert_same_weights_and_function(built: nn.Module, reference: nn.Module, x: 
 
 def test_print_reads_like_the_hand_written_model():
     assert str(build_model(LENET)) == str(hand_written_lenet())
-    assert str(build_model(LENET)).startswith("Sequential(\n  (0): Conv2d(1, 6, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2))")
+    assert str(build_model(LENET)).startswith(
+        "Sequential(\n  (0): Conv2d(1, 6, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2))")
 
 
 def test_state_dict_moves_both_ways_with_plain_pytorch():
@@ -93,7 +94,8 @@ def test_blocks_are_real_modules_with_d2l_attribute_names():
     inception = blocks.Inception(4, 1, (2, 3), (1, 2), 1)
     assert [name for name, _ in inception.named_children()] == ["p1_1", "p2_1", "p2_2", "p3_1", "p3_2", "p4_1", "p4_2"]
     vgg = blocks.VGGBlock(3, 2, 8)
-    assert isinstance(vgg, nn.Sequential) and [type(m).__name__ for m in vgg] == ["Conv2d", "ReLU", "Conv2d", "ReLU", "MaxPool2d"]
+    assert isinstance(vgg, nn.Sequential)
+    assert [type(m).__name__ for m in vgg] == ["Conv2d", "ReLU", "Conv2d", "ReLU", "MaxPool2d"]
     assert isinstance(blocks.NiNBlock(3, 8, 3, 1, 1), nn.Sequential)
     printed = str(build_model(design((3, 8, 8), ("Residual", dict(out_channels=4)))))
     assert "(0): Residual(\n    (conv1): Conv2d(3, 4, kernel_size=(3, 3)" in printed

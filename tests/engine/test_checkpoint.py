@@ -93,7 +93,7 @@ def same(a, b) -> bool:
     if isinstance(a, dict):
         return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)):
-        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     return a == b or (a != a and b != b)
 
 
@@ -260,7 +260,8 @@ def state_corruptions(optimizer: str) -> list:
         if key == "step":
             cases += [
                 ("step-integer", field + " holds torch.int64", put("optimizer/state/0/step", lambda t: t.long())),
-                ("step-vector", field + " must be a single-number tensor", put("optimizer/state/0/step", torch.zeros(5))),
+                ("step-vector", field + " must be a single-number tensor",
+                 put("optimizer/state/0/step", torch.zeros(5))),
                 ("step-python", field + " must be a single-number tensor", put("optimizer/state/0/step", 3)),
                 ("step-negative", field + " is -1", put("optimizer/state/0/step", torch.tensor(-1.0))),
                 ("step-fraction", field + " is 1.5", put("optimizer/state/0/step", torch.tensor(1.5))),
@@ -351,14 +352,14 @@ def test_crafted_optimizer_states_end_in_a_message_not_a_crash(tmp_path):
     """In a child process, so that a regression crashes the child, not the test run: optimizer states of
     the wrong shape for the fused kernels (which corrupted the heap before) are refused, and the same
     trainer then trains."""
-    script = textwrap.dedent(f"""
+    script = textwrap.dedent("""
         import engine, torch
         from engine.data import DataConfig, load_data
         from engine.errors import WeightsError
         from engine.spec import LayerSpec, NetworkSpec
         from engine.training import TrainConfig, Trainer
-        spec = NetworkSpec((1, 28, 28), (LayerSpec("Conv2d", {{"out_channels": 6, "kernel_size": 5}}),
-                           LayerSpec("Flatten"), LayerSpec("Linear", {{"out_features": 10}})))
+        spec = NetworkSpec((1, 28, 28), (LayerSpec("Conv2d", {"out_channels": 6, "kernel_size": 5}),
+                           LayerSpec("Flatten"), LayerSpec("Linear", {"out_features": 10})))
         data = load_data(DataConfig(limit=96))
         for optimizer in ("sgd", "adam", "adamw", "adagrad"):
             config = TrainConfig(optimizer=optimizer, epochs=1, batch_size=32, device="cpu")
@@ -367,7 +368,7 @@ def test_crafted_optimizer_states_end_in_a_message_not_a_crash(tmp_path):
             checkpoint = source.checkpoint()
             state = checkpoint["optimizer"]["state"]
             state[0], state[1] = state[1], state[0]
-            target = Trainer(spec, data, TrainConfig(**{{**config.to_dict(), "epochs": 2}}))
+            target = Trainer(spec, data, TrainConfig(**{**config.to_dict(), "epochs": 2}))
             try:
                 target.load_checkpoint(checkpoint)
             except WeightsError as exc:

@@ -44,7 +44,8 @@ def test_summary_of_a_template_prints_rows_and_totals(capsys):
     conv = next(line for line in lines if "Conv2d 6, k5, p2" in line)
     assert conv.split()[:1] == ["0"] and "6x28x28" in conv and "156" in conv
     assert "H = floor((28 + 2*2 - 5)/1) + 1 = 28" in conv
-    totals = dict(line.split(":", 1) for line in lines if line.startswith(("Total", "Trainable", "Output", "Size", "MACs")))
+    totals = dict(line.split(":", 1) for line in lines
+                  if line.startswith(("Total", "Trainable", "Output", "Size", "MACs")))
     analysis = analyze(load_template("lenet"))
     assert totals["Total params"].strip() == f"{analysis.params:,}" == "61,706"
     assert totals["Trainable params"].strip() == "61,706"

@@ -66,8 +66,8 @@ def test_kill_9_after_the_first_epoch_leaves_a_checkpoint_that_resumes_to_the_sa
 
 def test_checkpoint_every_writes_inside_epochs_and_resumes(tmp_path, capsys):
     checkpoint = tmp_path / "ck.pt"
-    code, lines, err = train(capsys, "softmax-regression", "--limit", "300", "--epochs", "2", "--checkpoint", checkpoint,
-                             "--checkpoint-every", "0.0001")
+    code, lines, err = train(capsys, "softmax-regression", "--limit", "300", "--epochs", "2",
+                             "--checkpoint", checkpoint, "--checkpoint-every", "0.0001")
     assert code == 0, err
     assert f"Checkpoint saved to {checkpoint}" in lines
     assert read_checkpoint(checkpoint)["epoch"] == 2
@@ -97,7 +97,8 @@ def test_a_checkpoint_that_cannot_be_written_is_a_warning_then_an_error(tmp_path
         return original(self, on_event, should_stop)
 
     monkeypatch.setattr(Trainer, "run", run_then_remove_folder)
-    code, lines, err = train(capsys, "softmax-regression", "--limit", "300", "--epochs", "2", "--checkpoint", checkpoint)
+    code, lines, err = train(capsys, "softmax-regression", "--limit", "300", "--epochs", "2",
+                             "--checkpoint", checkpoint)
     assert code == 1
     assert any(line.startswith("Warning: ") and "does not exist" in line for line in lines)
     assert [line for line in lines if line.startswith("Epoch ")][-1].startswith("Epoch 2/2")

@@ -190,7 +190,7 @@ def test_templates_list_fits_100_columns_and_keeps_each_description(capsys):
     assert max(map(len, lines)) <= PIPE_WIDTH
     rows = table_rows(lines)[1:]
     assert [row.split()[0] for row in rows] == [t.name for t in list_templates()]
-    for row, info in zip(rows, list_templates()):
+    for row, info in zip(rows, list_templates(), strict=True):
         assert row.endswith(info.description)
 
 

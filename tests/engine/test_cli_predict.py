@@ -58,7 +58,7 @@ def test_one_line_per_image_with_the_models_top_classes(trained_design, tmp_path
     code, lines, err = run(capsys, "predict", design, "--weights", weights, *files)
     assert code == 0, err
     assert len(lines) == 3
-    for index, (path, line) in enumerate(zip(files, lines)):
+    for index, (path, line) in enumerate(zip(files, lines, strict=True)):
         match = LINE.match(line)
         assert match and match["input"] == str(path), line
         probabilities = expected_probabilities(design, weights, index)

@@ -122,7 +122,8 @@ def test_resume_continues_the_run_with_the_same_losses(tmp_path, capsys):
     (["softmax-regression", "--data", "imagenet:/x"], "Unknown --data 'imagenet:/x'"),
     (["softmax-regression", "--data", "folder"], "needs a path"),
     (["softmax-regression", "--data", "synthetic-regression", "--limit", "50"], "inputs of shape"),
-    (["softmax-regression", "--lr", "-1", "--limit", "50"], "--lr must be a number between 1e-08 and 1,000,000, got '-1'"),
+    (["softmax-regression", "--lr", "-1", "--limit", "50"],
+     "--lr must be a number between 1e-08 and 1,000,000, got '-1'"),
     (["softmax-regression", "--config", "nope.json"], "does not exist"),
     (["softmax-regression", "--resume", "not-a-checkpoint.pt"], "does not exist"),
 ])
@@ -141,7 +142,8 @@ def test_a_checkpoint_of_another_design_is_refused(tmp_path, capsys):
     assert code == 1 and not out
     lines = err.splitlines()   # the fit report: a sentence, then the problems layer by layer
     assert lines[0].startswith("Error: The weights do not fit this design"), err
-    assert "  layer 1 (Linear):" in lines and "    1.weight has shape 10x784 in the file but 512x784 in the design" in lines
+    assert "  layer 1 (Linear):" in lines
+    assert "    1.weight has shape 10x784 in the file but 512x784 in the design" in lines
 
 
 def _read_until(stream, pattern: bytes, deadline: float) -> bytes:

@@ -16,9 +16,18 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.data import (Augment, DataBundle, DataConfig, augment_batch, cache_dir, download_file, load_data,
-                         parse_data_arg, vision_tensors)
 from engine.controls import control
+from engine.data import (
+    Augment,
+    DataBundle,
+    DataConfig,
+    augment_batch,
+    cache_dir,
+    download_file,
+    load_data,
+    parse_data_arg,
+    vision_tensors,
+)
 from engine.errors import DataError
 from resources import MNIST_SAMPLE
 
@@ -104,11 +113,11 @@ def test_bundled_sample_loads_split_and_balanced(sample):
 def test_bundled_sample_split_is_a_partition_of_the_training_file(sample):
     images = raw_idx(MNIST_SAMPLE / "train-images-idx3-ubyte.gz")
     labels = raw_idx(MNIST_SAMPLE / "train-labels-idx1-ubyte.gz")
-    file_rows = sorted((img.tobytes(), int(lab)) for img, lab in zip(images, labels))
+    file_rows = sorted((img.tobytes(), int(lab)) for img, lab in zip(images, labels, strict=True))
     train = denormalise(sample.train_x, sample)[:, 0]
     val = denormalise(sample.val_x, sample)[:, 0]
-    bundle_rows = sorted([(img.tobytes(), int(lab)) for img, lab in zip(train, sample.train_y)]
-                         + [(img.tobytes(), int(lab)) for img, lab in zip(val, sample.val_y)])
+    bundle_rows = sorted([(img.tobytes(), int(lab)) for img, lab in zip(train, sample.train_y, strict=True)]
+                         + [(img.tobytes(), int(lab)) for img, lab in zip(val, sample.val_y, strict=True)])
     assert bundle_rows == file_rows     # every sample once, pixels and labels intact
     test_images = raw_idx(MNIST_SAMPLE / "t10k-images-idx3-ubyte.gz")
     assert np.array_equal(denormalise(sample.test_x, sample)[:, 0], test_images)
@@ -145,7 +154,8 @@ def test_reconstruction_targets_are_the_unnormalised_inputs():
 
 
 def test_images_cannot_be_regression_targets():
-    with pytest.raises(DataError, match=re.escape(f"classification targets, so it cannot be used for regression: set {control('data.task')} to "
+    with pytest.raises(DataError, match=re.escape(f"classification targets, so it cannot be used for regression: "
+                                                 f"set {control('data.task')} to "
                                                  "classification or reconstruction.")):
         load_data(DataConfig(task="regression"))
 
@@ -256,7 +266,8 @@ def write_cifar(root, per_batch=4, marker=None) -> dict[str, tuple[np.ndarray, l
     for index, name in enumerate([f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]):
         data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
         labels = [(index + k) % 10 for k in range(per_batch)]
-        entry = {"batch_label": name, "labels": labels, "data": data, "filenames": [f"{name}_{k}.png" for k in range(per_batch)]}
+        entry = {"batch_label": name, "labels": labels, "data": data,
+                 "filenames": [f"{name}_{k}.png" for k in range(per_batch)]}
         if marker is not None and name == "data_batch_1":
             entry["payload"] = RunsCodeWhenUnpickled(marker)
         with open(folder / name, "wb") as handle:
@@ -352,7 +363,7 @@ def test_image_folder_rgb_resized_with_class_names(tmp_path):
     assert bundle.test_x.shape == (0, 3, 8, 8)
     pixels = np.concatenate([denormalise(bundle.train_x, bundle), denormalise(bundle.val_x, bundle)])
     labels = torch.cat([bundle.train_y, bundle.val_y]).tolist()
-    for image, label in zip(pixels, labels):
+    for image, label in zip(pixels, labels, strict=True):
         colour = np.array(COLOURS[bundle.class_names[label]])
         assert np.abs(image.reshape(3, -1).astype(int) - colour[:, None]).max() <= 3    # JPEG may be off by a little
 
@@ -482,9 +493,9 @@ def test_flip_keeps_shape_and_flips_about_half():
     x = torch.arange(64 * 2 * 5 * 7, dtype=torch.float32).view(64, 2, 5, 7)
     out = augment_batch(x, Augment(hflip=True), torch.Generator().manual_seed(0))
     assert out.shape == x.shape
-    flipped = [torch.equal(o, xi.flip(-1)) for o, xi in zip(out, x)]
-    kept = [torch.equal(o, xi) for o, xi in zip(out, x)]
-    assert all(f != k for f, k in zip(flipped, kept))          # each sample exactly one of the two
+    flipped = [torch.equal(o, xi.flip(-1)) for o, xi in zip(out, x, strict=True)]
+    kept = [torch.equal(o, xi) for o, xi in zip(out, x, strict=True)]
+    assert all(f != k for f, k in zip(flipped, kept, strict=True))          # each sample exactly one of the two
     assert 16 < sum(flipped) < 48
     again = augment_batch(x, Augment(hflip=True), torch.Generator().manual_seed(0))
     assert torch.equal(out, again)                           # reproducible from the generator
@@ -496,8 +507,9 @@ def test_crop_takes_a_window_of_the_zero_padded_image():
     assert out.shape == x.shape
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
     offsets = []
-    for sample, image in zip(out, padded):
-        matches = [(dy, dx) for dy in range(5) for dx in range(5) if torch.equal(image[:, dy:dy + 6, dx:dx + 6], sample)]
+    for sample, image in zip(out, padded, strict=True):
+        matches = [(dy, dx) for dy in range(5) for dx in range(5)
+                   if torch.equal(image[:, dy:dy + 6, dx:dx + 6], sample)]
         assert len(matches) == 1
         offsets.append(matches[0])
     assert len(set(offsets)) > 5                # offsets vary per sample

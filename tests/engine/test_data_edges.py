@@ -17,13 +17,13 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from engine.data import DataConfig, cache_dir, download_file, load_data
+from engine.errors import Cancelled, DataError
 from engine.schema import settings_of
+from engine.task import Task
+from tests.slow_server import SlowServer
 
 # Every numeric data setting's declaration (engine.schema): the ranges these tests hold the engine to.
 RANGED = {s.name: s for s in settings_of(DataConfig) if s.low is not None}
-from engine.errors import Cancelled, DataError
-from engine.task import Task
-from tests.slow_server import SlowServer
 
 
 @pytest.fixture(autouse=True)
@@ -182,7 +182,7 @@ def test_every_range_is_enforced_at_its_bounds_with_a_sentence():
     for name, allowed in RANGED.items():
         low, high = allowed.low, allowed.high
 
-        def config(value):
+        def config(value, name=name, allowed=allowed):
             return DataConfig(**{name: (value,) * allowed.items[0] if allowed.items else value})
 
         config(low).validate()

@@ -15,8 +15,14 @@ import pytest
 from engine.cli import main
 from engine.errors import SpecError
 from engine.files import MAX_JSON_DEPTH
-from engine.spec import (MAX_DESIGN_BYTES, MAX_INPUT_DIMENSION, MAX_INPUT_ELEMENTS, LayerSpec, NetworkSpec,
-                         check_input_shape)
+from engine.spec import (
+    MAX_DESIGN_BYTES,
+    MAX_INPUT_DIMENSION,
+    MAX_INPUT_ELEMENTS,
+    LayerSpec,
+    NetworkSpec,
+    check_input_shape,
+)
 from engine.templates import load_design
 from resources import TEMPLATES
 

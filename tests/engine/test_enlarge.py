@@ -12,8 +12,13 @@ from engine.data import NATIVE_IMAGE_SIZES, DataConfig, load_data, read_idx
 from engine.data.enlarge import enlarge, enlarged_moments
 from engine.errors import TrainingError
 from engine.evaluation import evaluate_model
-from engine.memory import (check_data_fits, check_training_fits, estimate_data_bytes, estimate_training_bytes,
-                           format_bytes)
+from engine.memory import (
+    check_data_fits,
+    check_training_fits,
+    estimate_data_bytes,
+    estimate_training_bytes,
+    format_bytes,
+)
 from engine.predict import Predictor
 from engine.preview import preview_data
 from engine.shapes import analyze

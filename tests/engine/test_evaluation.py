@@ -10,10 +10,8 @@ import torch
 from engine.build import build_model
 from engine.data import DataConfig, load_data
 from engine.errors import TrainingError
-from engine.evaluation import (ClassMetrics, class_metrics, evaluate_model, evaluation_split, macro_average,
-                               model_device)
+from engine.evaluation import ClassMetrics, class_metrics, evaluate_model, evaluation_split, macro_average, model_device
 from engine.io import load_weights, save_weights
-from engine.layers import KINDS  # noqa: F401 - registry import keeps LayerSpec defaults filled
 from engine.spec import LayerSpec, NetworkSpec
 from engine.training import TrainConfig, Trainer
 
@@ -44,9 +42,9 @@ def hand_metrics(predicted: list[int], targets: list[int], classes: int) -> list
     """(support, precision, recall, F1) per class, counted sample by sample (NaN where undefined)."""
     rows = []
     for k in range(classes):
-        tp = sum(p == k and t == k for p, t in zip(predicted, targets))
-        fp = sum(p == k and t != k for p, t in zip(predicted, targets))
-        fn = sum(p != k and t == k for p, t in zip(predicted, targets))
+        tp = sum(p == k and t == k for p, t in zip(predicted, targets, strict=True))
+        fp = sum(p == k and t != k for p, t in zip(predicted, targets, strict=True))
+        fn = sum(p != k and t == k for p, t in zip(predicted, targets, strict=True))
         precision = tp / (tp + fp) if tp + fp else math.nan
         recall = tp / (tp + fn) if tp + fn else math.nan
         f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else math.nan
@@ -94,7 +92,7 @@ def test_class_metrics_agree_with_sklearn_when_it_is_installed():
     confusion = metrics_module.confusion_matrix(targets, predicted, labels=list(range(5))).tolist()
     precision, recall, f1, support = metrics_module.precision_recall_fscore_support(
         targets, predicted, labels=list(range(5)), zero_division=math.nan)
-    for mine, p, r, f, s in zip(class_metrics(confusion), precision, recall, f1, support):
+    for mine, p, r, f, s in zip(class_metrics(confusion), precision, recall, f1, support, strict=True):
         assert mine.support == s
         assert same(mine.precision, float(p)) and same(mine.recall, float(r)) and same(mine.f1, float(f))
 
@@ -103,7 +101,7 @@ def test_metrics_of_a_real_evaluation_match_a_count_of_its_predictions(trained, 
     evaluation = trained.evaluate("test")
     targets = mnist.test_y.tolist()
     expected = hand_metrics(evaluation.predicted, targets, 10)
-    for mine, (support, precision, recall, f1) in zip(evaluation.class_metrics(), expected):
+    for mine, (support, precision, recall, f1) in zip(evaluation.class_metrics(), expected, strict=True):
         assert mine.support == support
         assert same(mine.precision, precision) and same(mine.recall, recall) and same(mine.f1, f1)
     assert [m.recall for m in evaluation.class_metrics()] == evaluation.per_class_accuracy

@@ -13,7 +13,7 @@ def test_a_finish_reason_given_as_a_word_becomes_the_enum_and_still_is_the_word(
     assert finished.reason is FinishReason.EARLY_STOPPED
     assert finished.reason == "early_stopped" and finished.reason in ("completed", "early_stopped")
     assert {"early_stopped": "Stopped early"}[finished.reason] == "Stopped early"  # GUI tables keyed by the word
-    assert f"{finished.reason}" == str(finished.reason) == "%s" % finished.reason == "early_stopped"
+    assert f"{finished.reason}" == str(finished.reason) == "%s" % finished.reason == "early_stopped"  # noqa: UP031 - %-formatting is checked
     assert json.loads(json.dumps({"reason": finished.reason})) == {"reason": "early_stopped"}
     assert RunFinished(FinishReason.STOPPED, "", 0) == RunFinished("stopped", "", 0)
 

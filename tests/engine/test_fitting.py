@@ -33,8 +33,8 @@ def bundles(tmp_path_factory):
     synthetic regression."""
     folder = tmp_path_factory.mktemp("tables")
     flowers = folder / "flowers.csv"
-    rows = [f"{5 + i % 7 / 10},{3 + i % 5 / 10},{1 + i % 9 / 2},{i % 4 / 10},{('setosa', 'versicolor', 'virginica')[i % 3]}"
-            for i in range(60)]
+    species = ("setosa", "versicolor", "virginica")
+    rows = [f"{5 + i % 7 / 10},{3 + i % 5 / 10},{1 + i % 9 / 2},{i % 4 / 10},{species[i % 3]}" for i in range(60)]
     flowers.write_text("sepal_length,sepal_width,petal_length,petal_width,species\n" + "\n".join(rows) + "\n")
     houses = folder / "houses.csv"
     houses.write_text("rooms,area,age,price,rent\n" + "\n".join(
@@ -105,7 +105,8 @@ def test_a_table_of_pixels_keeps_the_image_design_a_reshape_apart(tmp_path):
     bundle = load_data(DataConfig(source="csv", root=str(tmp_path / "pixels.csv")))
     spec, _ = load_design("lenet")
     result = fit(spec, DataFacts.of(bundle))
-    assert result.spec.input_shape == (1, 28, 28) and result.changes == ("the last Linear gives 2 outputs instead of 10",)
+    assert result.spec.input_shape == (1, 28, 28)
+    assert result.changes == ("the last Linear gives 2 outputs instead of 10",)
 
 
 def test_images_too_small_for_the_strides_are_enlarged_to_the_smallest_size_that_works():
@@ -117,10 +118,12 @@ def test_images_too_small_for_the_strides_are_enlarged_to_the_smallest_size_that
 
 def test_a_design_broken_whatever_the_input_is_refused_not_applied():
     spec = NetworkSpec((1, 28, 28), (LayerSpec("MaxPool2d", {"kernel_size": 2, "padding": 2}, id="pool"),
-                                     LayerSpec("Flatten", id="flat"), LayerSpec("Linear", {"out_features": 10}, id="out")))
+                                     LayerSpec("Flatten", id="flat"),
+                                     LayerSpec("Linear", {"out_features": 10}, id="out")))
     result = fit(spec, builtin_facts("mnist-sample"))
     assert not result.ok and result.spec is None
-    assert result.refusal.startswith("This design cannot take the 1x28x28 samples of MNIST sample: at layer 0 (MaxPool2d)")
+    assert result.refusal.startswith(
+        "This design cannot take the 1x28x28 samples of MNIST sample: at layer 0 (MaxPool2d)")
 
 
 def test_an_output_no_layer_can_resize_is_refused_with_the_fix():

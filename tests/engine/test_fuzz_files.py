@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 import warnings
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -49,7 +49,8 @@ def only_layerstudio_errors(call, *args) -> None:
 HOSTILE_VALUES = st.sampled_from([
     "1" * 5000, "-" + "9" * 400, "1e999", "-1e400", "NaN", "Infinity", "[" * 50_000 + "]" * 50_000,
     "[" * 150 + "]" * 150, '{"a":' * 120 + "1" + "}" * 120, '"\\ud800"', '"\\udfff\\ud800"', '"\\u0000\\u001b[2J"',
-    '"a\\nb\'\\"\\"\\"__import__(\\"os\\")"', "null", "true", "[]", "{}", '""', "0", "-1", "2.5", "123456789012345678901",
+    '"a\\nb\'\\"\\"\\"__import__(\\"os\\")"', "null", "true", "[]", "{}", '""', "0", "-1", "2.5",
+    "123456789012345678901",
     '"' + "x" * 10_000 + '"', "[1e308, -1e308]", '{"\\ud800": 1}',
 ])
 
@@ -136,7 +137,7 @@ SPEC = NetworkSpec((1, 6, 6), (
 ))
 
 
-@lru_cache(maxsize=None)
+@cache
 def original(kind: str) -> bytes:
     """The bytes of a real file: weights as .pt or .safetensors (save_weights), or a checkpoint (save_checkpoint)."""
     torch.manual_seed(0)
@@ -200,7 +201,8 @@ HOSTILE_CELLS = st.sampled_from([
 
 @st.composite
 def mutated_tables(draw) -> bytes:
-    """A small CSV (3 features, a text label) with cells replaced by hostile text, then bytes flipped, inserted or cut."""
+    """A small CSV (3 features, a text label) with cells replaced by hostile text, then bytes flipped, inserted
+    or cut."""
     rows = [line.split(",") for line in CSV_BASE.decode().splitlines()]
     for _ in range(draw(st.integers(0, 4))):
         row = draw(st.integers(0, len(rows) - 1))

@@ -14,8 +14,17 @@ from torch import nn
 
 from engine.build import build_model
 from engine.errors import WeightsError
-from engine.io import (FitReport, apply_state_dict, check_fit, load_weights, read_checkpoint, read_state_dict,
-                       save_checkpoint, save_weights, strip_wrapper_prefixes)
+from engine.io import (
+    FitReport,
+    apply_state_dict,
+    check_fit,
+    load_weights,
+    read_checkpoint,
+    read_state_dict,
+    save_checkpoint,
+    save_weights,
+    strip_wrapper_prefixes,
+)
 from engine.spec import LayerSpec, NetworkSpec
 
 

@@ -12,8 +12,16 @@ from PIL import Image
 
 from engine.data import DataConfig, load_data
 from engine.errors import DataError, TrainingError
-from engine.memory import (available_bytes, check_data_fits, check_fits, check_training_fits, estimate_data_bytes,
-                           estimate_training_bytes, format_bytes, optimizer_state_tensors)
+from engine.memory import (
+    available_bytes,
+    check_data_fits,
+    check_fits,
+    check_training_fits,
+    estimate_data_bytes,
+    estimate_training_bytes,
+    format_bytes,
+    optimizer_state_tensors,
+)
 from engine.shapes import analyze
 from engine.spec import LayerSpec, NetworkSpec
 from engine.templates import list_templates, load_design

@@ -32,7 +32,8 @@ def test_every_number_parameter_declares_a_range_that_holds_its_default():
             assert p.min is not None and p.max is not None and p.min <= p.max, where
             defaults = p.default if p.type == "ints" else (p.default,)
             assert all(d in PADDING_PRESETS or p.min <= d <= p.max for d in defaults), where
-            assert abs(p.max) < 2**63 and abs(p.min) < 2**63, f"{where}: a bound past int64 reaches torch as an overflow"
+            assert abs(p.max) < 2**63 and abs(p.min) < 2**63, \
+                f"{where}: a bound past int64 reaches torch as an overflow"
 
 
 def whole(value) -> bool:
@@ -149,5 +150,6 @@ def test_the_layer_reference_page_shows_the_registrys_ranges():
     from engine.layer_reference import reference
 
     page = Path(__file__).parents[2] / "docs" / "layers.md"
-    assert page.read_text(encoding="utf-8") == reference(), "regenerate: python -m engine.layer_reference > docs/layers.md"
+    assert page.read_text(encoding="utf-8") == reference(), \
+        "regenerate: python -m engine.layer_reference > docs/layers.md"
     assert "| `out_features` | int | 10 | 1 to 1,000,000 |" in reference()

@@ -12,9 +12,16 @@ from PIL import Image
 from engine.build import build_model
 from engine.data import DataConfig, load_data
 from engine.errors import DataError, TrainingError
-from engine.layers import KINDS  # noqa: F401 - registry import keeps LayerSpec defaults filled
-from engine.predict import (IMAGE, TABLE, InputFormat, Predictor, class_probabilities, parse_row, prepare_image,
-                            prepare_row)
+from engine.predict import (
+    IMAGE,
+    TABLE,
+    InputFormat,
+    Predictor,
+    class_probabilities,
+    parse_row,
+    prepare_image,
+    prepare_row,
+)
 from engine.spec import LayerSpec, NetworkSpec
 from engine.training import TrainConfig, Trainer
 from tests.digits import write_digit

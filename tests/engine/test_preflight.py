@@ -49,7 +49,8 @@ def test_batch_size_one_is_refused_for_a_batch_norm_over_one_value_per_channel(s
 
 
 def test_a_single_training_sample_is_refused_for_such_a_batch_norm():
-    with pytest.raises(TrainingError, match=r"^The data has only 1 training sample, too few for layer 1 \(BatchNorm1d\)"):
+    with pytest.raises(TrainingError,
+                       match=r"^The data has only 1 training sample, too few for layer 1 \(BatchNorm1d\)"):
         Trainer(FEATURES_BN, bundle(torch.randn(1, 6)), TrainConfig(device="cpu", batch_size=64))
 
 
@@ -73,7 +74,8 @@ def test_real_numbers_into_an_embedding_are_refused_with_a_sentence():
         Trainer(TOKENS, bundle(torch.rand(10, 6) * 19), TrainConfig(device="cpu"))
     assert str(refused.value) == (
         "Layer 0 (Embedding) looks up integer token indices but the training data holds float32 values: give it "
-        "token data (whole numbers from 0 to 19), or start the design with a layer that takes real numbers, such as Linear.")
+        "token data (whole numbers from 0 to 19), or start the design with a layer that takes real numbers, "
+        "such as Linear.")
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -92,5 +94,6 @@ def test_tokens_the_embedding_has_no_vector_for_are_refused(bad, message):
 
 def test_integers_into_a_layer_that_takes_real_numbers_are_refused():
     spec = design((6,), ("Linear", {"out_features": 2}))
-    with pytest.raises(TrainingError, match=r"^Layer 0 \(Linear\) takes real numbers but the training data holds int64"):
+    with pytest.raises(TrainingError,
+                       match=r"^Layer 0 \(Linear\) takes real numbers but the training data holds int64"):
         Trainer(spec, bundle(torch.randint(0, 5, (10, 6))), TrainConfig(device="cpu"))

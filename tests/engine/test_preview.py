@@ -36,7 +36,7 @@ def test_images_per_class_are_the_files_pixels_and_counts_follow_the_splits(samp
     preview = preview_data(sample, per_class=6)
     assert preview.class_names == DIGIT_NAMES and [title for title, _ in preview.groups] == DIGIT_NAMES
     pixels = {image.tobytes() for image in training_file_pixels()}
-    for index, (title, images) in enumerate(preview.groups):
+    for index, (_title, images) in enumerate(preview.groups):
         assert images.shape == (6, 28, 28, 1) and images.dtype == np.uint8
         first = torch.nonzero(sample.train_y == index).flatten()[:6]
         assert np.array_equal(images, to_pixels(sample.train_x[first], sample))
@@ -73,7 +73,7 @@ def test_a_csv_previews_its_column_names_and_first_rows_in_the_files_units(tmp_p
     preview = preview_data(bundle, rows=8)
     assert preview.columns == ["sepal", "width", "grams", "species"]
     assert len(preview.rows) == 8 and not preview.groups
-    for shown, written in zip(preview.rows, rows):
+    for shown, written in zip(preview.rows, rows[:8], strict=True):
         assert [float(v) for v in shown[:3]] == pytest.approx([float(v) for v in written[:3]], rel=1e-6)
         assert shown[3] == written[3]
     assert preview.rows[0][2] == "0"                       # a zero in the file, not a rounding residue
@@ -84,7 +84,7 @@ def test_regression_tables_show_their_targets():
     bundle = load_data(DataConfig(source="synthetic-regression", samples=50, val_fraction=0))
     preview = preview_data(bundle, rows=4)
     assert preview.columns == ["x1", "x2", "y"] and preview.counts["train"] == [50]
-    for row, x, y in zip(preview.rows, bundle.train_x.tolist(), bundle.train_y.tolist()):
+    for row, x, y in zip(preview.rows, bundle.train_x[:4].tolist(), bundle.train_y[:4].tolist(), strict=True):
         assert [float(v) for v in row] == pytest.approx(x + y, rel=1e-5)
 
 

@@ -53,9 +53,8 @@ def wrong_type_value(p: Param) -> st.SearchStrategy:
             st.text(max_size=2), min_size=1, max_size=3
         )
     if p.type == "padding":
-        return st.none() | st.floats() | st.booleans() | st.lists(st.integers(), max_size=2) | st.text(max_size=8).filter(
-            lambda s: s not in PADDING_PRESETS
-        )
+        not_a_preset = st.text(max_size=8).filter(lambda s: s not in PADDING_PRESETS)
+        return st.none() | st.floats() | st.booleans() | st.lists(st.integers(), max_size=2) | not_a_preset
     raise AssertionError(p.type)
 
 
@@ -121,7 +120,8 @@ def corrupted_designs(draw) -> tuple[dict, tuple[str, ...]]:
         del data[name]
         return data, (repr(name),)
     if how == "unknown top field":
-        name = draw(FIELD_NAMES.filter(lambda n: n not in data and n not in ("name", "description", "training", "data")))
+        name = draw(FIELD_NAMES.filter(
+            lambda n: n not in data and n not in ("name", "description", "training", "data")))
         data[name] = draw(json_like)
         return data, (repr(name),)
     if how == "bad input_shape":
@@ -193,7 +193,7 @@ def test_project_sections_are_ignored_by_the_spec():
     assert NetworkSpec.from_dict(data).layers[0].params["out_features"] == 1
 
 
-# --------------------------------------------------------------------------- junk never escapes as anything but SpecError
+# ------------------------------------------------------------------------ junk never escapes as anything but SpecError
 
 def _only_spec_error(call, *args):
     try:
@@ -220,7 +220,8 @@ def test_junk_layers_raise_only_spec_error(layers, shape):
 @given(st.sampled_from(KIND_NAMES), st.data())
 def test_junk_param_values_raise_only_spec_error(kind_name, data):
     params = {p.name: data.draw(json_like) for p in KINDS[kind_name].params}
-    design = {"format": FORMAT, "version": 1, "input_shape": [3, 8, 8], "layers": [{"kind": kind_name, "params": params}]}
+    design = {"format": FORMAT, "version": 1, "input_shape": [3, 8, 8],
+              "layers": [{"kind": kind_name, "params": params}]}
     _only_spec_error(NetworkSpec.from_dict, design)
 
 
@@ -276,19 +277,23 @@ def _design(*layers, shape=(1, 28, 28)) -> dict:
          "layer 0 field 'kind' names unknown kind 'Conv2D': known kinds are Linear, "),
         (_design({"params": {}}), "layer 0 is missing field 'kind'"),
         (_design({"kind": "ReLU", "colour": "red"}), "layer 0 has unknown field 'colour': remove it"),
-        (_design({"kind": "Dropout", "params": {"rate": 0.5}}), "layer 0 (Dropout) has unknown parameter 'rate' (known: p)"),
-        (_design({"kind": "Dropout", "params": {"p": "half"}}), "layer 0 (Dropout) parameter 'p' must be a number, got 'half'"),
+        (_design({"kind": "Dropout", "params": {"rate": 0.5}}),
+         "layer 0 (Dropout) has unknown parameter 'rate' (known: p)"),
+        (_design({"kind": "Dropout", "params": {"p": "half"}}),
+         "layer 0 (Dropout) parameter 'p' must be a number, got 'half'"),
         (_design({"kind": "Dropout", "params": {"p": 1.5}}),
          "layer 0 (Dropout) parameter 'p' must be a number between 0 and 1, got 1.5"),
         (_design({"kind": "Conv2d", "params": {"padding": "half"}}),
          "layer 0 (Conv2d) parameter 'padding' must be a number or one of valid, same, full, got 'half'"),
         (_design({"kind": "LSTM", "params": {"output": "first"}}),
          "layer 0 (LSTM) parameter 'output' must be one of last, all, got 'first'"),
-        (_design({"kind": "ReLU", "id": "a"}, {"kind": "ReLU", "id": "a"}), "layer 1 (ReLU) repeats id 'a': ids must be unique"),
+        (_design({"kind": "ReLU", "id": "a"}, {"kind": "ReLU", "id": "a"}),
+         "layer 1 (ReLU) repeats id 'a': ids must be unique"),
         (_design(shape=(1, -28, 28)), "field 'input_shape' must be a list of 1 to 8 positive integers"),
         ({"format": FORMAT, "version": 1, "input_shape": [4]}, "design is missing field 'layers'"),
         ({"version": 1, "input_shape": [4], "layers": []}, "not a LayerStudio design: field 'format' is missing"),
-        ({**_design(), "version": 7}, "design version 7 is newer than this LayerStudio understands (1): update LayerStudio"),
+        ({**_design(), "version": 7},
+         "design version 7 is newer than this LayerStudio understands (1): update LayerStudio"),
         ([1, 2], "a design must be a JSON object, got list"),
     ],
 )

@@ -4,18 +4,19 @@ shapes, parameter counts and state_dict layout with what analyze and build_model
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 
 import pytest
 import torch
 from torch import nn
 
 from engine.build import build_model
-from tests.engine.d2l_reference import D2LInception, D2LResidual, nin_block, vgg_block
 from engine.errors import SpecError
 from engine.shapes import analyze
 from engine.spec import NetworkSpec
 from engine.templates import TEACHING_ORDER, TemplateInfo, list_templates, load_design, load_template
 from resources import TEMPLATES
+from tests.engine.d2l_reference import D2LInception, D2LResidual, nin_block, vgg_block
 
 NAMES = ("softmax-regression", "linear-regression", "mlp", "mlp-784-500", "cnn", "autoencoder", "cifar-cnn",
          "lenet", "lenet-d2l", "lenet-bn", "alexnet", "vgg", "nin", "resnet18", "googlenet")
@@ -235,7 +236,7 @@ def test_the_two_lenets_say_which_is_which():
     assert sigmoids == {"lenet": 1, "lenet-d2l": 4}
     d2l = load_template("lenet-d2l").layers
     assert d2l[-1].kind == "Linear" and all(  # every conv and Linear but the last is followed by a Sigmoid
-        after.kind == "Sigmoid" for layer, after in zip(d2l, d2l[1:]) if layer.kind in ("Conv2d", "Linear"))
+        after.kind == "Sigmoid" for layer, after in pairwise(d2l) if layer.kind in ("Conv2d", "Linear"))
 
 
 def test_autoencoder_is_marked_for_reconstruction():

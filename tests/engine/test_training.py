@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import re
+import sys
 import threading
 from dataclasses import replace
 
@@ -22,8 +22,21 @@ from engine.errors import TrainingError, WeightsError
 from engine.io import read_checkpoint, save_checkpoint
 from engine.spec import LayerSpec, NetworkSpec
 from engine.training import (
-    AMP_MODES, INITS, LOSSES, OPTIMIZERS, SCHEDULES, BatchEnd, EpochEnd, LearningRateSchedule, RunFinished,
-    RunStarted, TrainConfig, Trainer, is_out_of_memory, steps_per_epoch, warm_up,
+    AMP_MODES,
+    INITS,
+    LOSSES,
+    OPTIMIZERS,
+    SCHEDULES,
+    BatchEnd,
+    EpochEnd,
+    LearningRateSchedule,
+    RunFinished,
+    RunStarted,
+    TrainConfig,
+    Trainer,
+    is_out_of_memory,
+    steps_per_epoch,
+    warm_up,
 )
 from engine.training import trainer as trainer_module
 from engine.training.readback import _LastGoodWeights
@@ -344,7 +357,8 @@ def test_other_exceptions_end_the_run_with_their_message(mnist):
 
 
 def test_bce_without_a_sigmoid_is_refused_before_the_run(mnist):
-    with pytest.raises(TrainingError, match=re.escape(f"end the design with a Sigmoid, or set {control('training.loss')} to bce_with_logits")):
+    with pytest.raises(TrainingError, match=re.escape(
+            f"end the design with a Sigmoid, or set {control('training.loss')} to bce_with_logits")):
         Trainer(mlp(), mnist, TrainConfig(loss="bce"))
 
 
@@ -685,7 +699,7 @@ def test_evaluation_matches_a_manual_computation(mnist):
     loss = nn.functional.cross_entropy(out, mnist.test_y).item()
     predicted = out.argmax(1)
     confusion = [[0] * 10 for _ in range(10)]
-    for truth, guess in zip(mnist.test_y.tolist(), predicted.tolist()):
+    for truth, guess in zip(mnist.test_y.tolist(), predicted.tolist(), strict=True):
         confusion[truth][guess] += 1
     assert result.loss == pytest.approx(loss, rel=1e-5)
     assert result.accuracy == pytest.approx((predicted == mnist.test_y).float().mean().item())

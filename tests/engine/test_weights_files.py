@@ -13,8 +13,16 @@ from torch import nn
 
 from engine.build import build_model
 from engine.errors import WeightsError
-from engine.io import (CHECKPOINT_SUFFIXES, WEIGHTS_SUFFIXES, apply_state_dict, load_weights, read_checkpoint,
-                       read_state_dict, save_checkpoint, save_weights)
+from engine.io import (
+    CHECKPOINT_SUFFIXES,
+    WEIGHTS_SUFFIXES,
+    apply_state_dict,
+    load_weights,
+    read_checkpoint,
+    read_state_dict,
+    save_checkpoint,
+    save_weights,
+)
 from engine.spec import LayerSpec, NetworkSpec
 
 SPEC = NetworkSpec((4,), (LayerSpec("Linear", {"out_features": 3}, "fc"), LayerSpec("BatchNorm1d", id="bn")))

@@ -1,4 +1,5 @@
-"""Fixtures for the window tests: isolated QSettings, no QThread left running, a ready main window."""
+"""Fixtures for the window tests: isolated QSettings, no QThread left running, a ready main window, the Training
+area."""
 from __future__ import annotations
 
 import gc
@@ -29,6 +30,23 @@ def no_thread_left_running(qapp):
                if issubclass(type(obj), QThread) and shiboken6.isValid(obj) and obj.isRunning()
                and obj is not qapp.thread()]
     assert not running, f"QThread(s) left running: {running}"
+
+
+@pytest.fixture
+def area(qtbot):
+    """Makes TrainingAreas (a controller with its Training and Results tabs) over a document, by default a
+    small quick run; every one made is shut down after the test."""
+    from tests.gui.test_training import TrainingArea, make_document
+
+    areas = []
+
+    def make(doc=None) -> TrainingArea:
+        areas.append(TrainingArea(qtbot, doc or make_document()))
+        return areas[-1]
+
+    yield make
+    for made in areas:
+        made.close()
 
 
 @pytest.fixture

@@ -137,7 +137,8 @@ def test_a_residual_block_lists_its_steps_in_the_order_data_flows(window, qtbot,
     assert rows[-2][1:] == (out, f"bn2 + {shortcut}")  # the sum of the main path and the shortcut
     assert rows[-1][1:] == (out, f"relu(bn2 + {shortcut})")
     if shortcut == "conv3":
-        assert rows[5][0] == "conv3: Conv2d" and rows[5][2].startswith("from input: Conv2d(4, 8")  # the shortcut's 1x1 conv
+        # the shortcut's 1x1 conv
+        assert rows[5][0] == "conv3: Conv2d" and rows[5][2].startswith("from input: Conv2d(4, 8")
     assert rows[-1][1] == window.stack_view.stack_model.data(
         window.stack_view.stack_model.index_of(ids(window)[0], COL_SHAPE))
 

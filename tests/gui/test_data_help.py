@@ -13,20 +13,7 @@ from engine.paths import datasets_dir
 from gui.document import DesignDocument, DesignFile
 from gui.training import controller as states
 from gui.training.downloads import confirm_download
-from tests.gui.test_training import RUN_TIMEOUT_MS, TrainingArea, make_document
-
-
-@pytest.fixture
-def area(qtbot):
-    areas = []
-
-    def make(doc=None) -> TrainingArea:
-        areas.append(TrainingArea(qtbot, doc or make_document()))
-        return areas[-1]
-
-    yield make
-    for made in areas:
-        made.close()
+from tests.gui.test_training import RUN_TIMEOUT_MS, make_document
 
 
 def template_document(name: str) -> DesignDocument:

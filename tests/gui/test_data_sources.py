@@ -8,24 +8,11 @@ import pytest
 from engine.data.sources import SOURCES, DataSource, register
 from tests.engine.test_data_sources import cli_data_names
 from tests.gui.test_status_lines import load_data
-from tests.gui.test_training import TrainingArea, make_document
+from tests.gui.test_training import make_document
 
 # Rows every source shows; the others depend on what the registry says of the chosen source.
 EVERY_SOURCE = {"source", "task", "val_fraction", "limit", "normalize", "seed"}
 IMAGE_ROWS = {"image_size", "augment_crop_padding", "augment_hflip"}
-
-
-@pytest.fixture
-def area(qtbot):
-    areas = []
-
-    def make(doc=None) -> TrainingArea:
-        areas.append(TrainingArea(qtbot, doc or make_document()))
-        return areas[-1]
-
-    yield make
-    for made in areas:
-        made.close()
 
 
 def dataset_list(ui) -> list[str]:

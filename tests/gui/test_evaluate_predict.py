@@ -14,7 +14,6 @@ from engine.cli import main
 from engine.data import DataConfig, load_data
 from engine.evaluation import class_metrics, evaluate_model
 from engine.io import save_weights
-from engine.layers import KINDS  # noqa: F401 - registry import keeps LayerSpec defaults filled
 from engine.spec import LayerSpec, NetworkSpec
 from engine.training import TrainConfig, Trainer
 from gui.document import DesignDocument
@@ -104,7 +103,7 @@ def test_evaluate_loaded_weights_loads_the_data_and_fills_the_results(area, trai
     assert f"accuracy <b>{100 * evaluation.accuracy:.2f}%</b>" in ui.results.summary.text()
     rows = ui.results.class_table_rows()
     assert [row[0] for row in rows] == [str(k) for k in range(10)]
-    for row, metric in zip(rows, class_metrics(evaluation.confusion)):
+    for row, metric in zip(rows, class_metrics(evaluation.confusion), strict=True):
         assert row[1:] == [f"{metric.support:,}", percent(metric.precision), percent(metric.recall),
                            percent(metric.f1)]
     assert ui.results.pages.currentIndex() == 1

@@ -34,7 +34,8 @@ def test_opening_a_fifo_or_a_deep_file_shows_a_sentence_and_keeps_the_design(win
 
 
 def test_saving_a_design_under_a_bad_name_says_so_and_writes_nothing(window, tmp_path, message_boxes):
-    for name, fragment in (("design.txt", "Cannot tell the format of 'design.txt'"), ("missing/d.json", "does not exist")):
+    for name, fragment in (("design.txt", "Cannot tell the format of 'design.txt'"),
+                           ("missing/d.json", "does not exist")):
         assert not window.save_to(tmp_path / name)
         assert fragment in message_boxes.texts[-1]
     assert not window.save_to(tmp_path)

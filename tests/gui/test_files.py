@@ -124,7 +124,7 @@ def test_templates_menu_lists_every_template_with_its_description(window):
     actions = window.templates_menu.actions()
     infos = list_templates()
     assert [a.data() for a in actions] == [info.name for info in infos]
-    assert all(info.description and info.description == a.toolTip() for a, info in zip(actions, infos))
+    assert all(info.description and info.description == a.toolTip() for a, info in zip(actions, infos, strict=True))
     next(a for a in actions if a.data() == "vgg").trigger()
     assert window.document.name == "vgg"
     assert window.summary.values["Errors"].text() == "none"

@@ -19,26 +19,13 @@ from engine.training import TrainConfig, Trainer
 from gui.app import attach_training
 from gui.document import DesignDocument
 from gui.training import recovery
-from tests.gui.test_training import RUN_TIMEOUT_MS, SMALL_DATA, TrainingArea, make_document, tiny_spec
+from tests.gui.test_training import RUN_TIMEOUT_MS, SMALL_DATA, make_document, tiny_spec
 
 
 @pytest.fixture(autouse=True)
 def own_data_folder(tmp_path, monkeypatch):
     """Markers and checkpoints of these tests go to a folder of their own."""
     monkeypatch.setenv(paths.HOME_VARIABLE, str(tmp_path / "home"))
-
-
-@pytest.fixture
-def area(qtbot):
-    made = []
-
-    def make(doc) -> TrainingArea:
-        made.append(TrainingArea(qtbot, doc))
-        return made[-1]
-
-    yield make
-    for ui in made:
-        ui.close()
 
 
 def saved_design(tmp_path, name: str = "my-net") -> DesignDocument:

@@ -13,7 +13,7 @@ import torch
 from engine.io import read_state_dict
 from engine.spec import LayerSpec, NetworkSpec
 from engine.training import Trainer
-from tests.gui.test_training import RUN_TIMEOUT_MS, area, make_document  # noqa: F401 - area is a fixture
+from tests.gui.test_training import RUN_TIMEOUT_MS, make_document
 
 
 def state_of(model) -> dict[str, torch.Tensor]:

@@ -9,8 +9,8 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QSpinBox
 
 from engine.data.sources import SOURCES
 from engine.schema import settings_of
-from engine.templates import load_design
 from engine.settings import SECTIONS
+from engine.templates import load_design
 from gui.training.controller import TrainingController
 from gui.training.panel import TrainingPanel
 from gui.widgets import FloatSpinBox
@@ -89,4 +89,5 @@ def test_a_design_with_a_value_outside_its_range_is_refused_with_a_sentence(wind
     assert window.document.spec is before                                   # the current design stays
     assert len(message_boxes.texts) == 1
     text = message_boxes.texts[0]
-    assert "Cannot open bad.json" in text and "'lr' (Learning rate) must be a number between 1e-08 and 1,000,000" in text
+    assert "Cannot open bad.json" in text
+    assert "'lr' (Learning rate) must be a number between 1e-08 and 1,000,000" in text

@@ -26,9 +26,9 @@ def random_edit(doc: DesignDocument, rng: random.Random) -> None:
         doc.add_layers(rng.randint(0, len(layers)), [LayerSpec(rng.choice(SIMPLE_KINDS))
                                                     for _ in range(rng.randint(1, 3))])
     elif choice == 1:
-        doc.delete_layers(rng.sample([l.id for l in layers], rng.randint(1, min(3, len(layers)))))
+        doc.delete_layers(rng.sample([layer.id for layer in layers], rng.randint(1, min(3, len(layers)))))
     elif choice == 2:
-        doc.move_layers(rng.sample([l.id for l in layers], rng.randint(1, min(3, len(layers)))),
+        doc.move_layers(rng.sample([layer.id for layer in layers], rng.randint(1, min(3, len(layers)))),
                         rng.randint(0, len(layers)))
     elif choice == 3 and doc.undo_stack.canUndo():
         doc.undo_stack.undo()

@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QLabel
 from engine.spec import LayerSpec, NetworkSpec
 from gui.document import DesignFile
 from gui.training import controller as states
-from tests.gui.test_training import RUN_TIMEOUT_MS, area, make_document, tiny_spec  # noqa: F401 - area fixture
+from tests.gui.test_training import RUN_TIMEOUT_MS, make_document, tiny_spec
 from tests.gui.test_training_window import training_ui
 
 

@@ -11,10 +11,10 @@ from PySide6.QtWidgets import QWidget
 
 from engine.spec import LayerSpec, NetworkSpec
 from gui.dialogs import HELP_SECTIONS, help_html
-from gui.stack_model import COL_NOTES, LayerStackModel
 from gui.document import DesignFile
+from gui.stack_model import COL_NOTES, LayerStackModel
 from gui.training import controller as states
-from tests.gui.test_training import RUN_TIMEOUT_MS, area, make_document  # noqa: F401 - area fixture
+from tests.gui.test_training import RUN_TIMEOUT_MS, make_document
 from tests.gui.test_training_window import training_ui
 
 

@@ -16,7 +16,7 @@ from gui.training import controller as states
 from gui.training.actions import WeightsActions
 from gui.training.provenance import clock, companion_design_path
 from gui.training.status import EVALUATING_NOW
-from tests.gui.test_training import area, make_document, tiny_spec  # noqa: F401 - the area fixture
+from tests.gui.test_training import tiny_spec
 
 
 class Dialogs:

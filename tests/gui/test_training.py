@@ -11,13 +11,12 @@ from PySide6.QtCore import QPointF, Qt
 
 from engine.build import build_model
 from engine.io import save_weights
-from engine.layers import KINDS  # noqa: F401 - registry import keeps LayerSpec defaults filled
 from engine.spec import LayerSpec, NetworkSpec
+from engine.text import sentence
 from engine.training import BatchEnd
 from gui.document import DesignDocument
 from gui.training import controller as states
 from gui.training.controller import TrainingController
-from engine.text import sentence
 from gui.training.panel import TrainingPanel
 from gui.training.results import ResultsView
 from gui.training.worker import BatchThrottle
@@ -65,19 +64,6 @@ class TrainingArea:
         self.controller.shutdown()
         assert self.controller.running_threads() == []
         assert self.controller.state == states.IDLE
-
-
-@pytest.fixture
-def area(qtbot):
-    areas = []
-
-    def make(doc=None) -> TrainingArea:
-        areas.append(TrainingArea(qtbot, doc or make_document()))
-        return areas[-1]
-
-    yield make
-    for made in areas:
-        made.close()
 
 
 def test_start_trains_plots_and_shows_accuracy(area):

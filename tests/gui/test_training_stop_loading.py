@@ -10,7 +10,6 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
 
-from engine.layers import KINDS  # noqa: F401 - registry import keeps LayerSpec defaults filled
 from engine.paths import cache_dir
 from engine.spec import LayerSpec, NetworkSpec
 from gui.document import DesignDocument
@@ -54,7 +53,8 @@ def slow_picture_folder(root, per_class: int = 30) -> None:
 
 
 def tiny_spec(input_shape=(1, 28, 28)) -> NetworkSpec:
-    return NetworkSpec(input_shape, (LayerSpec("Flatten", id="flat"), LayerSpec("Linear", {"out_features": 2}, id="out")))
+    return NetworkSpec(input_shape,
+                       (LayerSpec("Flatten", id="flat"), LayerSpec("Linear", {"out_features": 2}, id="out")))
 
 
 def mnist_download(tmp_path) -> dict:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from engine import data as engine_data
 from engine import training
 from engine.text import sentence
-from tests.gui.test_training import RUN_TIMEOUT_MS, area  # noqa: F401 - area is a fixture
+from tests.gui.test_training import RUN_TIMEOUT_MS
 
 
 def test_a_data_loading_bug_is_one_sentence_naming_the_log(area, qtbot, monkeypatch, log_to_file):
