@@ -13,7 +13,8 @@ The package's modules, each small:
 - ``readback``: losses read back from the device and the divergence guard;
 - ``evaluation``: the trainer's evaluation of a split (through engine.evaluation);
 - ``checkpoint``, ``checkpoint_format``, ``checkpoint_check``: a run's checkpoint, its format and its check;
-- ``trainer``: the Trainer: the loop, pause and stop.
+- ``trainer``: the Trainer: the loop, pause and stop;
+- ``lr_finder``: the learning-rate range test (a sweep on a copy of the model, with the Trainer's steps).
 
 Every public name is importable from ``engine.training`` as before the split. The settings and the
 events load at once; names from the modules that need torch load on first use, so reading or
@@ -24,12 +25,14 @@ from __future__ import annotations
 import importlib
 
 from engine.training.config import (AMP_MODES, HISTORY_KEYS, INITS, LOSSES, OPTIMIZERS, SCHEDULES, STOP_METRICS,
-                                    TrainConfig)
+                                    LRFindConfig, TrainConfig)
 from engine.training.events import REASONS, BatchEnd, EpochEnd, Event, FinishReason, RunFinished, RunStarted
 
 # Name -> the module (under engine.training, or a full engine module name) that defines it.
 _LAZY = {
     "Trainer": "trainer",
+    "find_learning_rate": "lr_finder",
+    "LRFinding": "lr_finder",
     "COMPILE_OPTIONS": "trainer",
     "READBACK_INTERVAL_S": "readback",
     "steps_per_epoch": "progress",
@@ -46,6 +49,7 @@ _LAZY = {
     "Prediction": "engine.evaluation",
 }
 __all__ = ["AMP_MODES", "HISTORY_KEYS", "INITS", "LOSSES", "OPTIMIZERS", "SCHEDULES", "STOP_METRICS", "TrainConfig",
+           "LRFindConfig",
            "REASONS", "BatchEnd", "EpochEnd", "Event", "FinishReason", "RunFinished", "RunStarted"]
 __all__ += list(_LAZY)
 
