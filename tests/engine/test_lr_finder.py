@@ -32,11 +32,12 @@ def design(name: str):
 
 
 def descends_at(finding) -> bool:
-    """The suggestion lies where the smoothed loss falls: after the skipped start, before its lowest point."""
+    """The suggestion lies where the smoothed loss falls: after the skipped start, already below the loss there,
+    before its lowest point."""
     skip = math.ceil(SKIP_SHARE * finding.sweep.steps)
     lowest = min(range(len(finding.smoothed)), key=finding.smoothed.__getitem__)
-    i = finding.index
-    return skip <= i <= lowest and finding.smoothed[i + 1] < finding.smoothed[i - 1]
+    i, smoothed = finding.index, finding.smoothed
+    return skip < i < lowest and smoothed[lowest] < smoothed[i] < smoothed[skip]
 
 
 # --------------------------------------------------------------------------- the sweep
