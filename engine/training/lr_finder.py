@@ -107,8 +107,8 @@ def suggest(lrs: list[float], smoothed: list[float], steps: int) -> tuple[int | 
         return None, (f"The loss never fell by {100 * MIN_FALL:g}% between learning rates {lrs[skip]:.3g} and "
                       f"{lrs[len(smoothed) - 1]:.3g} (smoothed loss {smoothed[skip]:.4g}, lowest "
                       f"{smoothed[lowest]:.4g}): the design may not learn with these settings (check the data and "
-                      f"the loss), or the rates are too small or too large for it (change "
-                      f"{control('sweep.start_lr')} and {control('sweep.end_lr')}).")
+                      f"the loss), or it needs more steps ({control('sweep.steps')}) or other rates "
+                      f"({control('sweep.start_lr')}, {control('sweep.end_lr')}).")
     span, last = max(1, round(SLOPE_SHARE * steps)), len(smoothed) - 1
     slopes = {}
     for i in range(skip, min(lowest, last - 1) + 1):
