@@ -34,7 +34,7 @@ from engine.spec import NetworkSpec
 from engine.task import Progress, Task
 from engine.training.batches import Batch
 from engine.training.config import LRFindConfig, TrainConfig
-from engine.training.runtime import describe_failure, device_name, is_out_of_memory
+from engine.training.runtime import describe_failure, is_out_of_memory
 from engine.training.trainer import Trainer
 
 _DEFAULTS = LRFindConfig()
@@ -59,8 +59,7 @@ class LRFinding:
     stopped: str
     problem: str
     sweep: LRFindConfig
-    device: str = ""
-    notes: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # what the run's settings could not do here (e.g. fp16 on a CPU), as train prints them
 
     @property
     def lowest(self) -> tuple[float, float] | None:
@@ -181,8 +180,7 @@ def _sweep(trainer: Trainer, sweep: LRFindConfig, report: Task) -> LRFinding:
     index, problem = suggest(lrs, smoothed[:len(smoothed) - spike], steps)
     return LRFinding(lrs=tuple(lrs), losses=tuple(losses), smoothed=tuple(smoothed),
                      suggestion=lrs[index] if index is not None else None, index=index, diverged=diverged,
-                     stopped=stopped, problem=problem, sweep=sweep,
-                     device=device_name(trainer.device), notes=tuple(trainer.notes))
+                     stopped=stopped, problem=problem, sweep=sweep, notes=tuple(trainer.notes))
 
 
 def _batches(trainer: Trainer) -> Iterator[Batch]:

@@ -182,9 +182,10 @@ def test_the_command_takes_the_training_flags_and_files_of_train(tmp_path, capsy
     config = tmp_path / "run.json"
     config.write_text('{"training": {"optimizer": "sgd", "batch_size": 32}}')
     code = main(["lr-find", "softmax-regression", *QUICK, "--config", str(config), "--seed", "2", "--steps", "20",
-                 "--start-lr", "1e-8", "--end-lr", "1e-7"])
+                 "--start-lr", "1e-8", "--end-lr", "1e-7", "--amp", "fp16", "--device", "cpu"])
     out, err = capsys.readouterr()
     assert "Sweeping the learning rate from 1e-08 to 1e-07 over 20 steps: sgd, batch size 32, seed 2" in out
+    assert "Note: fp16 mixed precision needs a CUDA GPU; training in float32 on cpu" in out.splitlines()
     # A loss that never fell: the reason as one error line, exit 1, after the curve's figures.
     assert code == 1 and err.startswith("Error: The loss never fell by 5%") and len(err.splitlines()) == 1
     assert "Suggested" not in out
