@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import math
+import os
+import re
+import sys
 
 import pytest
 import torch
@@ -12,10 +15,12 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 from engine.cli import main
 from engine.data import DataConfig, load_data
 from engine.errors import Cancelled, TrainingError, WeightsError
+from engine.lr_find_command import SweepBar
 from engine.task import Task
 from engine.templates import load_design
 from engine.training import LRFindConfig, TrainConfig, Trainer
 from engine.training.lr_finder import SKIP_SHARE, find_learning_rate, suggest, sweep_rates
+from tests.engine.test_cli_output import read_available
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 QUICK = ["--data", "mnist-sample", "--limit", "500"]
@@ -189,6 +194,25 @@ def test_the_command_takes_the_training_flags_and_files_of_train(tmp_path, capsy
     # A loss that never fell: the reason as one error line, exit 1, after the curve's figures.
     assert code == 1 and err.startswith("Error: The loss never fell by 5%") and len(err.splitlines()) == 1
     assert "Suggested" not in out
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
+def test_on_a_terminal_the_sweep_draws_a_bar_in_place_and_clears_it(mnist):
+    import pty
+
+    master, slave = pty.openpty()
+    with os.fdopen(slave, "w") as terminal:
+        bar = SweepBar(terminal)
+        assert bar.live
+        find_learning_rate(design("softmax-regression"), mnist, TrainConfig(), steps=20, end_lr=1e-2,
+                           task=Task(bar))
+        bar.clear()
+        shown = read_available(master).decode()
+    os.close(master)
+    assert shown.startswith("\r[") and "\n" not in shown and shown.endswith("\r")
+    assert re.search(r"\r\[#+\] Step 20 of 20: learning rate 0\.01, loss \d", shown)  # drawn full at the end
+    with open(os.devnull, "w") as file:
+        assert not SweepBar(file).live  # a file or a pipe gets no bar
 
 
 @pytest.mark.parametrize("flags, words", [
