@@ -43,13 +43,14 @@ def error_line(message: str) -> str:
 # --------------------------------------------------------------------------- settings named by their flags
 
 def _setting_flags() -> dict[str, str]:
-    """The settings (``engine.controls`` keys) that `layerstudio train` sets with a flag, and the flag: every
-    declared setting's own (engine.schema), the source and its files through ``--data``."""
+    """The settings (``engine.controls`` keys) that `layerstudio train` and `lr-find` set with a flag, and the flag:
+    every declared setting's own (engine.schema), the source and its files through ``--data``."""
+    from engine.lr_find_command import SWEEP
     from engine.schema import settings_of
     from engine.settings import SECTIONS
 
-    flags = {f"{section}.{s.name}": s.cli_flag for section, cls in SECTIONS.items() for s in settings_of(cls)
-             if s.cli_flag}
+    flags = {f"{section}.{s.name}": s.cli_flag for section, cls in {**SECTIONS, **SWEEP}.items()
+             for s in settings_of(cls) if s.cli_flag}
     flags.update({"data.source": "--data", "data.root": "--data SOURCE:PATH"})
     return flags
 
@@ -195,6 +196,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return run_predict(args)
 
 
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    """Sweep the learning rate and suggest one (engine.lr_find_command)."""
+    from engine.lr_find_command import run_lr_find
+
+    return run_lr_find(args)
+
+
 def make_parser() -> argparse.ArgumentParser:
     # --verbose works before or after the command: `layerstudio --verbose train ...`, `layerstudio train ... --verbose`
     common = argparse.ArgumentParser(add_help=False)
@@ -227,6 +235,13 @@ def make_parser() -> argparse.ArgumentParser:
 
     add_train_arguments(p)
     p.set_defaults(func=cmd_train)
+
+    p = add_command("lr-find", help="sweep the learning rate on a copy of the model and suggest one")
+    p.add_argument("design", help="a design .json file or a template name")
+    from engine.lr_find_command import add_lr_find_arguments
+
+    add_lr_find_arguments(p)
+    p.set_defaults(func=cmd_lr_find)
 
     p = add_command("predict", help="predict the class of images (or rows of numbers) with trained weights")
     p.add_argument("design", help="a design .json file or a template name")

@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TextIO
 
@@ -30,15 +30,8 @@ FIXED_ON_RESUME = ("optimizer", "lr", "batch_size")
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of `layerstudio train`: ``--data`` (the sources are the registry's, engine.data.sources), one flag
-    per declared setting (engine.schema; defaults None: only flags actually given override the files), and the
-    run's files."""
-    parser.add_argument("--data", metavar="SOURCE",
-                        help=f"{' | '.join(data_arg_forms())} (default: the design's own dataset, else "
-                             f"{DataConfig().source}; ROOT defaults to the data folder)")
-    add_setting_flags(parser)
-    files = parser.add_argument_group("Files")
-    files.add_argument("--config", metavar="RUN.json", help="a saved training configuration; flags override it")
+    """The flags of `layerstudio train`: the run's settings (``add_run_settings``) and the run's files."""
+    files = add_run_settings(parser)
     files.add_argument("--save", metavar="WEIGHTS", help="write the trained state_dict here (.pt or .safetensors)")
     files.add_argument("--checkpoint", metavar="CK.pt",
                        help="write a resumable checkpoint here after every epoch, every few minutes inside a long "
@@ -50,10 +43,24 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     files.add_argument("--resume", metavar="CK.pt", help="continue the run saved in this checkpoint")
 
 
-def add_setting_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per declared setting with a flag, grouped as the Training tab groups them, its help saying what it
-    accepts, its default and when it matters; a value outside the declaration is refused as the flag is read."""
-    for section, cls in SECTIONS.items():
+def add_run_settings(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """What ``layered_settings`` reads, for every command that trains (train, lr-find): ``--data`` (the sources are
+    the registry's, engine.data.sources), one flag per declared setting (engine.schema; defaults None: only flags
+    actually given override the files) and ``--config``; returns the "Files" group, for the command's own files."""
+    parser.add_argument("--data", metavar="SOURCE",
+                        help=f"{' | '.join(data_arg_forms())} (default: the design's own dataset, else "
+                             f"{DataConfig().source}; ROOT defaults to the data folder)")
+    add_setting_flags(parser)
+    files = parser.add_argument_group("Files")
+    files.add_argument("--config", metavar="RUN.json", help="a saved training configuration; flags override it")
+    return files
+
+
+def add_setting_flags(parser: argparse.ArgumentParser, sections: Mapping[str, type] = SECTIONS) -> None:
+    """One flag per declared setting of ``sections`` (name -> settings class) with a flag, grouped as the Training
+    tab groups them, its help saying what it accepts, its default and when it matters; the value lands in
+    ``args.<section>.<name>`` and ``flag_value`` checks it against its declaration."""
+    for section, cls in sections.items():
         group = parser.add_argument_group("Data" if section == "data" else None)
         for declared in settings_of(cls):
             if declared.section:
@@ -82,7 +89,7 @@ def flag_value(section: str, declared: Setting, value: object) -> object:
     try:
         return declared.parse_text(value)
     except ValueError as exc:
-        raise _ERRORS[section](f"{declared.cli_flag} must be {exc}, got {value!r}.") from None
+        raise _ERRORS.get(section, TrainingError)(f"{declared.cli_flag} must be {exc}, got {value!r}.") from None
 
 
 def _flag_help(declared: Setting) -> str:

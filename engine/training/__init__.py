@@ -13,7 +13,8 @@ The package's modules, each small:
 - ``readback``: losses read back from the device and the divergence guard;
 - ``evaluation``: the trainer's evaluation of a split (through engine.evaluation);
 - ``checkpoint``, ``checkpoint_format``, ``checkpoint_check``: a run's checkpoint, its format and its check;
-- ``trainer``: the Trainer: the loop, pause and stop.
+- ``trainer``: the Trainer: the loop, pause and stop;
+- ``lr_finder``: the learning-rate range test (a sweep on a copy of the model, with the Trainer's steps).
 
 Every public name is importable from ``engine.training`` as before the split. The settings and the
 events load at once; names from the modules that need torch load on first use, so reading or
@@ -32,12 +33,14 @@ from engine.training.config import (
     OPTIMIZERS,
     SCHEDULES,
     STOP_METRICS,
+    LRFindConfig,
     TrainConfig,
 )
 from engine.training.events import REASONS, BatchEnd, EpochEnd, Event, FinishReason, RunFinished, RunStarted
 
 if TYPE_CHECKING:  # the names of _LAZY, for type checkers and editors (a test keeps the two equal)
     from engine.evaluation import Evaluation, Prediction
+    from engine.training.lr_finder import LRFinding, find_learning_rate
     from engine.training.objective import Objective, resolve_loss
     from engine.training.optim import LearningRateSchedule, initialize_weights, make_optimizer
     from engine.training.progress import steps_per_epoch
@@ -48,6 +51,8 @@ if TYPE_CHECKING:  # the names of _LAZY, for type checkers and editors (a test k
 # Name -> the module (under engine.training, or a full engine module name) that defines it.
 _LAZY = {
     "Trainer": "trainer",
+    "find_learning_rate": "lr_finder",
+    "LRFinding": "lr_finder",
     "COMPILE_OPTIONS": "trainer",
     "READBACK_INTERVAL_S": "readback",
     "steps_per_epoch": "progress",
@@ -64,6 +69,7 @@ _LAZY = {
     "Prediction": "engine.evaluation",
 }
 __all__ = ["AMP_MODES", "HISTORY_KEYS", "INITS", "LOSSES", "OPTIMIZERS", "SCHEDULES", "STOP_METRICS", "TrainConfig",
+           "LRFindConfig",
            "REASONS", "BatchEnd", "EpochEnd", "Event", "FinishReason", "RunFinished", "RunStarted"]
 __all__ += list(_LAZY)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from engine.controls import control
 from engine.errors import TrainingError
-from engine.schema import check_settings, only_when, refusal, setting, settings_of
+from engine.schema import check_settings, only_when, refusal, setting, setting_named, settings_of
 
 _OPTIMIZERS = (("sgd", "SGD"), ("adam", "Adam"), ("adamw", "AdamW"), ("rmsprop", "RMSprop"), ("adagrad", "Adagrad"),
                ("adadelta", "Adadelta"), ("adamax", "Adamax"))
@@ -141,3 +141,41 @@ class TrainConfig:
         except (json.JSONDecodeError, TypeError) as exc:
             raise TrainingError(f"The training settings are not valid JSON: {exc}.") from None
         return cls.from_dict(data)
+
+
+_LR = setting_named(TrainConfig, "lr")  # the sweep's rates are rates a run could be given
+
+
+@dataclass(frozen=True)
+class LRFindConfig:
+    """The learning-rate range test's settings (engine.training.lr_finder), declared once like TrainConfig's: the
+    rate rises exponentially from ``start_lr`` to ``end_lr`` over ``steps`` steps, the loss is smoothed with
+    ``smoothing`` (an exponential moving average's weight of the past, 0: none) and the sweep stops once the
+    smoothed loss passes ``diverge_factor`` times its best."""
+
+    start_lr: float = setting(1e-7, "Start learning rate", section="Learning-rate sweep", low=_LR.low, high=_LR.high,
+                              log=True, metavar="RATE", help="The learning rate of the sweep's first step")
+    end_lr: float = setting(10.0, "End learning rate", low=_LR.low, high=_LR.high, log=True, metavar="RATE",
+                            help="The learning rate of its last step (the sweep stops earlier when the loss explodes)")
+    steps: int = setting(100, "Steps", low=20, high=1000, unit="steps",
+                         help="Optimizer steps from the start to the end learning rate")
+    # 0.95 (a memory of about 20 steps), not fastai's 0.98 (about 50): over 100 steps the longer memory drags the
+    # smoothed curve's steepest point to higher rates (3x higher for the MLP on the sample: lr_find_compare.py).
+    smoothing: float = setting(0.95, "Smoothing", low=0.0, high=0.999, flag="",
+                               help="Weight of the past in the smoothed loss (0: the raw loss)")
+    diverge_factor: float = setting(4.0, "Divergence factor", low=1.1, high=1000.0, flag="",
+                                    help="The sweep stops when the smoothed loss passes this many times its best")
+
+    def validate(self) -> LRFindConfig:
+        """This config, or TrainingError naming the first setting outside its range, or an end not above the start
+        (settings key ``sweep.<name>``, e.g. ``control("sweep.end_lr")``)."""
+        for declared in settings_of(LRFindConfig):
+            value = getattr(self, declared.name)
+            try:
+                declared.check(value)
+            except ValueError as exc:
+                raise TrainingError(refusal(declared, "sweep", value, str(exc))) from None
+        if self.end_lr <= self.start_lr:
+            raise TrainingError(f"The sweep must rise: {control('sweep.end_lr')} ({self.end_lr:g}) must be above "
+                                f"{control('sweep.start_lr')} ({self.start_lr:g}).")
+        return self

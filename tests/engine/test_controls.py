@@ -15,10 +15,11 @@ from engine.cli import _setting_flags, flag_for, main, make_parser
 from engine.controls import control, naming
 from engine.data import DataConfig, load_data
 from engine.errors import DataError
-from engine.training import TrainConfig
+from engine.training import LRFindConfig, TrainConfig
 
 ENGINE = Path(engine.__file__).parent
-CLI_MODULES = ("cli.py", "train_command.py", "predict_command.py")  # text only the command line shows
+# Text only the command line shows.
+CLI_MODULES = ("cli.py", "train_command.py", "predict_command.py", "lr_find_command.py")
 # Words that name a window's controls; no engine sentence may use them (either front end may show it).
 WINDOW_WORDS = ("button", "tick ", "click", "Settings →", "menu", " tab ", "checkbox", "Download if missing")
 
@@ -47,7 +48,8 @@ def control_keys(path: Path) -> list[str]:
 
 
 def settings() -> set[str]:
-    return {f"training.{f.name}" for f in fields(TrainConfig)} | {f"data.{f.name}" for f in fields(DataConfig)}
+    return ({f"training.{f.name}" for f in fields(TrainConfig)} | {f"data.{f.name}" for f in fields(DataConfig)}
+            | {f"sweep.{f.name}" for f in fields(LRFindConfig)})
 
 
 def test_no_engine_sentence_names_a_window_control_or_a_flag_outside_the_command_line():
@@ -59,13 +61,17 @@ def test_no_engine_sentence_names_a_window_control_or_a_flag_outside_the_command
                 assert not any(flag in text for flag in flags), f"{path.name}:{line} names a flag: {text!r}"
 
 
-def test_every_setting_a_sentence_names_exists_and_every_flag_is_the_train_commands():
+def test_every_setting_a_sentence_names_exists_and_every_flag_is_its_commands():
     used = {key for path in ENGINE.rglob("*.py") for key in control_keys(path)}
     assert used and used <= settings(), used - settings()
-    train = next(a for a in make_parser()._actions if a.dest == "command").choices["train"]
-    options = {option for action in train._actions for option in action.option_strings}
+    commands = next(a for a in make_parser()._actions if a.dest == "command").choices
+    options = {name: {option for action in commands[name]._actions for option in action.option_strings}
+               for name in ("train", "lr-find")}
     for key, flag in _setting_flags().items():
-        assert key in settings() and flag.split()[0] in options, (key, flag)
+        assert key in settings(), key
+        # The run's settings are flags of train and of lr-find alike; the sweep's own, of lr-find only.
+        for command in ("lr-find",) if key.startswith("sweep.") else ("train", "lr-find"):
+            assert flag.split()[0] in options[command], (command, key, flag)
 
 
 def test_each_front_end_names_the_setting_its_own_way():
