@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import Callable, Collection, TextIO
 
 from engine.data.config import DataConfig, data_arg_forms, parse_data_arg
 from engine.schema import Setting, number, settings_of, when_text
@@ -49,17 +49,18 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     files.add_argument("--resume", metavar="CK.pt", help="continue the run saved in this checkpoint")
 
 
-def add_setting_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per declared setting with a flag, grouped as the Training tab groups them, its help saying what it
-    accepts, its default and when it matters; a value outside the declaration is refused as the flag is read."""
+def add_setting_flags(parser: argparse.ArgumentParser, only: Collection[str] | None = None) -> None:
+    """One flag per declared setting with a flag (or per setting named in ``only``, keys like
+    ``training.batch_size``), grouped as the Training tab groups them, its help saying what it accepts, its default
+    and when it matters; a value outside the declaration is refused as the flag is read."""
     for section, cls in SECTIONS.items():
         group = parser.add_argument_group("Data" if section == "data" else None)
         for declared in settings_of(cls):
             if declared.section:
                 group = parser.add_argument_group(declared.section)
-            if not declared.cli_flag:
-                continue
             dest = f"{section}.{declared.name}"
+            if not declared.cli_flag or (only is not None and dest not in only):
+                continue
             if declared.type is bool:
                 group.add_argument(declared.cli_flag, dest=dest, action=argparse.BooleanOptionalAction, default=None,
                                    help=_flag_help(declared))
