@@ -296,11 +296,12 @@ class TrainingStep:
         self.optimizer.step()
 
     def clear(self) -> None:
-        """Drop the gradients and the optimizer's state (after running out of memory)."""
+        """Drop the gradients (after a step ran out of memory, before the next try)."""
         if self.optimizer is not None:
             self.optimizer.zero_grad(set_to_none=True)
 
     def close(self) -> None:
+        """Let go of the model, its gradients and the optimizer's state, so the device memory can be freed."""
         self.clear()
         if self.optimizer is not None:
             self.optimizer.state.clear()
