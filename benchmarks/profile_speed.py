@@ -26,7 +26,6 @@ from engine.memory import format_bytes  # noqa: E402
 from engine.profile import REPEATS, TrainingStep, profile_design  # noqa: E402
 from engine.templates import load_template  # noqa: E402
 from engine.training import TrainConfig  # noqa: E402
-from engine.training.optim import make_optimizer  # noqa: E402
 
 CPU = torch.device("cpu")
 PLAIN_STEPS = 3   # per round
@@ -34,8 +33,7 @@ PLAIN_STEPS = 3   # per round
 
 def plain_step(spec, batch: int) -> TrainingStep:
     """The profile's training step (the same loss and optimizer) without any hooks, warmed up."""
-    model = build_model(spec)
-    step = TrainingStep(model, make_optimizer(list(model.parameters()), TrainConfig(), CPU), spec, CPU)
+    step = TrainingStep(build_model(spec), spec, TrainConfig(), CPU)
     step(batch)
     return step
 
@@ -72,17 +70,19 @@ def main() -> None:
     profile = profiles[-1]
     plain_s, whole_s = statistics.median(plain), statistics.median(whole)
     print(f"{args.template} at batch {batch} on {profile.device_name}, torch {torch.__version__}")
-    print(f"  one plain training step (median of {len(plain)})      {1000 * plain_s:9.1f} ms")
-    print(f"  profile_design (median of {args.rounds}; warm-up + {REPEATS} timed) {1000 * whole_s:9.1f} ms"
-          f"   = {whole_s / plain_s:.1f} plain steps")
-    print(f"  its own step time with hooks (median)             {profile.totals.step_ms:9.1f} ms"
-          f"   = {profile.totals.step_ms / 1000 / plain_s:.2f}x a plain step")
+    rows = [(f"one plain training step (median of {len(plain)})", plain_s, ""),
+            (f"profile_design (median of {args.rounds}: warm-up + {REPEATS} timed)", whole_s,
+             f"= {whole_s / plain_s:.1f} plain steps"),
+            ("its own step, with hooks (median)", profile.totals.step_ms / 1000,
+             f"= {profile.totals.step_ms / 1000 / plain_s:.2f}x a plain step")]
     torchinfo_s = time_torchinfo(spec, batch)
+    if torchinfo_s is not None:
+        rows.append(("torchinfo.summary (a forward pass only)", torchinfo_s,
+                     f"profile = {whole_s / torchinfo_s:.1f}x this"))
+    for label, value, note in rows:
+        print(f"  {label:<52} {1000 * value:10.1f} ms   {note}".rstrip())
     if torchinfo_s is None:
-        print("  torchinfo.summary                                 (torchinfo is not installed)")
-    else:
-        print(f"  torchinfo.summary (forward only)                  {1000 * torchinfo_s:9.1f} ms"
-              f"   profile/torchinfo = {whole_s / torchinfo_s:.1f}x")
+        print("  torchinfo.summary: torchinfo is not installed")
     print(f"  estimated peak {format_bytes(profile.totals.peak_bytes)}, "
           f"saved for backward {format_bytes(profile.totals.saved_bytes)}")
 

@@ -122,17 +122,17 @@ def profile_design(spec: NetworkSpec, batch_size: int, device: str = "auto", opt
         "batch_size": batch_size, "device": device, "optimizer": optimizer, "amsgrad": amsgrad,
         "momentum": setting_named(TrainConfig, "momentum").default if momentum is None else momentum})
     analysis = analyze(spec)
-    model = build_model_checked(spec, analysis, config)
+    check_design(spec, analysis, config)
     target = resolve_device(config.device)
     check_training_fits(analysis, config, target)  # refuse a pass that cannot fit before allocating it
     before = torch.cuda.memory_allocated(target) if target.type == "cuda" else 0
-    model = model.to(target)
-    trainable = [p for p in model.parameters() if p.requires_grad]
     state = optimizer_state_tensors(config.optimizer, config.amsgrad, config.momentum)
-    step = TrainingStep(model, make_optimizer(trainable, config, target) if trainable else None, spec, target)
+    # The step alone holds the model and optimizer, and lets go of them at the end: no local here does, so a
+    # failure's traceback (which keeps this frame) does not keep them on the device.
+    step = TrainingStep(build_model(spec), spec, config, target)
     try:
         task(0.0, "Warming up")
-        watch = LayerWatch(model, timing=False)
+        watch = LayerWatch(step.model, timing=False)
         with watch:
             _guarded(step, watch, config)
         times: list[list[float]] = []
@@ -141,7 +141,7 @@ def profile_design(spec: NetworkSpec, batch_size: int, device: str = "auto", opt
             torch.cuda.reset_peak_memory_stats(target)
         for repeat in range(repeats):
             task((repeat + 1) / (repeats + 2), f"Timing step {repeat + 1} of {repeats}")
-            timer = LayerWatch(model, timing=True)
+            timer = LayerWatch(step.model, timing=True)
             with timer:
                 started = time.perf_counter()
                 _guarded(step, timer, config)
@@ -150,7 +150,7 @@ def profile_design(spec: NetworkSpec, batch_size: int, device: str = "auto", opt
             times.append([*timer.forward_ms, *timer.backward_ms, 1000 * elapsed])
         measured = torch.cuda.max_memory_allocated(target) - before if target.type == "cuda" else None
         largest = None
-        if target.type == "cuda" and search_largest and trainable:
+        if target.type == "cuda" and search_largest and step.optimizer is not None:
             largest = largest_batch(step, config.batch_size, task.stage((repeats + 1) / (repeats + 2), 1.0))
         task(1.0, "Profiled")
         return _profile(spec, analysis, config, step, watch, times, state, measured, largest)
@@ -159,13 +159,14 @@ def profile_design(spec: NetworkSpec, batch_size: int, device: str = "auto", opt
         free_device_memory(target)
 
 
-def build_model_checked(spec: NetworkSpec, analysis, config: TrainConfig) -> nn.Sequential:
-    """The design's model, or the sentence refusing the design (SpecError) or the batch size (TrainingError)."""
-    model = build_model(spec)  # SpecError naming the first broken layer
+def check_design(spec: NetworkSpec, analysis, config: TrainConfig) -> None:
+    """Refuse a design with an error (SpecError, the analysis' sentence, as building it would say) or a batch size
+    too small for one of its layers (TrainingError)."""
+    if not analysis.ok:
+        build_model(spec)  # raises the SpecError naming the first broken layer
     problem = batch_size_problem(analysis, config.batch_size)
     if problem:
         raise TrainingError(problem)
-    return model
 
 
 def _guarded(step: TrainingStep, watch: LayerWatch, config: TrainConfig) -> None:
@@ -266,9 +267,10 @@ class TrainingStep:
     its log-probabilities, one small output's worth). A design without trainable parameters runs its forward
     only."""
 
-    def __init__(self, model: nn.Sequential, optimizer: torch.optim.Optimizer | None, spec: NetworkSpec,
-                 device: torch.device):
-        self.model, self.optimizer, self.device = model, optimizer, device
+    def __init__(self, model: nn.Sequential, spec: NetworkSpec, config: TrainConfig, device: torch.device):
+        self.model, self.device = model.to(device), device
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = make_optimizer(trainable, config, device) if trainable else None
         self.input_shape = tuple(spec.input_shape)
         first = spec.layers[0] if spec.layers else None
         tokens = KINDS[first.kind].tokens if first is not None else None
@@ -388,6 +390,7 @@ class LayerWatch:
 
     def __exit__(self, *exc) -> None:
         self._remove()
+        self.model = None  # the counts stay; the model goes with its step
 
     def _remove(self) -> None:
         if self._saving is not None:

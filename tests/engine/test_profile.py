@@ -3,6 +3,7 @@ on a GPU), measured per layer; the counts checked against what autograd keeps, t
 memory tracked outside the profiler."""
 from __future__ import annotations
 
+import gc
 import json
 
 import pytest
@@ -167,12 +168,10 @@ def test_estimated_peak_matches_the_peak_torch_tracks_on_the_cpu(name):
 
     spec = load_template(name)
     estimate = cpu_profile(spec, batch=32).totals.peak_bytes
-    model = build_model(spec)
-    optimizer = make_optimizer(list(model.parameters()), TrainConfig(), CPU)
-    step = TrainingStep(model, optimizer, spec, CPU)
+    step = TrainingStep(build_model(spec), spec, TrainConfig(), CPU)
     step(32)  # the optimizer's state exists from the first step on
     tracker = mem_tracker.MemTracker()
-    tracker.track_external(model, optimizer)
+    tracker.track_external(step.model, step.optimizer)
     with tracker:
         step(32)
     peak = tracker.get_tracker_snapshot("peak")[CPU]["Total"]
@@ -211,6 +210,20 @@ def test_a_cancelled_profile_stops_between_steps_and_leaves_no_hooks():
         profile_design(SMALL_CNN, 4, "cpu", task=Task(should_stop=should_stop))
     assert torch._C._autograd._top_saved_tensors_default_hooks(False) is None
     assert not torch.nn.modules.module._global_forward_hooks
+
+
+def test_a_failed_profile_keeps_no_model_alive_while_its_error_is_held():
+    """The error (and its traceback's frames) may be kept to show it; the model must not be kept with it, or a
+    failed profile would hold its weights on the device."""
+    spec = design((13,), ("Linear", {"out_features": 37}), ("ReLU", {}))
+
+    def alive() -> list[nn.Linear]:
+        gc.collect()
+        return [m for m in gc.get_objects() if type(m) is nn.Linear and (m.in_features, m.out_features) == (13, 37)]
+    calls = []
+    with pytest.raises(Cancelled) as failure:
+        profile_design(spec, 4, "cpu", task=Task(should_stop=lambda: calls.append(1) or len(calls) > 2))
+    assert failure.value.__traceback__ is not None and alive() == []
 
 
 def test_progress_is_reported_from_zero_to_one():
