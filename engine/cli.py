@@ -89,8 +89,8 @@ def wrap(text: str, width: int) -> list[str]:
     return lines
 
 
-def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]], right: AbstractSet[int] = frozenset(),
-           width: int | None = None) -> list[str]:
+def text_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]], right: AbstractSet[int] = frozenset(),
+               width: int | None = None) -> list[str]:
     """Text columns padded to their widest cell; the last column is left ragged and, with ``width``,
     wrapped onto continuation lines that start under it, so a long formula or error is never cut."""
     rows = [tuple(printable(cell) for cell in row) for row in (header, *rows)]
@@ -119,7 +119,8 @@ def cmd_templates(args: argparse.Namespace) -> int:
 
     rows = [(t.name, t.dataset, _count(analyze(load_template(t.name)).params), t.description)
             for t in list_templates()]
-    print("\n".join(_table(("Template", "Dataset", "Params", "Description"), rows, right={2}, width=output_width())))
+    print("\n".join(text_table(("Template", "Dataset", "Params", "Description"), rows, right={2},
+                               width=output_width())))
     return 0
 
 
@@ -149,8 +150,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
     width = output_width()
     print("\n".join(wrap(f"{printable(title)}: input {format_shape(spec.input_shape)}, {len(spec.layers)} layers",
                          width)))
-    print("\n".join(_table(("", "#", "Layer", "Output", "Params", "MACs", "Formula / error"), rows,
-                           right={1, 4, 5}, width=width)))
+    print("\n".join(text_table(("", "#", "Layer", "Output", "Params", "MACs", "Formula / error"), rows,
+                               right={1, 4, 5}, width=width)))
     if not analysis.ok:
         first = analysis.errors[0]
         raise SpecError(f"{len(analysis.errors)} broken layer(s), marked '!' above; first: layer {first.index} "
@@ -187,6 +188,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from engine.train_command import run_train
 
     return run_train(args)
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    """Measure each layer's time and memory in one training step (engine.profile_command)."""
+    from engine.profile_command import run_profile
+
+    return run_profile(args)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -242,6 +250,13 @@ def make_parser() -> argparse.ArgumentParser:
 
     add_lr_find_arguments(p)
     p.set_defaults(func=cmd_lr_find)
+
+    p = add_command("profile", help="measure each layer's time and memory in a training step, and the peak")
+    p.add_argument("design", help="a design .json file or a template name")
+    from engine.profile_command import add_profile_arguments
+
+    add_profile_arguments(p)
+    p.set_defaults(func=cmd_profile)
 
     p = add_command("predict", help="predict the class of images (or rows of numbers) with trained weights")
     p.add_argument("design", help="a design .json file or a template name")

@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import TextIO
 
@@ -56,18 +56,20 @@ def add_run_settings(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup
     return files
 
 
-def add_setting_flags(parser: argparse.ArgumentParser, sections: Mapping[str, type] = SECTIONS) -> None:
-    """One flag per declared setting of ``sections`` (name -> settings class) with a flag, grouped as the Training
-    tab groups them, its help saying what it accepts, its default and when it matters; the value lands in
-    ``args.<section>.<name>`` and ``flag_value`` checks it against its declaration."""
+def add_setting_flags(parser: argparse.ArgumentParser, sections: Mapping[str, type] = SECTIONS,
+                      only: Collection[str] | None = None) -> None:
+    """One flag per declared setting of ``sections`` (name -> settings class) with a flag (or per setting named in
+    ``only``, keys like ``training.batch_size``), grouped as the Training tab groups them, its help saying what it
+    accepts, its default and when it matters; the value lands in ``args.<section>.<name>`` and ``flag_value``
+    checks it against its declaration."""
     for section, cls in sections.items():
         group = parser.add_argument_group("Data" if section == "data" else None)
         for declared in settings_of(cls):
             if declared.section:
                 group = parser.add_argument_group(declared.section)
-            if not declared.cli_flag:
-                continue
             dest = f"{section}.{declared.name}"
+            if not declared.cli_flag or (only is not None and dest not in only):
+                continue
             if declared.type is bool:
                 group.add_argument(declared.cli_flag, dest=dest, action=argparse.BooleanOptionalAction, default=None,
                                    help=_flag_help(declared))

@@ -25,7 +25,7 @@ _INITS = (("default", "PyTorch default"), ("xavier", "xavier"), ("kaiming", "kai
 _AMP = (("off", "Off (float32)"), ("bf16", "bfloat16"), ("fp16", "float16 + GradScaler"))
 _STOP_METRICS = (("val_loss", "validation loss"), ("val_acc", "validation accuracy"), ("train_loss", "training loss"),
                  ("train_acc", "training accuracy"))
-MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
+MOMENTUM_OPTIMIZERS = ("sgd",)  # RMSprop runs with torch's default (no momentum): the row is SGD's alone
 BIG = 10**6
 
 OPTIMIZERS = tuple(name for name, _label in _OPTIMIZERS)
