@@ -9,12 +9,13 @@ starts with a capital letter; an error line is ``Error: `` and the engine's sent
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import re
 import shutil
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 
 from engine.controls import naming, setting_name
@@ -183,32 +184,26 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    """Train a design or template headless (the work lives in engine.train_command)."""
-    from engine.train_command import run_train
-
-    return run_train(args)
-
-
-def cmd_profile(args: argparse.Namespace) -> int:
-    """Measure each layer's time and memory in one training step (engine.profile_command)."""
-    from engine.profile_command import run_profile
-
-    return run_profile(args)
+# The commands that take a design and live in a module of their own, engine.<name with _ for ->_command:
+# (name, help); the module has ``add_<name>_arguments(parser)`` and ``run_<name>(args)``.
+MODULE_COMMANDS = (
+    ("train", "train a design on a dataset"),
+    ("lr-find", "sweep the learning rate on a copy of the model and suggest one"),
+    ("profile", "measure each layer's time and memory in a training step, and the peak"),
+    ("predict", "predict the class of images (or rows of numbers) with trained weights"),
+)
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
-    """Predict the class of image files (or rows of numbers) with trained weights (engine.predict_command)."""
-    from engine.predict_command import run_predict
-
-    return run_predict(args)
+def _command_module(name: str):
+    return importlib.import_module(f"engine.{name.replace('-', '_')}_command")
 
 
-def cmd_lr_find(args: argparse.Namespace) -> int:
-    """Sweep the learning rate and suggest one (engine.lr_find_command)."""
-    from engine.lr_find_command import run_lr_find
+def _module_command(name: str) -> Callable[[argparse.Namespace], int]:
+    """The command's ``run_<name>(args)``, its module imported only when the command runs."""
+    def run(args: argparse.Namespace) -> int:
+        return getattr(_command_module(name), f"run_{name.replace('-', '_')}")(args)
 
-    return run_lr_find(args)
+    return run
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -237,33 +232,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--python", required=True, metavar="FILE", help="the .py file to write")
     p.set_defaults(func=cmd_export)
 
-    p = add_command("train", help="train a design on a dataset")
-    p.add_argument("design", help="a design .json file or a template name")
-    from engine.train_command import add_train_arguments
-
-    add_train_arguments(p)
-    p.set_defaults(func=cmd_train)
-
-    p = add_command("lr-find", help="sweep the learning rate on a copy of the model and suggest one")
-    p.add_argument("design", help="a design .json file or a template name")
-    from engine.lr_find_command import add_lr_find_arguments
-
-    add_lr_find_arguments(p)
-    p.set_defaults(func=cmd_lr_find)
-
-    p = add_command("profile", help="measure each layer's time and memory in a training step, and the peak")
-    p.add_argument("design", help="a design .json file or a template name")
-    from engine.profile_command import add_profile_arguments
-
-    add_profile_arguments(p)
-    p.set_defaults(func=cmd_profile)
-
-    p = add_command("predict", help="predict the class of images (or rows of numbers) with trained weights")
-    p.add_argument("design", help="a design .json file or a template name")
-    from engine.predict_command import add_predict_arguments
-
-    add_predict_arguments(p)
-    p.set_defaults(func=cmd_predict)
+    for name, help_text in MODULE_COMMANDS:
+        p = add_command(name, help=help_text)
+        p.add_argument("design", help="a design .json file or a template name")
+        getattr(_command_module(name), f"add_{name.replace('-', '_')}_arguments")(p)
+        p.set_defaults(func=_module_command(name))
     return parser
 
 

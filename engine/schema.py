@@ -202,6 +202,20 @@ def check_settings(cls: type, data: Any, section: str, error: Callable[[str], Ex
     return checked
 
 
+def check_fields(config: Any, section: str, error: Callable[[str], Exception]) -> None:
+    """Check every field of a settings dataclass instance against its declaration, keeping each value as the
+    setting holds it (an int given for a float becomes a float, a list a tuple); ``error(sentence)`` names
+    the first value its declaration refuses."""
+    for declared in settings_of(type(config)):  # type: ignore[arg-type]  # a class is hashable; mypy disagrees
+        value = getattr(config, declared.name)
+        try:
+            checked = declared.check(value)
+        except ValueError as exc:
+            raise error(refusal(declared, section, value, str(exc))) from None
+        # object.__setattr__: the frozen dataclasses' own idiom, so a frozen settings class is kept the same way
+        object.__setattr__(config, declared.name, tuple(checked) if isinstance(checked, list) else checked)
+
+
 def refusal(s: Setting, section: str, value: Any, accepts: str) -> str:
     """The sentence refusing ``value`` for ``s``: "The training setting 'lr' (Learning rate) must be …, got …"."""
     return f"The {section} setting {s.name!r} ({s.label}) must be {accepts}, got {shown_value(value)}."

@@ -12,7 +12,7 @@ from typing import Any
 
 from engine.data.sources import SOURCES, DataSource
 from engine.errors import DataError
-from engine.schema import When, check_settings, either, refusal, setting, settings_of
+from engine.schema import When, check_fields, check_settings, either, setting
 
 TASK_CHOICES = (("auto", "Auto (from the data)"), ("classification", "classification"),
                 ("regression", "regression"), ("reconstruction", "reconstruction (autoencoder)"))
@@ -116,12 +116,7 @@ class DataConfig:
 
     def validate(self) -> None:
         """Raise DataError naming the first setting that is not one its declaration accepts."""
-        for declared in settings_of(DataConfig):
-            value = getattr(self, declared.name)
-            try:
-                declared.check(value)
-            except ValueError as exc:
-                raise DataError(refusal(declared, "data", value, str(exc))) from None
+        check_fields(self, "data", DataError)
 
 
 def data_arg_forms() -> list[str]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from engine.controls import control
 from engine.errors import TrainingError
-from engine.schema import check_settings, only_when, refusal, setting, setting_named, settings_of
+from engine.schema import check_fields, check_settings, only_when, setting, setting_named
 
 _OPTIMIZERS = (("sgd", "SGD"), ("adam", "Adam"), ("adamw", "AdamW"), ("rmsprop", "RMSprop"), ("adagrad", "Adagrad"),
                ("adadelta", "Adadelta"), ("adamax", "Adamax"))
@@ -111,12 +111,7 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """Check every field against its declaration (type, range, choice); raise TrainingError naming the first
         bad one. Ints given for float settings become floats."""
-        for declared in settings_of(TrainConfig):
-            value = getattr(self, declared.name)
-            try:
-                setattr(self, declared.name, declared.check(value))
-            except ValueError as exc:
-                raise TrainingError(refusal(declared, "training", value, str(exc))) from None
+        check_fields(self, "training", TrainingError)
         if self.nesterov and self.optimizer == "sgd" and self.momentum == 0:
             raise TrainingError(f"The training setting 'nesterov' needs a momentum above 0: set "
                                 f"{control('training.momentum')} (e.g. 0.9) or turn "
@@ -169,12 +164,7 @@ class LRFindConfig:
     def validate(self) -> LRFindConfig:
         """This config, or TrainingError naming the first setting outside its range, or an end not above the start
         (settings key ``sweep.<name>``, e.g. ``control("sweep.end_lr")``)."""
-        for declared in settings_of(LRFindConfig):
-            value = getattr(self, declared.name)
-            try:
-                declared.check(value)
-            except ValueError as exc:
-                raise TrainingError(refusal(declared, "sweep", value, str(exc))) from None
+        check_fields(self, "sweep", TrainingError)
         if self.end_lr <= self.start_lr:
             raise TrainingError(f"The sweep must rise: {control('sweep.end_lr')} ({self.end_lr:g}) must be above "
                                 f"{control('sweep.start_lr')} ({self.start_lr:g}).")
