@@ -28,6 +28,7 @@ from engine.spec import NetworkSpec
 
 HISTOGRAM_BINS = 40
 STRIP_CELLS = 32                     # a Linear layer's values drawn as cells, this many to a row
+SPLIT_NAMES = {"train": "training", "val": "validation", "test": "test"}
 GAP = 1                              # pixels between two tiles of a picture
 GAP_COLOUR = (196, 208, 224)         # the gaps between tiles: a light blue-grey, so black and white tiles stand out
 
@@ -122,7 +123,8 @@ def first_conv_filters(model: nn.Module) -> tuple[int, np.ndarray] | None:
     return None
 
 
-def weight_histograms(spec: NetworkSpec, model: nn.Sequential, bins: int = HISTOGRAM_BINS) -> tuple[WeightHistogram, ...]:
+def weight_histograms(spec: NetworkSpec, model: nn.Sequential,
+                      bins: int = HISTOGRAM_BINS) -> tuple[WeightHistogram, ...]:
     """One histogram per top-level layer that has weights (its parameters other than biases, blocks included)."""
     histograms = []
     for row, layer in zip(analyze(spec).rows, model, strict=True):
@@ -162,11 +164,12 @@ def sample_activations(spec: NetworkSpec, model: nn.Sequential, data, index: int
     the data. ``config`` (a TrainConfig) names the loss, which says how outputs become probabilities."""
     split = split or evaluation_split(data)
     samples = len(getattr(data, f"{split}_x")) if split else 0
-    if not samples:
+    if split is None or not samples:
         raise DataError("The data has no test or validation samples to look at: lower the limit or raise the "
                         "validation fraction.")
+    name = SPLIT_NAMES[split]
     if not 0 <= index < samples:
-        raise DataError(f"There is no {split} sample {index}: the {split} split has {samples:,} samples, "
+        raise DataError(f"There is no {name} sample {index}: the {name} split has {samples:,} samples, "
                         f"numbered 0 to {samples - 1:,}.")
     objective = make_objective(spec, data, config)
     x = data.model_inputs(getattr(data, f"{split}_x")[index:index + 1])
@@ -175,15 +178,16 @@ def sample_activations(spec: NetworkSpec, model: nn.Sequential, data, index: int
     label = getattr(data, f"{split}_y")[index]
     target = label.item() if label.numel() == 1 else None
     names = data.class_names if objective.classification else ()
-    return record_activations(spec, model, x, objective, names, f"{split} sample {index}", target)
+    return record_activations(spec, model, x, objective, names, f"{name} sample {index}", target)
 
 
 # --------------------------------------------------------------------------- pictures
 
 def tile(maps: np.ndarray, columns: int | None = None, scale: int = 1) -> np.ndarray:
     """Maps (C, H, W) side by side in a grid, GAP pixels apart (NaN), each pixel enlarged to ``scale`` x ``scale``:
-    a nearly square grid unless ``columns`` is given. Values are scaled to 0..1, each map to its own range when maps have more than one pixel, else all
-    to the layer's range; a constant map, and a value that is not finite, show as 0.5."""
+    a nearly square grid unless ``columns`` is given. Values are scaled to 0..1, each map to its own range when
+    maps have more than one pixel, else all to the layer's range; a constant map, and a value that is not finite,
+    show as 0.5."""
     maps = np.asarray(maps, dtype=np.float32)
     count, height, width = maps.shape
     columns = columns or max(1, round(math.sqrt(count * height / width)))

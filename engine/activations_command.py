@@ -9,7 +9,10 @@ output channel). Each file is written atomically; the command prints one line pe
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from engine.predict_command import DEFAULT_TOP, add_trained_model_arguments
 
@@ -36,17 +39,18 @@ def run_activations(args: argparse.Namespace) -> int:
 
 
 def output_folder(out: str) -> Path:
-    """The --out folder, made when missing; DataError when it is a file or cannot be made."""
+    """The --out folder, checked before any work: DataError when it is a file, or when it is missing and
+    cannot be made (it is made when the first file is written, so a refused command leaves nothing)."""
     from engine.errors import DataError
 
     folder = Path(out).expanduser()
     if folder.exists() and not folder.is_dir():
         raise DataError(f"{out} is a file: --out takes a folder for the PNG files, e.g. {folder.with_suffix('')}-"
-                        "activations/")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DataError(f"Cannot create the folder {out} ({exc.strerror or exc}): choose another --out") from None
+                        "activations")
+    existing = next(parent for parent in (folder, *folder.parents) if parent.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise DataError(f"Cannot write the PNG files to {out}: {existing} is not a writable folder; choose "
+                        "another --out")
     return folder
 
 
@@ -54,11 +58,17 @@ def write_pictures(activations, folder: Path) -> list[tuple[Path, str]]:
     """Write the input, each layer's output and the first convolution's filters as PNG files into ``folder``;
     (path, what it shows) for each file, in the order written."""
     from engine.activations import enlargement, filter_picture, picture
+    from engine.errors import DataError
     from engine.shapes import format_shape
 
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"Cannot create the folder {folder} ({exc.strerror or exc}): choose another --out") from None
     written = []
     width = max(2, len(str(len(activations.layers) - 1)))
-    items = [("input.png", f"{activations.source} as the model takes it", activations.input, picture)]
+    items: list[tuple[str, str, Any, Callable[..., Any]]] = [
+        ("input.png", f"{activations.source} as the model takes it", activations.input, picture)]
     items += [(f"layer-{layer.index:0{width}d}-{layer.kind.lower()}.png",
                f"layer {layer.index} ({layer.label}), {format_shape(layer.output.shape)}", layer.output, picture)
               for layer in activations.layers]
