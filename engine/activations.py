@@ -211,9 +211,10 @@ def tile(maps: np.ndarray, columns: int | None = None, scale: int = 1) -> np.nda
     return grid
 
 
-def picture(output: np.ndarray, scale: int = 1) -> np.ndarray | None:
-    """One layer's output as one picture (0..1, NaN gaps): (C, H, W) as C tiles (more dimensions folded into
-    the channels), (L, F) as one map, (n,) values as a strip of cells, 32 to a row; None for a scalar."""
+def picture(output: np.ndarray, scale: int = 1, columns: int | None = None) -> np.ndarray | None:
+    """One layer's output as one picture (0..1, NaN gaps): (C, H, W) as C tiles in ``columns`` (more dimensions
+    folded into the channels), (L, F) as one map, (n,) values as a strip of cells, 32 to a row; None for a
+    scalar."""
     output = np.asarray(output, dtype=np.float32)
     if output.ndim == 0 or output.size == 0:
         return None
@@ -221,7 +222,7 @@ def picture(output: np.ndarray, scale: int = 1) -> np.ndarray | None:
         return tile(output.reshape(-1, 1, 1), min(output.size, STRIP_CELLS), scale)
     if output.ndim == 2:
         return tile(output[None], scale=scale)
-    return tile(output.reshape(-1, *output.shape[-2:]), scale=scale)
+    return tile(output.reshape(-1, *output.shape[-2:]), columns, scale)
 
 
 def filter_picture(weights: np.ndarray, scale: int = 1) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Render the Training and Results tabs during and after a real run on the bundled MNIST sample.
 
-Writes docs/screenshots/training-running.png, training-finished.png and training-results.png
+Writes docs/screenshots/training-running.png, training-finished.png, training-results.png and activations.png
 (offscreen, 1280x800 unless --size says otherwise). Two runs are made, so the plots also show a
 previous run dimmed. Usage: python scripts/training_screenshots.py [--size 1920x1080] [--epochs 3]
 """
@@ -110,6 +110,14 @@ def main() -> int:
         ui.results.select_cell(*cell)
     settle(300)
     save(window, f"training-results{suffix}.png")
+
+    view = ui.activations  # the misclassified sample picked above, layer by layer
+    view.resize(width, height)
+    ui.results.activations_button.click()
+    wait_for(view.shown)
+    settle(300)
+    save(view, f"activations{suffix}.png")
+    view.close()
 
     doc.undo_stack.setClean()
     window.close()

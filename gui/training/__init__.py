@@ -28,6 +28,7 @@ class TrainingUI:
     weights: object      # WeightsActions (File menu)
     recovery_offer: object = None  # RecoveryOffer shown at start-up (gui.app), if a run was interrupted
     predict: object = None  # PredictPanel ("Predict" tab)
+    activations: object = None  # ActivationsView (a window opened from Results and Predict)
 
     def shutdown(self) -> None:
         """Stop any run and wait for its thread: call from the window's closeEvent."""
@@ -47,6 +48,7 @@ def install_training(window) -> TrainingUI:
     closeEvent; QApplication.aboutToQuit is hooked as well.
     """
     from gui.training.actions import WeightsActions
+    from gui.training.activations_view import ActivationsView
     from gui.training.controller import TrainingController
     from gui.training.panel import TrainingPanel
     from gui.training.predict import PredictPanel
@@ -63,6 +65,9 @@ def install_training(window) -> TrainingUI:
     window.add_tab(results, "Results", full_width=True)
     predict = PredictPanel(controller)
     window.add_tab(predict, "Predict", full_width=True)
+    activations = ActivationsView(controller, window)
+    results.activationsRequested.connect(activations.show_test_sample)
+    predict.activationsRequested.connect(activations.show_input)
     window.add_file_actions(weights.actions)
     window.add_file_actions([results.evaluate_action, predict.open_action])
     for action in panel.actions_:
@@ -107,7 +112,7 @@ def install_training(window) -> TrainingUI:
     if closing is not None:
         closing.connect(controller.shutdown)
 
-    ui = TrainingUI(controller, panel, results, weights, predict=predict)
+    ui = TrainingUI(controller, panel, results, weights, predict=predict, activations=activations)
     window.training = ui
     return ui
 

@@ -130,6 +130,11 @@ class TrainingController(QObject):
         thread.start()
         return thread
 
+    def launch(self, worker: QObject) -> QThread:
+        """Run a view's worker (with ``run`` and ``finished``) on a thread of this controller, so closing the
+        window waits for it as for a run."""
+        return self._launch(worker)
+
     @Slot()
     def _thread_finished(self) -> None:
         thread = self.sender()
