@@ -24,6 +24,7 @@ from engine.errors import LayerStudioError
 from engine.log import report_unexpected
 from engine.shapes import format_shape
 from engine.text import sentence
+from gui.input_policy import scroll_instead
 from gui.training import controller as states
 from gui.training.results import RIGHT, tensor_image
 from gui.training.styles import ERROR_STYLE
@@ -37,6 +38,13 @@ BAR_HEIGHT = 150         # a row of bars (a Linear layer's values)
 HISTOGRAM_WIDTH = 300
 INPUT_SIZE = 150
 WIDE_GRID = 16           # up to this many channels sit in one row; more make a grid about four times as wide as high
+
+
+class StillPlot(pg.PlotWidget):
+    """A plot that neither zooms nor pans: the mouse wheel over it scrolls the window around it."""
+
+    def wheelEvent(self, event) -> None:  # noqa: N802 - the Qt method it overrides
+        scroll_instead(self, event)
 
 
 class ActivationsWorker(QObject):
@@ -110,20 +118,22 @@ class ActivationsView(QWidget):
     def show_test_sample(self, index: int) -> bool:
         """Compute and show test sample ``index`` (the validation split's without a test split) with the current
         weights; the data is loaded first when needed. True when the computation (or the loading) started."""
-        from engine.activations import sample_activations
-
         self._raise()
-        controller = self.controller
         bundle = self._ready()
         if bundle is False:
             return False
         if bundle is None:
             self._pending = index
             self.headline.setText("Loading the data the weights were trained on…")
-            if not controller.load_data():
+            if not self.controller.load_data():
                 self._pending = None
                 return self._fail("The data could not be loaded now: try again when the run has ended.")
             return True
+        return self._compute_sample(index, bundle)
+
+    def _compute_sample(self, index: int, bundle) -> bool:
+        from engine.activations import sample_activations
+
         spec, model, config = self._model()
         self._stats = (bundle.mean, bundle.std)
         return self._start(lambda: sample_activations(spec, model, bundle, index, config),
@@ -204,8 +214,8 @@ class ActivationsView(QWidget):
 
     def _data_loaded(self, bundle) -> None:
         index, self._pending = self._pending, None
-        if index is not None:
-            self.show_test_sample(index)
+        if index is not None and self.controller.model is not None:  # the controller is still winding the loading up
+            self._compute_sample(index, bundle)
 
     def _data_failed(self, text: str) -> None:
         if self._pending is not None:
@@ -302,9 +312,9 @@ class ActivationsView(QWidget):
             self.rows.addWidget(histogram, row + 1, 1, Qt.AlignTop)
 
     def _plot(self) -> pg.PlotWidget:
-        plot = pg.PlotWidget(background=self._background)
+        plot = StillPlot(background=self._background)
         plot.setMenuEnabled(False)
-        plot.setMouseEnabled(x=False, y=False)  # the wheel scrolls the window, not the plot
+        plot.setMouseEnabled(x=False, y=False)
         plot.hideButtons()
         for axis in ("left", "bottom"):
             plot.getAxis(axis).setPen(self._foreground)
