@@ -252,7 +252,8 @@ class ActivationsView(QWidget):
         names = a.class_names
         if a.target is not None:
             true = a.target
-            parts.append(f"true <b>{names[true] if isinstance(true, int) and 0 <= true < len(names) else true}</b>")
+            named = isinstance(true, int) and 0 <= true < len(names)
+            parts.append(f"true <b>{names[true] if named else f'{true:.4g}'}</b>")
         if a.predicted is not None:
             name = names[a.predicted] if a.predicted < len(names) else str(a.predicted)
             parts.append(f"predicted <b>{name}</b> ({100 * a.probabilities[a.predicted]:.1f}%)")
