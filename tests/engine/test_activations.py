@@ -211,3 +211,15 @@ def test_pictures_of_values_scale_across_the_layer_and_survive_constants_and_nan
 def test_filter_picture_has_a_row_per_output_channel_and_a_column_per_input_channel():
     grid = filter_picture(np.random.default_rng(0).normal(size=(16, 6, 5, 5)), scale=2)
     assert grid.shape == (16 * 10 + 15 * GAP, 6 * 10 + 5 * GAP)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_model_on_the_gpu_gives_the_cpu_numbers(lenet, data):
+    spec, model = lenet
+    on_cpu = sample_activations(spec, model, data, 2)
+    on_gpu = sample_activations(spec, model.cuda(), data, 2)
+    for cpu, gpu in zip(on_cpu.layers, on_gpu.layers, strict=True):
+        np.testing.assert_allclose(gpu.output, cpu.output, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(on_gpu.filters, on_cpu.filters)
+    assert no_hooks(model)
