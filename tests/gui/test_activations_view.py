@@ -68,10 +68,11 @@ def items(view, kind) -> list:
             if isinstance(item, kind)]
 
 
-def test_test_sample_from_results_after_loading_weights(qtbot, studio):
+def test_test_sample_from_results_after_loading_weights_and_the_wheel_scrolls(qtbot, studio):
     ui = studio
     assert ui.controller.data is None  # the data loads first, then the sample is shown
     ui.results.sample_spin.setValue(3)
+    ui.activations.resize(900, 400)
     activations = shown(qtbot, ui, ui.results.activations_button.click)
     view = ui.activations
     assert view.isVisible() and view.windowTitle() == "Activations — test sample 3"
@@ -86,6 +87,19 @@ def test_test_sample_from_results_after_loading_weights(qtbot, studio):
     images = items(view, pg.ImageItem)
     assert len(images) == 4
     assert len(items(view, pg.BarGraphItem)) == 5
+
+    # the wheel over a picture scrolls the window (the plots neither zoom nor pan)
+    qtbot.waitExposed(view)
+    bar = view.scroll.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0)  # the rows are laid out
+    bar.setValue(bar.maximum())
+    plot = view.findChildren(pg.PlotWidget)[-1]
+    before = bar.value()
+    assert before > 0
+    wheel = QWheelEvent(QPointF(20, 20), QPointF(plot.mapToGlobal(QPoint(20, 20))), QPoint(0, 0), QPoint(0, 120),
+                        Qt.NoButton, Qt.NoModifier, Qt.NoScrollPhase, False)
+    QApplication.sendEvent(plot.viewport(), wheel)
+    assert bar.value() < before
 
 
 def test_a_confusion_cell_and_a_double_clicked_picture_pick_the_sample(qtbot, studio):
@@ -138,21 +152,3 @@ def test_refusals_are_sentences_in_the_window(qtbot, studio):
     with qtbot.waitSignal(ui.activations.failed) as blocker:
         ui.activations.show_test_sample(0)
     assert blocker.args[0].startswith("There are no weights yet: train the design (Training tab) or load weights")
-
-
-def test_the_wheel_over_a_picture_scrolls_the_window(qtbot, studio):
-    ui = studio
-    view = ui.activations
-    view.resize(900, 400)
-    shown(qtbot, ui, ui.results.activations_button.click)
-    qtbot.waitExposed(view)
-    bar = view.scroll.verticalScrollBar()
-    qtbot.waitUntil(lambda: bar.maximum() > 0)  # the rows are laid out
-    bar.setValue(bar.maximum())
-    plot = view.findChildren(pg.PlotWidget)[-1]
-    before = bar.value()
-    assert before > 0
-    wheel = QWheelEvent(QPointF(20, 20), QPointF(plot.mapToGlobal(QPoint(20, 20))), QPoint(0, 0), QPoint(0, 120),
-                        Qt.NoButton, Qt.NoModifier, Qt.NoScrollPhase, False)
-    QApplication.sendEvent(plot.viewport(), wheel)
-    assert bar.value() < before
