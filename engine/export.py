@@ -57,7 +57,8 @@ def python_source(spec: NetworkSpec) -> str:
             lines.append(f"model[{index}].requires_grad_(False)  # {layer.id} is frozen in the design")
     inits = init_source(spec, _literal)
     if inits:
-        lines += ["# each layer's own initialisation, as in the design (seeded alike: the app's starting weights)", *inits]
+        lines += ["# each layer's own initialisation from the design (seeded alike: the app's starting weights)",
+                  *inits]
     takes_tokens = bool(spec.layers) and spec.layers[0].kind == ENTRY_ONLY  # integer token indices
     zeros = "torch.zeros(1, *INPUT_SHAPE" + (", dtype=torch.long)" if takes_tokens else ")")
     lines += [
