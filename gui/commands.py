@@ -58,15 +58,16 @@ class SetParam(_MergingSet):
 
 
 class SetInit(_MergingSet):
-    """How one layer's weight or bias starts (an engine.layer_init.TensorInit)."""
+    """How one layer's weight or bias starts (an engine.layer_init.TensorInit). Steps of one method's number merge;
+    a change of method is an undo step of its own."""
 
     merge_id = SET_INIT_ID
 
     def __init__(self, doc, layer_id: str, tensor: str, old, new):
-        super().__init__(doc, (layer_id, tensor), old, new, f"Set {tensor} initialisation")
+        super().__init__(doc, (layer_id, tensor, old.method, new.method), old, new, f"Set {tensor} initialisation")
 
     def apply(self, value) -> None:
-        layer_id, tensor = self.target
+        layer_id, tensor, _old_method, _new_method = self.target
         self.doc.apply_init(layer_id, tensor, value)
 
 

@@ -72,7 +72,8 @@ class ParameterView(QGroupBox):
         self.grid.setHorizontalSpacing(8)
         self.grid.setVerticalSpacing(2)
         layout.addWidget(self.body)
-        self.names: list[str] = []  # the tensors shown, as state_dict names them
+        self.stats: list = []  # the ParamStats shown, in state_dict order
+        self.numbers: list[QLabel] = []  # each tensor's mean, std, min and max as shown
         self.histograms: list[Histogram] = []
 
     def show_stats(self, stats, caption: str) -> None:
@@ -80,6 +81,7 @@ class ParameterView(QGroupBox):
         self.caption.setText(caption)
         self.compute_button.hide()
         self._clear()
+        self.stats = list(stats)
         row = 0
         for item in stats:
             name = QLabel(f"<b>{item.name}</b>")
@@ -97,7 +99,7 @@ class ParameterView(QGroupBox):
             histogram.set_counts(item.histogram)
             self.grid.addWidget(numbers, row + 1, 0, 1, 2)
             self.grid.addWidget(histogram, row + 2, 0, 1, 2)
-            self.names.append(item.name)
+            self.numbers.append(numbers)
             self.histograms.append(histogram)
             self.grid.setRowMinimumHeight(row + 3, 6)  # a gap before the next tensor
             row += 4
@@ -117,4 +119,4 @@ class ParameterView(QGroupBox):
             if widget is not None:
                 widget.hide()  # gone from the view now; deleted once the event loop runs
                 widget.deleteLater()
-        self.names, self.histograms = [], []
+        self.stats, self.numbers, self.histograms = [], [], []
