@@ -64,6 +64,7 @@ class Inspector(QWidget):
         self.editors: dict[str, ParamEditor] = {}
         self.suggestion_buttons: list[QPushButton] = []
         self.parameter_source = None  # gui.training.parameter_source.ParameterSource, once torch has loaded
+        self._parameters_stale = False  # an edit came while the inspector was hidden
 
         self.pages = QStackedWidget()
         self.empty_page = _label("Select a layer in the stack to see and edit its parameters.", "hint")
@@ -293,6 +294,10 @@ class Inspector(QWidget):
     def refresh_parameters(self, *_args) -> None:
         """Redraw the selected layer's parameter statistics (after an edit, a run, loaded weights, new settings)."""
         view = self.parameter_view
+        if not self.isVisible():  # hidden (a full-width tab, a closed dock): redrawn when shown again
+            self._parameters_stale = True
+            return
+        self._parameters_stale = False
         if self.parameter_source is None or self.layer_id in (None, INPUT_ID):
             view.hide()
             return
@@ -306,6 +311,11 @@ class Inspector(QWidget):
         else:
             view.show_stats(stats, caption)
         view.show()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._parameters_stale:
+            self.refresh_parameters()
 
     def _compute_parameters(self) -> None:
         if self.parameter_source is not None:
