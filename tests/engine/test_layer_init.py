@@ -17,12 +17,12 @@ from torch import nn
 from engine.data import DataConfig, load_data
 from engine.errors import SpecError
 from engine.export import python_source
-from engine.layer_init import METHODS, LayerInit, TensorInit, methods_for
+from engine.layer_init import GLOBAL_METHODS, METHODS, LayerInit, TensorInit, methods_for
 from engine.layers import KINDS
 from engine.parameters import HISTOGRAM_BINS, initial_model, parameter_stats
 from engine.spec import LayerSpec, NetworkSpec
 from engine.templates import list_templates, load_template
-from engine.training import TrainConfig, Trainer
+from engine.training import INITS, TrainConfig, Trainer
 
 SEED = 7
 FAN_METHODS = [name for name, m in METHODS.items() if m.needs_fans]
@@ -90,6 +90,10 @@ def test_each_bias_method_gives_torch_nn_inits_tensor_and_the_numbers_reach_torc
         assert 0.04 < stats.std < 0.06 and abs(stats.mean) < 0.01
     elif bias in ("constant", "zeros"):
         assert stats.min == stats.max == (-0.25 if bias == "constant" else 0.0)
+
+
+def test_the_global_setting_runs_methods_of_the_same_table():
+    assert set(GLOBAL_METHODS) | {"default"} == set(INITS) and set(GLOBAL_METHODS.values()) <= set(METHODS)
 
 
 def test_fan_methods_are_offered_only_for_tensors_of_two_or_more_dimensions():
