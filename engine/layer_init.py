@@ -194,7 +194,7 @@ def fill(tensor: torch.Tensor, init: TensorInit) -> None:
         getattr(nn.init, init.spec.call)(tensor, **init.spec.arguments(init))
 
 
-def apply_layer_inits(model: nn.Module, spec: NetworkSpec) -> None:
+def apply_layer_inits(model: nn.Sequential, spec: NetworkSpec) -> None:
     """Fill each layer's tensors by the design's per-layer choices, in layer order, weight before bias (the exported
     script's order). ``model`` is ``build_model(spec)``; the run calls this after the global setting."""
     for module, layer in zip(model, spec.layers, strict=True):

@@ -33,7 +33,7 @@ class ParamStats:
     histogram: tuple[int, ...]  # HISTOGRAM_BINS equal bins from min to max
 
 
-def parameter_stats(model: nn.Module, layer_index: int, bins: int = HISTOGRAM_BINS) -> list[ParamStats]:
+def parameter_stats(model: nn.Sequential, layer_index: int, bins: int = HISTOGRAM_BINS) -> list[ParamStats]:
     """The statistics of every parameter of layer ``layer_index`` of the Sequential ``model`` (inner layers of a
     block included), in ``state_dict`` order; empty for a layer without parameters."""
     out = []

@@ -12,7 +12,7 @@ from engine.spec import NetworkSpec
 from engine.training.config import TrainConfig
 
 
-def initialize_weights(model: nn.Module, config: TrainConfig, spec: NetworkSpec | None = None) -> None:
+def initialize_weights(model: nn.Sequential, config: TrainConfig, spec: NetworkSpec | None = None) -> None:
     """A new model's initial weights: the global setting on every weight-bearing layer's weights (biases to zero;
     'default' keeps PyTorch's), then each layer's own choice from the design ``spec`` (engine.layer_init).
     Call it right after ``build_model(spec)``, under the run's seed."""
