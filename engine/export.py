@@ -20,6 +20,7 @@ from torch import nn
 from engine import blocks
 from engine.build import build_model
 from engine.errors import SpecError
+from engine.layer_init import init_source
 from engine.shapes import ENTRY_ONLY, analyze, format_shape
 from engine.spec import NetworkSpec
 
@@ -54,6 +55,10 @@ def python_source(spec: NetworkSpec) -> str:
     for index, layer in enumerate(spec.layers):
         if layer.frozen:
             lines.append(f"model[{index}].requires_grad_(False)  # {layer.id} is frozen in the design")
+    inits = init_source(spec, _literal)
+    if inits:
+        lines += ["# each layer's own initialisation from the design (seeded alike: the app's starting weights)",
+                  *inits]
     takes_tokens = bool(spec.layers) and spec.layers[0].kind == ENTRY_ONLY  # integer token indices
     zeros = "torch.zeros(1, *INPUT_SHAPE" + (", dtype=torch.long)" if takes_tokens else ")")
     lines += [

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from engine.errors import SpecError
 from engine.files import parse_json
+from engine.layer_init import LayerInit, TensorInit
 from engine.layers import KINDS, PADDING_PRESETS, LayerKind, Param
 
 FORMAT = "layerstudio.design"
@@ -41,12 +42,14 @@ def new_id() -> str:
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One layer: its kind, its parameters (all of them, defaults filled in) and a stable id."""
+    """One layer: its kind, its parameters (all of them, defaults filled in), a stable id, whether training
+    leaves it as it is, and how its weight and bias start (engine.layer_init)."""
 
     kind: str
     params: dict = field(default_factory=dict)
     id: str = field(default_factory=new_id)
     frozen: bool = False
+    init: LayerInit = LayerInit()
 
     def __post_init__(self):
         check_layer_id(self.id)
@@ -70,18 +73,33 @@ class LayerSpec:
     def with_params(self, **changes) -> LayerSpec:
         return replace(self, params={**self.params, **changes})
 
+    def init_tensors(self) -> dict[str, int]:
+        """The tensors this layer has that take an init ({"weight": 2, "bias": 1} for a Linear with a bias)."""
+        kind = KINDS.get(self.kind)
+        return kind.init_tensors(self.params) if kind is not None else {}
+
+    def chosen_init(self) -> dict[str, TensorInit]:
+        """The inits chosen for this layer's tensors; one kept for a bias since turned off is left out."""
+        return self.init.chosen(self.init_tensors())
+
+    def with_init(self, tensor: str, init: TensorInit) -> LayerSpec:
+        return replace(self, init=self.init.with_tensor(tensor, init))
+
     def to_dict(self) -> dict:
         out: dict[str, Any] = {"id": self.id, "kind": self.kind,
                                "params": {k: _jsonable(v) for k, v in self.params.items()}}
         if self.frozen:
             out["frozen"] = True
+        init = self.init.to_dict(self.init_tensors())
+        if init:  # left out when every tensor keeps the default: older designs read and write unchanged
+            out["init"] = init
         return out
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "layer") -> LayerSpec:
         if not isinstance(data, dict):
             raise SpecError(f"{where} must be an object with 'kind' and 'params', got {type(data).__name__}")
-        unknown = set(data) - {"id", "kind", "params", "frozen"}
+        unknown = set(data) - {"id", "kind", "params", "frozen", "init"}
         if unknown:
             raise SpecError(f"{where} has unknown field {_first(unknown)}: remove it")
         if "kind" not in data:
@@ -103,7 +121,9 @@ class LayerSpec:
         frozen = data.get("frozen", False)
         if not isinstance(frozen, bool):
             raise SpecError(f"{where} field 'frozen' must be true or false")
-        return cls(kind_name, coerce_params(kind, params, where), layer_id, frozen)
+        params = coerce_params(kind, params, where)
+        init = LayerInit.from_dict(data["init"], kind.init_tensors(params), where) if "init" in data else LayerInit()
+        return cls(kind_name, params, layer_id, frozen, init)
 
 
 class OutputLayer(NamedTuple):
@@ -162,6 +182,9 @@ class NetworkSpec:
 
     def with_param(self, layer_id: str, name: str, value) -> NetworkSpec:
         return self.with_layer(self.layer(layer_id).with_params(**{name: value}))
+
+    def with_init(self, layer_id: str, tensor: str, init: TensorInit) -> NetworkSpec:
+        return self.with_layer(self.layer(layer_id).with_init(tensor, init))
 
     def inserted(self, index: int, *layers: LayerSpec) -> NetworkSpec:
         return replace(self, layers=self.layers[:index] + tuple(layers) + self.layers[index:])

@@ -11,7 +11,7 @@ import time
 from PySide6.QtGui import QUndoCommand
 
 MERGE_WINDOW_S = 1.5
-SET_PARAM_ID, SET_INPUT_ID, SET_EXTRA_ID = 1001, 1002, 1003
+SET_PARAM_ID, SET_INPUT_ID, SET_EXTRA_ID, SET_INIT_ID = 1001, 1002, 1003, 1004
 
 
 class _MergingSet(QUndoCommand):
@@ -55,6 +55,20 @@ class SetParam(_MergingSet):
     def apply(self, value) -> None:
         layer_id, name = self.target
         self.doc.apply_param(layer_id, name, value)
+
+
+class SetInit(_MergingSet):
+    """How one layer's weight or bias starts (an engine.layer_init.TensorInit). Steps of one method's number merge;
+    a change of method is an undo step of its own."""
+
+    merge_id = SET_INIT_ID
+
+    def __init__(self, doc, layer_id: str, tensor: str, old, new):
+        super().__init__(doc, (layer_id, tensor, old.method, new.method), old, new, f"Set {tensor} initialisation")
+
+    def apply(self, value) -> None:
+        layer_id, tensor, _old_method, _new_method = self.target
+        self.doc.apply_init(layer_id, tensor, value)
 
 
 class SetInputShape(_MergingSet):

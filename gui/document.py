@@ -8,6 +8,7 @@ gui/commands.py) whose redo/undo call the ``apply_*`` methods here, so
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -15,6 +16,7 @@ from PySide6.QtGui import QUndoStack
 
 from engine.errors import SpecError
 from engine.files import check_output_path, write_text_atomically
+from engine.layer_init import TensorInit
 from engine.shapes import Analysis, analyze
 from engine.spec import DESIGN_SUFFIXES, LayerSpec, NetworkSpec, check_input_shape, new_id
 from engine.templates import load_design
@@ -144,8 +146,10 @@ class DesignDocument(QObject):
         self._set_spec(self._spec.with_param(layer_id, name, value))
 
     def apply_frozen(self, layer_id: str, frozen: bool) -> None:
-        layer = self._spec.layer(layer_id)
-        self._set_spec(self._spec.with_layer(LayerSpec(layer.kind, layer.params, layer.id, frozen)))
+        self._set_spec(self._spec.with_layer(replace(self._spec.layer(layer_id), frozen=frozen)))
+
+    def apply_init(self, layer_id: str, tensor: str, init: TensorInit) -> None:
+        self._set_spec(self._spec.with_init(layer_id, tensor, init))
 
     def apply_input_shape(self, shape) -> None:
         self._set_spec(self._spec.with_input_shape(shape))
@@ -197,6 +201,15 @@ class DesignDocument(QObject):
             return False
         return self._push(SetFrozen(self, layer_id, frozen))
 
+    def edit_init(self, layer_id: str, tensor: str, init: TensorInit) -> bool:
+        """Choose how the layer's ``tensor`` (weight or bias) starts; a quick run of changes is one undo step."""
+        from gui.commands import SetInit
+
+        old = getattr(self._spec.layer(layer_id).init, tensor)
+        if old == init:
+            return False
+        return self._push(SetInit(self, layer_id, tensor, old, init))
+
     def edit_input_shape(self, shape) -> bool:
         """Change the input shape; False (no change) when it is the same or outside a design file's bounds."""
         from gui.commands import SetInputShape
@@ -214,7 +227,7 @@ class DesignDocument(QObject):
         """Insert copies of ``layers`` (fresh ids) at ``index``; returns the new ids."""
         from gui.commands import InsertLayers
 
-        fresh = tuple(LayerSpec(layer.kind, dict(layer.params), new_id(), layer.frozen) for layer in layers)
+        fresh = tuple(replace(layer, params=dict(layer.params), id=new_id()) for layer in layers)
         if not fresh:
             return []
         index = max(0, min(index, len(self._spec.layers)))

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.layer_init import STD, VALUE, TensorInit, methods_for
 from engine.layers import PADDING_PRESETS, Param
 from engine.spec import MAX_RANK
 from gui.widgets import FloatSpinBox
@@ -341,6 +342,76 @@ class PaddingEditor(ParamEditor):
     def apply_preset(self, preset: str) -> None:
         """Choose a preset as a user would (emits ``edited``)."""
         self.combo.setCurrentText(preset)
+
+
+class InitEditor(QWidget):
+    """How one tensor (weight or bias) starts: a method (engine.layer_init.METHODS, those its dimensions take) and,
+    for normal and constant, its std or value beside it. ``edited`` carries a TensorInit; ``set_value`` never emits."""
+
+    edited = Signal(object)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.combo = QComboBox()
+        self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.combo.setMinimumContentsLength(8)  # "Kaiming uniform" elides before the inspector needs to scroll
+        self.numbers = {"std": FloatSpinBox(STD.low, STD.high, log_steps=True),
+                        "value": FloatSpinBox(VALUE.low, VALUE.high, single_step=0.1)}
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        layout.addWidget(self.combo, 2)
+        for name, spin in self.numbers.items():
+            spin.setToolTip(STD.help if name == "std" else "The value every element starts at")
+            spin.setPrefix(f"{name} ")
+            spin.setMinimumWidth(90)  # its range's longest text would widen the inspector past its dock
+            spin.hide()
+            layout.addWidget(spin, 1)
+            spin.valueChanged.connect(self._emit)
+        self.combo.currentIndexChanged.connect(self._emit)
+        self._dims = -1
+        self._current = TensorInit()
+        self.set_dims(2)
+
+    def set_dims(self, dims: int) -> None:
+        """Offer the methods a tensor of ``dims`` dimensions takes (xavier and kaiming need 2 or more)."""
+        if dims == self._dims:
+            return
+        self._dims = dims
+        self.combo.blockSignals(True)
+        self.combo.clear()
+        for method in methods_for(dims):
+            self.combo.addItem(method.label, method.name)
+        self.combo.blockSignals(False)
+        self.set_value(self._current)
+
+    def value(self) -> TensorInit:
+        method = self.combo.currentData() or "default"
+        return TensorInit(method, std=self.numbers["std"].value(), value=self.numbers["value"].value())
+
+    def set_value(self, init: TensorInit) -> None:
+        self._current = init
+        widgets = (self.combo, *self.numbers.values())
+        for widget in widgets:
+            widget.blockSignals(True)
+        self.combo.setCurrentIndex(max(self.combo.findData(init.method), 0))
+        self.numbers["std"].setValue(init.std)
+        self.numbers["value"].setValue(init.value)
+        for widget in widgets:
+            widget.blockSignals(False)
+        self._show_number(init.method)
+
+    def _show_number(self, method: str) -> None:
+        takes = TensorInit(method).spec.takes
+        for name, spin in self.numbers.items():
+            spin.setVisible(name == takes)
+
+    def _emit(self, *_args) -> None:
+        init = self.value()
+        self._show_number(init.method)
+        if init != self._current:
+            self._current = init
+            self.edited.emit(init)
 
 
 EDITORS = {

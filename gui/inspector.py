@@ -3,7 +3,10 @@
 Editors are built from the registry's Param schema when the shown layer
 changes; on every document change the values, shapes and formula are
 refreshed from the document's analysis. Each edit goes through the undo stack
-(``document.edit_param``), so a burst of spin-box steps is one undo step.
+(``document.edit_param``, ``document.edit_init``), so a burst of spin-box steps
+is one undo step. A layer with a weight or bias gets an Initialisation box (per
+tensor, engine.layer_init) and, once the training GUI has installed a parameter
+source (torch loaded), its parameter tensors' statistics (gui.parameter_view).
 """
 from __future__ import annotations
 
@@ -24,11 +27,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.layer_init import TENSORS
 from engine.layers import KINDS, Param, suggest_hidden_sizes
 from engine.shapes import LayerRow, format_shape
 from engine.spec import MAX_INPUT_DIMENSION
-from gui.editors import INPUT_SHAPE_HINT, IntsEditor, ParamEditor, make_editor
+from gui.editors import INPUT_SHAPE_HINT, InitEditor, IntsEditor, ParamEditor, make_editor
 from gui.icons import CATEGORY_COLORS
+from gui.parameter_view import ParameterView
 from gui.stack_model import INPUT_HELP, INPUT_ID
 from gui.wording import shapes_in_prose
 
@@ -58,6 +63,8 @@ class Inspector(QWidget):
         self._shown_kind: str | None = None
         self.editors: dict[str, ParamEditor] = {}
         self.suggestion_buttons: list[QPushButton] = []
+        self.parameter_source = None  # gui.training.parameter_source.ParameterSource, once torch has loaded
+        self._parameters_stale = False  # an edit came while the inspector was hidden
 
         self.pages = QStackedWidget()
         self.empty_page = _label("Select a layer in the stack to see and edit its parameters.", "hint")
@@ -80,7 +87,7 @@ class Inspector(QWidget):
         body = QWidget()
         body.setObjectName("inspectorBody")
         layout = QVBoxLayout(body)
-        layout.setContentsMargins(10, 10, 10, 10)
+        layout.setContentsMargins(8, 10, 8, 10)  # 8: LeNet fits beside a vertical scroll bar
         layout.setSpacing(8)
 
         self.title = _label("", "inspectorTitle")
@@ -126,6 +133,27 @@ class Inspector(QWidget):
         self.trainable.setToolTip("Uncheck to freeze this layer: its weights are not updated in training")
         self.trainable.toggled.connect(self._on_trainable)
         layout.addWidget(self.trainable)
+
+        self.init_box = QGroupBox("Initialisation")
+        self.init_box.setToolTip("How this layer's weight and bias start when a run begins (after the Training "
+                                 "tab's Weight init); saved in the design and written into the exported script")
+        init_form = QFormLayout(self.init_box)
+        init_form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        init_form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.init_editors: dict[str, InitEditor] = {}
+        self.init_labels: dict[str, QLabel] = {}
+        for tensor in TENSORS:
+            editor = InitEditor()
+            editor.edited.connect(lambda init, tensor=tensor: self._on_init(tensor, init))
+            self.init_labels[tensor] = QLabel(tensor)
+            init_form.addRow(self.init_labels[tensor], editor)
+            self.init_editors[tensor] = editor
+        layout.addWidget(self.init_box)
+
+        self.parameter_view = ParameterView()
+        self.parameter_view.computeRequested.connect(self._compute_parameters)
+        self.parameter_view.hide()
+        layout.addWidget(self.parameter_view)
 
         self.suggest_box = QGroupBox("Hidden size suggestions")
         suggest_layout = QVBoxLayout(self.suggest_box)
@@ -200,7 +228,9 @@ class Inspector(QWidget):
         self.trainable.blockSignals(False)
         self.trainable.setVisible(bool(row.params) or layer.frozen)
         self._show_row(row)
+        self._refresh_init(layer)
         self._refresh_suggestions(layer, row)
+        self.refresh_parameters()
 
     def _refresh_input(self) -> None:
         spec = self.document.spec
@@ -218,6 +248,8 @@ class Inspector(QWidget):
         self.macs_text.setText("—")
         self.formula.hide()
         self.trainable.hide()
+        self.init_box.hide()
+        self.parameter_view.hide()
         self.suggest_box.hide()
 
     def _set_category(self, category: str) -> None:
@@ -240,6 +272,55 @@ class Inspector(QWidget):
         self.macs_text.setText("?" if row.macs is None else f"{row.macs:,}")
         self.formula.setVisible(bool(row.formula))
         self.formula.setText(row.formula.replace("; ", "\n"))
+
+    # ------------------------------------------------------------------ initialisation and parameter tensors
+    def _refresh_init(self, layer) -> None:
+        tensors = layer.init_tensors()
+        self.init_box.setVisible(bool(tensors))
+        for tensor, editor in self.init_editors.items():
+            has = tensor in tensors
+            editor.setVisible(has)
+            self.init_labels[tensor].setVisible(has)
+            if has:
+                editor.set_dims(tensors[tensor])
+                if editor.value() != getattr(layer.init, tensor):
+                    editor.set_value(getattr(layer.init, tensor))
+
+    def set_parameter_source(self, source) -> None:
+        """Show parameter statistics from ``source`` (a ParameterSource); the training GUI installs it."""
+        self.parameter_source = source
+        self.refresh_parameters()
+
+    def refresh_parameters(self, *_args) -> None:
+        """Redraw the selected layer's parameter statistics (after an edit, a run, loaded weights, new settings)."""
+        view = self.parameter_view
+        if not self.isVisible():  # hidden (a full-width tab, a closed dock): redrawn when shown again
+            self._parameters_stale = True
+            return
+        self._parameters_stale = False
+        if self.parameter_source is None or self.layer_id in (None, INPUT_ID):
+            view.hide()
+            return
+        row = self.document.analysis.row(self.layer_id)
+        if not row.params:
+            view.hide()
+            return
+        stats, caption = self.parameter_source.stats(row.index)
+        if stats is None:
+            view.ask_to_compute(caption)
+        else:
+            view.show_stats(stats, caption)
+        view.show()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._parameters_stale:
+            self.refresh_parameters()
+
+    def _compute_parameters(self) -> None:
+        if self.parameter_source is not None:
+            self.parameter_source.request()
+            self.refresh_parameters()
 
     # ------------------------------------------------------------------ Linear hidden-size hints
     def _refresh_suggestions(self, layer, row: LayerRow) -> None:
@@ -280,6 +361,10 @@ class Inspector(QWidget):
         elif self.layer_id is not None:
             self.document.edit_param(self.layer_id, name, value)
 
+    def _on_init(self, tensor: str, init) -> None:
+        if self.layer_id and self.layer_id != INPUT_ID:
+            self.document.edit_init(self.layer_id, tensor, init)
+
     def _on_trainable(self, checked: bool) -> None:
         if self.layer_id and self.layer_id != INPUT_ID:
             self.document.edit_frozen(self.layer_id, not checked)
@@ -287,6 +372,7 @@ class Inspector(QWidget):
     def _on_read_only(self, read_only: bool) -> None:
         self.params_box.setEnabled(not read_only)
         self.trainable.setEnabled(not read_only)
+        self.init_box.setEnabled(not read_only)
         for button in self.suggestion_buttons:
             button.setEnabled(not read_only)
 

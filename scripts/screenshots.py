@@ -2,7 +2,8 @@
 
 Writes docs/screenshots/designer-lenet-WxH.png (LeNet, one layer selected),
 designer-error-WxH.png (a design with an error, the broken layer selected)
-at 1280x800 and 1920x1080, plus designer-code and designer-blocks at 1280x800.
+at 1280x800 and 1920x1080, plus designer-code, designer-blocks and designer-parameters (a Conv2d's initialisation
+and parameter tensors after a one-epoch run on the bundled sample) at 1280x800.
 Settings go to a temporary folder, so the user's own are never touched.
 Run: ``python scripts/screenshots.py [output folder]``.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +34,7 @@ def main(out: Path) -> list[Path]:
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())
     app = QApplication.instance() or QApplication([])
+    from engine.layer_init import TensorInit
     from gui.app import attach_training, configure_application
     from gui.main_window import MainWindow
 
@@ -74,6 +77,23 @@ def main(out: Path) -> list[Path]:
         window.stack_view.expand(window.stack_view.stack_model.index_of(layer_id))
     window.stack_view.select_ids(blocks[1:2])
     shoot("designer-blocks", SIZES[0])
+
+    if training is not None:  # after a short run: the inspector's initialisation and trained parameter tensors
+        window.new_from("lenet")
+        doc.set_extra("training", {**(doc.extras.get("training") or {}), "epochs": 1})
+        doc.set_extra("data", {**(doc.extras.get("data") or {}), "limit": 300})
+        conv = doc.spec.layers[3].id
+        doc.edit_init(conv, "weight", TensorInit("kaiming_normal"))
+        training.panel.start_action.trigger()
+        while training.controller.busy or training.controller.model is None:
+            app.processEvents()
+            time.sleep(0.01)
+        window.tabs.setCurrentIndex(0)
+        window.stack_view.select_ids([conv])
+        settle(app)
+        scroll = window.inspector.pages.currentWidget().verticalScrollBar()
+        scroll.setValue(scroll.maximum())
+        shoot("designer-parameters", SIZES[0])
 
     doc.undo_stack.setClean()
     if training is not None:

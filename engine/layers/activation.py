@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from engine.errors import LayerError
-from engine.layers.registry import Inference, LayerKind, P, batched_dim, register, same_shape
+from engine.layers.registry import Inference, LayerKind, P, batched_dim, register, same_shape, weight_and_bias
 
 
 def _activation(name: str, help_: str, params=(), kwargs=lambda p: {}, key=()):
@@ -49,7 +49,7 @@ register(LayerKind(
     "PReLU", "Activation", "Leaky ReLU whose negative slope is learned",
     (P("num_parameters", "choice", "single", "One slope for all, or one per channel",
        choices=("single", "per_channel")),),
-    _prelu_infer, _prelu_build, key=("?{num_parameters}",),
+    _prelu_infer, _prelu_build, key=("?{num_parameters}",), init=weight_and_bias(1, bias=False),
 ))
 
 

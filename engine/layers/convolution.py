@@ -12,6 +12,7 @@ from engine.layers.registry import (
     register,
     resolve_padding,
     spatial_axes,
+    weight_and_bias,
     window_axis,
 )
 
@@ -80,9 +81,11 @@ def _conv_build(dims: int):
 CONV_KEY = ("{out_channels}", "k{kernel_size}", "?s{stride}", "?p{padding}", "?d{dilation}", "?g{groups}")
 
 register(LayerKind("Conv1d", "Convolution", "1-D convolution over (channels, length), e.g. for sequences",
-                    _conv_params(16), _conv_infer(1), _conv_build(1), key=CONV_KEY))
+                    _conv_params(16), _conv_infer(1), _conv_build(1), key=CONV_KEY,
+                    init=weight_and_bias(3)))
 register(LayerKind("Conv2d", "Convolution", "2-D convolution over (channels, height, width) images",
-                    _conv_params(16), _conv_infer(2), _conv_build(2), key=CONV_KEY))
+                    _conv_params(16), _conv_infer(2), _conv_build(2), key=CONV_KEY,
+                    init=weight_and_bias(4)))
 
 
 def _convt_padding(p: dict) -> tuple[int, int]:
@@ -156,5 +159,5 @@ register(LayerKind(
      P("dilation", "int", 1, "Spacing between kernel elements", 1, 1000),
      P("groups", "int", 1, "Split channels into groups", 1, 100_000),
      BIAS),
-    _convt_infer, _convt_build, key=CONV_KEY,
+    _convt_infer, _convt_build, key=CONV_KEY, init=weight_and_bias(4),
 ))

@@ -15,6 +15,7 @@ from engine.layers.registry import (
     register,
     same_shape,
     shape_tuple_text,
+    weight_and_bias,
 )
 
 
@@ -41,7 +42,7 @@ def _linear_build(x, p):
 register(LayerKind(
     "Linear", "Core", "Fully connected layer: y = xW^T + b on the last dimension",
     (P("out_features", "int", 10, "Number of output features", 1, 1_000_000), BIAS),
-    _linear_infer, _linear_build, key=("{out_features}",),
+    _linear_infer, _linear_build, key=("{out_features}",), init=weight_and_bias(2),
 ))
 
 

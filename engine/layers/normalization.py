@@ -3,7 +3,17 @@ normalisation over a single value (its output would be constant)."""
 from __future__ import annotations
 
 from engine.errors import LayerError
-from engine.layers.registry import Inference, LayerKind, P, Shape, need_rank, prod, register, shape_tuple_text
+from engine.layers.registry import (
+    Inference,
+    LayerKind,
+    P,
+    Shape,
+    need_rank,
+    prod,
+    register,
+    shape_tuple_text,
+    weight_and_bias,
+)
 
 # BatchNorm refuses eps 0 while training, and the others divide by zero on a constant input.
 EPS = P("eps", "float", 1e-5, "Added to the variance for numerical stability (must be > 0)", 1e-12, 1.0)
@@ -57,10 +67,10 @@ def _batchnorm_build(cls_name: str):
 register(LayerKind("BatchNorm1d", "Normalization",
                     "Batch normalization over features (after Linear) or (channels, length)",
                     NORM_PARAMS, _batchnorm_infer((1, 2), "BatchNorm1d", "(features) or (channels, length)"),
-                    _batchnorm_build("BatchNorm1d")))
+                    _batchnorm_build("BatchNorm1d"), init=weight_and_bias(1, True, when="affine")))
 register(LayerKind("BatchNorm2d", "Normalization", "Batch normalization per channel of (channels, height, width)",
                     NORM_PARAMS, _batchnorm_infer((3,), "BatchNorm2d", "(channels, height, width)"),
-                    _batchnorm_build("BatchNorm2d")))
+                    _batchnorm_build("BatchNorm2d"), init=weight_and_bias(1, True, when="affine")))
 
 
 def _layernorm_infer(x, p):
@@ -91,7 +101,7 @@ register(LayerKind(
     (P("normalized_dims", "int", 1, "How many trailing dimensions to normalize over", 1, 8),
      EPS,
      P("elementwise_affine", "bool", True, "Learn a per-element scale and shift")),
-    _layernorm_infer, _layernorm_build,
+    _layernorm_infer, _layernorm_build, init=weight_and_bias(1, True, when="elementwise_affine"),
 ))
 
 
@@ -119,5 +129,5 @@ register(LayerKind(
     (P("num_groups", "int", 2, "Number of channel groups; must divide the channels", 1, 100_000),
      EPS,
      P("affine", "bool", True, "Learn a per-channel scale and shift")),
-    _groupnorm_infer, _groupnorm_build, key=("{num_groups}",),
+    _groupnorm_infer, _groupnorm_build, key=("{num_groups}",), init=weight_and_bias(1, True, when="affine"),
 ))

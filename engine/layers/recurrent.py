@@ -5,7 +5,7 @@ time step or all of them."""
 from __future__ import annotations
 
 from engine.errors import LayerError
-from engine.layers.registry import Inference, LayerKind, P, need_rank, register
+from engine.layers.registry import Inference, LayerKind, P, need_rank, register, weight_and_bias
 
 
 def _embedding_infer(x, p):
@@ -23,7 +23,7 @@ register(LayerKind(
     (P("num_embeddings", "int", 1000, "Vocabulary size (largest token index + 1)", 1, 10_000_000),
      P("embedding_dim", "int", 32, "Length of each token's vector", 1, 100_000)),
     _embedding_infer, _embedding_build, key=("{num_embeddings}", "{embedding_dim}"),
-    tokens=lambda p: p["num_embeddings"],
+    tokens=lambda p: p["num_embeddings"], init=weight_and_bias(2, bias=False),
 ))
 
 

@@ -64,6 +64,12 @@ class LayerKind:
     key: tuple[str, ...] = ()
     is_block: bool = False
     tokens: Callable[[dict], int] | None = None  # for a layer fed integer token indices: how many it accepts
+    init: Callable[[dict], dict[str, int]] | None = None  # tensors that take a per-layer init (init_tensors)
+
+    def init_tensors(self, params: dict) -> dict[str, int]:
+        """The parameter tensors (``weight``, ``bias``) a layer of this kind with ``params`` has that a per-layer
+        initialisation can fill, with their number of dimensions; empty for layers without weights (ReLU)."""
+        return self.init({**self.defaults(), **params}) if self.init is not None else {}
 
     def param(self, name: str) -> Param:
         return next(p for p in self.params if p.name == name)
@@ -218,3 +224,14 @@ def P(name, type_, default, help_="", min_=None, max_=None, choices=()):  # noqa
 
 
 BIAS = P("bias", "bool", True, "Learn an additive bias")
+
+
+def weight_and_bias(weight_dims: int, bias: bool | str = "bias", when: str = "") -> Callable[[dict], dict[str, int]]:
+    """A LayerKind's ``init``: a weight of ``weight_dims`` dimensions and a 1-D bias while ``bias`` holds (True, or
+    the name of the bool parameter that turns it on); nothing while the bool parameter ``when`` is off (affine)."""
+    def tensors(p: dict) -> dict[str, int]:
+        if when and not p[when]:
+            return {}
+        return {"weight": weight_dims, **({"bias": 1} if bias is True or (bias and p[bias]) else {})}
+
+    return tensors

@@ -7,26 +7,26 @@ import math
 import torch
 from torch import nn
 
+from engine.layer_init import GLOBAL_METHODS, TensorInit, apply_layer_inits, fill
+from engine.spec import NetworkSpec
 from engine.training.config import TrainConfig
 
 
-def initialize_weights(model: nn.Module, config: TrainConfig) -> None:
-    """Apply the chosen init to every weight-bearing layer's weights (biases to zero); 'default' keeps PyTorch's."""
-    if config.init == "default":
-        return
-    fill = {
-        "xavier": nn.init.xavier_uniform_,
-        "kaiming": lambda w: nn.init.kaiming_uniform_(w, nonlinearity="relu"),
-        "normal": lambda w: nn.init.normal_(w, 0.0, config.init_std),
-        "constant": lambda w: nn.init.constant_(w, config.init_value),
-    }[config.init]
-    for module in model.modules():
-        if isinstance(module, (nn.Linear, nn.modules.conv._ConvNd, nn.RNNBase, nn.Embedding)):
-            for name, param in module.named_parameters(recurse=False):
-                if param.dim() >= 2:
-                    fill(param)
-                elif name.startswith("bias"):
-                    nn.init.zeros_(param)
+def initialize_weights(model: nn.Sequential, config: TrainConfig, spec: NetworkSpec | None = None) -> None:
+    """A new model's initial weights: the global setting on every weight-bearing layer's weights (biases to zero;
+    'default' keeps PyTorch's), then each layer's own choice from the design ``spec`` (engine.layer_init).
+    Call it right after ``build_model(spec)``, under the run's seed."""
+    if config.init != "default":
+        weights = TensorInit(GLOBAL_METHODS[config.init], config.init_std, config.init_value)
+        for module in model.modules():
+            if isinstance(module, (nn.Linear, nn.modules.conv._ConvNd, nn.RNNBase, nn.Embedding)):
+                for name, param in module.named_parameters(recurse=False):
+                    if param.dim() >= 2:
+                        fill(param, weights)
+                    elif name.startswith("bias"):
+                        nn.init.zeros_(param)
+    if spec is not None:
+        apply_layer_inits(model, spec)
 
 
 _FUSED = {"cpu": ("sgd", "adam", "adamw", "adagrad"), "cuda": ("sgd", "adam", "adamw")}

@@ -145,7 +145,7 @@ class Trainer:
                 model = build_model(spec)
             except SpecError as exc:
                 raise TrainingError(f"the design cannot be built: {exc}") from None
-            initialize_weights(model, self.config)
+            initialize_weights(model, self.config, spec)
         model = model.to(self.device)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)

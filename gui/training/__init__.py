@@ -87,6 +87,14 @@ def install_training(window) -> TrainingUI:
         results.evaluate_action.triggered.connect(lambda: tabs.setCurrentWidget(results))
         predict.open_action.triggered.connect(lambda: tabs.setCurrentWidget(predict))
 
+    inspector = getattr(window, "inspector", None)
+    if inspector is not None:  # the selected layer's weights: trained, loaded, or those a run starts from
+        from gui.training.parameter_source import ParameterSource
+
+        inspector.set_parameter_source(ParameterSource(controller))
+        controller.modelChanged.connect(inspector.refresh_parameters)
+        window.document.extrasChanged.connect(inspector.refresh_parameters)
+
     status = window.statusBar()
     run_note = QLabel()  # the run's state, seen from every tab; derived, so it never outlives the state
     run_note.setObjectName("runStateNote")
