@@ -37,6 +37,7 @@ from gui.summary import TRAIN_TIP, train_blocker
 from gui.training import controller as states
 from gui.training.data_section import DataSection
 from gui.training.downloads import confirm_download
+from gui.training.lr_find import SWEEPING, LRFinderSection
 from gui.training.plots import TrainingPlots
 from gui.training.provenance import design_key, weights_note
 from gui.training.recovery import CheckpointOption
@@ -153,6 +154,7 @@ class TrainingPanel(QWidget):
         self.stale_note.setStyleSheet(NOTE_STYLE)
         self.stale_note.hide()
         self.plots = TrainingPlots()
+        self.lr_finder = LRFinderSection(self.controller)
 
         right = QWidget()
         right_layout = QVBoxLayout(right)
@@ -162,6 +164,7 @@ class TrainingPanel(QWidget):
         right_layout.addWidget(self.status_label)
         right_layout.addWidget(self.read_only_note)
         right_layout.addWidget(self.stale_note)
+        right_layout.addWidget(self.lr_finder)
         right_layout.addWidget(self.plots, 1)
 
         self.splitter = QSplitter(Qt.Horizontal)
@@ -195,6 +198,7 @@ class TrainingPanel(QWidget):
         c.runEnded.connect(self._run_ended)
         c.finished.connect(self._finished)
         c.modelChanged.connect(self.refresh)
+        self.lr_finder.changed.connect(self.refresh)
         self.data_section.fitted.connect(self.refresh)
         self.data_form.edited.connect(lambda values: self._save_form("data", values))
         self.train_form.edited.connect(lambda values: self._save_form("training", values))
@@ -272,6 +276,8 @@ class TrainingPanel(QWidget):
             return EVALUATING_NOW
         if self.controller.busy:
             return RUN_GOING
+        if self.lr_finder.running:
+            return SWEEPING
         return train_blocker(self.document.analysis) or (SETTINGS_PROBLEM if self.settings_problems() else "")
 
     def refresh(self, *_args) -> None:
