@@ -267,7 +267,8 @@ class CostView(QObject):
             header.moveSection(header.visualIndex(COL_NOTES), header.count() - 1)  # Notes stays last and wide
             metrics = header.fontMetrics()
             for offset, (title, _) in enumerate(COST_COLUMNS):
-                header.resizeSection(len(COLUMNS) + offset, max(COST_COLUMN_WIDTH, metrics.horizontalAdvance(title) + 20))
+                width = max(COST_COLUMN_WIDTH, metrics.horizontalAdvance(title) + 20)
+                header.resizeSection(len(COLUMNS) + offset, width)
             self.line.show()
             if not self.current:
                 self.measure()
