@@ -41,6 +41,7 @@ DEBOUNCE_MS = 300            # ... once the edits have paused this long
 TIME_TINT, MEMORY_TINT = QColor(255, 183, 77, 90), QColor(100, 160, 255, 80)
 SHORTCUT = "Ctrl+Shift+C"
 COST_COLUMN_WIDTH = 70
+LINE_MIN_WIDTH = 180
 BACKGROUND = int(Qt.ItemDataRole.BackgroundRole)
 MEASURE_AGAIN = "measure-again"  # the summary line's link
 log = logging.getLogger(__name__)
@@ -190,7 +191,9 @@ class CostView(QObject):
         self.line.setObjectName("costLine")
         self.line.setTextFormat(Qt.TextFormat.RichText)
         self.line.linkActivated.connect(lambda _link: self.measure())
-        self.line.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # never widens the window
+        self.line.setWordWrap(True)  # a narrow window wraps the line instead of growing
+        self.line.setMinimumWidth(LINE_MIN_WIDTH)
+        self.line.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.line.hide()
         window.summary.add_line(self.line)
         self.action = QAction("&Cost View", window)

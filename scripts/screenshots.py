@@ -2,7 +2,7 @@
 
 Writes docs/screenshots/designer-lenet-WxH.png (LeNet, one layer selected),
 designer-error-WxH.png (a design with an error, the broken layer selected)
-at 1280x800 and 1920x1080, plus designer-code and designer-blocks at 1280x800.
+at 1280x800 and 1920x1080, plus designer-code, designer-blocks and designer-cost (the Cost view) at 1280x800.
 Settings go to a temporary folder, so the user's own are never touched.
 Run: ``python scripts/screenshots.py [output folder]``.
 """
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
 
-from PySide6.QtCore import QSettings  # noqa: E402 - after the offscreen platform is chosen
+from PySide6.QtCore import QEventLoop, QSettings  # noqa: E402 - after the offscreen platform is chosen
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 SIZES = ((1280, 800), (1920, 1080))
@@ -74,6 +74,20 @@ def main(out: Path) -> list[Path]:
         window.stack_view.expand(window.stack_view.stack_model.index_of(layer_id))
     window.stack_view.select_ids(blocks[1:2])
     shoot("designer-blocks", SIZES[0])
+
+    if training is not None and training.cost_view is not None:  # the Cost view on LeNet at batch 64 on the CPU
+        cost = training.cost_view
+        window.new_from("lenet")
+        doc.extras["training"] = {"batch_size": 64, "device": "cpu"}
+        window.tabs.setCurrentIndex(0)
+        window.palette_dock.hide()  # the stack gets the palette's width for the cost columns
+        cost.set_shown(True)
+        while cost.measuring:
+            app.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents, 100)
+        window.stack_view.select_ids([doc.spec.layers[3].id])
+        shoot("designer-cost", SIZES[0])
+        cost.set_shown(False)
+        window.palette_dock.show()
 
     doc.undo_stack.setClean()
     if training is not None:
