@@ -3,8 +3,8 @@
 View > Cost View (Ctrl+Shift+C) adds four columns to the stack (forward and backward milliseconds, the bytes
 a layer saves for the backward pass, the bytes of its output), tints the largest rows' cells, and puts one
 line in the summary ("Batch 64 on CPU: 23 MB, 4.1 ms a step"). The figures are ``engine.profile``'s, measured
-on a worker thread with the Training tab's batch size, device and optimizer, never while a run or an
-evaluation uses the device. After an edit the figures turn grey (stale) at once; the view measures again
+on a worker thread with the Training tab's batch size, device and optimizer, never while a run, an
+evaluation or a learning-rate sweep uses the device (a measurement under way stops when one starts). After an edit the figures turn grey (stale) at once; the view measures again
 300 ms after the last edit when the last measurement was cheap (under half a second), else the summary line
 offers "measure again". A design with an error shows no figures at all.
 """
@@ -175,8 +175,9 @@ class CostView(QObject):
 
     updated = Signal()  # the columns or the line changed (tests wait on it)
 
-    def __init__(self, window, controller):
+    def __init__(self, window, controller, sweep=None):
         super().__init__(window)
+        self.sweep = sweep  # the Training tab's learning-rate finder (gui.training.lr_find), measured never beside
         self.window, self.controller, self.document = window, controller, window.document
         self.model = window.stack_view.stack_model
         self.columns = CostColumns()
@@ -210,7 +211,9 @@ class CostView(QObject):
         self._timer.timeout.connect(self._measure_if_cheap)
         self.document.changed.connect(self._design_changed)
         self.document.extrasChanged.connect(lambda key: key == "training" and self._design_changed())
-        controller.stateChanged.connect(self._run_state_changed)
+        controller.stateChanged.connect(self._device_use_changed)
+        if sweep is not None:
+            sweep.changed.connect(self._device_use_changed)
 
     @property
     def shown(self) -> bool:
@@ -248,9 +251,15 @@ class CostView(QObject):
         return ""
 
     def run_blocker(self) -> str:
-        """Why nothing can be measured now although the design could be ('' when it can)."""
-        if self.controller.state != states.IDLE:
-            return "Cost: waits until the run ends (it would share the device)."
+        """Why nothing can be measured now although the design could be ('' when it can): the device is taken."""
+        state = self.controller.state
+        if state != states.IDLE:
+            what = {states.EVALUATING: "the evaluation", states.LOADING: "the data loading"}.get(state, "the run")
+            if state == states.LOADING and self.controller.can_pause:
+                what = "the run"  # a run loading its data
+            return f"Cost: waits until {what} ends (it would share the device)."
+        if self.sweep is not None and self.sweep.running:
+            return "Cost: waits until the learning-rate sweep ends (it would share the device)."
         return ""
 
     @property
@@ -342,14 +351,18 @@ class CostView(QObject):
             self._timer.start()
 
     def _measure_if_cheap(self) -> None:
-        if self.last_seconds is not None and self.last_seconds < CHEAP_S:
+        """After edits (or once the device is free again): measure when it is cheap, or when the view asked for
+        figures and has none yet (its first measurement was stopped by a run)."""
+        cheap = self.last_seconds is not None and self.last_seconds < CHEAP_S
+        never = self.profile is None and self._problem_key != self.current_key()
+        if cheap or never:
             self.measure()
 
-    def _run_state_changed(self, state: str) -> None:
+    def _device_use_changed(self, *_args) -> None:
         if not self.shown:
             return
-        if state != states.IDLE:
-            self.stop()  # a run or an evaluation takes the device: never measure beside it
+        if self.run_blocker():
+            self.stop()  # a run, an evaluation or a sweep takes the device: never measure beside it
         elif not self.current:
             self._timer.start()
         self._refresh()

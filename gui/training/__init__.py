@@ -112,7 +112,7 @@ def install_training(window) -> TrainingUI:
     if hasattr(window, "stack_view") and hasattr(window, "view_menu"):  # the designer window (not a bare host)
         from gui.cost_view import CostView
 
-        cost_view = CostView(window, controller)
+        cost_view = CostView(window, controller, sweep=panel.lr_finder)
     ui = TrainingUI(controller, panel, results, weights, predict=predict, cost_view=cost_view)
     window.training = ui
     return ui

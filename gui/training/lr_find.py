@@ -3,8 +3,9 @@
 The sweep trains a copy of the model (the design's initialisation, or the loaded weights the next run would
 start from) with a fresh optimizer on the data chosen for runs, so the weights and optimizer the window holds
 stay as they were. It shows progress and Stop, then the loss against the learning rate on a log axis with the
-suggestion marked; **Use it** sets Learning rate as one undo step. Nothing here runs beside a training run:
-the button is off during one, and Train is off during a sweep (``TrainingPanel.train_blocker``).
+suggestion marked (``plot``, which the panel shows in a tab beside the run's plots); **Use it** sets Learning rate as one undo step. Nothing here runs beside a training run:
+the button is off during one, and Train is off during a sweep (``TrainingPanel.train_blocker``); the Cost view
+(gui.cost_view) stops measuring while a sweep runs.
 """
 from __future__ import annotations
 
@@ -94,6 +95,7 @@ class LRFinderSection(QGroupBox):
     """The Training tab's "Learning rate finder": the button, Stop, progress, the curve and Use it."""
 
     changed = Signal()  # started, ended, found or failed (the panel refreshes Train's state; tests wait on it)
+    curveShown = Signal()  # a sweep's curve is in ``plot`` (the panel places the plot and brings it forward)
 
     def __init__(self, controller, parent=None):
         super().__init__("Learning rate finder", parent)
@@ -116,8 +118,8 @@ class LRFinderSection(QGroupBox):
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.message.hide()
         self.plot = pg.PlotWidget(background="w")
-        self.plot.setFixedHeight(200)  # the training plots below keep the rest of the height
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)
         self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.setLogMode(x=True, y=False)
@@ -131,7 +133,6 @@ class LRFinderSection(QGroupBox):
                                                            "fill": (255, 255, 255, 200)})
         self.plot.addItem(self.marker)
         self.marker.hide()
-        self.plot.hide()
         buttons = QHBoxLayout()
         for button in (self.find_button, self.stop_button):
             buttons.addWidget(button)
@@ -143,7 +144,6 @@ class LRFinderSection(QGroupBox):
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
         layout.addLayout(result)
-        layout.addWidget(self.plot)
         controller.stateChanged.connect(self.refresh)
         self.document.changed.connect(self.refresh)
         self.refresh()
@@ -183,6 +183,7 @@ class LRFinderSection(QGroupBox):
     def _say(self, text: str, error: bool = False) -> None:
         self.message.setStyleSheet(ERROR_STYLE if error else "")
         self.message.setText(text)
+        self.message.setVisible(bool(text))
 
     # ------------------------------------------------------------------ the sweep
     def start(self) -> bool:
@@ -247,7 +248,6 @@ class LRFinderSection(QGroupBox):
         return float(f"{self.finding.suggestion:.2g}")
 
     def _show_curve(self, finding) -> None:
-        self.plot.show()
         self.raw_curve.setData(list(finding.lrs), [v if math.isfinite(v) else math.nan for v in finding.losses])
         self.smooth_curve.setData(list(finding.lrs), list(finding.smoothed))
         if finding.suggestion is None:
@@ -262,6 +262,7 @@ class LRFinderSection(QGroupBox):
             top = max(finding.smoothed[: max(1, len(finding.smoothed) // 10)])
             self.plot.setYRange(values[0] - 0.05 * (top - values[0]), top * 1.15, padding=0)
             self.plot.setXRange(math.log10(finding.lrs[0]), math.log10(finding.lrs[-1]), padding=0.02)
+        self.curveShown.emit()
 
     @Slot(str)
     def _failed(self, text: str) -> None:

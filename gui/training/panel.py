@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QScrollArea,
     QSplitter,
+    QTabWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -165,7 +166,15 @@ class TrainingPanel(QWidget):
         right_layout.addWidget(self.read_only_note)
         right_layout.addWidget(self.stale_note)
         right_layout.addWidget(self.lr_finder)
-        right_layout.addWidget(self.plots, 1)
+        # the run's plots and the learning-rate sweep's curve share the space: a tab each (the sweep's shows
+        # once there is a curve; a sweep's end brings it forward, a run's start the run's plots)
+        self.plot_tabs = QTabWidget()
+        self.plot_tabs.setDocumentMode(True)
+        self.plot_tabs.addTab(self.plots, "Training curves")
+        self.plot_tabs.addTab(self.lr_finder.plot, "Learning-rate sweep")
+        self.plot_tabs.setTabVisible(1, False)
+        self.lr_finder.curveShown.connect(self._show_sweep_curve)
+        right_layout.addWidget(self.plot_tabs, 1)
 
         self.splitter = QSplitter(Qt.Horizontal)
         self.splitter.addWidget(self.scroll)
@@ -348,7 +357,12 @@ class TrainingPanel(QWidget):
             self._loading, self._loading_key = None, self._data_key()
         self.refresh()
 
+    def _show_sweep_curve(self) -> None:
+        self.plot_tabs.setTabVisible(1, True)
+        self.plot_tabs.setCurrentIndex(1)
+
     def _run_started(self, event) -> None:
+        self.plot_tabs.setCurrentWidget(self.plots)
         config = self.controller.run_config
         task = self.controller.data.task if self.controller.data is not None else "classification"
         if self.controller.resuming and self.plots.current is not None and \

@@ -1,6 +1,8 @@
 """The Cost view: engine.profile's figures as stack columns, measured off the UI thread, never stale as current."""
 from __future__ import annotations
 
+import time
+
 import pytest
 from PySide6.QtCore import QModelIndex, Qt, QTimer
 
@@ -9,6 +11,7 @@ from engine.profile import profile_design
 from engine.profile_command import milliseconds
 from gui.cost_view import CHEAP_S, COST_COLUMNS, summary_line
 from gui.stack_model import COLUMNS, MUTED
+from gui.training.controller import SHUTDOWN_WAIT_S
 from gui.training import install_training
 from tests.gui.helpers import load
 from tests.gui.test_training import SMALL_DATA, tiny_spec
@@ -118,3 +121,17 @@ def test_never_measures_beside_a_run(window, costs, qtbot):
     if costs.last_seconds >= CHEAP_S:
         costs.measure()
     wait_current(qtbot, costs)
+
+
+def test_closing_the_window_stops_a_measurement(window, costs, qtbot, caplog):
+    controller = window.training.controller
+    qtbot.waitUntil(lambda: not controller.running_threads(), timeout=TIMEOUT_MS)  # torch's warm-up, not stoppable
+    window.actions["cost_view"].trigger()
+    assert costs.measuring
+    started = time.monotonic()
+    controller.shutdown()  # what closing the window does
+    assert time.monotonic() - started < SHUTDOWN_WAIT_S
+    assert controller.running_threads() == []
+    qtbot.waitUntil(lambda: not costs.measuring)  # its end arrives as a queued signal
+    assert costs.profile is None
+    assert "did not stop" not in caplog.text

@@ -46,6 +46,7 @@ def test_sweep_shows_the_curve_and_use_it_is_one_undo_step(window, finder, qtbot
     finding = finder.finding
     assert finding is not None and finding.suggestion is not None, finder.message.text()
     assert all(torch.equal(before[k], v) for k, v in ui.controller.model.state_dict().items())  # a copy swept
+    assert ui.panel.plot_tabs.currentWidget() is finder.plot  # the curve's tab comes forward
     xs, ys = finder.smooth_curve.getData()
     assert len(xs) == len(finding.lrs) and list(ys) == pytest.approx(list(finding.smoothed))
     assert finder.marker.isVisible() and finder.marker.value() == pytest.approx(math.log10(finding.suggestion))
@@ -62,12 +63,16 @@ def test_sweep_shows_the_curve_and_use_it_is_one_undo_step(window, finder, qtbot
     assert ui.panel.train_form.values()["lr"] == pytest.approx(0.001)
 
 
-def test_stop_ends_the_sweep_and_train_waits_for_it(window, finder, qtbot):
-    panel = window.training.panel
+def test_stop_ends_the_sweep_and_train_and_cost_view_wait_for_it(window, finder, qtbot):
+    panel, costs = window.training.panel, window.training.cost_view
     finder.sweep = LRFindConfig(steps=1000)
+    costs.set_shown(True)
+    assert costs.measuring
     finder.find_button.click()
     assert finder.running and not panel.start_action.isEnabled()
     assert panel.start_action.toolTip() == SWEEPING
+    assert not costs.measure() and "learning-rate sweep" in costs.line.text()
+    qtbot.waitUntil(lambda: not costs.measuring, timeout=TIMEOUT_MS)  # the measurement under way was stopped
     qtbot.waitUntil(lambda: finder.progress.value() > 0, timeout=TIMEOUT_MS)
     finder.stop_button.click()
     qtbot.waitUntil(lambda: not finder.running, timeout=TIMEOUT_MS)
