@@ -3,10 +3,11 @@
 View > Cost View (Ctrl+Shift+C) adds four columns to the stack (forward and backward milliseconds, the bytes
 a layer saves for the backward pass, the bytes of its output), tints the largest rows' cells, and puts one
 line in the summary ("Batch 64 on CPU: 23 MB, 4.1 ms a step"). The figures are ``engine.profile``'s, measured
-on a worker thread with the Training tab's batch size, device and optimizer, never while a run, an
-evaluation or a learning-rate sweep uses the device (a measurement under way stops when one starts). After an edit the figures turn grey (stale) at once; the view measures again
-300 ms after the last edit when the last measurement was cheap (under half a second), else the summary line
-offers "measure again". A design with an error shows no figures at all.
+on a worker thread with the Training tab's batch size, device and optimizer, never while a run, an evaluation
+or a learning-rate sweep uses the device (a measurement under way stops when one starts). After an edit the
+figures turn grey (stale) at once; the view measures again 300 ms after the last edit when the last
+measurement was cheap (under half a second), else the summary line offers "Measure again". A design with an
+error shows no figures at all.
 """
 from __future__ import annotations
 

@@ -3,9 +3,10 @@
 The sweep trains a copy of the model (the design's initialisation, or the loaded weights the next run would
 start from) with a fresh optimizer on the data chosen for runs, so the weights and optimizer the window holds
 stay as they were. It shows progress and Stop, then the loss against the learning rate on a log axis with the
-suggestion marked (``plot``, which the panel shows in a tab beside the run's plots); **Use it** sets Learning rate as one undo step. Nothing here runs beside a training run:
-the button is off during one, and Train is off during a sweep (``TrainingPanel.train_blocker``); the Cost view
-(gui.cost_view) stops measuring while a sweep runs.
+suggestion marked (``plot``, which the panel shows in a tab beside the run's plots); **Use it** sets Learning
+rate as one undo step. Nothing here runs beside a training run: the button is off during one, Train is off
+during a sweep (``TrainingPanel.train_blocker``), and the Cost view (gui.cost_view) stops measuring while a
+sweep runs.
 """
 from __future__ import annotations
 

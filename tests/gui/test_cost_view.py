@@ -11,8 +11,8 @@ from engine.profile import profile_design
 from engine.profile_command import milliseconds
 from gui.cost_view import CHEAP_S, COST_COLUMNS, summary_line
 from gui.stack_model import COLUMNS, MUTED
-from gui.training.controller import SHUTDOWN_WAIT_S
 from gui.training import install_training
+from gui.training.controller import SHUTDOWN_WAIT_S
 from tests.gui.helpers import load
 from tests.gui.test_training import SMALL_DATA, tiny_spec
 
