@@ -135,3 +135,15 @@ def test_closing_the_window_stops_a_measurement(window, costs, qtbot, caplog):
     qtbot.waitUntil(lambda: not costs.measuring)  # its end arrives as a queued signal
     assert costs.profile is None
     assert "did not stop" not in caplog.text
+
+
+def test_a_failed_measurement_says_why_in_a_sentence(window, costs, qtbot):
+    doc = window.document
+    doc.add_kind(2, "BatchNorm1d")  # after the hidden Linear: needs batches of 2 or more
+    doc.extras["training"]["batch_size"] = 1
+    doc.extrasChanged.emit("training")
+    window.actions["cost_view"].trigger()
+    qtbot.waitUntil(lambda: bool(costs.problem) and not costs.measuring, timeout=TIMEOUT_MS)
+    text = costs.line.text()
+    assert "Batch size" in text and "Traceback" not in text and "Measure again" in text
+    assert cost_cell(window, 0, 0) is None  # no figures
