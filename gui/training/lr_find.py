@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt, Signal, Slot
-from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from engine import data as engine_data
 from engine.errors import Cancelled, LayerStudioError
@@ -92,14 +92,15 @@ class SweepWorker(QObject):
             self.finished.emit()
 
 
-class LRFinderSection(QGroupBox):
-    """The Training tab's "Learning rate finder": the button, Stop, progress, the curve and Use it."""
+class LRFinderSection(QWidget):
+    """The Training tab's learning-rate finder: the button, Stop, progress, what it found and Use it; its curve is
+    ``plot``, placed by the panel."""
 
     changed = Signal()  # started, ended, found or failed (the panel refreshes Train's state; tests wait on it)
     curveShown = Signal()  # a sweep's curve is in ``plot`` (the panel places the plot and brings it forward)
 
     def __init__(self, controller, parent=None):
-        super().__init__("Learning rate finder", parent)
+        super().__init__(parent)
         self.controller, self.document = controller, controller.document
         self.sweep = LRFindConfig()
         self.finding = None          # the last LRFinding shown
@@ -143,6 +144,7 @@ class LRFinderSection(QGroupBox):
         result.addWidget(self.message, 1)
         result.addWidget(self.use_button, 0, Qt.AlignmentFlag.AlignTop)
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 4, 0, 4)
         layout.addLayout(buttons)
         layout.addLayout(result)
         controller.stateChanged.connect(self.refresh)
@@ -254,10 +256,9 @@ class LRFinderSection(QGroupBox):
         if finding.suggestion is None:
             self.marker.hide()
         else:
+            self.marker.show()  # first: a hidden label does not take its new text
             self.marker.label.setFormat(f"suggested {finding.suggestion:.2g}")
             self.marker.setValue(math.log10(finding.suggestion))  # the x axis is log10 of the rate
-            self.marker.label.valueChanged()
-            self.marker.show()
         if finding.smoothed:  # the start of the curve and its fall, not the explosion at its end
             values = sorted(finding.smoothed)
             top = max(finding.smoothed[: max(1, len(finding.smoothed) // 10)])

@@ -173,6 +173,7 @@ class TrainingPanel(QWidget):
         self.plot_tabs.addTab(self.plots, "Training curves")
         self.plot_tabs.addTab(self.lr_finder.plot, "Learning-rate sweep")
         self.plot_tabs.setTabVisible(1, False)
+        self.plot_tabs.tabBar().hide()  # one tab needs no tab bar
         self.lr_finder.curveShown.connect(self._show_sweep_curve)
         right_layout.addWidget(self.plot_tabs, 1)
 
@@ -358,6 +359,7 @@ class TrainingPanel(QWidget):
         self.refresh()
 
     def _show_sweep_curve(self) -> None:
+        self.plot_tabs.tabBar().show()
         self.plot_tabs.setTabVisible(1, True)
         self.plot_tabs.setCurrentIndex(1)
 

@@ -51,6 +51,7 @@ def test_sweep_shows_the_curve_and_use_it_is_one_undo_step(window, finder, qtbot
     assert len(xs) == len(finding.lrs) and list(ys) == pytest.approx(list(finding.smoothed))
     assert finder.marker.isVisible() and finder.marker.value() == pytest.approx(math.log10(finding.suggestion))
     value = float(f"{finding.suggestion:.2g}")
+    assert finder.marker.label.toPlainText() == f"suggested {finding.suggestion:.2g}"
     assert f"Suggested learning rate: {value:g}" in finder.message.text()
     assert finder.use_button.isVisible() and finder.use_button.isEnabled()
 
