@@ -10,6 +10,7 @@ sweep runs.
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
@@ -28,10 +29,14 @@ from engine.training import TrainConfig
 from engine.training.config import LRFindConfig
 from gui.training import controller as states
 from gui.training.provenance import design_key
-from gui.training.styles import ERROR_STYLE
+from gui.training.styles import ERROR_STYLE, NOTE_STYLE
 from gui.training.worker import load_bundle
 
 STOPPED = "The learning-rate sweep stopped; Find learning rate starts it again."
+FIND_TIP = ("Train a copy of the model for a few steps with a rising learning rate and suggest the rate where the "
+            "loss falls fastest (the weights stay as they are)")
+EARLIER = ("This curve is for the design, data or settings as they were before your last change: Find learning "
+           "rate measures them as they are now.")
 SWEEPING = "The learning-rate sweep is running: Stop it or wait for it to end."
 SUGGESTION_COLOR = "#d32f2f"
 log = logging.getLogger(__name__)
@@ -104,10 +109,11 @@ class LRFinderSection(QWidget):
         self.controller, self.document = controller, controller.document
         self.sweep = LRFindConfig()
         self.finding = None          # the last LRFinding shown
+        self._finding_context = None  # what it was found for (see _context)
+        self._sweeping_context = None
         self._worker: SweepWorker | None = None
         self.find_button = QPushButton("Find learning rate")
-        self.find_button.setToolTip("Train a copy of the model for a few steps with a rising learning rate and "
-                                    "suggest the rate where the loss falls fastest (the weights stay as they are)")
+        self.find_button.setToolTip(FIND_TIP)
         self.find_button.clicked.connect(self.start)
         self.stop_button = QPushButton("Stop")
         self.stop_button.clicked.connect(self.stop)
@@ -121,6 +127,10 @@ class LRFinderSection(QWidget):
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.message.hide()
+        self.earlier_note = QLabel(EARLIER)
+        self.earlier_note.setWordWrap(True)
+        self.earlier_note.setStyleSheet(NOTE_STYLE)
+        self.earlier_note.hide()
         self.plot = pg.PlotWidget(background="w")
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)
         self.plot.getAxis("left").enableAutoSIPrefix(False)
@@ -147,7 +157,9 @@ class LRFinderSection(QWidget):
         layout.setContentsMargins(0, 4, 0, 4)
         layout.addLayout(buttons)
         layout.addLayout(result)
+        layout.addWidget(self.earlier_note)
         controller.stateChanged.connect(self.refresh)
+        self.document.extrasChanged.connect(self.refresh)
         self.document.changed.connect(self.refresh)
         self.refresh()
 
@@ -173,9 +185,8 @@ class LRFinderSection(QWidget):
     def refresh(self, *_args) -> None:
         blocker = self.blocker()
         self.find_button.setEnabled(not blocker)
-        self.find_button.setToolTip(blocker if blocker and not self.running else
-                                    "Train a copy of the model for a few steps with a rising learning rate and "
-                                    "suggest the rate where the loss falls fastest (the weights stay as they are)")
+        self.find_button.setToolTip(blocker if blocker and not self.running else FIND_TIP)
+        self.earlier_note.setVisible(self.finding is not None and self._finding_context != self._context())
         self.stop_button.setEnabled(self.running)
         self.progress.setVisible(self.running)
         suggestion = self.finding.suggestion if self.finding is not None else None
@@ -205,6 +216,7 @@ class LRFinderSection(QWidget):
         worker.failed.connect(self._failed)
         worker.finished.connect(self._done)
         self._worker = worker
+        self._sweeping_context = self._context()
         self.progress.setValue(0)
         self._say("Sweeping the learning rate…")
         self.controller.launch_helper(worker, worker.stop)
@@ -222,6 +234,14 @@ class LRFinderSection(QWidget):
             weights = controller.initial_state
         return SweepJob(spec, config, data_config, controller.cached_data(data_config), self.sweep.validate(), weights)
 
+    def _context(self) -> tuple:
+        """What a sweep depends on: the design, the data choice and the settings but the learning rate (which
+        the sweep sets itself, and Use it changes)."""
+        extras = self.document.extras
+        training = {k: v for k, v in (extras.get("training") or {}).items() if k != "lr"}
+        return (design_key(self.document.spec), json.dumps(extras.get("data"), sort_keys=True, default=str),
+                json.dumps(training, sort_keys=True, default=str))
+
     def stop(self) -> None:
         if self._worker is not None:
             self._worker.stop()
@@ -233,7 +253,7 @@ class LRFinderSection(QWidget):
 
     @Slot(object)
     def _found(self, finding) -> None:
-        self.finding = finding
+        self.finding, self._finding_context = finding, self._sweeping_context
         self._show_curve(finding)
         lowest = finding.lowest
         ended = finding.stopped

@@ -59,9 +59,15 @@ def test_sweep_shows_the_curve_and_use_it_is_one_undo_step(window, finder, qtbot
     assert doc.extras["training"]["lr"] == value
     assert ui.panel.train_form.values()["lr"] == pytest.approx(value)
     assert doc.undo_stack.undoText() == f"Use learning rate {value:g}"
+    assert not finder.earlier_note.isVisible()  # the learning rate is the sweep's own business
     window.actions["undo"].trigger()
     assert doc.extras["training"]["lr"] == 0.001
     assert ui.panel.train_form.values()["lr"] == pytest.approx(0.001)
+
+    doc.edit_param("hidden", "out_features", 24)  # the curve is now of a design that is gone: said so
+    assert finder.earlier_note.isVisible()
+    doc.undo_stack.undo()
+    assert not finder.earlier_note.isVisible()
 
 
 def test_stop_ends_the_sweep_and_train_and_cost_view_wait_for_it(window, finder, qtbot):
