@@ -115,7 +115,7 @@ class LRFinderSection(QWidget):
         self.find_button = QPushButton("Find learning rate")
         self.find_button.setToolTip(FIND_TIP)
         self.find_button.clicked.connect(self.start)
-        self.stop_button = QPushButton("Stop")
+        self.stop_button = QPushButton("Stop sweep")
         self.stop_button.clicked.connect(self.stop)
         self.use_button = QPushButton("Use it")
         self.use_button.setToolTip("Set Learning rate to the suggestion (Ctrl+Z undoes it)")
