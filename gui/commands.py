@@ -84,8 +84,10 @@ class SetInputShape(_MergingSet):
 class SetExtra(_MergingSet):
     merge_id = SET_EXTRA_ID
 
-    def __init__(self, doc, key: str, old, new):
-        super().__init__(doc, key, old, new, f"Change {key} settings")
+    def __init__(self, doc, key: str, old, new, text: str = ""):
+        super().__init__(doc, key, old, new, text or f"Change {key} settings")
+        if text:  # a named step stands alone: nothing merges into it, it merges into nothing
+            self.merge_id = -1
 
     def apply(self, value) -> None:
         self.doc.apply_extra(self.target, value)

@@ -31,7 +31,11 @@ HELP_SECTIONS = (
      "the layer cannot take its input: the <b>inspector</b> on the right says why and how to fix it.</p>"
      "<p>The inspector edits the selected layer. For convolutions and pooling it shows the size formula with "
      "your numbers; for a hidden Linear it suggests sizes you can apply with one click.</p>"
-     "<p>The <b>Code</b> tab shows the model as PyTorch prints it and as a standalone script.</p>"),
+     "<p>The <b>Code</b> tab shows the model as PyTorch prints it and as a standalone script.</p>"
+     "<p><b>View → Cost View</b> (Ctrl+Shift+C) adds columns with what one training step costs per layer "
+     "(forward and backward time, memory saved for the backward pass, output memory) at the Training tab's "
+     "batch size and device, the largest rows tinted, and one line in the summary. It measures in the "
+     "background, never during a run; after an edit the figures turn grey until they are measured again.</p>"),
     ("Training",
      "<p>The <b>Training</b> tab trains the design. Choose the data on the left (the bundled MNIST sample works "
      "offline; MNIST, FashionMNIST and CIFAR-10 load from a folder and can download into it; an image folder "
@@ -44,6 +48,9 @@ HELP_SECTIONS = (
      "its tooltip says which. <b>Pause</b> (F6) holds the run between batches and <b>Resume</b> continues it; "
      "<b>Stop</b> (Shift+F5) ends it at the next batch, then the test set is evaluated. Loss, accuracy and "
      "learning rate plot live; earlier runs stay dimmed for comparison.</p>"
+     "<p><b>Find learning rate</b> trains a copy of the model for a few steps while the learning rate rises, "
+     "then plots the loss against it with the suggestion marked (where the loss falls fastest). <b>Use it</b> "
+     "sets Learning rate (Ctrl+Z takes it back); the design's weights are not touched.</p>"
      "<p>The design is read-only while a run goes: New, Open and the templates wait until it ends. Batch size "
      "shows a warning when it is too small for the design (a BatchNorm that sees one value per channel needs "
      "batches of 2 or more). Closing the window during a run asks first, with the run paused meanwhile.</p>"),

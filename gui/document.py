@@ -273,13 +273,15 @@ class DesignDocument(QObject):
             return rows[0] > 0 and self.move_layers([ids[r] for r in rows], rows[0] - 1)
         return rows[-1] < len(ids) - 1 and self.move_layers([ids[r] for r in rows], rows[-1] + 2)
 
-    def set_extra(self, key: str, value: dict | None) -> None:
-        """Store a file section another module owns (e.g. "training", "data"); undoable, marks modified."""
+    def set_extra(self, key: str, value: dict | None, text: str = "") -> None:
+        """Store a file section another module owns (e.g. "training", "data"); undoable, marks modified.
+        With ``text`` the change is an undo step of its own under that name (e.g. "Use learning rate 0.003"),
+        never merged with the quick edits of the form around it."""
         from gui.commands import SetExtra
 
         if self.extras.get(key) == value:
             return
-        self.undo_stack.push(SetExtra(self, key, self.extras.get(key), value))
+        self.undo_stack.push(SetExtra(self, key, self.extras.get(key), value, text))
 
     # ------------------------------------------------------------------ files
     def load(self, design: DesignFile, path: str | Path | None = None) -> None:

@@ -56,6 +56,7 @@ class LayerStackModel(QAbstractItemModel):
         self._children: dict[str, tuple[tuple, list[ChildRow]]] = {}
         self._tag_of: dict[str, int] = {}
         self._id_of_tag: dict[int, str] = {}
+        self._extra = None  # extra columns after the built-in ones (set_extra_columns), e.g. the Cost view's
         self._refresh_lookups()
         document.changed.connect(self._on_changed)
         document.readOnlyChanged.connect(self._emit_all_changed)
@@ -93,7 +94,7 @@ class LayerStackModel(QAbstractItemModel):
 
     # ------------------------------------------------------------------ structure
     def index(self, row: int, column: int, parent: QModelIndex = QModelIndex()) -> QModelIndex:
-        if column < 0 or column >= len(COLUMNS) or row < 0:
+        if column < 0 or column >= self.columnCount() or row < 0:
             return QModelIndex()
         if not parent.isValid():
             return self.createIndex(row, column, 0) if row <= len(self._ids) else QModelIndex()
@@ -120,7 +121,25 @@ class LayerStackModel(QAbstractItemModel):
         return len(kids[1]) if kids else 0
 
     def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:
-        return len(COLUMNS)
+        return len(COLUMNS) + (len(self._extra.titles) if self._extra is not None else 0)
+
+    # ------------------------------------------------------------------ extra columns
+    def set_extra_columns(self, columns) -> None:
+        """Show ``columns`` after the built-in ones (None: remove them). ``columns.titles`` names them;
+        ``columns.header(column, role)`` and ``columns.data(layer_id, column, role)`` answer for their header and
+        layer rows (``column`` counted from 0 among them); call ``extra_columns_changed`` when the answers change."""
+        if self._extra is not None:
+            self.beginRemoveColumns(QModelIndex(), len(COLUMNS), self.columnCount() - 1)
+            self._extra = None
+            self.endRemoveColumns()
+        if columns is not None and columns.titles:
+            self.beginInsertColumns(QModelIndex(), len(COLUMNS), len(COLUMNS) + len(columns.titles) - 1)
+            self._extra = columns
+            self.endInsertColumns()
+
+    def extra_columns_changed(self) -> None:
+        if self._extra is not None:
+            self.dataChanged.emit(self.index(0, len(COLUMNS)), self.index(len(self._ids), self.columnCount() - 1))
 
     def hasChildren(self, parent: QModelIndex = QModelIndex()) -> bool:
         if not parent.isValid():
@@ -169,7 +188,7 @@ class LayerStackModel(QAbstractItemModel):
             self._emit_all_changed()
 
     def _emit_all_changed(self, *_) -> None:
-        self.dataChanged.emit(self.index(0, 0), self.index(len(self._ids), len(COLUMNS) - 1))
+        self.dataChanged.emit(self.index(0, 0), self.index(len(self._ids), self.columnCount() - 1))
 
     def _restructure(self, new_ids: list[str]) -> None:
         """Announce removals, then a reorder, then insertions, so views keep selection and expansion."""
@@ -253,6 +272,8 @@ class LayerStackModel(QAbstractItemModel):
 
     # ------------------------------------------------------------------ data
     def headerData(self, section, orientation, role=DISPLAY):
+        if orientation == Qt.Orientation.Horizontal and section >= len(COLUMNS) and self._extra is not None:
+            return self._extra.header(section - len(COLUMNS), role)
         if orientation == Qt.Orientation.Horizontal:
             if role == DISPLAY:
                 return COLUMNS[section]
@@ -270,6 +291,8 @@ class LayerStackModel(QAbstractItemModel):
         if index.row() == 0:
             return self._input_data(index.column(), role)
         layer_id = self._ids[index.row() - 1]
+        if index.column() >= len(COLUMNS):
+            return self._extra.data(layer_id, index.column() - len(COLUMNS), role) if self._extra else None
         cells = self._cells.get(layer_id)
         if cells is None:
             row = self._rows.get(layer_id)

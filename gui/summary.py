@@ -82,6 +82,10 @@ class SummaryBar(QFrame):
             self.train_button.setEnabled(not reason)
             self.train_button.setToolTip(reason or TRAIN_TIP)
 
+    def add_line(self, widget: QWidget) -> None:
+        """Show ``widget`` (e.g. the Cost view's line) after the totals, left of the Train button."""
+        self.layout().insertWidget(len(FIELDS), widget, 1)
+
     def set_waiting_for(self, reason: str) -> None:
         """Keep Train off, saying ``reason`` ('' when nothing is awaited any more)."""
         self.waiting_for = reason

@@ -2,8 +2,8 @@
 
 Writes docs/screenshots/designer-lenet-WxH.png (LeNet, one layer selected),
 designer-error-WxH.png (a design with an error, the broken layer selected)
-at 1280x800 and 1920x1080, plus designer-code, designer-blocks and designer-parameters (a Conv2d's initialisation
-and parameter tensors after a one-epoch run on the bundled sample) at 1280x800.
+at 1280x800 and 1920x1080, plus designer-code, designer-blocks, designer-parameters (a Conv2d's initialisation
+and parameter tensors after a one-epoch run on the bundled sample) and designer-cost (the Cost view) at 1280x800.
 Settings go to a temporary folder, so the user's own are never touched.
 Run: ``python scripts/screenshots.py [output folder]``.
 """
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
 
-from PySide6.QtCore import QSettings  # noqa: E402 - after the offscreen platform is chosen
+from PySide6.QtCore import QEventLoop, QSettings  # noqa: E402 - after the offscreen platform is chosen
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 SIZES = ((1280, 800), (1920, 1080))
@@ -94,6 +94,20 @@ def main(out: Path) -> list[Path]:
         scroll = window.inspector.pages.currentWidget().verticalScrollBar()
         scroll.setValue(scroll.maximum())
         shoot("designer-parameters", SIZES[0])
+
+    if training is not None and training.cost_view is not None:  # the Cost view on LeNet at batch 64 on the CPU
+        cost = training.cost_view
+        window.new_from("lenet")
+        doc.extras["training"] = {"batch_size": 64, "device": "cpu"}
+        window.tabs.setCurrentIndex(0)
+        window.palette_dock.hide()  # the stack gets the palette's width for the cost columns
+        cost.set_shown(True)
+        while cost.measuring:
+            app.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents, 100)
+        window.stack_view.select_ids([doc.spec.layers[3].id])
+        shoot("designer-cost", SIZES[0])
+        cost.set_shown(False)
+        window.palette_dock.show()
 
     doc.undo_stack.setClean()
     if training is not None:

@@ -1,7 +1,7 @@
 """Render the Training and Results tabs during and after a real run on the bundled MNIST sample.
 
-Writes docs/screenshots/training-running.png, training-finished.png, training-results.png and activations.png
-(offscreen, 1280x800 unless --size says otherwise). Two runs are made, so the plots also show a
+Writes docs/screenshots/training-running.png, training-finished.png, training-results.png, activations.png and
+training-lr-find.png(offscreen, 1280x800 unless --size says otherwise). Two runs are made, so the plots also show a
 previous run dimmed. Usage: python scripts/training_screenshots.py [--size 1920x1080] [--epochs 3]
 """
 from __future__ import annotations
@@ -118,6 +118,13 @@ def main() -> int:
     settle(300)
     save(view, f"activations{suffix}.png")
     view.close()
+
+    window.tabs.setCurrentWidget(ui.panel)  # Find learning rate: a real sweep, the suggestion marked
+    finder = ui.panel.lr_finder
+    finder.find_button.click()
+    wait_for(finder.changed, condition=lambda *args: not finder.running)
+    settle(300)
+    save(window, f"training-lr-find{suffix}.png")
 
     doc.undo_stack.setClean()
     window.close()

@@ -28,6 +28,7 @@ class TrainingUI:
     weights: object      # WeightsActions (File menu)
     recovery_offer: object = None  # RecoveryOffer shown at start-up (gui.app), if a run was interrupted
     predict: object = None  # PredictPanel ("Predict" tab)
+    cost_view: object = None  # CostView (View > Cost View), on a MainWindow
     activations: object = None  # ActivationsView (a window opened from Results and Predict)
 
     def shutdown(self) -> None:
@@ -120,7 +121,13 @@ def install_training(window) -> TrainingUI:
     if closing is not None:
         closing.connect(controller.shutdown)
 
-    ui = TrainingUI(controller, panel, results, weights, predict=predict, activations=activations)
+    cost_view = None
+    if hasattr(window, "stack_view") and hasattr(window, "view_menu"):  # the designer window (not a bare host)
+        from gui.cost_view import CostView
+
+        cost_view = CostView(window, controller, sweep=panel.lr_finder)
+    ui = TrainingUI(controller, panel, results, weights, predict=predict, cost_view=cost_view,
+                    activations=activations)
     window.training = ui
     return ui
 

@@ -200,7 +200,7 @@ class ActivationsView(QWidget):
         worker.computed.connect(self.show_activations)
         worker.failed.connect(self._fail)
         worker.finished.connect(self._busy.clear)
-        self.controller.launch(worker)
+        self.controller.launch_helper(worker, stop=lambda: None)  # one forward pass: nothing to stop
         return True
 
     def _fail(self, text: str) -> bool:

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 
 import shiboken6
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
@@ -73,6 +74,7 @@ class TrainingController(QObject):
         self._loader: DataWorker | None = None   # the Load data worker while it runs
         self._evaluator = None             # the EvaluationWorker while Evaluate runs
         self._threads: dict[QThread, QObject] = {}
+        self._helper_stops: dict[QThread, Callable[[], None]] = {}  # launch_helper's workers: how to stop each
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
@@ -130,15 +132,18 @@ class TrainingController(QObject):
         thread.start()
         return thread
 
-    def launch(self, worker: QObject) -> QThread:
-        """Run a view's worker (with ``run`` and ``finished``) on a thread of this controller, so closing the
-        window waits for it as for a run."""
-        return self._launch(worker)
+    def launch_helper(self, worker: QObject, stop: Callable[[], None]) -> QThread:
+        """Run work beside the runs (the Cost view's profile, the learning-rate sweep) on a thread of this
+        controller: ``shutdown`` calls ``stop`` and waits for it as for a run."""
+        thread = self._launch(worker)
+        self._helper_stops[thread] = stop
+        return thread
 
     @Slot()
     def _thread_finished(self) -> None:
         thread = self.sender()
         self._threads.pop(thread, None)
+        self._helper_stops.pop(thread, None)
         if shiboken6.isValid(thread):
             thread.deleteLater()
 
@@ -364,6 +369,8 @@ class TrainingController(QObject):
             recovery.clear_marker()  # closing is a clean end of the run
         if self._loader is not None:
             self._loader.stop()
+        for stop in list(self._helper_stops.values()):
+            stop()
         if not self.wait_for_threads(SHUTDOWN_WAIT_S):
             log.warning("A worker thread did not stop within %.0f s; waiting up to %.0f s more",
                         SHUTDOWN_WAIT_S, SHUTDOWN_LIMIT_S)

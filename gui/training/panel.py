@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QScrollArea,
     QSplitter,
+    QTabWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -37,6 +38,7 @@ from gui.summary import TRAIN_TIP, train_blocker
 from gui.training import controller as states
 from gui.training.data_section import DataSection
 from gui.training.downloads import confirm_download
+from gui.training.lr_find import SWEEPING, LRFinderSection
 from gui.training.plots import TrainingPlots
 from gui.training.provenance import design_key, weights_note
 from gui.training.recovery import CheckpointOption
@@ -153,6 +155,7 @@ class TrainingPanel(QWidget):
         self.stale_note.setStyleSheet(NOTE_STYLE)
         self.stale_note.hide()
         self.plots = TrainingPlots()
+        self.lr_finder = LRFinderSection(self.controller)
 
         right = QWidget()
         right_layout = QVBoxLayout(right)
@@ -162,7 +165,17 @@ class TrainingPanel(QWidget):
         right_layout.addWidget(self.status_label)
         right_layout.addWidget(self.read_only_note)
         right_layout.addWidget(self.stale_note)
-        right_layout.addWidget(self.plots, 1)
+        right_layout.addWidget(self.lr_finder)
+        # the run's plots and the learning-rate sweep's curve share the space: a tab each (the sweep's shows
+        # once there is a curve; a sweep's end brings it forward, a run's start the run's plots)
+        self.plot_tabs = QTabWidget()
+        self.plot_tabs.setDocumentMode(True)
+        self.plot_tabs.addTab(self.plots, "Training curves")
+        self.plot_tabs.addTab(self.lr_finder.plot, "Learning-rate sweep")
+        self.plot_tabs.setTabVisible(1, False)
+        self.plot_tabs.tabBar().hide()  # one tab needs no tab bar
+        self.lr_finder.curveShown.connect(self._show_sweep_curve)
+        right_layout.addWidget(self.plot_tabs, 1)
 
         self.splitter = QSplitter(Qt.Horizontal)
         self.splitter.addWidget(self.scroll)
@@ -195,6 +208,7 @@ class TrainingPanel(QWidget):
         c.runEnded.connect(self._run_ended)
         c.finished.connect(self._finished)
         c.modelChanged.connect(self.refresh)
+        self.lr_finder.changed.connect(self.refresh)
         self.data_section.fitted.connect(self.refresh)
         self.data_form.edited.connect(lambda values: self._save_form("data", values))
         self.train_form.edited.connect(lambda values: self._save_form("training", values))
@@ -272,6 +286,8 @@ class TrainingPanel(QWidget):
             return EVALUATING_NOW
         if self.controller.busy:
             return RUN_GOING
+        if self.lr_finder.running:
+            return SWEEPING
         return train_blocker(self.document.analysis) or (SETTINGS_PROBLEM if self.settings_problems() else "")
 
     def refresh(self, *_args) -> None:
@@ -342,7 +358,13 @@ class TrainingPanel(QWidget):
             self._loading, self._loading_key = None, self._data_key()
         self.refresh()
 
+    def _show_sweep_curve(self) -> None:
+        self.plot_tabs.tabBar().show()
+        self.plot_tabs.setTabVisible(1, True)
+        self.plot_tabs.setCurrentIndex(1)
+
     def _run_started(self, event) -> None:
+        self.plot_tabs.setCurrentWidget(self.plots)
         config = self.controller.run_config
         task = self.controller.data.task if self.controller.data is not None else "classification"
         if self.controller.resuming and self.plots.current is not None and \
