@@ -1,8 +1,8 @@
 """Render the Training and Results tabs during and after a real run on the bundled MNIST sample.
 
 Writes docs/screenshots/training-running.png, training-finished.png, training-results.png, activations.png and
-training-lr-find.png(offscreen, 1280x800 unless --size says otherwise). Two runs are made, so the plots also show a
-previous run dimmed. Usage: python scripts/training_screenshots.py [--size 1920x1080] [--epochs 3]
+training-lr-find.png (offscreen, 1280x800 unless --size says otherwise). Two runs are made, so the plots also show
+a previous run dimmed. Usage: python scripts/training_screenshots.py [--size 1920x1080] [--epochs 3]
 """
 from __future__ import annotations
 
