@@ -22,7 +22,7 @@ DEAD_FRACTION = 0.5  # half the units silent for a whole batch: half the layer n
 VANISHING_RATIO = 1e-3  # a layer whose gradient is a thousandth of the top layer's learns ~1000x slower
 EXPLODING_FACTOR = 100.0  # the gradient norm grew this much ...
 EXPLODING_STEPS = 50  # ... within this many optimizer steps: the run is heading for a blow-up
-PERSIST = 3  # a layer's measure must hold for this many read-backs in a row: one odd batch is not a trend
+PERSIST = 2  # a layer's measure must hold for this many read-backs in a row: one odd batch is not a trend
 KEEP_SAMPLES = 400  # samples a log keeps (the rules look back at most EXPLODING_STEPS steps or PERSIST samples)
 
 
@@ -181,3 +181,24 @@ def _total_gradient(sample: HealthSample) -> float | None:
 
 LAYER_RULES: tuple[Callable[[HealthLog, int], str | None], ...] = (saturated_units, vanishing_gradients, dead_units)
 RUN_RULES: tuple[Callable[[HealthLog], str | None], ...] = (exploding_gradients,)
+
+
+def summary_line(sample: HealthSample) -> str:
+    """The sample in one line, for a log or the CLI's ``--health``: the gradient norms' range, the largest update
+    ratio, the deadest ReLU and the most saturated Sigmoid/Tanh."""
+    parts = [f"Epoch {sample.epoch} health:"]
+    graded = [layer for layer in sample.layers if layer.grad_norm is not None]
+    if graded:
+        low = min(graded, key=lambda layer: layer.grad_norm or 0.0)
+        high = max(graded, key=lambda layer: layer.grad_norm or 0.0)
+        parts.append(f"grad norm {low.grad_norm:.2g} (layer {low.index}) to {high.grad_norm:.2g} (layer {high.index})")
+    updated = [layer for layer in sample.layers if layer.update_ratio is not None]
+    if updated:
+        most = max(updated, key=lambda layer: layer.update_ratio or 0.0)
+        parts.append(f"largest update {most.update_ratio:.2g} of the weights (layer {most.index})")
+    for measure in ("dead", "saturated"):
+        measured = [layer for layer in sample.layers if getattr(layer, measure) is not None]
+        if measured:
+            worst = max(measured, key=lambda layer: getattr(layer, measure))
+            parts.append(f"{measure} {100 * getattr(worst, measure):.0f}% at {worst.name}")
+    return "  ".join(parts)
