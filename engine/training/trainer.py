@@ -266,7 +266,8 @@ class Trainer:
                 reader.restart_clock()
             if stop_requested() or should_stop():
                 return reader.flush() or self._stopped(progress, reader)
-            if health is not None and (reader.due() or progress.step + 1 == self.steps_per_epoch):
+            epoch_end = progress.step + 1 == self.steps_per_epoch
+            if health is not None and (reader.due() or epoch_end) and health.measure_next(self.global_step, epoch_end):
                 with health.step(True):  # measure the batch whose figures the next read-back takes
                     loss, correct = train_step(xb, yb)
             else:

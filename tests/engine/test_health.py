@@ -12,14 +12,16 @@ from engine.cli import main
 from engine.data import DataConfig, load_data
 from engine.spec import LayerSpec, NetworkSpec
 from engine.templates import load_design
-from engine.training import HealthSample, TrainConfig, Trainer, readback
+from engine.training import HealthSample, TrainConfig, Trainer, health, readback
 from engine.training.health import FIGURES, HealthRecorder
 
 
 @pytest.fixture
 def every_batch(monkeypatch):
-    """Read back (and so measure) after every batch, so a run of a few steps gives a sample per step."""
+    """Read back and measure after every batch, so a run of a few steps gives a sample per step."""
     monkeypatch.setattr(readback, "READBACK_INTERVAL_S", 0.0)
+    monkeypatch.setattr(health, "MEASURE_INTERVAL_S", 0.0)
+    monkeypatch.setattr(health, "MEASURE_GAP_STEPS", 1)
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +167,7 @@ def test_health_off_records_nothing(mnist, every_batch):
     assert run(spec, mnist, epochs=1, health=False) == []
 
 
-def test_the_figures_leave_the_device_in_the_read_backs_one_sync(mnist, monkeypatch):
+def test_the_figures_leave_the_device_in_the_read_backs_one_sync(mnist, monkeypatch, every_batch):
     """With health on, a read-back still makes exactly one host-device transfer (one ``tolist``)."""
     calls = []
     real = torch.Tensor.tolist
@@ -181,15 +183,15 @@ def test_the_figures_leave_the_device_in_the_read_backs_one_sync(mnist, monkeypa
     monkeypatch.setattr(torch.Tensor, "tolist", counting)
     trainer.run(on_event=lambda event: readbacks.append(type(event).__name__))
     monkeypatch.setattr(torch.Tensor, "tolist", real)
-    batch_ends, health = readbacks.count("BatchEnd"), readbacks.count("HealthSample")
-    assert health == batch_ends >= 1
+    batch_ends, samples = readbacks.count("BatchEnd"), readbacks.count("HealthSample")
+    assert samples == batch_ends >= 1
     # The epoch's read-backs and the validation pass: every tolist during training carries losses and figures.
     assert len([n for n in calls if n > 4 * FIGURES]) == batch_ends
 
 
 # --------------------------------------------------------------------------- the command line
 
-def test_cli_prints_the_advice_at_the_end_and_a_health_line_per_epoch_with_health(capsys):
+def test_cli_prints_the_advice_at_the_end_and_a_health_line_per_epoch_with_health(capsys, every_batch):
     code = main(["train", "mlp", "--limit", "300", "--batch-size", "32", "--epochs", "2", "--optimizer", "sgd",
                  "--lr", "5", "--momentum", "0", "--health"])
     lines = capsys.readouterr().out.splitlines()
@@ -210,3 +212,12 @@ def test_cli_says_when_no_problem_was_seen_and_prints_no_health_lines_by_default
     assert not any(line.startswith("Epoch ") and " health: " in line for line in lines)
     code = main(["train", "softmax-regression", "--limit", "300", "--epochs", "1", "--no-health"])
     assert code == 0 and not any("health" in line.lower() for line in capsys.readouterr().out.splitlines())
+
+
+def test_measured_steps_are_spaced_and_every_epoch_gets_one(mnist):
+    """Without the test's every-batch cadence: a few measured steps, MEASURE_GAP_STEPS apart, one per epoch at least."""
+    spec = NetworkSpec((1, 28, 28), layers(("Flatten",), ("Linear", {"out_features": 10})))
+    samples = run(spec, mnist, epochs=3, batch_size=16)
+    steps = [sample.global_step for sample in samples]
+    assert {sample.epoch for sample in samples} == {1, 2, 3}
+    assert all(later - earlier >= health.MEASURE_GAP_STEPS for earlier, later in zip(steps, steps[1:]))
