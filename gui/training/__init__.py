@@ -107,9 +107,26 @@ def install_training(window) -> TrainingUI:
     if closing is not None:
         closing.connect(controller.shutdown)
 
+    stack_view = getattr(window, "stack_view", None)
+    if stack_view is not None:  # each layer row shows its training health while a run goes
+        show_health_badges(controller, window.document, stack_view.stack_model)
+
     ui = TrainingUI(controller, panel, results, weights, predict=predict)
     window.training = ui
     return ui
+
+
+def show_health_badges(controller, document, stack_model) -> None:
+    """Health samples of a run become badges on the stack's layer rows; they go when the run ends."""
+    from gui.training.health_view import badges
+
+    def show(sample) -> None:
+        layers = document.spec.layers  # the design is read-only while the run goes: indices match its layers
+        stack_model.set_badges({layers[index].id: badge for index, badge in badges(sample).items()
+                                if index < len(layers)})
+
+    controller.healthSampled.connect(show)
+    controller.finished.connect(lambda *_: stack_model.set_badges({}))
 
 
 def ask_to_stop_the_run(window, controller, panel) -> bool:

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QScrollArea,
     QSplitter,
+    QTabWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -37,6 +38,7 @@ from gui.summary import TRAIN_TIP, train_blocker
 from gui.training import controller as states
 from gui.training.data_section import DataSection
 from gui.training.downloads import confirm_download
+from gui.training.health_view import HealthView
 from gui.training.plots import TrainingPlots
 from gui.training.provenance import design_key, weights_note
 from gui.training.recovery import CheckpointOption
@@ -153,6 +155,13 @@ class TrainingPanel(QWidget):
         self.stale_note.setStyleSheet(NOTE_STYLE)
         self.stale_note.hide()
         self.plots = TrainingPlots()
+        self.health_view = HealthView()
+        self.views = QTabWidget()  # the curves, and each layer's health beside them
+        self.views.setDocumentMode(True)
+        self.views.addTab(self.plots, "Loss and accuracy")
+        self.views.addTab(self.health_view, "Health")
+        self.views.setTabToolTip(1, "Each layer's gradients, updates, activations, dead and saturated units over the "
+                                    "run, with advice")
 
         right = QWidget()
         right_layout = QVBoxLayout(right)
@@ -162,7 +171,7 @@ class TrainingPanel(QWidget):
         right_layout.addWidget(self.status_label)
         right_layout.addWidget(self.read_only_note)
         right_layout.addWidget(self.stale_note)
-        right_layout.addWidget(self.plots, 1)
+        right_layout.addWidget(self.views, 1)
 
         self.splitter = QSplitter(Qt.Horizontal)
         self.splitter.addWidget(self.scroll)
@@ -191,6 +200,7 @@ class TrainingPanel(QWidget):
         c.dataStopped.connect(lambda text: self._data_problem(html.escape(text)))
         c.runStarted.connect(self._run_started)
         c.batchEnded.connect(self._batch_ended)
+        c.healthSampled.connect(self.health_view.add_sample)
         c.epochEnded.connect(self._epoch_ended)
         c.runEnded.connect(self._run_ended)
         c.finished.connect(self._finished)
@@ -354,6 +364,7 @@ class TrainingPanel(QWidget):
                                     design_key(self.document.spec))
             self.plots.begin_run("", task, history=history, steps_per_epoch=event.steps_per_epoch,
                                  epochs=event.epochs, settings=settings)
+        self.health_view.begin_run(config.health)
         self.progress_state.begin(event)
         self.progress_state.set_paused(self.controller.state == states.PAUSED)
         self.refresh()
