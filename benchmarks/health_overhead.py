@@ -9,7 +9,7 @@ untimed warm-up epoch and ``--epochs`` timed epochs on the bundled MNIST sample 
 epoch's seconds are training alone), and each setting's fastest epoch counts (a shared machine only ever slows
 an epoch down; the median and the spread of the per-round ratios are printed too). The process's CPU seconds
 per epoch are counted too: samples per CPU second hardly move when other work shares the machine, so their
-ratio is the steadier figure on a busy one. Goal: on / off >= 0.95.
+ratio is the steadier figure on a busy one and the one the goal is checked on. Goal: on / off >= 0.95.
 
     python benchmarks/health_overhead.py [--templates lenet,mlp,cnn] [--epochs 3] [--rounds 3] [--batch-size 64]
                                          [--device auto|cpu|cuda] [--threads N]
@@ -90,11 +90,11 @@ def main() -> None:
                 best[health] = [max(pair) for pair in zip(best[health], speeds[health])]
             ratios.append(speeds[True][0] / speeds[False][0])
         ratio, cpu_ratio = (best[True][i] / best[False][i] for i in (0, 1))
-        worst = min(worst, max(ratio, cpu_ratio))
+        worst = min(worst, cpu_ratio)
         spread = f"median {statistics.median(ratios):.3f}, {min(ratios):.3f}-{max(ratios):.3f}"
         print(f"{template:<20}{best[False][0]:>10,.0f} /s{best[True][0]:>10,.0f} /s{ratio:>10.3f}   {spread:<30}"
               f"{cpu_ratio:>10.3f}")
-    print(f"Worst on / off (the better of wall and CPU): {worst:.3f} (goal >= {GOAL}): "
+    print(f"Worst on / off per CPU second: {worst:.3f} (goal >= {GOAL}): "
           f"{'met' if worst >= GOAL else 'NOT met'}")
 
 
