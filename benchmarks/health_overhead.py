@@ -17,11 +17,12 @@ ratio is the steadier figure on a busy one and the one the goal is checked on. G
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import resource
 import statistics
-import time
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's engine
 
@@ -54,8 +55,8 @@ def epoch_speeds(spec, data, config: TrainConfig) -> tuple[float, float]:
     finished = trainer.run(on_event=on_event)
     assert finished.reason == "completed", finished.message
     samples = trainer.train_samples
-    wall = max(samples / (b[0] - a[0]) for a, b in zip(marks, marks[1:]))
-    cpu = max(samples / (b[1] - a[1]) for a, b in zip(marks, marks[1:]))
+    wall = max(samples / (b[0] - a[0]) for a, b in itertools.pairwise(marks))
+    cpu = max(samples / (b[1] - a[1]) for a, b in itertools.pairwise(marks))
     return wall, cpu
 
 
@@ -87,7 +88,7 @@ def main() -> None:
                 config = TrainConfig(epochs=args.epochs + 1, batch_size=args.batch_size, device=args.device,
                                      health=health)
                 speeds[health] = epoch_speeds(spec, data, config)
-                best[health] = [max(pair) for pair in zip(best[health], speeds[health])]
+                best[health] = [max(pair) for pair in zip(best[health], speeds[health], strict=True)]
             ratios.append(speeds[True][0] / speeds[False][0])
         ratio, cpu_ratio = (best[True][i] / best[False][i] for i in (0, 1))
         worst = min(worst, cpu_ratio)

@@ -3,7 +3,8 @@
 Writes docs/screenshots/training-running.png, training-finished.png and training-results.png
 (offscreen, 1280x800 unless --size says otherwise). Two runs are made, so the plots also show a
 previous run dimmed. A third run, of the Sigmoid LeNet (lenet-d2l) with SGD at learning rate 0.9, fills
-the Health view with vanishing gradients and saturated units: training-health.png. Usage: python scripts/training_screenshots.py [--size 1920x1080] [--epochs 3]
+the Health view with vanishing gradients and saturated units: training-health.png.
+Usage: python scripts/training_screenshots.py [--size 1920x1080] [--epochs 3]
 """
 from __future__ import annotations
 

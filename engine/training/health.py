@@ -111,9 +111,9 @@ class HealthRecorder:
             return torch.cat([grad_norms.reshape(count, 1), ratios.reshape(count, 1), outputs.to(self.device)],
                              dim=1).to(torch.float32)
 
-    def _per_layer(self, norms: list[torch.Tensor]) -> torch.Tensor:
+    def _per_layer(self, norms: Sequence[torch.Tensor]) -> torch.Tensor:
         """Each layer's norm over all its parameters, from each parameter's norm."""
-        squares = torch.stack(norms).to(torch.float32) ** 2
+        squares = torch.stack(list(norms)).to(torch.float32) ** 2
         total = torch.zeros(len(self.layers), device=self.device).index_add_(0, self.owners, squares)
         return total.sqrt()
 

@@ -36,7 +36,7 @@ class HealthLog:
     sentence for a layer is kept (with its latest figures) once it fired, so the end of a run lists what went
     wrong during it."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.samples: deque[HealthSample] = deque(maxlen=KEEP_SAMPLES)
         self.advice: dict[tuple[str, int | None], str] = {}  # (rule, layer index) -> its latest sentence
         self._since: dict[tuple[str, int], int] = {}  # (measure, layer index) -> epoch its current stretch began

@@ -40,8 +40,8 @@ from engine.training.checkpoint import capture_checkpoint, restore_checkpoint
 from engine.training.config import HISTORY_KEYS, TrainConfig
 from engine.training.early_stopping import EarlyStopping, watched_metric
 from engine.training.evaluation import evaluate_split, infer_split
-from engine.training.health import HealthRecorder
 from engine.training.events import EpochEnd, Event, FinishReason, RunFinished, RunStarted
+from engine.training.health import HealthRecorder
 from engine.training.objective import Objective, weight_penalty
 from engine.training.optim import LearningRateSchedule, initialize_weights, make_optimizer, optimizer_step
 from engine.training.progress import _EpochProgress, steps_per_epoch

@@ -3,6 +3,7 @@ and silent on a healthy run, the figures riding the read-back's one sync, and th
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import pytest
 import torch
@@ -220,4 +221,4 @@ def test_measured_steps_are_spaced_and_every_epoch_gets_one(mnist):
     samples = run(spec, mnist, epochs=3, batch_size=16)
     steps = [sample.global_step for sample in samples]
     assert {sample.epoch for sample in samples} == {1, 2, 3}
-    assert all(later - earlier >= health.MEASURE_GAP_STEPS for earlier, later in zip(steps, steps[1:]))
+    assert all(later - earlier >= health.MEASURE_GAP_STEPS for earlier, later in pairwise(steps))

@@ -15,8 +15,9 @@ RUN_TIMEOUT_MS = 120_000
 
 
 def dying_relu() -> NetworkSpec:
-    return NetworkSpec((1, 28, 28), (LayerSpec("Flatten", id="flat"), LayerSpec("Linear", {"out_features": 32}, id="fc"),
-                                     LayerSpec("ReLU", id="relu"), LayerSpec("Linear", {"out_features": 10}, id="out")))
+    return NetworkSpec((1, 28, 28), (
+        LayerSpec("Flatten", id="flat"), LayerSpec("Linear", {"out_features": 32}, id="fc"),
+        LayerSpec("ReLU", id="relu"), LayerSpec("Linear", {"out_features": 10}, id="out")))
 
 
 def test_health_view_fills_lists_advice_and_rows_get_badges_during_a_run(window, qtbot, monkeypatch):
