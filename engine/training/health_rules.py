@@ -63,9 +63,22 @@ class HealthLog:
         self.samples[-1] = sample
         return sample
 
+    def latest(self, count: int = PERSIST) -> list[HealthSample]:
+        """The last ``count`` samples, oldest first (fewer at the start of a run)."""
+        return [self.samples[-back] for back in range(min(count, len(self.samples)), 0, -1)]
+
     def recent(self, position: int, count: int = PERSIST) -> list[LayerHealth]:
         """The layer at ``position`` in the last ``count`` samples (fewer at the start of a run)."""
-        return [sample.layers[position] for sample in list(self.samples)[-count:]]
+        return [sample.layers[position] for sample in self.latest(count)]
+
+    def since_step(self, global_step: int) -> list[HealthSample]:
+        """The samples from ``global_step`` on, newest first."""
+        found = []
+        for sample in reversed(self.samples):
+            if sample.global_step < global_step:
+                break
+            found.append(sample)
+        return found
 
     def since(self, measure: str, index: int) -> int | None:
         return self._since.get((measure, index))
@@ -124,7 +137,7 @@ def vanishing_gradients(log: HealthLog, position: int) -> str | None:
     if layer is not lowest or top is None or top is layer:
         return None
 
-    recent = list(log.samples)[-PERSIST:]
+    recent = log.latest()
     if len(recent) < PERSIST or not all(_ratio_below(sample, position, top) for sample in recent):
         return None
     assert layer.grad_norm is not None and top.grad_norm  # _ratio_below held
@@ -161,13 +174,12 @@ def exploding_gradients(log: HealthLog) -> str | None:
     now = _total_gradient(latest)
     if now is None:
         return None
-    earlier = [norm for sample in log.samples if latest.global_step - sample.global_step <= EXPLODING_STEPS
-               and (norm := _total_gradient(sample)) is not None and norm > 0]
-    if not earlier or not now >= EXPLODING_FACTOR * min(earlier):
+    earlier = [(norm, sample.global_step) for sample in log.since_step(latest.global_step - EXPLODING_STEPS)
+               if (norm := _total_gradient(sample)) is not None and norm > 0]
+    if not earlier or not now >= EXPLODING_FACTOR * min(earlier)[0]:
         return None
-    start = min(earlier)
-    steps = latest.global_step - min(sample.global_step for sample in log.samples
-                                     if _total_gradient(sample) == start)
+    start, start_step = min(earlier)
+    steps = latest.global_step - start_step
     growth = now / start if math.isfinite(now) else math.inf
     grew = f"{growth:.0f}x" if math.isfinite(growth) else "to infinity"
     return (f"gradient norm grew {grew} in {steps} steps (epoch {latest.epoch}): lower the learning rate "
