@@ -222,3 +222,15 @@ def test_measured_steps_are_spaced_and_every_epoch_gets_one(mnist):
     steps = [sample.global_step for sample in samples]
     assert {sample.epoch for sample in samples} == {1, 2, 3}
     assert all(later - earlier >= health.MEASURE_GAP_STEPS for earlier, later in pairwise(steps))
+
+
+def test_recording_health_leaves_the_training_unchanged(mnist, every_batch):
+    """Measuring reads the weights and activations only: the same seed gives the same losses with health on or off."""
+    spec = NetworkSpec((1, 28, 28), layers(("Flatten",), ("Linear", {"out_features": 16}), ("ReLU",),
+                                           ("Dropout", {"p": 0.2}), ("Linear", {"out_features": 10})))
+    losses = {}
+    for on in (True, False):
+        trainer = Trainer(spec, mnist, TrainConfig(epochs=1, batch_size=64, health=on))
+        trainer.run()
+        losses[on] = trainer.history["train_loss"]
+    assert losses[True] == losses[False]
