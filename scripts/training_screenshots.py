@@ -114,7 +114,7 @@ def main() -> int:
     save(window, f"training-results{suffix}.png")
 
     # the Health view after a run whose rules fire: vanishing gradients below saturated Sigmoids
-    window.open_template("lenet-d2l")
+    window.new_from("lenet-d2l")  # without asking about the edited design
     doc.set_extra("data", {"source": "mnist-sample"})
     doc.set_extra("training", {"epochs": 4, "optimizer": "sgd", "lr": 0.9, "device": "cpu"})
     window.tabs.setCurrentWidget(ui.panel)
