@@ -30,7 +30,7 @@ FIGURES = 6  # per layer: grad norm, update ratio, mean, std, dead, saturated (N
 
 class HealthRecorder:
     """Measures the layers of a built design (an ``nn.Sequential``, one module per layer of the stack) on the
-    steps it is asked to (``step``); ``pending`` hands the figures to the read-back as one device tensor and
+    steps it is asked to (``measure_next``, ``step``); ``pending`` hands the figures to the read-back as one device tensor and
     ``sample`` turns the read-back's numbers into a HealthSample with advice (a HealthLog)."""
 
     def __init__(self, model: nn.Module, kinds: Sequence[str], hooks: bool = True):
@@ -65,12 +65,9 @@ class HealthRecorder:
         return True
 
     @contextmanager
-    def step(self, active: bool) -> Iterator[None]:
-        """Wrap one training step (forward, backward, optimizer step); when ``active`` it is measured. The hooks
-        exist only inside the block and are removed even when the step raises."""
-        if not active:
-            yield
-            return
+    def step(self) -> Iterator[None]:
+        """Wrap one training step (forward, backward, optimizer step) to measure it. The hooks exist only inside
+        the block and are removed even when the step raises."""
         handles = [layer.register_forward_hook(self._hook(index)) for index, layer in enumerate(self.layers)] \
             if self.hooks else []
         try:

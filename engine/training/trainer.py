@@ -268,7 +268,7 @@ class Trainer:
                 return reader.flush() or self._stopped(progress, reader)
             epoch_end = progress.step + 1 == self.steps_per_epoch
             if health is not None and (reader.due() or epoch_end) and health.measure_next(self.global_step, epoch_end):
-                with health.step(True):  # measure the batch whose figures the next read-back takes
+                with health.step():  # measure the batch whose figures the next read-back takes
                     loss, correct = train_step(xb, yb)
             else:
                 loss, correct = train_step(xb, yb)

@@ -50,7 +50,7 @@ def advice(samples: list[HealthSample], rule_words: str) -> list[str]:
 
 def measured_step(model: nn.Sequential, kinds, x, y, optimizer) -> list[float]:
     recorder = HealthRecorder(model, kinds)
-    with recorder.step(True):
+    with recorder.step():
         optimizer.zero_grad()
         nn.functional.cross_entropy(model(x), y).backward()
         optimizer.step()
@@ -104,12 +104,11 @@ def test_dead_and_saturated_fractions_and_output_moments_on_a_crafted_model(one_
 def test_hooks_exist_only_while_a_measured_step_runs_even_when_it_fails():
     model = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
     recorder = HealthRecorder(model, ["Linear", "ReLU"])
-    with pytest.raises(RuntimeError), recorder.step(True):
+    assert not model[1]._forward_hooks
+    with pytest.raises(RuntimeError), recorder.step():
         assert model[1]._forward_hooks
         raise RuntimeError("a failing step")
     assert not model[0]._forward_hooks and not model[1]._forward_hooks
-    with recorder.step(False):
-        assert not model[1]._forward_hooks
 
 
 # --------------------------------------------------------------------------- the rules
