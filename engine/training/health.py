@@ -30,8 +30,8 @@ FIGURES = 6  # per layer: grad norm, update ratio, mean, std, dead, saturated (N
 
 class HealthRecorder:
     """Measures the layers of a built design (an ``nn.Sequential``, one module per layer of the stack) on the
-    steps it is asked to (``measure_next``, ``step``); ``pending`` hands the figures to the read-back as one device tensor and
-    ``sample`` turns the read-back's numbers into a HealthSample with advice (a HealthLog)."""
+    steps ``measure_next`` picks (``step`` wraps one); ``pending`` hands the figures to the read-back as one
+    device tensor and ``sample`` turns the read-back's numbers into a HealthSample with advice (a HealthLog)."""
 
     def __init__(self, model: nn.Module, kinds: Sequence[str], hooks: bool = True):
         self.layers = list(model.children())
