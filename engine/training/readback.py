@@ -69,6 +69,7 @@ class _ReadBack:
         self.losses: list[torch.Tensor] = []
         self.correct: list[torch.Tensor] = []
         self.samples = 0
+        self.step_s = 0.0  # seconds a step took lately (due_after_step)
         self.restart_clock()
 
     def restart_clock(self) -> None:
@@ -90,6 +91,14 @@ class _ReadBack:
 
     def due(self) -> bool:
         return time.perf_counter() >= self.next
+
+    def due_after_step(self) -> bool:
+        """Whether the read-back will be due once the coming step is done, judged by the steps of the current
+        read-back span (or of the last one, right after a read-back): the step to measure for training health."""
+        now = time.perf_counter()
+        if self.losses:
+            self.step_s = (now - self.span_start) / len(self.losses)
+        return now + self.step_s >= self.next
 
     def flush(self) -> RunFinished | None:
         """Read back what is pending; a RunFinished('diverged') when a loss or weight is not finite."""

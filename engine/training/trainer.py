@@ -267,7 +267,8 @@ class Trainer:
             if stop_requested() or should_stop():
                 return reader.flush() or self._stopped(progress, reader)
             epoch_end = progress.step + 1 == self.steps_per_epoch
-            if health is not None and (reader.due() or epoch_end) and health.measure_next(self.global_step, epoch_end):
+            if health is not None and (epoch_end or reader.due_after_step()) and \
+                    health.measure_next(self.global_step, epoch_end):
                 with health.step():  # measure the batch whose figures the next read-back takes
                     loss, correct = train_step(xb, yb)
             else:
