@@ -118,6 +118,7 @@ class _ReadBack:
         now = time.perf_counter()
         losses = values[:count]
         rate = self.samples / max(now - self.span_start, 1e-9)
+        self.step_s = (now - self.span_start) / count
         self.losses, self.correct, self.samples = [], [], 0
         self.span_start, self.next = now, now + READBACK_INTERVAL_S
         batch = BatchEnd(trainer.epoch + 1, progress.step, trainer.steps_per_epoch, trainer.global_step,

@@ -233,3 +233,16 @@ def test_recording_health_leaves_the_training_unchanged(mnist, every_batch):
         trainer.run()
         losses[on] = trainer.history["train_loss"]
     assert losses[True] == losses[False]
+
+
+def test_the_step_before_each_read_back_is_measured_mid_epoch(mnist, monkeypatch):
+    """Read-backs 2 ms apart, steps slower than that: each step is followed by a read-back, so each is measured
+    (not only the epoch's last one: the read-back is judged due before the step from the recent step time)."""
+    monkeypatch.setattr(readback, "READBACK_INTERVAL_S", 2e-3)
+    monkeypatch.setattr(health, "MEASURE_INTERVAL_S", 0.0)
+    monkeypatch.setattr(health, "MEASURE_GAP_STEPS", 1)
+    spec = NetworkSpec((1, 28, 28), layers(("Conv2d", {"out_channels": 16, "kernel_size": 5}), ("ReLU",),
+                                           ("Flatten",), ("Linear", {"out_features": 10})))
+    samples = run(spec, mnist, epochs=1, batch_size=32)
+    steps = 270 // 32 + 1
+    assert len(samples) >= steps // 2, [sample.global_step for sample in samples]
