@@ -107,7 +107,8 @@ class _ReadBack:
         trainer, progress = self.trainer, self.progress
         count = len(self.losses)
         parts = [torch.stack(self.losses).to(torch.float32)]
-        if self.correct:
+        counted = bool(self.correct)
+        if counted:
             parts.append(torch.stack(self.correct).sum().to(torch.float32).reshape(1))
         health = trainer.health.pending() if trainer.health is not None else None
         if health is not None:  # the measured batch's per-layer figures ride along in the same sync
@@ -137,7 +138,7 @@ class _ReadBack:
             self._emit(events)
             return self._diverged(progress.step - count + 1 + exploded, losses[exploded], exploded=True)
         progress.losses.extend(losses)
-        if len(values) > count + 1:
+        if counted:
             progress.correct += int(values[count])
         if all(loss <= trainer.loss_watch.threshold for loss in losses):  # weights from before a blow-up only
             self.last_good.save(trainer.global_step)

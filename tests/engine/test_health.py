@@ -246,3 +246,12 @@ def test_the_step_before_each_read_back_is_measured_mid_epoch(mnist, monkeypatch
     samples = run(spec, mnist, epochs=1, batch_size=32)
     steps = 270 // 32 + 1
     assert len(samples) >= steps // 2, [sample.global_step for sample in samples]
+
+
+def test_a_regression_with_health_reads_its_losses_back(every_batch):
+    """No correct counts in a regression's read-back: the health figures after the losses are not taken for one."""
+    data = load_data(DataConfig(source="synthetic-regression", samples=200))
+    spec = NetworkSpec((2,), layers(("Identity",), ("Linear", {"out_features": 1})))  # no gradient norm first: NaN
+    trainer = Trainer(spec, data, TrainConfig(epochs=1, batch_size=32, optimizer="sgd", lr=0.03))
+    assert trainer.run().reason == "completed"
+    assert trainer.history["train_acc"] == [None] and trainer.history["train_loss"][0] > 0
