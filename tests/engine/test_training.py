@@ -29,6 +29,7 @@ from engine.training import (
     SCHEDULES,
     BatchEnd,
     EpochEnd,
+    HealthSample,
     LearningRateSchedule,
     RunFinished,
     RunStarted,
@@ -383,12 +384,15 @@ def test_event_stream_order_and_throttling(mnist):
     assert (started.epochs, started.start_epoch, started.steps_per_epoch) == (2, 0, steps_per_epoch(480, 8))
     assert (started.train_samples, started.val_samples) == (480, 120)
     assert started.parameters == sum(p.numel() for p in trainer.model.parameters())
-    assert all(isinstance(e, (BatchEnd, EpochEnd)) for e in events[1:-1])
+    assert all(isinstance(e, (BatchEnd, HealthSample, EpochEnd)) for e in events[1:-1])
+    for index, event in enumerate(events):  # a read-back's health figures follow its BatchEnd
+        if isinstance(event, HealthSample):
+            assert isinstance(events[index - 1], BatchEnd) and events[index - 1].global_step == event.global_step
     epoch_ends = recorder.of(EpochEnd)
     assert [e.epoch for e in epoch_ends] == [1, 2]
     for end in epoch_ends:
         index = events.index(end)
-        last_batch = events[index - 1]
+        last_batch = [e for e in events[:index] if not isinstance(e, HealthSample)][-1]
         assert isinstance(last_batch, BatchEnd) and last_batch.step == last_batch.steps_per_epoch == 60
         batches = [e for e in recorder.of(BatchEnd) if e.epoch == end.epoch]
         losses = [loss for e in batches for loss in e.losses]
