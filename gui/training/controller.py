@@ -47,6 +47,7 @@ class TrainingController(QObject):
     dataStopped = Signal(str)          # loading was stopped on request (a sentence for the data area)
     runStarted = Signal(object)        # RunStarted
     batchEnded = Signal(object)        # BatchEnd
+    healthSampled = Signal(object)     # HealthSample (engine.training.health)
     epochEnded = Signal(object)        # EpochEnd
     runEnded = Signal(object)          # RunFinished, as soon as training stops (evaluation may follow)
     evaluated = Signal(object)         # Evaluation of the test split
@@ -235,6 +236,7 @@ class TrainingController(QObject):
         worker.dataLoaded.connect(self.use_data)
         worker.runStarted.connect(self._run_started)
         worker.batchEnded.connect(self.batchEnded)
+        worker.healthSampled.connect(self.healthSampled)
         worker.epochEnded.connect(self.epochEnded)
         worker.runFinished.connect(self._run_ended)
         worker.evaluated.connect(self._evaluated)
