@@ -23,6 +23,7 @@ from engine.schema import Setting, number, settings_of, when_text
 from engine.settings import SECTIONS
 from engine.spec import MAX_DESIGN_BYTES
 from engine.training.checkpoint import CHECKPOINT_INTERVAL_S
+from engine.training.health_rules import summary_line
 
 EXIT_INTERRUPTED = 130  # the shell's code for "ended by SIGINT"
 # A resumed run continues its optimizer, schedule and batch order: these cannot change half way.
@@ -204,8 +205,10 @@ class ProgressPrinter:
     PLAIN_SECONDS = 30.0    # plain progress lines otherwise
 
     def __init__(self, out: TextIO | None = None, err: TextIO | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, health_lines: bool = False):
         self.out, self.err = out or sys.stdout, err or sys.stderr
+        self.health_lines = health_lines  # --health: a line of per-layer health after each epoch's line
+        self.health = None  # the latest HealthSample
         self.live = is_terminal(self.err)
         self.clock = clock
         self._last_draw: float | None = None
@@ -258,6 +261,23 @@ class ProgressPrinter:
     def on_EpochEnd(self, event) -> None:  # noqa: N802
         self.print("  ".join(event.parts()))
         self.epochs_printed += 1
+        if self.health_lines and self.health is not None:
+            self.print(summary_line(self.health))
+
+    def on_HealthSample(self, event) -> None:  # noqa: N802
+        self.health = event
+
+    def print_advice(self) -> None:
+        """What the training health rules found during the run (nothing when health was not recorded)."""
+        if self.health is None:
+            return
+        advice = self.health.advice
+        if not advice:
+            self.print("Training health: no problems seen.")
+            return
+        self.print(f"Training health: {plural(len(advice), 'problem')} seen:")
+        for sentence in advice:
+            self.print(f"  {sentence}")
 
     def print(self, line: str) -> None:
         """A line on stdout, after clearing the progress bar so the two never mix on a terminal."""
@@ -328,7 +348,7 @@ def _run_train(args: argparse.Namespace) -> int:
     trainer = Trainer(spec, data, config)
     if checkpoint is not None:
         trainer.load_checkpoint(checkpoint)
-    printer = ProgressPrinter()
+    printer = ProgressPrinter(health_lines=getattr(args, "training.health", None) is True)  # --health given
     printer.print(f"Data: {data.summary()}")
     for note in data.notes:
         printer.print(f"Note: {note}")
@@ -345,6 +365,7 @@ def _run_train(args: argparse.Namespace) -> int:
     with InterruptFlag() as interrupted:
         finished = trainer.run(on_event=on_event, should_stop=interrupted.is_set)
     printer.clear_bar()
+    printer.print_advice()
 
     stopped = finished.reason == "stopped"
     checkpoint_path = Path(args.checkpoint) if args.checkpoint else (

@@ -335,7 +335,9 @@ class CostView(QObject):
         worker.failed.connect(self._failed)
         worker.finished.connect(self._worker_done)  # a slot of this object: runs on the UI thread
         self._worker = worker
-        self.controller.launch_helper(worker, worker.stop)
+        if not self.controller.launch_helper(worker, worker.stop):  # the window is closing
+            self._worker = None
+            return False
         self._refresh()
         return True
 

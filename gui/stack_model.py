@@ -29,6 +29,7 @@ COL_INDEX, COL_LAYER, COL_SHAPE, COL_PARAMS, COL_MACS, COL_NOTES = range(len(COL
 LAYER_ID_ROLE = int(Qt.ItemDataRole.UserRole) + 1
 INPUT_ID = ""  # the LAYER_ID_ROLE of the input row
 MUTED = QColor("#7a828c")
+BADGE_COLOR = "#2e7d32"  # a training health badge no advice names
 # Roles as plain ints (Qt passes ints; comparing them is much cheaper than enum members on every paint).
 DISPLAY, DECORATION, EDIT, TOOLTIP, FONT, ALIGNMENT, FOREGROUND = (
     int(r) for r in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.DecorationRole, Qt.ItemDataRole.EditRole,
@@ -57,6 +58,7 @@ class LayerStackModel(QAbstractItemModel):
         self._tag_of: dict[str, int] = {}
         self._id_of_tag: dict[int, str] = {}
         self._extra = None  # extra columns after the built-in ones (set_extra_columns), e.g. the Cost view's
+        self._badges: dict[str, tuple[str, str, bool]] = {}  # layer id -> training health badge (set_badges)
         self._refresh_lookups()
         document.changed.connect(self._on_changed)
         document.readOnlyChanged.connect(self._emit_all_changed)
@@ -281,6 +283,28 @@ class LayerStackModel(QAbstractItemModel):
                 return RIGHT
         return None
 
+    def set_badges(self, badges: dict[str, tuple[str, str, bool]]) -> None:
+        """Badges in the Notes cells while a run goes (gui.training.health_view): layer id -> (text, tooltip,
+        alarming); an empty dict takes them away."""
+        if badges == self._badges:
+            return
+        self._badges = badges
+        if self._ids:
+            self.dataChanged.emit(self.index(1, COL_NOTES), self.index(len(self._ids), COL_NOTES))
+
+    def _badge_data(self, layer_id: str, role):
+        """A health badge's text, colour and tooltip, after the row's own note."""
+        text, tooltip, alarming = self._badges[layer_id]
+        row = self._rows.get(layer_id)
+        note = shapes_in_prose(row.error or row.warning) if row is not None else ""
+        if role == DISPLAY:
+            return f"{text} · {note}" if note else text
+        if role == FOREGROUND:
+            return QBrush(QColor(ERROR_COLOR if alarming else BADGE_COLOR))
+        if role == TOOLTIP:
+            return tooltip
+        return None
+
     def data(self, index: QModelIndex, role=DISPLAY):
         if not index.isValid():
             return None
@@ -293,6 +317,9 @@ class LayerStackModel(QAbstractItemModel):
         layer_id = self._ids[index.row() - 1]
         if index.column() >= len(COLUMNS):
             return self._extra.data(layer_id, index.column() - len(COLUMNS), role) if self._extra else None
+        if self._badges and index.column() == COL_NOTES and layer_id in self._badges and \
+                role in (DISPLAY, FOREGROUND, TOOLTIP):
+            return self._badge_data(layer_id, role)
         cells = self._cells.get(layer_id)
         if cells is None:
             row = self._rows.get(layer_id)

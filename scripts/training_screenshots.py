@@ -2,7 +2,9 @@
 
 Writes docs/screenshots/training-running.png, training-finished.png, training-results.png, activations.png and
 training-lr-find.png (offscreen, 1280x800 unless --size says otherwise). Two runs are made, so the plots also show
-a previous run dimmed. Usage: python scripts/training_screenshots.py [--size 1920x1080] [--epochs 3]
+a previous run dimmed. A third run, of the Sigmoid LeNet (lenet-d2l) with SGD at learning rate 0.9, fills
+the Health view with vanishing gradients and saturated units: training-health.png.
+Usage: python scripts/training_screenshots.py [--size 1920x1080] [--epochs 3]
 """
 from __future__ import annotations
 
@@ -125,6 +127,17 @@ def main() -> int:
     wait_for(finder.changed, condition=lambda *args: not finder.running)
     settle(300)
     save(window, f"training-lr-find{suffix}.png")
+    # the Health view after a run whose rules fire: vanishing gradients below saturated Sigmoids
+    window.new_from("lenet-d2l")  # without asking about the edited design
+    doc.set_extra("data", {"source": "mnist-sample"})
+    doc.set_extra("training", {"epochs": 4, "optimizer": "sgd", "lr": 0.9, "device": "cpu"})
+    window.tabs.setCurrentWidget(ui.panel)
+    ui.panel.views.setCurrentWidget(ui.panel.health_view)
+    ui.panel.start_action.trigger()
+    result = wait_for(ui.controller.finished)[0]
+    print(f"run ended: {result.reason}: {result.message}")
+    settle(700)
+    save(window, f"training-health{suffix}.png")
 
     doc.undo_stack.setClean()
     window.close()

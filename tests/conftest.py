@@ -7,6 +7,12 @@ from engine.openmp import use_passive_wait
 
 use_passive_wait()  # first, as the app does: before any test imports torch
 
+# Under pytest-xdist the workers share the cores: each worker's torch (and the processes its tests start) takes
+# its share of them instead of one thread team per core in every worker, which only contend. A user's own wins.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _cores // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
+
 # Headless Qt for every test; set before anything imports PySide6.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 

@@ -3,7 +3,8 @@
 The package's modules, each small:
 
 - ``config``: TrainConfig and the table of rules its settings are checked against (no torch);
-- ``events``: RunStarted, BatchEnd, EpochEnd, RunFinished and FinishReason (no torch);
+- ``events``: RunStarted, BatchEnd, HealthSample, EpochEnd, RunFinished and FinishReason (no torch);
+- ``health``, ``health_rules``: per-layer training health on the device, and the advice it gives (no torch);
 - ``early_stopping``: the metric early stopping watches and its patience (no torch);
 - ``objective``: the loss for a task and a model output, and the weight penalties;
 - ``optim``: optimizers and their step, the learning-rate schedule, weight initialisation;
@@ -36,7 +37,17 @@ from engine.training.config import (
     LRFindConfig,
     TrainConfig,
 )
-from engine.training.events import REASONS, BatchEnd, EpochEnd, Event, FinishReason, RunFinished, RunStarted
+from engine.training.events import (
+    REASONS,
+    BatchEnd,
+    EpochEnd,
+    Event,
+    FinishReason,
+    HealthSample,
+    LayerHealth,
+    RunFinished,
+    RunStarted,
+)
 
 if TYPE_CHECKING:  # the names of _LAZY, for type checkers and editors (a test keeps the two equal)
     from engine.evaluation import Evaluation, Prediction
@@ -70,7 +81,8 @@ _LAZY = {
 }
 __all__ = ["AMP_MODES", "HISTORY_KEYS", "INITS", "LOSSES", "OPTIMIZERS", "SCHEDULES", "STOP_METRICS", "TrainConfig",
            "LRFindConfig",
-           "REASONS", "BatchEnd", "EpochEnd", "Event", "FinishReason", "RunFinished", "RunStarted"]
+           "REASONS", "BatchEnd", "EpochEnd", "Event", "FinishReason", "HealthSample", "LayerHealth", "RunFinished",
+           "RunStarted"]
 __all__ += list(_LAZY)
 
 

@@ -107,6 +107,9 @@ class TrainConfig:
                                help="A smaller change does not count as an improvement")
     restore_best: bool = setting(True, "Restore best weights", when=only_when("early_stopping", True),
                                  help="End with the weights of the best epoch")
+    health: bool = setting(True, "Training health", section="Monitoring",
+                           help="Record each layer's gradients, activations, dead and saturated units a few times a "
+                                "second, with advice")
 
     def validate(self) -> TrainConfig:
         """Check every field against its declaration (type, range, choice); raise TrainingError naming the first

@@ -81,6 +81,39 @@ class EpochEnd:
 
 
 @dataclass(frozen=True)
+class LayerHealth:
+    """One layer's measures on the batch recorded before a read-back (engine.training.health); None where a
+    measure does not apply: no trainable weights (gradient, update), not a ReLU (dead) or Sigmoid/Tanh (saturated).
+    ``index`` and ``kind`` are the layer's row number and kind in the stack, as the window shows them."""
+
+    index: int
+    kind: str
+    grad_norm: float | None
+    update_ratio: float | None  # |weights after the step - before| / |weights before|
+    mean: float | None  # of the layer's output
+    std: float | None
+    dead: float | None  # fraction of units (channels or features) not positive for any sample of the batch
+    saturated: float | None  # fraction of outputs where Sigmoid/Tanh is flat
+
+    @property
+    def name(self) -> str:
+        """``layer 3 (Conv2d)``: how engine messages name a layer."""
+        return f"layer {self.index} ({self.kind})"
+
+
+@dataclass(frozen=True)
+class HealthSample:
+    """Per-layer training health at one read-back (at most a few per second, and every epoch end), with the
+    advice every rule has given so far in the run (engine.training.health_rules), latest wording first fired first."""
+
+    epoch: int
+    step: int
+    global_step: int
+    layers: tuple[LayerHealth, ...]
+    advice: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class RunFinished:
     """The run ended; ``reason`` is a FinishReason (given as one or as its word) and ``message`` a sentence
     for the user."""
@@ -93,4 +126,4 @@ class RunFinished:
         object.__setattr__(self, "reason", FinishReason(self.reason))
 
 
-Event = RunStarted | BatchEnd | EpochEnd | RunFinished
+Event = RunStarted | BatchEnd | HealthSample | EpochEnd | RunFinished

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from engine.controls import control
-from engine.training.events import BatchEnd, FinishReason, RunFinished
+from engine.training.events import BatchEnd, Event, FinishReason, RunFinished
 from engine.training.progress import _EpochProgress
 
 if TYPE_CHECKING:
@@ -69,6 +69,7 @@ class _ReadBack:
         self.losses: list[torch.Tensor] = []
         self.correct: list[torch.Tensor] = []
         self.samples = 0
+        self.step_s = 0.0  # seconds a step took lately (due_after_step)
         self.restart_clock()
 
     def restart_clock(self) -> None:
@@ -91,6 +92,14 @@ class _ReadBack:
     def due(self) -> bool:
         return time.perf_counter() >= self.next
 
+    def due_after_step(self) -> bool:
+        """Whether the read-back will be due once the coming step is done, judged by the steps of the current
+        read-back span (or of the last one, right after a read-back): the step to measure for training health."""
+        now = time.perf_counter()
+        if self.losses:
+            self.step_s = (now - self.span_start) / len(self.losses)
+        return now + self.step_s >= self.next
+
     def flush(self) -> RunFinished | None:
         """Read back what is pending; a RunFinished('diverged') when a loss or weight is not finite."""
         if not self.losses:
@@ -98,33 +107,47 @@ class _ReadBack:
         trainer, progress = self.trainer, self.progress
         count = len(self.losses)
         parts = [torch.stack(self.losses).to(torch.float32)]
-        if self.correct:
+        counted = bool(self.correct)
+        if counted:
             parts.append(torch.stack(self.correct).sum().to(torch.float32).reshape(1))
+        health = trainer.health.pending() if trainer.health is not None else None
+        if health is not None:  # the measured batch's per-layer figures ride along in the same sync
+            parts.append(health)
         parts.append(self.last_good.all_finite().reshape(1))
         values = torch.cat(parts).tolist()  # the one host-device sync
+        figures = values[len(values) - 1 - health.numel():-1] if health is not None else None
         now = time.perf_counter()
         losses = values[:count]
         rate = self.samples / max(now - self.span_start, 1e-9)
+        self.step_s = (now - self.span_start) / count
         self.losses, self.correct, self.samples = [], [], 0
         self.span_start, self.next = now, now + READBACK_INTERVAL_S
-        event = BatchEnd(trainer.epoch + 1, progress.step, trainer.steps_per_epoch, trainer.global_step,
+        batch = BatchEnd(trainer.epoch + 1, progress.step, trainer.steps_per_epoch, trainer.global_step,
                          tuple(losses), trainer.lr, rate)
+        events: list[Event] = [batch]
+        if figures is not None:
+            assert trainer.health is not None  # it gave the figures
+            events.append(trainer.health.sample(figures, batch.epoch, batch.step, batch.global_step))
         bad = next((i for i, value in enumerate(losses) if not math.isfinite(value)), None)
         if bad is not None or values[-1] != 1.0:
-            self.emit(event)
+            self._emit(events)
             first = progress.step - count + 1
             return self._diverged(None if bad is None else first + bad, math.nan if bad is None else losses[bad])
         exploded = trainer.loss_watch.observe(losses)
         if exploded is not None:
-            self.emit(event)
+            self._emit(events)
             return self._diverged(progress.step - count + 1 + exploded, losses[exploded], exploded=True)
         progress.losses.extend(losses)
-        if len(values) > count + 1:
+        if counted:
             progress.correct += int(values[count])
         if all(loss <= trainer.loss_watch.threshold for loss in losses):  # weights from before a blow-up only
             self.last_good.save(trainer.global_step)
-        self.emit(event)
+        self._emit(events)
         return None
+
+    def _emit(self, events: list[Event]) -> None:
+        for event in events:
+            self.emit(event)
 
     def _diverged(self, bad_step: int | None, value: float, exploded: bool = False) -> RunFinished:
         """Restore the last good weights, forget the optimizer's (now poisoned) state, end the run."""

@@ -41,6 +41,7 @@ from engine.training.config import HISTORY_KEYS, TrainConfig
 from engine.training.early_stopping import EarlyStopping, watched_metric
 from engine.training.evaluation import evaluate_split, infer_split
 from engine.training.events import EpochEnd, Event, FinishReason, RunFinished, RunStarted
+from engine.training.health import HealthRecorder
 from engine.training.objective import Objective, weight_penalty
 from engine.training.optim import LearningRateSchedule, initialize_weights, make_optimizer, optimizer_step
 from engine.training.progress import _EpochProgress, steps_per_epoch
@@ -113,6 +114,9 @@ class Trainer:
         penalised = config.l1 or config.l2
         self._penalised: list[torch.Tensor] = [p for p in self.trainable if p.dim() > 1] if penalised else []
         self._forward = torch.compile(self.model, **COMPILE_OPTIONS) if config.compile else self.model
+        # Per-layer training health (engine.training.health); hooks would make torch.compile recompile.
+        self.health = HealthRecorder(self.model, [layer.kind for layer in spec.layers], hooks=not config.compile) \
+            if config.health else None
         self.optimizer = make_optimizer(self.trainable, config, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type) if self.amp_dtype is torch.float16 else None
         self.steps_per_epoch = steps_per_epoch(self.train_samples, config.batch_size)
@@ -251,7 +255,7 @@ class Trainer:
         progress = self._progress or _EpochProgress(torch.randperm(self.train_samples, generator=self.generator))
         self._progress = progress
         reader = _ReadBack(self, progress, emit)
-        train_step, stop_requested = self._train_step, self._stop.is_set
+        train_step, stop_requested, health = self._train_step, self._stop.is_set, self.health
         for xb, yb in self.device_data.epoch_batches(progress.perm, progress.step, self.steps_per_epoch, self.epoch):
             if not self._resumed.is_set():
                 ended = reader.flush()
@@ -262,7 +266,13 @@ class Trainer:
                 reader.restart_clock()
             if stop_requested() or should_stop():
                 return reader.flush() or self._stopped(progress, reader)
-            loss, correct = train_step(xb, yb)
+            epoch_end = progress.step + 1 == self.steps_per_epoch
+            if health is not None and (epoch_end or reader.due_after_step()) and \
+                    health.measure_next(self.global_step, epoch_end):
+                with health.step():  # measure the batch whose figures the next read-back takes
+                    loss, correct = train_step(xb, yb)
+            else:
+                loss, correct = train_step(xb, yb)
             progress.step += 1
             self.global_step += 1
             reader.add(loss, correct, xb.shape[0])

@@ -122,7 +122,10 @@ def install_training(window) -> TrainingUI:
         closing.connect(controller.shutdown)
 
     cost_view = None
-    if hasattr(window, "stack_view") and hasattr(window, "view_menu"):  # the designer window (not a bare host)
+    stack_view = getattr(window, "stack_view", None)
+    if stack_view is not None:  # each layer row shows its training health while a run goes
+        show_health_badges(controller, window.document, stack_view.stack_model)
+    if stack_view is not None and hasattr(window, "view_menu"):  # the designer window (not a bare host)
         from gui.cost_view import CostView
 
         cost_view = CostView(window, controller, sweep=panel.lr_finder)
@@ -130,6 +133,19 @@ def install_training(window) -> TrainingUI:
                     activations=activations)
     window.training = ui
     return ui
+
+
+def show_health_badges(controller, document, stack_model) -> None:
+    """Health samples of a run become badges on the stack's layer rows; they go when the run ends."""
+    from gui.training.health_view import badges
+
+    def show(sample) -> None:
+        layers = document.spec.layers  # the design is read-only while the run goes: indices match its layers
+        stack_model.set_badges({layers[index].id: badge for index, badge in badges(sample).items()
+                                if index < len(layers)})
+
+    controller.healthSampled.connect(show)
+    controller.finished.connect(lambda *_: stack_model.set_badges({}))
 
 
 def ask_to_stop_the_run(window, controller, panel) -> bool:

@@ -47,6 +47,7 @@ class TrainingController(QObject):
     dataStopped = Signal(str)          # loading was stopped on request (a sentence for the data area)
     runStarted = Signal(object)        # RunStarted
     batchEnded = Signal(object)        # BatchEnd
+    healthSampled = Signal(object)     # HealthSample (engine.training.health)
     epochEnded = Signal(object)        # EpochEnd
     runEnded = Signal(object)          # RunFinished, as soon as training stops (evaluation may follow)
     evaluated = Signal(object)         # Evaluation of the test split
@@ -75,6 +76,7 @@ class TrainingController(QObject):
         self._evaluator = None             # the EvaluationWorker while Evaluate runs
         self._threads: dict[QThread, QObject] = {}
         self._helper_stops: dict[QThread, Callable[[], None]] = {}  # launch_helper's workers: how to stop each
+        self._closed = False  # after shutdown nothing starts: the window (and the threads' parent) is going away
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
@@ -117,9 +119,15 @@ class TrainingController(QObject):
             doc.read_only = value
 
     # ------------------------------------------------------------------ threads
-    def _launch(self, worker: QObject) -> QThread:
-        """Move ``worker`` to a new QThread, run it, and clean both up when it finishes."""
+    def _launch(self, worker: QObject) -> QThread | None:
+        """Move ``worker`` to a new QThread, run it, and clean both up when it finishes; None after ``shutdown``
+        (work queued before the window closed, e.g. a measurement restarting when the last one ends, must not
+        outlive the controller that owns its thread)."""
+        if self._closed:
+            log.debug("Not starting %s: the window is closing", type(worker).__name__)
+            return None
         thread = QThread(self)
+        thread.setObjectName(type(worker).__name__)  # names the thread in Qt's messages and debuggers
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
         worker.finished.connect(thread.quit)
@@ -132,12 +140,13 @@ class TrainingController(QObject):
         thread.start()
         return thread
 
-    def launch_helper(self, worker: QObject, stop: Callable[[], None]) -> QThread:
+    def launch_helper(self, worker: QObject, stop: Callable[[], None]) -> bool:
         """Run work beside the runs (the Cost view's profile, the learning-rate sweep) on a thread of this
-        controller: ``shutdown`` calls ``stop`` and waits for it as for a run."""
+        controller: ``shutdown`` calls ``stop`` and waits for it as for a run. False after ``shutdown``."""
         thread = self._launch(worker)
-        self._helper_stops[thread] = stop
-        return thread
+        if thread is not None:
+            self._helper_stops[thread] = stop
+        return thread is not None
 
     @Slot()
     def _thread_finished(self) -> None:
@@ -227,6 +236,7 @@ class TrainingController(QObject):
         worker.dataLoaded.connect(self.use_data)
         worker.runStarted.connect(self._run_started)
         worker.batchEnded.connect(self.batchEnded)
+        worker.healthSampled.connect(self.healthSampled)
         worker.epochEnded.connect(self.epochEnded)
         worker.runFinished.connect(self._run_ended)
         worker.evaluated.connect(self._evaluated)
@@ -362,7 +372,9 @@ class TrainingController(QObject):
     @Slot()
     def shutdown(self) -> None:
         """Stop any run, evaluation or loading and wait for every thread this controller started (window closing /
-        app quitting): within SHUTDOWN_WAIT_S normally; longer only for work that cannot be interrupted."""
+        app quitting): within SHUTDOWN_WAIT_S normally; longer only for work that cannot be interrupted.
+        Nothing starts afterwards."""
+        self._closed = True
         self.stop_evaluation()
         if self._worker is not None:
             self._worker.stop(evaluate=False)

@@ -215,11 +215,12 @@ class LRFinderSection(QWidget):
         worker.found.connect(self._found)
         worker.failed.connect(self._failed)
         worker.finished.connect(self._done)
+        if not self.controller.launch_helper(worker, worker.stop):  # the window is closing
+            return False
         self._worker = worker
         self._sweeping_context = self._context()
         self.progress.setValue(0)
         self._say("Sweeping the learning rate…")
-        self.controller.launch_helper(worker, worker.stop)
         self.refresh()
         self.changed.emit()
         return True

@@ -38,6 +38,7 @@ from gui.summary import TRAIN_TIP, train_blocker
 from gui.training import controller as states
 from gui.training.data_section import DataSection
 from gui.training.downloads import confirm_download
+from gui.training.health_view import HealthView
 from gui.training.lr_find import SWEEPING, LRFinderSection
 from gui.training.plots import TrainingPlots
 from gui.training.provenance import design_key, weights_note
@@ -50,6 +51,7 @@ from gui.training.styles import ERROR_STYLE, NOTE_STYLE
 SETTINGS_PROBLEM = "The settings have an error (shown in red under Settings): fix it first."
 RUN_GOING = "A run is going: Stop it (Shift+F5) or wait for it to end."
 DATA_LOADING = "The data is loading: wait for it, or Stop (Shift+F5) ends the loading."
+SWEEP_TAB = 2  # the tab of the learning-rate sweep's curve, after the curves and the health
 PROGRESS_REFRESH_S = 0.5  # the progress bar and line show a batch at most twice a second (each repaints at once)
 
 
@@ -156,6 +158,13 @@ class TrainingPanel(QWidget):
         self.stale_note.hide()
         self.plots = TrainingPlots()
         self.lr_finder = LRFinderSection(self.controller)
+        self.health_view = HealthView()
+        self.views = QTabWidget()  # the curves, and each layer's health beside them
+        self.views.setDocumentMode(True)
+        self.views.addTab(self.plots, "Loss and accuracy")
+        self.views.addTab(self.health_view, "Health")
+        self.views.setTabToolTip(1, "Each layer's gradients, updates, activations, dead and saturated units over the "
+                                    "run, with advice")
 
         right = QWidget()
         right_layout = QVBoxLayout(right)
@@ -166,16 +175,12 @@ class TrainingPanel(QWidget):
         right_layout.addWidget(self.read_only_note)
         right_layout.addWidget(self.stale_note)
         right_layout.addWidget(self.lr_finder)
-        # the run's plots and the learning-rate sweep's curve share the space: a tab each (the sweep's shows
-        # once there is a curve; a sweep's end brings it forward, a run's start the run's plots)
-        self.plot_tabs = QTabWidget()
-        self.plot_tabs.setDocumentMode(True)
-        self.plot_tabs.addTab(self.plots, "Training curves")
-        self.plot_tabs.addTab(self.lr_finder.plot, "Learning-rate sweep")
-        self.plot_tabs.setTabVisible(1, False)
-        self.plot_tabs.tabBar().hide()  # one tab needs no tab bar
+        # the run's curves, each layer's health and the learning-rate sweep's curve share the space, a tab each
+        # (the sweep's shows once there is a curve; a sweep's end brings it forward, a run's start the curves)
+        self.views.addTab(self.lr_finder.plot, "Learning-rate sweep")
+        self.views.setTabVisible(SWEEP_TAB, False)
         self.lr_finder.curveShown.connect(self._show_sweep_curve)
-        right_layout.addWidget(self.plot_tabs, 1)
+        right_layout.addWidget(self.views, 1)
 
         self.splitter = QSplitter(Qt.Horizontal)
         self.splitter.addWidget(self.scroll)
@@ -204,6 +209,7 @@ class TrainingPanel(QWidget):
         c.dataStopped.connect(lambda text: self._data_problem(html.escape(text)))
         c.runStarted.connect(self._run_started)
         c.batchEnded.connect(self._batch_ended)
+        c.healthSampled.connect(self.health_view.add_sample)
         c.epochEnded.connect(self._epoch_ended)
         c.runEnded.connect(self._run_ended)
         c.finished.connect(self._finished)
@@ -359,12 +365,12 @@ class TrainingPanel(QWidget):
         self.refresh()
 
     def _show_sweep_curve(self) -> None:
-        self.plot_tabs.tabBar().show()
-        self.plot_tabs.setTabVisible(1, True)
-        self.plot_tabs.setCurrentIndex(1)
+        self.views.setTabVisible(SWEEP_TAB, True)
+        self.views.setCurrentIndex(SWEEP_TAB)
 
     def _run_started(self, event) -> None:
-        self.plot_tabs.setCurrentWidget(self.plots)
+        if self.views.currentIndex() == SWEEP_TAB:  # the run's curves replace the sweep's; Health stays if chosen
+            self.views.setCurrentWidget(self.plots)
         config = self.controller.run_config
         task = self.controller.data.task if self.controller.data is not None else "classification"
         if self.controller.resuming and self.plots.current is not None and \
@@ -376,6 +382,7 @@ class TrainingPanel(QWidget):
                                     design_key(self.document.spec))
             self.plots.begin_run("", task, history=history, steps_per_epoch=event.steps_per_epoch,
                                  epochs=event.epochs, settings=settings)
+        self.health_view.begin_run(config.health)
         self.progress_state.begin(event)
         self.progress_state.set_paused(self.controller.state == states.PAUSED)
         self.refresh()

@@ -146,6 +146,7 @@ class TrainingWorker(QObject):
     dataLoaded = Signal(object, object)  # DataBundle, the DataConfig it came from
     runStarted = Signal(object)        # training.RunStarted
     batchEnded = Signal(object)        # training.BatchEnd (throttled, losses merged)
+    healthSampled = Signal(object)     # training.HealthSample (at most ~2 a second: not throttled)
     epochEnded = Signal(object)        # training.EpochEnd
     runFinished = Signal(object)       # training.RunFinished
     evaluated = Signal(object)         # training.Evaluation of the test split
@@ -248,6 +249,9 @@ class TrainingWorker(QObject):
             self._writer(event)
         if isinstance(event, training.BatchEnd):
             self._throttle.add(event)
+            return
+        if isinstance(event, training.HealthSample):
+            self.healthSampled.emit(event)
             return
         self._throttle.flush()
         if isinstance(event, training.EpochEnd):

@@ -29,6 +29,7 @@ from engine.training import (
     SCHEDULES,
     BatchEnd,
     EpochEnd,
+    HealthSample,
     LearningRateSchedule,
     RunFinished,
     RunStarted,
@@ -129,7 +130,7 @@ def test_config_round_trips_through_json_with_every_field_changed():
         warmup_epochs=1, plateau_patience=4, epochs=9, batch_size=32, init="normal", init_std=0.02,
         init_value=0.3, l1=1e-4, l2=1e-3, grad_clip=1.0, seed=7, device="cpu", amp="bf16", channels_last=True,
         compile=True, early_stopping=True, early_stopping_metric="val_acc", patience=5, min_delta=0.01,
-        restore_best=False,
+        restore_best=False, health=False,
     )
     assert config.to_dict() != TrainConfig().to_dict()
     assert all(config.to_dict()[k] != v for k, v in TrainConfig().to_dict().items())
@@ -383,12 +384,15 @@ def test_event_stream_order_and_throttling(mnist):
     assert (started.epochs, started.start_epoch, started.steps_per_epoch) == (2, 0, steps_per_epoch(480, 8))
     assert (started.train_samples, started.val_samples) == (480, 120)
     assert started.parameters == sum(p.numel() for p in trainer.model.parameters())
-    assert all(isinstance(e, (BatchEnd, EpochEnd)) for e in events[1:-1])
+    assert all(isinstance(e, (BatchEnd, HealthSample, EpochEnd)) for e in events[1:-1])
+    for index, event in enumerate(events):  # a read-back's health figures follow its BatchEnd
+        if isinstance(event, HealthSample):
+            assert isinstance(events[index - 1], BatchEnd) and events[index - 1].global_step == event.global_step
     epoch_ends = recorder.of(EpochEnd)
     assert [e.epoch for e in epoch_ends] == [1, 2]
     for end in epoch_ends:
         index = events.index(end)
-        last_batch = events[index - 1]
+        last_batch = [e for e in events[:index] if not isinstance(e, HealthSample)][-1]
         assert isinstance(last_batch, BatchEnd) and last_batch.step == last_batch.steps_per_epoch == 60
         batches = [e for e in recorder.of(BatchEnd) if e.epoch == end.epoch]
         losses = [loss for e in batches for loss in e.losses]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from PySide6.QtCore import QModelIndex, Qt, QTimer
+from PySide6.QtCore import QModelIndex, QObject, Qt, QTimer
 
 from engine.memory import format_bytes
 from engine.profile import profile_design
@@ -135,6 +135,20 @@ def test_closing_the_window_stops_a_measurement(window, costs, qtbot, caplog):
     qtbot.waitUntil(lambda: not costs.measuring)  # its end arrives as a queued signal
     assert costs.profile is None
     assert "did not stop" not in caplog.text
+
+
+def test_a_measurement_asked_for_while_closing_never_starts(window, costs, qtbot):
+    """An edit during a measurement queues another; the window closing first must not let it start afterwards
+    (its thread would outlive the controller that owns it: Qt aborts the process)."""
+    controller = window.training.controller
+    qtbot.waitUntil(lambda: not controller.running_threads(), timeout=TIMEOUT_MS)  # torch's warm-up, not stoppable
+    window.actions["cost_view"].trigger()
+    assert costs.measuring
+    window.document.edit_param("hidden", "out_features", 24)
+    costs.measure()  # the next measurement waits for the running one
+    controller.shutdown()
+    qtbot.waitUntil(lambda: not costs.measuring)  # the queued end arrives, and would start the next one
+    assert controller.running_threads() == [] and not controller.launch_helper(QObject(), lambda: None)
 
 
 def test_a_failed_measurement_says_why_in_a_sentence(window, costs, qtbot):

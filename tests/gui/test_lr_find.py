@@ -46,7 +46,7 @@ def test_sweep_shows_the_curve_and_use_it_is_one_undo_step(window, finder, qtbot
     finding = finder.finding
     assert finding is not None and finding.suggestion is not None, finder.message.text()
     assert all(torch.equal(before[k], v) for k, v in ui.controller.model.state_dict().items())  # a copy swept
-    assert ui.panel.plot_tabs.currentWidget() is finder.plot  # the curve's tab comes forward
+    assert ui.panel.views.currentWidget() is finder.plot  # the curve's tab comes forward
     xs, ys = finder.smooth_curve.getData()
     assert len(xs) == len(finding.lrs) and list(ys) == pytest.approx(list(finding.smoothed))
     assert finder.marker.isVisible() and finder.marker.value() == pytest.approx(math.log10(finding.suggestion))
