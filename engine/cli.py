@@ -191,6 +191,7 @@ MODULE_COMMANDS = (
     ("lr-find", "sweep the learning rate on a copy of the model and suggest one"),
     ("profile", "measure each layer's time and memory in a training step, and the peak"),
     ("predict", "predict the class of images (or rows of numbers) with trained weights"),
+    ("activations", "write what trained weights make of one test sample, layer by layer, as PNG files"),
 )
 
 

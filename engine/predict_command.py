@@ -17,6 +17,14 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="image files; for tabular data, rows of numbers such as 1.5,2,0.3 "
                              "(put -- before a row that starts with a minus sign)")
+    add_trained_model_arguments(parser)
+    parser.add_argument("--top", type=int, default=DEFAULT_TOP, metavar="K",
+                        help=f"how many classes to list per input (default {DEFAULT_TOP})")
+    parser.add_argument("--json", action="store_true", help="print one JSON list instead of lines")
+
+
+def add_trained_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags that name trained weights and the data they were trained on (read by ``trained_model``)."""
     parser.add_argument("--weights", required=True, metavar="WEIGHTS",
                         help="the trained state_dict (.pt or .safetensors, or a checkpoint)")
     parser.add_argument("--data", metavar="SOURCE",
@@ -24,31 +32,35 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="RUN.json", help="a saved training configuration with a data section")
     parser.add_argument("--limit", dest="data.limit", type=int, metavar="N",
                         help="the --limit the weights were trained with")
-    parser.add_argument("--top", type=int, default=DEFAULT_TOP, metavar="K",
-                        help=f"how many classes to list per input (default {DEFAULT_TOP})")
-    parser.add_argument("--json", action="store_true", help="print one JSON list instead of lines")
 
 
-def run_predict(args: argparse.Namespace) -> int:
-    """Print one line (or JSON object) per input; exit 1 when any input could not be read."""
+def trained_model(args: argparse.Namespace):
+    """(spec, model with the --weights loaded, the DataBundle they were trained on, TrainConfig), the settings
+    layered as for `layerstudio train`; weights that do not fit the design are refused before the data loads."""
     from engine.build import build_model
-    from engine.cli import error_line
     from engine.data import DataConfig, load_data
-    from engine.errors import TrainingError
     from engine.io import load_weights
-    from engine.predict import Predictor, predict_inputs
     from engine.templates import load_design
     from engine.train_command import layered_settings
     from engine.training import TrainConfig
 
-    if args.top < 1:
-        raise TrainingError(f"--top must be 1 or more, got {args.top}")
     spec, design = load_design(args.design)
     training, data_settings = layered_settings(args, design)
     config = TrainConfig.from_dict(training)
     model = build_model(spec)
     load_weights(model, args.weights, spec)
-    predictor = Predictor(spec, model, load_data(DataConfig.from_dict(data_settings)), config)
+    return spec, model, load_data(DataConfig.from_dict(data_settings)), config
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """Print one line (or JSON object) per input; exit 1 when any input could not be read."""
+    from engine.cli import error_line
+    from engine.errors import TrainingError
+    from engine.predict import Predictor, predict_inputs
+
+    if args.top < 1:
+        raise TrainingError(f"--top must be 1 or more, got {args.top}")
+    predictor = Predictor(*trained_model(args))
 
     failures: list[dict] = []
 

@@ -61,6 +61,10 @@ HELP_SECTIONS = (
      "precision, recall and F1 per class; and sample predictions, wrong ones in red. A regression shows the "
      "RMSE and the predicted against the true values. <b>Evaluate</b> (F7) runs the current weights, trained or "
      "loaded, on the test split without training.</p>"
+     "<p><b>Activations…</b> opens a window with what the weights make of the test sample in <b>Test sample</b> "
+     "(clicking a cell or a picture picks its sample; double-clicking a picture opens it at once): the input, "
+     "the first convolution's filters, the probabilities, each layer's output and a histogram of its weights. "
+     "Predict has the same button for the input just predicted.</p>"
      "<p>Results belong to the design as trained. When you edit the design after the run, a banner says so; "
      "undo back to the trained design and it goes.</p>"),
     ("Predict",

@@ -33,7 +33,7 @@ class InputPolicy(QObject):
     def eventFilter(self, watched, event) -> bool:
         kind = event.type()
         if kind == WHEEL:
-            return isinstance(watched, WHEEL_GUARDED) and not watched.hasFocus() and _scroll_instead(watched, event)
+            return isinstance(watched, WHEEL_GUARDED) and not watched.hasFocus() and scroll_instead(watched, event)
         if kind == SHORTCUT_OVERRIDE:
             return _pass_undo_to_window(watched, event)
         if kind == POLISH and isinstance(watched, WHEEL_GUARDED) and watched.focusPolicy() == Qt.FocusPolicy.WheelFocus:
@@ -51,7 +51,7 @@ def install_input_policy(app: QCoreApplication) -> InputPolicy:
     return policy
 
 
-def _scroll_instead(widget: QWidget, event: QWheelEvent) -> bool:
+def scroll_instead(widget: QWidget, event: QWheelEvent) -> bool:
     """Give the wheel to the nearest enclosing scroll area that can still scroll; always True (taken)."""
     area = _enclosing_scroll_area(widget)
     while area is not None:

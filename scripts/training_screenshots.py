@@ -1,8 +1,8 @@
 """Render the Training and Results tabs during and after a real run on the bundled MNIST sample.
 
-Writes docs/screenshots/training-running.png, training-finished.png, training-results.png and training-lr-find.png
-(offscreen, 1280x800 unless --size says otherwise). Two runs are made, so the plots also show a
-previous run dimmed. A third run, of the Sigmoid LeNet (lenet-d2l) with SGD at learning rate 0.9, fills
+Writes docs/screenshots/training-running.png, training-finished.png, training-results.png, activations.png and
+training-lr-find.png (offscreen, 1280x800 unless --size says otherwise). Two runs are made, so the plots also show
+a previous run dimmed. A third run, of the Sigmoid LeNet (lenet-d2l) with SGD at learning rate 0.9, fills
 the Health view with vanishing gradients and saturated units: training-health.png.
 Usage: python scripts/training_screenshots.py [--size 1920x1080] [--epochs 3]
 """
@@ -112,6 +112,14 @@ def main() -> int:
         ui.results.select_cell(*cell)
     settle(300)
     save(window, f"training-results{suffix}.png")
+
+    view = ui.activations  # the misclassified sample picked above, layer by layer
+    view.resize(width, height)
+    ui.results.activations_button.click()
+    wait_for(view.shown)
+    settle(300)
+    save(view, f"activations{suffix}.png")
+    view.close()
 
     window.tabs.setCurrentWidget(ui.panel)  # Find learning rate: a real sweep, the suggestion marked
     finder = ui.panel.lr_finder

@@ -29,6 +29,7 @@ class TrainingUI:
     recovery_offer: object = None  # RecoveryOffer shown at start-up (gui.app), if a run was interrupted
     predict: object = None  # PredictPanel ("Predict" tab)
     cost_view: object = None  # CostView (View > Cost View), on a MainWindow
+    activations: object = None  # ActivationsView (a window opened from Results and Predict)
 
     def shutdown(self) -> None:
         """Stop any run and wait for its thread: call from the window's closeEvent."""
@@ -48,6 +49,7 @@ def install_training(window) -> TrainingUI:
     closeEvent; QApplication.aboutToQuit is hooked as well.
     """
     from gui.training.actions import WeightsActions
+    from gui.training.activations_view import ActivationsView
     from gui.training.controller import TrainingController
     from gui.training.panel import TrainingPanel
     from gui.training.predict import PredictPanel
@@ -64,6 +66,9 @@ def install_training(window) -> TrainingUI:
     window.add_tab(results, "Results", full_width=True)
     predict = PredictPanel(controller)
     window.add_tab(predict, "Predict", full_width=True)
+    activations = ActivationsView(controller, window)
+    results.activationsRequested.connect(activations.show_test_sample)
+    predict.activationsRequested.connect(activations.show_input)
     window.add_file_actions(weights.actions)
     window.add_file_actions([results.evaluate_action, predict.open_action])
     for action in panel.actions_:
@@ -124,7 +129,8 @@ def install_training(window) -> TrainingUI:
         from gui.cost_view import CostView
 
         cost_view = CostView(window, controller, sweep=panel.lr_finder)
-    ui = TrainingUI(controller, panel, results, weights, predict=predict, cost_view=cost_view)
+    ui = TrainingUI(controller, panel, results, weights, predict=predict, cost_view=cost_view,
+                    activations=activations)
     window.training = ui
     return ui
 

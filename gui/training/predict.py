@@ -75,11 +75,13 @@ class PredictPanel(QWidget):
 
     predicted = Signal(object)   # engine.predict.PredictionResult
     failed = Signal(str)         # a sentence saying why there is no prediction
+    activationsRequested = Signal(object, str, object, object)  # the prepared input, its name, mean, std
 
     def __init__(self, controller, parent: QWidget | None = None):
         super().__init__(parent)
         self.controller = controller
         self.result = None
+        self._prepared: tuple | None = None              # the last input predicted, as the model took it
         self._pending: tuple[str, str] | None = None   # (IMAGE or TABLE, path or text) waiting for the data
         self._last: tuple[str, str] | None = None      # the last input, predicted again with new weights
         self._stale = False
@@ -151,8 +153,15 @@ class PredictPanel(QWidget):
         self._bar_texts: list[pg.TextItem] = []
         self._bar_names: list[str] = []
         self._bar_heights: list[float] = []
+        self.activations_button = QPushButton("Activations…")
+        self.activations_button.setToolTip("Show what the weights make of this input, layer by layer")
+        self.activations_button.setEnabled(False)
+        self.activations_button.clicked.connect(lambda: self.activationsRequested.emit(*self._prepared))
+        headline = QHBoxLayout()
+        headline.addWidget(self.headline, 1)
+        headline.addWidget(self.activations_button, 0, Qt.AlignTop)
         right = QVBoxLayout()
-        right.addWidget(self.headline)
+        right.addLayout(headline)
         right.addWidget(self.problem)
         right.addWidget(self.chart, 1)
         right.addStretch(0)
@@ -236,6 +245,8 @@ class PredictPanel(QWidget):
                 result = predictor.tensor(x, [value.strip()])[0]
         except LayerStudioError as exc:  # the last result stays, named by its own input
             return self._fail(str(exc))
+        self._prepared = (x, result.source, predictor.format.mean, predictor.format.std)
+        self.activations_button.setEnabled(True)
         self._show_input(x[0] if kind == IMAGE else None, predictor)
         self.show_result(result)
         return result

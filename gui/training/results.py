@@ -3,7 +3,9 @@
 **Evaluate** (F7) evaluates the current weights, trained or loaded, on the test split without
 training. The confusion matrix shows counts or row percentages (**Row %**); clicking a cell shows
 that cell's samples (true class row, predicted class column) as images, and **All samples** goes
-back to the whole gallery. The per-class table lists samples, precision, recall and F1.
+back to the whole gallery. The per-class table lists samples, precision, recall and F1. **Activations…** shows
+what the weights make of the test sample in the spin box beside it (a cell or a picture clicked picks its sample;
+double-clicking a picture shows it at once).
 Regression shows the metric and a predicted-vs-true scatter.
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QSpinBox,
     QSplitter,
     QStackedWidget,
     QTableWidget,
@@ -102,6 +105,8 @@ def percent(value: float) -> str:
 class ResultsView(QWidget):
     """Shows the controller's last evaluation, after a run or from Evaluate."""
 
+    activationsRequested = Signal(int)  # a test sample for the Activations window (gui.training.activations_view)
+
     def __init__(self, controller, parent: QWidget | None = None):
         super().__init__(parent)
         self.controller = controller
@@ -128,9 +133,18 @@ class ResultsView(QWidget):
         self.evaluate_button.setDefaultAction(self.evaluate_action)
         self.evaluate_button.setToolButtonStyle(Qt.ToolButtonTextOnly)
         self.evaluate_button.setMinimumWidth(120)
+        self.sample_spin = QSpinBox()  # the sample Activations… shows: typed, or picked in the matrix or gallery
+        self.sample_spin.setRange(0, 9_999_999)
+        self.sample_spin.setPrefix("Test sample ")
+        self.sample_spin.setToolTip("The test sample Activations… shows; clicking a cell or a picture below picks one")
+        self.activations_button = QPushButton("Activations…")
+        self.activations_button.setToolTip("Show what the current weights make of this test sample, layer by layer "
+                                           "(double-click a picture below to go there at once)")
+        self.activations_button.clicked.connect(lambda: self.activationsRequested.emit(self.sample_spin.value()))
         header = QHBoxLayout()
         header.addWidget(self.summary, 1)
-        header.addWidget(self.evaluate_button, 0, Qt.AlignTop)
+        for widget in (self.sample_spin, self.activations_button, self.evaluate_button):
+            header.addWidget(widget, 0, Qt.AlignTop)
 
         # classification page
         self.confusion_plot = self._plot()
@@ -182,6 +196,8 @@ class ResultsView(QWidget):
         self.samples.setGridSize(QSize(ICON_SIZE + 44, ICON_SIZE + 36))
         self.samples.setWordWrap(True)
         self.samples.setSpacing(2)
+        self.samples.itemClicked.connect(lambda item: self.sample_spin.setValue(item.data(Qt.UserRole)))
+        self.samples.itemActivated.connect(lambda item: self.activationsRequested.emit(item.data(Qt.UserRole)))
 
         top = QSplitter(Qt.Horizontal)
         top.addWidget(confusion)
@@ -320,6 +336,8 @@ class ResultsView(QWidget):
             parts.append(f"macro F1 <b>{percent(macro_average(m.f1 for m in metrics))}</b>")
         if evaluation.count:
             parts.append(f"on {evaluation.count:,} {evaluation.split} samples")
+            self.sample_spin.setMaximum(evaluation.count - 1)
+        self.sample_spin.setPrefix(f"{what} sample ")
         if evaluation.confusion is not None:
             self._show_classification(evaluation)
             self.pages.setCurrentIndex(1)
@@ -436,6 +454,8 @@ class ResultsView(QWidget):
             f"{len(indices)} {what} sample{'s' if len(indices) != 1 else ''}"
             + (f" (first {shown} shown)" if shown < len(indices) else ""))
         self._fill_grid([(i, predicted_class, true_class) for i in indices[:GRID_LIMIT]])
+        if indices:
+            self.sample_spin.setValue(indices[0])
         return indices
 
     def _fill_grid(self, rows: list[tuple[int, int, int]]) -> None:
