@@ -200,7 +200,9 @@ class ActivationsView(QWidget):
         worker.computed.connect(self.show_activations)
         worker.failed.connect(self._fail)
         worker.finished.connect(self._busy.clear)
-        self.controller.launch_helper(worker, stop=lambda: None)  # one forward pass: nothing to stop
+        if not self.controller.launch_helper(worker, stop=lambda: None):  # one forward pass: nothing to stop
+            self._busy.clear()  # the window is closing
+            return False
         return True
 
     def _fail(self, text: str) -> bool:
