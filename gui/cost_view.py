@@ -12,15 +12,13 @@ error shows no figures at all.
 from __future__ import annotations
 
 import html
-import logging
 import time
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QBrush, QColor, QFont, QKeySequence
 from PySide6.QtWidgets import QLabel, QSizePolicy
 
-from engine.errors import Cancelled, LayerStudioError
-from engine.log import report_unexpected
+from engine.errors import LayerStudioError
 from engine.memory import format_bytes
 from engine.profile_command import milliseconds
 from engine.task import Task
@@ -45,7 +43,6 @@ COST_COLUMN_WIDTH = 70
 LINE_MIN_WIDTH = 180
 BACKGROUND = int(Qt.ItemDataRole.BackgroundRole)
 MEASURE_AGAIN = "measure-again"  # the summary line's link
-log = logging.getLogger(__name__)
 
 
 class ProfileWorker(QObject):
@@ -67,21 +64,16 @@ class ProfileWorker(QObject):
     @Slot()
     def run(self) -> None:
         from engine.profile import profile_design
+        from gui.training.worker import reporting
 
         config, started = self.config, time.perf_counter()
-        try:
+        # a stop on request says nothing: the view already knows why
+        with reporting("measuring the cost of the design", lambda text: self.failed.emit(text, self.key),
+                       self.finished.emit):
             profile = profile_design(self.spec, config.batch_size, config.device, config.optimizer,
                                      momentum=config.momentum, amsgrad=config.amsgrad, search_largest=False,
                                      task=self._task)
             self.profiled.emit(profile, self.key, time.perf_counter() - started)
-        except Cancelled:
-            pass  # stopped on request: the view already knows why
-        except LayerStudioError as exc:
-            self.failed.emit(str(exc), self.key)
-        except Exception as exc:  # any failure must reach the user, not kill the thread
-            self.failed.emit(report_unexpected(exc, "measuring the cost of the design", log), self.key)
-        finally:
-            self.finished.emit()
 
 
 class CostColumns:

@@ -9,7 +9,6 @@ when the window closes); each layer's grid is one tiled image, so a layer of 512
 """
 from __future__ import annotations
 
-import logging
 import math
 import threading
 
@@ -21,15 +20,14 @@ from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QScrollArea, QVB
 
 from engine.activations import enlargement, filter_picture, picture, to_rgb
 from engine.errors import LayerStudioError
-from engine.log import report_unexpected
 from engine.shapes import format_shape
 from engine.text import sentence
 from gui.input_policy import scroll_instead
 from gui.training import controller as states
 from gui.training.results import RIGHT, tensor_image
 from gui.training.styles import ERROR_STYLE
+from gui.training.worker import reporting
 
-log = logging.getLogger(__name__)
 BAR_COLOR = (40, 110, 200)
 HISTOGRAM_COLOR = (120, 120, 130)
 MAP_WIDTH = 860          # the width a layer's picture is laid out for; its height follows the picture's aspect
@@ -60,14 +58,8 @@ class ActivationsWorker(QObject):
 
     @Slot()
     def run(self) -> None:
-        try:
+        with reporting("computing the activations", self.failed.emit, self.finished.emit):
             self.computed.emit(self._compute())
-        except LayerStudioError as exc:
-            self.failed.emit(str(exc))
-        except Exception as exc:  # any failure must reach the user, not kill the thread
-            self.failed.emit(report_unexpected(exc, "computing the activations", log))
-        finally:
-            self.finished.emit()
 
 
 class ActivationsView(QWidget):

@@ -6,21 +6,17 @@ checking its stop flag between batches.
 """
 from __future__ import annotations
 
-import logging
 import threading
 from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal, Slot
 
 from engine import data as engine_data
-from engine.errors import Cancelled, LayerStudioError
 from engine.evaluation import evaluate_model, evaluation_split
-from engine.log import report_unexpected
 from engine.spec import NetworkSpec
 from engine.task import Task
-from gui.training.worker import EVALUATION_SAMPLES, load_bundle
+from gui.training.worker import EVALUATION_SAMPLES, load_bundle, reporting
 
-log = logging.getLogger(__name__)
 STOPPED = "Evaluation stopped; the Results tab keeps what it showed."
 
 
@@ -58,16 +54,9 @@ class EvaluationWorker(QObject):
 
     @Slot()
     def run(self) -> None:
-        try:
+        with reporting("evaluating the model", self.failed.emit, self.finished.emit,
+                       stopped=lambda: self.failed.emit(STOPPED)):
             self._evaluate()
-        except Cancelled:
-            self.failed.emit(STOPPED)
-        except LayerStudioError as exc:
-            self.failed.emit(str(exc))
-        except Exception as exc:  # any failure must reach the user, not kill the thread
-            self.failed.emit(report_unexpected(exc, "evaluating the model", log))
-        finally:
-            self.finished.emit()
 
     def _evaluate(self) -> None:
         job, data = self.job, self.job.data

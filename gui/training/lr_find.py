@@ -11,7 +11,6 @@ sweep runs.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import threading
 from dataclasses import dataclass
@@ -21,8 +20,7 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from engine import data as engine_data
-from engine.errors import Cancelled, LayerStudioError
-from engine.log import report_unexpected
+from engine.errors import LayerStudioError
 from engine.spec import NetworkSpec
 from engine.task import Task
 from engine.training import TrainConfig
@@ -30,7 +28,7 @@ from engine.training.config import LRFindConfig
 from gui.training import controller as states
 from gui.training.provenance import design_key
 from gui.training.styles import ERROR_STYLE, NOTE_STYLE
-from gui.training.worker import load_bundle
+from gui.training.worker import load_bundle, reporting
 
 STOPPED = "The learning-rate sweep stopped; Find learning rate starts it again."
 FIND_TIP = ("Train a copy of the model for a few steps with a rising learning rate and suggest the rate where the "
@@ -39,7 +37,6 @@ EARLIER = ("This curve is for the design, data or settings as they were before y
            "rate measures them as they are now.")
 SWEEPING = "The learning-rate sweep is running: Stop it or wait for it to end."
 SUGGESTION_COLOR = "#d32f2f"
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -78,7 +75,8 @@ class SweepWorker(QObject):
         from engine.training.lr_finder import find_learning_rate
 
         job = self.job
-        try:
+        with reporting("finding the learning rate", self.failed.emit, self.finished.emit,
+                       stopped=lambda: self.failed.emit(STOPPED)):
             data = job.data
             if data is None:
                 data = load_bundle(job.data_config, self._task)
@@ -87,14 +85,6 @@ class SweepWorker(QObject):
             self.found.emit(find_learning_rate(job.spec, data, job.config, sweep.start_lr, sweep.end_lr, sweep.steps,
                                                sweep.smoothing, sweep.diverge_factor, task=self._task,
                                                weights=job.weights))
-        except Cancelled:
-            self.failed.emit(STOPPED)
-        except LayerStudioError as exc:
-            self.failed.emit(str(exc))
-        except Exception as exc:  # any failure must reach the user, not kill the thread
-            self.failed.emit(report_unexpected(exc, "finding the learning rate", log))
-        finally:
-            self.finished.emit()
 
 
 class LRFinderSection(QWidget):

@@ -14,6 +14,8 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
@@ -81,6 +83,29 @@ class BatchThrottle:
             self._emit(event)
 
 
+def _ignore() -> None:
+    pass
+
+
+@contextmanager
+def reporting(what: str, failed: Callable[[str], None], finished: Callable[[], None],
+              stopped: Callable[[], None] = _ignore) -> Iterator[None]:
+    """The body of a worker's ``run``: a user's error (LayerStudioError) goes to ``failed`` as its sentence, any other
+    failure is logged with its traceback and told as a sentence about ``what`` went wrong, a stop the user asked for
+    (Cancelled) goes to ``stopped``, and ``finished`` is called last, always: the UI learns that the work ended and
+    the thread never dies of an exception."""
+    try:
+        yield
+    except Cancelled:
+        stopped()
+    except LayerStudioError as exc:
+        failed(str(exc))
+    except Exception as exc:  # any failure must reach the user, not kill the thread
+        failed(report_unexpected(exc, what, log))
+    finally:
+        finished()
+
+
 def yield_cpu_to_the_ui() -> None:
     """Lower the calling worker thread's priority, so the UI thread wins the CPU when both want it.
 
@@ -125,18 +150,11 @@ class DataWorker(QObject):
 
     @Slot()
     def run(self) -> None:
-        try:
+        with reporting("loading the data", self.failed.emit, self.finished.emit,
+                       stopped=lambda: self.stopped.emit(LOADING_STOPPED)):
             bundle = load_bundle(self.config, self._task)
             self._task.check()  # a Stop pressed as the last rows arrived still stops: the user asked for it
             self.loaded.emit(bundle, self.config)
-        except Cancelled:
-            self.stopped.emit(LOADING_STOPPED)
-        except LayerStudioError as exc:
-            self.failed.emit(str(exc))
-        except Exception as exc:  # any failure must reach the user, not kill the thread
-            self.failed.emit(report_unexpected(exc, "loading the data", log))
-        finally:
-            self.finished.emit()
 
 
 class TrainingWorker(QObject):
