@@ -24,6 +24,7 @@ from engine.profile_command import milliseconds
 from engine.task import Task
 from engine.training import TrainConfig
 from gui.stack_model import ALIGNMENT, COL_NOTES, COLUMNS, DISPLAY, FONT, FOREGROUND, MUTED, RIGHT, TOOLTIP
+from gui.summary import train_blocker
 from gui.training import controller as states
 from gui.training.provenance import design_key
 
@@ -233,12 +234,9 @@ class CostView(QObject):
 
     def design_problem(self) -> str:
         """Why the design as it is has no figures ('' when it can have some): no layers, an error, bad settings."""
-        analysis = self.document.analysis
-        if not analysis.rows:
-            return "Cost: add layers first."
-        if analysis.errors:
-            row = analysis.errors[0]
-            return f"Cost: fix the error at layer {row.index} ({row.kind}) first."
+        problem = train_blocker(self.document.analysis)
+        if problem:
+            return f"Cost: {problem[0].lower()}{problem[1:]}"
         if self._config() is None:
             return "Cost: the Training tab's settings have an error; fix it first."
         return ""

@@ -25,6 +25,7 @@ from engine.spec import NetworkSpec
 from engine.task import Task
 from engine.training import TrainConfig
 from engine.training.config import LRFindConfig
+from gui.summary import train_blocker
 from gui.training import controller as states
 from gui.training.provenance import design_key
 from gui.training.styles import ERROR_STYLE, NOTE_STYLE
@@ -164,13 +165,7 @@ class LRFinderSection(QWidget):
             return SWEEPING
         if self.controller.state != states.IDLE:
             return "A run is going: the sweep would share the device. Wait for it to end."
-        analysis = self.document.analysis
-        if not analysis.rows:
-            return "Add layers first."
-        if analysis.errors:
-            row = analysis.errors[0]
-            return f"The design has an error at layer {row.index} ({row.kind}): fix it first."
-        return ""
+        return train_blocker(self.document.analysis)
 
     def refresh(self, *_args) -> None:
         blocker = self.blocker()

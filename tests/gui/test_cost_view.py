@@ -103,7 +103,7 @@ def test_edits_grey_the_figures_then_measure_again(window, costs, qtbot):
 
     doc.add_kind(1, "Conv2d")  # a Conv2d after Flatten: an error
     assert [cost_cell(window, i, 0) for i in range(len(doc.spec.layers))] == [None] * len(doc.spec.layers)
-    assert costs.line.text().startswith("Cost: fix the error at layer 1 (Conv2d)")
+    assert costs.line.text().startswith("Cost: the design has an error at layer 1 (Conv2d)")
     qtbot.wait(400)
     assert not costs.measuring
 
