@@ -117,8 +117,15 @@ class TrainingPanel(QWidget):
         self.checkpoint_option = CheckpointOption(self.document)
         settings_layout.addWidget(self.checkpoint_option)
 
+        self.read_only_note = QLabel("Training is running: the design is read-only until the run ends.")
+        self.read_only_note.setWordWrap(True)
+        self.read_only_note.setStyleSheet(NOTE_STYLE)
+        self.read_only_note.hide()
         left = QWidget()
         left_layout = QVBoxLayout(left)
+        # atop the settings, not above the plots: a note coming and going with each run would shift the plots
+        # (a relayout and a full repaint of every plot as the run starts and as it ends)
+        left_layout.addWidget(self.read_only_note)
         left_layout.addWidget(self.data_section)
         left_layout.addWidget(settings_box)
         left_layout.addStretch(1)
@@ -148,10 +155,6 @@ class TrainingPanel(QWidget):
         self.status_label = QLabel()
         self.status_label.setWordWrap(True)
         self.status_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.read_only_note = QLabel("Training is running: the design is read-only until the run ends.")
-        self.read_only_note.setWordWrap(True)
-        self.read_only_note.setStyleSheet(NOTE_STYLE)
-        self.read_only_note.hide()
         self.stale_note = QLabel()  # trained weights of a design edited since
         self.stale_note.setWordWrap(True)
         self.stale_note.setStyleSheet(NOTE_STYLE)
@@ -172,7 +175,6 @@ class TrainingPanel(QWidget):
         right_layout.addWidget(self.progress_label)
         right_layout.addWidget(self.run_info)
         right_layout.addWidget(self.status_label)
-        right_layout.addWidget(self.read_only_note)
         right_layout.addWidget(self.stale_note)
         right_layout.addWidget(self.lr_finder)
         # the run's curves, each layer's health and the learning-rate sweep's curve share the space, a tab each
