@@ -24,6 +24,8 @@ from engine.log import close_logging, configure_logging, report_unexpected
 from engine.text import printable
 from engine.version import version
 
+EXIT_INTERRUPTED = 130  # the shell's code for "ended by SIGINT"
+
 EXIT_USER_ERROR = 1
 EXIT_UNEXPECTED = 2
 PIPE_WIDTH = 100        # the width of tables written to a pipe or file
@@ -200,9 +202,16 @@ def _command_module(name: str):
 
 
 def _module_command(name: str) -> Callable[[argparse.Namespace], int]:
-    """The command's ``run_<name>(args)``, its module imported only when the command runs."""
+    """The command's ``run_<name>(args)``, its module imported only when the command runs. Ctrl-C (or the work it
+    cancelled) ends any of them with "Interrupted" and EXIT_INTERRUPTED."""
     def run(args: argparse.Namespace) -> int:
-        return getattr(_command_module(name), f"run_{name.replace('-', '_')}")(args)
+        from engine.errors import Cancelled
+
+        try:
+            return getattr(_command_module(name), f"run_{name.replace('-', '_')}")(args)
+        except (KeyboardInterrupt, Cancelled):
+            print("\nInterrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
 
     return run
 

@@ -77,18 +77,7 @@ class SweepBar:
 
 
 def run_lr_find(args: argparse.Namespace) -> int:
-    """Sweep, print where it stopped and the suggestion last; returns the exit code (130 after Ctrl-C)."""
-    from engine.errors import Cancelled
-    from engine.train_command import EXIT_INTERRUPTED
-
-    try:
-        return _run_lr_find(args)
-    except (KeyboardInterrupt, Cancelled):
-        print("\nInterrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-
-
-def _run_lr_find(args: argparse.Namespace) -> int:
+    """Sweep, print where it stopped and the suggestion last; returns the exit code."""
     from engine.cli import error_line
     from engine.data import DataConfig, load_data
     from engine.errors import TrainingError

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-from engine.train_command import EXIT_INTERRUPTED, add_setting_flags
+from engine.train_command import add_setting_flags
 
 PROFILE_SETTINGS = tuple(f"training.{name}" for name in ("batch_size", "device", "optimizer", "momentum", "amsgrad"))
 
@@ -24,15 +23,7 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_profile(args: argparse.Namespace) -> int:
-    """Profile the design and print the result; 130 after Ctrl-C, as `layerstudio train`."""
-    try:
-        return _run_profile(args)
-    except KeyboardInterrupt:
-        print("\nInterrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-
-
-def _run_profile(args: argparse.Namespace) -> int:
+    """Profile the design and print the result."""
     from engine.cli import output_width
     from engine.profile import profile_design
     from engine.templates import load_design

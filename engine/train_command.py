@@ -16,6 +16,7 @@ from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import TextIO
 
+from engine.cli import EXIT_INTERRUPTED
 from engine.data.config import DataConfig, data_arg_forms, parse_data_arg
 from engine.errors import DataError, TrainingError, WeightsError
 from engine.files import check_output_path, read_json_object
@@ -25,7 +26,6 @@ from engine.spec import MAX_DESIGN_BYTES
 from engine.training.checkpoint import CHECKPOINT_INTERVAL_S
 from engine.training.health_rules import summary_line
 
-EXIT_INTERRUPTED = 130  # the shell's code for "ended by SIGINT"
 # A resumed run continues its optimizer, schedule and batch order: these cannot change half way.
 FIXED_ON_RESUME = ("optimizer", "lr", "batch_size")
 
@@ -319,15 +319,7 @@ class InterruptFlag:
 # --------------------------------------------------------------------------- the command
 
 def run_train(args: argparse.Namespace) -> int:
-    """Train, print progress and the test result; returns the exit code (130 after Ctrl-C)."""
-    try:
-        return _run_train(args)
-    except KeyboardInterrupt:
-        print("\nInterrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-
-
-def _run_train(args: argparse.Namespace) -> int:
+    """Train, print progress and the test result; returns the exit code (Ctrl-C: engine.cli's EXIT_INTERRUPTED)."""
     from engine.data import load_data
     from engine.io import read_checkpoint, save_checkpoint, save_weights
     from engine.templates import load_design
