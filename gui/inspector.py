@@ -10,7 +10,7 @@ source (torch loaded), its parameter tensors' statistics (gui.parameter_view).
 """
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QFormLayout,
@@ -38,6 +38,7 @@ from gui.stack_model import INPUT_HELP, INPUT_ID
 from gui.wording import shapes_in_prose
 
 INPUT_PARAM = Param("input_shape", "ints", (1, 28, 28), INPUT_HELP, 1, MAX_INPUT_DIMENSION)
+PARAMETERS_DELAY_MS = 80  # the parameter statistics follow an edit after this pause (a burst of edits: once)
 
 
 def _label(text: str = "", object_name: str = "", wrap: bool = True) -> QLabel:
@@ -65,6 +66,10 @@ class Inspector(QWidget):
         self.suggestion_buttons: list[QPushButton] = []
         self.parameter_source = None  # gui.training.parameter_source.ParameterSource, once torch has loaded
         self._parameters_stale = False  # an edit came while the inspector was hidden
+        # The statistics may build the design's starting model (up to ~60 ms): after the edit has been drawn, once
+        # for a burst of edits, never on the edit's own path.
+        self._parameters_timer = QTimer(self, singleShot=True, interval=PARAMETERS_DELAY_MS)
+        self._parameters_timer.timeout.connect(self._show_parameters)
 
         self.pages = QStackedWidget()
         self.empty_page = _label("Select a layer in the stack to see and edit its parameters.", "hint")
@@ -292,7 +297,16 @@ class Inspector(QWidget):
         self.refresh_parameters()
 
     def refresh_parameters(self, *_args) -> None:
-        """Redraw the selected layer's parameter statistics (after an edit, a run, loaded weights, new settings)."""
+        """Redraw the selected layer's parameter statistics soon (after an edit, a run, loaded weights, new
+        settings)."""
+        self._parameters_timer.start()
+
+    @property
+    def parameters_pending(self) -> bool:
+        """Whether a redraw of the parameter statistics is still to come."""
+        return self._parameters_timer.isActive()
+
+    def _show_parameters(self) -> None:
         view = self.parameter_view
         if not self.isVisible():  # hidden (a full-width tab, a closed dock): redrawn when shown again
             self._parameters_stale = True

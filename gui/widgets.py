@@ -1,4 +1,4 @@
-"""Small widgets shared by the window's views: a label that elides, a float spin box that takes 1e-3."""
+"""Small widgets shared by the window's views: a headline, a label that elides, a float spin box that takes 1e-3."""
 from __future__ import annotations
 
 import math
@@ -7,6 +7,17 @@ import re
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QSizePolicy
+
+
+def headline_label(text: str, scale: float) -> QLabel:
+    """A view's wrapping, selectable headline in a font ``scale`` times the usual size."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+    font = label.font()
+    font.setPointSizeF(font.pointSizeF() * scale)
+    label.setFont(font)
+    return label
 
 
 class ElidedLabel(QLabel):

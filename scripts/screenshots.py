@@ -48,6 +48,9 @@ def main(out: Path) -> list[Path]:
     def shoot(name: str, size) -> None:
         window.resize(*size)
         settle(app)
+        while window.inspector.parameters_pending:  # the parameter statistics follow a selection after a pause
+            app.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents, 50)
+        settle(app)
         path = out / f"{name}-{size[0]}x{size[1]}.png"
         window.grab().save(str(path))
         written.append(path)

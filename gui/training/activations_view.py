@@ -15,7 +15,7 @@ import threading
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt, Signal, Slot
-from PySide6.QtGui import QFont, QPalette, QPixmap
+from PySide6.QtGui import QPalette, QPixmap
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from engine.activations import enlargement, filter_picture, picture, to_rgb
@@ -27,6 +27,7 @@ from gui.training import controller as states
 from gui.training.results import RIGHT, tensor_image
 from gui.training.styles import ERROR_STYLE
 from gui.training.worker import reporting
+from gui.widgets import headline_label
 
 BAR_COLOR = (40, 110, 200)
 HISTOGRAM_COLOR = (120, 120, 130)
@@ -81,13 +82,8 @@ class ActivationsView(QWidget):
         self._background = palette.color(QPalette.Base)
         self._foreground = palette.color(QPalette.Text)
 
-        self.headline = QLabel("Pick a sample in the Results tab (Test sample, a cell, or a picture of the "
-                               "gallery) or predict an input in the Predict tab.")
-        self.headline.setWordWrap(True)
-        self.headline.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        font = QFont(self.headline.font())
-        font.setPointSizeF(font.pointSizeF() * 1.3)
-        self.headline.setFont(font)
+        self.headline = headline_label("Pick a sample in the Results tab (Test sample, a cell, or a picture of the "
+                                       "gallery) or predict an input in the Predict tab.", 1.3)
         self.problem = QLabel()
         self.problem.setWordWrap(True)
         self.problem.setStyleSheet(ERROR_STYLE)

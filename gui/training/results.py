@@ -40,6 +40,7 @@ from engine.evaluation import macro_average
 from engine.text import sentence
 from gui.training import controller as states
 from gui.training.provenance import results_note
+from gui.widgets import headline_label
 
 MAX_CELL_TEXT_CLASSES = 20
 GRID_LIMIT = 64
@@ -117,13 +118,8 @@ class ResultsView(QWidget):
         self._background = palette.color(QPalette.Base)
         self._foreground = palette.color(QPalette.Text)
 
-        self.summary = QLabel("No results yet: train the design, or load weights and Evaluate, and the test "
-                              "results appear here.")
-        self.summary.setWordWrap(True)
-        self.summary.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        font = self.summary.font()
-        font.setPointSizeF(font.pointSizeF() * 1.15)
-        self.summary.setFont(font)
+        self.summary = headline_label("No results yet: train the design, or load weights and Evaluate, and the test "
+                                      "results appear here.", 1.15)
         self.evaluate_action = QAction("Evaluate", self)
         self.evaluate_action.setShortcut(QKeySequence(EVALUATE_KEY))
         self.evaluate_action.setShortcutContext(Qt.WindowShortcut)

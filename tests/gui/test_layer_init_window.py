@@ -28,6 +28,11 @@ def open_with_training(window, spec: NetworkSpec):
     return ui, TrainConfig.from_dict(training)
 
 
+def settle(qtbot, window) -> None:
+    """Wait for the inspector's parameter statistics, which follow an edit or a selection after a short pause."""
+    qtbot.waitUntil(lambda: not window.inspector.parameters_pending)
+
+
 def shown(window) -> dict[str, object]:
     """The inspector's parameter statistics by state_dict name."""
     return {item.name: item for item in window.inspector.parameter_view.stats}
@@ -52,6 +57,7 @@ def test_the_inspector_shows_the_weights_a_run_starts_from_then_the_trained_ones
     ui, config = open_with_training(window, spec)
     window.stack_view.select_ids(["conv"])
     view = window.inspector.parameter_view
+    settle(qtbot, window)
     assert view.isVisible() and view.caption.text().startswith("Untrained: the weights a run with seed 3")
     assert_shows(window, initial_model(spec, config), 0)
 
@@ -59,6 +65,8 @@ def test_the_inspector_shows_the_weights_a_run_starts_from_then_the_trained_ones
         window.inspector.init_editors["bias"].combo.findData("constant"))
     window.inspector.init_editors["bias"].numbers["value"].setValue(0.5)
     assert window.document.spec.layer("conv").init.bias == TensorInit("constant", value=0.5)
+    assert window.inspector.parameters_pending  # the starting model is rebuilt after the edit is drawn, not within it
+    settle(qtbot, window)
     assert shown(window)["0.bias"].min == shown(window)["0.bias"].max == 0.5
     assert_shows(window, initial_model(window.document.spec, config), 0)
 
@@ -67,11 +75,13 @@ def test_the_inspector_shows_the_weights_a_run_starts_from_then_the_trained_ones
     assert finished.args[0].reason == "completed", finished.args[0].message
     window.tabs.setCurrentIndex(0)
     window.stack_view.select_ids(["out"])
+    settle(qtbot, window)
     assert view.caption.text().startswith("The weights trained at")
     assert_shows(window, ui.controller.model, 3)
     trained_bias = ui.controller.model[0].bias
     assert not torch.all(trained_bias == 0.5)  # training moved the bias away from where it started
     window.stack_view.select_ids(["relu"])
+    settle(qtbot, window)
     assert view.isHidden() and window.inspector.init_box.isHidden()  # no weights: no statistics, no init choice
     window.document.undo_stack.setClean()
 
@@ -128,12 +138,16 @@ def test_a_large_design_is_built_for_statistics_only_on_request(window, qtbot, m
     open_with_training(window, conv_design())
     window.stack_view.select_ids(["conv"])
     view = window.inspector.parameter_view
+    settle(qtbot, window)
     assert "press Show statistics" in view.caption.text() and not view.compute_button.isHidden()
     assert view.stats == []
     qtbot.mouseClick(view.compute_button, Qt.MouseButton.LeftButton)
+    settle(qtbot, window)
     assert [item.name for item in view.stats] == ["0.weight", "0.bias"] and view.compute_button.isHidden()
     window.document.edit_param("flat", "start_dim", 4)  # a broken design has no weights to show
+    settle(qtbot, window)
     assert view.caption.text() == "Fix the design's errors to see its weights." and view.stats == []
     window.document.edit_param("conv", "kernel_size", 40)  # nor has a broken layer
+    settle(qtbot, window)
     assert view.isHidden()
     window.document.undo_stack.setClean()
