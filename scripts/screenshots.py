@@ -45,12 +45,15 @@ def main(out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
 
-    def shoot(name: str, size) -> None:
-        window.resize(*size)
+    def settle_inspector() -> None:
         settle(app)
         while window.inspector.parameters_pending:  # the parameter statistics follow a selection after a pause
             app.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents, 50)
         settle(app)
+
+    def shoot(name: str, size) -> None:
+        window.resize(*size)
+        settle_inspector()
         path = out / f"{name}-{size[0]}x{size[1]}.png"
         window.grab().save(str(path))
         written.append(path)
@@ -93,7 +96,7 @@ def main(out: Path) -> list[Path]:
             time.sleep(0.01)
         window.tabs.setCurrentIndex(0)
         window.stack_view.select_ids([conv])
-        settle(app)
+        settle_inspector()
         scroll = window.inspector.pages.currentWidget().verticalScrollBar()
         scroll.setValue(scroll.maximum())
         shoot("designer-parameters", SIZES[0])
