@@ -1,4 +1,6 @@
 """A design as a standalone PyTorch script: plain ``nn.Sequential`` source with the same state_dict keys.
+Groups are written nested (``nn.Sequential``, ``Residual(body=..., shortcut=..., activation=...)``,
+``Branches(..., merge=...)``), the two container classes copied in, so the script stands alone.
 
 The constructor calls are not rewritten per layer kind: ``build_model`` runs once (on the meta
 device, so no weights are allocated) and each module's constructor arguments are read back from
@@ -18,11 +20,11 @@ import torch
 from torch import nn
 
 from engine import blocks
-from engine.build import build_model
+from engine.build import build_model, module_expression, module_paths
 from engine.errors import SpecError
 from engine.layer_init import init_source
-from engine.shapes import ENTRY_ONLY, analyze, format_shape
-from engine.spec import NetworkSpec
+from engine.shapes import ENTRY_ONLY, Analysis, analyze, format_shape
+from engine.spec import LayerSpec, NetworkSpec
 
 SCRIPT_SUFFIXES = (".py",)
 
@@ -32,7 +34,7 @@ def python_source(spec: NetworkSpec) -> str:
     analysis = analyze(spec)
     with torch.device("meta"):  # no weights allocated: only the modules' settings are read
         model = build_model(spec)
-    classes = _block_classes(type(module) for module in model)
+    classes = _block_classes(type(module) for module in model.modules())
     lines = [
         '"""A LayerStudio design as plain PyTorch (written by `layerstudio export`)."""',
         "import torch",
@@ -48,13 +50,14 @@ def python_source(spec: NetworkSpec) -> str:
         f"INPUT_SHAPE = {_literal(tuple(spec.input_shape), 'input', 'INPUT_SHAPE')}",
         "model = nn.Sequential(",
     ]
-    for index, (layer, row, module) in enumerate(zip(spec.layers, analysis.rows, model, strict=True)):
-        call = _call_source(module, layer.id)
-        lines.append(f"    {call},  # {index}: {layer.id} -> {format_shape(row.shape)}")
+    for layer, module in zip(spec.layers, model, strict=True):
+        lines += _layer_source(layer, module, analysis, 1)
     lines.append(")")
-    for index, layer in enumerate(spec.layers):
+    paths = module_paths(spec)
+    for layer in spec.all_layers():
         if layer.frozen:
-            lines.append(f"model[{index}].requires_grad_(False)  # {layer.id} is frozen in the design")
+            lines += [f"{module_expression(path)}.requires_grad_(False)  # {layer.id} is frozen in the design"
+                      for path in paths[layer.id]]
     inits = init_source(spec, _literal)
     if inits:
         lines += ["# each layer's own initialisation from the design (seeded alike: the app's starting weights)",
@@ -72,6 +75,59 @@ def python_source(spec: NetworkSpec) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+INDENT = "    "
+
+
+def _layer_source(layer: LayerSpec, module: nn.Module, analysis: Analysis | None, depth: int) -> list[str]:
+    """The lines writing one layer's module (a call ending in a comma), commented with its path, id and shape
+    (only its id in a repeated group's later copies, whose shapes the analysis does not list)."""
+    pad = INDENT * depth
+    if analysis is None:
+        comment = f"  # {layer.id}"
+    else:
+        row = analysis.row(layer.id)
+        comment = f"  # {row.path}: {layer.id} -> {format_shape(row.shape)}"
+    if not layer.is_group:
+        return [f"{pad}{_call_source(module, layer.id)},{comment}"]
+    if layer.params["repeat"] == 1:
+        return _group_source(layer, module, analysis, depth, comment)
+    lines = [f"{pad}nn.Sequential({comment}, {layer.params['repeat']} copies"]
+    for number, copy in enumerate(module):
+        lines += _group_source(layer, copy, analysis if number == 0 else None, depth + 1, "")
+    return lines + [f"{pad}),"]
+
+
+def _group_source(layer: LayerSpec, module: nn.Module, analysis: Analysis | None, depth: int,
+                  comment: str) -> list[str]:
+    """One copy of a group: nn.Sequential(...), Residual(...) or Branches(...)."""
+    pad, inner = INDENT * depth, INDENT * (depth + 1)
+    if isinstance(module, blocks.Branches):
+        lines = [f"{pad}Branches({comment}"]
+        for child, branch in zip(layer.layers, module.branches, strict=True):
+            lines += _layer_source(child, branch, analysis, depth + 1)
+        return lines + [f"{inner}merge={_literal(module.merge, layer.id, 'merge')},", f"{pad}),"]
+    if isinstance(module, blocks.Residual):
+        lines = [f"{pad}Residual({comment}", f"{inner}body=nn.Sequential("]
+        for child, part in zip(layer.layers, module.body, strict=True):
+            lines += _layer_source(child, part, analysis, depth + 2)
+        lines.append(f"{inner}),")
+        lines.append(f"{inner}shortcut=nn.Sequential(")
+        if layer.params["shortcut"] == "custom":
+            for child, part in zip(layer.shortcut, module.shortcut, strict=True):
+                lines += _layer_source(child, part, analysis, depth + 2)
+        else:
+            lines += [f"{INDENT * (depth + 2)}{_call_source(part, layer.id)},  # automatic shortcut"
+                      for part in module.shortcut]
+        lines.append(f"{inner}),")
+        return lines + [f"{inner}activation={_call_source(module.activation, layer.id)},", f"{pad}),"]
+    if not layer.layers:
+        return [f"{pad}nn.Sequential(),{comment}"]
+    lines = [f"{pad}nn.Sequential({comment}"]
+    for child, part in zip(layer.layers, module, strict=True):
+        lines += _layer_source(child, part, analysis, depth + 1)
+    return lines + [f"{pad}),"]
 
 
 SKIPPED_ARGUMENTS = {"self", "device", "dtype"}

@@ -195,20 +195,30 @@ def fill(tensor: torch.Tensor, init: TensorInit) -> None:
 
 
 def apply_layer_inits(model: nn.Sequential, spec: NetworkSpec) -> None:
-    """Fill each layer's tensors by the design's per-layer choices, in layer order, weight before bias (the exported
-    script's order). ``model`` is ``build_model(spec)``; the run calls this after the global setting."""
-    for module, layer in zip(model, spec.layers, strict=True):
+    """Fill each layer's tensors by the design's per-layer choices, in design order (inner layers of groups too,
+    every copy of a repeated group), weight before bias (the exported script's order). ``model`` is
+    ``build_model(spec)``; the run calls this after the global setting."""
+    from engine.build import module_paths
+
+    paths = module_paths(spec)
+    for layer in spec.all_layers():
         for name, init in layer.chosen_init().items():
-            fill(getattr(module, name), init)
+            for path in paths[layer.id]:
+                fill(getattr(model.get_submodule(path), name), init)
 
 
 def init_source(spec: NetworkSpec, literal) -> list[str]:
     """The exported script's lines that apply each layer's init to ``model`` (``nn.init`` calls whose arguments
     are written by ``literal(value, layer_id, name)``, which checks they read back as the same constants)."""
+    from engine.build import module_expression, module_paths
+
+    paths = module_paths(spec)
     lines = []
-    for index, layer in enumerate(spec.layers):
+    for layer in spec.all_layers():
         for name, init in layer.chosen_init().items():
             arguments = "".join(f", {key}={literal(value, layer.id, key)}"
                                 for key, value in init.spec.arguments(init).items())
-            lines.append(f"nn.init.{init.spec.call}(model[{index}].{name}{arguments})  # {layer.id} {name}")
+            for path in paths[layer.id]:
+                lines.append(f"nn.init.{init.spec.call}({module_expression(path)}.{name}{arguments})"
+                             f"  # {layer.id} {name}")
     return lines

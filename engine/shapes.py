@@ -9,7 +9,7 @@ error whenever the erroneous layer's output shape is still known.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from engine.errors import LayerError, SpecError
 from engine.layers import KINDS, Inference, Shape, prod
@@ -38,6 +38,15 @@ class LayerRow:
     error: str = ""
     warning: str = ""
     min_batch: int = 1  # smallest training batch this layer can run on
+    path: str = ""  # where it sits, e.g. "8 › branch 2 › 1" (engine.tree.step_text); the index at the top level
+    children: tuple[LayerRow, ...] = ()  # a group's rows: its body, or one per branch (engine.group_analysis)
+    shortcut: tuple[LayerRow, ...] = ()  # a residual group's custom shortcut rows
+
+    def walk(self):
+        """This row, then every row inside it, depth first (body before shortcut)."""
+        yield self
+        for row in self.children + self.shortcut:
+            yield from row.walk()
 
     @property
     def activation_bytes(self) -> int | None:
@@ -47,14 +56,24 @@ class LayerRow:
 
 @dataclass(frozen=True)
 class Analysis:
-    """Rows plus totals for the whole design."""
+    """Rows plus totals for the whole design: ``rows`` holds the top level (a group's row counts what is inside
+    it); ``all_rows`` every row at any depth."""
 
     input_shape: Shape
     rows: tuple[LayerRow, ...]
 
+    @cached_property
+    def all_rows(self) -> tuple[LayerRow, ...]:
+        return tuple(inner for row in self.rows for inner in row.walk())
+
+    @cached_property
+    def _by_id(self) -> dict[str, LayerRow]:
+        return {row.layer_id: row for row in self.all_rows}
+
     @property
     def errors(self) -> list[LayerRow]:
-        return [r for r in self.rows if r.error]
+        """Every row with an error, at any depth, in design order."""
+        return [r for r in self.all_rows if r.error]
 
     @property
     def ok(self) -> bool:
@@ -99,10 +118,8 @@ class Analysis:
         return (self.params + self.buffers) * BYTES_PER_VALUE / 1e6
 
     def row(self, layer_id: str) -> LayerRow:
-        for r in self.rows:
-            if r.layer_id == layer_id:
-                return r
-        raise KeyError(layer_id)
+        """The row of the layer with this id, at any depth; KeyError if there is none."""
+        return self._by_id[layer_id]
 
 
 def tokens_not_first(kind: str) -> str:
@@ -201,49 +218,47 @@ def infer_layer(kind: str, in_shape: Shape, params: dict) -> Inference:
 
 
 def analyze(spec: NetworkSpec) -> Analysis:
-    """One row per layer: output shape, parameters, MACs, formula, error and warning.
+    """One row per layer: output shape, parameters, MACs, formula, error and warning; a group's row holds its
+    layers' rows (engine.group_analysis).
 
     Problems that do not depend on the incoming shape (unknown kind, bad parameter values,
     Embedding not first) are reported even below a layer whose output is unknown. A layer whose
     output or weights would pass PyTorch's int64 element count is an error with an unknown output,
     so counts stay exact Python ints of bounded size whatever the parameters."""
-    rows = []
+    from engine.group_analysis import Walk
+
     shape: Shape | None = tuple(spec.input_shape)
-    huge_input = prod(shape) > TORCH_LIMIT  # refused by the spec's bounds; here so analysis never overflows
-    if huge_input:
-        shape = None
-    for i, layer in enumerate(spec.layers):
-        key = _params_key(layer.params)
-        checked = _checked(layer.kind, layer.params, key)
-        label = _label(layer.kind, layer.params, key, checked)
-        problem = checked if isinstance(checked, str) else ""
-        if not problem and i and KINDS[layer.kind].tokens:
-            problem = tokens_not_first(layer.kind)
-        if huge_input and not i:
-            problem = problem or "The input shape holds more values than PyTorch can count (2^63 - 1): lower it"
-        if problem:
-            rows.append(LayerRow(i, layer.id, layer.kind, label, shape, None, error=problem))
-            shape = None
-            continue
-        if shape is None:
-            rows.append(LayerRow(i, layer.id, layer.kind, label, None, None))
-            continue
-        inf = _infer(layer.kind, shape, layer.params, key)
-        if isinstance(inf, LayerError):
-            out = None if inf.shape is None or beyond_torch(inf.shape) else inf.shape
-            rows.append(LayerRow(i, layer.id, layer.kind, label, shape, out, error=str(inf)))
-            shape = out
-            continue
-        too_big = beyond_torch(inf.shape, inf.params)
-        if too_big:
-            rows.append(LayerRow(i, layer.id, layer.kind, label, shape, None, error=too_big))
-            shape = None
-            continue
-        trainable = 0 if layer.frozen else inf.params
-        rows.append(LayerRow(i, layer.id, layer.kind, label, shape, inf.shape, inf.params, trainable,
-                             inf.buffers, inf.macs, inf.formula, warning=inf.warning, min_batch=inf.min_batch))
-        shape = inf.shape
+    problem = ""
+    if prod(shape) > TORCH_LIMIT:  # refused by the spec's bounds; here so analysis never overflows
+        shape, problem = None, "The input shape holds more values than PyTorch can count (2^63 - 1): lower it"
+    rows, _ = Walk(input_problem=problem).chain(spec.layers, shape, None, "layers", "", False)
     return Analysis(tuple(spec.input_shape), tuple(rows))
+
+
+def leaf_row(layer, index: int, path: str, shape: Shape | None, first: bool, frozen: bool,
+             problem: str = "") -> LayerRow:
+    """The row of one registry layer fed ``shape`` (None: unknown); ``first`` when it is the design's first
+    layer to see the input, ``problem`` a sentence to report on it whatever its input (the input's own)."""
+    key = _params_key(layer.params)
+    checked = _checked(layer.kind, layer.params, key)
+    label = _label(layer.kind, layer.params, key, checked)
+    problem = problem or (checked if isinstance(checked, str) else "")
+    if not problem and not first and KINDS[layer.kind].tokens:
+        problem = tokens_not_first(layer.kind)
+    if problem:
+        return LayerRow(index, layer.id, layer.kind, label, shape, None, error=problem, path=path)
+    if shape is None:
+        return LayerRow(index, layer.id, layer.kind, label, None, None, path=path)
+    inf = _infer(layer.kind, shape, layer.params, key)
+    if isinstance(inf, LayerError):
+        out = None if inf.shape is None or beyond_torch(inf.shape) else inf.shape
+        return LayerRow(index, layer.id, layer.kind, label, shape, out, error=str(inf), path=path)
+    too_big = beyond_torch(inf.shape, inf.params)
+    if too_big:
+        return LayerRow(index, layer.id, layer.kind, label, shape, None, error=too_big, path=path)
+    trainable = 0 if frozen or layer.frozen else inf.params
+    return LayerRow(index, layer.id, layer.kind, label, shape, inf.shape, inf.params, trainable,
+                    inf.buffers, inf.macs, inf.formula, warning=inf.warning, min_batch=inf.min_batch, path=path)
 
 
 def format_count(n: int | None) -> str:

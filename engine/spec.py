@@ -16,13 +16,16 @@ from typing import Any, NamedTuple
 from engine.errors import SpecError
 from engine.files import parse_json
 from engine.layer_init import LayerInit, TensorInit
+from engine import tree
 from engine.layers import KINDS, PADDING_PRESETS, LayerKind, Param
+from engine.tree import Place
 
 FORMAT = "layerstudio.design"
-VERSION = 1
+VERSION = 2  # 2: groups (LayerSpec.layers); a version 1 file's fixed blocks are converted on read (engine.legacy)
 DESIGN_SUFFIXES = (".json",)
 MAX_DESIGN_BYTES = 10_000_000  # a design is a few kilobytes; a larger file is refused unread
 MAX_RANK = 8
+MAX_NAME = 64  # a group's name: one short line
 # Bounds on one input sample, so nothing downstream (analysis, torch, the exported script) meets an overflow.
 MAX_INPUT_DIMENSION = 1_000_000
 MAX_INPUT_ELEMENTS = 2**24  # 16,777,216 values per sample, e.g. 3x2048x2048 fits
@@ -43,16 +46,22 @@ def new_id() -> str:
 @dataclass(frozen=True)
 class LayerSpec:
     """One layer: its kind, its parameters (all of them, defaults filled in), a stable id, whether training
-    leaves it as it is, and how its weight and bias start (engine.layer_init)."""
+    leaves it as it is, and how its weight and bias start (engine.layer_init). A group (kind "Group") also holds
+    its layers (its body, or one child per branch), a residual group its custom shortcut, and a name."""
 
     kind: str
     params: dict = field(default_factory=dict)
     id: str = field(default_factory=new_id)
     frozen: bool = False
     init: LayerInit = LayerInit()
+    layers: tuple[LayerSpec, ...] = ()
+    shortcut: tuple[LayerSpec, ...] = ()
+    name: str = ""
 
     def __post_init__(self):
         check_layer_id(self.id)
+        object.__setattr__(self, "layers", tuple(self.layers))
+        object.__setattr__(self, "shortcut", tuple(self.shortcut))
         kind = KINDS.get(self.kind)
         params = {**kind.defaults(), **self.params} if kind is not None else dict(self.params)
         # Lists become tuples, so a spec edited with a list equals its JSON round trip
@@ -65,6 +74,15 @@ class LayerSpec:
     @property
     def layer_kind(self) -> LayerKind:
         return KINDS[self.kind]
+
+    @property
+    def is_group(self) -> bool:
+        kind = KINDS.get(self.kind)
+        return kind is not None and kind.is_group
+
+    def walk(self):
+        """This layer's inner layers (body, then shortcut), depth first, with their places."""
+        return tree._walk_group(self)
 
     def short(self) -> str:
         """Row label, e.g. ``Conv2d 6, k5, p2``."""
@@ -93,13 +111,19 @@ class LayerSpec:
         init = self.init.to_dict(self.init_tensors())
         if init:  # left out when every tensor keeps the default: older designs read and write unchanged
             out["init"] = init
+        if self.is_group:
+            if self.name:
+                out["name"] = self.name
+            out["layers"] = [layer.to_dict() for layer in self.layers]
+            if self.shortcut:
+                out["shortcut"] = [layer.to_dict() for layer in self.shortcut]
         return out
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "layer") -> LayerSpec:
         if not isinstance(data, dict):
             raise SpecError(f"{where} must be an object with 'kind' and 'params', got {type(data).__name__}")
-        unknown = set(data) - {"id", "kind", "params", "frozen", "init"}
+        unknown = set(data) - {"id", "kind", "params", "frozen", "init", "layers", "shortcut", "name"}
         if unknown:
             raise SpecError(f"{where} has unknown field {_first(unknown)}: remove it")
         if "kind" not in data:
@@ -123,7 +147,28 @@ class LayerSpec:
             raise SpecError(f"{where} field 'frozen' must be true or false")
         params = coerce_params(kind, params, where)
         init = LayerInit.from_dict(data["init"], kind.init_tensors(params), where) if "init" in data else LayerInit()
-        return cls(kind_name, params, layer_id, frozen, init)
+        inner = {slot: _inner_layers(data, slot, kind, where) for slot in tree.SLOTS}
+        name = data.get("name", "")
+        if "name" in data:
+            if not kind.is_group:
+                raise SpecError(f"{where} has field 'name', which only a group has: remove it")
+            _check_text(name, f"{where} field 'name'")
+            if len(name) > MAX_NAME:
+                raise SpecError(f"{where} field 'name' is {len(name)} characters long; a name is at most {MAX_NAME}")
+        return cls(kind_name, params, layer_id, frozen, init, inner["layers"], inner["shortcut"], name)
+
+
+def _inner_layers(data: dict, slot: str, kind: LayerKind, where: str) -> tuple[LayerSpec, ...]:
+    """A group's ``layers`` or ``shortcut`` list, each layer read with its place in the message."""
+    if slot not in data:
+        return ()
+    if not kind.is_group:
+        raise SpecError(f"{where} has field {slot!r}, which only a group has: remove it")
+    items = data[slot]
+    if not isinstance(items, list):
+        raise SpecError(f"{where} field {slot!r} must be a list of layers, got {_show(items)}")
+    inner = "shortcut › " if slot == "shortcut" else ""
+    return tuple(LayerSpec.from_dict(item, f"{where} › {inner}layer {i}") for i, item in enumerate(items))
 
 
 class OutputLayer(NamedTuple):
@@ -156,7 +201,26 @@ class NetworkSpec:
         raise KeyError(layer_id)
 
     def layer(self, layer_id: str) -> LayerSpec:
-        return self.layers[self.index(layer_id)]
+        """The layer with this id, at any depth; KeyError if there is none."""
+        found = tree.find(self.layers, layer_id)
+        if found is None:
+            raise KeyError(layer_id)
+        return found[0]
+
+    def place(self, layer_id: str) -> Place:
+        """Where the layer with this id sits (its group, list and index); KeyError if there is none."""
+        found = tree.find(self.layers, layer_id)
+        if found is None:
+            raise KeyError(layer_id)
+        return found[1]
+
+    def contents(self, parent: str | None, slot: str = "layers") -> tuple[LayerSpec, ...]:
+        """The layers at the top level (parent None) or in a group's body or shortcut."""
+        return tree.contents(self.layers, parent, slot)
+
+    def all_layers(self) -> list[LayerSpec]:
+        """Every layer, groups and the layers inside them, depth first."""
+        return [layer for layer, _ in tree.walk(self.layers)]
 
     def output_layer(self, params: tuple[str, ...] = WIDTH_PARAMS, after: str | None = None) -> OutputLayer | None:
         """The last layer with one of ``params`` (after layer ``after`` when given), or None.
@@ -175,10 +239,9 @@ class NetworkSpec:
         return replace(self, input_shape=tuple(shape))
 
     def with_layer(self, layer: LayerSpec) -> NetworkSpec:
-        """Replace the layer that has ``layer.id``."""
-        layers = list(self.layers)
-        layers[self.index(layer.id)] = layer
-        return replace(self, layers=tuple(layers))
+        """Replace the layer that has ``layer.id``, at any depth (a group keeps the layers it is given)."""
+        self.place(layer.id)  # KeyError for an unknown id, as before groups
+        return replace(self, layers=tree.mapped(self.layers, lambda old: layer if old.id == layer.id else old))
 
     def with_param(self, layer_id: str, name: str, value) -> NetworkSpec:
         return self.with_layer(self.layer(layer_id).with_params(**{name: value}))
@@ -189,8 +252,17 @@ class NetworkSpec:
     def inserted(self, index: int, *layers: LayerSpec) -> NetworkSpec:
         return replace(self, layers=self.layers[:index] + tuple(layers) + self.layers[index:])
 
+    def inserted_at(self, place: Place, *layers: LayerSpec) -> NetworkSpec:
+        """``layers`` inserted at ``place`` (inside a group's body or shortcut, or at the top level)."""
+        return replace(self, layers=tree.inserted(self.layers, place, layers))
+
     def removed(self, *layer_ids: str) -> NetworkSpec:
-        return replace(self, layers=tuple(layer for layer in self.layers if layer.id not in layer_ids))
+        """Without these layers, wherever they sit (a removed group takes its layers with it)."""
+        return replace(self, layers=tree.removed(self.layers, layer_ids))
+
+    def with_contents(self, parent: str | None, slot: str, layers) -> NetworkSpec:
+        """The list at (parent, slot) replaced by ``layers``."""
+        return replace(self, layers=tree.with_contents(self.layers, parent, slot, tuple(layers)))
 
     def moved(self, layer_id: str, new_index: int) -> NetworkSpec:
         layers = list(self.layers)
@@ -238,11 +310,16 @@ class NetworkSpec:
         layers = data.get("layers")
         if not isinstance(layers, list):
             raise SpecError(f"field 'layers' must be a list of layers, got {_show(layers)}")
+        if version == 1:
+            from engine.legacy import upgrade_layers
+
+            layers = upgrade_layers(layers)
         specs = tuple(LayerSpec.from_dict(item, f"layer {i}") for i, item in enumerate(layers))
         seen: set[str] = set()
-        for i, layer in enumerate(specs):
+        for layer, path in tree.walk_paths(specs):
             if layer.id in seen:
-                raise SpecError(f"layer {i} ({layer.kind}) repeats id {_show(layer.id)}: ids must be unique")
+                raise SpecError(f"layer {path} ({layer.kind}) repeats id "
+                                f"{_show(layer.id)}: ids must be unique")
             seen.add(layer.id)
         return cls(tuple(shape), specs)
 

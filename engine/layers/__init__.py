@@ -34,10 +34,9 @@ from engine.layers.registry import (
 
 # Importing the category modules registers their kinds; their order here is the palette's order.
 # isort: off
-from engine.layers import core, convolution, pooling, normalization, dropout, activation, recurrent, blocks  # noqa: F401
+from engine.layers import core, convolution, pooling, normalization, dropout, activation, recurrent, group  # noqa: F401
 # isort: on
 
-from engine.layers.blocks import RELU
 from engine.layers.convolution import CONV_KEY
 from engine.layers.core import suggest_hidden_sizes
 from engine.layers.dropout import DROP_P
@@ -47,6 +46,6 @@ from engine.layers.recurrent import RNN_HINT
 
 __all__ = [
     "BIAS", "CATEGORIES", "CONV_KEY", "DROP_P", "EPS", "KINDS", "NORM_PARAMS", "PADDING_PRESETS", "PARAM_TYPES",
-    "POOL_KEY", "POOL_PARAMS", "RANGED_TYPES", "RELU", "RNN_HINT", "Inference", "LayerKind", "P", "Param", "Shape",
+    "POOL_KEY", "POOL_PARAMS", "RANGED_TYPES", "RNN_HINT", "Inference", "LayerKind", "P", "Param", "Shape",
     "adaptive_window_total", "build_layer", "kinds_by_category", "prod", "shape_tuple_text", "suggest_hidden_sizes",
 ]

@@ -62,7 +62,7 @@ class LayerKind:
     infer: Callable[[Shape, dict], Inference]
     build: Callable[[Shape, dict], Any]
     key: tuple[str, ...] = ()
-    is_block: bool = False
+    is_group: bool = False  # holds layers (engine.layers.group): analysed and built by the group machinery
     tokens: Callable[[dict], int] | None = None  # for a layer fed integer token indices: how many it accepts
     init: Callable[[dict], dict[str, int]] | None = None  # tensors that take a per-layer init (init_tensors)
 

@@ -1,0 +1,62 @@
+"""Reading version 1 designs: their four fixed blocks (VGGBlock, NiNBlock, Residual, Inception) become the
+prefilled groups the palette inserts today (engine.groups), with the same layers and parameter counts.
+
+The old blocks' parameter schemas are kept here, only to check a version 1 file's values as strictly as before."""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from engine import groups
+from engine.errors import SpecError
+from engine.layers.registry import LayerKind, P
+
+_CHANNELS = (1, 100_000)
+
+
+def _legacy(name: str, *params) -> LayerKind:
+    return LayerKind(name, "Blocks", "", params, lambda x, p: None, lambda x, p: None)  # never analysed or built
+
+
+LEGACY_BLOCKS = {
+    "VGGBlock": (_legacy("VGGBlock", P("num_convs", "int", 2, "", 1, 20), P("out_channels", "int", 64, "", *_CHANNELS)),
+                 lambda p, i: groups.vgg_block(p["num_convs"], p["out_channels"], id=i)),
+    "NiNBlock": (_legacy("NiNBlock", P("out_channels", "int", 96, "", *_CHANNELS), P("kernel_size", "int", 3, "", 1, 1000),
+                         P("stride", "int", 1, "", 1, 1000), P("padding", "int", 1, "", 0, 1000)),
+                 lambda p, i: groups.nin_block(p["out_channels"], p["kernel_size"], p["stride"], p["padding"], id=i)),
+    "Residual": (_legacy("Residual", P("out_channels", "int", 64, "", *_CHANNELS), P("stride", "int", 1, "", 1, 16)),
+                 lambda p, i: groups.residual_block(p["out_channels"], p["stride"], id=i)),
+    "Inception": (_legacy("Inception", *(P(name, "int", 1, "", *_CHANNELS)
+                                         for name in ("c1", "c2_reduce", "c2", "c3_reduce", "c3", "c4"))),
+                  lambda p, i: groups.inception_block(p["c1"], (p["c2_reduce"], p["c2"]), (p["c3_reduce"], p["c3"]),
+                                                      p["c4"], id=i)),
+}
+
+
+def upgrade_layers(layers: list[Any]) -> list[Any]:
+    """A version 1 design's layer list with each fixed block replaced by its group (other items untouched:
+    LayerSpec.from_dict checks them)."""
+    from engine.spec import check_layer_id, coerce_params, new_id
+
+    out = []
+    for index, item in enumerate(layers):
+        kind = item.get("kind") if isinstance(item, dict) else None
+        if not isinstance(kind, str) or kind not in LEGACY_BLOCKS:
+            out.append(item)
+            continue
+        where = f"layer {index} ({kind})"
+        unknown = set(item) - {"id", "kind", "params", "frozen"}
+        if unknown:
+            raise SpecError(f"{where} has unknown field {sorted(map(str, unknown))[0]!r}: remove it")
+        schema, make = LEGACY_BLOCKS[kind]
+        params = item.get("params", {})
+        if not isinstance(params, dict):
+            raise SpecError(f"{where} field 'params' must be an object")
+        layer_id = item.get("id", new_id())
+        check_layer_id(layer_id, where)
+        frozen = item.get("frozen", False)
+        if not isinstance(frozen, bool):
+            raise SpecError(f"{where} field 'frozen' must be true or false")
+        block = make(coerce_params(schema, params, where), layer_id)
+        out.append(replace(block, frozen=frozen).to_dict())
+    return out
