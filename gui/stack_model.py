@@ -149,7 +149,7 @@ class LayerStackModel(QAbstractItemModel):
         if parent.column() != 0 or parent.internalId() or parent.row() == 0:
             return False
         layer = self._layers.get(self._ids[parent.row() - 1])
-        return layer is not None and layer.layer_kind.is_block
+        return False  # groups: the tree helper makes these real rows (issue 12)
 
     def canFetchMore(self, parent: QModelIndex) -> bool:
         return self.hasChildren(parent) and parent.isValid() and self._ids[parent.row() - 1] not in self._children
