@@ -171,6 +171,20 @@ def _inner_layers(data: dict, slot: str, kind: LayerKind, where: str) -> tuple[L
     return tuple(LayerSpec.from_dict(item, f"{where} › {inner}layer {i}") for i, item in enumerate(items))
 
 
+def _running_order(layers: tuple[LayerSpec, ...]) -> list[LayerSpec | None]:
+    """The layers data runs through, groups opened (every repeat runs the same layers); None stands for a
+    branches group, where the path forks."""
+    order: list[LayerSpec | None] = []
+    for layer in layers:
+        if not layer.is_group:
+            order.append(layer)
+        elif layer.params.get("mode") == "branches":
+            order.append(None)
+        else:
+            order += _running_order(layer.layers)
+    return order
+
+
 class OutputLayer(NamedTuple):
     """The layer that sets a network's output width, and the parameter that does (out_features, out_channels)."""
 
@@ -226,9 +240,15 @@ class NetworkSpec:
         """The last layer with one of ``params`` (after layer ``after`` when given), or None.
 
         By default the layer whose width the network's output follows (a Linear's out_features, a conv's
-        out_channels); ``params=("out_features",)`` finds the last Linear."""
-        start = 0 if after is None else self.index(after) + 1
-        for layer in reversed(self.layers[start:]):
+        out_channels); ``params=("out_features",)`` finds the last Linear. Layers inside sequence and residual
+        groups count in the order they run; parallel branches end the search (no one layer sets their width)."""
+        path = _running_order(self.layers)
+        start = 0
+        if after is not None:
+            start = next((i + 1 for i, layer in enumerate(path) if layer is not None and layer.id == after), len(path))
+        for layer in reversed(path[start:]):
+            if layer is None:
+                return None
             for name in params:
                 if name in layer.params:
                     return OutputLayer(layer, name)
