@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from engine.errors import LayerError
 from engine.groups import auto_shortcut, group_label
 from engine.shapes import LayerRow, Shape, _checked, _params_key, format_shape, infer_layer, leaf_row
-from engine.spec import LayerSpec
+from engine.spec import MAX_GROUP_DEPTH, LayerSpec
 from engine.tree import step_text
 
 
@@ -21,6 +21,7 @@ class Walk:
 
     input_problem: str = ""
     seen_leaf: bool = False
+    depth: int = 0  # groups around the layer being analysed
 
     def chain(self, layers, shape: Shape | None, parent: LayerSpec | None, slot: str, prefix: str,
               frozen: bool) -> tuple[list[LayerRow], Shape | None]:
@@ -40,6 +41,17 @@ class Walk:
         return leaf_row(layer, index, path, shape, first, frozen, problem)
 
     def group_row(self, layer: LayerSpec, index: int, path: str, shape: Shape | None, frozen: bool) -> LayerRow:
+        if self.depth >= MAX_GROUP_DEPTH:
+            return LayerRow(index, layer.id, layer.kind, layer.name or layer.kind, shape, None, path=path,
+                            error=f"Groups nest at most {MAX_GROUP_DEPTH} deep (a design file could not hold more): "
+                                  "ungroup some of the groups around this one")
+        self.depth += 1
+        try:
+            return self._group_row(layer, index, path, shape, frozen)
+        finally:
+            self.depth -= 1
+
+    def _group_row(self, layer: LayerSpec, index: int, path: str, shape: Shape | None, frozen: bool) -> LayerRow:
         checked = _checked(layer.kind, layer.params, _params_key(layer.params))
         if isinstance(checked, str):
             children, _ = self.chain(layer.layers, None, layer, "layers", path + " › ", frozen)

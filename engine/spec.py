@@ -26,6 +26,7 @@ DESIGN_SUFFIXES = (".json",)
 MAX_DESIGN_BYTES = 10_000_000  # a design is a few kilobytes; a larger file is refused unread
 MAX_RANK = 8
 MAX_NAME = 64  # a group's name: one short line
+MAX_GROUP_DEPTH = 40  # groups inside groups: a file holds two JSON levels per group, and engine.files allows 100
 # Bounds on one input sample, so nothing downstream (analysis, torch, the exported script) meets an overflow.
 MAX_INPUT_DIMENSION = 1_000_000
 MAX_INPUT_ELEMENTS = 2**24  # 16,777,216 values per sample, e.g. 3x2048x2048 fits
@@ -120,7 +121,7 @@ class LayerSpec:
         return out
 
     @classmethod
-    def from_dict(cls, data: Any, where: str = "layer") -> LayerSpec:
+    def from_dict(cls, data: Any, where: str = "layer", depth: int = 0) -> LayerSpec:
         if not isinstance(data, dict):
             raise SpecError(f"{where} must be an object with 'kind' and 'params', got {type(data).__name__}")
         unknown = set(data) - {"id", "kind", "params", "frozen", "init", "layers", "shortcut", "name"}
@@ -136,7 +137,7 @@ class LayerSpec:
         if kind is None:
             raise SpecError(f"{where} field 'kind' names unknown kind {_show(kind_name)}: "
                             f"known kinds are {', '.join(KINDS)}")
-        where = f"{where} ({kind_name})"
+        base, where = where, f"{where} ({kind_name})"
         params = data.get("params", {})
         if not isinstance(params, dict):
             raise SpecError(f"{where} field 'params' must be an object")
@@ -147,7 +148,7 @@ class LayerSpec:
             raise SpecError(f"{where} field 'frozen' must be true or false")
         params = coerce_params(kind, params, where)
         init = LayerInit.from_dict(data["init"], kind.init_tensors(params), where) if "init" in data else LayerInit()
-        inner = {slot: _inner_layers(data, slot, kind, where) for slot in tree.SLOTS}
+        inner = {slot: _inner_layers(data, slot, kind, base, where, depth) for slot in tree.SLOTS}
         name = data.get("name", "")
         if "name" in data:
             if not kind.is_group:
@@ -158,17 +159,21 @@ class LayerSpec:
         return cls(kind_name, params, layer_id, frozen, init, inner["layers"], inner["shortcut"], name)
 
 
-def _inner_layers(data: dict, slot: str, kind: LayerKind, where: str) -> tuple[LayerSpec, ...]:
-    """A group's ``layers`` or ``shortcut`` list, each layer read with its place in the message."""
+def _inner_layers(data: dict, slot: str, kind: LayerKind, base: str, where: str,
+                  depth: int) -> tuple[LayerSpec, ...]:
+    """A group's ``layers`` or ``shortcut`` list, each layer read with its place in the message
+    ("layer 3 › shortcut › 0 (Conv2d)"); ``base`` is the group's own place ("layer 3"), ``where`` with its kind."""
     if slot not in data:
         return ()
     if not kind.is_group:
         raise SpecError(f"{where} has field {slot!r}, which only a group has: remove it")
+    if depth >= MAX_GROUP_DEPTH:
+        raise SpecError(f"{where} nests groups more than {MAX_GROUP_DEPTH} deep: ungroup some of them")
     items = data[slot]
     if not isinstance(items, list):
         raise SpecError(f"{where} field {slot!r} must be a list of layers, got {_show(items)}")
     inner = "shortcut › " if slot == "shortcut" else ""
-    return tuple(LayerSpec.from_dict(item, f"{where} › {inner}layer {i}") for i, item in enumerate(items))
+    return tuple(LayerSpec.from_dict(item, f"{base} › {inner}{i}", depth + 1) for i, item in enumerate(items))
 
 
 def _running_order(layers: tuple[LayerSpec, ...]) -> list[LayerSpec | None]:
