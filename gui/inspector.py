@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine import tree
 from engine.groups import group_label
 from engine.layer_init import TENSORS
 from engine.layers import KINDS, Param, suggest_hidden_sizes
@@ -387,8 +388,8 @@ class Inspector(QWidget):
     # ------------------------------------------------------------------ Linear hidden-size hints
     def _refresh_suggestions(self, layer, row: LayerRow) -> None:
         n_in = row.in_shape[-1] if row.in_shape else None
-        n_out = self._network_output(layer.id)
-        visible = layer.kind == "Linear" and n_in is not None and n_out is not None
+        n_out = self._network_output(layer.id) if layer.kind == "Linear" else None
+        visible = n_in is not None and n_out is not None
         self.suggest_box.setVisible(visible)
         if not visible:
             return
@@ -408,8 +409,11 @@ class Inspector(QWidget):
             button.setEnabled(not self.document.read_only and size != layer.params["out_features"])
 
     def _network_output(self, layer_id: str) -> int | None:
-        """The output width a hidden Linear leads to: the last Linear's out_features (None if this is it)."""
-        output = self.document.spec.output_layer(("out_features",), after=layer_id)
+        """The output width a hidden Linear leads to: the last top-level Linear's out_features after it (after its
+        outermost group for one inside a group); None if there is none."""
+        spec = self.document.spec
+        outer = tree.ancestors(spec.layers, layer_id)
+        output = spec.output_layer(("out_features",), after=outer[0] if outer else layer_id)
         return output.width if output else None
 
     def _apply_suggestion(self, size: int) -> None:
