@@ -278,10 +278,12 @@ class Inspector(QWidget):
         if self.name_edit is not None:
             if self.name_edit.text() != layer.name:
                 self.name_edit.setText(layer.name)
-        if layer.shortcut and (layer.params["mode"] != "residual" or layer.params["shortcut"] != "custom"):
-            count = len(layer.shortcut)
-            self.help.setText(f"{self.help.text()}. Its {count} custom shortcut layer{'s' if count != 1 else ''} "
-                              "stay in the design, unused until shortcut is custom again (in residual mode).")
+        mode, shortcut = layer.params["mode"], layer.params["shortcut"]
+        if layer.shortcut and (mode != "residual" or shortcut != "custom"):
+            count = f"{len(layer.shortcut)} layer{'s' if len(layer.shortcut) != 1 else ''}"
+            why = f"while shortcut is {shortcut}" if mode == "residual" else "outside residual mode"
+            self.help.setText(f"{self.help.text()}. Its custom shortcut ({count}) stays in the design, unused "
+                              f"{why}.")
 
     def _refresh_input(self) -> None:
         spec = self.document.spec

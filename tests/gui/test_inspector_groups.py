@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 
-from engine.groups import bottleneck_block, group, residual_block, vgg_block
+from engine.groups import bottleneck_block, group, inception_block, residual_block, vgg_block
 from engine.layers.group import MODE_PARAMS
 from engine.spec import MAX_NAME, LayerSpec, NetworkSpec
 from gui.stack_model import COL_LAYER
@@ -63,6 +63,9 @@ def test_the_formula_says_what_a_residual_group_computes(window):
     assert "output = body(x) + shortcut(x)" in inspector.formula.text()
     choose(inspector, "shortcut", "auto+bn")
     assert "64 -> 128 channels + BatchNorm" in inspector.formula.text()
+    inspector = show(window, inception_block())
+    assert "channels = 64 + 128 + 32 + 32 = 256" in inspector.formula.text()
+    assert shown_settings(inspector) == ["mode", "repeat", "merge"]
 
 
 def test_a_group_has_no_initialisation_and_freezing_it_freezes_everything_inside(window):
@@ -122,7 +125,8 @@ def test_custom_shortcut_starts_from_what_auto_used_in_one_undo_step(window):
     assert window.document.undo_stack.undoText() == "Set shortcut to custom"
     window.undo()
     layer = window.document.spec.layers[0]
-    assert layer.params["shortcut"] == "auto" and layer.shortcut == () and inspector.editors["shortcut"].value() == "auto"
+    assert layer.params["shortcut"] == "auto" and layer.shortcut == ()
+    assert inspector.editors["shortcut"].value() == "auto"
     window.redo()
     assert len(window.document.spec.layers[0].shortcut) == 1
     # back to auto: the custom layers stay in the design, unused, and the help line says so
@@ -135,6 +139,8 @@ def test_custom_shortcut_starts_from_what_auto_used_in_one_undo_step(window):
     choose(inspector, "shortcut", "custom")
     assert window.document.spec.layers[0].shortcut == kept
     assert "unused" not in inspector.help.text()
+    choose(inspector, "mode", "sequence")
+    assert "unused outside residual mode" in inspector.help.text() and shown_settings(inspector) == ["mode", "repeat"]
 
 
 def test_custom_shortcut_keeps_the_batchnorm_of_auto_bn_and_is_empty_for_an_identity(window):
