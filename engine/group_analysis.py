@@ -83,7 +83,8 @@ class Walk:
 
     def residual(self, layer, index, path, shape, body_out, children, frozen) -> LayerRow:
         p = layer.params
-        sum_of = f"output = body(x) + shortcut(x){'; then ' + p['activation'] if p['activation'] != 'none' else ''}"
+        total = "body(x) + shortcut(x)"
+        sum_of = f"output = {total if p['activation'] == 'none' else p['activation'] + '(' + total + ')'}"
         if p["shortcut"] == "custom":
             rows, short_out = self.chain(layer.shortcut, shape, layer, "shortcut", path + " › ", frozen)
             row = _group(layer, index, path, shape, body_out, children, rows, "", sum_of + "; shortcut: custom")

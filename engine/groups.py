@@ -166,10 +166,17 @@ class Preset(NamedTuple):
 PRESETS: dict[str, Preset] = {preset.name: preset for preset in (
     Preset("Group", "An empty group: add layers to it, then choose sequence, residual or branches",
            lambda: group("sequence")),
-    Preset("VGG block", vgg_block.__doc__ or "", vgg_block),
-    Preset("NiN block", nin_block.__doc__ or "", nin_block),
-    Preset("Residual block", residual_block.__doc__ or "", residual_block),
-    Preset("Bottleneck block", bottleneck_block.__doc__ or "", bottleneck_block),
-    Preset("Inception block", inception_block.__doc__ or "", inception_block),
-    Preset("Dense block", dense_block.__doc__ or "", dense_block),
+    Preset("VGG block", "Two 3x3 convolutions of 64 channels (padding 1), each followed by ReLU, then a 2x2 "
+           "max-pool that halves H and W (VGG)", vgg_block),
+    Preset("NiN block", "A 3x3 convolution of 96 channels, then two 1x1 convolutions, each followed by ReLU "
+           "(Network in Network)", nin_block),
+    Preset("Residual block", "ResNet's basic block: two 3x3 convolutions of 64 channels with BatchNorm, added to a "
+           "shortcut (a 1x1 convolution when the shape changes), ReLU after the sum", residual_block),
+    Preset("Bottleneck block", "ResNet-50's bottleneck: 1x1 to 64 channels, 3x3, 1x1 to 256 channels, each with "
+           "BatchNorm, added to a shortcut (a 1x1 convolution with BatchNorm when the shape changes), ReLU after "
+           "the sum", bottleneck_block),
+    Preset("Inception block", "GoogLeNet's Inception block: four branches (1x1; 1x1 then 3x3; 1x1 then 5x5; 3x3 "
+           "max-pool then 1x1) concatenated to 256 channels", inception_block),
+    Preset("Dense block", "DenseNet's dense block: twice, BatchNorm, ReLU and a 3x3 convolution of 32 channels "
+           "concatenated to its own input (branches: the input and the convolution, repeated)", dense_block),
 )}

@@ -5,6 +5,7 @@ Regenerate with ``python -m engine.layer_reference > docs/layers.md``.
 """
 from __future__ import annotations
 
+from engine.groups import PRESETS
 from engine.layers import PADDING_PRESETS, RANGED_TYPES, Param, kinds_by_category
 from engine.spec import MAX_RANK
 
@@ -47,6 +48,13 @@ def _default(p: Param) -> str:
     return _number(p.default)
 
 
+def _presets() -> list[str]:
+    """The palette's Blocks entries: each inserts a group prefilled with layers (engine.groups.PRESETS)."""
+    lines = ["The palette's Blocks insert these groups, each an ordinary group you can open and change:\n"]
+    lines += [f"- **{preset.name}**: {preset.help}" for preset in PRESETS.values()]
+    return lines + [""]
+
+
 def reference() -> str:
     """The whole page as Markdown."""
     lines = [HEADER]
@@ -60,6 +68,8 @@ def reference() -> str:
             lines.append("| Parameter | Type | Default | Allowed | Meaning |\n| --- | --- | --- | --- | --- |")
             lines += [f"| `{p.name}` | {p.type} | {_default(p)} | {_allowed(p)} | {p.help} |" for p in kind.params]
             lines.append("")
+            if kind.is_group:
+                lines += _presets()
     return "\n".join(lines)
 
 

@@ -11,7 +11,7 @@ import time
 from PySide6.QtGui import QUndoCommand
 
 MERGE_WINDOW_S = 1.5
-SET_PARAM_ID, SET_INPUT_ID, SET_EXTRA_ID, SET_INIT_ID = 1001, 1002, 1003, 1004
+SET_PARAM_ID, SET_INPUT_ID, SET_EXTRA_ID, SET_INIT_ID, SET_NAME_ID = 1001, 1002, 1003, 1004, 1005
 
 
 class _MergingSet(QUndoCommand):
@@ -55,6 +55,33 @@ class SetParam(_MergingSet):
     def apply(self, value) -> None:
         layer_id, name = self.target
         self.doc.apply_param(layer_id, name, value)
+
+
+class SetName(_MergingSet):
+    """A group's name; typing a name is one undo step."""
+
+    merge_id = SET_NAME_ID
+
+    def __init__(self, doc, layer_id: str, old: str, new: str):
+        super().__init__(doc, layer_id, old, new, "Rename group")
+
+    def apply(self, value) -> None:
+        self.doc.apply_name(self.target, value)
+
+
+class ReplaceLayer(QUndoCommand):
+    """One layer (a group with what it holds) replaced by an edited copy with the same id, as one undo step:
+    e.g. a group's shortcut switched to custom together with the layers it starts from."""
+
+    def __init__(self, doc, old, new, text: str):
+        super().__init__(text)
+        self.doc, self.old, self.new = doc, old, new
+
+    def redo(self) -> None:
+        self.doc.apply_layer(self.new)
+
+    def undo(self) -> None:
+        self.doc.apply_layer(self.old)
 
 
 class SetInit(_MergingSet):
@@ -106,7 +133,7 @@ class SetFrozen(QUndoCommand):
 
 
 def _what(layers) -> str:
-    return layers[0].kind if len(layers) == 1 else f"{len(layers)} layers"
+    return (layers[0].name or layers[0].kind) if len(layers) == 1 else f"{len(layers)} layers"
 
 
 class InsertLayers(QUndoCommand):

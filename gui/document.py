@@ -14,11 +14,13 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
-from engine.errors import SpecError
+from engine.errors import LayerError, SpecError
 from engine.files import check_output_path, write_text_atomically
+from engine.groups import PRESETS, auto_shortcut
 from engine.layer_init import TensorInit
+from engine.layers import KINDS
 from engine.shapes import Analysis, analyze
-from engine.spec import DESIGN_SUFFIXES, LayerSpec, NetworkSpec, check_input_shape, new_id
+from engine.spec import DESIGN_SUFFIXES, MAX_NAME, LayerSpec, NetworkSpec, check_input_shape, new_id
 from engine.templates import load_design
 
 EXTRA_KEYS = ("training", "data")
@@ -148,6 +150,13 @@ class DesignDocument(QObject):
     def apply_frozen(self, layer_id: str, frozen: bool) -> None:
         self._set_spec(self._spec.with_layer(replace(self._spec.layer(layer_id), frozen=frozen)))
 
+    def apply_name(self, layer_id: str, name: str) -> None:
+        self._set_spec(self._spec.with_layer(replace(self._spec.layer(layer_id), name=name)))
+
+    def apply_layer(self, layer: LayerSpec) -> None:
+        """Replace the layer with ``layer.id`` (at any depth) by ``layer``, with what it holds."""
+        self._set_spec(self._spec.with_layer(layer))
+
     def apply_init(self, layer_id: str, tensor: str, init: TensorInit) -> None:
         self._set_spec(self._spec.with_init(layer_id, tensor, init))
 
@@ -187,12 +196,38 @@ class DesignDocument(QObject):
         return True
 
     def edit_param(self, layer_id: str, name: str, value) -> bool:
-        from gui.commands import SetParam
+        from gui.commands import ReplaceLayer, SetParam
 
-        old = self._spec.layer(layer_id).params[name]
+        layer = self._spec.layer(layer_id)
+        old = layer.params[name]
         if old == value:
             return False
+        if layer.is_group and name == "shortcut" and value == "custom" and not layer.shortcut:
+            # start from the layers auto used, in the same undo step: the design keeps working
+            start = replace(layer.with_params(shortcut=value), shortcut=self._auto_shortcut(layer))
+            return self._push(ReplaceLayer(self, layer, start, "Set shortcut to custom"))
         return self._push(SetParam(self, layer_id, name, old, value))
+
+    def _auto_shortcut(self, layer: LayerSpec) -> tuple[LayerSpec, ...]:
+        """The layers (fresh ids) a residual group's automatic shortcut uses for its analysed input and body
+        output; none (the identity) when those are unknown or no projection fits."""
+        row = self._analysis.row(layer.id)
+        body = row.children[-1].shape if row.children else row.in_shape
+        if layer.params["mode"] != "residual" or row.in_shape is None or body is None:
+            return ()
+        try:
+            return auto_shortcut(row.in_shape, body, layer.params["shortcut"] == "auto+bn", new_id())[0]
+        except LayerError:
+            return ()
+
+    def edit_name(self, layer_id: str, name: str) -> bool:
+        """Rename a group (at most engine.spec.MAX_NAME characters; "" for none); typing is one undo step."""
+        from gui.commands import SetName
+
+        layer = self._spec.layer(layer_id)
+        if not layer.is_group or layer.name == name or len(name) > MAX_NAME:
+            return False
+        return self._push(SetName(self, layer_id, layer.name, name))
 
     def edit_frozen(self, layer_id: str, frozen: bool) -> bool:
         from gui.commands import SetFrozen
@@ -234,7 +269,15 @@ class DesignDocument(QObject):
         return [layer.id for layer in fresh] if self._push(InsertLayers(self, index, fresh, verb)) else []
 
     def add_kind(self, index: int, kind: str) -> list[str]:
-        return self.add_layers(index, [LayerSpec(kind)])
+        """Insert a palette entry at ``index``: a fresh group (fresh ids) for a preset's name (engine.groups.PRESETS:
+        Group, VGG block, ...), a new layer for a registry kind's; nothing for any other name (a foreign drop)."""
+        if kind in PRESETS:
+            layers = (PRESETS[kind].make(),)
+        elif kind in KINDS:
+            layers = (LayerSpec(kind),)
+        else:
+            return []
+        return self.add_layers(index, layers)
 
     def delete_layers(self, layer_ids) -> bool:
         from gui.commands import RemoveLayers

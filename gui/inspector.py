@@ -7,6 +7,9 @@ refreshed from the document's analysis. Each edit goes through the undo stack
 is one undo step. A layer with a weight or bias gets an Initialisation box (per
 tensor, engine.layer_init) and, once the training GUI has installed a parameter
 source (torch loaded), its parameter tensors' statistics (gui.parameter_view).
+
+A group (kind Group) shows a Name field and only the settings its mode reads (engine.layers.group.MODE_PARAMS),
+its formula says what it computes; it has no tensors of its own, so no Initialisation box.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPushButton,
     QScrollArea,
     QSizePolicy,
@@ -27,10 +31,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine import tree
+from engine.groups import group_label
 from engine.layer_init import TENSORS
 from engine.layers import KINDS, Param, suggest_hidden_sizes
+from engine.layers.group import MODE_PARAMS
 from engine.shapes import LayerRow, format_shape
-from engine.spec import MAX_INPUT_DIMENSION
+from engine.spec import MAX_INPUT_DIMENSION, MAX_NAME
 from gui.editors import INPUT_SHAPE_HINT, InitEditor, IntsEditor, ParamEditor, make_editor
 from gui.icons import CATEGORY_COLORS
 from gui.parameter_view import ParameterView
@@ -39,6 +46,11 @@ from gui.wording import shapes_in_prose
 
 INPUT_PARAM = Param("input_shape", "ints", (1, 28, 28), INPUT_HELP, 1, MAX_INPUT_DIMENSION)
 PARAMETERS_DELAY_MS = 80  # the parameter statistics follow an edit after this pause (a burst of edits: once)
+LAYER_TRAINABLE_TIP = "Uncheck to freeze this layer: its weights are not updated in training"
+GROUP_TRAINABLE_TIP = ("Uncheck to freeze this group: every layer inside it, at any depth, keeps its weights in "
+                       "training, whatever its own Trainable box says")
+NAME_TIP = (f"The group's name, shown in the stack instead of its mode (at most {MAX_NAME} characters); "
+            "leave it empty for none")
 
 
 def _label(text: str = "", object_name: str = "", wrap: bool = True) -> QLabel:
@@ -63,6 +75,7 @@ class Inspector(QWidget):
         self.layer_id: str | None = None
         self._shown_kind: str | None = None
         self.editors: dict[str, ParamEditor] = {}
+        self.name_edit: QLineEdit | None = None  # a group's Name field, while a group is shown
         self.suggestion_buttons: list[QPushButton] = []
         self.parameter_source = None  # gui.training.parameter_source.ParameterSource, once torch has loaded
         self._parameters_stale = False  # an edit came while the inspector was hidden
@@ -122,7 +135,7 @@ class Inspector(QWidget):
             grid.addWidget(_label(name, "caption", wrap=False), row, 0)
             grid.addWidget(widget, row, 1)
         grid.setColumnStretch(1, 1)
-        self.formula = _label("", "formula", wrap=False)
+        self.formula = _label("", "formula")  # wraps: a group's shortcut line is longer than the dock is wide
         grid.addWidget(self.formula, 4, 0, 1, 2)
         layout.addWidget(self.shape_box)
 
@@ -135,7 +148,7 @@ class Inspector(QWidget):
         layout.addWidget(self.params_box)
 
         self.trainable = QCheckBox("Trainable")
-        self.trainable.setToolTip("Uncheck to freeze this layer: its weights are not updated in training")
+        self.trainable.setToolTip(LAYER_TRAINABLE_TIP)
         self.trainable.toggled.connect(self._on_trainable)
         layout.addWidget(self.trainable)
 
@@ -174,10 +187,17 @@ class Inspector(QWidget):
         return scroll
 
     # ------------------------------------------------------------------ showing a layer
+    def _known(self, layer_id) -> bool:
+        """Whether the design has a layer with this id, at any depth."""
+        try:
+            self.document.spec.layer(layer_id)
+        except KeyError:
+            return False
+        return True
+
     def show_layer(self, layer_id) -> None:
-        """Show the layer with this id, the input (INPUT_ID), or nothing (None)."""
-        known = {layer.id for layer in self.document.spec.layers}
-        if layer_id is not None and layer_id != INPUT_ID and layer_id not in known:
+        """Show the layer with this id (at any depth), the input (INPUT_ID), or nothing (None)."""
+        if layer_id is not None and layer_id != INPUT_ID and not self._known(layer_id):
             layer_id = None
         self.layer_id = layer_id
         if layer_id is None:
@@ -194,7 +214,17 @@ class Inspector(QWidget):
         while self.form.rowCount():
             self.form.removeRow(0)
         self.editors = {}
+        self.name_edit = None
         params = (INPUT_PARAM,) if kind == "Input" else KINDS[kind].params
+        if kind != "Input" and KINDS[kind].is_group:
+            self.name_edit = QLineEdit()
+            self.name_edit.setMaxLength(MAX_NAME)
+            self.name_edit.setToolTip(NAME_TIP)
+            self.name_edit.setPlaceholderText("No name: the stack shows its mode")
+            self.name_edit.textEdited.connect(self._on_name)
+            label = QLabel("name")
+            label.setToolTip(NAME_TIP)
+            self.form.addRow(label, self.name_edit)
         for param in params:
             editor = make_editor(param) if kind != "Input" else IntsEditor(param, high=100_000, hint=INPUT_SHAPE_HINT)
             editor.edited.connect(lambda value, name=param.name: self._on_edited(name, value))
@@ -214,7 +244,7 @@ class Inspector(QWidget):
         if self.layer_id == INPUT_ID:
             self._refresh_input()
             return
-        if self.layer_id not in {layer.id for layer in spec.layers}:
+        if not self._known(self.layer_id):
             self.show_layer(None)
             return
         layer = spec.layer(self.layer_id)
@@ -222,20 +252,38 @@ class Inspector(QWidget):
             self._build_editors(layer.kind)
         row = self.document.analysis.row(self.layer_id)
         kind = KINDS[layer.kind]
-        self.title.setText(f"{row.index}. {layer.short()}")
+        self.title.setText(f"{row.path or row.index}. {group_label(layer) if layer.is_group else layer.short()}")
         self._set_category(kind.category)
         self.help.setText(kind.help)
         for name, editor in self.editors.items():
             if editor.value() != layer.params[name]:
                 editor.set_value(layer.params[name])
+        if layer.is_group:
+            self._refresh_group(layer)
         self.trainable.blockSignals(True)
         self.trainable.setChecked(not layer.frozen)
         self.trainable.blockSignals(False)
         self.trainable.setVisible(bool(row.params) or layer.frozen)
+        self.trainable.setToolTip(GROUP_TRAINABLE_TIP if layer.is_group else LAYER_TRAINABLE_TIP)
         self._show_row(row)
         self._refresh_init(layer)
         self._refresh_suggestions(layer, row)
         self.refresh_parameters()
+
+    def _refresh_group(self, layer) -> None:
+        """Only the settings the group's mode reads; its name; a note on custom shortcut layers left unused."""
+        shown = MODE_PARAMS[layer.params["mode"]]
+        for name, editor in self.editors.items():
+            self.form.setRowVisible(editor, name in shown)
+        if self.name_edit is not None:
+            if self.name_edit.text() != layer.name:
+                self.name_edit.setText(layer.name)
+        mode, shortcut = layer.params["mode"], layer.params["shortcut"]
+        if layer.shortcut and (mode != "residual" or shortcut != "custom"):
+            count = f"{len(layer.shortcut)} layer{'s' if len(layer.shortcut) != 1 else ''}"
+            why = f"while shortcut is {shortcut}" if mode == "residual" else "outside residual mode"
+            self.help.setText(f"{self.help.text()}. Its custom shortcut ({count}) stays in the design, unused "
+                              f"{why}.")
 
     def _refresh_input(self) -> None:
         spec = self.document.spec
@@ -316,7 +364,7 @@ class Inspector(QWidget):
             view.hide()
             return
         row = self.document.analysis.row(self.layer_id)
-        if not row.params:
+        if not row.params or not self._top_level(self.layer_id):  # the statistics know the top level's modules
             view.hide()
             return
         stats, caption = self.parameter_source.stats(row.index)
@@ -325,6 +373,9 @@ class Inspector(QWidget):
         else:
             view.show_stats(stats, caption)
         view.show()
+
+    def _top_level(self, layer_id: str) -> bool:
+        return any(layer.id == layer_id for layer in self.document.spec.layers)
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -339,8 +390,8 @@ class Inspector(QWidget):
     # ------------------------------------------------------------------ Linear hidden-size hints
     def _refresh_suggestions(self, layer, row: LayerRow) -> None:
         n_in = row.in_shape[-1] if row.in_shape else None
-        n_out = self._network_output(layer.id)
-        visible = layer.kind == "Linear" and n_in is not None and n_out is not None
+        n_out = self._network_output(layer.id) if layer.kind == "Linear" else None
+        visible = n_in is not None and n_out is not None
         self.suggest_box.setVisible(visible)
         if not visible:
             return
@@ -360,8 +411,11 @@ class Inspector(QWidget):
             button.setEnabled(not self.document.read_only and size != layer.params["out_features"])
 
     def _network_output(self, layer_id: str) -> int | None:
-        """The output width a hidden Linear leads to: the last Linear's out_features (None if this is it)."""
-        output = self.document.spec.output_layer(("out_features",), after=layer_id)
+        """The output width a hidden Linear leads to: the last top-level Linear's out_features after it (after its
+        outermost group for one inside a group); None if there is none."""
+        spec = self.document.spec
+        outer = tree.ancestors(spec.layers, layer_id)
+        output = spec.output_layer(("out_features",), after=outer[0] if outer else layer_id)
         return output.width if output else None
 
     def _apply_suggestion(self, size: int) -> None:
@@ -374,6 +428,10 @@ class Inspector(QWidget):
             self.document.edit_input_shape(value)
         elif self.layer_id is not None:
             self.document.edit_param(self.layer_id, name, value)
+
+    def _on_name(self, text: str) -> None:
+        if self.layer_id and self.layer_id != INPUT_ID:
+            self.document.edit_name(self.layer_id, text)
 
     def _on_init(self, tensor: str, init) -> None:
         if self.layer_id and self.layer_id != INPUT_ID:

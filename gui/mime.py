@@ -24,7 +24,7 @@ def kind_to_mime(kind: str) -> QMimeData:
 
 
 def kind_from_mime(data: QMimeData) -> str | None:
-    """The dragged kind's name (checked against the registry by whoever adds it), or None."""
+    """The dragged palette entry's name, a kind or a group preset (checked by DesignDocument.add_kind), or None."""
     return bytes(data.data(KIND_MIME)).decode("utf-8", "replace") if data.hasFormat(KIND_MIME) else None
 
 

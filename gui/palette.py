@@ -1,7 +1,8 @@
 """The layer palette: every registry kind, grouped by category, with a filter box.
 
-Double-click or Enter asks for the kind to be added (``kindActivated``);
-dragging a kind carries it as mime data the stack accepts at a position.
+The Group kind appears as the prefilled groups of ``engine.groups.PRESETS`` (an empty Group, VGG block, ...), so
+the Blocks category lists those. Double-click or Enter asks for the entry to be added (``kindActivated`` with the
+kind's or the preset's name); dragging one carries that name as mime data the stack accepts at a position.
 """
 from __future__ import annotations
 
@@ -9,11 +10,20 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont, QKeyEvent
 from PySide6.QtWidgets import QAbstractItemView, QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
+from engine.groups import PRESETS
 from engine.layers import kinds_by_category
 from gui.icons import category_icon
 from gui.mime import kind_to_mime
 
 KIND_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+def _entries(kinds) -> list[tuple[str, str]]:
+    """(name, help) of a category's palette entries: each kind, the Group kind as its prefilled groups."""
+    out = []
+    for kind in kinds:
+        out += [(p.name, p.help) for p in PRESETS.values()] if kind.is_group else [(kind.name, kind.help)]
+    return out
 
 
 class KindTree(QTreeWidget):
@@ -73,13 +83,13 @@ class Palette(QWidget):
             group.setFont(0, bold)
             group.setFlags(Qt.ItemFlag.ItemIsEnabled)
             group.setToolTip(0, f"{category} layers")
-            for kind in kinds:
-                item = QTreeWidgetItem(group, [kind.name])
-                item.setData(0, KIND_ROLE, kind.name)
+            for name, help_text in _entries(kinds):
+                item = QTreeWidgetItem(group, [name])
+                item.setData(0, KIND_ROLE, name)
                 item.setIcon(0, category_icon(category))
-                item.setToolTip(0, f"<b>{kind.name}</b><br>{kind.help}<br><i>Double-click or drag into the stack</i>")
+                item.setToolTip(0, f"<b>{name}</b><br>{help_text}<br><i>Double-click or drag into the stack</i>")
                 item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsDragEnabled)
-                self._items[kind.name] = item
+                self._items[name] = item
         self.tree.expandAll()
 
     def item(self, kind: str) -> QTreeWidgetItem:

@@ -473,7 +473,7 @@ class LayerStackModel(QAbstractItemModel):
         position = self.drop_position(row, parent)
         kind = kind_from_mime(data)
         if kind is not None:
-            ids = self.document.add_kind(position, kind) if kind in KINDS else []
+            ids = self.document.add_kind(position, kind)  # a kind or a preset's name; [] for any other
         else:
             try:
                 layers, source = layers_from_mime(data)

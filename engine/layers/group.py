@@ -13,6 +13,12 @@ MERGES = ("concat", "sum")
 SHORTCUTS = ("auto", "auto+bn", "custom")
 GROUP_ACTIVATIONS = ("none", "ReLU")
 MAX_REPEAT = 1000
+# The settings each mode reads; the others keep their values in the file, unused (the inspector hides them).
+MODE_PARAMS = {
+    "sequence": ("mode", "repeat"),
+    "residual": ("mode", "repeat", "shortcut", "activation"),
+    "branches": ("mode", "repeat", "merge"),
+}
 
 
 def _not_a_leaf(x, p):
