@@ -38,8 +38,9 @@ OPTIMIZER_STATE = {"sgd": 0, "adam": 2, "adamw": 2, "rmsprop": 1, "adagrad": 1, 
 # max-pooling keeps int64 indices (twice the output); a block's row shows only its output, so its inner
 # tensors count here: VGG's ReLU outputs at twice the side (4x each, 2 convolutions assumed) plus the pool's
 # indices; NiN's three ReLUs; Residual's conv, ReLU and conv inside; Inception's branch outputs and its pool.
-KEPT_PER_OUTPUT = {"Flatten": 0, "Unflatten": 0, "Identity": 0, "MaxPool1d": 3, "MaxPool2d": 3,
-                   "AdaptiveMaxPool2d": 3, "VGGBlock": 11, "NiNBlock": 3, "Residual": 4, "Inception": 4}
+KEPT_PER_OUTPUT = {"Flatten": 0, "Unflatten": 0, "Reshape": 0, "Permute": 0, "Squeeze": 0, "Identity": 0,
+                   "MaxPool1d": 3, "MaxPool2d": 3, "AdaptiveMaxPool2d": 3, "VGGBlock": 11, "NiNBlock": 3, "Residual": 4,
+                   "Inception": 4}
 # Recurrent layers keep their gates and states at every time step: this many hidden-sized tensors per step.
 KEPT_PER_STEP = {"LSTM": 6, "GRU": 4}
 # Activations whose backward pass uses their result: the output of the layer before them is not kept.

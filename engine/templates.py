@@ -15,10 +15,10 @@ from engine.settings import check_sections
 from engine.spec import DESIGN_SUFFIXES, MAX_DESIGN_BYTES, NetworkSpec
 from resources import TEMPLATES
 
-# Simplest first, then the CNN chapter in the order Dive into Deep Learning teaches it.
+# Simplest first, then the CNN chapter in the order Dive into Deep Learning teaches it, then recurrent networks.
 TEACHING_ORDER = (
     "linear-regression", "softmax-regression", "mlp", "mlp-784-500", "autoencoder", "cnn", "cifar-cnn",
-    "lenet", "lenet-d2l", "lenet-bn", "alexnet", "vgg", "nin", "googlenet", "resnet18",
+    "lenet", "lenet-d2l", "lenet-bn", "alexnet", "vgg", "nin", "googlenet", "resnet18", "rnn-mnist", "birnn-mnist",
 )
 
 

@@ -54,7 +54,8 @@ class ShapeValidator(QValidator):
         self.low, self.high, self.max_len = low, high, max_len
 
     def check(self, text: str) -> QValidator.State:
-        if not re.fullmatch(r"[\s()\[\]0-9x×,]*", text):
+        allowed = r"[\s()\[\]0-9x×,-]*" if self.low < 0 else r"[\s()\[\]0-9x×,]*"  # a minus where -1 is a value
+        if not re.fullmatch(allowed, text):
             return QValidator.State.Invalid
         try:
             values = parse_ints(text)
@@ -234,7 +235,7 @@ class IntsEditor(ParamEditor):
         super().__init__(param, parent)
         low = int(param.min) if low is None and param.min is not None else (low or 1)
         high = int(param.max) if high is None and param.max is not None else (high or 1_000_000)
-        hint = hint or f"Write whole numbers from {low} to {high} joined by x, e.g. 1x28x28."
+        hint = hint or f"Write whole numbers from {low} to {high} joined by x, e.g. {format_ints(param.default)}."
         self.line = ShapeEdit(hint, low, high)
         self.validator = self.line.shape_validator
         self.problem = QLabel()

@@ -1,4 +1,9 @@
-"""Core layer kinds: Linear, Flatten, Unflatten and Identity, and the rules of thumb for a hidden Linear's width."""
+"""Core layer kinds: Linear, the shape layers (Flatten, Unflatten, Reshape, Permute, Squeeze) and Identity, and the
+rules of thumb for a hidden Linear's width.
+
+Dimensions are counted as in PyTorch with the batch included, so 1 is a sample's first dimension (Flatten's
+start_dim, Unflatten's and Squeeze's dim, Permute's dims); a shape parameter (Unflatten's sizes, Reshape's shape)
+is per sample, the batch left out."""
 from __future__ import annotations
 
 import math
@@ -94,6 +99,95 @@ register(LayerKind(
     (P("dim", "int", 1, "Dimension to split (1 = first after the batch)", -8, 8),
      P("sizes", "ints", (1, 28, 28), "New sizes; they must multiply to the old size", 1, 1_000_000)),
     _unflatten_infer, _unflatten_build, key=("{sizes}",),
+))
+
+
+def _reshape_infer(x, p):
+    shape, total = tuple(p["shape"]), prod(x)
+    given = shape_tuple_text(shape)
+    if shape.count(-1) > 1:
+        raise LayerError(f"Reshape shape {given} has -1 in {shape.count(-1)} places: write -1 in one place at "
+                         "most (its size is worked out from the others) and give the other sizes")
+    bad = [s for s in shape if s < -1 or s == 0]
+    if bad:
+        raise LayerError(f"Reshape shape {given} has a size {bad[0]}: give sizes of 1 or more, or -1 in one place")
+    known = prod(s for s in shape if s != -1)
+    if -1 not in shape:
+        if known != total:
+            raise LayerError(f"Reshape shape {given} holds {known} values but the input {shape_tuple_text(x)} holds "
+                             f"{total}: make the sizes multiply to {total}, or write -1 for one of them")
+        return Inference(shape)
+    if total % known:
+        raise LayerError(f"Reshape shape {given} cannot hold the input's {total} values: the sizes besides -1 "
+                         f"multiply to {known}, which does not divide {total}; change them so they do")
+    return Inference(tuple(total // known if s == -1 else s for s in shape),
+                     formula=f"-1 = {total}/{known} = {total // known}")
+
+
+def _reshape_build(x, p):
+    from engine.shape_modules import Reshape
+
+    return Reshape(tuple(p["shape"]))
+
+
+register(LayerKind(
+    "Reshape", "Core", "Gives each sample a new shape holding the same values, e.g. 784 -> 28x28 for an LSTM",
+    (P("shape", "ints", (28, 28), "New shape of each sample (the batch stays); -1 in one place is worked out "
+                                  "from the others", -1, 1_000_000),),
+    _reshape_infer, _reshape_build, key=("{shape}",),
+))
+
+
+def _permute_infer(x, p):
+    dims, rank = tuple(p["dims"]), len(x)
+    if not x:
+        raise LayerError("Permute needs a sample with dimensions to reorder, but each sample is a single value: "
+                         "remove the Permute")
+    if sorted(dims) != list(range(1, rank + 1)):
+        each = ", ".join(map(str, range(1, rank + 1)))
+        raise LayerError(f"Permute dims {shape_tuple_text(dims)} are not an order of the sample's {rank} "
+                         f"dimension{'s' if rank > 1 else ''} {shape_tuple_text(x)}: list each of {each} once "
+                         f"(the batch stays first), e.g. {shape_tuple_text(tuple(range(rank, 0, -1)))}")
+    return Inference(tuple(x[d - 1] for d in dims))
+
+
+def _permute_build(x, p):
+    from engine.shape_modules import Permute
+
+    return Permute(tuple(p["dims"]))
+
+
+register(LayerKind(
+    "Permute", "Core", "Reorders each sample's dimensions, e.g. (sequence, features) -> (features, sequence)",
+    (P("dims", "ints", (2, 1), "The sample's dimensions in their new order (1 = first after the batch)", 1, 8),),
+    _permute_infer, _permute_build, key=("{dims}",),
+))
+
+
+def _squeeze_infer(x, p):
+    if not x:
+        raise LayerError("Squeeze needs a dimension of size 1, but each sample is a single value: remove the Squeeze")
+    dim = batched_dim(p["dim"], len(x), "dim", "Squeeze")
+    if x[dim] != 1:
+        ones = [str(i + 1) for i, size in enumerate(x) if size == 1]
+        fix = (f"set dim to {' or '.join(ones)}, where it has size 1" if ones else
+               "remove the Squeeze (Flatten or Reshape merge dimensions of other sizes)")
+        # PyTorch leaves a dimension of another size in place without a word, so the layers after it misread it
+        raise LayerError(f"Squeeze dim {p['dim']} has size {x[dim]} in the sample {shape_tuple_text(x)}, not 1: "
+                         f"{fix}", torch_fails=False)
+    return Inference(x[:dim] + x[dim + 1 :])
+
+
+def _squeeze_build(x, p):
+    from engine.shape_modules import Squeeze
+
+    return Squeeze(p["dim"])
+
+
+register(LayerKind(
+    "Squeeze", "Core", "Drops a dimension of size 1, e.g. 1x28x28 -> 28x28: 28 steps of 28 features for an LSTM",
+    (P("dim", "int", 1, "Dimension of size 1 to drop (1 = first after the batch, -1 = last)", -8, 8),),
+    _squeeze_infer, _squeeze_build, key=("?dim={dim}",),
 ))
 
 

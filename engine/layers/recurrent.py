@@ -29,7 +29,7 @@ register(LayerKind(
 
 def _recurrent_infer(name: str, gates: int):
     def infer(x, p):
-        need_rank(x, (2,), name, "(sequence, features)", "add a Flatten or Unflatten first")
+        need_rank(x, (2,), name, "(sequence, features)", _sequence_hint(x))
         seq, feat = x
         h, layers = p["hidden_size"], p["num_layers"]
         dirs = 2 if p["bidirectional"] else 1
@@ -48,6 +48,15 @@ def _recurrent_infer(name: str, gates: int):
         return Inference(shape, params, 0, macs, warning=warning)
 
     return infer
+
+
+def _sequence_hint(x) -> str:
+    """How to turn a sample of another rank into (sequence, features): an image 1x28x28 is 28 steps of 28."""
+    if len(x) == 3 and x[0] == 1:
+        return f"add a Squeeze first (dim 1) to read it as {x[1]} steps of {x[2]} features"
+    if len(x) > 2:
+        return "add a Flatten or Reshape first to merge its dimensions into two"
+    return "add an Unflatten or Reshape first to split it into two dimensions"
 
 
 def _recurrent_build(name: str):

@@ -45,6 +45,9 @@ IMAGE_DESIGN = NetworkSpec((3, 16, 16), (
     L("Flatten"),
     L("Linear", out_features=24, bias=False),
     L("Unflatten", dim=1, sizes=(4, 6)),
+    L("Permute", dims=(2, 1)),
+    L("Reshape", shape=(1, -1, 4)),
+    L("Squeeze", dim=1),
     L("Flatten"),
     L("ReLU"), L("LeakyReLU", negative_slope=0.2), L("ReLU6"), L("ELU", alpha=0.5), L("GELU", approximate="tanh"),
     L("SiLU"), L("Sigmoid"), L("Tanh"), L("Identity"), L("Dropout", p=0.25), L("AlphaDropout", p=0.1),
@@ -113,6 +116,15 @@ def test_block_classes_are_copied_once_from_engine_blocks():
     assert token_source.index("class _SequenceOutput") < token_source.index("class SequenceLSTM")
     assert "dtype=torch.long" in token_source
     assert "model[3].requires_grad_(False)" in token_source
+
+
+def test_shape_layers_are_copied_in_and_called_as_written():
+    """Reshape, Permute and Squeeze have no torch.nn class: the script defines engine.shape_modules' own."""
+    source = python_source(IMAGE_DESIGN)
+    for cls in ("Reshape", "Permute", "Squeeze"):
+        assert source.count(f"class {cls}(nn.Module):") == 1
+    assert "Permute((2, 1)),  # 26: " in source and "Reshape((1, -1, 4)),  # 27: " in source
+    assert "Squeeze(1),  # 28: " in source and "from engine" not in source
 
 
 def test_broken_design_is_not_exported():

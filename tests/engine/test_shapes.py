@@ -33,13 +33,13 @@ SMALL_INTS = {
 SUITS = {
     1: ["Linear", "ReLU", "BatchNorm1d", "Dropout", "AlphaDropout", "LayerNorm", "Unflatten", "PReLU", "Softmax",
         "LogSoftmax", "GELU", "Identity", "Tanh", "Sigmoid", "GroupNorm", "LeakyReLU", "ELU", "SiLU", "Hardswish",
-        "ReLU6"],
+        "ReLU6", "Reshape", "Squeeze"],
     2: ["LSTM", "GRU", "Conv1d", "MaxPool1d", "AvgPool1d", "BatchNorm1d", "Flatten", "Linear", "LayerNorm", "GroupNorm",
-        "Unflatten", "Softmax", "PReLU", "Dropout"],
+        "Unflatten", "Softmax", "PReLU", "Dropout", "Reshape", "Permute", "Squeeze"],
     3: ["Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "BatchNorm2d",
         "GroupNorm", "Dropout2d", "VGGBlock", "NiNBlock", "Residual", "Inception", "Flatten", "LayerNorm", "ReLU",
         "PReLU", "Softmax", "Conv2d", "Conv2d", "Conv2d", "ConvTranspose2d", "MaxPool2d", "NiNBlock", "Inception",
-        "Residual"],
+        "Residual", "Reshape", "Permute", "Squeeze"],
 }
 ALL_KINDS = sorted(KINDS)
 INPUTS = {
@@ -98,6 +98,18 @@ def draw_layer(draw, shape, index: int) -> LayerSpec:
         params["sizes"] = factor_split(shape[params["dim"] - 1 if params["dim"] > 0 else -1], draw)
     if kind.name == "Flatten" and draw(st.booleans()):
         params.update(start_dim=1, end_dim=-1)
+    if shape is not None and draw(st.integers(0, 9)) < 8:  # the shape layers mostly fit their input
+        if kind.name == "Reshape":
+            sizes = list(factor_split(math.prod(shape), draw))
+            if draw(st.booleans()):
+                sizes[draw(st.integers(0, len(sizes) - 1))] = -1
+            params["shape"] = tuple(sizes)
+        if kind.name == "Permute" and shape:
+            params["dims"] = tuple(draw(st.permutations(range(1, rank + 1))))
+        ones = [i + 1 for i, size in enumerate(shape) if size == 1]
+        if kind.name == "Squeeze" and ones:
+            dim = draw(st.sampled_from(ones))
+            params["dim"] = draw(st.sampled_from([dim, dim - rank - 1]))  # counted from the front or the back
     return LayerSpec(kind.name, params, f"L{index}", frozen=draw(st.integers(0, 9)) == 0)
 
 
@@ -213,6 +225,7 @@ def one(kind: str, in_shape, **params):
          "H = floor((7 + 2*1 - 3)/2) + 1 = 4; W = floor((7 + 2*1 - 3)/2) + 1 = 4"),
         ("ConvTranspose2d", (8, 7, 7), dict(out_channels=4, kernel_size=4, stride=2, padding=1),
          "H = (7-1)*2 - 2*1 + 1*(4-1) + 0 + 1 = 14; W = (7-1)*2 - 2*1 + 1*(4-1) + 0 + 1 = 14"),
+        ("Reshape", (1, 28, 28), dict(shape=(-1, 28)), "-1 = 784/28 = 28"),
     ],
 )
 def test_formulas_fill_in_the_numbers(kind, in_shape, params, formula):
@@ -247,7 +260,28 @@ def test_same_padding_explains_itself_and_refuses_stride():
         ("Conv2d", (1, 6, 6), dict(kernel_size=3, dilation=3),
          "dilated kernel 7 is larger than the padded input 6: lower kernel_size or add padding"),
         ("LSTM", (1, 28, 28), dict(),
-         "LSTM needs (sequence, features) input, got (1, 28, 28): add a Flatten or Unflatten first"),
+         "LSTM needs (sequence, features) input, got (1, 28, 28): add a Squeeze first (dim 1) to read it as 28 steps "
+         "of 28 features"),
+        ("GRU", (3, 8, 8), dict(), "GRU needs (sequence, features) input, got (3, 8, 8): add a Flatten or Reshape "
+                                   "first to merge its dimensions into two"),
+        ("LSTM", (784,), dict(), "LSTM needs (sequence, features) input, got (784,): add an Unflatten or Reshape "
+                                 "first to split it into two dimensions"),
+        ("Reshape", (1, 28, 28), dict(shape=(27, 28)), "Reshape shape (27, 28) holds 756 values but the input "
+                                                       "(1, 28, 28) holds 784: make the sizes multiply to 784, or "
+                                                       "write -1 for one of them"),
+        ("Reshape", (1, 28, 28), dict(shape=(-1, 5)), "Reshape shape (-1, 5) cannot hold the input's 784 values: the "
+                                                      "sizes besides -1 multiply to 5, which does not divide 784"),
+        ("Reshape", (6,), dict(shape=(-1, -1)), "Reshape shape (-1, -1) has -1 in 2 places: write -1 in one place"),
+        ("Reshape", (6,), dict(shape=(0, 6)), "Reshape shape (0, 6) has a size 0: give sizes of 1 or more"),
+        ("Permute", (5, 7, 3), dict(dims=(2, 1)), "Permute dims (2, 1) are not an order of the sample's 3 dimensions "
+                                                  "(5, 7, 3): list each of 1, 2, 3 once (the batch stays first), "
+                                                  "e.g. (3, 2, 1)"),
+        ("Permute", (5, 7), dict(dims=(2, 2)), "Permute dims (2, 2) are not an order of the sample's 2 dimensions"),
+        ("Squeeze", (3, 1, 28), dict(dim=1), "Squeeze dim 1 has size 3 in the sample (3, 1, 28), not 1: set dim to 2, "
+                                             "where it has size 1"),
+        ("Squeeze", (3, 28), dict(dim=-1), "Squeeze dim -1 has size 28 in the sample (3, 28), not 1: remove the "
+                                           "Squeeze (Flatten or Reshape merge dimensions of other sizes)"),
+        ("Squeeze", (1, 28, 28), dict(dim=0), "Squeeze dim 0 is the batch dimension: set dim to 1..3 or -1"),
         ("Conv2d", (784,), dict(), "Conv2d needs (channels, height, width) input, got (784,): add an Unflatten first"),
         ("MaxPool2d", (1, 8, 8), dict(kernel_size=3, padding=2),
          "MaxPool2d padding 2 is more than half the kernel 3: lower padding to at most 1"),
@@ -398,6 +432,9 @@ def test_conv_transpose_presets_that_cannot_work_say_why():
      ("VGGBlock", dict(num_convs=2, out_channels=128), "VGGBlock 2x128"),
      ("MaxPool2d", dict(), "MaxPool2d 2, s2"),
      ("Unflatten", dict(sizes=(1, 28, 28)), "Unflatten 1x28x28"),
+     ("Reshape", dict(shape=(-1, 28)), "Reshape -1x28"),
+     ("Squeeze", dict(), "Squeeze"),
+     ("Squeeze", dict(dim=-3), "Squeeze dim=-3"),
      ("Dropout", dict(p=0.25), "Dropout 0.25"),
      ("ReLU", dict(), "ReLU")],
 )

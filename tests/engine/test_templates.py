@@ -19,7 +19,7 @@ from resources import TEMPLATES
 from tests.engine.d2l_reference import D2LInception, D2LResidual, nin_block, vgg_block
 
 NAMES = ("softmax-regression", "linear-regression", "mlp", "mlp-784-500", "cnn", "autoencoder", "cifar-cnn",
-         "lenet", "lenet-d2l", "lenet-bn", "alexnet", "vgg", "nin", "resnet18", "googlenet")
+         "lenet", "lenet-d2l", "lenet-bn", "alexnet", "vgg", "nin", "resnet18", "googlenet", "rnn-mnist", "birnn-mnist")
 
 
 # --------------------------------------------------------------------------- the originals, in plain torch
@@ -32,6 +32,27 @@ def resnet_block(input_channels, num_channels, num_residuals, first_block=False)
         else:
             blk.append(D2LResidual(num_channels, num_channels))
     return blk
+
+
+class NotesRNN(nn.Module):
+    """Seed 003, 3.3: the notes' RNN (Many-to-One) as they write it, bidirectional as in 3.3.1 (where the Linear
+    takes both directions, hidden_size * 2); the image goes in as their training loop gives it,
+    ``images.view(-1, sequence_length, input_size)``."""
+
+    def __init__(self, input_size=28, hidden_size=32, num_layers=2, num_classes=10, bidirectional=False):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.lstm = nn.LSTM(input_size, hidden_size, num_layers, batch_first=True, bidirectional=bidirectional)
+        self.fc = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
+
+    def forward(self, x):
+        x = x.view(-1, 28, 28)
+        directions = 2 if self.lstm.bidirectional else 1
+        h0 = torch.zeros(self.num_layers * directions, x.size(0), self.hidden_size)
+        c0 = torch.zeros(self.num_layers * directions, x.size(0), self.hidden_size)
+        out, _ = self.lstm(x, (h0, c0))
+        return self.fc(out[:, -1, :])  # decode the hidden state of the last time step
 
 
 def original(name: str) -> nn.Module:
@@ -140,12 +161,15 @@ def original(name: str) -> nn.Module:
         b4 = nn.Sequential(*resnet_block(128, 256, 2))
         b5 = nn.Sequential(*resnet_block(256, 512, 2))
         return nn.Sequential(b1, b2, b3, b4, b5, nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.Linear(512, 10))
+    if name in ("rnn-mnist", "birnn-mnist"):  # seed 003, 3.3 and 3.3.1
+        return NotesRNN(bidirectional=name == "birnn-mnist")
     raise AssertionError(name)
 
 
 # Templates whose original is a flat nn.Sequential of torch layers (or of D2L's nn.Sequential blocks with the
-# same layout as engine.blocks): their state_dict keys must match the original's exactly.
-SAME_KEYS = set(NAMES) - {"resnet18", "googlenet"}
+# same layout as engine.blocks): their state_dict keys must match the original's exactly. The notes' RNN names
+# its parts (lstm, fc): test_rnn_templates_hold_the_notes_weights compares those keys.
+SAME_KEYS = set(NAMES) - {"resnet18", "googlenet", "rnn-mnist", "birnn-mnist"}
 # Big inputs: build and run on the meta device (shapes and counts, no memory or arithmetic).
 ON_META = {"alexnet", "vgg", "nin", "googlenet"}
 
@@ -198,6 +222,36 @@ def test_analysis_rows_match_the_layers_of_the_original(name):
             x = module(x)
             assert row.shape == tuple(x.shape[1:]), row.label
             assert row.params == _count(module), row.label
+
+
+def _as_notes_rnn(state: dict) -> dict:
+    """A built rnn template's state_dict under the notes' names: rows (0), lstm (1), fc (2)."""
+    names = {"1": "lstm", "2": "fc"}
+    return {f"{names[key.split('.', 1)[0]]}.{key.split('.', 1)[1]}": tensor for key, tensor in state.items()}
+
+
+@pytest.mark.parametrize("name", ["rnn-mnist", "birnn-mnist"])
+def test_rnn_templates_hold_the_notes_weights(name):
+    """The template's LSTM and Linear are the notes' nn.LSTM(28, 32, 2, batch_first=True) and nn.Linear, key for key
+    (under the notes' names), shape for shape; with the same weights they read a digit alike. One difference in the
+    bidirectional one: the app passes on each direction's final state, the backward direction's at position 0 (where
+    it ends), while the notes' ``out[:, -1, :]`` takes the backward direction after it has read the last row only."""
+    torch.manual_seed(0)
+    built, notes = build_model(load_template(name)).eval(), original(name).eval()
+    ours = _as_notes_rnn(built.state_dict())
+    assert list(ours) == list(notes.state_dict())
+    assert [t.shape for t in ours.values()] == [t.shape for t in notes.state_dict().values()]
+    notes.load_state_dict(ours, strict=True)
+    x = torch.randn(3, 1, 28, 28)
+    with torch.no_grad():
+        if name == "rnn-mnist":
+            torch.testing.assert_close(built(x), notes(x))
+            return
+        passed_on = built[1](built[0](x))  # 3x64: forward then backward direction
+        out, _ = notes.lstm(x.view(-1, 28, 28))
+    torch.testing.assert_close(passed_on[:, :32], out[:, -1, :32])  # forward: its last step, as in the notes
+    torch.testing.assert_close(passed_on[:, 32:], out[:, 0, 32:])  # backward: its last step, at position 0
+    assert not torch.allclose(passed_on[:, 32:], out[:, -1, 32:])  # the notes' out[:, -1, :]
 
 
 def test_every_template_file_is_listed_with_its_dataset():

@@ -160,6 +160,24 @@ def test_shape_parameters_are_typed_like_1x28x28(window, qtbot):
     assert window.document.undo_stack.count() == 1  # one burst of typing, one undo step
 
 
+def test_a_reshape_takes_minus_one_typed_in_its_shape(window, qtbot):
+    """Reshape's shape may hold -1, so its field takes a minus sign (other shape fields refuse it)."""
+    load(window, spec_of((1, 28, 28), ("Reshape", {"shape": (28, 28)}), ("LSTM", {"hidden_size": 8})))
+    window.stack_view.select_ids(ids(window)[:1])
+    line = window.inspector.editors["shape"].line
+    assert line.text() == "28x28" and "from -1 to" in line.hint and "e.g. 28x28" in line.hint
+    line.selectAll()
+    qtbot.keyClicks(line, "-1x14")
+    assert window.document.spec.layers[0].params["shape"] == (-1, 14)
+    assert shapes(window) == ["56x14", "8"]
+    assert "-1 = 784/14 = 56" in window.inspector.formula.text()
+    window.stack_view.select_input()
+    input_line = window.inspector.editors["input_shape"].line
+    input_line.selectAll()
+    qtbot.keyClicks(input_line, "-")  # the input shape has no -1: its field refuses the key
+    assert input_line.text() == "1x28x28" and window.document.spec.input_shape == (1, 28, 28)
+
+
 def test_input_row_in_the_inspector(window, qtbot):
     window.stack_view.select_input()
     assert window.inspector.layer_id == INPUT_ID
