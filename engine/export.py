@@ -19,7 +19,7 @@ import inspect
 import torch
 from torch import nn
 
-from engine import blocks
+from engine import blocks, shape_modules
 from engine.build import build_model, module_expression, module_paths
 from engine.errors import SpecError
 from engine.layer_init import init_source
@@ -94,7 +94,7 @@ def _layer_source(layer: LayerSpec, module: nn.Module, analysis: Analysis | None
     if layer.params["repeat"] == 1:
         return _group_source(layer, module, analysis, depth, comment)
     lines = [f"{pad}nn.Sequential({comment}, {layer.params['repeat']} copies"]
-    for number, copy in enumerate(module):
+    for number, copy in enumerate(module.children()):
         lines += _group_source(layer, copy, analysis if number == 0 else None, depth + 1, "")
     return lines + [f"{pad}),"]
 
@@ -105,32 +105,33 @@ def _group_source(layer: LayerSpec, module: nn.Module, analysis: Analysis | None
     pad, inner = INDENT * depth, INDENT * (depth + 1)
     if isinstance(module, blocks.Branches):
         lines = [f"{pad}Branches({comment}"]
-        for child, branch in zip(layer.layers, module.branches, strict=True):
+        for child, branch in zip(layer.layers, module.branches.children(), strict=True):
             lines += _layer_source(child, branch, analysis, depth + 1)
         return lines + [f"{inner}merge={_literal(module.merge, layer.id, 'merge')},", f"{pad}),"]
     if isinstance(module, blocks.Residual):
         lines = [f"{pad}Residual({comment}", f"{inner}body=nn.Sequential("]
-        for child, part in zip(layer.layers, module.body, strict=True):
+        for child, part in zip(layer.layers, module.body.children(), strict=True):
             lines += _layer_source(child, part, analysis, depth + 2)
         lines.append(f"{inner}),")
         lines.append(f"{inner}shortcut=nn.Sequential(")
         if layer.params["shortcut"] == "custom":
-            for child, part in zip(layer.shortcut, module.shortcut, strict=True):
+            for child, part in zip(layer.shortcut, module.shortcut.children(), strict=True):
                 lines += _layer_source(child, part, analysis, depth + 2)
         else:
             lines += [f"{INDENT * (depth + 2)}{_call_source(part, layer.id)},  # automatic shortcut"
-                      for part in module.shortcut]
+                      for part in module.shortcut.children()]
         lines.append(f"{inner}),")
-        return lines + [f"{inner}activation={_call_source(module.activation, layer.id)},", f"{pad}),"]
+        return lines + [f"{inner}activation={_call_source(module.get_submodule('activation'), layer.id)},", f"{pad}),"]
     if not layer.layers:
         return [f"{pad}nn.Sequential(),{comment}"]
     lines = [f"{pad}nn.Sequential({comment}"]
-    for child, part in zip(layer.layers, module, strict=True):
+    for child, part in zip(layer.layers, module.children(), strict=True):
         lines += _layer_source(child, part, analysis, depth + 1)
     return lines + [f"{pad}),"]
 
 
 SKIPPED_ARGUMENTS = {"self", "device", "dtype"}
+COPIED_MODULES = (blocks.__name__, shape_modules.__name__)  # their classes are copied into the script
 WINDOW_ARGUMENTS = {"kernel_size", "stride", "padding", "dilation", "output_padding", "output_size"}  # int or tuple
 
 
@@ -189,17 +190,17 @@ def _literal(value, layer_id: str, name: str) -> str:
 def _class_reference(cls: type) -> str:
     if getattr(nn, cls.__name__, None) is cls:
         return f"nn.{cls.__name__}"
-    if cls.__module__ == blocks.__name__:
+    if cls.__module__ in COPIED_MODULES:
         return cls.__name__
-    raise SpecError(f"{cls.__module__}.{cls.__name__} is neither in torch.nn nor in engine.blocks: "
-                    "it cannot be exported")
+    raise SpecError(f"{cls.__module__}.{cls.__name__} is neither in torch.nn nor in engine.blocks or "
+                    "engine.shape_modules: it cannot be exported")
 
 
 def _block_classes(classes) -> list[type]:
-    """engine.blocks classes the script must define, bases first, each once."""
+    """engine.blocks and engine.shape_modules classes the script must define, bases first, each once."""
     needed: list[type] = []
     for cls in classes:
         for klass in reversed(cls.__mro__):
-            if klass.__module__ == blocks.__name__ and klass not in needed:
+            if klass.__module__ in COPIED_MODULES and klass not in needed:
                 needed.append(klass)
     return needed

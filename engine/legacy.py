@@ -14,14 +14,19 @@ from engine.layers.registry import LayerKind, P
 _CHANNELS = (1, 100_000)
 
 
+def _never(x, p):
+    raise AssertionError("a version 1 block is converted to a group on read, never analysed or built")
+
+
 def _legacy(name: str, *params) -> LayerKind:
-    return LayerKind(name, "Blocks", "", params, lambda x, p: None, lambda x, p: None)  # never analysed or built
+    return LayerKind(name, "Blocks", "", params, _never, _never)
 
 
 LEGACY_BLOCKS = {
     "VGGBlock": (_legacy("VGGBlock", P("num_convs", "int", 2, "", 1, 20), P("out_channels", "int", 64, "", *_CHANNELS)),
                  lambda p, i: groups.vgg_block(p["num_convs"], p["out_channels"], id=i)),
-    "NiNBlock": (_legacy("NiNBlock", P("out_channels", "int", 96, "", *_CHANNELS), P("kernel_size", "int", 3, "", 1, 1000),
+    "NiNBlock": (_legacy("NiNBlock", P("out_channels", "int", 96, "", *_CHANNELS),
+                         P("kernel_size", "int", 3, "", 1, 1000),
                          P("stride", "int", 1, "", 1, 1000), P("padding", "int", 1, "", 0, 1000)),
                  lambda p, i: groups.nin_block(p["out_channels"], p["kernel_size"], p["stride"], p["padding"], id=i)),
     "Residual": (_legacy("Residual", P("out_channels", "int", 64, "", *_CHANNELS), P("stride", "int", 1, "", 1, 16)),

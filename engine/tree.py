@@ -20,7 +20,7 @@ class Place(NamedTuple):
 
     parent: str | None
     slot: str
-    index: int
+    index: int  # type: ignore[assignment]  # the name reads best; tuple.index is not used on a Place
 
 
 def walk(layers: tuple[LayerSpec, ...]) -> Iterator[tuple[LayerSpec, Place]]:
@@ -71,7 +71,9 @@ def with_contents(layers: tuple[LayerSpec, ...], parent: str | None, slot: str,
         return tuple(new)
 
     def change(layer: LayerSpec) -> LayerSpec:
-        return replace(layer, **{slot: tuple(new)}) if layer.id == parent else layer
+        if layer.id != parent:
+            return layer
+        return replace(layer, layers=tuple(new)) if slot == "layers" else replace(layer, shortcut=tuple(new))
 
     return mapped(layers, change)
 
