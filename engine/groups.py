@@ -84,9 +84,9 @@ def _shape(shape: Shape) -> str:
 
 def _ids(base: str | None):
     """Child ids derived from the group's: stable for templates, unique inside one design."""
-    root = (base or new_id())[:48]
-    counter = iter(range(1, 10_000))
-    return root, lambda: f"{root}-{next(counter)}"
+    root = base or new_id()
+    prefix, counter = root[:48], iter(range(1, 10_000))  # a child id stays within the 64 characters an id may have
+    return root, lambda: f"{prefix}-{next(counter)}"
 
 
 def _conv(next_id, out: int, kernel: int, stride: int = 1, padding: int = 0) -> LayerSpec:
