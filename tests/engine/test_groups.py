@@ -385,3 +385,27 @@ def test_exported_script_runs_alone(tmp_path):
     assert done.returncode == 0, done.stderr
     assert f"output shape per sample: {analyze(spec).output_shape}" in done.stdout
     assert "Residual(" in done.stdout and "Branches(" in done.stdout
+
+
+# --------------------------------------------------------------------------- templates
+
+def test_every_template_loads_and_analyses_sound():
+    from engine.templates import list_templates, load_template
+
+    names = [info.name for info in list_templates()]
+    assert {"resnet18", "googlenet"} <= set(names)
+    for name in names:
+        analysis = analyze(load_template(name))
+        assert analysis.ok, (name, [(row.path, row.error) for row in analysis.errors])
+
+
+@pytest.mark.parametrize("name, params", [("resnet18", 11_176_970), ("googlenet", 5_977_530)])
+def test_nested_templates_have_the_d2l_originals_parameter_counts(name, params):
+    from engine.templates import load_template
+
+    spec = load_template(name)
+    assert any(layer.is_group for layer in spec.layers)
+    analysis = analyze(spec)
+    assert analysis.params == params
+    with torch.device("meta"):
+        assert count(build_model(spec).parameters()) == params
