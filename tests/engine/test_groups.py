@@ -409,3 +409,17 @@ def test_nested_templates_have_the_d2l_originals_parameter_counts(name, params):
     assert analysis.params == params
     with torch.device("meta"):
         assert count(build_model(spec).parameters()) == params
+
+
+def test_layers_of_a_shortcut_not_in_use_build_nothing_and_are_not_mistaken_for_the_automatic_one():
+    kept = LayerSpec("Conv2d", {"out_channels": 6, "kernel_size": 1}, "kept", frozen=True)
+    for settings in ({"mode": "residual", "shortcut": "auto"}, {"mode": "sequence"}):
+        spec = NetworkSpec((4, 6, 6), (LayerSpec("Group", settings, "g", layers=(conv("body", 6, padding=1),),
+                                                 shortcut=(kept,)),))
+        assert module_paths(spec)["kept"] == []
+        source = python_source(spec)
+        assert "requires_grad_(False)" not in source  # the automatic projection stays trainable
+        model = build_model(spec)
+        assert all(p.requires_grad for p in model.parameters())
+        exported = exec_script(source)["model"]
+        assert list(exported.state_dict()) == list(model.state_dict())
