@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+
 class VGGBlock(nn.Sequential):
     """num_convs x (3x3 conv, padding 1, ReLU), then a 2x2 max-pool."""
 

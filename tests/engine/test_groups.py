@@ -74,8 +74,8 @@ def test_an_error_inside_a_branch_names_its_path_and_build_model_says_it():
 
 def test_concat_of_branches_of_different_sizes_says_which_by_how_much_and_the_padding_that_fixes_it():
     def design(padding):
-        return NetworkSpec((3, 8, 8), (group("branches", [conv("same", 4, padding=1), conv("valid", 2, padding=padding)],
-                                             id="cat"),))
+        branches = [conv("same", 4, padding=1), conv("valid", 2, padding=padding)]
+        return NetworkSpec((3, 8, 8), (group("branches", branches, id="cat"),))
 
     row = analyze(design(0)).row("cat")
     assert row.shape is None

@@ -117,7 +117,8 @@ def test_a_converted_design_is_saved_as_version_2_and_reads_back_the_same(tmp_pa
 @given(kind=st.sampled_from(sorted(NAMES)), data=st.data(),
        input_shape=st.tuples(st.integers(1, 4), st.integers(1, 9), st.integers(1, 9)))
 def test_old_blocks_and_their_groups_agree_on_shape_and_weights(kind, data, input_shape):
-    names = {"VGGBlock": ("num_convs", "out_channels"), "NiNBlock": ("out_channels", "kernel_size", "stride", "padding"),
+    names = {"VGGBlock": ("num_convs", "out_channels"),
+             "NiNBlock": ("out_channels", "kernel_size", "stride", "padding"),
              "Residual": ("out_channels", "stride"), "Inception": ("c1", "c2_reduce", "c2", "c3_reduce", "c3", "c4")}
     low = {"padding": 0}
     params = {name: data.draw(st.integers(low.get(name, 1), 4), label=name)
@@ -144,8 +145,10 @@ def test_old_blocks_and_their_groups_agree_on_shape_and_weights(kind, data, inpu
 @pytest.mark.parametrize("item, message", [
     ({"kind": "VGGBlock", "params": {"num_convs": 0}},
      "layer 1 (VGGBlock) parameter 'num_convs' must be an integer between 1 and 20, got 0"),
-    ({"kind": "NiNBlock", "params": {"kernel_size": "3"}}, "layer 1 (NiNBlock) parameter 'kernel_size' must be an integer"),
-    ({"kind": "Residual", "params": {"stride": 17}}, "layer 1 (Residual) parameter 'stride' must be an integer between"),
+    ({"kind": "NiNBlock", "params": {"kernel_size": "3"}},
+     "layer 1 (NiNBlock) parameter 'kernel_size' must be an integer"),
+    ({"kind": "Residual", "params": {"stride": 17}},
+     "layer 1 (Residual) parameter 'stride' must be an integer between"),
     ({"kind": "Inception", "params": {"c5": 1}}, "layer 1 (Inception) has unknown parameter 'c5'"),
     ({"kind": "Inception", "params": [1, 2]}, "layer 1 (Inception) field 'params' must be an object"),
     ({"kind": "VGGBlock", "frozen": "yes"}, "layer 1 (VGGBlock) field 'frozen' must be true or false"),
@@ -177,7 +180,8 @@ def test_ids_stay_unique_whatever_ids_the_file_uses(tmp_path):
         {"id": "x" * 64, "kind": "NiNBlock", "params": {"out_channels": 4}},
         {"id": "x" * 63 + "y", "kind": "NiNBlock", "params": {"out_channels": 4}},  # the same first 48 characters
         {"kind": "Residual", "params": {"out_channels": 4}},  # no id: a new one
-        {"id": "i", "kind": "Inception", "params": {"c1": 1, "c2_reduce": 1, "c2": 1, "c3_reduce": 1, "c3": 1, "c4": 1}},
+        {"id": "i", "kind": "Inception",
+         "params": {"c1": 1, "c2_reduce": 1, "c2": 1, "c3_reduce": 1, "c3": 1, "c4": 1}},
     ]
     spec, _ = load_design(write_v1(tmp_path, layers))
     ids = [layer.id for layer in spec.all_layers()]
