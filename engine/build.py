@@ -74,7 +74,8 @@ def _build_group(layer: LayerSpec, shape: Shape) -> tuple[nn.Module, Shape]:
 
 def module_paths(spec: NetworkSpec) -> dict[str, list[str]]:
     """Each layer id -> the dotted names of the modules built for it in ``build_model(spec)`` (``"4.body.0"``);
-    several for a layer inside a repeated group, one per copy."""
+    several for a layer inside a repeated group, one per copy; none for the layers of a shortcut that is not in use
+    (set to auto, or in a group that is not residual), which build nothing."""
     paths: dict[str, list[str]] = {}
 
     def visit(layer: LayerSpec, names: list[str]) -> None:
@@ -87,8 +88,9 @@ def module_paths(spec: NetworkSpec) -> dict[str, list[str]]:
         body = {"sequence": "", "residual": "body.", "branches": "branches."}[mode]
         for index, child in enumerate(layer.layers):
             visit(child, [f"{name}.{body}{index}" for name in copies])
-        for index, child in enumerate(layer.shortcut if mode == "residual" else ()):
-            visit(child, [f"{name}.shortcut.{index}" for name in copies])
+        used = mode == "residual" and layer.params["shortcut"] == "custom"  # kept, but unbuilt, otherwise
+        for index, child in enumerate(layer.shortcut):
+            visit(child, [f"{name}.shortcut.{index}" for name in copies] if used else [])
 
     for index, layer in enumerate(spec.layers):
         visit(layer, [str(index)])

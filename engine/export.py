@@ -62,7 +62,8 @@ def python_source(spec: NetworkSpec) -> str:
     if inits:
         lines += ["# each layer's own initialisation from the design (seeded alike: the app's starting weights)",
                   *inits]
-    takes_tokens = bool(spec.layers) and spec.layers[0].kind == ENTRY_ONLY  # integer token indices
+    first = spec.first_leaf()
+    takes_tokens = first is not None and first.kind == ENTRY_ONLY  # integer token indices
     zeros = "torch.zeros(1, *INPUT_SHAPE" + (", dtype=torch.long)" if takes_tokens else ")")
     lines += [
         "",

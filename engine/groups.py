@@ -7,12 +7,14 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from engine.errors import LayerError
+from engine.layers import KINDS
 from engine.layers.group import GROUP
 from engine.spec import LayerSpec, new_id
 
 Shape = tuple[int, ...]
 AUTO_CONV = {1: "Linear", 2: "Conv1d", 3: "Conv2d"}  # the 1x1 projection per sample rank
 AUTO_NORM = {1: "BatchNorm1d", 2: "BatchNorm1d", 3: "BatchNorm2d"}
+STRIDE_MAX = next(p.max for p in KINDS["Conv2d"].params if p.name == "stride")  # the projection's stride bound
 
 
 def group(mode: str = "sequence", layers=(), *, id: str | None = None, name: str = "",  # noqa: A002
@@ -60,14 +62,18 @@ def auto_shortcut(x: Shape, y: Shape, with_norm: bool, base_id: str) -> tuple[tu
 
 
 def _stride(sizes: Shape, targets: Shape) -> int | None:
-    """The stride s with floor((n - 1) / s) + 1 == m on every axis, or None."""
-    if not sizes:
-        return 1
-    first = max(1, -(-sizes[0] // max(targets[0], 1)))
-    for stride in (first - 1, first, first + 1):
-        if stride >= 1 and all((n - 1) // stride + 1 == m for n, m in zip(sizes, targets, strict=True)):
-            return stride
-    return None
+    """The smallest stride s with ceil(n / s) == m (a 1x1 kernel's output size) on every axis, or None.
+
+    Each axis allows the strides from ceil(n / m) up to ceil(n / (m - 1)) - 1 (unbounded when m is 1); a stride
+    fits when it lies in all of them and within a convolution's own bound."""
+    low, high = 1, STRIDE_MAX
+    for n, m in zip(sizes, targets, strict=True):
+        if not 1 <= m <= n:
+            return None
+        low = max(low, -(-n // m))
+        if m > 1:
+            high = min(high, -(-n // (m - 1)) - 1)
+    return low if low <= high else None
 
 
 def _shape(shape: Shape) -> str:
@@ -78,9 +84,9 @@ def _shape(shape: Shape) -> str:
 
 def _ids(base: str | None):
     """Child ids derived from the group's: stable for templates, unique inside one design."""
-    root = (base or new_id())[:48]
-    counter = iter(range(1, 10_000))
-    return root, lambda: f"{root}-{next(counter)}"
+    root = base or new_id()
+    prefix, counter = root[:48], iter(range(1, 10_000))  # a child id stays within the 64 characters an id may have
+    return root, lambda: f"{prefix}-{next(counter)}"
 
 
 def _conv(next_id, out: int, kernel: int, stride: int = 1, padding: int = 0) -> LayerSpec:

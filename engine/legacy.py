@@ -5,11 +5,13 @@ The old blocks' parameter schemas are kept here, only to check a version 1 file'
 from __future__ import annotations
 
 from dataclasses import replace
+from itertools import count
 from typing import Any
 
-from engine import groups
+from engine import groups, tree
 from engine.errors import SpecError
 from engine.layers.registry import LayerKind, P
+from engine.spec import LayerSpec
 
 _CHANNELS = (1, 100_000)
 
@@ -22,6 +24,19 @@ def _legacy(name: str, *params) -> LayerKind:
     return LayerKind(name, "Blocks", "", params, _never, _never)
 
 
+def _residual(p: dict, block_id: str) -> LayerSpec:
+    """The old Residual projected its input whenever its stride was not 1, even where the body kept the shape
+    (a 1x1 input), and otherwise only when the channels changed: a custom 1x1 shortcut for the first, the
+    automatic one (which projects exactly when the shape changes) for the second, so the weights are the same."""
+    block = groups.residual_block(p["out_channels"], p["stride"], id=block_id)
+    if p["stride"] == 1:
+        return block
+    projection = LayerSpec("Conv2d", dict(out_channels=p["out_channels"], kernel_size=1, stride=p["stride"]),
+                           f"{block_id[:48]}-proj")
+    return replace(block.with_params(shortcut="custom"), shortcut=(projection,))
+
+
+# Each old block's parameter schema (names, defaults and bounds as version 1 read them) and the group it becomes.
 LEGACY_BLOCKS = {
     "VGGBlock": (_legacy("VGGBlock", P("num_convs", "int", 2, "", 1, 20), P("out_channels", "int", 64, "", *_CHANNELS)),
                  lambda p, i: groups.vgg_block(p["num_convs"], p["out_channels"], id=i)),
@@ -30,9 +45,9 @@ LEGACY_BLOCKS = {
                          P("stride", "int", 1, "", 1, 1000), P("padding", "int", 1, "", 0, 1000)),
                  lambda p, i: groups.nin_block(p["out_channels"], p["kernel_size"], p["stride"], p["padding"], id=i)),
     "Residual": (_legacy("Residual", P("out_channels", "int", 64, "", *_CHANNELS), P("stride", "int", 1, "", 1, 16)),
-                 lambda p, i: groups.residual_block(p["out_channels"], p["stride"], id=i)),
-    "Inception": (_legacy("Inception", *(P(name, "int", 1, "", *_CHANNELS)
-                                         for name in ("c1", "c2_reduce", "c2", "c3_reduce", "c3", "c4"))),
+                 _residual),
+    "Inception": (_legacy("Inception", *(P(name, "int", default, "", *_CHANNELS) for name, default in (
+                      ("c1", 64), ("c2_reduce", 96), ("c2", 128), ("c3_reduce", 16), ("c3", 32), ("c4", 32)))),
                   lambda p, i: groups.inception_block(p["c1"], (p["c2_reduce"], p["c2"]), (p["c3_reduce"], p["c3"]),
                                                       p["c4"], id=i)),
 }
@@ -40,9 +55,10 @@ LEGACY_BLOCKS = {
 
 def upgrade_layers(layers: list[Any]) -> list[Any]:
     """A version 1 design's layer list with each fixed block replaced by its group (other items untouched:
-    LayerSpec.from_dict checks them)."""
+    LayerSpec.from_dict checks them). The block keeps its id; the layers inside get ids no other layer has."""
     from engine.spec import check_layer_id, coerce_params, new_id
 
+    taken = {item.get("id") for item in layers if isinstance(item, dict) and isinstance(item.get("id"), str)}
     out = []
     for index, item in enumerate(layers):
         kind = item.get("kind") if isinstance(item, dict) else None
@@ -63,5 +79,18 @@ def upgrade_layers(layers: list[Any]) -> list[Any]:
         if not isinstance(frozen, bool):
             raise SpecError(f"{where} field 'frozen' must be true or false")
         block = make(coerce_params(schema, params, where), layer_id)
-        out.append(replace(block, frozen=frozen).to_dict())
+        out.append(_with_free_ids(replace(block, frozen=frozen), taken).to_dict())
     return out
+
+
+def _with_free_ids(block: LayerSpec, taken: set) -> LayerSpec:
+    """``block`` with its inner layers numbered ``<block id>-1``, ``-2``, ... skipping every id in ``taken``
+    (which then holds them too): the file's other layers may use ids like those."""
+    prefix, numbers = block.id[:48], count(1)
+
+    def fresh(layer: LayerSpec) -> LayerSpec:
+        new = next(f"{prefix}-{n}" for n in numbers if f"{prefix}-{n}" not in taken)
+        taken.add(new)
+        return replace(layer, id=new)
+
+    return replace(block, layers=tree.mapped(block.layers, fresh), shortcut=tree.mapped(block.shortcut, fresh))

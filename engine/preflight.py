@@ -12,6 +12,7 @@ from engine.errors import TrainingError
 from engine.layers import KINDS
 from engine.shapes import Analysis
 from engine.spec import NetworkSpec
+from engine.tree import path_text
 
 
 def check(spec: NetworkSpec, analysis: Analysis, data, batch_size: int, samples: int) -> None:
@@ -24,15 +25,23 @@ def check(spec: NetworkSpec, analysis: Analysis, data, batch_size: int, samples:
 def batch_size_problem(analysis: Analysis, batch_size: int) -> str:
     """The sentence refusing ``batch_size`` for this design, '' when every layer can train on it (the Training
     tab shows it under Batch size; ``check`` raises it)."""
-    row = next((r for r in analysis.rows if r.min_batch > batch_size), None)
+    row = _needing(analysis, batch_size)
     if row is None:
         return ""
     return (f"Batch size {batch_size} is too small for {_needs(row)}: set {control('training.batch_size')} to "
             f"{row.min_batch} or more.")
 
 
+def _needing(analysis: Analysis, batch: int):
+    """The first row, at any depth, that cannot train on batches of ``batch`` by itself (inside a group, the layer
+    rather than the group; a group's own row when its automatic shortcut's BatchNorm is what needs more)."""
+    return next((r for r in analysis.all_rows
+                 if r.min_batch > batch and not any(inner.min_batch > batch for inner in r.children + r.shortcut)),
+                None)
+
+
 def _needs(row) -> str:
-    return f"layer {row.index} ({row.kind}), which needs training batches of {row.min_batch} or more " \
+    return f"layer {row.path} ({row.kind}), which needs training batches of {row.min_batch} or more " \
            f"(it normalises over the batch)"
 
 
@@ -41,7 +50,7 @@ def _check_batch(analysis: Analysis, batch_size: int, samples: int) -> None:
     problem = batch_size_problem(analysis, batch_size)
     if problem:
         raise TrainingError(problem)
-    row = next((r for r in analysis.rows if r.min_batch > min(batch_size, samples)), None)
+    row = _needing(analysis, min(batch_size, samples))
     if row is not None:
         raise TrainingError(f"The data has only {samples} training sample{'s' if samples != 1 else ''}, too few for "
                             f"{_needs(row)}: use more training samples.")
@@ -53,29 +62,30 @@ def _splits(data):
 
 def _check_inputs(spec: NetworkSpec, data) -> None:
     """The first layer decides what the inputs must be: token indices in its range, or real numbers."""
-    if not spec.layers:
+    first = spec.first_leaf()  # inside a group, the first layer to see the input
+    if first is None:
         return
-    first = spec.layers[0]
+    layer = f"Layer {path_text(spec.layers, first.id)} ({first.kind})"
     tokens = KINDS[first.kind].tokens
     for split, x in _splits(data):
         dtype = str(x.dtype).removeprefix("torch.")
         whole = not (x.is_floating_point() or x.is_complex()) and dtype != "bool"
         if tokens is None:
             if not (x.is_floating_point() or x.numel() == 0):
-                raise TrainingError(f"Layer 0 ({first.kind}) takes real numbers but the {split} data holds {dtype} "
+                raise TrainingError(f"{layer} takes real numbers but the {split} data holds {dtype} "
                                     f"values: convert the inputs to floating point.")
             continue
         count = tokens(first.params)
         if not whole:
             raise TrainingError(
-                f"Layer 0 ({first.kind}) looks up integer token indices but the {split} data holds {dtype} values: "
+                f"{layer} looks up integer token indices but the {split} data holds {dtype} values: "
                 f"give it token data (whole numbers from 0 to {count - 1}), or start the design with a layer that "
                 f"takes real numbers, such as Linear.")
         if x.numel():
             low, high = int(x.min()), int(x.max())
             if low < 0:
-                raise TrainingError(f"Layer 0 ({first.kind}) looks up token indices from 0, but the {split} data "
+                raise TrainingError(f"{layer} looks up token indices from 0, but the {split} data "
                                     f"holds {low}: map the tokens to whole numbers from 0 to {count - 1}.")
             if high >= count:
-                raise TrainingError(f"Layer 0 ({first.kind}) has vectors for tokens 0 to {count - 1}, but the "
+                raise TrainingError(f"{layer} has vectors for tokens 0 to {count - 1}, but the "
                                     f"{split} data holds token {high}: set num_embeddings to {high + 1} or more.")

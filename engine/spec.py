@@ -241,6 +241,11 @@ class NetworkSpec:
         """Every layer, groups and the layers inside them, depth first."""
         return [layer for layer, _ in tree.walk(self.layers)]
 
+    def first_leaf(self) -> LayerSpec | None:
+        """The first layer that is not a group (depth first): the one fed the design's input, which decides whether
+        the input is token indices (an Embedding) or real numbers. None when there is none."""
+        return next((layer for layer, _ in tree.walk(self.layers) if not layer.is_group), None)
+
     def output_layer(self, params: tuple[str, ...] = WIDTH_PARAMS, after: str | None = None) -> OutputLayer | None:
         """The last layer with one of ``params`` (after layer ``after`` when given), or None.
 
