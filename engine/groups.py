@@ -14,7 +14,7 @@ from engine.spec import LayerSpec, new_id
 Shape = tuple[int, ...]
 AUTO_CONV = {1: "Linear", 2: "Conv1d", 3: "Conv2d"}  # the 1x1 projection per sample rank
 AUTO_NORM = {1: "BatchNorm1d", 2: "BatchNorm1d", 3: "BatchNorm2d"}
-STRIDE_MAX = next(p.max for p in KINDS["Conv2d"].params if p.name == "stride")  # the projection's stride bound
+STRIDE_MAX = int(KINDS["Conv2d"].param("stride").max or 1)  # the projection's stride bound
 
 
 def group(mode: str = "sequence", layers=(), *, id: str | None = None, name: str = "",  # noqa: A002
