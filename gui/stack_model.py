@@ -129,10 +129,13 @@ class LayerStackModel(QAbstractItemModel):
         self._cells: dict[str, dict[int, tuple]] = {}
 
     def _node(self, index: QModelIndex) -> Node | None:
-        if not index.isValid():
+        """The node of a row; None for no row (an invalid index's internal id is 0, the root's tag). One call into
+        Qt, as the view asks this thousands of times a paint."""
+        try:
+            node = self._nodes[index.internalId()]
+        except IndexError:
             return None
-        tag = index.internalId()
-        return self._nodes[tag] if 0 < tag < len(self._nodes) else None
+        return node if node.tag else None
 
     def _index(self, node: Node, column: int = 0) -> QModelIndex:
         return self.createIndex(node.row, column, node.tag)
@@ -252,13 +255,11 @@ class LayerStackModel(QAbstractItemModel):
             self._emit_all_changed()
 
     def _emit_all_changed(self, *_, first: int = 0, last: int | None = None) -> None:
-        """Every row's cells changed (from column ``first`` to ``last``): one signal per list of rows."""
+        """Every row's cells changed (from column ``first`` to ``last``). One signal, for the top-level rows: a
+        view repaints its whole viewport on a change of many rows, the open groups' rows with it, and a signal
+        per group cost about 0.5 ms each (a 100-layer design with 22 groups: over 10 ms an edit)."""
         last = self.columnCount() - 1 if last is None else last
-        for node in self._nodes:
-            if node.children:
-                parent = QModelIndex() if node.tag == 0 else self._index(node)
-                self.dataChanged.emit(self.index(0, first, parent),
-                                      self.index(len(node.children) - 1, last, parent))
+        self.dataChanged.emit(self.index(0, first), self.index(self.rowCount() - 1, last))
 
     # ------------------------------------------------------------------ data
     def headerData(self, section, orientation, role=DISPLAY):

@@ -224,7 +224,8 @@ class StackView(QTreeView):
         """Repaint changed rows without asking each for its height again: every row has the same
         height but the note row, whose height ``_place_note_row`` refreshes alone. (Qt's tree view
         measures every changed row, which was most of the time an edit took in a 100-layer design.)"""
-        if top_left.row() == bottom_right.row() and top_left.parent() == bottom_right.parent():
+        if top_left.row() == bottom_right.row() and self._note_row == top_left.row() \
+                and top_left.siblingAtColumn(0) == QModelIndex(self._note_index):
             super().dataChanged(top_left, bottom_right, list(roles))
         else:
             QAbstractItemView.dataChanged(self, top_left, bottom_right, list(roles))
