@@ -153,6 +153,7 @@ class StackView(QTreeView):
         self._empty_hint.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
         self._empty_hint.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)  # drops reach the stack
         self.setIndentation(14)
+        self.setTreePosition(COL_LAYER)  # groups open in the Layer column; # stays a column of plain numbers
         header = self.header()
         header.setStretchLastSection(True)
         header.setSectionsMovable(False)
@@ -162,7 +163,7 @@ class StackView(QTreeView):
                              (COL_PARAMS, QHeaderView.ResizeMode.Interactive),
                              (COL_MACS, QHeaderView.ResizeMode.Interactive)):
             header.setSectionResizeMode(column, mode)
-        for column, width in ((COL_INDEX, 56), (COL_LAYER, 230), (COL_SHAPE, 110), (COL_PARAMS, 80), (COL_MACS, 80)):
+        for column, width in ((COL_INDEX, 64), (COL_LAYER, 270), (COL_SHAPE, 110), (COL_PARAMS, 80), (COL_MACS, 80)):
             header.resizeSection(column, width)
         self.context_actions: list = []
         self.customContextMenuRequested.connect(self._show_context_menu)
