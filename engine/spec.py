@@ -290,6 +290,11 @@ class NetworkSpec:
         """Without these layers, wherever they sit (a removed group takes its layers with it)."""
         return replace(self, layers=tree.removed(self.layers, layer_ids))
 
+    def moved_to(self, place: Place, *layer_ids: str) -> NetworkSpec:
+        """These layers (each group with what it holds) moved, in design order, to ``place`` (counted before the
+        move); ValueError when ``place`` lies inside one of them."""
+        return replace(self, layers=tree.moved(self.layers, layer_ids, place))
+
     def with_contents(self, parent: str | None, slot: str, layers) -> NetworkSpec:
         """The list at (parent, slot) replaced by ``layers``."""
         return replace(self, layers=tree.with_contents(self.layers, parent, slot, tuple(layers)))

@@ -98,6 +98,31 @@ def inserted(layers: tuple[LayerSpec, ...], place: Place, new: tuple[LayerSpec, 
     return with_contents(layers, place.parent, place.slot, items[:index] + tuple(new) + items[index:])
 
 
+def outermost(layers: tuple[LayerSpec, ...], layer_ids) -> list[str]:
+    """The given ids in design order, less those inside another given one (a group takes its layers along)."""
+    chosen, covered, out = set(layer_ids), set(), []
+    for layer, place in walk(layers):
+        if place.parent in covered:
+            covered.add(layer.id)
+        elif layer.id in chosen:
+            out.append(layer.id)
+            covered.add(layer.id)
+    return out
+
+
+def moved(layers: tuple[LayerSpec, ...], layer_ids, place: Place) -> tuple[LayerSpec, ...]:
+    """``layers`` with the given layers (in design order, each group with what it holds) taken out and put one
+    after another at ``place``, whose index counts positions before the move (as a drop position does).
+    ValueError when ``place`` lies inside one of them: a group cannot move into itself."""
+    ids = outermost(layers, layer_ids)
+    if place.parent is not None and {place.parent, *ancestors(layers, place.parent)} & set(ids):
+        raise ValueError("a group cannot move into itself")
+    found = [find(layers, layer_id) for layer_id in ids]
+    before = sum(1 for _, at in found if (at.parent, at.slot) == (place.parent, place.slot) and at.index < place.index)
+    rest = removed(layers, ids)
+    return inserted(rest, place._replace(index=place.index - before), tuple(layer for layer, _ in found))
+
+
 def ancestors(layers: tuple[LayerSpec, ...], layer_id: str) -> list[str]:
     """The ids of the groups around a layer, outermost first."""
     chain: list[str] = []

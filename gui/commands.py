@@ -132,43 +132,16 @@ class SetFrozen(QUndoCommand):
         self.doc.apply_frozen(self.layer_id, not self.frozen)
 
 
-def _what(layers) -> str:
-    return (layers[0].name or layers[0].kind) if len(layers) == 1 else f"{len(layers)} layers"
+class ChangeLayers(QUndoCommand):
+    """A change of the layer tree (add, delete, move, group, ungroup): the layers before and after, kept whole
+    (frozen, so the two share every layer the edit did not touch)."""
 
-
-class InsertLayers(QUndoCommand):
-    def __init__(self, doc, index: int, layers: tuple, verb: str = "Add"):
-        super().__init__(f"{verb} {_what(layers)}")
-        self.doc, self.index, self.layers = doc, index, tuple(layers)
-
-    def redo(self) -> None:
-        self.doc.apply_insert(self.index, self.layers)
-
-    def undo(self) -> None:
-        self.doc.apply_remove([layer.id for layer in self.layers])
-
-
-class RemoveLayers(QUndoCommand):
-    def __init__(self, doc, layer_ids: list[str]):
-        spec = doc.spec
-        self.removed = sorted((spec.index(i), spec.layer(i)) for i in layer_ids)
-        super().__init__(f"Delete {_what([layer for _, layer in self.removed])}")
-        self.doc = doc
+    def __init__(self, doc, old_layers: tuple, new_layers: tuple, text: str):
+        super().__init__(text)
+        self.doc, self.old_layers, self.new_layers = doc, old_layers, new_layers
 
     def redo(self) -> None:
-        self.doc.apply_remove([layer.id for _, layer in self.removed])
+        self.doc.apply_layers(self.new_layers)
 
     def undo(self) -> None:
-        self.doc.apply_restore(self.removed)
-
-
-class Reorder(QUndoCommand):
-    def __init__(self, doc, old_ids: list[str], new_ids: list[str], moving: list[str]):
-        super().__init__(f"Move {_what([doc.spec.layer(i) for i in moving])}")
-        self.doc, self.old_ids, self.new_ids = doc, list(old_ids), list(new_ids)
-
-    def redo(self) -> None:
-        self.doc.apply_order(self.new_ids)
-
-    def undo(self) -> None:
-        self.doc.apply_order(self.old_ids)
+        self.doc.apply_layers(self.old_layers)

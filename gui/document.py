@@ -14,14 +14,16 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
+from engine import tree
 from engine.errors import LayerError, SpecError
 from engine.files import check_output_path, write_text_atomically
-from engine.groups import PRESETS, auto_shortcut
+from engine.groups import PRESETS, auto_shortcut, group
 from engine.layer_init import TensorInit
 from engine.layers import KINDS
 from engine.shapes import Analysis, analyze
 from engine.spec import DESIGN_SUFFIXES, MAX_NAME, LayerSpec, NetworkSpec, check_input_shape, new_id
 from engine.templates import load_design
+from engine.tree import Place
 
 EXTRA_KEYS = ("training", "data")
 DEFAULT_INPUT_SHAPE = (1, 28, 28)
@@ -163,23 +165,9 @@ class DesignDocument(QObject):
     def apply_input_shape(self, shape) -> None:
         self._set_spec(self._spec.with_input_shape(shape))
 
-    def apply_insert(self, index: int, layers: tuple[LayerSpec, ...]) -> None:
-        self._set_spec(self._spec.inserted(index, *layers))
-
-    def apply_restore(self, placed) -> None:
-        """Put back removed layers: ``placed`` is (old index, layer) pairs in ascending index order."""
-        spec = self._spec
-        for index, layer in placed:
-            spec = spec.inserted(index, layer)
-        self._set_spec(spec)
-
-    def apply_remove(self, layer_ids) -> None:
-        self._set_spec(self._spec.removed(*layer_ids))
-
-    def apply_order(self, layer_ids: list[str]) -> None:
-        """Reorder the layers to ``layer_ids`` (a permutation of the current ids)."""
-        by_id = {layer.id: layer for layer in self._spec.layers}
-        self._set_spec(NetworkSpec(self._spec.input_shape, tuple(by_id[i] for i in layer_ids)))
+    def apply_layers(self, layers) -> None:
+        """Replace the layer tree (an add, delete, move, group or ungroup, or its undo)."""
+        self._set_spec(replace(self._spec, layers=tuple(layers)))
 
     def apply_extra(self, key: str, value: dict | None) -> None:
         if value is None:
@@ -258,63 +246,111 @@ class DesignDocument(QObject):
             return False
         return self._push(SetInputShape(self, self._spec.input_shape, shape))
 
-    def add_layers(self, index: int, layers, verb: str = "Add") -> list[str]:
-        """Insert copies of ``layers`` (fresh ids) at ``index``; returns the new ids."""
-        from gui.commands import InsertLayers
+    def _change_layers(self, layers: tuple[LayerSpec, ...], text: str) -> bool:
+        """Push one undoable change of the layer tree; False when read-only or nothing changes."""
+        from gui.commands import ChangeLayers
 
-        fresh = tuple(replace(layer, params=dict(layer.params), id=new_id()) for layer in layers)
-        if not fresh:
-            return []
-        index = max(0, min(index, len(self._spec.layers)))
-        return [layer.id for layer in fresh] if self._push(InsertLayers(self, index, fresh, verb)) else []
+        layers = tuple(layers)
+        return layers != self._spec.layers and self._push(ChangeLayers(self, self._spec.layers, layers, text))
 
-    def add_kind(self, index: int, kind: str) -> list[str]:
-        """Insert a palette entry at ``index``: a fresh group (fresh ids) for a preset's name (engine.groups.PRESETS:
-        Group, VGG block, ...), a new layer for a registry kind's; nothing for any other name (a foreign drop)."""
-        if kind in PRESETS:
-            layers = (PRESETS[kind].make(),)
-        elif kind in KINDS:
-            layers = (LayerSpec(kind),)
-        else:
+    def place(self, where: Place | int) -> Place | None:
+        """``where`` as a Place (an int is a top-level index), or None when it names no group of this design."""
+        if not isinstance(where, Place):
+            return Place(None, "layers", max(0, min(int(where), len(self._spec.layers))))
+        if where.parent is None:
+            return where
+        try:
+            parent = self._spec.layer(where.parent)
+        except KeyError:
+            return None
+        return where if parent.is_group and where.slot in tree.SLOTS else None
+
+    def add_layers(self, where: Place | int, layers, verb: str = "Add") -> list[str]:
+        """Insert copies of ``layers`` at ``where`` (a Place, or a top-level index); every copy, and every layer
+        inside a copied group, gets a fresh id. Returns the new top ids."""
+        fresh = tuple(renewed(layer) for layer in layers)
+        place = self.place(where)
+        if not fresh or place is None:
             return []
-        return self.add_layers(index, layers)
+        spec = self._spec.inserted_at(place, *fresh)
+        return [layer.id for layer in fresh] if self._change_layers(spec.layers, f"{verb} {what(fresh)}") else []
+
+    def add_kind(self, where: Place | int, kind: str) -> list[str]:
+        """Add a layer of ``kind``, or a prefilled group named by an engine.groups preset ("VGG block")."""
+        preset = PRESETS.get(kind)
+        if preset is not None:
+            return self.add_layers(where, [preset.make()])
+        return self.add_layers(where, [LayerSpec(kind)]) if kind in KINDS else []
 
     def delete_layers(self, layer_ids) -> bool:
-        from gui.commands import RemoveLayers
-
-        ids = [layer.id for layer in self._spec.layers if layer.id in set(layer_ids)]
-        return bool(ids) and self._push(RemoveLayers(self, ids))
-
-    def move_layers(self, layer_ids, index: int) -> bool:
-        """Move the given layers, as one block in their current order, to ``index``.
-
-        ``index`` counts positions in the full list before the move (as a drop
-        position does), so ``move_layers([a], 0)`` puts ``a`` first.
-        """
-        from gui.commands import Reorder
-
-        chosen = set(layer_ids)
-        old = [layer.id for layer in self._spec.layers]
-        moving = [i for i in old if i in chosen]
-        if not moving:
+        """Delete these layers at any depth (a group with every layer inside it)."""
+        ids = tree.outermost(self._spec.layers, layer_ids)
+        if not ids:
             return False
-        index = max(0, min(index, len(old)))
-        before = sum(1 for i in old[:index] if i not in chosen)
-        rest = [i for i in old if i not in chosen]
-        new = rest[:before] + moving + rest[before:]
-        if new == old:
+        return self._change_layers(self._spec.removed(*ids).layers,
+                                   f"Delete {what([self._spec.layer(i) for i in ids])}")
+
+    def move_layers(self, layer_ids, where: Place | int) -> bool:
+        """Move the given layers, one after another in design order (a group with its layers), to ``where``.
+
+        ``where`` counts positions before the move (as a drop position does), so ``move_layers([a], 0)`` puts
+        ``a`` first. SpecError when ``where`` lies inside a moved group."""
+        ids = tree.outermost(self._spec.layers, layer_ids)
+        place = self.place(where)
+        if not ids or place is None:
             return False
-        return self._push(Reorder(self, old, new, moving))
+        try:
+            spec = self._spec.moved_to(place, *ids)
+        except ValueError:
+            raise SpecError("A group cannot move into itself: drop it outside its own layers") from None
+        return self._change_layers(spec.layers, f"Move {what([self._spec.layer(i) for i in ids])}")
 
     def shift_layers(self, layer_ids, step: int) -> bool:
-        """Move the given layers one place up (step -1) or down (+1)."""
-        ids = [layer.id for layer in self._spec.layers]
-        rows = sorted(ids.index(i) for i in layer_ids if i in ids)
-        if not rows:
+        """Move the given layers one place up (step -1) or down (+1) in their group (they must share one)."""
+        ids = tree.outermost(self._spec.layers, layer_ids)
+        places = [self._spec.place(i) for i in ids]
+        if not places or len({(p.parent, p.slot) for p in places}) > 1:
             return False
+        first, last = places[0], places[-1]
+        size = len(self._spec.contents(first.parent, first.slot))
         if step < 0:
-            return rows[0] > 0 and self.move_layers([ids[r] for r in rows], rows[0] - 1)
-        return rows[-1] < len(ids) - 1 and self.move_layers([ids[r] for r in rows], rows[-1] + 2)
+            return first.index > 0 and self.move_layers(ids, first._replace(index=first.index - 1))
+        return last.index < size - 1 and self.move_layers(ids, last._replace(index=last.index + 2))
+
+    def group_layers(self, layer_ids, mode: str = "sequence") -> str:
+        """Wrap these layers (they must share one group, or the top level) in a new group of ``mode`` at the
+        first one's place; returns its id. SpecError with a sentence when they cannot be wrapped."""
+        ids = tree.outermost(self._spec.layers, layer_ids)
+        if not ids:
+            raise SpecError("Select the layers to group first")
+        places = [self._spec.place(i) for i in ids]
+        if len({(p.parent, p.slot) for p in places}) > 1:
+            raise SpecError("The selected layers sit in different groups: select layers of one group "
+                            "(or of the top level) to group them")
+        parent, slot = places[0].parent, places[0].slot
+        items = self._spec.contents(parent, slot)
+        chosen = [items[p.index] for p in places]
+        wrapper = group(mode, chosen)
+        rest = [layer for layer in items if layer.id not in set(ids)]
+        new = rest[: places[0].index] + [wrapper] + rest[places[0].index:]
+        verb = "Make residual of" if mode == "residual" else "Group"
+        if not self._change_layers(self._spec.with_contents(parent, slot, new).layers, f"{verb} {what(chosen)}"):
+            raise SpecError("The design is read-only while training runs")
+        return wrapper.id
+
+    def ungroup(self, group_id: str) -> list[str]:
+        """Put a group's layers (its branches, for a branches group) in its place; returns their ids.
+        SpecError when ``group_id`` is not a group."""
+        layer = self._spec.layer(group_id)
+        if not layer.is_group:
+            raise SpecError(f"{layer.kind} is not a group: select a group to ungroup it")
+        place = self._spec.place(group_id)
+        items = self._spec.contents(place.parent, place.slot)
+        new = items[: place.index] + layer.layers + items[place.index + 1:]
+        if not self._change_layers(self._spec.with_contents(place.parent, place.slot, new).layers,
+                                   f"Ungroup {what([layer])}"):
+            raise SpecError("The design is read-only while training runs")
+        return [child.id for child in layer.layers]
 
     def set_extra(self, key: str, value: dict | None, text: str = "") -> None:
         """Store a file section another module owns (e.g. "training", "data"); undoable, marks modified.
@@ -359,3 +395,16 @@ class DesignDocument(QObject):
         self.undo_stack.setClean()
         if renamed:
             self.fileChanged.emit()
+
+
+def renewed(layer: LayerSpec) -> LayerSpec:
+    """A copy of ``layer`` with a fresh id for it and for every layer inside it (a pasted group is new)."""
+    return tree.mapped((layer,), lambda inner: replace(inner, id=new_id()))[0]
+
+
+def what(layers) -> str:
+    """How an undo step names the layers it changes: "Conv2d", "Residual block", "residual group", "3 layers"."""
+    if len(layers) != 1:
+        return f"{len(layers)} layers"
+    layer = layers[0]
+    return (layer.name or f"{layer.params.get('mode', 'sequence')} group") if layer.is_group else layer.kind

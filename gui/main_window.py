@@ -185,7 +185,7 @@ class MainWindow(QMainWindow):
     def _update_edit_actions(self, *_) -> None:
         editable = not self.document.read_only
         has_selection = bool(self.stack_view.selected_ids())
-        for key in ("cut", "duplicate", "delete", "move_up", "move_down"):
+        for key in ("cut", "duplicate", "delete", "move_up", "move_down", "group", "make_residual", "ungroup"):
             self.actions[key].setEnabled(editable and has_selection)
         self.actions["copy"].setEnabled(has_selection)
         self.actions["paste"].setEnabled(editable)

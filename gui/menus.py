@@ -57,11 +57,17 @@ def make_actions(window: QMainWindow) -> None:
             tip="Move the selected layers up")
     _action(window, "move_down", "Move Do&wn", lambda: view.move_selected(+1), ["Alt+Down"],
             tip="Move the selected layers down")
+    _action(window, "group", "&Group", view.group_selected, ["Ctrl+G"],
+            tip="Wrap the selected layers in a group")
+    _action(window, "make_residual", "Make &Residual", lambda: view.group_selected("residual"),
+            tip="Wrap the selected layers in a residual group: their output plus a shortcut of their input")
+    _action(window, "ungroup", "U&ngroup", view.ungroup_selected, ["Ctrl+Shift+G"],
+            tip="Put the selected group's layers in its place")
     _action(window, "select_all", "Select &All", view.selectAll, [keys.SelectAll], tip="Select every layer")
     _action(window, "filter", "&Find Layer Kind…", window.focus_palette_filter, [keys.Find],
             tip="Filter the layer palette")
-    _action(window, "expand", "&Expand Blocks", view.expandAll, tip="Show the inner layers of every block")
-    _action(window, "collapse", "&Collapse Blocks", view.collapseAll, tip="Hide the inner layers of blocks")
+    _action(window, "expand", "&Expand Groups", view.expandAll, tip="Show the layers inside every group")
+    _action(window, "collapse", "&Collapse Groups", view.collapseAll, tip="Hide the layers inside groups")
     _action(window, "reset_layout", "&Reset Layout", window.reset_layout,
             tip="Put the panels back where they started")
     _action(window, "help", "LayerStudio &Help", lambda: help_dialog(window).exec(), ["F1"],
@@ -69,7 +75,8 @@ def make_actions(window: QMainWindow) -> None:
     _action(window, "about", "&About LayerStudio", lambda: show_about(window))
     actions = window.actions
     view.context_actions = [actions[k] for k in ("cut", "copy", "paste", "duplicate")] + [None] + [
-        actions[k] for k in ("move_up", "move_down")] + [None, actions["delete"]]
+        actions[k] for k in ("move_up", "move_down")] + [None] + [
+        actions[k] for k in ("group", "make_residual", "ungroup")] + [None, actions["delete"]]
 
 
 def _add_actions(window: QMainWindow, target, keys) -> None:
@@ -97,7 +104,8 @@ def make_menus(window: QMainWindow) -> QAction:
 
     edit = bar.addMenu("&Edit")
     _add_actions(window, edit, ("undo", "redo", None, "cut", "copy", "paste", "duplicate", "delete", None,
-                                "move_up", "move_down", None, "select_all", "filter"))
+                                "move_up", "move_down", None, "group", "make_residual", "ungroup", None,
+                                "select_all", "filter"))
 
     window.view_menu = bar.addMenu("&View")
     window.view_menu.addAction(window.palette_dock.toggleViewAction())

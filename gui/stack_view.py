@@ -5,7 +5,17 @@ model's row notifications, so it survives edits, undo and redo.
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QItemSelection, QItemSelectionModel, QModelIndex, QRect, Qt, QTimer, Signal
+from PySide6.QtCore import (
+    QEvent,
+    QItemSelection,
+    QItemSelectionModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QRect,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -18,8 +28,11 @@ from PySide6.QtWidgets import (
     QTreeView,
 )
 
+from engine import tree
 from engine.errors import SpecError
 from engine.shapes import format_shape
+from engine.tree import Place
+from gui.document import what
 from gui.editors import INPUT_SHAPE_HINT, ShapeEdit
 from gui.icons import ERROR_COLOR
 from gui.mime import layers_from_mime, layers_to_mime
@@ -130,7 +143,8 @@ class StackView(QTreeView):
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.setItemDelegateForColumn(COL_SHAPE, ShapeDelegate(self))
         self._note_delegate = NoteRowDelegate(self)
-        self._note_row = -1  # the row that has the note delegate
+        self._note_row = -1  # the row number that has the note delegate
+        self._note_index = QPersistentModelIndex()  # and the row itself
         self._note_timer = QTimer(self, singleShot=True, interval=0)
         self._note_timer.timeout.connect(self._place_note_row)
         self._empty_hint = QLabel(EMPTY_HINT, self.viewport())
@@ -139,6 +153,7 @@ class StackView(QTreeView):
         self._empty_hint.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
         self._empty_hint.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)  # drops reach the stack
         self.setIndentation(14)
+        self.setTreePosition(COL_LAYER)  # groups open in the Layer column; # stays a column of plain numbers
         header = self.header()
         header.setStretchLastSection(True)
         header.setSectionsMovable(False)
@@ -148,7 +163,7 @@ class StackView(QTreeView):
                              (COL_PARAMS, QHeaderView.ResizeMode.Interactive),
                              (COL_MACS, QHeaderView.ResizeMode.Interactive)):
             header.setSectionResizeMode(column, mode)
-        for column, width in ((COL_INDEX, 56), (COL_LAYER, 230), (COL_SHAPE, 110), (COL_PARAMS, 80), (COL_MACS, 80)):
+        for column, width in ((COL_INDEX, 64), (COL_LAYER, 270), (COL_SHAPE, 110), (COL_PARAMS, 80), (COL_MACS, 80)):
             header.resizeSection(column, width)
         self.context_actions: list = []
         self.customContextMenuRequested.connect(self._show_context_menu)
@@ -160,8 +175,10 @@ class StackView(QTreeView):
         document.changed.connect(self._show_empty_hint)
         self._show_empty_hint()
         self.stack_model.dropped.connect(self.select_ids)
+        self.stack_model.message.connect(self.message)
         self.stack_model.modelReset.connect(self._emit_current)
         self.stack_model.rowsRemoved.connect(self._emit_current)
+        self.stack_model.layoutChanged.connect(self._emit_current)
         self.doubleClicked.connect(self._on_double_clicked)
         self._last_current: object = object()
 
@@ -170,8 +187,8 @@ class StackView(QTreeView):
         """The note (error or warning) that the row of ``index`` writes on a line of its own: only the
         current top-level row has one, when its Notes cell is too narrow to show the note whole."""
         current = self.currentIndex()
-        if (not index.isValid() or index.row() != current.row() or index.internalId() or current.internalId()
-                or index.row() == 0):
+        if (not index.isValid() or index.row() != current.row() or index.parent() != current.parent()
+                or not self.stack_model.layer_id(index)):
             return ""
         text = self.stack_model.data(index.siblingAtColumn(COL_NOTES)) or ""
         fits = self.fontMetrics().horizontalAdvance(text) + NOTE_CELL_MARGINS <= self.columnWidth(COL_NOTES)
@@ -190,16 +207,17 @@ class StackView(QTreeView):
 
     def _place_note_row(self) -> None:
         """Give the note delegate to the current row if it has a note to write, and resize the rows."""
-        current = self.currentIndex()
-        row = current.row() if self.note_text(current.siblingAtColumn(0)) else -1
+        current = self.currentIndex().siblingAtColumn(0)
+        noted = current if self.note_text(current) else QModelIndex()
+        row = noted.row() if noted.isValid() else -1
         old, self._note_row = self._note_row, row
-        if old != row:
+        earlier, self._note_index = QModelIndex(self._note_index), QPersistentModelIndex(noted)
+        if old != row:  # Qt gives a delegate to a row number (in every list): note_text answers for one row only
             if old >= 0:
                 self.setItemDelegateForRow(old, None)
             if row >= 0:
                 self.setItemDelegateForRow(row, self._note_delegate)
-        for changed in {old, row} - {-1}:  # the rows' heights follow
-            index = self.stack_model.index(changed, 0)
+        for index in (earlier, noted):  # the rows' heights follow
             if index.isValid():
                 self.dataChanged(index, index.siblingAtColumn(COL_NOTES))
 
@@ -207,7 +225,8 @@ class StackView(QTreeView):
         """Repaint changed rows without asking each for its height again: every row has the same
         height but the note row, whose height ``_place_note_row`` refreshes alone. (Qt's tree view
         measures every changed row, which was most of the time an edit took in a 100-layer design.)"""
-        if top_left.row() == bottom_right.row() and top_left.parent() == bottom_right.parent():
+        if top_left.row() == bottom_right.row() and self._note_row == top_left.row() \
+                and top_left.siblingAtColumn(0) == QModelIndex(self._note_index):
             super().dataChanged(top_left, bottom_right, list(roles))
         else:
             QAbstractItemView.dataChanged(self, top_left, bottom_right, list(roles))
@@ -242,25 +261,26 @@ class StackView(QTreeView):
             self.currentLayerChanged.emit(current)
 
     def selected_ids(self) -> list[str]:
-        """Selected layers in stack order (the input row and inner layers excluded)."""
-        chosen = {self.stack_model.layer_id(i) for i in self.selectionModel().selectedRows()
-                  if not self.stack_model.is_child(i)}
-        return [layer.id for layer in self.document.spec.layers if layer.id in chosen]
+        """Selected layers, at any depth, in design order (the input and Shortcut rows excluded)."""
+        chosen = {self.stack_model.layer_id(i) for i in self.selectionModel().selectedRows()} - {INPUT_ID, None}
+        if not chosen:
+            return []
+        return [layer.id for layer in self.document.spec.all_layers() if layer.id in chosen]
 
     def select_ids(self, ids) -> None:
-        """Select these layers, make the first current and scroll to it."""
+        """Select these layers (any depth: their groups open), make the first current and scroll to it."""
         selection = QItemSelection()
         for layer_id in ids:
             index = self.stack_model.index_of(layer_id)
             if index.isValid():
-                selection.select(index, index.siblingAtColumn(COL_NOTES))
+                selection.select(index, index.siblingAtColumn(self.stack_model.columnCount() - 1))
         if selection.isEmpty():
             return
         flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
         first = self.stack_model.index_of(list(ids)[0])
         self.selectionModel().setCurrentIndex(first, QItemSelectionModel.SelectionFlag.NoUpdate)
         self.selectionModel().select(selection, flags)
-        self.scrollTo(first)
+        self.scrollTo(first)  # opens the groups around it
         self._emit_current()
 
     def select_input(self) -> None:
@@ -268,45 +288,52 @@ class StackView(QTreeView):
         self.selectionModel().setCurrentIndex(index, QItemSelectionModel.SelectionFlag.ClearAndSelect
                                               | QItemSelectionModel.SelectionFlag.Rows)
 
-    def insert_position(self) -> int:
-        """Where new layers go: after the last selected layer; first if the input is selected; else at the end."""
+    def insert_place(self) -> Place:
+        """Where new layers go: after the last selected layer in its group (or top level); at the end of a
+        selected Shortcut row; first if the input is selected; else at the end of the design."""
         ids = self.selected_ids()
         if ids:
-            return self.document.spec.index(ids[-1]) + 1
-        if self.current_layer_id() == INPUT_ID:
-            return 0
-        return len(self.document.spec.layers)
+            return self.stack_model.place_after(self.stack_model.index_of(ids[-1]))
+        return self.stack_model.place_after(self.currentIndex())
 
     # ------------------------------------------------------------------ edits on the selection
     def add_kind(self, kind: str) -> list[str]:
-        ids = self.document.add_kind(self.insert_position(), kind)
+        ids = self.document.add_kind(self.insert_place(), kind)
         self.select_ids(ids)
         return ids
 
     def delete_selected(self) -> bool:
-        ids = self.selected_ids()
+        ids = tree.outermost(self.document.spec.layers, self.selected_ids())
         if not ids:
             return False
-        below = [layer.id for layer in self.document.spec.layers[self.document.spec.index(ids[-1]) + 1:]]
-        above = [layer.id for layer in self.document.spec.layers[: self.document.spec.index(ids[0])]]
+        follow = self._neighbour(ids)
         if not self.document.delete_layers(ids):
             return False
-        follow = below[:1] or above[-1:]
         if follow:
-            self.select_ids(follow)
+            self.select_ids([follow])
         else:
             self.select_input()
         return True
 
+    def _neighbour(self, ids: list[str]) -> str | None:
+        """The layer to select once ``ids`` are gone: the next one in the last one's list, else the one
+        before the first, else the group they sat in."""
+        spec, chosen = self.document.spec, set(ids)
+        last, first = spec.place(ids[-1]), spec.place(ids[0])
+        after = [layer.id for layer in spec.contents(last.parent, last.slot)[last.index + 1:] if layer.id not in chosen]
+        before = [layer.id for layer in spec.contents(first.parent, first.slot)[: first.index]
+                  if layer.id not in chosen]
+        return (after[:1] or before[-1:] or [first.parent])[0]
+
     def duplicate_selected(self) -> list[str]:
-        ids = self.selected_ids()
+        ids = tree.outermost(self.document.spec.layers, self.selected_ids())
         layers = [self.document.spec.layer(i) for i in ids]
-        new = self.document.add_layers(self.insert_position(), layers, "Duplicate")
+        new = self.document.add_layers(self.insert_place(), layers, "Duplicate")
         self.select_ids(new)
         return new
 
     def copy_selected(self) -> bool:
-        ids = self.selected_ids()
+        ids = tree.outermost(self.document.spec.layers, self.selected_ids())
         if not ids:
             return False
         QGuiApplication.clipboard().setMimeData(layers_to_mime([self.document.spec.layer(i) for i in ids]))
@@ -322,7 +349,7 @@ class StackView(QTreeView):
         except SpecError as exc:
             self.message.emit(f"Nothing pasted: {exc}")
             return []
-        new = self.document.add_layers(self.insert_position(), layers, "Paste")
+        new = self.document.add_layers(self.insert_place(), layers, "Paste")
         self.select_ids(new)
         return new
 
@@ -330,18 +357,44 @@ class StackView(QTreeView):
         ids = self.selected_ids()
         moved = self.document.shift_layers(ids, step)
         if moved:
-            self.select_ids(ids)
+            self.select_ids(tree.outermost(self.document.spec.layers, ids))
         return moved
+
+    def group_selected(self, mode: str = "sequence") -> str | None:
+        """Wrap the selected layers in a new group of ``mode`` (Group, Make residual); open and select it."""
+        try:
+            group_id = self.document.group_layers(self.selected_ids(), mode)
+        except SpecError as exc:
+            self.message.emit(str(exc))
+            return None
+        self.select_ids([group_id])
+        self.expand(self.stack_model.index_of(group_id))
+        return group_id
+
+    def ungroup_selected(self) -> list[str]:
+        """Put the selected group's layers in its place, saying what changes for a residual, branches or
+        repeated group."""
+        groups = [i for i in self.selected_ids() if self.document.spec.layer(i).is_group]
+        if not groups:
+            self.message.emit("Select a group to ungroup it")
+            return []
+        layer = self.document.spec.layer(groups[0])
+        try:
+            ids = self.document.ungroup(layer.id)
+        except SpecError as exc:
+            self.message.emit(str(exc))
+            return []
+        self.message.emit(ungroup_note(layer))
+        if ids:
+            self.select_ids(ids)
+        return ids
 
     # ------------------------------------------------------------------ events
     def _show_context_menu(self, position) -> None:
         index = self.indexAt(position)
-        clicked_unselected = index.isValid() and not self.stack_model.is_child(index) and \
-            not self.selectionModel().isRowSelected(index.row(), index.parent())
-        if clicked_unselected and index.row() == 0:
-            self.select_input()
-        elif clicked_unselected:
-            self.select_ids([self.stack_model.layer_id(index)])
+        if index.isValid() and not self.selectionModel().isRowSelected(index.row(), index.parent()):
+            flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+            self.selectionModel().setCurrentIndex(index.siblingAtColumn(0), flags)
         self.context_menu().exec(self.viewport().mapToGlobal(position))
 
     def context_menu(self) -> QMenu:
@@ -355,9 +408,25 @@ class StackView(QTreeView):
         return menu
 
     def _on_double_clicked(self, index) -> None:
-        if not self.stack_model.is_child(index) and index.row() > 0:
-            self.layerActivated.emit(self.stack_model.layer_id(index))
+        layer_id = self.stack_model.layer_id(index)
+        if layer_id:
+            self.layerActivated.emit(layer_id)
 
     def set_read_only(self, read_only: bool) -> None:
         self.setDragEnabled(not read_only)
         self.setAcceptDrops(not read_only)
+
+
+def ungroup_note(layer) -> str:
+    """What ungrouping ``layer`` changes, in a sentence for the status bar."""
+    p, label = layer.params, what([layer])
+    changes = []
+    if p.get("mode") == "residual":
+        changes.append("its layers now run in sequence without the shortcut sum"
+                       + (" (its shortcut layers are left out)" if layer.shortcut else ""))
+    elif p.get("mode") == "branches":
+        changes.append("its branches now run one after another instead of side by side, unmerged")
+    if p.get("repeat", 1) > 1:
+        changes.append(f"they run once instead of {p['repeat']} times")
+    detail = "; ".join(changes) if changes else "its layers keep running as before"
+    return f"Ungrouped {label}: {detail}. Undo puts the group back"

@@ -78,10 +78,9 @@ def main(out: Path) -> list[Path]:
 
     window.new_from("resnet18")
     window.tabs.setCurrentIndex(0)
-    blocks = [layer.id for layer in doc.spec.layers if layer.layer_kind.is_block]
-    for layer_id in blocks[:2]:
-        window.stack_view.expand(window.stack_view.stack_model.index_of(layer_id))
-    window.stack_view.select_ids(blocks[1:2])
+    stage = next(layer for layer in doc.spec.layers if layer.name == "b3")  # open a stage and its first block
+    window.stack_view.select_ids([stage.layers[0].layers[0].id])  # its first convolution (the groups open)
+    window.stack_view.expand(window.stack_view.stack_model.index_of(stage.layers[1].id))
     shoot("designer-blocks", SIZES[0])
 
     if training is not None:  # after a short run: the inspector's initialisation and trained parameter tensors

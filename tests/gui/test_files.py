@@ -116,7 +116,7 @@ def test_new_dialog_lists_empty_and_every_template(window):
     dialog.deleteLater()
     window.new_from(dialog.choice())
     assert window.document.spec.input_shape == (3, 32, 32)
-    assert "Residual" in kinds(window)
+    assert "Residual 64" in [layer.name for layer in window.document.spec.all_layers()]
     assert not window.isWindowModified()
 
 

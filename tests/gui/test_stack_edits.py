@@ -189,7 +189,8 @@ def test_alt_up_and_down_move_the_selection(window, qtbot):
 def test_context_menu_offers_the_edit_actions(window):
     small(window)
     texts = [action.text() for action in window.stack_view.context_menu().actions() if not action.isSeparator()]
-    assert texts == ["Cu&t", "&Copy", "&Paste", "&Duplicate", "Move &Up", "Move Do&wn", "De&lete"]
+    assert texts == ["Cu&t", "&Copy", "&Paste", "&Duplicate", "Move &Up", "Move Do&wn", "&Group", "Make &Residual",
+                     "U&ngroup", "De&lete"]
 
 
 def test_edit_actions_follow_the_selection(window):
