@@ -31,7 +31,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine import tree
 from engine.groups import group_label
 from engine.layer_init import TENSORS
 from engine.layers import KINDS, Param, suggest_hidden_sizes
@@ -411,11 +410,9 @@ class Inspector(QWidget):
             button.setEnabled(not self.document.read_only and size != layer.params["out_features"])
 
     def _network_output(self, layer_id: str) -> int | None:
-        """The output width a hidden Linear leads to: the last top-level Linear's out_features after it (after its
-        outermost group for one inside a group); None if there is none."""
-        spec = self.document.spec
-        outer = tree.ancestors(spec.layers, layer_id)
-        output = spec.output_layer(("out_features",), after=outer[0] if outer else layer_id)
+        """The output width a hidden Linear leads to: the last Linear's out_features after it, in the order layers
+        run (NetworkSpec.output_layer); None if there is none or parallel branches come between."""
+        output = self.document.spec.output_layer(("out_features",), after=layer_id)
         return output.width if output else None
 
     def _apply_suggestion(self, size: int) -> None:

@@ -7,6 +7,7 @@ from PySide6.QtCore import QModelIndex, Qt
 from engine.build import build_model
 from engine.groups import PRESETS
 from engine.spec import NetworkSpec
+from gui.document import what
 from gui.icons import category_icon
 from gui.mime import kind_to_mime
 from tests.gui.helpers import ids, load
@@ -59,7 +60,7 @@ def test_every_preset_inserts_a_fresh_group_that_analyses_on_3x32x32(window, qtb
         spec = window.document.spec
         group = spec.layers[0]
         assert group.is_group and structure(group) == structure(preset.make()), name
-        assert window.document.undo_stack.undoText() == f"Add {group.name or group.kind}"
+        assert window.document.undo_stack.undoText() == f"Add {what([group])}"
         assert window.document.analysis.ok, (name, [row.error for row in window.document.analysis.errors])
         assert window.stack_view.selected_ids() == [group.id]
         assert window.inspector.layer_id == group.id
