@@ -62,6 +62,8 @@ def make_actions(window: QMainWindow) -> None:
             tip="Filter the layer palette")
     _action(window, "expand", "&Expand Blocks", view.expandAll, tip="Show the inner layers of every block")
     _action(window, "collapse", "&Collapse Blocks", view.collapseAll, tip="Hide the inner layers of blocks")
+    _action(window, "graph_view", "&Graph View", lambda: window.show_graph(window.actions["graph_view"].isChecked()),
+            ["Ctrl+Shift+R"], tip="Show the network as boxes and arrows beside the layer stack").setCheckable(True)
     _action(window, "reset_layout", "&Reset Layout", window.reset_layout,
             tip="Put the panels back where they started")
     _action(window, "help", "LayerStudio &Help", lambda: help_dialog(window).exec(), ["F1"],
@@ -102,6 +104,7 @@ def make_menus(window: QMainWindow) -> QAction:
     window.view_menu = bar.addMenu("&View")
     window.view_menu.addAction(window.palette_dock.toggleViewAction())
     window.view_menu.addAction(window.inspector_dock.toggleViewAction())
+    window.view_menu.addAction(window.actions["graph_view"])
     window.view_menu.addSeparator()
     window.view_menu.addAction(window.actions["expand"])
     window.view_menu.addAction(window.actions["collapse"])
