@@ -25,6 +25,7 @@ from gui.stack_model import INPUT_ID
 
 ID_KEY = 0          # QGraphicsItem.data key holding the layer id a click selects
 TITLE_KEY = 1       # ... holding the group id on a frame's title (a double-click folds the group)
+LOOK_KEY = 2        # ... holding the key of a selectable box's or frame's usual look (GraphView._looks)
 ZOOM_STEP = 1.25
 ZOOM_RANGE = (0.1, 4.0)
 CLICK_SLOP = 4      # pixels a press may move and still be a click
@@ -67,10 +68,13 @@ class GraphView(QGraphicsView):
         self.collapsed: set[str] = set()
         self.selected: set[str] = set()
         self._current: str | None = None
-        self._items: dict[str, list[tuple]] = {}  # layer id -> (box or frame item, pen, brush, is a box)
+        # The usual (pen, brush, is a box, has an error) of selectable items by look key. Items are found through the
+        # scene, never kept: a Python reference to an item outliving its scene crashes when it is released.
+        self._looks: dict[str, tuple] = {}
         self._stale = True
         self._fitted_loads = -1  # the document.loads the zoom was last fitted for
         self._press = None
+        self._stack = None  # the stack view it follows (follow)
         self._fitting = True  # the zoom follows the view's width until the user zooms
         self._timer = QTimer(self, singleShot=True, interval=0)
         self._timer.timeout.connect(self.refresh)
@@ -95,7 +99,6 @@ class GraphView(QGraphicsView):
         self.layout_ = layout(self.document.spec, self.document.analysis, self.collapsed, self.metrics)
         scene = self.scene()
         scene.clear()
-        self._items = {}
         for frame in self.layout_.frames:
             self._draw_frame(frame)
         self._draw_edges(self.layout_)
@@ -126,7 +129,7 @@ class GraphView(QGraphicsView):
         title.setPos(frame.x + frame.title_x, frame.y + 2)
         title.setData(TITLE_KEY, frame.layer_id)
         title.setToolTip(frame.tip + "\nDouble-click the title to fold the group")
-        self._items.setdefault(frame.layer_id, []).append((item, item.pen(), item.brush(), False))
+        self._remember_look(item, f"frame {frame.depth % 2} {bool(frame.error)}", False, bool(frame.error))
 
     def _draw_edges(self, layout_: Layout) -> None:
         paths = {"flow": QPainterPath(), "shortcut": QPainterPath()}
@@ -166,7 +169,7 @@ class GraphView(QGraphicsView):
         if box.tip:
             item.setToolTip(box.tip)
         if box.role in ("layer", "input"):
-            self._items.setdefault(layer_id, []).append((item, item.pen(), item.brush(), True))
+            self._remember_look(item, f"{box.role} {bool(box.error)}", True, bool(box.error))
         if box.label and box.role != "fork":
             text = QGraphicsSimpleTextItem(box.label, item)
             text.setFont(self.font_)
@@ -180,39 +183,51 @@ class GraphView(QGraphicsView):
         self.selected = set(ids) - {None}
         self._current = current if current is not None else next(iter(ids), None)
         self._paint_selection()
-        looks = self._items.get(self._current) if self._current is not None else None
-        if looks:
-            rect = looks[0][0].sceneBoundingRect()
+        rects = [item.sceneBoundingRect() for item, layer_id, _ in self._selectable() if layer_id == self._current]
+        if self._current is not None and rects:
+            rect = rects[0]
             self.ensureVisible(QRectF(rect.x(), rect.y(), min(rect.width(), 200), min(rect.height(), 120)), 20, 20)
 
+    def _remember_look(self, item, key: str, is_box: bool, error: bool) -> None:
+        self._looks.setdefault(key, (item.pen(), item.brush(), is_box, error))
+        item.setData(LOOK_KEY, key)
+
+    def _selectable(self):
+        """(item, layer id, usual look) of every box and frame that shows a selection."""
+        for item in self.scene().items():
+            key = item.data(LOOK_KEY)
+            if key is not None:
+                yield item, item.data(ID_KEY), self._looks[key]
+
     def _paint_selection(self) -> None:
-        for layer_id, looks in self._items.items():
-            chosen = layer_id in self.selected
-            for item, pen, brush, is_box in looks:
-                item.setPen(QPen(SELECTED, 2.5) if chosen else pen)
-                if is_box:
-                    item.setBrush(QBrush(SELECTED_FILL) if chosen and brush.color() != ERROR_FILL else brush)
+        for item, layer_id, (pen, brush, is_box, error) in self._selectable():
+            chosen = layer_id in self.selected  # a selected error stays red, drawn thicker
+            item.setPen(QPen(ERROR if error else SELECTED, 3 if error else 2.5) if chosen else pen)
+            if is_box:
+                item.setBrush(QBrush(SELECTED_FILL) if chosen and not error else brush)
 
     def follow(self, stack) -> None:
-        """Keep in step with a stack view (gui/stack_view.py): a click here selects there, its selection shows here."""
-        def from_stack(*_) -> None:
-            ids = list(stack.selected_ids())
-            current = stack.current_layer_id()
-            self.show_selected(ids + ([current] if current is not None else []), current)
+        """Keep in step with a stack view (gui/stack_view.py): a click here selects there, its selection shows here.
+        Connected to methods, so nothing reaches this view once it is gone."""
+        self._stack = stack
+        stack.currentLayerChanged.connect(self._from_stack)
+        stack.selectionModel().selectionChanged.connect(self._from_stack)
+        self.layerClicked.connect(self._to_stack)
 
-        def to_stack(layer_id: str) -> None:
-            if layer_id == INPUT_ID:
-                stack.select_input()
+    def _from_stack(self, *_) -> None:
+        ids = list(self._stack.selected_ids())
+        current = self._stack.current_layer_id()
+        self.show_selected(ids + ([current] if current is not None else []), current)
+
+    def _to_stack(self, layer_id: str) -> None:
+        """Select the clicked layer in the stack, else the innermost group around it that the stack shows."""
+        if layer_id == INPUT_ID:
+            self._stack.select_input()
+            return
+        for candidate in [layer_id, *reversed(ancestors(self.document.spec.layers, layer_id))]:
+            self._stack.select_ids([candidate])
+            if self._stack.current_layer_id() == candidate:
                 return
-            # the layer itself, else the innermost group around it that the stack shows
-            for candidate in [layer_id, *reversed(ancestors(self.document.spec.layers, layer_id))]:
-                stack.select_ids([candidate])
-                if stack.current_layer_id() == candidate:
-                    return
-
-        stack.currentLayerChanged.connect(from_stack)
-        stack.selectionModel().selectionChanged.connect(from_stack)
-        self.layerClicked.connect(to_stack)
 
     # ------------------------------------------------------------------ zoom
     def zoom(self) -> float:
