@@ -129,6 +129,8 @@ def main(out: Path) -> list[Path]:
         group, index = selected  # a layer inside a group: the stack selects it (or the group it can show)
         window.graph_view.layerClicked.emit(doc.spec.layers[group].layers[index].id)
         settle_inspector()
+        graph = window.graph_view  # the selection's frame at the top of the graph
+        graph.verticalScrollBar().setValue(int(graph.layout_.frame(doc.spec.layers[group].id).y * graph.zoom()) - 40)
         path = out / f"designer-graph-{name}.png"
         window.grab().save(str(path))
         written.append(path)
