@@ -16,9 +16,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import engine  # noqa: F401, E402 - before torch (OpenMP wait policy)
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+import engine  # noqa: F401, E402 - before torch (OpenMP wait policy)
 from engine.groups import group, inception_block, residual_block  # noqa: E402
 from engine.shapes import analyze, clear_cache  # noqa: E402
 from engine.spec import LayerSpec, NetworkSpec  # noqa: E402

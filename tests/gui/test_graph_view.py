@@ -28,7 +28,8 @@ def nested() -> NetworkSpec:
     branches = group("branches", [repeated, conv(8, 1, 0), group("sequence", ())], merge="sum", name="fan")
     residual = group("residual", [branches, LayerSpec("BatchNorm2d")], name="res", shortcut="custom",
                      shortcut_layers=[conv(8, 1, 0)], activation="ReLU")
-    return NetworkSpec((8, 16, 16), (conv(8), residual, LayerSpec("Flatten"), LayerSpec("Linear", {"out_features": 10})))
+    tail = (LayerSpec("Flatten"), LayerSpec("Linear", {"out_features": 10}))
+    return NetworkSpec((8, 16, 16), (conv(8), residual, *tail))
 
 
 def drawn_ids(spec: NetworkSpec) -> tuple[set, set]:
@@ -36,8 +37,8 @@ def drawn_ids(spec: NetworkSpec) -> tuple[set, set]:
     return {b.layer_id for b in drawing.boxes if b.role == "layer"}, {f.layer_id for f in drawing.frames}
 
 
-@pytest.mark.parametrize("spec", [nested(), DesignFile.template("resnet18").spec, DesignFile.template("googlenet").spec],
-                         ids=["nested", "resnet18", "googlenet"])
+@pytest.mark.parametrize("spec", [nested(), DesignFile.template("resnet18").spec,
+                                  DesignFile.template("googlenet").spec], ids=["nested", "resnet18", "googlenet"])
 def test_every_layer_has_a_box_and_every_group_a_frame(spec):
     boxes, frames = drawn_ids(spec)
     analysis = analyze(spec)
