@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget
 
 from engine.errors import SpecError
 from engine.spec import DESIGN_SUFFIXES
@@ -23,6 +23,7 @@ from gui.code_view import CodeView
 from gui.dialogs import EMPTY, NewDesignDialog
 from gui.document import DEFAULT_INPUT_SHAPE, DesignDocument, DesignFile
 from gui.file_dialogs import get_open_path, get_save_path
+from gui.graph_view import GraphView
 from gui.icons import icon
 from gui.inspector import Inspector
 from gui.main_tabs import MainTabs
@@ -36,6 +37,8 @@ APP_NAME = "LayerStudio"
 FIRST_TEMPLATE = "lenet"
 FILE_FILTER = "LayerStudio designs (*.json);;All files (*)"
 STATE_VERSION = 1
+GRAPH_WINDOW_WIDTH = 1400  # the graph view shows beside the stack by default from this window width
+GRAPH_MIN_WIDTH = 200
 
 
 class MainWindow(QMainWindow):
@@ -60,6 +63,8 @@ class MainWindow(QMainWindow):
         self.inspector = Inspector(self.document)
         self.palette = Palette()
         self.code_view = CodeView(self.document)
+        self.graph_view = GraphView(self.document)
+        self.graph_view.follow(self.stack_view)
         self.summary = SummaryBar(self.document)
         self.train_button = self.summary.train_button
 
@@ -72,7 +77,14 @@ class MainWindow(QMainWindow):
         design_layout.setContentsMargins(0, 0, 0, 0)
         design_layout.setSpacing(0)
         design_layout.addWidget(self.read_only_banner)
-        design_layout.addWidget(self.stack_view)
+        self.design_splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.design_splitter.setObjectName("designSplitter")
+        self.design_splitter.addWidget(self.stack_view)
+        self.design_splitter.addWidget(self.graph_view)
+        self.design_splitter.setStretchFactor(0, 1)
+        self.design_splitter.setStretchFactor(1, 1)
+        self.graph_view.hide()  # until the first show decides (show_graph)
+        design_layout.addWidget(self.design_splitter)
 
         self.tabs = MainTabs()
         self.tabs.setObjectName("mainTabs")
@@ -110,6 +122,7 @@ class MainWindow(QMainWindow):
         self.document.readOnlyChanged.connect(self._on_read_only)
 
         self.resize(1280, 800)
+        self._graph_decided = False
         self._layout_restored = self._restore_window_state()
         self._update_title()
         self._update_undo_actions()
@@ -200,6 +213,13 @@ class MainWindow(QMainWindow):
         self.recent_menu.setEnabled(not read_only)
         self._update_undo_actions()
         self._update_edit_actions()
+
+    def show_graph(self, shown: bool) -> None:
+        """Show or hide the graph view beside the stack (View > Graph View)."""
+        self.graph_view.setVisible(shown)
+        self.actions["graph_view"].setChecked(shown)
+        if shown and self.design_splitter.sizes()[1] < GRAPH_MIN_WIDTH:  # half of the page, the first time
+            self.design_splitter.setSizes([1, 1])
 
     def focus_inspector(self, *_) -> None:
         self.inspector_dock.show()
@@ -366,6 +386,7 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         state = settings.value("window/state")
         restored = state is not None and self.restoreState(state, STATE_VERSION)
+        self._graph_setting = settings.value("window/graphView")  # None on the first start: the width decides
         header = settings.value("window/stackHeader")
         if header is not None:
             self.stack_view.header().restoreState(header)
@@ -395,6 +416,7 @@ class MainWindow(QMainWindow):
         settings.setValue("window/geometry", self.saveGeometry())
         settings.setValue("window/state", self.saveState(STATE_VERSION))
         settings.setValue("window/stackHeader", self.stack_view.header().saveState())
+        settings.setValue("window/graphView", "true" if self.actions["graph_view"].isChecked() else "false")
 
     def reset_layout(self) -> None:
         self.restoreState(self._default_state, STATE_VERSION)
@@ -415,5 +437,9 @@ class MainWindow(QMainWindow):
         if not self._layout_restored:
             self._layout_restored = True
             self._default_dock_sizes()
+        if not self._graph_decided:
+            self._graph_decided = True
+            setting = self._graph_setting
+            self.show_graph(self.width() >= GRAPH_WINDOW_WIDTH if setting is None else str(setting).lower() == "true")
         if not self.stack_view.hasFocus():
             QTimer.singleShot(0, self.stack_view.setFocus)

@@ -68,6 +68,8 @@ def make_actions(window: QMainWindow) -> None:
             tip="Filter the layer palette")
     _action(window, "expand", "&Expand Groups", view.expandAll, tip="Show the layers inside every group")
     _action(window, "collapse", "&Collapse Groups", view.collapseAll, tip="Hide the layers inside groups")
+    _action(window, "graph_view", "&Graph View", lambda: window.show_graph(window.actions["graph_view"].isChecked()),
+            ["Ctrl+Shift+R"], tip="Show the network as boxes and arrows beside the layer stack").setCheckable(True)
     _action(window, "reset_layout", "&Reset Layout", window.reset_layout,
             tip="Put the panels back where they started")
     _action(window, "help", "LayerStudio &Help", lambda: help_dialog(window).exec(), ["F1"],
@@ -110,6 +112,7 @@ def make_menus(window: QMainWindow) -> QAction:
     window.view_menu = bar.addMenu("&View")
     window.view_menu.addAction(window.palette_dock.toggleViewAction())
     window.view_menu.addAction(window.inspector_dock.toggleViewAction())
+    window.view_menu.addAction(window.actions["graph_view"])
     window.view_menu.addSeparator()
     window.view_menu.addAction(window.actions["expand"])
     window.view_menu.addAction(window.actions["collapse"])

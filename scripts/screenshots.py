@@ -3,7 +3,8 @@
 Writes docs/screenshots/designer-lenet-WxH.png (LeNet, one layer selected),
 designer-error-WxH.png (a design with an error, the broken layer selected)
 at 1280x800 and 1920x1080, plus designer-code, designer-blocks, designer-parameters (a Conv2d's initialisation
-and parameter tensors after a one-epoch run on the bundled sample) and designer-cost (the Cost view) at 1280x800.
+and parameter tensors after a one-epoch run on the bundled sample) and designer-cost (the Cost view) at 1280x800,
+and designer-graph-resnet18 / designer-graph-googlenet (the graph view beside the stack) at 1440x900.
 Settings go to a temporary folder, so the user's own are never touched.
 Run: ``python scripts/screenshots.py [output folder]``.
 """
@@ -23,6 +24,7 @@ from PySide6.QtCore import QEventLoop, QSettings  # noqa: E402 - after the offsc
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 SIZES = ((1280, 800), (1920, 1080))
+GRAPH_SIZE = (1440, 900)
 
 
 def settle(app: QApplication, rounds: int = 5) -> None:
@@ -113,6 +115,25 @@ def main(out: Path) -> list[Path]:
         shoot("designer-cost", SIZES[0])
         cost.set_shown(False)
         window.palette_dock.show()
+
+    window.palette_dock.hide()  # the stack and the graph share the palette's width
+    for name, selected in (("resnet18", (2, 0)), ("googlenet", (2, 0))):  # the graph view beside the stack
+        window.new_from(name)
+        window.tabs.setCurrentIndex(0)
+        window.show_graph(True)
+        window.resize(*GRAPH_SIZE)
+        settle(app)
+        window.graph_view.refresh()
+        window.graph_view.fit_width()
+        group, index = selected  # a layer inside a group: the stack selects it (or the group it can show)
+        window.graph_view.layerClicked.emit(doc.spec.layers[group].layers[index].id)
+        settle_inspector()
+        graph = window.graph_view  # the selection's frame at the top of the graph
+        graph.verticalScrollBar().setValue(int(graph.layout_.frame(doc.spec.layers[group].id).y * graph.zoom()) - 40)
+        path = out / f"designer-graph-{name}.png"
+        window.grab().save(str(path))
+        written.append(path)
+    window.palette_dock.show()
 
     doc.undo_stack.setClean()
     if training is not None:
