@@ -319,7 +319,7 @@ class Inspector(QWidget):
         if not row.params:
             view.hide()
             return
-        stats, caption = self.parameter_source.stats(row.index)
+        stats, caption = self.parameter_source.stats(row.layer_id)
         if stats is None:
             view.ask_to_compute(caption)
         else:
