@@ -24,15 +24,27 @@ def check(spec: NetworkSpec, analysis: Analysis, data, batch_size: int, samples:
 def batch_size_problem(analysis: Analysis, batch_size: int) -> str:
     """The sentence refusing ``batch_size`` for this design, '' when every layer can train on it (the Training
     tab shows it under Batch size; ``check`` raises it)."""
-    row = next((r for r in analysis.rows if r.min_batch > batch_size), None)
+    row = _needing(analysis, batch_size)
     if row is None:
         return ""
     return (f"Batch size {batch_size} is too small for {_needs(row)}: set {control('training.batch_size')} to "
             f"{row.min_batch} or more.")
 
 
+def _needing(analysis: Analysis, batch_size: int):
+    """The first layer that cannot train on ``batch_size``: inside a group, the inner layer that needs more (the
+    group itself when its automatic shortcut's BatchNorm does)."""
+    row = next((r for r in analysis.rows if r.min_batch > batch_size), None)
+    while row is not None:
+        inner = next((r for r in row.children + row.shortcut if r.min_batch > batch_size), None)
+        if inner is None:
+            return row
+        row = inner
+    return None
+
+
 def _needs(row) -> str:
-    return f"layer {row.index} ({row.kind}), which needs training batches of {row.min_batch} or more " \
+    return f"layer {row.path} ({row.kind}), which needs training batches of {row.min_batch} or more " \
            f"(it normalises over the batch)"
 
 
@@ -41,7 +53,7 @@ def _check_batch(analysis: Analysis, batch_size: int, samples: int) -> None:
     problem = batch_size_problem(analysis, batch_size)
     if problem:
         raise TrainingError(problem)
-    row = next((r for r in analysis.rows if r.min_batch > min(batch_size, samples)), None)
+    row = _needing(analysis, min(batch_size, samples))
     if row is not None:
         raise TrainingError(f"The data has only {samples} training sample{'s' if samples != 1 else ''}, too few for "
                             f"{_needs(row)}: use more training samples.")

@@ -8,6 +8,7 @@ import torch
 from engine.controls import control
 from engine.data import DataBundle
 from engine.errors import TrainingError
+from engine.groups import residual_block
 from engine.spec import LayerSpec, NetworkSpec
 from engine.training import TrainConfig, Trainer
 
@@ -33,11 +34,11 @@ def train(spec: NetworkSpec, data: DataBundle, **settings):
 FEATURES_BN = design((6,), ("Linear", {"out_features": 8}), ("BatchNorm1d", {}), ("Linear", {"out_features": 2}))
 POOLED_BN = design((2, 4, 4), ("Conv2d", {"out_channels": 3}), ("AdaptiveAvgPool2d", {}), ("BatchNorm2d", {}),
                    ("Flatten", {}), ("Linear", {"out_features": 2}))
-RESIDUAL_1X1 = design((2, 1, 1), ("Residual", {"out_channels": 3}), ("Flatten", {}), ("Linear", {"out_features": 2}))
+RESIDUAL_1X1 = NetworkSpec((2, 1, 1), (residual_block(3), LayerSpec("Flatten"), LayerSpec("Linear", {"out_features": 2})))
 
 
 @pytest.mark.parametrize("spec, layer", [(FEATURES_BN, "layer 1 (BatchNorm1d)"), (POOLED_BN, "layer 2 (BatchNorm2d)"),
-                                         (RESIDUAL_1X1, "layer 0 (Residual)")])
+                                         (RESIDUAL_1X1, "layer 0 › 1 (BatchNorm2d)")])
 def test_batch_size_one_is_refused_for_a_batch_norm_over_one_value_per_channel(spec, layer):
     data = bundle(torch.randn(9, *spec.input_shape))
     with pytest.raises(TrainingError) as refused:
