@@ -60,7 +60,19 @@ def reference() -> str:
             lines.append("| Parameter | Type | Default | Allowed | Meaning |\n| --- | --- | --- | --- | --- |")
             lines += [f"| `{p.name}` | {p.type} | {_default(p)} | {_allowed(p)} | {p.help} |" for p in kind.params]
             lines.append("")
+            if kind.is_group:
+                lines += _presets()
     return "\n".join(lines)
+
+
+def _presets() -> list[str]:
+    """The palette's prefilled groups (engine.groups.PRESETS): ordinary groups with layers already in them."""
+    from engine.groups import PRESETS
+
+    lines = ["The palette's Blocks insert groups with their layers already in place; each opens and changes like "
+             "any group:\n"]
+    lines += [f"- **{preset.name}**: {' '.join(preset.help.split())}" for preset in PRESETS.values()]
+    return [*lines, ""]
 
 
 if __name__ == "__main__":
