@@ -113,7 +113,8 @@ def text_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]], right: 
         for line in range(max(map(len, pieces))):
             cols = [column[line] if line < len(column) else "" for column in pieces]
             # every column but the last is padded: widths has one entry fewer than cells
-            padded = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cols, widths, strict=False))]
+            padded = [c.rjust(w) if i in right else c.ljust(w)
+                      for i, (c, w) in enumerate(zip(cols, widths, strict=False))]
             out.append("  ".join(padded + [cols[-1]]).rstrip())
         return out
 

@@ -13,10 +13,10 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
+from engine import tree
 from engine.errors import SpecError
 from engine.files import parse_json
 from engine.layer_init import LayerInit, TensorInit
-from engine import tree
 from engine.layers import KINDS, PADDING_PRESETS, LayerKind, Param
 from engine.tree import Place
 

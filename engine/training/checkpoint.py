@@ -85,7 +85,7 @@ def restore_checkpoint(trainer, checkpoint: dict) -> None:
                            "it cannot resume a run") from None
 
 
-def _with_group_keys(checkpoint, trainer) -> tuple[object, int]:
+def _with_group_keys(checkpoint, trainer) -> tuple:
     """The checkpoint with its weights' LayerStudio 1 block keys renamed (engine.legacy), and how many of the
     model's were; anything else (not a checkpoint, junk fields) is left for validate_checkpoint to refuse."""
     from engine.io import upgraded_state_dict
@@ -107,13 +107,13 @@ def _reordered_optimizer(saved, old_order: list[str], trainer):
     """An optimizer state saved with LayerStudio 1's parameter order (an old block registered conv1, conv2, conv3,
     bn1, bn2; its group holds them in forward order) with each group's parameter ids in this model's order, so
     every moment stays with its weight. ``old_order``: the saved model's keys (renamed), in the order saved."""
-    names = {id(param): name for name, param in trainer.model.named_parameters()}
+    names: dict[int, str] = {id(param): name for name, param in trainer.model.named_parameters()}
     groups = saved.get("param_groups") if isinstance(saved, dict) else None
     if not isinstance(groups, list) or len(groups) != len(trainer.optimizer.param_groups):
         return saved  # validate_checkpoint says what is wrong
     reordered = []
     for group, live in zip(groups, trainer.optimizer.param_groups, strict=True):
-        live_names = [names.get(id(param)) for param in live["params"]]
+        live_names = [names.get(id(param), "") for param in live["params"]]
         old_names = [key for key in old_order if key in set(live_names)]
         ids = group.get("params") if isinstance(group, dict) else None
         if not isinstance(ids, list) or len(ids) != len(live_names) or len(old_names) != len(live_names):

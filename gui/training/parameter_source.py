@@ -17,8 +17,8 @@ BUILD_ON_EDIT_LIMIT = 2_000_000  # parameters: NiN (1,992,166) builds in about 6
 
 
 class ParameterSource:
-    """The inspector's parameter statistics for a layer (by id, at any depth), read from ``controller``'s model or from the
-    open design's initial model (gui.training.controller.TrainingController)."""
+    """The inspector's parameter statistics for a layer (by id, at any depth), read from ``controller``'s model or
+    from the open design's initial model (gui.training.controller.TrainingController)."""
 
     def __init__(self, controller):
         self.controller = controller

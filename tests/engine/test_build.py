@@ -74,7 +74,8 @@ def test_groups_compute_what_d2l_blocks_compute_with_the_same_weights():
     spec = NetworkSpec((3, 16, 16), (
         groups.vgg_block(2, 8, id="vgg"), groups.nin_block(6, 3, 1, 1, id="nin"), groups.residual_block(6, id="r1"),
         groups.residual_block(10, 2, id="r2"), groups.inception_block(2, (3, 4), (2, 3), 2, id="inc"),
-        LayerSpec("AdaptiveAvgPool2d", {"output_size": 1}), LayerSpec("Flatten"), LayerSpec("Linear", {"out_features": 5})))
+        LayerSpec("AdaptiveAvgPool2d", {"output_size": 1}), LayerSpec("Flatten"),
+        LayerSpec("Linear", {"out_features": 5})))
     reference = nn.Sequential(
         vgg_block(2, 3, 8), nin_block(8, 6, kernel_size=3, strides=1, padding=1),
         D2LResidual(6, 6), D2LResidual(6, 10, use_1x1conv=True, strides=2),

@@ -14,12 +14,12 @@ import pytest
 import torch
 from torch import nn
 
+from engine.build import module_paths
 from engine.data import DataConfig, load_data
 from engine.errors import SpecError
 from engine.export import python_source
 from engine.layer_init import GLOBAL_METHODS, METHODS, LayerInit, TensorInit, methods_for
 from engine.layers import KINDS
-from engine.build import module_paths
 from engine.parameters import HISTOGRAM_BINS, initial_model, parameter_stats
 from engine.spec import LayerSpec, NetworkSpec
 from engine.templates import list_templates, load_template

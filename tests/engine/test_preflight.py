@@ -34,7 +34,8 @@ def train(spec: NetworkSpec, data: DataBundle, **settings):
 FEATURES_BN = design((6,), ("Linear", {"out_features": 8}), ("BatchNorm1d", {}), ("Linear", {"out_features": 2}))
 POOLED_BN = design((2, 4, 4), ("Conv2d", {"out_channels": 3}), ("AdaptiveAvgPool2d", {}), ("BatchNorm2d", {}),
                    ("Flatten", {}), ("Linear", {"out_features": 2}))
-RESIDUAL_1X1 = NetworkSpec((2, 1, 1), (residual_block(3), LayerSpec("Flatten"), LayerSpec("Linear", {"out_features": 2})))
+RESIDUAL_1X1 = NetworkSpec((2, 1, 1), (residual_block(3), LayerSpec("Flatten"),
+                                       LayerSpec("Linear", {"out_features": 2})))
 
 
 @pytest.mark.parametrize("spec, layer", [(FEATURES_BN, "layer 1 (BatchNorm1d)"), (POOLED_BN, "layer 2 (BatchNorm2d)"),

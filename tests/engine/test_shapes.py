@@ -480,7 +480,8 @@ def test_normalising_over_a_single_value_is_an_error_with_a_fix_that_works(kind,
 @pytest.mark.parametrize(
     "kind, in_shape, params",
     [("BatchNorm1d", (8,), {}), ("BatchNorm1d", (4, 1), {}), ("BatchNorm2d", (4, 1, 1), {}),
-     ("residual_block", (3, 1, 1), dict(out_channels=4)), ("residual_block", (3, 2, 2), dict(out_channels=4, stride=2))],
+     ("residual_block", (3, 1, 1), dict(out_channels=4)),
+     ("residual_block", (3, 2, 2), dict(out_channels=4, stride=2))],
 )
 def test_batch_norm_over_one_value_per_channel_needs_a_batch_of_two(kind, in_shape, params):
     row = one(kind, in_shape, **params)
