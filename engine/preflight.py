@@ -12,6 +12,7 @@ from engine.errors import TrainingError
 from engine.layers import KINDS
 from engine.shapes import Analysis
 from engine.spec import NetworkSpec
+from engine.tree import walk_paths
 
 
 def check(spec: NetworkSpec, analysis: Analysis, data, batch_size: int, samples: int) -> None:
@@ -59,35 +60,42 @@ def _check_batch(analysis: Analysis, batch_size: int, samples: int) -> None:
                             f"{_needs(row)}: use more training samples.")
 
 
+def first_leaf(spec: NetworkSpec):
+    """(the layer the input meets first, its path): the first registry layer in design order, inside groups too;
+    None for a design without one. It alone decides whether the inputs are token indices or real numbers."""
+    return next(((layer, path) for layer, path in walk_paths(spec.layers) if not layer.is_group), None)
+
+
 def _splits(data):
     return (("training", data.train_x), ("validation", data.val_x), ("test", data.test_x))
 
 
 def _check_inputs(spec: NetworkSpec, data) -> None:
     """The first layer decides what the inputs must be: token indices in its range, or real numbers."""
-    if not spec.layers:
+    found = first_leaf(spec)
+    if found is None:
         return
-    first = spec.layers[0]
+    first, where = found
     tokens = KINDS[first.kind].tokens
     for split, x in _splits(data):
         dtype = str(x.dtype).removeprefix("torch.")
         whole = not (x.is_floating_point() or x.is_complex()) and dtype != "bool"
         if tokens is None:
             if not (x.is_floating_point() or x.numel() == 0):
-                raise TrainingError(f"Layer 0 ({first.kind}) takes real numbers but the {split} data holds {dtype} "
+                raise TrainingError(f"Layer {where} ({first.kind}) takes real numbers but the {split} data holds {dtype} "
                                     f"values: convert the inputs to floating point.")
             continue
         count = tokens(first.params)
         if not whole:
             raise TrainingError(
-                f"Layer 0 ({first.kind}) looks up integer token indices but the {split} data holds {dtype} values: "
+                f"Layer {where} ({first.kind}) looks up integer token indices but the {split} data holds {dtype} values: "
                 f"give it token data (whole numbers from 0 to {count - 1}), or start the design with a layer that "
                 f"takes real numbers, such as Linear.")
         if x.numel():
             low, high = int(x.min()), int(x.max())
             if low < 0:
-                raise TrainingError(f"Layer 0 ({first.kind}) looks up token indices from 0, but the {split} data "
+                raise TrainingError(f"Layer {where} ({first.kind}) looks up token indices from 0, but the {split} data "
                                     f"holds {low}: map the tokens to whole numbers from 0 to {count - 1}.")
             if high >= count:
-                raise TrainingError(f"Layer 0 ({first.kind}) has vectors for tokens 0 to {count - 1}, but the "
+                raise TrainingError(f"Layer {where} ({first.kind}) has vectors for tokens 0 to {count - 1}, but the "
                                     f"{split} data holds token {high}: set num_embeddings to {high + 1} or more.")

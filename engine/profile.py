@@ -38,7 +38,7 @@ from engine.device_memory import free_device_memory
 from engine.errors import TrainingError
 from engine.layers import KINDS
 from engine.memory import check_training_fits, optimizer_state_tensors
-from engine.preflight import batch_size_problem
+from engine.preflight import batch_size_problem, first_leaf
 from engine.schema import setting_named
 from engine.shapes import analyze
 from engine.spec import NetworkSpec, coerce_params
@@ -273,11 +273,12 @@ class TrainingStep:
         self.optimizer = make_optimizer(trainable, config, device) if trainable else None
         self.input_shape = tuple(spec.input_shape)
         self.tokens: int | None = None
-        if spec.layers:
-            first = spec.layers[0]
+        found = first_leaf(spec)
+        if found is not None:
+            first, where = found
             tokens = KINDS[first.kind].tokens
             if tokens:
-                self.tokens = tokens(coerce_params(KINDS[first.kind], first.params, "layer 0"))
+                self.tokens = tokens(coerce_params(KINDS[first.kind], first.params, f"layer {where}"))
 
     def batch(self, size: int) -> torch.Tensor:
         """A random batch: normal values, or token indices for a design that starts with an Embedding."""

@@ -99,3 +99,20 @@ def test_integers_into_a_layer_that_takes_real_numbers_are_refused():
     with pytest.raises(TrainingError,
                        match=r"^Layer 0 \(Linear\) takes real numbers but the training data holds int64"):
         Trainer(spec, bundle(torch.randint(0, 5, (10, 6))), TrainConfig(device="cpu"))
+
+
+def test_the_layer_the_input_meets_first_decides_also_inside_a_group():
+    """An Embedding that opens a group (itself first in the design) takes token data, trains and profiles; wrong
+    tokens are refused naming its path."""
+    from engine.groups import group
+    from engine.profile import profile_design
+
+    spec = NetworkSpec((6,), (group("sequence", [group("sequence", TOKENS.layers[:1])], id="outer"),
+                              *TOKENS.layers[1:]))
+    tokens = torch.randint(0, 20, (40, 6), generator=torch.Generator().manual_seed(0))
+    assert train(spec, bundle(tokens), batch_size=8).reason == "completed"
+    assert len(profile_design(spec, 4, "cpu", repeats=1, search_largest=False).rows) == 3
+    tokens[3, 2] = 20
+    with pytest.raises(TrainingError) as refused:
+        Trainer(spec, bundle(tokens), TrainConfig(device="cpu"))
+    assert str(refused.value).startswith("Layer 0 › 0 › 0 (Embedding) has vectors for tokens 0 to 19, but the ")
