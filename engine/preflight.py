@@ -82,14 +82,14 @@ def _check_inputs(spec: NetworkSpec, data) -> None:
         whole = not (x.is_floating_point() or x.is_complex()) and dtype != "bool"
         if tokens is None:
             if not (x.is_floating_point() or x.numel() == 0):
-                raise TrainingError(f"Layer {where} ({first.kind}) takes real numbers but the {split} data holds {dtype} "
-                                    f"values: convert the inputs to floating point.")
+                raise TrainingError(f"Layer {where} ({first.kind}) takes real numbers but the {split} data holds "
+                                    f"{dtype} values: convert the inputs to floating point.")
             continue
         count = tokens(first.params)
         if not whole:
             raise TrainingError(
-                f"Layer {where} ({first.kind}) looks up integer token indices but the {split} data holds {dtype} values: "
-                f"give it token data (whole numbers from 0 to {count - 1}), or start the design with a layer that "
+                f"Layer {where} ({first.kind}) looks up integer token indices but the {split} data holds {dtype} "
+                f"values: give it token data (whole numbers from 0 to {count - 1}), or start the design with a layer that "
                 f"takes real numbers, such as Linear.")
         if x.numel():
             low, high = int(x.min()), int(x.max())
