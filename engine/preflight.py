@@ -89,8 +89,8 @@ def _check_inputs(spec: NetworkSpec, data) -> None:
         if not whole:
             raise TrainingError(
                 f"Layer {where} ({first.kind}) looks up integer token indices but the {split} data holds {dtype} "
-                f"values: give it token data (whole numbers from 0 to {count - 1}), or start the design with a layer that "
-                f"takes real numbers, such as Linear.")
+                f"values: give it token data (whole numbers from 0 to {count - 1}), or start the design with a layer "
+                f"that takes real numbers, such as Linear.")
         if x.numel():
             low, high = int(x.min()), int(x.max())
             if low < 0:
