@@ -93,22 +93,40 @@ def wrap(text: str, width: int) -> list[str]:
 
 
 def text_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]], right: AbstractSet[int] = frozenset(),
-               width: int | None = None) -> list[str]:
+               width: int | None = None, squeeze: int | None = None) -> list[str]:
     """Text columns padded to their widest cell; the last column is left ragged and, with ``width``,
-    wrapped onto continuation lines that start under it, so a long formula or error is never cut."""
+    wrapped onto continuation lines that start under it, so a long formula or error is never cut. When the
+    other columns leave the last one too little room, column ``squeeze`` (a label) is wrapped narrower too."""
     rows = [tuple(printable(cell) for cell in row) for row in (header, *rows)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    if width and squeeze is not None:
+        over = sum(widths) + 2 * len(widths) + MIN_LAST_COLUMN - width
+        longest_word = max((len(word) for row in rows for word in row[squeeze].split()), default=1)
+        widths[squeeze] = max(widths[squeeze] - max(over, 0), longest_word, len(header[squeeze]))
     indent = sum(widths) + 2 * len(widths)
     room = max(width - indent, MIN_LAST_COLUMN) if width else None
 
     def lines(cells):
-        # every column but the last is padded: widths has one entry fewer than cells
-        padded = [c.rjust(w) if i in right else c.ljust(w)
-                  for i, (c, w) in enumerate(zip(cells, widths, strict=False))]
-        last = wrap(cells[-1], room) if room else [cells[-1]]
-        return ["  ".join(padded + [last[0]]).rstrip()] + [" " * indent + piece for piece in last[1:]]
+        pieces = [_wrap_indented(c, widths[i]) if i == squeeze else [c] for i, c in enumerate(cells[:-1])]
+        pieces.append(wrap(cells[-1], room) if room else [cells[-1]])
+        out = []
+        for line in range(max(map(len, pieces))):
+            cols = [column[line] if line < len(column) else "" for column in pieces]
+            # every column but the last is padded: widths has one entry fewer than cells
+            padded = [c.rjust(w) if i in right else c.ljust(w)
+                      for i, (c, w) in enumerate(zip(cols, widths, strict=False))]
+            out.append("  ".join(padded + [cols[-1]]).rstrip())
+        return out
 
     return [line for row in rows for line in lines(row)]
+
+
+def _wrap_indented(text: str, width: int) -> list[str]:
+    """``text`` wrapped to ``width``, each piece keeping its leading spaces (a nested row's indent)."""
+    if len(text) <= width:
+        return [text]
+    margin = " " * (len(text) - len(text.lstrip()))
+    return [margin + piece for piece in wrap(text.lstrip(), max(width - len(margin), 1))]
 
 
 def _count(n: int | None) -> str:
@@ -135,6 +153,14 @@ def _row_note(row) -> str:
     return row.formula
 
 
+def _nested(rows, depth: int = 0, prefix: str = ""):
+    """(row, depth, its step in its group: "3", "branch 2", "shortcut › 0"), a group's rows (body or branches,
+    then custom shortcut) right after it, so the # column shows the tree; an error names the whole path."""
+    for row in rows:
+        yield row, depth, row.path[len(prefix):]
+        yield from _nested(row.children + row.shortcut, depth + 1, row.path + " › ")
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     """Print the layer table and totals of a design or template."""
     from engine.errors import SpecError
@@ -144,20 +170,21 @@ def cmd_summary(args: argparse.Namespace) -> int:
     spec, data = load_design(args.design)
     analysis = analyze(spec)
     rows = []
-    for row, layer in zip(analysis.rows, spec.layers, strict=True):
-        label = row.label + (" (frozen)" if layer.frozen else "")
+    for row, depth, step in _nested(analysis.rows):
+        label = row.label + (" (frozen)" if spec.layer(row.layer_id).frozen else "")
         macs = "?" if row.macs is None else format_count(row.macs)
-        rows.append(("!" if row.error else "", str(row.index), label, format_shape(row.shape), _count(row.params),
-                     macs, _row_note(row)))
+        rows.append(("!" if row.error else "", "  " * depth + step, label, format_shape(row.shape),
+                     _count(row.params), macs, _row_note(row)))
     title = data.get("name") or args.design  # the design's own text: printed escaped, never raw
     width = output_width()
-    print("\n".join(wrap(f"{printable(title)}: input {format_shape(spec.input_shape)}, {len(spec.layers)} layers",
-                         width)))
+    inside = len(analysis.all_rows) - len(analysis.rows)
+    counted = f"{len(spec.layers)} layers" + (f" ({inside} more inside groups)" if inside else "")
+    print("\n".join(wrap(f"{printable(title)}: input {format_shape(spec.input_shape)}, {counted}", width)))
     print("\n".join(text_table(("", "#", "Layer", "Output", "Params", "MACs", "Formula / error"), rows,
-                               right={1, 4, 5}, width=width)))
+                               right={4, 5}, width=width, squeeze=2)))
     if not analysis.ok:
         first = analysis.errors[0]
-        raise SpecError(f"{len(analysis.errors)} broken layer(s), marked '!' above; first: layer {first.index} "
+        raise SpecError(f"{len(analysis.errors)} broken layer(s), marked '!' above; first: layer {first.path} "
                         f"({first.label}): {first.error}")
     totals = [
         ("Total params", _count(analysis.params)),

@@ -203,7 +203,7 @@ def make_objective(spec: NetworkSpec, data, config=None):
     analysis = analyze(spec)
     if not analysis.ok:
         row = analysis.errors[0]
-        raise TrainingError(f"the design has an error at layer {row.index} ({row.kind}): {row.error}")
+        raise TrainingError(f"the design has an error at layer {row.path} ({row.kind}): {row.error}")
     assert analysis.output_shape is not None  # a design without errors knows every shape
     return Objective.for_data(spec, analysis.output_shape, data, config)
 

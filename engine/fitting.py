@@ -184,16 +184,16 @@ def fit(spec: NetworkSpec, facts: DataFacts) -> Fit:
 def _input_refusal(spec: NetworkSpec, fitted: NetworkSpec, analysis: Analysis, facts: DataFacts) -> str:
     """Why the data cannot go through the design, naming the first layer that fails and what to do."""
     row = analysis.errors[0]
-    where = f"starts with {row.kind}" if row.index == 0 else f"has {row.kind} at layer {row.index}"
-    own = analyze(spec).rows
-    own_in = own[row.index].in_shape if row.index < len(own) else None
+    where = f"starts with {row.kind}" if row.path == "0" else f"has {row.kind} at layer {row.path}"
+    own = analyze(spec)
+    own_in = own.row(row.layer_id).in_shape if row.layer_id in {r.layer_id for r in own.all_rows} else None
     if len(facts.input_shape) == 1 and row.in_shape is not None and len(row.in_shape) == 1 and own_in \
             and len(own_in) > 1:
         needs = "images (CxHxW)" if len(own_in) == 3 else f"{len(own_in)}-D samples ({format_shape(own_in)})"
         return (f"This design {where}, which needs {needs}, but {facts.name} gives {facts.input_shape[0]} "
                 f"features per sample: choose image data or start from an MLP template.")
     return (f"This design cannot take the {format_shape(fitted.input_shape)} samples of {facts.name}: at layer "
-            f"{row.index} ({row.kind}) {row.error}.")
+            f"{row.path} ({row.kind}) {row.error}.")
 
 
 # --------------------------------------------------------------------------- try it on the bundled sample

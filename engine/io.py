@@ -25,6 +25,7 @@ from torch import nn
 
 from engine.errors import WeightsError
 from engine.files import check_output_path, file_info, write_atomically
+from engine.legacy import RENAMED_NOTE, renamed_legacy_keys
 from engine.shapes import format_shape
 
 log = logging.getLogger(__name__)
@@ -251,15 +252,18 @@ def _normalized(keys, where: str) -> dict[str, str]:
     return out
 
 
-def _group_of(key: str) -> str:
-    return key.split(".", 1)[0]
+def _module_key(module: str) -> tuple:
+    """Sort key of a dotted module name in model order: numbers by value, names after them."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in module.split("."))
 
 
 @dataclass(frozen=True)
 class FitReport:
     """How a state_dict fits a model: keys missing from the file, extra in it, and shape mismatches.
 
-    ``layer_kinds`` maps a layer index ("3") to its kind ("Linear") so ``text()`` can name each layer.
+    ``layer_kinds`` maps a module's dotted name ("3", or "4.body.0" inside a group) to its kind ("Linear") and
+    ``layer_paths`` to the layer's path as the design shows it ("4 › 0"), so ``text()`` names each layer, inner
+    layers of groups included. ``renamed`` counts the keys renamed from LayerStudio 1 blocks (engine.legacy).
     """
 
     missing: list[str] = field(default_factory=list)
@@ -268,55 +272,90 @@ class FitReport:
     layer_kinds: dict[str, str] = field(default_factory=dict)
     unexpected_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     matched: int = 0
+    layer_paths: dict[str, str] = field(default_factory=dict)
+    renamed: int = 0
 
     @property
     def ok(self) -> bool:
         return not (self.missing or self.unexpected or self.mismatched)
 
+    def group_of(self, key: str) -> str:
+        """The module a key belongs to: the deepest known layer holding it, else its first part."""
+        module = key
+        while "." in module:
+            module = module.rpartition(".")[0]
+            if module in self.layer_kinds:
+                return module
+        return key.split(".", 1)[0]
+
     def problems_by_layer(self) -> dict[str, list[str]]:
-        """One line per problem, grouped under their layer ("3") in layer order."""
+        """One line per problem, grouped under their layer ("3", "4.body.0") in model order."""
         groups: dict[str, list[str]] = {}
         for key, expected, got in self.mismatched:
-            groups.setdefault(_group_of(key), []).append(
+            groups.setdefault(self.group_of(key), []).append(
                 f"{key} has shape {format_shape(got)} in the file but {format_shape(expected)} in the design")
         for key in self.missing:
-            groups.setdefault(_group_of(key), []).append(f"{key} is missing from the file")
+            groups.setdefault(self.group_of(key), []).append(f"{key} is missing from the file")
         for key in self.unexpected:
             shape = self.unexpected_shapes.get(key)
             shape_text = f" ({format_shape(shape)})" if shape is not None else ""
-            groups.setdefault(_group_of(key), []).append(f"{key}{shape_text} is in the file but not in the design")
-        order = sorted(groups, key=lambda g: (0, int(g), "") if g.isdigit() else (1, 0, g))
-        return {group: groups[group] for group in order}
+            groups.setdefault(self.group_of(key), []).append(f"{key}{shape_text} is in the file but not in the design")
+        return {group: groups[group] for group in sorted(groups, key=_module_key)}
 
     def layer_title(self, group: str) -> str:
-        if not group.isdigit():
-            return group
         kind = self.layer_kinds.get(group)
-        return f"layer {group} ({kind})" if kind else f"layer {group} (not in the design)"
+        if kind:
+            return f"layer {self.layer_paths.get(group, group)} ({kind})"
+        return f"layer {group} (not in the design)" if group.isdigit() else group
 
     def text(self) -> str:
         """A sentence, then one indented line per problem, grouped layer by layer."""
+        renamed = f"; {RENAMED_NOTE.format(count=self.renamed)}" if self.renamed else ""
         if self.ok:
-            return f"The weights fit the design ({self.matched} tensors)."
+            return f"The weights fit the design ({self.matched} tensors{renamed})."
         counts = [f"{len(items)} {label}" for items, label in
                   ((self.missing, "missing"), (self.unexpected, "unexpected"), (self.mismatched, "with another shape"))
                   if items]
-        lines = [f"The weights do not fit this design ({', '.join(counts)}); nothing was loaded:"]
+        lines = [f"The weights do not fit this design ({', '.join(counts)}{renamed}); nothing was loaded:"]
         for group, problems in self.problems_by_layer().items():
             lines.append(f"  {self.layer_title(group)}:")
             lines.extend(f"    {problem}" for problem in problems)
         return "\n".join(lines)
 
 
-def _layer_kinds(model: nn.Module, spec=None) -> dict[str, str]:
-    """Layer index -> kind name: from the design when given, else from the model's own children."""
-    if spec is not None:
-        return {str(i): layer.kind for i, layer in enumerate(spec.layers)}
-    return {name: type(child).__name__ for name, child in model.named_children() if name.isdigit()}
+def _layer_names(model: nn.Module, spec=None) -> tuple[dict[str, str], dict[str, str]]:
+    """(module name -> kind, module name -> the layer's path in the design): every layer of the design, inner
+    layers of groups too (a group by its label), when given; else every submodule of the model by its class."""
+    if spec is None:
+        return {name: type(module).__name__ for name, module in model.named_modules() if name}, {}
+    from engine.build import module_paths
+    from engine.groups import group_label
+    from engine.tree import walk_paths
+
+    names = module_paths(spec)
+    kinds, paths = {}, {}
+    for layer, path in walk_paths(spec.layers):
+        copies = names.get(layer.id, [])
+        for copy, module in enumerate(copies):
+            kinds[module] = group_label(layer) if layer.is_group else layer.kind
+            paths[module] = path if len(copies) == 1 else f"{path}, copy {copy + 1} of {len(copies)}"
+    return kinds, paths
 
 
-def check_fit(model: nn.Module, state_dict: dict[str, torch.Tensor], spec=None) -> FitReport:
-    """Compare a state_dict with a model's own keys and shapes (wrapper prefixes stripped on both sides)."""
+def upgraded_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], int]:
+    """The state_dict with keys saved by LayerStudio 1 blocks renamed to the model's groups (engine.legacy), when
+    that makes them fit exactly; and how many keys were renamed."""
+    own = [strip_wrapper_prefixes(key) for key in model.state_dict()]
+    bare = _normalized(state_dict, "the file")
+    renames = renamed_legacy_keys(bare, own)
+    if not renames:
+        return state_dict, 0
+    log.info("renamed %d keys from LayerStudio 1 blocks", len(renames))
+    return {renames.get(key, key): state_dict[original] for key, original in bare.items()}, len(renames)
+
+
+def _fit(model: nn.Module, state_dict: dict[str, torch.Tensor], spec=None) -> tuple[FitReport, dict]:
+    state_dict, renamed = upgraded_state_dict(model, state_dict)
     own = model.state_dict()
     own_keys = _normalized(own, "the model")
     file_keys = _normalized(state_dict, "the file")
@@ -328,17 +367,25 @@ def check_fit(model: nn.Module, state_dict: dict[str, torch.Tensor], spec=None) 
             expected, got = tuple(own[original].shape), tuple(state_dict[file_keys[key]].shape)
             if expected != got:
                 mismatched.append((key, expected, got))
-    return FitReport(
-        missing=missing, unexpected=unexpected, mismatched=mismatched, layer_kinds=_layer_kinds(model, spec),
+    kinds, paths = _layer_names(model, spec)
+    report = FitReport(
+        missing=missing, unexpected=unexpected, mismatched=mismatched, layer_kinds=kinds, layer_paths=paths,
         unexpected_shapes={k: tuple(state_dict[file_keys[k]].shape) for k in unexpected},
-        matched=len(own_keys) - len(missing) - len(mismatched),
+        matched=len(own_keys) - len(missing) - len(mismatched), renamed=renamed,
     )
+    return report, state_dict
+
+
+def check_fit(model: nn.Module, state_dict: dict[str, torch.Tensor], spec=None) -> FitReport:
+    """Compare a state_dict with a model's own keys and shapes (wrapper prefixes stripped on both sides; keys of
+    LayerStudio 1 blocks renamed to the groups that replaced them)."""
+    return _fit(model, state_dict, spec)[0]
 
 
 def apply_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], spec=None) -> FitReport:
     """Load a state_dict into a model, all or nothing: WeightsError (with the report) and no change if it does
     not fit."""
-    report = check_fit(model, state_dict, spec)
+    report, state_dict = _fit(model, state_dict, spec)
     if not report.ok:
         raise WeightsError(report.text())
     own = model.state_dict()

@@ -48,13 +48,6 @@ def _default(p: Param) -> str:
     return _number(p.default)
 
 
-def _presets() -> list[str]:
-    """The palette's Blocks entries: each inserts a group prefilled with layers (engine.groups.PRESETS)."""
-    lines = ["The palette's Blocks insert these groups, each an ordinary group you can open and change:\n"]
-    lines += [f"- **{preset.name}**: {preset.help}" for preset in PRESETS.values()]
-    return lines + [""]
-
-
 def reference() -> str:
     """The whole page as Markdown."""
     lines = [HEADER]
@@ -71,6 +64,15 @@ def reference() -> str:
             if kind.is_group:
                 lines += _presets()
     return "\n".join(lines)
+
+
+def _presets() -> list[str]:
+    """The palette's prefilled groups (engine.groups.PRESETS): ordinary groups with layers already in them."""
+
+    lines = ["The palette's Blocks insert groups with their layers already in place; each opens and changes like "
+             "any group:\n"]
+    lines += [f"- **{preset.name}**: {' '.join(preset.help.split())}" for preset in PRESETS.values()]
+    return [*lines, ""]
 
 
 if __name__ == "__main__":

@@ -94,3 +94,37 @@ def _with_free_ids(block: LayerSpec, taken: set) -> LayerSpec:
         return replace(layer, id=new)
 
     return replace(block, layers=tree.mapped(block.layers, fresh), shortcut=tree.mapped(block.shortcut, fresh))
+
+# --------------------------------------------------------------------------- version 1 weights
+
+# The old blocks' submodule names -> where the same tensor sits in the group that replaces them (engine.groups:
+# residual_block's body conv, BN, ReLU, conv, BN and auto shortcut; inception_block's four sequence branches).
+# VGGBlock and NiNBlock were nn.Sequential: their keys are the sequence group's already.
+LEGACY_MODULES = {
+    "conv1": "body.0", "bn1": "body.1", "conv2": "body.3", "bn2": "body.4", "conv3": "shortcut.0",  # Residual
+    "p1_1": "branches.0.0", "p2_1": "branches.1.0", "p2_2": "branches.1.2",  # Inception
+    "p3_1": "branches.2.0", "p3_2": "branches.2.2", "p4_2": "branches.3.1",
+}
+RENAMED_NOTE = "renamed {count} keys from LayerStudio 1 blocks"
+
+
+def legacy_key(key: str) -> str:
+    """A state_dict key of a version 1 block in the group layout: '3.conv1.weight' -> '3.body.0.weight'."""
+    module, dot, tensor = key.rpartition(".")
+    owner, _, last = module.rpartition(".")
+    if not dot or last not in LEGACY_MODULES:
+        return key
+    return f"{owner}.{LEGACY_MODULES[last]}.{tensor}" if owner else f"{LEGACY_MODULES[last]}.{tensor}"
+
+
+def renamed_legacy_keys(keys, wanted) -> dict[str, str]:
+    """{old key: new key} for the keys of weights saved by LayerStudio 1 from a design with fixed blocks, when
+    renaming makes them exactly ``wanted`` (the model's keys) and they are not already; else {} (nothing is
+    guessed: a file that fits, or fits neither way, is left as it is)."""
+    keys, wanted = list(keys), set(wanted)
+    if set(keys) == wanted:
+        return {}
+    renamed = {key: legacy_key(key) for key in keys}
+    if set(renamed.values()) != wanted or len(set(renamed.values())) != len(keys):
+        return {}
+    return {old: new for old, new in renamed.items() if old != new}

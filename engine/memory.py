@@ -20,6 +20,7 @@ data settings; they aim to be within a factor of about two of the real peak, nev
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import psutil
@@ -30,17 +31,17 @@ from engine.data.folders import STREAM_STATS_SAMPLES
 from engine.data.sources import IMAGE_EXTENSIONS, SOURCES
 from engine.errors import DataError, LayerStudioError, TrainingError
 from engine.layers import prod
+from engine.layers.group import GROUP
 from engine.shapes import BYTES_PER_VALUE, Analysis
 
 # Optimizer state per trainable value, in tensors the size of the parameters (torch.optim's own state).
 OPTIMIZER_STATE = {"sgd": 0, "adam": 2, "adamw": 2, "rmsprop": 1, "adagrad": 1, "adadelta": 2, "adamax": 2}
 # What autograd keeps of a layer, in multiples of its output's size (1 when not listed): views keep nothing;
-# max-pooling keeps int64 indices (twice the output); a block's row shows only its output, so its inner
-# tensors count here: VGG's ReLU outputs at twice the side (4x each, 2 convolutions assumed) plus the pool's
-# indices; NiN's three ReLUs; Residual's conv, ReLU and conv inside; Inception's branch outputs and its pool.
+# max-pooling keeps int64 indices (twice the output). A group keeps what its layers keep (its glue, the sum or
+# the concatenation, nothing more), plus the activation after a residual sum.
 KEPT_PER_OUTPUT = {"Flatten": 0, "Unflatten": 0, "Reshape": 0, "Permute": 0, "Squeeze": 0, "Identity": 0,
-                   "MaxPool1d": 3, "MaxPool2d": 3, "AdaptiveMaxPool2d": 3, "VGGBlock": 11, "NiNBlock": 3, "Residual": 4,
-                   "Inception": 4}
+                   "MaxPool1d": 3, "MaxPool2d": 3,
+                   "AdaptiveMaxPool2d": 3}
 # Recurrent layers keep their gates and states at every time step: this many hidden-sized tensors per step.
 KEPT_PER_STEP = {"LSTM": 6, "GRU": 4}
 # Activations whose backward pass uses their result: the output of the layer before them is not kept.
@@ -73,15 +74,25 @@ def optimizer_state_tensors(optimizer: str, amsgrad: bool = False, momentum: flo
 
 
 def activation_bytes_per_sample(analysis: Analysis) -> tuple[int, int]:
-    """(kept, widest): the bytes autograd keeps for one sample (the input and what every layer keeps, see
-    KEPT_PER_OUTPUT, KEPT_PER_STEP and KEEPS_ITS_RESULT) and the largest single layer output among them."""
-    sizes = [prod(analysis.input_shape) * BYTES_PER_VALUE]
-    kept = sizes[0]
-    rows = analysis.rows
+    """(kept, widest): the bytes autograd keeps for one sample (the input and what every layer keeps, inner layers
+    of groups included, see KEPT_PER_OUTPUT, KEPT_PER_STEP and KEEPS_ITS_RESULT) and the largest single layer
+    output among them."""
+    first = prod(analysis.input_shape) * BYTES_PER_VALUE
+    kept, widest = _kept_by_chain(analysis.rows)
+    return first + kept, max(first, widest)
+
+
+def _kept_by_chain(rows) -> tuple[int, int]:
+    """(kept, widest) of rows run one after another (a design, a group's body or shortcut, one branch)."""
+    kept = widest = 0
     for index, row in enumerate(rows):
         if row.activation_bytes is None:
             continue
-        sizes.append(row.activation_bytes)
+        widest = max(widest, row.activation_bytes)
+        if row.children or row.shortcut or row.kind == GROUP:
+            inner, inner_widest = _kept_by_group(row)
+            kept, widest = kept + inner, max(widest, inner_widest)
+            continue
         if row.kind in KEPT_PER_STEP and row.in_shape and row.shape:
             kept += row.in_shape[0] * row.shape[-1] * KEPT_PER_STEP[row.kind] * BYTES_PER_VALUE
             continue
@@ -89,7 +100,34 @@ def activation_bytes_per_sample(analysis: Analysis) -> tuple[int, int]:
         if index + 1 < len(rows) and rows[index + 1].kind in KEEPS_ITS_RESULT:
             factor = max(0, factor - 1)
         kept += row.activation_bytes * factor
-    return kept, max(sizes)
+    return kept, widest
+
+
+def _kept_by_group(row) -> tuple[int, int]:
+    """A group's (kept, widest): its chains' (each branch is one), plus the activation after a residual's sum; its
+    inner rows show the first repeat, so each repeat is counted like it."""
+    chains = [(child,) for child in row.children] if _is_branches(row) else [row.children]
+    kept = widest = 0
+    for chain in [*chains, row.shortcut]:
+        inner, inner_widest = _kept_by_chain(chain)
+        kept, widest = kept + inner, max(widest, inner_widest)
+    if row.formula.startswith("output = body(x) + shortcut(x); then"):
+        kept += row.activation_bytes or 0
+    return kept * _repeat(row), widest
+
+
+# A group's row tells its mode and repeat only through its label (engine.groups.group_label) and formula.
+_BRANCHES_LABEL = re.compile(r" \(\d+ branch(es)?, (concat|sum)\)( ×\d+)?$")
+_REPEAT_LABEL = re.compile(r" ×(\d+)$")
+
+
+def _is_branches(row) -> bool:
+    return bool(_BRANCHES_LABEL.search(row.label))
+
+
+def _repeat(row) -> int:
+    found = _REPEAT_LABEL.search(row.label)
+    return int(found[1]) if found else 1
 
 
 def estimate_training_bytes(analysis: Analysis, batch_size: int, optimizer: str = "adam", *,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from engine.build import build_model
+from engine.build import build_model, module_paths
 from engine.spec import NetworkSpec
 from engine.training.config import TrainConfig
 from engine.training.optim import initialize_weights
@@ -33,18 +33,23 @@ class ParamStats:
     histogram: tuple[int, ...]  # HISTOGRAM_BINS equal bins from min to max
 
 
-def parameter_stats(model: nn.Sequential, layer_index: int, bins: int = HISTOGRAM_BINS) -> list[ParamStats]:
-    """The statistics of every parameter of layer ``layer_index`` of the Sequential ``model`` (inner layers of a
-    block included), in ``state_dict`` order; empty for a layer without parameters."""
+def parameter_stats(model: nn.Sequential, layer: str | int, spec: NetworkSpec | None = None,
+                    bins: int = HISTOGRAM_BINS) -> list[ParamStats]:
+    """The statistics of every parameter of one layer of ``model`` (inner layers of a group included), in
+    ``state_dict`` order; empty for a layer without parameters. ``layer`` is the layer's id in ``spec`` when that
+    is given (any depth; every copy of a layer in a repeated group), else the module's dotted name ("3",
+    "4.body.0")."""
+    names = module_paths(spec).get(str(layer), []) if spec is not None else [str(layer)]
     out = []
     with torch.no_grad():
-        for name, param in model[layer_index].named_parameters():
-            values = param.detach().reshape(-1).to("cpu", torch.float32)
-            low, high = values.aminmax()
-            out.append(ParamStats(
-                f"{layer_index}.{name}", tuple(param.shape), values.numel(), values.mean().item(),
-                values.std().item() if values.numel() > 1 else 0.0, low.item(), high.item(),
-                tuple(int(n) for n in torch.histc(values, bins, low.item(), high.item()).tolist())))
+        for path in names:
+            for name, param in model.get_submodule(path).named_parameters():
+                values = param.detach().reshape(-1).to("cpu", torch.float32)
+                low, high = values.aminmax()
+                out.append(ParamStats(
+                    f"{path}.{name}", tuple(param.shape), values.numel(), values.mean().item(),
+                    values.std().item() if values.numel() > 1 else 0.0, low.item(), high.item(),
+                    tuple(int(n) for n in torch.histc(values, bins, low.item(), high.item()).tolist())))
     return out
 
 

@@ -273,11 +273,11 @@ class TrainingStep:
         self.optimizer = make_optimizer(trainable, config, device) if trainable else None
         self.input_shape = tuple(spec.input_shape)
         self.tokens: int | None = None
-        if spec.layers:
-            first = spec.layers[0]
+        first = spec.first_leaf()
+        if first is not None:
             tokens = KINDS[first.kind].tokens
             if tokens:
-                self.tokens = tokens(coerce_params(KINDS[first.kind], first.params, "layer 0"))
+                self.tokens = tokens(coerce_params(KINDS[first.kind], first.params, f"layer {first.id}"))
 
     def batch(self, size: int) -> torch.Tensor:
         """A random batch: normal values, or token indices for a design that starts with an Embedding."""

@@ -117,7 +117,7 @@ def moved(layers: tuple[LayerSpec, ...], layer_ids, place: Place) -> tuple[Layer
     ids = outermost(layers, layer_ids)
     if place.parent is not None and {place.parent, *ancestors(layers, place.parent)} & set(ids):
         raise ValueError("a group cannot move into itself")
-    found = [find(layers, layer_id) for layer_id in ids]
+    found = [hit for hit in (find(layers, layer_id) for layer_id in ids) if hit is not None]
     before = sum(1 for _, at in found if (at.parent, at.slot) == (place.parent, place.slot) and at.index < place.index)
     rest = removed(layers, ids)
     return inserted(rest, place._replace(index=place.index - before), tuple(layer for layer, _ in found))

@@ -366,7 +366,7 @@ class Inspector(QWidget):
         if not row.params or not self._top_level(self.layer_id):  # the statistics know the top level's modules
             view.hide()
             return
-        stats, caption = self.parameter_source.stats(row.index)
+        stats, caption = self.parameter_source.stats(row.layer_id)
         if stats is None:
             view.ask_to_compute(caption)
         else:

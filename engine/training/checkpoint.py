@@ -66,8 +66,14 @@ def capture_checkpoint(trainer) -> dict:
 
 def restore_checkpoint(trainer, checkpoint: dict) -> None:
     """Set the trainer to a checkpoint's state (``Trainer.load_checkpoint``). Every field is checked against
-    the trainer first (validate_checkpoint): WeightsError naming the field, and nothing changed."""
+    the trainer first (validate_checkpoint): WeightsError naming the field, and nothing changed. Weights saved
+    by LayerStudio 1 from a design with fixed blocks are renamed to the groups that replaced them first."""
+    checkpoint, renamed = _with_group_keys(checkpoint, trainer)
     validate_checkpoint(checkpoint, trainer)
+    if renamed:
+        from engine.legacy import RENAMED_NOTE
+
+        trainer.notes.append(f"The checkpoint's weights were {RENAMED_NOTE.format(count=renamed)}.")
     before, notes = capture_checkpoint(trainer), list(trainer.notes)
     try:
         _apply(trainer, checkpoint)
@@ -77,6 +83,44 @@ def restore_checkpoint(trainer, checkpoint: dict) -> None:
         trainer.notes[:] = notes
         raise WeightsError(f"the checkpoint is damaged ({type(exc).__name__}: {_first_line(exc)}): "
                            "it cannot resume a run") from None
+
+
+def _with_group_keys(checkpoint, trainer) -> tuple:
+    """The checkpoint with its weights' LayerStudio 1 block keys renamed (engine.legacy), and how many of the
+    model's were; anything else (not a checkpoint, junk fields) is left for validate_checkpoint to refuse."""
+    from engine.io import upgraded_state_dict
+
+    if not isinstance(checkpoint, dict):
+        return checkpoint, 0
+    out, renamed = dict(checkpoint), 0
+    for name in ("model", "best_weights"):
+        state = checkpoint.get(name)
+        if isinstance(state, dict) and all(isinstance(key, str) for key in state):
+            out[name], count = upgraded_state_dict(trainer.model, state)
+            renamed = renamed if name != "model" else count
+    if renamed:
+        out["optimizer"] = _reordered_optimizer(checkpoint.get("optimizer"), list(out["model"]), trainer)
+    return out, renamed
+
+
+def _reordered_optimizer(saved, old_order: list[str], trainer):
+    """An optimizer state saved with LayerStudio 1's parameter order (an old block registered conv1, conv2, conv3,
+    bn1, bn2; its group holds them in forward order) with each group's parameter ids in this model's order, so
+    every moment stays with its weight. ``old_order``: the saved model's keys (renamed), in the order saved."""
+    names: dict[int, str] = {id(param): name for name, param in trainer.model.named_parameters()}
+    groups = saved.get("param_groups") if isinstance(saved, dict) else None
+    if not isinstance(groups, list) or len(groups) != len(trainer.optimizer.param_groups):
+        return saved  # validate_checkpoint says what is wrong
+    reordered = []
+    for group, live in zip(groups, trainer.optimizer.param_groups, strict=True):
+        live_names = [names.get(id(param), "") for param in live["params"]]
+        old_names = [key for key in old_order if key in set(live_names)]
+        ids = group.get("params") if isinstance(group, dict) else None
+        if not isinstance(ids, list) or len(ids) != len(live_names) or len(old_names) != len(live_names):
+            return saved
+        by_name = dict(zip(old_names, ids, strict=True))
+        reordered.append({**group, "params": [by_name[name] for name in live_names]})
+    return {**saved, "param_groups": reordered}
 
 
 def _first_line(exc: BaseException) -> str:

@@ -90,7 +90,7 @@ class Trainer:
         analysis = analyze(spec)
         if not analysis.ok:
             row = analysis.errors[0]
-            raise TrainingError(f"the design has an error at layer {row.index} ({row.kind}): {row.error}")
+            raise TrainingError(f"the design has an error at layer {row.path} ({row.kind}): {row.error}")
         preflight.check(spec, analysis, data, config.batch_size, self.train_samples)
         check_training_fits(analysis, config, self.device, data)  # before build_model allocates anything
         assert analysis.output_shape is not None  # a design without errors knows every shape

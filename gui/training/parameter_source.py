@@ -17,8 +17,8 @@ BUILD_ON_EDIT_LIMIT = 2_000_000  # parameters: NiN (1,992,166) builds in about 6
 
 
 class ParameterSource:
-    """The inspector's parameter statistics for the layer at an index, read from ``controller``'s model or from the
-    open design's initial model (gui.training.controller.TrainingController)."""
+    """The inspector's parameter statistics for a layer (by id, at any depth), read from ``controller``'s model or
+    from the open design's initial model (gui.training.controller.TrainingController)."""
 
     def __init__(self, controller):
         self.controller = controller
@@ -26,13 +26,13 @@ class ParameterSource:
         self._model = None
         self._requested: tuple | None = None  # a large design the person asked to build
 
-    def stats(self, layer_index: int) -> tuple[list | None, str]:
+    def stats(self, layer_id: str) -> tuple[list | None, str]:
         """(ParamStats of the layer's tensors, a sentence saying whose weights they are); the stats are None when a
         large design waits for Show statistics (``request``) or cannot be built (the sentence says why)."""
         model, caption = self._current_model()
         if model is None:
             return None, caption
-        return parameter_stats(model, layer_index), caption
+        return parameter_stats(model, layer_id, self.controller.document.spec), caption
 
     def request(self) -> None:
         """Build the open design's initial model even when it is large (the person pressed Show statistics)."""

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from engine import groups
 from engine.activations import (
     GAP,
     filter_picture,
@@ -111,7 +112,7 @@ def test_outputs_are_copies_a_later_in_place_layer_cannot_change(data):
 
 
 def test_first_conv_filters_are_the_weight_tensor_also_inside_a_block():
-    spec = NetworkSpec((1, 16, 16), (LayerSpec("Identity"), LayerSpec("VGGBlock", {"num_convs": 1, "out_channels": 4})))
+    spec = NetworkSpec((1, 16, 16), (LayerSpec("Identity"), groups.vgg_block(1, 4)))
     model = build_model(spec)
     index, filters = first_conv_filters(model)
     assert index == 1

@@ -15,12 +15,16 @@ from engine.templates import list_templates, load_design, load_template
 
 
 def table_rows(lines: list[str]) -> list[str]:
-    """A printed table's rows, each joined with the continuation lines its wrapped last column ran onto."""
+    """A printed table's rows, each joined with the continuation lines its wrapped last column ran onto (a
+    summary's wrapped layer label, on a line whose # column is blank, is left out)."""
     indent = len(lines[0]) - len(lines[0].split("  ")[-1].lstrip())  # where the header's last column starts
+    label = lines[0].find("Layer")  # a summary: its # column ends where the Layer column starts
     rows: list[str] = []
     for line in lines:
         if rows and line[:indent].isspace() and len(line) > indent:
             rows[-1] += " " + line[indent:]
+        elif rows and label > 0 and line[:label].isspace():
+            rows[-1] += " " + line[indent:] if len(line) > indent else ""
         else:
             rows.append(line)
     return rows

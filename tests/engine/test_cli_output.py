@@ -179,8 +179,9 @@ def test_every_template_summary_fits_100_columns_and_keeps_every_formula(name, c
     lines = capsys.readouterr().out.splitlines()
     assert max(map(len, lines)) <= PIPE_WIDTH, max(lines, key=len)
     spec = load_template(name)
-    rows = table_rows(lines[1:])[1:len(spec.layers) + 1]                # header, then one row per layer
-    for printed, row in zip(rows, analyze(spec).rows, strict=True):
+    analysis = analyze(spec)
+    rows = table_rows(lines[1:])[1:len(analysis.all_rows) + 1]         # header, then one row per layer, nested
+    for printed, row in zip(rows, analysis.all_rows, strict=True):      # a group's layers right below it
         assert printed.rstrip().endswith(note_of(row)), (printed, note_of(row))  # wrapped, not cut
 
 

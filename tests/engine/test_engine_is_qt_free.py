@@ -39,7 +39,8 @@ def is_forbidden(module: str) -> bool:
 def test_every_engine_module_imports_without_qt_or_gui():
     names = engine_modules()
     assert {"engine.spec", "engine.layers", "engine.shapes", "engine.build", "engine.blocks"} <= set(names)
-    assert {"engine.layers.registry", "engine.layers.convolution", "engine.layers.blocks"} <= set(names)
+    assert {"engine.layers.registry", "engine.layers.convolution", "engine.layers.group"} <= set(names)
+    assert {"engine.groups", "engine.group_analysis", "engine.tree", "engine.legacy"} <= set(names)
     loaded = modules_loaded_by(names)
     assert set(names) <= loaded
     assert sorted(m for m in loaded if is_forbidden(m)) == []

@@ -6,6 +6,7 @@ import ast
 import pytest
 import torch
 
+from engine import groups
 from engine.build import build_model
 from engine.errors import SpecError
 from engine.export import python_source
@@ -28,10 +29,12 @@ IMAGE_DESIGN = NetworkSpec((3, 16, 16), (
     L("Conv2d", out_channels=8, kernel_size=3, padding="valid", stride=2),
     L("ConvTranspose2d", out_channels=6, kernel_size=3, stride=2, padding=1, output_padding=1),
     L("Dropout2d", p=0.1),
-    L("VGGBlock", num_convs=2, out_channels=8),
-    L("NiNBlock", out_channels=8, kernel_size=3, stride=1, padding=1),
-    L("Residual", out_channels=12, stride=2),
-    L("Inception", c1=4, c2_reduce=4, c2=4, c3_reduce=2, c3=4, c4=4),
+    groups.vgg_block(2, 8),
+    groups.nin_block(8, 3, 1, 1),
+    groups.residual_block(12, 2),
+    groups.bottleneck_block(16, 4, 2),
+    groups.inception_block(4, (4, 4), (2, 4), 4),
+    groups.dense_block(2, 3),
     L("MaxPool2d", kernel_size=3, stride=1, padding=1),
     L("AvgPool2d", kernel_size=2, stride=1),
     L("AdaptiveMaxPool2d", output_size=2),
@@ -94,7 +97,7 @@ def test_exported_model_is_the_built_model(spec):
 
 
 def test_the_designs_above_cover_every_layer_kind():
-    used = {layer.kind for spec in (IMAGE_DESIGN, TOKEN_DESIGN) for layer in spec.layers}
+    used = {layer.kind for spec in (IMAGE_DESIGN, TOKEN_DESIGN) for layer in spec.all_layers()}
     assert used == set(KINDS), f"add a layer of each new kind to a design here: {set(KINDS) - used}"
 
 
@@ -109,8 +112,8 @@ def test_script_reads_like_hand_written_pytorch():
 
 def test_block_classes_are_copied_once_from_engine_blocks():
     source = python_source(load_template("resnet18"))
-    assert source.count("class Residual(nn.Module):") == 1
-    assert "Residual(64, 128, stride=2)," in source
+    assert source.count("class Residual(nn.Module):") == 1 and "class Branches" not in source
+    assert source.count("        Residual(  # ") == 8  # ResNet-18's eight blocks, nested in their stages
     assert "from engine" not in source  # standalone: needs torch only
     token_source = python_source(TOKEN_DESIGN)
     assert token_source.index("class _SequenceOutput") < token_source.index("class SequenceLSTM")

@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 
+from engine.build import module_paths
 from engine.data import DataConfig, load_data
 from engine.errors import SpecError
 from engine.export import python_source
@@ -110,7 +111,7 @@ def test_every_kind_with_a_weight_or_bias_declares_the_tensors_torch_builds():
     shapes = {"Conv1d": (3, 12), "Embedding": (5,), "LayerNorm": (4, 6), "GroupNorm": (4, 6, 6), "Linear": (6,),
               "BatchNorm1d": (6,), "PReLU": (4, 6, 6)}
     for kind in KINDS.values():
-        if kind.is_block or kind.category == "Recurrent" and kind.name != "Embedding":
+        if kind.is_group or kind.category == "Recurrent" and kind.name != "Embedding":
             continue
         module = kind.build(shapes.get(kind.name, (4, 8, 8)), kind.defaults())
         built = {name: p.dim() for name, p in module.named_parameters(recurse=False) if name in ("weight", "bias")}
@@ -242,6 +243,17 @@ def test_parameter_stats_name_what_state_dict_names():
     spec = load_template("resnet18")
     model = initial_model(NetworkSpec((3, 32, 32), spec.layers))
     keys = list(model.state_dict())
+    params = dict(model.named_parameters())
     for index in range(len(spec.layers)):
         names = [s.name for s in parameter_stats(model, index)]
-        assert names == [k for k in keys if k.split(".")[0] == str(index) and k in dict(model.named_parameters())]
+        assert names == [k for k in keys if k.split(".")[0] == str(index) and k in params]
+    design = NetworkSpec((3, 32, 32), spec.layers)
+    paths = module_paths(design)
+    inner = [layer for layer in design.all_layers() if not layer.is_group and layer.init_tensors()]
+    assert len(inner) == 35  # ResNet-18's convolutions, BatchNorms and head, at any depth (auto shortcuts aside)
+    for layer in design.all_layers():
+        names = [s.name for s in parameter_stats(model, layer.id, design)]
+        assert names == [k for k in keys if k in params and any(k.startswith(p + ".") for p in paths[layer.id])]
+    shortcuts = [k for k in params if ".shortcut." in k]  # the automatic 1x1 projections: their group's
+    assert len(shortcuts) == 3 * 2
+    assert sum(len(parameter_stats(model, layer.id, design)) for layer in inner) == len(params) - len(shortcuts)

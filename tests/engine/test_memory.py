@@ -166,3 +166,27 @@ def test_a_csv_file_is_estimated_from_its_size_and_head(tmp_path):
     path.write_text("a,b,c,label\n" + "".join(f"{i}.25,{i}.5,{i}.75,x\n" for i in range(10_000)))
     estimate = estimate_data_bytes(DataConfig(source="csv", root=str(path)))
     assert 40_000 * 50 < estimate < 40_000 * 300       # 40,000 cells at roughly a hundred bytes each
+
+
+def test_groups_keep_what_their_layers_keep_whatever_the_nesting():
+    """A group's glue keeps nothing: a sequence group keeps what its layers keep standing in the design, a
+    repeat keeps each copy's, branches keep each branch's, and a residual's ReLU after the sum keeps its result."""
+    from engine.groups import group, residual_block
+    from engine.memory import activation_bytes_per_sample
+
+    def layers():
+        return (LayerSpec("Conv2d", {"out_channels": 4, "kernel_size": 3, "padding": 1}), LayerSpec("ReLU"),
+                LayerSpec("MaxPool2d", {"kernel_size": 2, "stride": 2}))
+
+    def kept(*top) -> int:
+        return activation_bytes_per_sample(analyze(NetworkSpec((4, 8, 8), top)))[0]
+
+    flat = kept(*layers())
+    assert kept(group("sequence", layers())) == flat
+    assert kept(group("sequence", [group("sequence", layers())])) == flat
+    assert kept(group("branches", [group("sequence", layers()), group("sequence", layers())])) == 2 * flat - 4 * 64 * 4
+    same = (LayerSpec("Conv2d", {"out_channels": 4, "kernel_size": 3, "padding": 1}), LayerSpec("BatchNorm2d"))
+    assert kept(group("sequence", same, repeat=3)) == kept(*same, *same, *same)
+    block = residual_block(4)
+    body = kept(*block.layers)
+    assert kept(block) == body + 4 * 64 * 4   # the body's layers, then the ReLU's result after the sum

@@ -8,6 +8,7 @@ import torch
 from engine.controls import control
 from engine.data import DataBundle
 from engine.errors import TrainingError
+from engine.groups import residual_block
 from engine.spec import LayerSpec, NetworkSpec
 from engine.training import TrainConfig, Trainer
 
@@ -33,11 +34,12 @@ def train(spec: NetworkSpec, data: DataBundle, **settings):
 FEATURES_BN = design((6,), ("Linear", {"out_features": 8}), ("BatchNorm1d", {}), ("Linear", {"out_features": 2}))
 POOLED_BN = design((2, 4, 4), ("Conv2d", {"out_channels": 3}), ("AdaptiveAvgPool2d", {}), ("BatchNorm2d", {}),
                    ("Flatten", {}), ("Linear", {"out_features": 2}))
-RESIDUAL_1X1 = design((2, 1, 1), ("Residual", {"out_channels": 3}), ("Flatten", {}), ("Linear", {"out_features": 2}))
+RESIDUAL_1X1 = NetworkSpec((2, 1, 1), (residual_block(3), LayerSpec("Flatten"),
+                                       LayerSpec("Linear", {"out_features": 2})))
 
 
 @pytest.mark.parametrize("spec, layer", [(FEATURES_BN, "layer 1 (BatchNorm1d)"), (POOLED_BN, "layer 2 (BatchNorm2d)"),
-                                         (RESIDUAL_1X1, "layer 0 (Residual)")])
+                                         (RESIDUAL_1X1, "layer 0 › 1 (BatchNorm2d)")])
 def test_batch_size_one_is_refused_for_a_batch_norm_over_one_value_per_channel(spec, layer):
     data = bundle(torch.randn(9, *spec.input_shape))
     with pytest.raises(TrainingError) as refused:
@@ -97,3 +99,20 @@ def test_integers_into_a_layer_that_takes_real_numbers_are_refused():
     with pytest.raises(TrainingError,
                        match=r"^Layer 0 \(Linear\) takes real numbers but the training data holds int64"):
         Trainer(spec, bundle(torch.randint(0, 5, (10, 6))), TrainConfig(device="cpu"))
+
+
+def test_the_layer_the_input_meets_first_decides_also_inside_a_group():
+    """An Embedding that opens a group (itself first in the design) takes token data, trains and profiles; wrong
+    tokens are refused naming its path."""
+    from engine.groups import group
+    from engine.profile import profile_design
+
+    spec = NetworkSpec((6,), (group("sequence", [group("sequence", TOKENS.layers[:1])], id="outer"),
+                              *TOKENS.layers[1:]))
+    tokens = torch.randint(0, 20, (40, 6), generator=torch.Generator().manual_seed(0))
+    assert train(spec, bundle(tokens), batch_size=8).reason == "completed"
+    assert len(profile_design(spec, 4, "cpu", repeats=1, search_largest=False).rows) == 3
+    tokens[3, 2] = 20
+    with pytest.raises(TrainingError) as refused:
+        Trainer(spec, bundle(tokens), TrainConfig(device="cpu"))
+    assert str(refused.value).startswith("Layer 0 › 0 › 0 (Embedding) has vectors for tokens 0 to 19, but the ")

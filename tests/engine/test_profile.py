@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from engine import groups
 from engine.build import build_model
 from engine.cli import main
 from engine.errors import Cancelled, SpecError, TrainingError
@@ -35,11 +36,11 @@ SMALL_CNN = design((1, 8, 8), ("Conv2d", {"out_channels": 4, "kernel_size": 3, "
                    ("ReLU", {}), ("MaxPool2d", {"kernel_size": 2}), ("Flatten", {}), ("Linear", {"out_features": 10}))
 # Every kind of keeping: blocks with inner layers, a view, dropout's mask, a result-keeping activation, a sequence.
 MIXED = design((3, 8, 8), ("Conv2d", {"out_channels": 8, "kernel_size": 3, "padding": 1}), ("ReLU", {}),
-               ("Residual", {"out_channels": 8}), ("Residual", {"out_channels": 16, "stride": 2}),
-               ("Inception", {"c1": 4, "c2_reduce": 4, "c2": 8, "c3_reduce": 2, "c3": 4, "c4": 4}),
                ("AdaptiveAvgPool2d", {}), ("Flatten", {}), ("Dropout", {"p": 0.5}), ("Linear", {"out_features": 12}),
                ("Tanh", {}), ("Unflatten", {"dim": 1, "sizes": [3, 4]}), ("LSTM", {"hidden_size": 5}),
                ("LayerNorm", {}), ("Sigmoid", {}))
+MIXED = MIXED.inserted(2, groups.residual_block(8, id="res1"), groups.residual_block(16, 2, id="res2"),
+                       groups.inception_block(4, (4, 8), (2, 4), 4, id="inc"))
 # A BatchNorm1d over 3 features sees one value per feature at batch 1: it needs batches of 2 or more.
 BATCH_NORMED = design((4,), ("Linear", {"out_features": 3}), ("BatchNorm1d", {}))
 TOKENS = design((6,), ("Embedding", {"num_embeddings": 20, "embedding_dim": 4}), ("GRU", {"hidden_size": 8}),

@@ -10,6 +10,7 @@ import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from engine import groups
 from engine.build import build_model
 from engine.errors import LayerError
 from engine.layers import KINDS, PADDING_PRESETS, Param, suggest_hidden_sizes
@@ -37,11 +38,20 @@ SUITS = {
     2: ["LSTM", "GRU", "Conv1d", "MaxPool1d", "AvgPool1d", "BatchNorm1d", "Flatten", "Linear", "LayerNorm", "GroupNorm",
         "Unflatten", "Softmax", "PReLU", "Dropout", "Reshape", "Permute", "Squeeze"],
     3: ["Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "BatchNorm2d",
-        "GroupNorm", "Dropout2d", "VGGBlock", "NiNBlock", "Residual", "Inception", "Flatten", "LayerNorm", "ReLU",
-        "PReLU", "Softmax", "Conv2d", "Conv2d", "Conv2d", "ConvTranspose2d", "MaxPool2d", "NiNBlock", "Inception",
-        "Residual", "Reshape", "Permute", "Squeeze"],
+        "GroupNorm", "Dropout2d", "vgg_block", "nin_block", "residual_block", "inception_block", "Flatten", "LayerNorm",
+        "ReLU", "PReLU", "Softmax", "Conv2d", "Conv2d", "Conv2d", "ConvTranspose2d", "MaxPool2d", "nin_block",
+        "inception_block", "residual_block", "Reshape", "Permute", "Squeeze"],
 }
-ALL_KINDS = sorted(KINDS)
+ALL_KINDS = sorted(kind for kind in KINDS if not KINDS[kind].is_group)  # groups: the palette's prefilled ones
+SIZE = st.integers(1, 3)
+PRESETS = {  # the palette's prefilled groups (engine.groups), with small sizes
+    "vgg_block": st.fixed_dictionaries({"num_convs": st.integers(1, 2), "out_channels": st.integers(1, 6)}),
+    "nin_block": st.fixed_dictionaries({"out_channels": st.integers(1, 6), "kernel_size": st.integers(1, 5),
+                                        "stride": st.integers(1, 3), "padding": st.integers(0, 3)}),
+    "residual_block": st.fixed_dictionaries({"out_channels": st.integers(1, 6), "stride": st.integers(1, 3)}),
+    "inception_block": st.fixed_dictionaries({"c1": SIZE, "c2": st.tuples(SIZE, SIZE), "c3": st.tuples(SIZE, SIZE),
+                                              "c4": SIZE}),
+}
 INPUTS = {
     "image": st.tuples(st.integers(1, 4), st.integers(1, 16), st.integers(1, 16)),
     "features": st.tuples(st.integers(1, 16)),
@@ -89,7 +99,10 @@ def factor_split(n: int, draw) -> tuple[int, ...]:
 def draw_layer(draw, shape, index: int) -> LayerSpec:
     rank = len(shape) if shape else 0
     if shape is not None and rank in SUITS and draw(st.integers(0, 9)) < 8:
-        kind = KINDS[draw(st.sampled_from(SUITS[rank]))]
+        name = draw(st.sampled_from(SUITS[rank]))
+        if name in PRESETS:
+            return getattr(groups, name)(**draw(PRESETS[name]), id=f"L{index}")
+        kind = KINDS[name]
     else:
         kind = KINDS[draw(st.sampled_from(ALL_KINDS))]
     params = {p.name: small_value(p, draw) for p in kind.params}
@@ -147,6 +160,14 @@ def run_torch(kind: str, in_shape, params: dict, x: torch.Tensor):
     return module, module(x)
 
 
+def run_layer(layer: LayerSpec, in_shape, x: torch.Tensor):
+    """A registry layer as run_torch builds it, a group as build_model does."""
+    if not layer.is_group:
+        return run_torch(layer.kind, in_shape, layer.params, x)
+    module = build_model(NetworkSpec(tuple(in_shape), (layer,)))[0]
+    return module, module(x)
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(stacks())
 def test_random_stacks_match_pytorch_layer_by_layer(spec):
@@ -160,6 +181,13 @@ def test_random_stacks_match_pytorch_layer_by_layer(spec):
             event("unknown downstream")
             continue
         assert tuple(x.shape[1:]) == row.in_shape, f"row {row.index} ({row.label}) in_shape"
+        if layer.is_group and any(inner.error for inner in row.walk()):  # an inner row says what is wrong
+            event(f"error inside a group: {row.label}")
+            assert row.shape is None or not row.error
+            if row.shape is None:
+                break
+            x = torch.zeros((2, *row.shape))
+            continue
         if row.error:
             error = expected_error(row, layer)
             event(f"error ({'torch fails' if error.torch_fails else 'torch misreads'}): {row.kind}")
@@ -175,7 +203,7 @@ def test_random_stacks_match_pytorch_layer_by_layer(spec):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. LSTM dropout with one layer
             try:
-                module, y = run_torch(layer.kind, row.in_shape, layer.params, x)
+                module, y = run_layer(layer, row.in_shape, x)
             except Exception as exc:  # pragma: no cover - the failure message is the point
                 raise AssertionError(f"analyze passed row {row.index} ({row.label}, in {row.in_shape}) "
                                      f"but PyTorch fails: {exc}") from exc
@@ -207,8 +235,17 @@ def test_random_stacks_match_pytorch_layer_by_layer(spec):
 
 # --------------------------------------------------------------------------- by example
 
+def layer_of(kind: str, params: dict) -> LayerSpec:
+    """A registry layer, or one of the palette's prefilled groups by its engine.groups function."""
+    return getattr(groups, kind)(**params, id="x") if kind in PRESETS else LayerSpec(kind, params, "x")
+
+
 def one(kind: str, in_shape, **params):
-    return analyze(NetworkSpec(in_shape, (LayerSpec(kind, params, "x"),))).rows[0]
+    return analyze(NetworkSpec(in_shape, (layer_of(kind, params),))).rows[0]
+
+
+def built(kind: str, in_shape, params: dict):
+    return build_model(NetworkSpec(tuple(in_shape), (layer_of(kind, params),)))[0]
 
 
 @pytest.mark.parametrize(
@@ -429,7 +466,7 @@ def test_conv_transpose_presets_that_cannot_work_say_why():
     "kind, params, label",
     [("Conv2d", dict(out_channels=6, kernel_size=5, padding=2), "Conv2d 6, k5, p2"),
      ("Conv2d", dict(padding="same", stride=1), "Conv2d 16, k3, same"),
-     ("VGGBlock", dict(num_convs=2, out_channels=128), "VGGBlock 2x128"),
+     ("Group", dict(mode="sequence", repeat=3), "Sequence ×3"),
      ("MaxPool2d", dict(), "MaxPool2d 2, s2"),
      ("Unflatten", dict(sizes=(1, 28, 28)), "Unflatten 1x28x28"),
      ("Reshape", dict(shape=(-1, 28)), "Reshape -1x28"),
@@ -480,26 +517,27 @@ def test_normalising_over_a_single_value_is_an_error_with_a_fix_that_works(kind,
 @pytest.mark.parametrize(
     "kind, in_shape, params",
     [("BatchNorm1d", (8,), {}), ("BatchNorm1d", (4, 1), {}), ("BatchNorm2d", (4, 1, 1), {}),
-     ("Residual", (3, 1, 1), dict(out_channels=4)), ("Residual", (3, 2, 2), dict(out_channels=4, stride=2))],
+     ("residual_block", (3, 1, 1), dict(out_channels=4)),
+     ("residual_block", (3, 2, 2), dict(out_channels=4, stride=2))],
 )
 def test_batch_norm_over_one_value_per_channel_needs_a_batch_of_two(kind, in_shape, params):
     row = one(kind, in_shape, **params)
     assert not row.error and row.min_batch == 2
     assert not row.warning  # a correct design at any batch size above 1: the batch size decides, not the row
-    module = KINDS[kind].build(tuple(in_shape), LayerSpec(kind, params).params)
+    module = built(kind, in_shape, params)
     module(torch.randn(2, *in_shape))
     with pytest.raises(ValueError, match="more than 1 value per channel"):
         module(torch.randn(1, *in_shape))
-    spec = NetworkSpec(in_shape, (LayerSpec(kind, params, "x"),))
+    spec = NetworkSpec(in_shape, (layer_of(kind, params),))
     assert analyze(spec).min_batch == 2
 
 
 @pytest.mark.parametrize("kind, in_shape",
-                         [("BatchNorm1d", (4, 2)), ("BatchNorm2d", (4, 2, 1)), ("Residual", (3, 2, 2))])
+                         [("BatchNorm1d", (4, 2)), ("BatchNorm2d", (4, 2, 1)), ("residual_block", (3, 2, 2))])
 def test_batch_norm_with_more_than_one_value_per_channel_trains_on_a_batch_of_one(kind, in_shape):
     row = one(kind, in_shape)
     assert row.min_batch == 1 and not row.warning
-    KINDS[kind].build(tuple(in_shape), LayerSpec(kind, {}).params)(torch.randn(1, *in_shape))
+    built(kind, in_shape, {})(torch.randn(1, *in_shape))
 
 
 def test_batch_norm_momentum_zero_warns_that_running_statistics_never_move():

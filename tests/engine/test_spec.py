@@ -293,7 +293,7 @@ def _design(*layers, shape=(1, 28, 28)) -> dict:
         ({"format": FORMAT, "version": 1, "input_shape": [4]}, "design is missing field 'layers'"),
         ({"version": 1, "input_shape": [4], "layers": []}, "not a LayerStudio design: field 'format' is missing"),
         ({**_design(), "version": 7},
-         "design version 7 is newer than this LayerStudio understands (1): update LayerStudio"),
+         "design version 7 is newer than this LayerStudio understands (2): update LayerStudio"),
         ([1, 2], "a design must be a JSON object, got list"),
     ],
 )
