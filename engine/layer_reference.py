@@ -68,7 +68,6 @@ def reference() -> str:
 
 def _presets() -> list[str]:
     """The palette's prefilled groups (engine.groups.PRESETS): ordinary groups with layers already in them."""
-
     lines = ["The palette's Blocks insert groups with their layers already in place; each opens and changes like "
              "any group:\n"]
     lines += [f"- **{preset.name}**: {' '.join(preset.help.split())}" for preset in PRESETS.values()]
