@@ -126,7 +126,7 @@ def _group(layer, index, path, shape, out, children, shortcut, problem, formula)
         index, layer.id, layer.kind, group_label(layer), shape, out if known else None,
         _sum([r.params for r in rows]), _sum([r.trainable for r in rows]), _sum([r.buffers for r in rows]),
         _sum([r.macs for r in rows]), formula, problem, min_batch=max((r.min_batch for r in rows), default=1),
-        path=path, children=tuple(children), shortcut=tuple(shortcut))
+        path=path, children=tuple(children), shortcut=tuple(shortcut), group=layer.params)
 
 
 def _add_cost(row: LayerRow, params: int, trainable: int, buffers: int, macs: int, min_batch: int) -> LayerRow:

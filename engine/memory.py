@@ -20,7 +20,6 @@ data settings; they aim to be within a factor of about two of the real peak, nev
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import psutil
@@ -106,28 +105,15 @@ def _kept_by_chain(rows) -> tuple[int, int]:
 def _kept_by_group(row) -> tuple[int, int]:
     """A group's (kept, widest): its chains' (each branch is one), plus the activation after a residual's sum; its
     inner rows show the first repeat, so each repeat is counted like it."""
-    chains = [(child,) for child in row.children] if _is_branches(row) else [row.children]
+    settings = row.group or {}
+    chains = [(child,) for child in row.children] if settings.get("mode") == "branches" else [row.children]
     kept = widest = 0
     for chain in [*chains, row.shortcut]:
         inner, inner_widest = _kept_by_chain(chain)
         kept, widest = kept + inner, max(widest, inner_widest)
-    if row.formula.startswith("output = body(x) + shortcut(x); then"):
+    if settings.get("mode") == "residual" and settings.get("activation", "none") != "none":
         kept += row.activation_bytes or 0
-    return kept * _repeat(row), widest
-
-
-# A group's row tells its mode and repeat only through its label (engine.groups.group_label) and formula.
-_BRANCHES_LABEL = re.compile(r" \(\d+ branch(es)?, (concat|sum)\)( ×\d+)?$")
-_REPEAT_LABEL = re.compile(r" ×(\d+)$")
-
-
-def _is_branches(row) -> bool:
-    return bool(_BRANCHES_LABEL.search(row.label))
-
-
-def _repeat(row) -> int:
-    found = _REPEAT_LABEL.search(row.label)
-    return int(found[1]) if found else 1
+    return kept * settings.get("repeat", 1), widest
 
 
 def estimate_training_bytes(analysis: Analysis, batch_size: int, optimizer: str = "adam", *,

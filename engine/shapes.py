@@ -41,6 +41,7 @@ class LayerRow:
     path: str = ""  # where it sits, e.g. "8 › branch 2 › 1" (engine.tree.step_text); the index at the top level
     children: tuple[LayerRow, ...] = ()  # a group's rows: its body, or one per branch (engine.group_analysis)
     shortcut: tuple[LayerRow, ...] = ()  # a residual group's custom shortcut rows
+    group: dict | None = None  # a group's settings (mode, repeat, merge, shortcut, activation); None for a layer
 
     def walk(self):
         """This row, then every row inside it, depth first (body before shortcut)."""
