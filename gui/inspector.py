@@ -363,7 +363,7 @@ class Inspector(QWidget):
             view.hide()
             return
         row = self.document.analysis.row(self.layer_id)
-        if not row.params or not self._top_level(self.layer_id):  # the statistics know the top level's modules
+        if not row.params:
             view.hide()
             return
         stats, caption = self.parameter_source.stats(row.layer_id)
@@ -372,9 +372,6 @@ class Inspector(QWidget):
         else:
             view.show_stats(stats, caption)
         view.show()
-
-    def _top_level(self, layer_id: str) -> bool:
-        return any(layer.id == layer_id for layer in self.document.spec.layers)
 
     def showEvent(self, event) -> None:
         super().showEvent(event)

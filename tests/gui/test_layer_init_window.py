@@ -151,3 +151,21 @@ def test_a_large_design_is_built_for_statistics_only_on_request(window, qtbot, m
     settle(qtbot, window)
     assert view.isHidden()
     window.document.undo_stack.setClean()
+
+
+def test_a_layer_inside_a_group_shows_its_own_tensors_by_their_state_dict_names(window, qtbot):
+    from engine.groups import residual_block
+
+    block = residual_block(4, 2, id="res")
+    spec = NetworkSpec((1, 8, 8), (block, LayerSpec("Flatten", {}, "flat"), LayerSpec("Linear", {"out_features": 3}, "out")))
+    ui, config = open_with_training(window, spec)
+    inner_conv = block.layers[3]  # the body's second convolution: res.body.3
+    window.stack_view.select_ids([inner_conv.id])
+    settle(qtbot, window)
+    assert window.inspector.parameter_view.isVisible()
+    model = initial_model(spec, config)
+    stats = shown(window)
+    assert list(stats) == ["0.body.3.weight", "0.body.3.bias"]
+    weight = model.state_dict()["0.body.3.weight"]
+    assert stats["0.body.3.weight"].shape == tuple(weight.shape)
+    assert abs(stats["0.body.3.weight"].mean - weight.mean().item()) < 1e-6
