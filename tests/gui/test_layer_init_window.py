@@ -157,7 +157,8 @@ def test_a_layer_inside_a_group_shows_its_own_tensors_by_their_state_dict_names(
     from engine.groups import residual_block
 
     block = residual_block(4, 2, id="res")
-    spec = NetworkSpec((1, 8, 8), (block, LayerSpec("Flatten", {}, "flat"), LayerSpec("Linear", {"out_features": 3}, "out")))
+    spec = NetworkSpec((1, 8, 8), (block, LayerSpec("Flatten", {}, "flat"),
+                                   LayerSpec("Linear", {"out_features": 3}, "out")))
     ui, config = open_with_training(window, spec)
     inner_conv = block.layers[3]  # the body's second convolution: res.body.3
     window.stack_view.select_ids([inner_conv.id])
