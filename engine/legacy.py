@@ -75,11 +75,10 @@ def upgrade_layers(layers: list[Any]) -> list[Any]:
             raise SpecError(f"{where} field 'params' must be an object")
         layer_id = item.get("id", new_id())
         check_layer_id(layer_id, where)
-        frozen = item.get("frozen", False)
-        if not isinstance(frozen, bool):
+        if not isinstance(item.get("frozen", False), bool):
             raise SpecError(f"{where} field 'frozen' must be true or false")
-        block = make(coerce_params(schema, params, where), layer_id)
-        out.append(_with_free_ids(replace(block, frozen=frozen), taken).to_dict())
+        group = _with_free_ids(make(coerce_params(schema, params, where), layer_id), taken)
+        out.append(replace(group, frozen=item.get("frozen", False)).to_dict())
     return out
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from engine.build import build_model
 from engine.errors import WeightsError
@@ -13,44 +12,9 @@ from engine.groups import residual_block
 from engine.io import check_fit, load_weights, save_checkpoint
 from engine.legacy import legacy_key
 from engine.spec import FORMAT, LayerSpec, NetworkSpec
+from tests.engine import legacy_blocks  # LayerStudio 1's blocks, as they wrote their state_dict keys
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-# LayerStudio 1's blocks (engine/blocks.py before groups), as they wrote their state_dict keys.
-class OldResidual(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, stride=stride)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1)
-        self.conv3 = (nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride)
-                      if stride != 1 or in_channels != out_channels else None)
-        self.bn1 = nn.BatchNorm2d(out_channels)
-        self.bn2 = nn.BatchNorm2d(out_channels)
-
-    def forward(self, x):
-        y = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
-        return F.relu(y + (self.conv3(x) if self.conv3 is not None else x))
-
-
-class OldInception(nn.Module):
-    def __init__(self, in_channels: int, c1: int, c2: tuple[int, int], c3: tuple[int, int], c4: int):
-        super().__init__()
-        self.p1_1 = nn.Conv2d(in_channels, c1, kernel_size=1)
-        self.p2_1 = nn.Conv2d(in_channels, c2[0], kernel_size=1)
-        self.p2_2 = nn.Conv2d(c2[0], c2[1], kernel_size=3, padding=1)
-        self.p3_1 = nn.Conv2d(in_channels, c3[0], kernel_size=1)
-        self.p3_2 = nn.Conv2d(c3[0], c3[1], kernel_size=5, padding=2)
-        self.p4_1 = nn.MaxPool2d(kernel_size=3, stride=1, padding=1)
-        self.p4_2 = nn.Conv2d(in_channels, c4, kernel_size=1)
-
-    def forward(self, x):
-        return torch.cat((F.relu(self.p1_1(x)), F.relu(self.p2_2(F.relu(self.p2_1(x)))),
-                          F.relu(self.p3_2(F.relu(self.p3_1(x)))), F.relu(self.p4_2(self.p4_1(x)))), dim=1)
-
-
-def old_vgg_block(in_channels: int, out_channels: int) -> nn.Sequential:  # num_convs 1: an nn.Sequential
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, 2))
 
 
 VERSION_1 = {"format": FORMAT, "version": 1, "input_shape": [3, 8, 8], "layers": [
@@ -66,8 +30,9 @@ VERSION_1 = {"format": FORMAT, "version": 1, "input_shape": [3, 8, 8], "layers":
 def old_model() -> nn.Sequential:
     """What LayerStudio 1 built for VERSION_1, with trained-looking (random, non-default) weights and statistics."""
     torch.manual_seed(0)
-    model = nn.Sequential(old_vgg_block(3, 4), OldResidual(4, 4), OldResidual(4, 6, stride=2),
-                          OldInception(6, 2, (2, 3), (1, 2), 2), nn.Flatten(), nn.Linear(9 * 2 * 2, 3))
+    model = nn.Sequential(legacy_blocks.VGGBlock(3, 1, 4), legacy_blocks.Residual(4, 4),
+                          legacy_blocks.Residual(4, 6, stride=2), legacy_blocks.Inception(6, 2, (2, 3), (1, 2), 2),
+                          nn.Flatten(), nn.Linear(9 * 2 * 2, 3))
     with torch.no_grad():
         for name, tensor in model.state_dict().items():
             if tensor.is_floating_point():
