@@ -1,9 +1,22 @@
 """Small designs built of groups, shared by the group tests: a ResNet-style and a GoogLeNet-style network
-(residual, branches and repeated groups, nested) and one that uses every group setting at once."""
+(residual, branches and repeated groups, nested) and one that uses every group setting at once; and hypothesis
+arguments for the palette's prefilled groups."""
 from __future__ import annotations
+
+from hypothesis import strategies as st
 
 from engine.groups import dense_block, group, inception_block, residual_block
 from engine.spec import LayerSpec, NetworkSpec
+
+_SIZE = st.integers(1, 3)
+PRESET_PARAMS = {  # small arguments for the palette's prefilled groups (engine.groups), drawn by hypothesis
+    "vgg_block": st.fixed_dictionaries({"num_convs": st.integers(1, 2), "out_channels": st.integers(1, 6)}),
+    "nin_block": st.fixed_dictionaries({"out_channels": st.integers(1, 6), "kernel_size": st.integers(1, 5),
+                                        "stride": st.integers(1, 3), "padding": st.integers(0, 3)}),
+    "residual_block": st.fixed_dictionaries({"out_channels": st.integers(1, 6), "stride": st.integers(1, 3)}),
+    "inception_block": st.fixed_dictionaries({"c1": _SIZE, "c2": st.tuples(_SIZE, _SIZE),
+                                              "c3": st.tuples(_SIZE, _SIZE), "c4": _SIZE}),
+}
 
 
 def L(kind: str, id: str, **params) -> LayerSpec:  # noqa: N802, A002 - design shorthand

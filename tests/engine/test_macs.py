@@ -18,6 +18,7 @@ from engine.build import build_model
 from engine.layers import KINDS, adaptive_window_total
 from engine.shapes import analyze, infer_layer
 from engine.spec import LayerSpec, NetworkSpec
+from tests.engine.group_designs import PRESET_PARAMS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -72,22 +73,13 @@ def inner_layers_standing_alone(kind: str, in_shape, params: dict) -> list:
     return inner
 
 
-SIZE = st.integers(1, 4)
-SMALL_BLOCK_PARAMS = {
-    "vgg_block": st.fixed_dictionaries({"num_convs": st.integers(1, 3), "out_channels": st.integers(1, 6)}),
-    "nin_block": st.fixed_dictionaries({"out_channels": st.integers(1, 6), "kernel_size": st.integers(1, 4),
-                                        "stride": st.integers(1, 3), "padding": st.integers(0, 2)}),
-    "residual_block": st.fixed_dictionaries({"out_channels": st.integers(1, 6), "stride": st.integers(1, 3)}),
-    "inception_block": st.fixed_dictionaries({"c1": SIZE, "c2": st.tuples(SIZE, SIZE), "c3": st.tuples(SIZE, SIZE),
-                                              "c4": SIZE}),
-}
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.data())
 def test_a_block_costs_exactly_its_inner_layers_counted_standing_alone(data):
     kind = data.draw(st.sampled_from(sorted(BLOCKS)))
-    params = data.draw(SMALL_BLOCK_PARAMS[kind])
+    params = data.draw(PRESET_PARAMS[kind])
     in_shape = data.draw(st.tuples(st.integers(1, 5), st.integers(1, 9), st.integers(1, 9)))
     row = one(kind, in_shape, **params)
     if any(inner.error for inner in row.walk()):

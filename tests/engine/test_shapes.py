@@ -16,6 +16,7 @@ from engine.errors import LayerError
 from engine.layers import KINDS, PADDING_PRESETS, Param, suggest_hidden_sizes
 from engine.shapes import analyze, format_count, format_shape, infer_layer
 from engine.spec import LayerSpec, NetworkSpec
+from tests.engine.group_designs import PRESET_PARAMS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -43,15 +44,6 @@ SUITS = {
         "inception_block", "residual_block", "Reshape", "Permute", "Squeeze"],
 }
 ALL_KINDS = sorted(kind for kind in KINDS if not KINDS[kind].is_group)  # groups: the palette's prefilled ones
-SIZE = st.integers(1, 3)
-PRESETS = {  # the palette's prefilled groups (engine.groups), with small sizes
-    "vgg_block": st.fixed_dictionaries({"num_convs": st.integers(1, 2), "out_channels": st.integers(1, 6)}),
-    "nin_block": st.fixed_dictionaries({"out_channels": st.integers(1, 6), "kernel_size": st.integers(1, 5),
-                                        "stride": st.integers(1, 3), "padding": st.integers(0, 3)}),
-    "residual_block": st.fixed_dictionaries({"out_channels": st.integers(1, 6), "stride": st.integers(1, 3)}),
-    "inception_block": st.fixed_dictionaries({"c1": SIZE, "c2": st.tuples(SIZE, SIZE), "c3": st.tuples(SIZE, SIZE),
-                                              "c4": SIZE}),
-}
 INPUTS = {
     "image": st.tuples(st.integers(1, 4), st.integers(1, 16), st.integers(1, 16)),
     "features": st.tuples(st.integers(1, 16)),
@@ -100,8 +92,8 @@ def draw_layer(draw, shape, index: int) -> LayerSpec:
     rank = len(shape) if shape else 0
     if shape is not None and rank in SUITS and draw(st.integers(0, 9)) < 8:
         name = draw(st.sampled_from(SUITS[rank]))
-        if name in PRESETS:
-            return getattr(groups, name)(**draw(PRESETS[name]), id=f"L{index}")
+        if name in PRESET_PARAMS:
+            return getattr(groups, name)(**draw(PRESET_PARAMS[name]), id=f"L{index}")
         kind = KINDS[name]
     else:
         kind = KINDS[draw(st.sampled_from(ALL_KINDS))]
@@ -237,7 +229,7 @@ def test_random_stacks_match_pytorch_layer_by_layer(spec):
 
 def layer_of(kind: str, params: dict) -> LayerSpec:
     """A registry layer, or one of the palette's prefilled groups by its engine.groups function."""
-    return getattr(groups, kind)(**params, id="x") if kind in PRESETS else LayerSpec(kind, params, "x")
+    return getattr(groups, kind)(**params, id="x") if kind in PRESET_PARAMS else LayerSpec(kind, params, "x")
 
 
 def one(kind: str, in_shape, **params):
