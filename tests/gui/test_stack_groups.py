@@ -11,7 +11,8 @@ from engine.spec import LayerSpec, NetworkSpec
 from engine.tree import Place
 from gui.document import DesignFile
 from gui.mime import kind_to_mime
-from gui.stack_model import COL_INDEX, COL_LAYER, COL_NOTES, COL_SHAPE, SHORTCUT_KEY
+from gui.stack_model import COL_INDEX, COL_LAYER, COL_NOTES, COL_SHAPE
+from gui.stack_nodes import SHORTCUT_KEY
 
 F = Qt.ItemFlag
 

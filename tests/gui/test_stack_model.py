@@ -12,7 +12,8 @@ from engine.layers import KINDS
 from engine.spec import LayerSpec, NetworkSpec
 from engine.tree import Place
 from gui.document import DesignDocument
-from gui.stack_model import COL_INDEX, COL_LAYER, INPUT_ID, SHORTCUT_KEY, LayerStackModel
+from gui.stack_model import COL_INDEX, COL_LAYER, INPUT_ID, LayerStackModel
+from gui.stack_nodes import SHORTCUT_KEY
 
 SIMPLE_KINDS = [name for name, kind in KINDS.items() if not kind.is_group]
 
