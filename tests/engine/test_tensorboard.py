@@ -15,7 +15,8 @@ from engine.data import DataConfig, load_data
 from engine.io import read_checkpoint
 from engine.templates import load_design
 from engine.training import TrainConfig, Trainer
-from engine.training.tensorboard_log import TensorBoardLog, open_log, run_folder
+from engine.training.events import BatchEnd, RunFinished
+from engine.training.tensorboard_log import BATCH_POINTS, TensorBoardLog, open_log, run_folder
 from tests.engine.test_cli_train import EPOCH_LINE, QUICK, TEST_LINE, design_copy, train
 from tests.processes import process_env
 
@@ -175,3 +176,43 @@ def test_a_design_that_cannot_be_traced_keeps_its_scalars(tmp_path, caplog):
     events = read_run(tmp_path)
     assert not events.Tags()["graph"]
     assert len(events.Scalars("epoch/train_loss")) == 1
+
+
+def test_a_fast_run_writes_evenly_spaced_batch_losses_ending_with_the_last(tmp_path):
+    """More losses in one read-back than BATCH_POINTS (a tiny model on a fast device): the written ones are real
+    batch losses at their own steps, evenly spaced, the read-back's last batch always among them."""
+    board = TensorBoardLog(run_folder(tmp_path, "fast"), {"lr": 1e-3})
+    losses = tuple(1.0 / step for step in range(1, 1001))
+    board(BatchEnd(1, 1000, 1000, 1000, losses, 1e-3, 1e6))
+    board(BatchEnd(2, 3, 1000, 1003, (0.5, 0.25, 0.125), 1e-3, 1e6))  # a slow read-back: every batch
+    board(RunFinished("completed", "done", 2))
+    written = scalars(read_run(tmp_path), "batch/loss")
+    first = [step for step in written if step <= 1000]
+    assert len(first) == BATCH_POINTS and first[-1] == 1000
+    assert {b - a for a, b in zip(first, first[1:], strict=False)} == {1000 // BATCH_POINTS}
+    assert all(written[step] == pytest.approx(1.0 / step) for step in first)
+    assert [written[step] for step in (1001, 1002, 1003)] == [0.5, 0.25, 0.125]
+
+
+@pytest.mark.parametrize("ending", ["stopped", "diverged"])
+def test_every_finish_reason_closes_the_files_with_the_run_end_written(tmp_path, ending):
+    spec, _ = load_design("mlp")
+    data = load_data(DataConfig(limit=300))
+    config = TrainConfig(epochs=3, batch_size=16, device="cpu", **(
+        {"optimizer": "sgd", "lr": 1e6, "momentum": 0.0} if ending == "diverged" else {}))
+    trainer = Trainer(spec, data, config)
+    board = open_log(str(tmp_path), "softmax", trainer, config.to_dict(), {})
+    seen = []
+
+    def listen(event):
+        seen.append(event)
+        board(event)
+
+    finished = trainer.run(on_event=listen, should_stop=lambda: ending == "stopped" and len(seen) > 2)
+    assert finished.reason == ending, finished.message
+    assert board.writer is None  # flushed and closed by the run's end
+    events = read_run(tmp_path)
+    assert "_hparams_/session_end_info" in events.PluginTagToContent("hparams")
+    text = events.Tensors("run/finished/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert text.startswith(f"{ending}: ")
+    assert events.Scalars("batch/loss")
