@@ -61,7 +61,7 @@ class Setting:
     items: tuple[int, int] | None = None        # a list of numbers: (fewest, most) items, each in range
     pattern: str = ""                  # a text setting's accepted form (a regular expression it must match whole)
     metavar: str = ""                  # the CLI's name for the value (``--lr RATE``)
-    widget: str = ""                   # a special widget: "path", "device" (else one follows from the type)
+    widget: str = ""                   # a special widget: "path", "device", "tensorboard" (else from the type)
     name: str = ""
     default: Any = None
 

@@ -25,6 +25,7 @@ from engine.settings import SECTIONS
 from engine.spec import MAX_DESIGN_BYTES
 from engine.training.checkpoint import CHECKPOINT_INTERVAL_S
 from engine.training.health_rules import summary_line
+from engine.training.tensorboard_log import check_folder
 
 # A resumed run continues its optimizer, schedule and batch order: these cannot change half way.
 FIXED_ON_RESUME = ("optimizer", "lr", "batch_size")
@@ -335,6 +336,8 @@ def run_train(args: argparse.Namespace) -> int:
         check_resumable(training, checkpoint)
     config = TrainConfig.from_dict(training)
     data_config = DataConfig.from_dict(data_settings)
+    if config.tensorboard:
+        check_folder(config.tensorboard)  # refused before the data loads, not after the run
     announce_download(data_config)
     data = load_data(data_config)
     trainer = Trainer(spec, data, config)
@@ -348,10 +351,13 @@ def run_train(args: argparse.Namespace) -> int:
     extra = {"data": data_config.to_dict()}
     writer = CheckpointWriter(trainer, args.checkpoint, interval_s, extra,
                               on_error=lambda text: printer.print(f"Warning: {text}")) if args.checkpoint else None
+    board = open_tensorboard(config, Path(args.design).stem, trainer, data_config, printer)
 
     def on_event(event) -> None:
         if writer is not None:  # every epoch, every interval inside an epoch, and at the end
             writer(event)  # before the epoch's line: once it shows, the checkpoint is on disk
+        if board is not None:  # its files close when the run ends, whatever the reason
+            board(event)
         printer(event)
 
     with InterruptFlag() as interrupted:
@@ -383,8 +389,22 @@ def run_train(args: argparse.Namespace) -> int:
     if finished.reason == "early_stopped" or not printer.epochs_printed:
         printer.print(f"{'Stopped early' if finished.reason == 'early_stopped' else 'Nothing to train'}: "
                       f"{finished.message}")
-    printer.print(final_evaluation_line(trainer))
+    evaluated = final_evaluation(trainer)
+    if board is not None and evaluated is not None:
+        board.add_evaluation(*evaluated)
+    printer.print(evaluation_line(evaluated))
     return 0
+
+
+def open_tensorboard(config, design_name: str, trainer, data_config, printer: ProgressPrinter):
+    """--tensorboard: the run's TensorBoard log (engine.training.tensorboard_log), said where it goes; None when off."""
+    from engine.training.tensorboard_log import open_hint, open_log
+
+    board = open_log(config.tensorboard, design_name, trainer, config.to_dict(), data_config.to_dict(),
+                     warn=lambda text: printer.print(f"Warning: {text}"))
+    if board is not None:
+        printer.print(f"TensorBoard: writing to {board.folder}; see it with: {open_hint(config.tensorboard)}")
+    return board
 
 
 def announce_download(data_config) -> None:
@@ -410,14 +430,23 @@ def plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
-def final_evaluation_line(trainer) -> str:
-    """`Test loss 0.081  accuracy 97.4%` (the loss only for regression; the validation split when no test set)."""
+def final_evaluation(trainer) -> tuple[str, float, float | None] | None:
+    """The trained model's (split, loss, accuracy) on the test split (the validation split when there is no test
+    set; accuracy None for regression); None without either."""
     split = "test" if len(trainer.data.test_x) else "val"
     if not len(getattr(trainer.data, f"{split}_x")):
-        return "No test or validation samples: nothing to evaluate"
+        return None
     result = trainer.evaluate(split)
-    line = f"{split.capitalize()} loss {result.loss:.3g}"
-    if result.accuracy is not None:
-        line += f"  accuracy {_format_accuracy(result.accuracy)}"
+    return split, result.loss, result.accuracy
+
+
+def evaluation_line(evaluated: tuple[str, float, float | None] | None) -> str:
+    """`Test loss 0.081  accuracy 97.4%` (the loss only for regression)."""
+    if evaluated is None:
+        return "No test or validation samples: nothing to evaluate"
+    split, loss, accuracy = evaluated
+    line = f"{split.capitalize()} loss {loss:.3g}"
+    if accuracy is not None:
+        line += f"  accuracy {_format_accuracy(accuracy)}"
     return line
 

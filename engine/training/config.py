@@ -110,6 +110,10 @@ class TrainConfig:
     health: bool = setting(True, "Training health", section="Monitoring",
                            help="Record each layer's gradients, activations, dead and saturated units a few times a "
                                 "second, with advice")
+    tensorboard: str = setting("", "TensorBoard", metavar="DIR", widget="tensorboard",
+                               hint="a folder (empty: off)",
+                               help="Write TensorBoard event files (losses, accuracy, learning rate, health, settings, "
+                                    "the model's graph) into a subfolder of this folder per run; empty: off")
 
     def validate(self) -> TrainConfig:
         """Check every field against its declaration (type, range, choice); raise TrainingError naming the first

@@ -194,6 +194,16 @@ class Trainer:
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 
+    def example_inputs(self, count: int = 2) -> torch.Tensor:
+        """The first ``count`` training samples as the model takes them, on the device: an input to trace the
+        model with (TensorBoard's graph) without touching the run's data order or random streams."""
+        if self.streaming:
+            dataset = self.data.train_dataset
+            x = torch.stack([dataset[index][0] for index in range(min(count, len(dataset)))])
+        else:
+            x = self.data.train_x[:count]
+        return self.device_data.model_inputs(x.to(self.device))
+
     # -- the run
     def run(self, on_event: Callable[[Event], None] | None = None,
             should_stop: Callable[[], bool] | None = None) -> RunFinished:

@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import shiboken6
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
@@ -24,6 +25,7 @@ from engine.device_memory import cpu_copy, free_device_memory
 from engine.errors import LayerStudioError, TrainingError, WeightsError
 from engine.spec import NetworkSpec
 from engine.training import RunFinished, TrainConfig
+from engine.training.tensorboard_log import check_folder
 from gui.training import recovery
 from gui.training.provenance import LOADED, TRAINED, Provenance, design_key
 from gui.training.worker import DataWorker, TrainingJob, TrainingWorker, WarmupWorker
@@ -242,6 +244,7 @@ class TrainingController(QObject):
         worker.evaluated.connect(self._evaluated)
         worker.evaluationFailed.connect(self.message)
         worker.checkpointFailed.connect(self._checkpoint_failed)
+        worker.tensorboardFailed.connect(self.message)
         worker.finished.connect(self._run_done)
         self.release_run()
         self._worker = worker
@@ -261,6 +264,8 @@ class TrainingController(QObject):
             spec, config = self._checkpoint_run(checkpoint)
         else:
             config = self.train_config()
+        if config.tensorboard:
+            check_folder(config.tensorboard)  # refused before the run starts, with the folder named
         analysis = getattr(self.document, "analysis", None)
         if analysis is not None and not analysis.ok:
             row = analysis.errors[0]
@@ -275,7 +280,8 @@ class TrainingController(QObject):
             self.initial_state = None
         return TrainingJob(spec=spec, config=config, data_config=data_config,
                            data=self.cached_data(data_config), checkpoint=checkpoint, initial_state=initial_state,
-                           checkpoint_path=recovery.automatic_checkpoint(self.document))
+                           checkpoint_path=recovery.automatic_checkpoint(self.document),
+                           design_name=Path(self.document.display_name()).stem)
 
     def _checkpoint_run(self, checkpoint: dict) -> tuple[NetworkSpec, TrainConfig]:
         """The design and settings a checkpoint continues with; refuses one from another design."""

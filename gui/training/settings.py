@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QSpinBox,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -28,6 +29,7 @@ from engine.data.sources import SOURCES
 from engine.paths import datasets_dir
 from engine.schema import Setting, number, settings_of
 from engine.settings import SECTIONS
+from engine.training.tensorboard_log import default_folder, open_hint
 from gui.widgets import FloatSpinBox
 
 LOG_STEPS_TIP = "The arrows multiply or divide by 10."
@@ -95,6 +97,57 @@ class PathEdit(QWidget):
             self.edit.setText(path)
 
 
+class TensorBoardSwitch(QWidget):
+    """The TensorBoard setting (a folder; empty: off): a check box that turns it on with the default folder in the
+    user's data folder, the folder (Browse… picks another) and a line saying where the files go and how to open
+    them. ``textChanged`` carries the setting's value."""
+
+    textChanged = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.check = QCheckBox("Write event files")
+        self.folder = PathEdit()
+        self.folder.edit.setPlaceholderText(str(default_folder()))
+        self.note = QLabel()
+        self.note.setObjectName("hint")
+        self.note.setWordWrap(True)
+        self.note.setTextInteractionFlags(Qt.TextSelectableByMouse)  # the command can be copied
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for part in (self.check, self.folder, self.note):
+            layout.addWidget(part)
+        self.check.toggled.connect(self._toggled)
+        self.folder.textChanged.connect(lambda _text: self._changed())
+        self._show_state()
+
+    def value(self) -> str:
+        return (self.folder.edit.text().strip() or str(default_folder())) if self.check.isChecked() else ""
+
+    def set_value(self, value: str) -> None:
+        """Show the setting's value (a folder: on, with that folder; empty: off, the last folder kept)."""
+        if value:
+            self.folder.edit.setText(value)
+        self.check.setChecked(bool(value))
+        self._show_state()
+
+    def _toggled(self, on: bool) -> None:
+        if on and not self.folder.edit.text().strip():
+            self.folder.edit.setText(str(default_folder()))
+        self._changed()
+
+    def _changed(self) -> None:
+        self._show_state()
+        self.textChanged.emit(self.value())
+
+    def _show_state(self) -> None:
+        folder = self.value()
+        self.folder.setEnabled(bool(folder))
+        self.note.setVisible(bool(folder))
+        self.note.setText(f"Each run writes into a new subfolder of {folder}. To look at the runs, run: "
+                          f"{open_hint(folder)}" if folder else "")
+
+
 class ConfigForm(QWidget):
     """Edits a settings dict, one row per declared setting of ``cls``; emits ``edited(dict)`` with every user change."""
 
@@ -141,6 +194,9 @@ class ConfigForm(QWidget):
         elif declared.widget == "path":
             widget = PathEdit()
             widget.textChanged.connect(lambda v, d=declared: self._user_set(d, v))
+        elif declared.widget == "tensorboard":
+            widget = TensorBoardSwitch()
+            widget.textChanged.connect(lambda v, d=declared: self._user_set(d, v))
         elif kind is bool:
             widget = QCheckBox()
             widget.toggled.connect(lambda v, d=declared: self._user_set(d, bool(v)))
@@ -169,6 +225,8 @@ class ConfigForm(QWidget):
             widget.setCurrentIndex(index)
         elif isinstance(widget, PathEdit):
             widget.edit.setText(str(value))
+        elif isinstance(widget, TensorBoardSwitch):
+            widget.set_value(str(value))
         elif isinstance(widget, QCheckBox):
             widget.setChecked(bool(value))
         elif isinstance(widget, (QSpinBox, FloatSpinBox)):

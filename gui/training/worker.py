@@ -27,6 +27,7 @@ from engine.log import report_unexpected
 from engine.spec import NetworkSpec
 from engine.task import Task
 from engine.training.checkpoint import CheckpointWriter
+from engine.training.tensorboard_log import TensorBoardLog, open_log
 
 BATCH_INTERVAL_S = 0.05  # at most ~20 batch signals per second
 WORKER_NICE = 5  # Linux: the training thread yields the CPU to the UI thread when both want it
@@ -41,7 +42,8 @@ class TrainingJob:
 
     ``data`` is an already loaded bundle for ``data_config`` (loaded again when None);
     ``checkpoint`` continues a saved run; ``initial_state`` starts from loaded weights;
-    ``checkpoint_path`` receives the run's checkpoint every epoch (engine.training.checkpoint.CheckpointWriter).
+    ``checkpoint_path`` receives the run's checkpoint every epoch (engine.training.checkpoint.CheckpointWriter);
+    ``design_name`` names the run's TensorBoard folder (when ``config.tensorboard`` is set).
     """
 
     spec: NetworkSpec
@@ -52,6 +54,7 @@ class TrainingJob:
     initial_state: dict | None = None
     evaluate: bool = True
     checkpoint_path: str | os.PathLike | None = None
+    design_name: str = ""
 
 
 class BatchThrottle:
@@ -170,6 +173,7 @@ class TrainingWorker(QObject):
     evaluated = Signal(object)         # training.Evaluation of the test split
     evaluationFailed = Signal(str)     # the sentence saying why there is no evaluation
     checkpointFailed = Signal(str)     # a checkpoint could not be written (the run goes on)
+    tensorboardFailed = Signal(str)    # TensorBoard event files could not be written (the run goes on)
     finished = Signal()                # always the last signal: the thread may quit
 
     def __init__(self, job: TrainingJob):
@@ -184,6 +188,7 @@ class TrainingWorker(QObject):
         self._evaluate = job.evaluate
         self._throttle = BatchThrottle(self.batchEnded.emit)
         self._writer: CheckpointWriter | None = None
+        self._board: TensorBoardLog | None = None  # the run's TensorBoard log (TrainConfig.tensorboard)
 
     # -- called from the UI thread
     def pause(self) -> None:
@@ -231,6 +236,9 @@ class TrainingWorker(QObject):
             if self._evaluate and finished.reason in ("completed", "early_stopped", "stopped"):
                 self._evaluate_test()
         finally:
+            if self._board is not None:  # closed by the run's end already; this covers a run that never began
+                self._board.close()
+                self._board = None
             self.finished.emit()
 
     def _epochs_done(self) -> int:
@@ -254,6 +262,8 @@ class TrainingWorker(QObject):
         if job.checkpoint_path is not None:  # written on this thread, between two steps
             self._writer = CheckpointWriter(trainer, job.checkpoint_path, extra={"data": job.data_config.to_dict()},
                                             on_error=self.checkpointFailed.emit)
+        self._board = open_log(job.config.tensorboard, job.design_name or "design", trainer, job.config.to_dict(),
+                               job.data_config.to_dict(), warn=self.tensorboardFailed.emit)
         with self._lock:
             self.trainer = trainer
             if self._paused:
@@ -265,6 +275,8 @@ class TrainingWorker(QObject):
     def _on_event(self, event) -> None:
         if self._writer is not None:
             self._writer(event)
+        if self._board is not None:
+            self._board(event)
         if isinstance(event, training.BatchEnd):
             self._throttle.add(event)
             return
@@ -285,7 +297,10 @@ class TrainingWorker(QObject):
         if split is None:
             return
         try:
-            self.evaluated.emit(self.trainer.evaluate(split, samples=EVALUATION_SAMPLES))
+            evaluation = self.trainer.evaluate(split, samples=EVALUATION_SAMPLES)
+            if self._board is not None:
+                self._board.add_evaluation(split, evaluation.loss, evaluation.accuracy)
+            self.evaluated.emit(evaluation)
         except Exception as exc:  # a failed evaluation must not hide the finished run
             self.evaluationFailed.emit(report_unexpected(exc, f"evaluating the {split} split", log))
 

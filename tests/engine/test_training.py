@@ -130,7 +130,7 @@ def test_config_round_trips_through_json_with_every_field_changed():
         warmup_epochs=1, plateau_patience=4, epochs=9, batch_size=32, init="normal", init_std=0.02,
         init_value=0.3, l1=1e-4, l2=1e-3, grad_clip=1.0, seed=7, device="cpu", amp="bf16", channels_last=True,
         compile=True, early_stopping=True, early_stopping_metric="val_acc", patience=5, min_delta=0.01,
-        restore_best=False, health=False,
+        restore_best=False, health=False, tensorboard="runs/tb",
     )
     assert config.to_dict() != TrainConfig().to_dict()
     assert all(config.to_dict()[k] != v for k, v in TrainConfig().to_dict().items())
