@@ -22,6 +22,7 @@ from engine.build import build_model
 from engine.data import DataBundle, DataConfig
 from engine.device_memory import cpu_copy, free_device_memory
 from engine.errors import LayerStudioError, TrainingError, WeightsError
+from engine.history import RunHistory, RunRecorder
 from engine.spec import NetworkSpec
 from engine.training import RunFinished, TrainConfig
 from gui.training import recovery
@@ -54,10 +55,15 @@ class TrainingController(QObject):
     evaluationFailed = Signal(str)     # Evaluate ended without results: the reason (or that it was stopped)
     finished = Signal(object)          # RunFinished, once the thread is done and the controller is idle
     modelChanged = Signal()            # trained or loaded weights changed
+    recorded = Signal()                # the run history learnt where a run's weights or checkpoint were saved
 
-    def __init__(self, document, parent: QObject | None = None, warm_up: bool = True):
+    def __init__(self, document, parent: QObject | None = None, warm_up: bool = True,
+                 history: RunHistory | None = None):
         super().__init__(parent)
         self.document = document
+        self.history = history if history is not None else RunHistory()  # every run is recorded in it
+        self.model_run: RunRecorder | None = None    # the recorded run whose weights ``model`` holds (None: loaded)
+        self.trainer_run: RunRecorder | None = None  # the recorded run of ``trainer``
         self.state = IDLE
         self.data: DataBundle | None = None
         self._data_key: str | None = None
@@ -273,9 +279,15 @@ class TrainingController(QObject):
             if self.model_spec is not None and design_key(self.model_spec) == design_key(spec):
                 initial_state = self.initial_state
             self.initial_state = None
+        recorder = RunRecorder(self.history, self.design_name(), spec, config.to_dict(), data_config.to_dict())
         return TrainingJob(spec=spec, config=config, data_config=data_config,
                            data=self.cached_data(data_config), checkpoint=checkpoint, initial_state=initial_state,
-                           checkpoint_path=recovery.automatic_checkpoint(self.document))
+                           checkpoint_path=recovery.automatic_checkpoint(self.document), recorder=recorder)
+
+    def design_name(self) -> str:
+        """The name a run of the open design is recorded under: the design's name, else its file's stem."""
+        path = getattr(self.document, "path", None)
+        return self.document.name or (path.stem if path is not None else "Untitled")
 
     def _checkpoint_run(self, checkpoint: dict) -> tuple[NetworkSpec, TrainConfig]:
         """The design and settings a checkpoint continues with; refuses one from another design."""
@@ -316,6 +328,7 @@ class TrainingController(QObject):
         if worker is not None and worker.trainer is not None:
             self.trainer = worker.trainer
             self.model = worker.trainer.model
+            self.model_run = self.trainer_run = worker.job.recorder
             self.model_origin = Provenance.of(self.document, worker.job.spec, TRAINED)
             self.modelChanged.emit()
         self.runEnded.emit(result)
@@ -401,7 +414,7 @@ class TrainingController(QObject):
         weights. Its trained weights stay as a CPU copy: Save Weights still has them when the next
         run fails before it trains, and once it trains its own model replaces them.
         """
-        trainer, self.trainer = self.trainer, None
+        trainer, self.trainer, self.trainer_run = self.trainer, None, None
         if trainer is None:
             return
         if self.model is trainer.model:
@@ -460,6 +473,7 @@ class TrainingController(QObject):
         if self.model is None:
             raise WeightsError("There are no trained weights yet: train the design or load weights first.")
         engine_io.save_weights(self.model, path)
+        self._record_outputs(self.model_run, weights_path=path)
         self.message.emit(f"Weights saved to {path}")
 
     def load_weights(self, path: str | os.PathLike) -> engine_io.FitReport:
@@ -473,6 +487,7 @@ class TrainingController(QObject):
         target = self.model if same_design else build_model(spec)
         report = engine_io.apply_state_dict(target, state, spec)
         self.model, self.initial_state = target, state
+        self.model_run = None
         self.model_origin = Provenance.of(self.document, spec, LOADED)
         self.message.emit(f"Weights loaded from {path}: the next run starts from them.")
         self.modelChanged.emit()
@@ -482,7 +497,14 @@ class TrainingController(QObject):
         if self.trainer is None:
             raise WeightsError("There is no run to save yet: train first.")
         engine_io.save_checkpoint(path, self.trainer.checkpoint())
+        self._record_outputs(self.trainer_run, checkpoint_path=path)
         self.message.emit(f"Checkpoint saved to {path}")
+
+    def _record_outputs(self, run: RunRecorder | None, **paths) -> None:
+        """Tell the run history where a run's weights or checkpoint went (the Runs tab's Load Weights uses them)."""
+        if run is not None:
+            run.set_outputs(**{key: os.path.abspath(value) for key, value in paths.items()})
+            self.recorded.emit()
 
     def resume_checkpoint(self, path: str | os.PathLike) -> bool:
         """Continue the run saved in a checkpoint file."""

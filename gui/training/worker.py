@@ -41,7 +41,8 @@ class TrainingJob:
 
     ``data`` is an already loaded bundle for ``data_config`` (loaded again when None);
     ``checkpoint`` continues a saved run; ``initial_state`` starts from loaded weights;
-    ``checkpoint_path`` receives the run's checkpoint every epoch (engine.training.checkpoint.CheckpointWriter).
+    ``checkpoint_path`` receives the run's checkpoint every epoch (engine.training.checkpoint.CheckpointWriter);
+    ``recorder`` (engine.history.RunRecorder) records the run in the run history.
     """
 
     spec: NetworkSpec
@@ -52,6 +53,7 @@ class TrainingJob:
     initial_state: dict | None = None
     evaluate: bool = True
     checkpoint_path: str | os.PathLike | None = None
+    recorder: Callable | None = None
 
 
 class BatchThrottle:
@@ -184,6 +186,7 @@ class TrainingWorker(QObject):
         self._evaluate = job.evaluate
         self._throttle = BatchThrottle(self.batchEnded.emit)
         self._writer: CheckpointWriter | None = None
+        self._end_recorded = False  # the trainer's RunFinished reached the recorder
 
     # -- called from the UI thread
     def pause(self) -> None:
@@ -226,6 +229,8 @@ class TrainingWorker(QObject):
                                             self._epochs_done())
         self._writer = None  # it holds the trainer, which the controller releases before the next run
         self._throttle.flush()
+        if self.job.recorder is not None and not self._end_recorded:  # ended before the trainer could say so
+            self.job.recorder(finished)
         self.runFinished.emit(finished)
         try:
             if self._evaluate and finished.reason in ("completed", "early_stopped", "stopped"):
@@ -271,6 +276,9 @@ class TrainingWorker(QObject):
         if isinstance(event, training.HealthSample):
             self.healthSampled.emit(event)
             return
+        if self.job.recorder is not None:  # before the UI hears of it: the Runs tab then finds it recorded
+            self.job.recorder(event)
+            self._end_recorded = self._end_recorded or isinstance(event, training.RunFinished)
         self._throttle.flush()
         if isinstance(event, training.EpochEnd):
             self.epochEnded.emit(event)
@@ -285,7 +293,10 @@ class TrainingWorker(QObject):
         if split is None:
             return
         try:
-            self.evaluated.emit(self.trainer.evaluate(split, samples=EVALUATION_SAMPLES))
+            evaluation = self.trainer.evaluate(split, samples=EVALUATION_SAMPLES)
+            if self.job.recorder is not None:
+                self.job.recorder.set_test(evaluation.loss, evaluation.accuracy)
+            self.evaluated.emit(evaluation)
         except Exception as exc:  # a failed evaluation must not hide the finished run
             self.evaluationFailed.emit(report_unexpected(exc, f"evaluating the {split} split", log))
 
