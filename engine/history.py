@@ -350,21 +350,19 @@ class RunRecorder:
     ``set_test`` after the final evaluation and ``set_outputs`` where the weights and checkpoint went. It never
     raises: a history that cannot be written logs one warning and the run goes on, and every later write tries
     again with all the run holds so far. A run that fails before it starts (bad design, data error) is recorded
-    by its RunFinished alone (``recording()`` sends one for an exception)."""
+    by its RunFinished alone (``finish``; ``recording()`` sends one for an exception)."""
 
     def __init__(self, history: RunHistory | None, design_name: str, spec, training: dict, data_settings: dict):
-        from engine.training.config import TrainConfig
-
         self.history = history if history is not None else RunHistory()
         self._clock = time.monotonic()
         self._warned = False
         self._lock = threading.Lock()  # the window may set outputs from its thread while the run writes
-        settings = {**TrainConfig().to_dict(), **training}
+        settings = _planned(training)
         design = {**spec.to_dict(), "name": design_name}
         self.run = RunState(started=now_text(), name=design_name, data=str(data_settings.get("source", "")),
-                            optimizer=str(settings["optimizer"]), lr=float(settings["lr"]),
-                            batch_size=int(settings["batch_size"]), epochs=int(settings["epochs"]), design=design,
-                            training=dict(training), data_settings=dict(data_settings), params=_params(spec))
+                            optimizer=settings.optimizer, lr=settings.lr, batch_size=settings.batch_size,
+                            epochs=settings.epochs, design=design, training=dict(training),
+                            data_settings=dict(data_settings), params=_params(spec))
 
     @property
     def run_id(self) -> int | None:
@@ -408,18 +406,20 @@ class RunRecorder:
         try:
             yield self
         except Cancelled as exc:
-            self._ended("stopped", str(exc) or "Stopped before training started.")
+            self.finish(RunFinished("stopped", str(exc) or "Stopped before training started.", self.run.epochs_done))
             raise
         except KeyboardInterrupt:
-            self._ended("stopped", "Interrupted before training ended.")
+            self.finish(RunFinished("stopped", "Interrupted before training ended.", self.run.epochs_done))
             raise
         except Exception as exc:
-            self._ended("error", str(exc) if isinstance(exc, LayerStudioError) else f"Unexpected error: {exc!r}")
+            message = str(exc) if isinstance(exc, LayerStudioError) else f"Unexpected error: {exc!r}"
+            self.finish(RunFinished("error", message, self.run.epochs_done))
             raise
 
-    def _ended(self, reason: str, message: str) -> None:
+    def finish(self, event: RunFinished) -> None:
+        """Record how the run ended unless the trainer already said so (a run that failed before it started)."""
         if not self.run.reason:
-            self(RunFinished(reason, message, self.run.epochs_done))
+            self(event)
 
     def _save(self) -> None:
         with self._lock:
@@ -429,6 +429,17 @@ class RunRecorder:
                 if not self._warned:
                     self._warned = True
                     log.warning("This run is not recorded in the run history: %s", exc)
+
+
+def _planned(training: dict):
+    """The run's TrainConfig, for its planned optimizer, lr, batch size and epochs; the defaults where the settings
+    are not valid (a run refused for its settings is still recorded)."""
+    from engine.training.config import TrainConfig
+
+    try:
+        return TrainConfig.from_dict(training)
+    except LayerStudioError:
+        return TrainConfig()
 
 
 def _params(spec) -> int | None:

@@ -23,6 +23,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from engine import data as engine_data
 from engine import training
 from engine.errors import Cancelled, LayerStudioError
+from engine.history import RunRecorder
 from engine.log import report_unexpected
 from engine.spec import NetworkSpec
 from engine.task import Task
@@ -41,7 +42,8 @@ class TrainingJob:
 
     ``data`` is an already loaded bundle for ``data_config`` (loaded again when None);
     ``checkpoint`` continues a saved run; ``initial_state`` starts from loaded weights;
-    ``checkpoint_path`` receives the run's checkpoint every epoch (engine.training.checkpoint.CheckpointWriter).
+    ``checkpoint_path`` receives the run's checkpoint every epoch (engine.training.checkpoint.CheckpointWriter);
+    ``recorder`` records the run in the run history (engine.history), on the worker thread.
     """
 
     spec: NetworkSpec
@@ -52,6 +54,7 @@ class TrainingJob:
     initial_state: dict | None = None
     evaluate: bool = True
     checkpoint_path: str | os.PathLike | None = None
+    recorder: RunRecorder | None = None
 
 
 class BatchThrottle:
@@ -224,6 +227,7 @@ class TrainingWorker(QObject):
         except Exception as exc:  # the UI must always learn that the run ended
             finished = training.RunFinished("error", report_unexpected(exc, "preparing the run", log),
                                             self._epochs_done())
+        self._record_end(finished)
         self._writer = None  # it holds the trainer, which the controller releases before the next run
         self._throttle.flush()
         self.runFinished.emit(finished)
@@ -232,6 +236,17 @@ class TrainingWorker(QObject):
                 self._evaluate_test()
         finally:
             self.finished.emit()
+
+    def _record_end(self, finished: training.RunFinished) -> None:
+        """Tell the run history how the run ended (a run that failed before training too) and where its
+        checkpoint is."""
+        recorder = self.job.recorder
+        if recorder is None:
+            return
+        recorder.finish(finished)
+        writer = self._writer
+        if writer is not None and writer.error is None and os.path.exists(self.job.checkpoint_path):
+            recorder.set_outputs(checkpoint_path=os.path.abspath(self.job.checkpoint_path))
 
     def _epochs_done(self) -> int:
         return self.trainer.epoch if self.trainer is not None else 0
@@ -265,6 +280,8 @@ class TrainingWorker(QObject):
     def _on_event(self, event) -> None:
         if self._writer is not None:
             self._writer(event)
+        if self.job.recorder is not None:
+            self.job.recorder(event)
         if isinstance(event, training.BatchEnd):
             self._throttle.add(event)
             return
@@ -285,7 +302,10 @@ class TrainingWorker(QObject):
         if split is None:
             return
         try:
-            self.evaluated.emit(self.trainer.evaluate(split, samples=EVALUATION_SAMPLES))
+            evaluation = self.trainer.evaluate(split, samples=EVALUATION_SAMPLES)
+            if self.job.recorder is not None:
+                self.job.recorder.set_test(evaluation.loss, evaluation.accuracy)
+            self.evaluated.emit(evaluation)
         except Exception as exc:  # a failed evaluation must not hide the finished run
             self.evaluationFailed.emit(report_unexpected(exc, f"evaluating the {split} split", log))
 
