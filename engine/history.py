@@ -443,11 +443,12 @@ def _planned(training: dict):
 
 
 def _params(spec) -> int | None:
-    """The design's parameter count before the run starts (None when its analysis fails)."""
+    """The design's parameter count before the run starts (None for a design with errors: no count is right)."""
     try:
         from engine.shapes import analyze
 
-        return analyze(spec).params
+        analysis = analyze(spec)
+        return analysis.params if analysis.ok else None
     except Exception:  # a design the trainer will refuse: its run is still recorded, without a count
         log.debug("No parameter count for the run history", exc_info=True)
         return None
