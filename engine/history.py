@@ -140,38 +140,62 @@ def like_pattern(text: str) -> str:
 
 class RunHistory:
     """The run history file at ``path`` (default: the user's). Reading methods raise HistoryError with a sentence;
-    the file and its folder are made on the first write. Safe to use from several threads (a connection per call)."""
+    the file and its folder are made on the first write. Safe to use from several threads (a connection per thread)."""
 
     def __init__(self, path: Path | str | None = None, busy_timeout_s: float = BUSY_TIMEOUT_S):
         self.path = Path(path) if path is not None else default_history_path()
         self.busy_timeout_s = busy_timeout_s
         self._ready = False
         self._ready_lock = threading.Lock()
+        self._local = threading.local()
 
     # -- connections
     @contextmanager
     def _connect(self, write: bool) -> Iterator[sqlite3.Connection]:
-        """A connection with the schema checked (and made or migrated on a write); commits on success, rolls back
-        on failure; any SQLite failure becomes a HistoryError naming the file."""
+        """This thread's connection with the schema checked (made or migrated when needed); a write is one
+        transaction, committed on success and rolled back on failure; any SQLite failure becomes a HistoryError
+        naming the file (and the connection is dropped, so the next call starts afresh)."""
         try:
-            if write:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
+            connection = self._connection(write)
+            try:
+                self._prepare(connection)
+                if write:
+                    connection.execute("BEGIN IMMEDIATE")
+                yield connection
+                if connection.in_transaction:
+                    connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
         except (sqlite3.Error, OSError) as exc:
+            self.close()
             raise self._error(exc) from None
-        try:
-            connection.execute("PRAGMA foreign_keys = ON")
-            self._prepare(connection)
-            if write:
-                connection.execute("BEGIN IMMEDIATE")
-            yield connection
-            if connection.in_transaction:
-                connection.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            raise self._error(exc) from None
-        finally:
+        except HistoryError:
+            self.close()
+            raise
+
+    def _connection(self, write: bool) -> sqlite3.Connection:
+        """The calling thread's open connection, kept between calls: closing the last connection to a WAL file
+        checkpoints it, about 20 ms, which every write would pay otherwise. A file moved away meanwhile is
+        opened afresh at its path."""
+        connection = getattr(self._local, "connection", None)
+        if connection is not None and self.path.exists():
+            return connection
+        self.close()
+        if write:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
+        self._local.connection = connection
+        connection.execute("PRAGMA foreign_keys = ON")
+        connection.execute("PRAGMA synchronous = NORMAL")  # WAL: a commit is durable at the next checkpoint
+        return connection
+
+    def close(self) -> None:
+        """Close the calling thread's connection (the others close with their threads or with this object)."""
+        connection = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if connection is not None:
             connection.close()
 
     def _error(self, exc: BaseException) -> HistoryError:
