@@ -177,24 +177,33 @@ class RunHistory:
 
     def _connection(self, write: bool) -> sqlite3.Connection:
         """The calling thread's open connection, kept between calls: closing the last connection to a WAL file
-        checkpoints it, about 20 ms, which every write would pay otherwise. A file moved away meanwhile is
-        opened afresh at its path."""
+        checkpoints it, about 20 ms, which every write would pay otherwise. When the file at the path is another
+        one by now (moved away, replaced), that one is opened."""
         connection = getattr(self._local, "connection", None)
-        if connection is not None and self.path.exists():
+        if connection is not None and self._identity() == self._local.identity:
             return connection
         self.close()
         if write:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
-        self._local.connection = connection
+        self._local.connection, self._local.identity = connection, self._identity()
         connection.execute("PRAGMA foreign_keys = ON")
         connection.execute("PRAGMA synchronous = NORMAL")  # WAL: a commit is durable at the next checkpoint
         return connection
 
+    def _identity(self) -> tuple[int, int] | None:
+        try:
+            status = self.path.stat()
+        except OSError:
+            return None
+        return status.st_dev, status.st_ino
+
     def close(self) -> None:
-        """Close the calling thread's connection (the others close with their threads or with this object)."""
+        """Close the calling thread's connection (the others close with their threads or with this object); the
+        next call checks the file's schema again (it may be another file by then)."""
         connection = getattr(self._local, "connection", None)
         self._local.connection = None
+        self._ready = False
         if connection is not None:
             connection.close()
 

@@ -224,3 +224,18 @@ def test_a_missing_history_reads_as_empty_without_making_a_file(tmp_path):
 def test_the_summary_is_the_contracts_fields():
     assert [f.name for f in fields(RunSummary)] == list(SORT_COLUMNS)
     assert set(asdict(state("x"))) >= set(SORT_COLUMNS) - {"id"}
+
+
+def test_a_damaged_file_moved_away_gives_way_to_a_new_history_at_once(tmp_path):
+    path = tmp_path / "runs.sqlite3"
+    history = RunHistory(path)
+    history.save(state("first"))
+    path.rename(tmp_path / "kept.sqlite3")  # the user moves the file away while the app runs
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / f"runs.sqlite3{suffix}").unlink(missing_ok=True)
+    path.write_bytes(b"damaged " * 100)
+    with pytest.raises(HistoryError, match="file is not a database"):
+        history.count()
+    path.unlink()
+    history.save(state("second"))  # the same RunHistory starts the new file
+    assert [run.name for run in history.list()] == ["second"]
