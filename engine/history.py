@@ -140,38 +140,71 @@ def like_pattern(text: str) -> str:
 
 class RunHistory:
     """The run history file at ``path`` (default: the user's). Reading methods raise HistoryError with a sentence;
-    the file and its folder are made on the first write. Safe to use from several threads (a connection per call)."""
+    the file and its folder are made on the first write. Safe to use from several threads (a connection per thread)."""
 
     def __init__(self, path: Path | str | None = None, busy_timeout_s: float = BUSY_TIMEOUT_S):
         self.path = Path(path) if path is not None else default_history_path()
         self.busy_timeout_s = busy_timeout_s
         self._ready = False
         self._ready_lock = threading.Lock()
+        self._local = threading.local()
 
     # -- connections
     @contextmanager
     def _connect(self, write: bool) -> Iterator[sqlite3.Connection]:
-        """A connection with the schema checked (and made or migrated on a write); commits on success, rolls back
-        on failure; any SQLite failure becomes a HistoryError naming the file."""
+        """This thread's connection with the schema checked (made or migrated when needed); a write is one
+        transaction, committed on success and rolled back on failure; any SQLite failure becomes a HistoryError
+        naming the file (and the connection is dropped, so the next call starts afresh)."""
         try:
-            if write:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
+            connection = self._connection(write)
+            try:
+                self._prepare(connection)
+                if write:
+                    connection.execute("BEGIN IMMEDIATE")
+                yield connection
+                if connection.in_transaction:
+                    connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
         except (sqlite3.Error, OSError) as exc:
+            self.close()
             raise self._error(exc) from None
+        except HistoryError:
+            self.close()
+            raise
+
+    def _connection(self, write: bool) -> sqlite3.Connection:
+        """The calling thread's open connection, kept between calls: closing the last connection to a WAL file
+        checkpoints it, about 20 ms, which every write would pay otherwise. When the file at the path is another
+        one by now (moved away, replaced), that one is opened."""
+        connection = getattr(self._local, "connection", None)
+        if connection is not None and self._identity() == self._local.identity:
+            return connection
+        self.close()
+        if write:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
+        self._local.connection, self._local.identity = connection, self._identity()
+        connection.execute("PRAGMA foreign_keys = ON")
+        connection.execute("PRAGMA synchronous = NORMAL")  # WAL: a commit is durable at the next checkpoint
+        return connection
+
+    def _identity(self) -> tuple[int, int] | None:
         try:
-            connection.execute("PRAGMA foreign_keys = ON")
-            self._prepare(connection)
-            if write:
-                connection.execute("BEGIN IMMEDIATE")
-            yield connection
-            if connection.in_transaction:
-                connection.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            raise self._error(exc) from None
-        finally:
+            status = self.path.stat()
+        except OSError:
+            return None
+        return status.st_dev, status.st_ino
+
+    def close(self) -> None:
+        """Close the calling thread's connection (the others close with their threads or with this object); the
+        next call checks the file's schema again (it may be another file by then)."""
+        connection = getattr(self._local, "connection", None)
+        self._local.connection = None
+        self._ready = False
+        if connection is not None:
             connection.close()
 
     def _error(self, exc: BaseException) -> HistoryError:
@@ -350,21 +383,19 @@ class RunRecorder:
     ``set_test`` after the final evaluation and ``set_outputs`` where the weights and checkpoint went. It never
     raises: a history that cannot be written logs one warning and the run goes on, and every later write tries
     again with all the run holds so far. A run that fails before it starts (bad design, data error) is recorded
-    by its RunFinished alone (``recording()`` sends one for an exception)."""
+    by its RunFinished alone (``finish``; ``recording()`` sends one for an exception)."""
 
     def __init__(self, history: RunHistory | None, design_name: str, spec, training: dict, data_settings: dict):
-        from engine.training.config import TrainConfig
-
         self.history = history if history is not None else RunHistory()
         self._clock = time.monotonic()
         self._warned = False
         self._lock = threading.Lock()  # the window may set outputs from its thread while the run writes
-        settings = {**TrainConfig().to_dict(), **training}
+        settings = _planned(training)
         design = {**spec.to_dict(), "name": design_name}
         self.run = RunState(started=now_text(), name=design_name, data=str(data_settings.get("source", "")),
-                            optimizer=str(settings["optimizer"]), lr=float(settings["lr"]),
-                            batch_size=int(settings["batch_size"]), epochs=int(settings["epochs"]), design=design,
-                            training=dict(training), data_settings=dict(data_settings), params=_params(spec))
+                            optimizer=settings.optimizer, lr=settings.lr, batch_size=settings.batch_size,
+                            epochs=settings.epochs, design=design, training=dict(training),
+                            data_settings=dict(data_settings), params=_params(spec))
 
     @property
     def run_id(self) -> int | None:
@@ -408,18 +439,20 @@ class RunRecorder:
         try:
             yield self
         except Cancelled as exc:
-            self._ended("stopped", str(exc) or "Stopped before training started.")
+            self.finish(RunFinished("stopped", str(exc) or "Stopped before training started.", self.run.epochs_done))
             raise
         except KeyboardInterrupt:
-            self._ended("stopped", "Interrupted before training ended.")
+            self.finish(RunFinished("stopped", "Interrupted before training ended.", self.run.epochs_done))
             raise
         except Exception as exc:
-            self._ended("error", str(exc) if isinstance(exc, LayerStudioError) else f"Unexpected error: {exc!r}")
+            message = str(exc) if isinstance(exc, LayerStudioError) else f"Unexpected error: {exc!r}"
+            self.finish(RunFinished("error", message, self.run.epochs_done))
             raise
 
-    def _ended(self, reason: str, message: str) -> None:
+    def finish(self, event: RunFinished) -> None:
+        """Record how the run ended unless the trainer already said so (a run that failed before it started)."""
         if not self.run.reason:
-            self(RunFinished(reason, message, self.run.epochs_done))
+            self(event)
 
     def _save(self) -> None:
         with self._lock:
@@ -431,12 +464,24 @@ class RunRecorder:
                     log.warning("This run is not recorded in the run history: %s", exc)
 
 
+def _planned(training: dict):
+    """The run's TrainConfig, for its planned optimizer, lr, batch size and epochs; the defaults where the settings
+    are not valid (a run refused for its settings is still recorded)."""
+    from engine.training.config import TrainConfig
+
+    try:
+        return TrainConfig.from_dict(training)
+    except LayerStudioError:
+        return TrainConfig()
+
+
 def _params(spec) -> int | None:
-    """The design's parameter count before the run starts (None when its analysis fails)."""
+    """The design's parameter count before the run starts (None for a design with errors: no count is right)."""
     try:
         from engine.shapes import analyze
 
-        return analyze(spec).params
+        analysis = analyze(spec)
+        return analysis.params if analysis.ok else None
     except Exception:  # a design the trainer will refuse: its run is still recorded, without a count
         log.debug("No parameter count for the run history", exc_info=True)
         return None

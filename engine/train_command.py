@@ -320,11 +320,10 @@ class InterruptFlag:
 
 def run_train(args: argparse.Namespace) -> int:
     """Train, print progress and the test result; returns the exit code (Ctrl-C: engine.cli's EXIT_INTERRUPTED)."""
-    from engine.data import load_data
-    from engine.io import read_checkpoint, save_checkpoint, save_weights
+    from engine.history import RunRecorder
+    from engine.io import read_checkpoint
     from engine.templates import load_design
-    from engine.training import TrainConfig, Trainer
-    from engine.training.checkpoint import CheckpointWriter
+    from engine.training import TrainConfig
 
     spec, design = load_design(args.design)
     check_output_paths(args)
@@ -335,6 +334,18 @@ def run_train(args: argparse.Namespace) -> int:
         check_resumable(training, checkpoint)
     config = TrainConfig.from_dict(training)
     data_config = DataConfig.from_dict(data_settings)
+    recorder = RunRecorder(None, design_name(args.design, design), spec, config.to_dict(), data_config.to_dict())
+    with recorder.recording():  # a run that fails before or while training is recorded with its reason
+        return _train(args, spec, config, data_config, checkpoint, interval_s, recorder)
+
+
+def _train(args, spec, config, data_config, checkpoint, interval_s, recorder) -> int:
+    """Load the data, train with progress, save what was asked and evaluate; ``recorder`` hears every event."""
+    from engine.data import load_data
+    from engine.io import save_checkpoint, save_weights
+    from engine.training import Trainer
+    from engine.training.checkpoint import CheckpointWriter
+
     announce_download(data_config)
     data = load_data(data_config)
     trainer = Trainer(spec, data, config)
@@ -353,6 +364,7 @@ def run_train(args: argparse.Namespace) -> int:
         if writer is not None:  # every epoch, every interval inside an epoch, and at the end
             writer(event)  # before the epoch's line: once it shows, the checkpoint is on disk
         printer(event)
+        recorder(event)
 
     with InterruptFlag() as interrupted:
         finished = trainer.run(on_event=on_event, should_stop=interrupted.is_set)
@@ -368,9 +380,11 @@ def run_train(args: argparse.Namespace) -> int:
         elif writer.error is not None:
             raise WeightsError(writer.error)
         printer.print(f"Checkpoint saved to {checkpoint_path}")
+        recorder.set_outputs(checkpoint_path=checkpoint_path.resolve())
     if args.save and finished.reason in ("completed", "stopped", "early_stopped"):
         save_weights(trainer.model, args.save)
         printer.print(f"Weights saved to {args.save}")
+        recorder.set_outputs(weights_path=Path(args.save).resolve())
     if stopped:
         printer.print(f"Stopped after {plural(finished.epochs_done, 'complete epoch')}; continue with: "
                       f"layerstudio train {args.design} --resume {checkpoint_path}")
@@ -383,8 +397,17 @@ def run_train(args: argparse.Namespace) -> int:
     if finished.reason == "early_stopped" or not printer.epochs_printed:
         printer.print(f"{'Stopped early' if finished.reason == 'early_stopped' else 'Nothing to train'}: "
                       f"{finished.message}")
-    printer.print(final_evaluation_line(trainer))
+    result = final_evaluation(trainer)
+    if result is not None:
+        recorder.set_test(result.loss, result.accuracy)
+    printer.print(final_evaluation_line(trainer, result))
     return 0
+
+
+def design_name(design_arg: str, design: dict) -> str:
+    """How the run history names a run's design: its own name, else the file's stem (or the template's name)."""
+    name = design.get("name")
+    return name if isinstance(name, str) and name.strip() else Path(design_arg).stem
 
 
 def announce_download(data_config) -> None:
@@ -410,12 +433,19 @@ def plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
-def final_evaluation_line(trainer) -> str:
-    """`Test loss 0.081  accuracy 97.4%` (the loss only for regression; the validation split when no test set)."""
+def final_evaluation(trainer):
+    """The trained model's Evaluation on the test split (the validation split when no test set; None without either)."""
     split = "test" if len(trainer.data.test_x) else "val"
-    if not len(getattr(trainer.data, f"{split}_x")):
+    return trainer.evaluate(split) if len(getattr(trainer.data, f"{split}_x")) else None
+
+
+def final_evaluation_line(trainer, result=None) -> str:
+    """`Test loss 0.081  accuracy 97.4%` (the loss only for regression; the validation split when no test set);
+    ``result`` is ``final_evaluation(trainer)`` when already computed."""
+    result = result if result is not None else final_evaluation(trainer)
+    if result is None:
         return "No test or validation samples: nothing to evaluate"
-    result = trainer.evaluate(split)
+    split = "test" if len(trainer.data.test_x) else "val"
     line = f"{split.capitalize()} loss {result.loss:.3g}"
     if result.accuracy is not None:
         line += f"  accuracy {_format_accuracy(result.accuracy)}"

@@ -62,8 +62,6 @@ class TrainingController(QObject):
         super().__init__(parent)
         self.document = document
         self.history = history if history is not None else RunHistory()  # every run is recorded in it
-        self.model_run: RunRecorder | None = None    # the recorded run whose weights ``model`` holds (None: loaded)
-        self.trainer_run: RunRecorder | None = None  # the recorded run of ``trainer``
         self.state = IDLE
         self.data: DataBundle | None = None
         self._data_key: str | None = None
@@ -75,6 +73,7 @@ class TrainingController(QObject):
         self.last_result: RunFinished | None = None
         self.last_evaluation = None
         self.run_config: TrainConfig | None = None
+        self.recorder: RunRecorder | None = None  # the run history's record of the run ``model`` comes from
         self.resuming = False
         self.resume_history: dict | None = None  # the checkpoint's per-epoch history, to redraw its plots
         self._worker: TrainingWorker | None = None
@@ -235,7 +234,7 @@ class TrainingController(QObject):
         try:
             job = self._make_job(checkpoint)
         except LayerStudioError as exc:
-            self._refuse(str(exc))
+            self._refuse(str(exc), record=True)
             return False
         worker = TrainingWorker(job)
         worker.progress.connect(self.dataLoading)
@@ -279,15 +278,16 @@ class TrainingController(QObject):
             if self.model_spec is not None and design_key(self.model_spec) == design_key(spec):
                 initial_state = self.initial_state
             self.initial_state = None
-        recorder = RunRecorder(self.history, self.design_name(), spec, config.to_dict(), data_config.to_dict())
+        recorder = self._recorder(spec, config.to_dict(), data_config.to_dict())
         return TrainingJob(spec=spec, config=config, data_config=data_config,
                            data=self.cached_data(data_config), checkpoint=checkpoint, initial_state=initial_state,
                            checkpoint_path=recovery.automatic_checkpoint(self.document), recorder=recorder)
 
-    def design_name(self) -> str:
-        """The name a run of the open design is recorded under: the design's name, else its file's stem."""
-        path = getattr(self.document, "path", None)
-        return self.document.name or (path.stem if path is not None else "Untitled")
+    def _recorder(self, spec: NetworkSpec, training: dict, data: dict) -> RunRecorder:
+        """Records a run of this document in the run history (engine.history), named as the document is."""
+        doc = self.document
+        name = doc.name or (doc.path.stem if doc.path is not None else "Untitled")
+        return RunRecorder(self.history, name, spec, training, data)
 
     def _checkpoint_run(self, checkpoint: dict) -> tuple[NetworkSpec, TrainConfig]:
         """The design and settings a checkpoint continues with; refuses one from another design."""
@@ -309,8 +309,14 @@ class TrainingController(QObject):
                                 "to continue it.")
         return spec, TrainConfig.from_dict({**saved.to_dict(), "epochs": epochs})
 
-    def _refuse(self, text: str) -> None:
+    def _refuse(self, text: str, record: bool = False) -> None:
+        """Say why a run cannot start; with ``record``, the refused run goes into the run history too."""
         result = RunFinished("error", text, 0)
+        if record:
+            extras = self.document.extras
+            training, data = (extras.get(key) if isinstance(extras.get(key), dict) else {}
+                              for key in (TRAINING_KEY, DATA_KEY))
+            self._recorder(self.document.spec, training, data).finish(result)
         self.last_result = result
         self.message.emit(text)
         self.finished.emit(result)
@@ -328,8 +334,8 @@ class TrainingController(QObject):
         if worker is not None and worker.trainer is not None:
             self.trainer = worker.trainer
             self.model = worker.trainer.model
-            self.model_run = self.trainer_run = worker.job.recorder
             self.model_origin = Provenance.of(self.document, worker.job.spec, TRAINED)
+            self.recorder = worker.job.recorder
             self.modelChanged.emit()
         self.runEnded.emit(result)
 
@@ -414,7 +420,7 @@ class TrainingController(QObject):
         weights. Its trained weights stay as a CPU copy: Save Weights still has them when the next
         run fails before it trains, and once it trains its own model replaces them.
         """
-        trainer, self.trainer, self.trainer_run = self.trainer, None, None
+        trainer, self.trainer = self.trainer, None
         if trainer is None:
             return
         if self.model is trainer.model:
@@ -473,7 +479,9 @@ class TrainingController(QObject):
         if self.model is None:
             raise WeightsError("There are no trained weights yet: train the design or load weights first.")
         engine_io.save_weights(self.model, path)
-        self._record_outputs(self.model_run, weights_path=path)
+        if self.recorder is not None:  # the weights of the last run: the history says where they went
+            self.recorder.set_outputs(weights_path=os.path.abspath(path))
+            self.recorded.emit()
         self.message.emit(f"Weights saved to {path}")
 
     def load_weights(self, path: str | os.PathLike) -> engine_io.FitReport:
@@ -487,8 +495,8 @@ class TrainingController(QObject):
         target = self.model if same_design else build_model(spec)
         report = engine_io.apply_state_dict(target, state, spec)
         self.model, self.initial_state = target, state
-        self.model_run = None
         self.model_origin = Provenance.of(self.document, spec, LOADED)
+        self.recorder = None  # loaded weights are no run's
         self.message.emit(f"Weights loaded from {path}: the next run starts from them.")
         self.modelChanged.emit()
         return report
@@ -497,14 +505,10 @@ class TrainingController(QObject):
         if self.trainer is None:
             raise WeightsError("There is no run to save yet: train first.")
         engine_io.save_checkpoint(path, self.trainer.checkpoint())
-        self._record_outputs(self.trainer_run, checkpoint_path=path)
-        self.message.emit(f"Checkpoint saved to {path}")
-
-    def _record_outputs(self, run: RunRecorder | None, **paths) -> None:
-        """Tell the run history where a run's weights or checkpoint went (the Runs tab's Load Weights uses them)."""
-        if run is not None:
-            run.set_outputs(**{key: os.path.abspath(value) for key, value in paths.items()})
+        if self.recorder is not None:
+            self.recorder.set_outputs(checkpoint_path=os.path.abspath(path))
             self.recorded.emit()
+        self.message.emit(f"Checkpoint saved to {path}")
 
     def resume_checkpoint(self, path: str | os.PathLike) -> bool:
         """Continue the run saved in a checkpoint file."""

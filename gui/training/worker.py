@@ -23,6 +23,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from engine import data as engine_data
 from engine import training
 from engine.errors import Cancelled, LayerStudioError
+from engine.history import RunRecorder
 from engine.log import report_unexpected
 from engine.spec import NetworkSpec
 from engine.task import Task
@@ -42,7 +43,7 @@ class TrainingJob:
     ``data`` is an already loaded bundle for ``data_config`` (loaded again when None);
     ``checkpoint`` continues a saved run; ``initial_state`` starts from loaded weights;
     ``checkpoint_path`` receives the run's checkpoint every epoch (engine.training.checkpoint.CheckpointWriter);
-    ``recorder`` (engine.history.RunRecorder) records the run in the run history.
+    ``recorder`` records the run in the run history (engine.history), on the worker thread.
     """
 
     spec: NetworkSpec
@@ -53,7 +54,7 @@ class TrainingJob:
     initial_state: dict | None = None
     evaluate: bool = True
     checkpoint_path: str | os.PathLike | None = None
-    recorder: Callable | None = None
+    recorder: RunRecorder | None = None
 
 
 class BatchThrottle:
@@ -186,7 +187,6 @@ class TrainingWorker(QObject):
         self._evaluate = job.evaluate
         self._throttle = BatchThrottle(self.batchEnded.emit)
         self._writer: CheckpointWriter | None = None
-        self._end_recorded = False  # the trainer's RunFinished reached the recorder
 
     # -- called from the UI thread
     def pause(self) -> None:
@@ -227,16 +227,26 @@ class TrainingWorker(QObject):
         except Exception as exc:  # the UI must always learn that the run ended
             finished = training.RunFinished("error", report_unexpected(exc, "preparing the run", log),
                                             self._epochs_done())
+        self._record_end(finished)
         self._writer = None  # it holds the trainer, which the controller releases before the next run
         self._throttle.flush()
-        if self.job.recorder is not None and not self._end_recorded:  # ended before the trainer could say so
-            self.job.recorder(finished)
         self.runFinished.emit(finished)
         try:
             if self._evaluate and finished.reason in ("completed", "early_stopped", "stopped"):
                 self._evaluate_test()
         finally:
             self.finished.emit()
+
+    def _record_end(self, finished: training.RunFinished) -> None:
+        """Tell the run history how the run ended (a run that failed before training too) and where its
+        checkpoint is."""
+        recorder = self.job.recorder
+        if recorder is None:
+            return
+        recorder.finish(finished)
+        writer = self._writer
+        if writer is not None and writer.error is None and os.path.exists(self.job.checkpoint_path):
+            recorder.set_outputs(checkpoint_path=os.path.abspath(self.job.checkpoint_path))
 
     def _epochs_done(self) -> int:
         return self.trainer.epoch if self.trainer is not None else 0
@@ -270,15 +280,14 @@ class TrainingWorker(QObject):
     def _on_event(self, event) -> None:
         if self._writer is not None:
             self._writer(event)
+        if self.job.recorder is not None:
+            self.job.recorder(event)
         if isinstance(event, training.BatchEnd):
             self._throttle.add(event)
             return
         if isinstance(event, training.HealthSample):
             self.healthSampled.emit(event)
             return
-        if self.job.recorder is not None:  # before the UI hears of it: the Runs tab then finds it recorded
-            self.job.recorder(event)
-            self._end_recorded = self._end_recorded or isinstance(event, training.RunFinished)
         self._throttle.flush()
         if isinstance(event, training.EpochEnd):
             self.epochEnded.emit(event)
