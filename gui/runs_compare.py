@@ -16,7 +16,8 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from engine.design_diff import diff_designs, diff_settings
-from engine.errors import SpecError
+from engine.errors import LayerStudioError, SpecError
+from engine.layers import KINDS
 from engine.shapes import format_count
 from engine.spec import NetworkSpec
 from gui.runs_model import MISSING, duration, epochs_text, percent, reason_text, started_text
@@ -24,7 +25,8 @@ from gui.runs_model import MISSING, duration, epochs_text, percent, reason_text,
 RUN_COLORS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
               (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))  # one per compared run, in order
 MAX_COMPARED = len(RUN_COLORS)  # runs overlaid and compared at once (the first ones of a larger selection)
-COMPARED_FACTS = ("Data", "Started", "Epochs", "Best val acc", "Test acc", "Duration", "Result", "Parameters")
+COMPARED_FACTS = ("Data", "Epochs", "Best val acc", "Test acc", "Duration", "Reason", "Parameters")
+INTEGER_EPOCHS = 12  # up to this many epochs the epoch axis ticks at every whole epoch
 MEASURES = {"loss": ("val_loss", "train_loss"), "accuracy": ("val_acc", "train_acc")}  # solid, then dashed
 
 
@@ -52,7 +54,6 @@ class RunCurves(QWidget):
         translucent = QColor(background.red(), background.green(), background.blue(), 210)
         for measure, plot in self.plots.items():  # legends where the curves usually are not: a loss falls
             plot.setLabel("bottom", "epoch")
-            plot.showGrid(x=True, y=True, alpha=0.25)
             plot.setTitle(plot.titleLabel.text, color=foreground)
             plot.addLegend(offset=(-8, 8) if measure == "loss" else (-8, -8), labelTextColor=foreground,
                            labelTextSize="8pt", brush=translucent, verSpacing=-4)
@@ -85,7 +86,10 @@ class RunCurves(QWidget):
                     symbol = None if dashed or len(x) > 30 else "o"
                     items.append(self.plots[measure].plot(x, y, pen=pen, name=name, symbol=symbol, symbolSize=5,
                                                           symbolBrush=color, symbolPen=color))
+        last = max((row["epoch"] for record in records for row in record.epochs), default=0)
         for plot in self.plots.values():
+            axis = plot.getAxis("bottom")
+            axis.setTickSpacing(1, 1) if last <= INTEGER_EPOCHS else axis.setTickSpacing()
             plot.enableAutoRange()
 
 
@@ -161,13 +165,20 @@ def settings_rows(records: list) -> list[list[str]]:
     return [[key, *row] for key, row in sorted(values.items())]
 
 
+def short_label(kind: str, params: dict) -> str:
+    """A layer as the layer stack names it (``Conv2d 8, k3, p1``); its kind when it cannot say more."""
+    layer_kind = KINDS.get(kind)
+    try:
+        return layer_kind.short(params) if layer_kind is not None else kind
+    except (LayerStudioError, KeyError, TypeError, ValueError):  # parameters of an older or damaged record
+        return kind
+
+
 def layer_change_text(change) -> str:
     """What changed in one layer: ``out_features 16 → 32``, or its kind for an added or removed layer."""
     before, after = change.before or {}, change.after or {}
     if not before or not after:
-        params = (after or before).get("params") or {}
-        shown = ", ".join(f"{k}={_cell(v)}" for k, v in params.items())
-        return f"{change.kind}({shown})" if shown else change.kind
+        return short_label(change.kind, (after or before).get("params") or {})
     parts = []
     if before.get("kind") != after.get("kind"):
         parts.append(f"{before.get('kind')} → {after.get('kind')}")
@@ -201,19 +212,18 @@ def design_diff_html(reference, record) -> str:
 
 
 def comparison_html(records: list) -> str:
-    """Several runs side by side: results, settings that differ, and each design against the first run's."""
+    """Several runs side by side: their results and the settings that differ in one table, then each design
+    against the first run's."""
     shown = records[:MAX_COMPARED]
-    more = len(records) - len(shown)
     header = ["", *(run_label(record) for record in shown)]
-    per_run = [dict(summary_rows(record)) for record in shown]
+    per_run = [dict(summary_rows(record), Reason=reason_text(record.summary.reason)) for record in shown]
     facts = [[label, *(rows[label] for rows in per_run)] for label in COMPARED_FACTS]
-    parts = [f"<h3>{len(shown)} runs compared</h3>"]
-    if more:
-        parts.append(f"<p>The first {len(shown)} of the {len(records)} selected runs are compared.</p>")
-    parts.append(_table(header, facts))
     settings = settings_rows(shown)
-    parts.append("<h3>Settings that differ</h3>")
-    parts.append(_table(["Setting", *header[1:]], settings) if settings else "<p>The same settings.</p>")
+    parts = [f"<h3>{len(shown)} runs compared</h3>"]
+    if len(records) > len(shown):
+        parts.append(f"<p>The first {len(shown)} of the {len(records)} selected runs are compared.</p>")
+    parts.append(f"<p>Results, then the settings that differ{'' if settings else ' (none: the same settings)'}:</p>")
+    parts.append(_table(header, facts + settings))
     parts.append("<h3>Designs</h3>")
     parts.extend(design_diff_html(shown[0], record) for record in shown[1:])
     return "".join(parts)

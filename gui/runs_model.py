@@ -77,6 +77,9 @@ COLUMNS = (
     Column("Date", "started", lambda run: started_text(run.started)),
 )
 DATE_COLUMN = len(COLUMNS) - 1
+DISPLAY, ALIGNMENT = Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.TextAlignmentRole
+SHOWN_ROLES = frozenset((DISPLAY, ALIGNMENT, Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.UserRole))
+RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
 
 class RunsModel(QAbstractTableModel):
@@ -179,21 +182,19 @@ class RunsModel(QAbstractTableModel):
             return None
         if role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section].title
-        if role == Qt.ItemDataRole.TextAlignmentRole and COLUMNS[section].number:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if role not in SHOWN_ROLES:  # the view asks for a dozen roles per cell per paint: most are not ours
+            return None
         run = self.run_at(index.row()) if index.isValid() else None
         if run is None:
             return None
         column = COLUMNS[index.column()]
-        if role == Qt.ItemDataRole.DisplayRole:
+        if role == DISPLAY:
             return column.text(run)
-        if role == Qt.ItemDataRole.TextAlignmentRole and column.number:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == ALIGNMENT:
+            return RIGHT if column.number else None
         if role == Qt.ItemDataRole.ToolTipRole:
             return f"Run #{run.id}: {run.message}" if run.message else f"Run #{run.id}"
-        if role == Qt.ItemDataRole.UserRole:
-            return run.id
-        return None
+        return run.id  # UserRole

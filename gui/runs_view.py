@@ -39,7 +39,8 @@ EMPTY_TEXT = ("No runs yet. Every run is recorded here when you press Train: sel
               "several to compare their curves, designs and settings.")
 PICK_TEXT = "Select a run to see its curves and summary; select two or more (Ctrl+click) to compare them."
 SELECTION_DELAY_MS = 30  # the curves follow the selection once a drag or a held arrow key pauses
-COLUMN_WIDTHS = {"Design": 170, "Data": 130, "Reason": 120, "Date": 130}
+COLUMN_WIDTHS = {"Design": 170, "Data": 130, "Reason": 120, "Date": 130}  # the others: OTHER_WIDTH
+OTHER_WIDTH = 112
 log = logging.getLogger(__name__)
 
 
@@ -86,6 +87,7 @@ class RunsView(QWidget):
         self.weights = weights
         self.model = RunsModel(history, self)
         self.records: list = []  # RunRecords of the selected runs, in table order
+        self._shown: list | None = None  # the records the curves and details show
         self._stale = True  # the history changed (or was never read) since the table last read it
         self._problem = ""  # why the history cannot be read, if it cannot
 
@@ -125,7 +127,7 @@ class RunsView(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
         for column, spec in enumerate(COLUMNS):
-            header.resizeSection(column, COLUMN_WIDTHS.get(spec.title, 95))
+            header.resizeSection(column, COLUMN_WIDTHS.get(spec.title, OTHER_WIDTH))
         self.table.setSortingEnabled(True)  # header clicks sort through the model (SQLite), never in Python
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._context_menu)
@@ -168,7 +170,7 @@ class RunsView(QWidget):
         if controller is not None:  # a run appears when it starts and shows its results once it ends
             controller.runStarted.connect(self.history_changed)
             controller.finished.connect(self.history_changed)
-            controller.recorded.connect(self.history_changed)
+            controller.recorded.connect(self.outputs_recorded)
             controller.stateChanged.connect(self._update_actions)
         if window is not None:
             window.document.readOnlyChanged.connect(self._update_actions)
@@ -188,11 +190,17 @@ class RunsView(QWidget):
         if self.isVisible():
             self.refresh()
 
+    def outputs_recorded(self) -> None:
+        """A run's weights or checkpoint were saved: its record (not its table row) changed."""
+        self.records = []
+        self._shown = None
+        self.history_changed()
+
     def showEvent(self, event) -> None:
         super().showEvent(event)
         if not self._sized:
             self._sized = True
-            self.splitter.setSizes([2 * self.height() // 5, 3 * self.height() // 5])
+            self.splitter.setSizes([self.height() // 3, 2 * self.height() // 3])
             self.below.setSizes([3 * self.width() // 5, 2 * self.width() // 5])
         if self._stale:
             self.refresh()
@@ -209,11 +217,12 @@ class RunsView(QWidget):
     def _select(self, run_ids: list[int]) -> None:
         selection = self.table.selectionModel()
         selection.clearSelection()
-        for run_id in run_ids:
-            row = self.model.row_of(run_id)
-            if row >= 0:
-                selection.select(self.model.index(row, 0), QItemSelectionModel.SelectionFlag.Select
-                                 | QItemSelectionModel.SelectionFlag.Rows)
+        rows = [row for row in map(self.model.row_of, run_ids) if row >= 0]
+        for row in rows:
+            selection.select(self.model.index(row, 0), QItemSelectionModel.SelectionFlag.Select
+                             | QItemSelectionModel.SelectionFlag.Rows)
+        if rows:  # Enter acts on the current row
+            selection.setCurrentIndex(self.model.index(rows[0], 0), QItemSelectionModel.SelectionFlag.NoUpdate)
 
     def select_runs(self, run_ids: list[int]) -> None:
         """Select these runs (among those read so far) and show them at once."""
@@ -235,8 +244,11 @@ class RunsView(QWidget):
     # ------------------------------------------------------------------ the selection
     def selected_ids(self) -> list[int]:
         """The selected runs' ids, in table order."""
+        return [run.id for run in self._selected_runs()]
+
+    def _selected_runs(self) -> list:
         rows = sorted(index.row() for index in self.table.selectionModel().selectedRows())
-        return [self.model.run_at(row).id for row in rows if self.model.run_at(row) is not None]
+        return [run for run in map(self.model.run_at, rows) if run is not None]
 
     def _selection_changed(self, *_args) -> None:
         self._selection_timer.start()
@@ -244,23 +256,37 @@ class RunsView(QWidget):
     def show_selection(self) -> None:
         """Show the selected runs: one run's curves and summary, or several runs' curves and comparison."""
         self._selection_timer.stop()
-        self.records = []
-        for run_id in self.selected_ids():
-            try:
-                self.records.append(self.history.get(run_id))
-            except KeyError:
-                continue  # deleted meanwhile (the CLI, another window): the next refresh drops its row
-            except HISTORY_ERRORS as exc:
-                self.details.setPlainText(str(exc))
-                break
-        self.curves.show_runs(self.records)
-        if len(self.records) == 1:
-            self.details.setHtml(summary_html(self.records[0]))
-        elif self.records:
-            self.details.setHtml(comparison_html(self.records))
+        known = {record.summary.id: record for record in self.records}
+        records, problem = [], ""
+        for run in self._selected_runs():
+            record = known.get(run.id)
+            if record is None or record.summary != run:  # read again only what changed (a run going on)
+                try:
+                    record = self.history.get(run.id)
+                except KeyError:
+                    continue  # deleted meanwhile (the CLI, another window): the next refresh drops its row
+                except HISTORY_ERRORS as exc:
+                    problem = str(exc)
+                    break
+            records.append(record)
+        self.records = records
+        if problem:
+            self._shown = None
+            self.details.setPlainText(problem)
+        elif self._shown is None or [id(r) for r in records] != [id(r) for r in self._shown]:
+            self._show(records)
+        self._update_actions()
+
+    def _show(self, records: list) -> None:
+        self._shown = records
+        self.curves.show_runs(records)
+        self.curves.setVisible(bool(records))  # empty plots say nothing (and would cost a paint)
+        if len(records) == 1:
+            self.details.setHtml(summary_html(records[0]))
+        elif records:
+            self.details.setHtml(comparison_html(records))
         else:
             self.details.setPlainText(PICK_TEXT)
-        self._update_actions()
 
     def _update_actions(self, *_args) -> None:
         one = len(self.records) == 1
