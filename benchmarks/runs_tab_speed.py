@@ -12,7 +12,8 @@ by side, in the real window (1440x900, offscreen, every Qt event processed so th
 - scrolling to the end of the table's pages once (every page read), reported alone.
 
 The history lives in a temporary folder (in /dev/shm where there is one, only so filling it is quick; reading
-a page comes from the page cache either way). Goal: opening and sorting under 200 ms. Run: ``python benchmarks/runs_tab_speed.py [--runs 5000]``.
+a page comes from the page cache either way). Goal: opening and sorting under 200 ms.
+Run: ``python benchmarks/runs_tab_speed.py [--runs 5000]``.
 """
 from __future__ import annotations
 
@@ -27,14 +28,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-MEMORY_DISK = "/dev/shm"  # filling 5,000 runs (a transaction each, synced) takes minutes on a busy disk
+# in memory where possible: filling 5,000 runs (a transaction each, synced) takes minutes on a busy disk
 os.environ["LAYERSTUDIO_HOME"] = tempfile.mkdtemp(prefix="layerstudio-runs-bench-",
-                                                  dir=MEMORY_DISK if os.path.isdir(MEMORY_DISK) else None)
+                                                  dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
 
-import engine  # noqa: F401  (before torch: the OpenMP wait policy)
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QApplication
 
+import engine  # noqa: F401  (before torch: the OpenMP wait policy)
 from engine.history import RunHistory, RunRecorder, RunState
 from engine.spec import LayerSpec, NetworkSpec
 from engine.training import EpochEnd, RunFinished, RunStarted
@@ -152,17 +153,17 @@ def main() -> int:
         sorts, bare = [], []
         for repeat in range(REPEATS):
             order = Qt.SortOrder.AscendingOrder if repeat % 2 else Qt.SortOrder.DescendingOrder
-            sorts.append(timed(lambda: view.table.sortByColumn(col, order), settle))
-            bare.append(timed(lambda: first_page(order_by=COLUMNS[col].field,
-                                                 descending=order == Qt.SortOrder.DescendingOrder)))
+            sorts.append(timed(lambda col=col, order=order: view.table.sortByColumn(col, order), settle))
+            bare.append(timed(lambda col=col, order=order: first_page(
+                order_by=COLUMNS[col].field, descending=order == Qt.SortOrder.DescendingOrder)))
         rows.append((f"sort by {title}", median_ms(sorts), median_ms(bare)))
         worst_sort = max(worst_sort, median_ms(sorts))
 
     filters, bare = [], []
     for repeat in range(REPEATS):
         text = ("lenet", "sgd", "cifar", "stopped")[repeat % 4]
-        filters.append(timed(lambda: view.filter.setText(text), settle))
-        bare.append(timed(lambda: first_page(text)))
+        filters.append(timed(lambda text=text: view.filter.setText(text), settle))
+        bare.append(timed(lambda text=text: first_page(text)))
         view.filter.clear()
         settle()
     rows.append(("type a filter text", median_ms(filters), median_ms(bare)))

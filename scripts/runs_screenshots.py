@@ -54,7 +54,7 @@ def record_runs(epochs: int) -> None:
     """Train every run of RUNS and record it as the window would (RunRecorder on the trainer's events)."""
     from engine.data import DataConfig, load_data
     from engine.history import RunHistory, RunRecorder
-    from engine.training import Trainer, TrainConfig
+    from engine.training import TrainConfig, Trainer
 
     config = DataConfig.from_dict(DATA)
     data = load_data(config)
