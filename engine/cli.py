@@ -274,6 +274,10 @@ def make_parser() -> argparse.ArgumentParser:
         p.add_argument("design", help="a design .json file or a template name")
         getattr(_command_module(name), f"add_{name.replace('-', '_')}_arguments")(p)
         p.set_defaults(func=_module_command(name))
+
+    p = add_command("runs", help="list, show, compare and export the recorded training runs")
+    _command_module("runs").add_runs_arguments(p)
+    p.set_defaults(func=_module_command("runs"))
     return parser
 
 

@@ -321,11 +321,10 @@ class InterruptFlag:
 
 def run_train(args: argparse.Namespace) -> int:
     """Train, print progress and the test result; returns the exit code (Ctrl-C: engine.cli's EXIT_INTERRUPTED)."""
-    from engine.data import load_data
-    from engine.io import read_checkpoint, save_checkpoint, save_weights
+    from engine.history import RunRecorder
+    from engine.io import read_checkpoint
     from engine.templates import load_design
-    from engine.training import TrainConfig, Trainer
-    from engine.training.checkpoint import CheckpointWriter
+    from engine.training import TrainConfig
 
     spec, design = load_design(args.design)
     check_output_paths(args)
@@ -338,6 +337,18 @@ def run_train(args: argparse.Namespace) -> int:
     data_config = DataConfig.from_dict(data_settings)
     if config.tensorboard:
         check_folder(config.tensorboard)  # refused before the data loads, not after the run
+    recorder = RunRecorder(None, design_name(args.design, design), spec, config.to_dict(), data_config.to_dict())
+    with recorder.recording():  # a run that fails before or while training is recorded with its reason
+        return _train(args, spec, config, data_config, checkpoint, interval_s, recorder)
+
+
+def _train(args, spec, config, data_config, checkpoint, interval_s, recorder) -> int:
+    """Load the data, train with progress, save what was asked and evaluate; ``recorder`` hears every event."""
+    from engine.data import load_data
+    from engine.io import save_checkpoint, save_weights
+    from engine.training import Trainer
+    from engine.training.checkpoint import CheckpointWriter
+
     announce_download(data_config)
     data = load_data(data_config)
     trainer = Trainer(spec, data, config)
@@ -359,6 +370,7 @@ def run_train(args: argparse.Namespace) -> int:
         if board is not None:  # its files close when the run ends, whatever the reason
             board(event)
         printer(event)
+        recorder(event)
 
     with InterruptFlag() as interrupted:
         finished = trainer.run(on_event=on_event, should_stop=interrupted.is_set)
@@ -374,9 +386,11 @@ def run_train(args: argparse.Namespace) -> int:
         elif writer.error is not None:
             raise WeightsError(writer.error)
         printer.print(f"Checkpoint saved to {checkpoint_path}")
+        recorder.set_outputs(checkpoint_path=checkpoint_path.resolve())
     if args.save and finished.reason in ("completed", "stopped", "early_stopped"):
         save_weights(trainer.model, args.save)
         printer.print(f"Weights saved to {args.save}")
+        recorder.set_outputs(weights_path=Path(args.save).resolve())
     if stopped:
         printer.print(f"Stopped after {plural(finished.epochs_done, 'complete epoch')}; continue with: "
                       f"layerstudio train {args.design} --resume {checkpoint_path}")
@@ -390,8 +404,10 @@ def run_train(args: argparse.Namespace) -> int:
         printer.print(f"{'Stopped early' if finished.reason == 'early_stopped' else 'Nothing to train'}: "
                       f"{finished.message}")
     evaluated = final_evaluation(trainer)
-    if board is not None and evaluated is not None:
-        board.add_evaluation(*evaluated)
+    if evaluated is not None:
+        recorder.set_test(evaluated[1], evaluated[2])
+        if board is not None:
+            board.add_evaluation(*evaluated)
     printer.print(evaluation_line(evaluated))
     return 0
 
@@ -405,6 +421,12 @@ def open_tensorboard(config, design_name: str, trainer, data_config, printer: Pr
     if board is not None:
         printer.print(f"TensorBoard: writing to {board.folder}; see it with: {open_hint(config.tensorboard)}")
     return board
+
+
+def design_name(design_arg: str, design: dict) -> str:
+    """How the run history names a run's design: its own name, else the file's stem (or the template's name)."""
+    name = design.get("name")
+    return name if isinstance(name, str) and name.strip() else Path(design_arg).stem
 
 
 def announce_download(data_config) -> None:

@@ -23,6 +23,7 @@ from engine.build import build_model
 from engine.data import DataBundle, DataConfig
 from engine.device_memory import cpu_copy, free_device_memory
 from engine.errors import LayerStudioError, TrainingError, WeightsError
+from engine.history import RunHistory, RunRecorder
 from engine.spec import NetworkSpec
 from engine.training import RunFinished, TrainConfig
 from engine.training.tensorboard_log import check_folder
@@ -56,10 +57,13 @@ class TrainingController(QObject):
     evaluationFailed = Signal(str)     # Evaluate ended without results: the reason (or that it was stopped)
     finished = Signal(object)          # RunFinished, once the thread is done and the controller is idle
     modelChanged = Signal()            # trained or loaded weights changed
+    recorded = Signal()                # the run history learnt where a run's weights or checkpoint were saved
 
-    def __init__(self, document, parent: QObject | None = None, warm_up: bool = True):
+    def __init__(self, document, parent: QObject | None = None, warm_up: bool = True,
+                 history: RunHistory | None = None):
         super().__init__(parent)
         self.document = document
+        self.history = history if history is not None else RunHistory()  # every run is recorded in it
         self.state = IDLE
         self.data: DataBundle | None = None
         self._data_key: str | None = None
@@ -71,6 +75,7 @@ class TrainingController(QObject):
         self.last_result: RunFinished | None = None
         self.last_evaluation = None
         self.run_config: TrainConfig | None = None
+        self.recorder: RunRecorder | None = None  # the run history's record of the run ``model`` comes from
         self.resuming = False
         self.resume_history: dict | None = None  # the checkpoint's per-epoch history, to redraw its plots
         self._worker: TrainingWorker | None = None
@@ -231,7 +236,7 @@ class TrainingController(QObject):
         try:
             job = self._make_job(checkpoint)
         except LayerStudioError as exc:
-            self._refuse(str(exc))
+            self._refuse(str(exc), record=True)
             return False
         worker = TrainingWorker(job)
         worker.progress.connect(self.dataLoading)
@@ -278,10 +283,17 @@ class TrainingController(QObject):
             if self.model_spec is not None and design_key(self.model_spec) == design_key(spec):
                 initial_state = self.initial_state
             self.initial_state = None
+        recorder = self._recorder(spec, config.to_dict(), data_config.to_dict())
         return TrainingJob(spec=spec, config=config, data_config=data_config,
                            data=self.cached_data(data_config), checkpoint=checkpoint, initial_state=initial_state,
                            checkpoint_path=recovery.automatic_checkpoint(self.document),
-                           design_name=Path(self.document.display_name()).stem)
+                           design_name=Path(self.document.display_name()).stem, recorder=recorder)
+
+    def _recorder(self, spec: NetworkSpec, training: dict, data: dict) -> RunRecorder:
+        """Records a run of this document in the run history (engine.history), named as the document is."""
+        doc = self.document
+        name = doc.name or (doc.path.stem if doc.path is not None else "Untitled")
+        return RunRecorder(self.history, name, spec, training, data)
 
     def _checkpoint_run(self, checkpoint: dict) -> tuple[NetworkSpec, TrainConfig]:
         """The design and settings a checkpoint continues with; refuses one from another design."""
@@ -303,8 +315,14 @@ class TrainingController(QObject):
                                 "to continue it.")
         return spec, TrainConfig.from_dict({**saved.to_dict(), "epochs": epochs})
 
-    def _refuse(self, text: str) -> None:
+    def _refuse(self, text: str, record: bool = False) -> None:
+        """Say why a run cannot start; with ``record``, the refused run goes into the run history too."""
         result = RunFinished("error", text, 0)
+        if record:
+            extras = self.document.extras
+            training, data = (extras.get(key) if isinstance(extras.get(key), dict) else {}
+                              for key in (TRAINING_KEY, DATA_KEY))
+            self._recorder(self.document.spec, training, data).finish(result)
         self.last_result = result
         self.message.emit(text)
         self.finished.emit(result)
@@ -323,6 +341,7 @@ class TrainingController(QObject):
             self.trainer = worker.trainer
             self.model = worker.trainer.model
             self.model_origin = Provenance.of(self.document, worker.job.spec, TRAINED)
+            self.recorder = worker.job.recorder
             self.modelChanged.emit()
         self.runEnded.emit(result)
 
@@ -466,6 +485,9 @@ class TrainingController(QObject):
         if self.model is None:
             raise WeightsError("There are no trained weights yet: train the design or load weights first.")
         engine_io.save_weights(self.model, path)
+        if self.recorder is not None:  # the weights of the last run: the history says where they went
+            self.recorder.set_outputs(weights_path=os.path.abspath(path))
+            self.recorded.emit()
         self.message.emit(f"Weights saved to {path}")
 
     def load_weights(self, path: str | os.PathLike) -> engine_io.FitReport:
@@ -480,6 +502,7 @@ class TrainingController(QObject):
         report = engine_io.apply_state_dict(target, state, spec)
         self.model, self.initial_state = target, state
         self.model_origin = Provenance.of(self.document, spec, LOADED)
+        self.recorder = None  # loaded weights are no run's
         self.message.emit(f"Weights loaded from {path}: the next run starts from them.")
         self.modelChanged.emit()
         return report
@@ -488,6 +511,9 @@ class TrainingController(QObject):
         if self.trainer is None:
             raise WeightsError("There is no run to save yet: train first.")
         engine_io.save_checkpoint(path, self.trainer.checkpoint())
+        if self.recorder is not None:
+            self.recorder.set_outputs(checkpoint_path=os.path.abspath(path))
+            self.recorded.emit()
         self.message.emit(f"Checkpoint saved to {path}")
 
     def resume_checkpoint(self, path: str | os.PathLike) -> bool:

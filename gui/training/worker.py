@@ -23,6 +23,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from engine import data as engine_data
 from engine import training
 from engine.errors import Cancelled, LayerStudioError
+from engine.history import RunRecorder
 from engine.log import report_unexpected
 from engine.spec import NetworkSpec
 from engine.task import Task
@@ -44,6 +45,7 @@ class TrainingJob:
     ``checkpoint`` continues a saved run; ``initial_state`` starts from loaded weights;
     ``checkpoint_path`` receives the run's checkpoint every epoch (engine.training.checkpoint.CheckpointWriter);
     ``design_name`` names the run's TensorBoard folder (when ``config.tensorboard`` is set).
+    ``recorder`` records the run in the run history (engine.history), on the worker thread.
     """
 
     spec: NetworkSpec
@@ -55,6 +57,7 @@ class TrainingJob:
     evaluate: bool = True
     checkpoint_path: str | os.PathLike | None = None
     design_name: str = ""
+    recorder: RunRecorder | None = None
 
 
 class BatchThrottle:
@@ -229,6 +232,7 @@ class TrainingWorker(QObject):
         except Exception as exc:  # the UI must always learn that the run ended
             finished = training.RunFinished("error", report_unexpected(exc, "preparing the run", log),
                                             self._epochs_done())
+        self._record_end(finished)
         self._writer = None  # it holds the trainer, which the controller releases before the next run
         self._throttle.flush()
         self.runFinished.emit(finished)
@@ -240,6 +244,17 @@ class TrainingWorker(QObject):
                 self._board.close()
                 self._board = None
             self.finished.emit()
+
+    def _record_end(self, finished: training.RunFinished) -> None:
+        """Tell the run history how the run ended (a run that failed before training too) and where its
+        checkpoint is."""
+        recorder = self.job.recorder
+        if recorder is None:
+            return
+        recorder.finish(finished)
+        writer = self._writer
+        if writer is not None and writer.error is None and os.path.exists(self.job.checkpoint_path):
+            recorder.set_outputs(checkpoint_path=os.path.abspath(self.job.checkpoint_path))
 
     def _epochs_done(self) -> int:
         return self.trainer.epoch if self.trainer is not None else 0
@@ -277,6 +292,8 @@ class TrainingWorker(QObject):
             self._writer(event)
         if self._board is not None:
             self._board(event)
+        if self.job.recorder is not None:
+            self.job.recorder(event)
         if isinstance(event, training.BatchEnd):
             self._throttle.add(event)
             return
@@ -300,6 +317,8 @@ class TrainingWorker(QObject):
             evaluation = self.trainer.evaluate(split, samples=EVALUATION_SAMPLES)
             if self._board is not None:
                 self._board.add_evaluation(split, evaluation.loss, evaluation.accuracy)
+            if self.job.recorder is not None:
+                self.job.recorder.set_test(evaluation.loss, evaluation.accuracy)
             self.evaluated.emit(evaluation)
         except Exception as exc:  # a failed evaluation must not hide the finished run
             self.evaluationFailed.emit(report_unexpected(exc, f"evaluating the {split} split", log))

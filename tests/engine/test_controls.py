@@ -19,7 +19,7 @@ from engine.training import LRFindConfig, TrainConfig
 
 ENGINE = Path(engine.__file__).parent
 # Text only the command line shows.
-CLI_MODULES = ("cli.py", "train_command.py", "predict_command.py", "lr_find_command.py")
+CLI_MODULES = ("cli.py", "train_command.py", "predict_command.py", "lr_find_command.py", "runs_command.py")
 # Words that name a window's controls; no engine sentence may use them (either front end may show it).
 WINDOW_WORDS = ("button", "tick ", "click", "Settings →", "menu", " tab ", "checkbox", "Download if missing")
 
