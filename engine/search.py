@@ -19,6 +19,7 @@ import logging
 import math
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,9 +28,10 @@ from engine.search_space import SearchSpace, apply_params, default_space, resolv
 from engine.spec import NetworkSpec
 
 __all__ = ["OBJECTIVES", "PRUNERS", "SearchSpace", "TrialResult", "apply_params", "default_space", "open_study",
-           "run_search", "trial_result"]
+           "run_search", "trial_result", "value_text"]
 
 OBJECTIVES = {"val_loss": "minimize", "val_acc": "maximize"}  # objective -> the study's direction
+OBJECTIVE_WORDS = {"val_loss": "validation loss", "val_acc": "validation accuracy"}
 PRUNERS = ("median", "hyperband", "none")
 MEDIAN_STARTUP_TRIALS = 5  # the median pruner prunes nothing before this many trials have finished
 HEARTBEAT_S = 30  # a trial of a storage-backed study beats this often; one silent for twice that (a killed
@@ -115,7 +117,9 @@ def _storage(url: str):
     import optuna
 
     options = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}  # wait for the other processes
-    return optuna.storages.RDBStorage(url, engine_kwargs=options, heartbeat_interval=HEARTBEAT_S)
+    with warnings.catch_warnings():  # heartbeats are marked experimental; they are what ends a killed worker's trial
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(url, engine_kwargs=options, heartbeat_interval=HEARTBEAT_S)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -202,21 +206,21 @@ class _TrialObjective:
             if event.epoch < event.epochs and trial.should_prune():
                 prune.set()  # the Trainer stops before its next batch (should_stop below)
 
-        # HISTORY: the one place each trial's run is recorded. When engine.history is on main, this becomes
-        # ``recorder = RunRecorder(RunHistory(), f"{self.design_name} trial {trial.number}", spec, training,
-        # self.data_settings)``, the trial's number kept as ``trial.set_user_attr("run_id", recorder.run_id)``.
+        # HISTORY (wired at merge): the one place each trial's run is recorded. With engine.history on main this is
+        # ``recorder = RunRecorder(None, f"{self.design_name} trial {trial.number}", spec, trainer.config.to_dict(),
+        # self.data_settings)``, and after the run ``trial.set_user_attr("run_id", recorder.run_id)``.
         recorder = _no_recorder
         finished = trainer.run(on_event, should_stop=lambda: prune.is_set() or self.stop())
         del trainer  # its model and device copies go before the next trial's
         if prune.is_set():
-            self._prune(trial, f"Pruned after epoch {finished.epochs_done}: its {_objective_text(self.objective)} "
-                               f"({latest[-1]:.4g}) was behind the other trials' at that epoch.")
+            self._prune(trial, f"Pruned after epoch {finished.epochs_done}: its "
+                               f"{value_text(latest[-1], self.objective)} was behind the other trials' there.")
         if finished.reason not in ("completed", "early_stopped"):
             reason = "Stopped before it finished." if finished.reason == "stopped" else finished.message
             trial.set_user_attr("reason", reason[:1].upper() + reason[1:])
             raise _TrialFailedError(reason)
         if not latest:
-            trial.set_user_attr("reason", f"No epoch gave a {_objective_text(self.objective)}.")
+            trial.set_user_attr("reason", f"No epoch gave a {OBJECTIVE_WORDS[self.objective]}.")
             raise _TrialFailedError("no objective value")
         return latest[-1]
 
@@ -232,5 +236,9 @@ def _no_recorder(event) -> None:
     return None
 
 
-def _objective_text(objective: str) -> str:
-    return {"val_loss": "validation loss", "val_acc": "validation accuracy"}[objective]
+def value_text(value: float | None, objective: str) -> str:
+    """``validation accuracy 91.0%``, ``validation loss 0.3124``."""
+    if value is None:
+        return f"no {OBJECTIVE_WORDS[objective]}"
+    shown = f"{100 * value:.1f}%" if objective == "val_acc" else f"{value:.4g}"
+    return f"{OBJECTIVE_WORDS[objective]} {shown}"
