@@ -34,6 +34,7 @@ OBJECTIVES = {"val_loss": "minimize", "val_acc": "maximize"}  # objective -> the
 OBJECTIVE_WORDS = {"val_loss": "validation loss", "val_acc": "validation accuracy"}
 PRUNERS = ("median", "hyperband", "none")
 MEDIAN_STARTUP_TRIALS = 5  # the median pruner prunes nothing before this many trials have finished
+STORAGE_ATTEMPTS = 5  # tries to open a storage that other processes are setting up at the same moment
 HEARTBEAT_S = 30  # a trial of a storage-backed study beats this often; one silent for twice that (a killed
 #                   process) is marked failed by the next process that starts a trial on the study
 STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "running"}
@@ -94,16 +95,21 @@ def open_study(storage: str | None, study_name: str | None, objective: str, prun
         raise TrainingError(f"The objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}.")
     if pruner not in PRUNERS:
         raise TrainingError(f"The pruner must be one of {', '.join(PRUNERS)}, got {pruner!r}.")
-    try:
-        backend = _storage(storage) if storage else None
-        study = optuna.create_study(storage=backend, study_name=study_name, load_if_exists=True,
-                                    direction=OBJECTIVES[objective], sampler=optuna.samplers.TPESampler(seed=seed),
-                                    pruner=make_pruner(pruner, epochs))
-    except (LayerStudioError, KeyboardInterrupt):
-        raise
-    except Exception as exc:  # a bad URL, a missing driver, a locked or damaged database: one sentence
-        log.warning("Opening study %r in %r failed", study_name, storage, exc_info=True)
-        raise TrainingError(f"The study storage {storage!r} cannot be opened: {_first_line(exc)}") from None
+    for attempt in range(STORAGE_ATTEMPTS):
+        try:
+            backend = _storage(storage) if storage else None
+            study = optuna.create_study(storage=backend, study_name=study_name, load_if_exists=True,
+                                        direction=OBJECTIVES[objective], pruner=make_pruner(pruner, epochs),
+                                        sampler=optuna.samplers.TPESampler(seed=seed))
+            break
+        except (LayerStudioError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a bad URL, a missing driver, a locked or damaged database: one sentence
+            log.info("Opening study %r in %r failed (attempt %d)", study_name, storage, attempt + 1, exc_info=True)
+            # Processes started together race to create a new database's tables: the loser tries again.
+            if attempt + 1 == STORAGE_ATTEMPTS or not type(exc).__module__.startswith("sqlalchemy"):
+                raise TrainingError(f"The study storage {storage!r} cannot be opened: {_first_line(exc)}") from None
+            time.sleep(0.5 * (attempt + 1))
     saved = study.user_attrs.get("objective")
     if saved is None:
         study.set_user_attr("objective", objective)
@@ -182,6 +188,7 @@ class _TrialObjective:
         self.tell(TrialResult(trial.number, "running", None, params, 0.0, "", 0))
         spec, training = apply_params(self.spec, self.training, params)
         analysis = analyze(spec)
+        trial.set_user_attr("parameters", analysis.params)  # the trial's model size, for tables and checks
         if not analysis.ok:
             row = analysis.errors[0]
             self._prune(trial, f"The trial's design has an error at layer {row.path} ({row.kind}): {row.error}")

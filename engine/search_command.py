@@ -65,6 +65,10 @@ def run_search(args: argparse.Namespace) -> int:
     print(f"Data: {data.summary()}", flush=True)
 
     with InterruptFlag() as interrupted:
+        budget = " and ".join(part for part in (args.trials and plural(args.trials, "trial"),
+                                                args.timeout and f"{args.timeout:g} s") if part)
+        print(f"Searching {', '.join(search_names(space)) or 'nothing (the space is empty)'} for the best "
+              f"{searching.OBJECTIVE_WORDS[args.objective]}: {budget}", flush=True)
         study = searching.run_search(
             spec, name, training, data_config.to_dict(), space, trials=args.trials, timeout_s=args.timeout,
             storage=args.storage, study_name=study_name, objective=args.objective, pruner=args.pruner,
@@ -88,6 +92,12 @@ def run_search(args: argparse.Namespace) -> int:
         print(f"Interrupted{again}", flush=True)
         return EXIT_INTERRUPTED
     return 0
+
+
+def search_names(space) -> list[str]:
+    """What the space varies, in words: the settings' names and the knobs."""
+    names = list(space.settings) + [knob for knob in ("width", "dropout") if getattr(space, knob) is not None]
+    return names + [f"repeat of {group}" for group in space.repeat] + [f"{kind} layers" for kind in space.activation]
 
 
 def read_space(path: str):
