@@ -23,6 +23,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from engine.controls import control
 from engine.errors import LayerStudioError, TrainingError
 from engine.search_space import SearchSpace, apply_params, default_space, resolved, suggest
 from engine.spec import NetworkSpec
@@ -115,7 +116,7 @@ def open_study(storage: str | None, study_name: str | None, objective: str, prun
         study.set_user_attr("objective", objective)
     elif saved != objective:
         raise TrainingError(f"The study {study.study_name!r} in {storage} optimises {saved}, not {objective}: "
-                            f"search it with --objective {saved}, or name another study with --study.")
+                            f"search it for {saved}, or name another study.")
     return study
 
 
@@ -157,7 +158,7 @@ def run_search(spec: NetworkSpec, design_name: str, training: dict, data_setting
         data = load_data(DataConfig.from_dict(data_settings))
     if not len(data.val_x):
         raise TrainingError("A search compares trials on validation samples, and the data has none: set "
-                            "--val-fraction above 0 (e.g. 0.1).")
+                            f"{control('data.val_fraction')} above 0 (e.g. 0.1).")
     stop = should_stop or (lambda: False)
     tell = on_trial or (lambda result: None)
     trial_objective = _TrialObjective(spec, design_name, training, data_settings, space, data, objective, stop, tell)

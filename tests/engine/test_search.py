@@ -251,7 +251,7 @@ def test_should_stop_ends_the_running_trial_and_the_search(data):
 def test_a_search_without_validation_samples_is_refused(data):
     spec, _ = load_design("mlp")
     bundle = load_data(DataConfig(limit=300, val_fraction=0.0))
-    with pytest.raises(TrainingError, match="--val-fraction above 0"):
+    with pytest.raises(TrainingError, match="set the data setting 'val_fraction' above 0"):
         run_search(spec, "test", TINY, {}, default_space(spec, {}), trials=1, timeout_s=None, data=bundle)
 
 
@@ -259,5 +259,5 @@ def test_a_study_of_another_objective_is_refused(data, tmp_path):
     spec, _ = load_design("mlp")
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     search(data, spec, SearchSpace(settings={"lr": [1e-3]}), trials=1, storage=storage, study_name="s")
-    with pytest.raises(TrainingError, match="optimises val_loss, not val_acc: search it with --objective val_loss"):
+    with pytest.raises(TrainingError, match="optimises val_loss, not val_acc: search it for val_loss, or name another study."):
         search(data, spec, SearchSpace(), trials=1, storage=storage, study_name="s", objective="val_acc")
