@@ -27,7 +27,7 @@ from pathlib import Path
 
 from engine.errors import Cancelled, LayerStudioError
 from engine.paths import data_dir
-from engine.training.events import EpochEnd, RunFinished, RunStarted
+from engine.training.events import EpochEnd, FinishReason, RunFinished, RunStarted
 
 log = logging.getLogger(__name__)
 
@@ -309,6 +309,7 @@ class RunHistory:
                 cursor = db.execute(f"INSERT INTO runs ({names}) VALUES ({', '.join('?' * len(summary))})",
                                     tuple(summary.values()))
                 run_id = cursor.lastrowid
+                assert run_id is not None  # an INSERT on a rowid table always has one
                 db.execute("INSERT INTO run_details VALUES (?, ?, ?, ?)",
                            (run_id, json.dumps(run.design), json.dumps(run.training), json.dumps(run.data_settings)))
                 saved = 0
@@ -439,14 +440,15 @@ class RunRecorder:
         try:
             yield self
         except Cancelled as exc:
-            self.finish(RunFinished("stopped", str(exc) or "Stopped before training started.", self.run.epochs_done))
+            reason = str(exc) or "Stopped before training started."
+            self.finish(RunFinished(FinishReason.STOPPED, reason, self.run.epochs_done))
             raise
         except KeyboardInterrupt:
-            self.finish(RunFinished("stopped", "Interrupted before training ended.", self.run.epochs_done))
+            self.finish(RunFinished(FinishReason.STOPPED, "Interrupted before training ended.", self.run.epochs_done))
             raise
         except Exception as exc:
             message = str(exc) if isinstance(exc, LayerStudioError) else f"Unexpected error: {exc!r}"
-            self.finish(RunFinished("error", message, self.run.epochs_done))
+            self.finish(RunFinished(FinishReason.ERROR, message, self.run.epochs_done))
             raise
 
     def finish(self, event: RunFinished) -> None:

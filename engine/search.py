@@ -22,6 +22,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from engine.controls import control
 from engine.errors import LayerStudioError, TrainingError
@@ -31,7 +32,8 @@ from engine.spec import NetworkSpec
 __all__ = ["OBJECTIVES", "PRUNERS", "SearchSpace", "TrialResult", "apply_params", "default_space", "open_study",
            "run_search", "trial_result", "value_text"]
 
-OBJECTIVES = {"val_loss": "minimize", "val_acc": "maximize"}  # objective -> the study's direction
+Direction = Literal["minimize", "maximize"]
+OBJECTIVES: dict[str, Direction] = {"val_loss": "minimize", "val_acc": "maximize"}  # objective -> the direction
 OBJECTIVE_WORDS = {"val_loss": "validation loss", "val_acc": "validation accuracy"}
 PRUNERS = ("median", "hyperband", "none")
 MEDIAN_STARTUP_TRIALS = 5  # the median pruner prunes nothing before this many trials have finished
@@ -181,6 +183,7 @@ class _TrialObjective:
         self.space, self.data, self.objective, self.stop, self.tell = space, data, objective, stop, tell
 
     def __call__(self, trial) -> float:
+        from engine.history import RunRecorder
         from engine.shapes import analyze
         from engine.training import EpochEnd, TrainConfig, Trainer
 
@@ -214,11 +217,12 @@ class _TrialObjective:
             if event.epoch < event.epochs and trial.should_prune():
                 prune.set()  # the Trainer stops before its next batch (should_stop below)
 
-        # HISTORY (wired at merge): the one place each trial's run is recorded. With engine.history on main this is
-        # ``recorder = RunRecorder(None, f"{self.design_name} trial {trial.number}", spec, trainer.config.to_dict(),
-        # self.data_settings)``, and after the run ``trial.set_user_attr("run_id", recorder.run_id)``.
-        recorder = _no_recorder
+        # each trial is a run in the history too (engine.history; recording never stops a trial)
+        recorder = RunRecorder(None, f"{self.design_name} trial {trial.number}", spec, trainer.config.to_dict(),
+                               self.data_settings)
         finished = trainer.run(on_event, should_stop=lambda: prune.is_set() or self.stop())
+        if recorder.run_id is not None:
+            trial.set_user_attr("run_id", recorder.run_id)
         del trainer  # its model and device copies go before the next trial's
         if prune.is_set():
             self._prune(trial, f"Pruned after epoch {finished.epochs_done}: its "
@@ -238,10 +242,6 @@ class _TrialObjective:
 
         trial.set_user_attr("reason", reason)
         raise optuna.TrialPruned(reason)
-
-
-def _no_recorder(event) -> None:
-    return None
 
 
 def value_text(value: float | None, objective: str) -> str:

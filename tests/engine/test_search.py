@@ -259,5 +259,21 @@ def test_a_study_of_another_objective_is_refused(data, tmp_path):
     spec, _ = load_design("mlp")
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     search(data, spec, SearchSpace(settings={"lr": [1e-3]}), trials=1, storage=storage, study_name="s")
-    with pytest.raises(TrainingError, match="optimises val_loss, not val_acc: search it for val_loss, or name another study."):
+    with pytest.raises(TrainingError,
+                       match="optimises val_loss, not val_acc: search it for val_loss, or name another study."):
         search(data, spec, SearchSpace(), trials=1, storage=storage, study_name="s", objective="val_acc")
+
+
+def test_every_trial_is_a_run_in_the_history(data):
+    from engine.history import RunHistory
+
+    spec, _ = load_design("mlp")
+    before = RunHistory().count()
+    study, _ = search(data, spec, SearchSpace(settings={"lr": (1e-3, 1e-2, True)}), trials=2)
+    history = RunHistory()
+    assert history.count() == before + 2
+    for trial in study.trials:
+        record = history.get(trial.user_attrs["run_id"])
+        assert record.summary.name == f"test trial {trial.number}"
+        assert record.summary.lr == pytest.approx(trial.params["lr"]) and record.summary.reason == "completed"
+        assert len(record.epochs) == record.summary.epochs_done >= 1
