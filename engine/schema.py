@@ -2,8 +2,9 @@
 
 A settings class (``TrainConfig``, ``DataConfig``) is a dataclass whose every field is declared with
 ``setting(default, label, ...)``: type (from the default), range or choices, unit, label, one-line help,
-when it applies (``when=(("optimizer", ("sgd",)),)``), the window's section and whether a search draws it
-on a log scale. ``settings_of(cls)`` lists them in field order, so
+when it applies (``when=(("optimizer", ("sgd",)),)``), the window's section, whether a search draws it
+on a log scale and the range a search draws it from unless told otherwise (engine.search).
+``settings_of(cls)`` lists them in field order, so
 
 - ``check_settings`` refuses a file's value outside the declared range with a sentence (never clamps it),
 - the Training tab builds a widget per setting (gui.training.settings),
@@ -56,6 +57,7 @@ class Setting:
     hint: str = ""                     # completes a refusal and the README's range ("0 uses every sample")
     when: When | None = None           # when it matters (momentum only for SGD and RMSprop); None: always
     log: bool = False                  # a search draws it on a log scale; the window's arrows multiply by 10
+    search: tuple[float, float] | None = None  # the range a search draws it from by default (engine.search)
     section: str = ""                  # the heading the window groups it under (set on a section's first setting)
     flag: str | None = None            # the CLI flag; None: --name-with-dashes, "": no flag of its own
     items: tuple[int, int] | None = None        # a list of numbers: (fewest, most) items, each in range

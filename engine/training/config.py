@@ -48,8 +48,8 @@ class TrainConfig:
 
     optimizer: str = setting("adam", "Optimizer", section="Optimizer", choices=_OPTIMIZERS,
                              help="The update rule")
-    lr: float = setting(1e-3, "Learning rate", low=1e-8, high=1e6, log=True, metavar="RATE",
-                        help="How far each update moves the weights")
+    lr: float = setting(1e-3, "Learning rate", low=1e-8, high=1e6, log=True, search=(1e-4, 1e-1),
+                        metavar="RATE", help="How far each update moves the weights")
     momentum: float = setting(0.9, "Momentum", low=0.0, high=0.999, when=only_when("optimizer", *MOMENTUM_OPTIMIZERS),
                               help="Share of the previous step kept in the next")
     nesterov: bool = setting(False, "Nesterov", when=only_when("optimizer", "sgd"),
@@ -57,7 +57,7 @@ class TrainConfig:
     amsgrad: bool = setting(False, "AMSGrad", when=only_when("optimizer", "adam", "adamw"),
                             help="Keep the largest second moment seen (a variant of Adam)")
     weight_decay: float = setting(0.0, "Weight decay", low=0.0, high=1.0, log=True,
-                                  help="Decoupled for AdamW, L2 for the others")
+                                  search=(1e-6, 1e-2), help="Decoupled for AdamW, L2 for the others")
     loss: str = setting("auto", "Loss", section="Loss", choices=_LOSSES,
                         help="auto: cross-entropy for classes, MSE for regression")
     label_smoothing: float = setting(0.0, "Label smoothing", low=0.0, high=0.99,
@@ -77,7 +77,8 @@ class TrainConfig:
     warmup_epochs: int = setting(0, "Warm-up epochs", low=0, high=BIG, unit="epochs",
                                  help="Linear warm-up from a small learning rate (for one-cycle: its rising phase)")
     epochs: int = setting(5, "Epochs", section="Run", low=1, high=BIG, help="Passes over the training samples")
-    batch_size: int = setting(64, "Batch size", low=1, high=10**7, log=True, help="Samples per step")
+    batch_size: int = setting(64, "Batch size", low=1, high=10**7, log=True, search=(32, 512),
+                         help="Samples per step")
     seed: int = setting(0, "Seed", low=0, high=2**31 - 1, help="Same seed, same data, CPU: identical losses")
     init: str = setting("default", "Weight init", choices=_INITS, help="How weights start (biases start at 0)")
     init_std: float = setting(0.01, "Init std", low=1e-8, high=1e3, log=True, when=only_when("init", "normal"),
