@@ -1,13 +1,14 @@
 """The Search tab's plots (pyqtgraph): best value so far, parallel coordinates and parameter importance.
 
 Each plot redraws whole from the trials it is given (a search has tens of trials, not thousands), so it holds
-no state of its own beyond its items. ``importances`` asks optuna (fANOVA, optuna's default) which parameters
-explained the objective, from the complete trials alone.
+no state of its own beyond its items. ``importances`` asks optuna (``get_param_importances`` with its default
+evaluator) which parameters explained the objective, from the complete trials alone.
 """
 from __future__ import annotations
 
 import logging
 import math
+import warnings
 
 import numpy as np
 import pyqtgraph as pg
@@ -41,20 +42,42 @@ def goodness(values: list[float], maximize: bool) -> list[float]:
     return [((v - low) if maximize else (high - v)) / (high - low) for v in values]
 
 
-def importances(trials, distributions: dict, maximize: bool) -> dict[str, float]:
+def importances(trials, log_names=frozenset(), maximize: bool = False) -> dict[str, float]:
     """optuna.importance.get_param_importances over the complete trials (at least two), by parameter name,
-    largest first; ``distributions`` maps each parameter to its optuna distribution."""
+    largest first. Each parameter's distribution spans the values the trials drew (log scale for ``log_names``):
+    the live table has the values, not the study."""
     import optuna
 
-    done = [t for t in complete(trials) if set(t.params) <= set(distributions)]
+    done = complete(trials)
     if len(done) < MIN_TRIALS_FOR_IMPORTANCE:
         return {}
+    distributions = distributions_of(done, log_names)
     study = optuna.create_study(direction="maximize" if maximize else "minimize")
     for trial in done:
         study.add_trial(optuna.trial.create_trial(
             params=dict(trial.params), value=float(trial.value),
             distributions={name: distributions[name] for name in trial.params}))
-    return dict(optuna.importance.get_param_importances(study))
+    with warnings.catch_warnings():  # "few trials in a regime": the note above the chart says how many there are
+        warnings.simplefilter("ignore", UserWarning)
+        return dict(optuna.importance.get_param_importances(study))
+
+
+def distributions_of(trials, log_names=frozenset()) -> dict:
+    """An optuna distribution per parameter, spanning the values ``trials`` drew."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    out = {}
+    for name in dict.fromkeys(name for t in trials for name in t.params):
+        values = [t.params[name] for t in trials if name in t.params]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            low, high = min(values), max(values)
+            if all(isinstance(v, int) for v in values):
+                out[name] = IntDistribution(int(low), int(high), log=name in log_names and low >= 1)
+            else:
+                out[name] = FloatDistribution(float(low), float(high), log=name in log_names and low > 0)
+        else:
+            out[name] = CategoricalDistribution(sorted(set(values), key=str))
+    return out
 
 
 def _plot(left: str, bottom: str) -> pg.PlotWidget:
@@ -93,7 +116,7 @@ class BestPlot(NotedPlot):
         super().__init__(_plot("value", "trial"), parent)
         self.dots = self.plot.plot([], [], pen=None, symbol="o", symbolSize=7, symbolBrush=TRIAL_COLOR,
                                    symbolPen=None, name="trial")
-        self.best = self.plot.plot([], [], pen=pg.mkPen(BEST_COLOR, width=2), stepMode=None, name="best so far")
+        self.best = self.plot.plot([], [], pen=pg.mkPen(BEST_COLOR, width=2), name="best so far")
         self.say("The best value so far shows here once a trial completes.")
 
     def show_trials(self, trials, objective_label: str, maximize: bool) -> None:
@@ -102,10 +125,14 @@ class BestPlot(NotedPlot):
         xs = [t.number for t in done]
         ys = [t.value for t in done]
         self.dots.setData(xs, ys)
-        self.best.setData(xs, best_so_far(ys, maximize))
+        best = best_so_far(ys, maximize)
+        steps_x = [x for i, x in enumerate(xs) for x in ((x,) if i == 0 else (x, x))]  # flat, then down at a new best
+        steps_y = [y for i, y in enumerate(best) for y in ((y,) if i == 0 else (best[i - 1], y))]
+        self.best.setData(steps_x, steps_y)
+        self.plot.getAxis("bottom").setTickSpacing(max(1, math.ceil(len(xs) / 10)), 1)  # whole trial numbers
         if done:
-            best = (max if maximize else min)(done, key=lambda t: t.value)
-            self.say(f"Best so far: {format_number(best.value)} ({objective_label}) in trial {best.number}.")
+            top = (max if maximize else min)(done, key=lambda t: t.value)
+            self.say(f"Best so far: {format_number(top.value)} ({objective_label}) in trial {top.number}.")
         else:
             self.say("The best value so far shows here once a trial completes.")
 
@@ -132,13 +159,14 @@ class ParallelPlot(NotedPlot):
         if not done:
             self.say("Parallel coordinates show here once a trial completes.")
             return
-        names = list(dict.fromkeys(name for t in done for name in t.params))
-        columns = [[t.params.get(name) for t in done] for name in names] + [[t.value for t in done]]
+        values = [t.values for t in done]  # weight_decay 0 rather than weight_decay.zero True
+        names = list(dict.fromkeys(name for v in values for name in v))
+        columns = [[v.get(name) for v in values] for name in names] + [[t.value for t in done]]
         axes = names + [objective_label]
         scaled, ends = zip(*(_scale(values, name in log_axes) for name, values in zip(axes, columns)), strict=True)
         colors = pg.colormap.get(COLORMAP)
-        order = sorted(range(len(done)), key=lambda i: goodness([t.value for t in done], maximize)[i])
         good = goodness([t.value for t in done], maximize)
+        order = sorted(range(len(done)), key=lambda i: good[i])
         xs = np.arange(len(axes), dtype=float)
         for i in order:  # the best last, so on top
             ys = np.array([column[i] for column in scaled], dtype=float)
@@ -181,7 +209,7 @@ def _scale(values: list, log: bool) -> tuple[list[float], tuple[str, str]]:
 
 
 class ImportancePlot(NotedPlot):
-    """Horizontal bars: how much of the objective's variation each parameter explains (optuna's fANOVA)."""
+    """Horizontal bars: how much of the objective's variation each parameter explains (optuna's importance)."""
 
     def __init__(self, parent=None):
         super().__init__(_plot("", "importance"), parent)
@@ -195,13 +223,13 @@ class ImportancePlot(NotedPlot):
         return (f"Parameter importance needs at least {MIN_TRIALS_FOR_IMPORTANCE} complete trials "
                 f"({count} so far).")
 
-    def show_trials(self, trials, distributions: dict, maximize: bool) -> None:
+    def show_trials(self, trials, log_names, maximize: bool) -> None:
         count = len(complete(trials))
         values: dict[str, float] = {}
         problem = self.too_few(count) if count < MIN_TRIALS_FOR_IMPORTANCE else ""
         if not problem:
             try:
-                values = importances(trials, distributions, maximize)
+                values = importances(trials, log_names, maximize)
             except (ValueError, RuntimeError) as exc:  # e.g. no parameter common to every trial
                 log.warning("Parameter importance failed: %s", exc)
                 problem = f"Parameter importance could not be computed: {exc}"
@@ -209,7 +237,8 @@ class ImportancePlot(NotedPlot):
                 if not values:
                     problem = "Parameter importance needs parameters that every complete trial has."
         self.show_values(values)
-        self.say(problem or "Share of the objective's variation each parameter explains (optuna, fANOVA).")
+        self.say(problem or f"How much each parameter explains of the objective's variation, over {count} complete trials "
+                              "(optuna's parameter importance).")
 
     def show_values(self, values: dict[str, float]) -> None:
         self.values = dict(values)

@@ -16,12 +16,15 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QFormLayout, 
 
 from engine.errors import TrainingError
 from engine.schema import Setting, when_text
+from engine.search import OBJECTIVES as DIRECTIONS
+from engine.search import PRUNERS as PRUNER_NAMES
 from engine.search_space import (SearchSpace, activation_kinds, declared_settings, default_space, dropout_kinds,
                                  tries_zero, width_layers)
 from gui.training.styles import ERROR_STYLE
 
-OBJECTIVES = {"val_loss": ("validation loss", False), "val_acc": ("validation accuracy", True)}  # label, maximize
-PRUNERS = (("median", "Median"), ("hyperband", "Hyperband"), ("none", "None"))
+OBJECTIVE_LABELS = {"val_loss": "validation loss", "val_acc": "validation accuracy"}
+OBJECTIVES = {name: (OBJECTIVE_LABELS[name], direction == "maximize") for name, direction in DIRECTIONS.items()}
+PRUNERS = tuple((name, name.capitalize()) for name in PRUNER_NAMES)  # Median, Hyperband, None
 KNOB_DEFAULTS = {"width": (0.5, 2.0), "dropout": (0.0, 0.5), "repeat": (1, 3)}
 DEFAULT_TRIALS, DEFAULT_MINUTES = 20, 10
 WHERE = "The search space"
@@ -33,14 +36,16 @@ def log_names(space: SearchSpace) -> frozenset[str]:
     return frozenset(names | ({"width"} if space.width is not None else set()))
 
 
-def _number(text: str, what: str) -> float:
+def _number(text: str, what: str, integer: bool) -> float | int:
+    """The number typed (a whole one as an int where the setting is whole: 32, 3.0); TrainingError if none."""
     try:
         value = float(text.strip())
     except ValueError:
-        raise TrainingError(f"{what} must be a number, like 0.001 or 1e-3.") from None
+        example = "like 32" if integer else "like 0.001 or 1e-3"
+        raise TrainingError(f"{what} must be a number, {example}.") from None
     if not math.isfinite(value):
         raise TrainingError(f"{what} must be a finite number.")
-    return value
+    return int(value) if integer and value.is_integer() else value
 
 
 def _text(value) -> str:
@@ -87,8 +92,9 @@ class RangeRow(QWidget):
     changed = Signal()
 
     def __init__(self, label: str, low, high, log: bool | None = None, ticked: bool = False, tip: str = "",
-                 lead: QWidget | None = None, parent=None):
+                 lead: QWidget | None = None, integer: bool = False, parent=None):
         super().__init__(parent)
+        self.integer = integer
         self.check = QCheckBox(label)
         self.check.setChecked(ticked)
         self.check.setToolTip(tip)
@@ -131,8 +137,9 @@ class RangeRow(QWidget):
 
     def span(self) -> dict:
         """{"low", "high"[, "log"]} as typed; TrainingError when a number does not read."""
-        span = {"low": _number(self.low.text(), "Low"), "high": _number(self.high.text(), "High")}
-        if self.log.isVisible() or not self.log.isHidden():
+        span = {"low": _number(self.low.text(), "Low", self.integer),
+                "high": _number(self.high.text(), "High", self.integer)}
+        if not self.log.isHidden():
             span["log"] = self.log.isChecked()
         return span
 
@@ -176,7 +183,7 @@ class SpaceForm(QWidget):
         self.group_choice = QComboBox()
         self.group_choice.setObjectName("repeatGroup")
         self.repeat_row = RangeRow("Repeat", *KNOB_DEFAULTS["repeat"], lead=self.group_choice,
-                                   tip="How many times the group chosen repeats")
+                                   tip="How many times the group chosen repeats", integer=True)
         self.activation_kind = QComboBox()
         self.activation_kind.setObjectName("activationKind")
         self.activation_choices = ChoicesButton([], [])
@@ -255,7 +262,7 @@ class SpaceForm(QWidget):
         if s.type in (int, float):
             low, high, log = span
             zero = " (0 tried too)" if tries_zero(s) and log else ""
-            row = RangeRow(f"{s.label}{zero}", low, high, log, ticked, tip)
+            row = RangeRow(f"{s.label}{zero}", low, high, log, ticked, tip, integer=s.type is int)
         else:
             row = QWidget()
             row.check = QCheckBox(s.label)
@@ -373,7 +380,7 @@ class SpaceForm(QWidget):
             problems += [problem] if problem else []
         group = self.group_choice.currentData()
         problem = self._row_problem(self.repeat_row, lambda span: {"repeat": {group: {
-            k: int(span[k]) if float(span[k]).is_integer() else span[k] for k in ("low", "high")}}})
+            k: span[k] for k in ("low", "high")}}})
         problems += [problem] if problem else []
         problem = ""
         if self.activation_check.isChecked() and self.activation_check.isEnabled():
@@ -412,7 +419,7 @@ class SpaceForm(QWidget):
                 data[knob] = {"low": span["low"], "high": span["high"]}
         if self.repeat_row.ticked and self.group_choice.currentData() is not None:
             span = self.repeat_row.span()
-            data["repeat"] = {self.group_choice.currentData(): {"low": int(span["low"]), "high": int(span["high"])}}
+            data["repeat"] = {self.group_choice.currentData(): {"low": span["low"], "high": span["high"]}}
         if self.activation_check.isChecked() and self.activation_check.isEnabled() and self.activation_choices.ticked():
             data["activation"] = {self.activation_kind.currentData(): self.activation_choices.ticked()}
         return SearchSpace.from_dict(data, WHERE)

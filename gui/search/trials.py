@@ -70,10 +70,10 @@ class TrialsModel(QAbstractTableModel):
         trial, column = self.trials[index.row()], index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             return (str(trial.number), trial.state, format_number(trial.value) if trial.value is not None else "",
-                    format_params(trial.params), str(trial.epoch) if trial.epoch else "",
+                    format_params(trial.values), str(trial.epoch) if trial.epoch else "",
                     format_duration(trial.duration_s), trial.reason)[column]
         if role == Qt.ItemDataRole.ToolTipRole and column in (3, 6):
-            return format_params(trial.params) if column == 3 else trial.reason or None
+            return format_params(trial.values) if column == 3 else trial.reason or None
         if role == Qt.ItemDataRole.ForegroundRole and column == 1:
             return QBrush(QColor(STATE_COLORS.get(trial.state, "#000000")))
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (0, 2, 4, 5):

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLab
 
 from engine.errors import LayerStudioError
 from gui.search.plots import BestPlot, ImportancePlot, ParallelPlot, complete
-from gui.search.space_form import OBJECTIVES, SpaceForm
+from gui.search.space_form import OBJECTIVES, SpaceForm, log_names
 from gui.search.trials import TrialsModel, format_duration, format_number, format_params
 from gui.search.worker import STOPPED, SearchEnd, SearchJob, SearchWorker
 from gui.summary import train_blocker
@@ -105,6 +105,7 @@ class SearchView(QWidget):
         results.addWidget(self.plots)
         results.setStretchFactor(0, 2)
         results.setStretchFactor(1, 3)
+        results.setSizes([280, 420])
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(8, 0, 0, 0)
@@ -164,8 +165,6 @@ class SearchView(QWidget):
         self.stop_button.setEnabled(self.running)
         self.progress.setVisible(self.running)
         self.form.setEnabled(not self.running)
-        if self.job is not None:  # the design and settings the search ran on decide what the form offers
-            pass
         best = self.best_trial()
         self.apply_button.setVisible(best is not None)
         self.apply_button.setEnabled(best is not None and not self.document.read_only)
@@ -175,7 +174,7 @@ class SearchView(QWidget):
         else:
             objective = OBJECTIVES[self.job.objective][0]
             self.best_label.setText(f"<b>Best: trial {best.number}</b>, {objective} {format_number(best.value)}"
-                                    f"<br>{format_params(best.params)}")
+                                    f"<br>{format_params(best.values)}")
         if not self.running and not self.status.text():
             self.status.setText(blocker if blocker and blocker != SEARCHING else "")
 
@@ -296,11 +295,11 @@ class SearchView(QWidget):
             return
         label, maximize = OBJECTIVES[job.objective]
         self.best_plot.show_trials(trials, label, maximize)
-        self.parallel_plot.show_trials(trials, label, maximize, log_axes=self.form.log_axes(job.space))
+        self.parallel_plot.show_trials(trials, label, maximize, log_axes=log_names(job.space))
         count = len(complete(trials))
         if count != self._complete_shown:
             self._complete_shown = count
-            self.importance_plot.show_trials(trials, self.form.distributions(job.space), maximize)
+            self.importance_plot.show_trials(trials, log_names(job.space), maximize)
 
     # ------------------------------------------------------------------ the result
     def best_trial(self):
@@ -323,5 +322,5 @@ class SearchView(QWidget):
         if not self.document.replace_design(spec, {"training": training}, f"Apply best trial {best.number}"):
             self._say("The design and settings already are those of the best trial.")
             return False
-        self._say(f"Applied trial {best.number}: {format_params(best.params)}. Ctrl+Z takes it back.")
+        self._say(f"Applied trial {best.number}: {format_params(best.values)}. Ctrl+Z takes it back.")
         return True

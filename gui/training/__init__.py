@@ -14,7 +14,7 @@ from engine.controls import use_naming
 
 RUN_STATE_NOTES = {  # the status bar's note per controller state (gui.training.controller); idle: none
     "loading": "Loading the data", "running": "Training", "paused": "Paused (F6 resumes)",
-    "stopping": "Stopping", "evaluating": "Evaluating",
+    "stopping": "Stopping", "evaluating": "Evaluating", "searching": "Searching",
 }
 
 
@@ -30,6 +30,7 @@ class TrainingUI:
     predict: object = None  # PredictPanel ("Predict" tab)
     cost_view: object = None  # CostView (View > Cost View), on a MainWindow
     activations: object = None  # ActivationsView (a window opened from Results and Predict)
+    search: object = None  # SearchView ("Search" tab, gui.search)
 
     def shutdown(self) -> None:
         """Stop any run and wait for its thread: call from the window's closeEvent."""
@@ -37,7 +38,7 @@ class TrainingUI:
 
 
 def install_training(window) -> TrainingUI:
-    """Add the Training, Results and Predict tabs, the weight file actions, Evaluate, the Train button and
+    """Add the Training, Results, Predict and Search tabs, the weight file actions, Evaluate, the Train button and
     shortcuts to ``window``.
 
     Expects: ``window.document`` (a DesignDocument), ``window.add_tab(widget, title)``,
@@ -66,6 +67,9 @@ def install_training(window) -> TrainingUI:
     window.add_tab(results, "Results", full_width=True)
     predict = PredictPanel(controller)
     window.add_tab(predict, "Predict", full_width=True)
+    from gui.search import install_search
+
+    search = install_search(window, controller, sweep=panel.lr_finder)
     activations = ActivationsView(controller, window)
     results.activationsRequested.connect(activations.show_test_sample)
     predict.activationsRequested.connect(activations.show_input)
@@ -130,7 +134,7 @@ def install_training(window) -> TrainingUI:
 
         cost_view = CostView(window, controller, sweep=panel.lr_finder)
     ui = TrainingUI(controller, panel, results, weights, predict=predict, cost_view=cost_view,
-                    activations=activations)
+                    activations=activations, search=search)
     window.training = ui
     return ui
 
