@@ -163,7 +163,8 @@ class ParallelPlot(NotedPlot):
         names = list(dict.fromkeys(name for v in values for name in v))
         columns = [[v.get(name) for v in values] for name in names] + [[t.value for t in done]]
         axes = names + [objective_label]
-        scaled, ends = zip(*(_scale(values, name in log_axes) for name, values in zip(axes, columns)), strict=True)
+        placed = [_scale(column, name in log_axes) for name, column in zip(axes, columns, strict=True)]
+        scaled, ends = [spots for spots, _ends in placed], [ends for _spots, ends in placed]
         colors = pg.colormap.get(COLORMAP)
         good = goodness([t.value for t in done], maximize)
         order = sorted(range(len(done)), key=lambda i: good[i])
@@ -237,8 +238,8 @@ class ImportancePlot(NotedPlot):
                 if not values:
                     problem = "Parameter importance needs parameters that every complete trial has."
         self.show_values(values)
-        self.say(problem or f"How much each parameter explains of the objective's variation, over {count} complete trials "
-                              "(optuna's parameter importance).")
+        self.say(problem or f"How much each parameter explains of the objective's variation, over {count} "
+                            "complete trials (optuna's parameter importance).")
 
     def show_values(self, values: dict[str, float]) -> None:
         self.values = dict(values)

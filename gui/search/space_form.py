@@ -9,17 +9,39 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout,
-                               QLabel, QLineEdit, QMenu, QRadioButton, QSpinBox, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QRadioButton,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine.errors import TrainingError
 from engine.schema import Setting, when_text
 from engine.search import OBJECTIVES as DIRECTIONS
 from engine.search import PRUNERS as PRUNER_NAMES
-from engine.search_space import (SearchSpace, activation_kinds, declared_settings, default_space, dropout_kinds,
-                                 tries_zero, width_layers)
+from engine.search_space import (
+    SearchSpace,
+    activation_kinds,
+    declared_settings,
+    default_space,
+    dropout_kinds,
+    tries_zero,
+    width_layers,
+)
 from gui.training.styles import ERROR_STYLE
 
 OBJECTIVE_LABELS = {"val_loss": "validation loss", "val_acc": "validation accuracy"}

@@ -5,6 +5,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor
 
 COLUMNS = ("#", "State", "Value", "Parameters", "Epochs", "Duration", "Reason")
+PARAMS_COLUMN, REASON_COLUMN = COLUMNS.index("Parameters"), COLUMNS.index("Reason")
 STATE_COLORS = {"running": "#1565c0", "complete": "#2e7d32", "pruned": "#8d6e00", "failed": "#c62828"}
 
 
@@ -72,8 +73,8 @@ class TrialsModel(QAbstractTableModel):
             return (str(trial.number), trial.state, format_number(trial.value) if trial.value is not None else "",
                     format_params(trial.values), str(trial.epoch) if trial.epoch else "",
                     format_duration(trial.duration_s), trial.reason)[column]
-        if role == Qt.ItemDataRole.ToolTipRole and column in (3, 6):
-            return format_params(trial.values) if column == 3 else trial.reason or None
+        if role == Qt.ItemDataRole.ToolTipRole and column in (PARAMS_COLUMN, REASON_COLUMN):
+            return format_params(trial.values) if column == PARAMS_COLUMN else trial.reason or None
         if role == Qt.ItemDataRole.ForegroundRole and column == 1:
             return QBrush(QColor(STATE_COLORS.get(trial.state, "#000000")))
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (0, 2, 4, 5):

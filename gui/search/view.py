@@ -13,13 +13,24 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton,
-                               QSplitter, QTableView, QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine.errors import LayerStudioError
 from gui.search.plots import BestPlot, ImportancePlot, ParallelPlot, complete
 from gui.search.space_form import OBJECTIVES, SpaceForm, log_names
-from gui.search.trials import TrialsModel, format_duration, format_number, format_params
+from gui.search.trials import PARAMS_COLUMN, REASON_COLUMN, TrialsModel, format_duration, format_number, format_params
 from gui.search.worker import STOPPED, SearchEnd, SearchJob, SearchWorker
 from gui.summary import train_blocker
 from gui.training import controller as states
@@ -33,6 +44,7 @@ BUSY = {states.LOADING: "The data is loading: wait for it to end.",
 RUN_GOING = "A run is going: the search would share the device. Wait for it to end."
 SWEEP_GOING = "The learning-rate sweep is running: the search would share the device. Wait for it to end."
 START_TIP = "Run trials of the design with the chosen settings searched, on the Training tab's data"
+REASON_WIDTH = 260  # pixels: the rest of a reason is in its tooltip
 REDRAW_MS = 250  # reports arrive once per epoch of each trial: the plots redraw at most this often
 
 
@@ -76,9 +88,12 @@ class SearchView(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
         self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)  # one line a trial; a long reason or parameter list is elided, its tooltip whole
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(PARAMS_COLUMN, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(REASON_COLUMN, QHeaderView.ResizeMode.Interactive)
+        header.resizeSection(REASON_COLUMN, REASON_WIDTH)
         header.setStretchLastSection(False)
 
         self.best_plot, self.parallel_plot, self.importance_plot = BestPlot(), ParallelPlot(), ImportancePlot()

@@ -1,12 +1,9 @@
 """The training state machine between the window and the worker threads.
 
-States: idle → loading (data) → running ⇄ paused → stopping (winding down,
-evaluating) → idle; idle → evaluating → idle; idle → searching (the Search tab's trials) → idle.
-While a run is going the document is read-only. Nothing starts unless the controller is idle, so a
-run, an evaluation, a data loading and a search never share the device. The
-controller owns every thread it starts and ``shutdown()`` stops and waits for
-all of them (the window calls it from closeEvent; it is also hooked to
-QApplication.aboutToQuit).
+States: idle → loading (data) → running ⇄ paused → stopping (winding down, evaluating) → idle;
+idle → evaluating or searching → idle. While a run is going the document is read-only. The
+controller owns every thread it starts and ``shutdown()`` stops and waits for all of them (the
+window calls it from closeEvent; it is also hooked to QApplication.aboutToQuit).
 """
 from __future__ import annotations
 
@@ -32,7 +29,7 @@ from gui.training.worker import DataWorker, TrainingJob, TrainingWorker, WarmupW
 
 IDLE, LOADING, RUNNING, PAUSED, STOPPING = "idle", "loading", "running", "paused", "stopping"
 EVALUATING = "evaluating"  # Evaluate without training (gui.training.evaluate)
-SEARCHING = "searching"    # a hyperparameter search (gui.search) holds the device; the design stays editable
+SEARCHING = "searching"    # a search (gui.search) holds the device; the design stays editable
 TRAINING_KEY, DATA_KEY = "training", "data"
 SHUTDOWN_WAIT_S = 2.0    # closing the window: every thread is asked to stop and normally ends within this
 SHUTDOWN_LIMIT_S = 60.0  # work that cannot be interrupted (one long batch, a connection being opened) gets this
@@ -79,7 +76,7 @@ class TrainingController(QObject):
         self._evaluator = None             # the EvaluationWorker while Evaluate runs
         self._threads: dict[QThread, QObject] = {}
         self._helper_stops: dict[QThread, Callable[[], None]] = {}  # launch_helper's workers: how to stop each
-        self._state_holder: QThread | None = None  # the helper thread that holds the state (a search), if any
+        self._state_holder: QThread | None = None  # the helper thread holding the state (a search), if any
         self._closed = False  # after shutdown nothing starts: the window (and the threads' parent) is going away
         app = QCoreApplication.instance()
         if app is not None:
@@ -146,11 +143,8 @@ class TrainingController(QObject):
 
     def launch_helper(self, worker: QObject, stop: Callable[[], None], state: str | None = None) -> bool:
         """Run work beside the runs (the Cost view's profile, the learning-rate sweep) on a thread of this
-        controller: ``shutdown`` calls ``stop`` and waits for it as for a run. False after ``shutdown``.
-
-        With ``state`` (SEARCHING) the work takes the device: it starts only while the controller is idle
-        (else False) and holds the controller in ``state`` until its thread ends, so nothing else starts
-        beside it (Train, Evaluate, Load data and the sweep all wait for an idle controller)."""
+        controller: ``shutdown`` calls ``stop`` and waits for it as for a run. False after ``shutdown``. With
+        ``state`` (SEARCHING) it starts only when idle and holds that state until its thread ends."""
         if state is not None and self.busy:
             return False
         thread = self._launch(worker)

@@ -45,7 +45,16 @@ from gui.training.provenance import design_key, weights_note
 from gui.training.recovery import CheckpointOption
 from gui.training.run_names import run_settings
 from gui.training.settings import ConfigForm
-from gui.training.status import EVALUATING_NOW, FAILURE_HINTS, SEARCH_GOING, FAILURE_TITLES, Lines, Outcome, RunProgress, run_info
+from gui.training.status import (
+    EVALUATING_NOW,
+    FAILURE_HINTS,
+    FAILURE_TITLES,
+    SEARCH_GOING,
+    Lines,
+    Outcome,
+    RunProgress,
+    run_info,
+)
 from gui.training.styles import ERROR_STYLE, NOTE_STYLE
 
 SETTINGS_PROBLEM = "The settings have an error (shown in red under Settings): fix it first."
