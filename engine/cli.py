@@ -221,6 +221,7 @@ MODULE_COMMANDS = (
     ("profile", "measure each layer's time and memory in a training step, and the peak"),
     ("predict", "predict the class of images (or rows of numbers) with trained weights"),
     ("activations", "write what trained weights make of one test sample, layer by layer, as PNG files"),
+    ("search", "search training settings and architecture with optuna, a trial at a time"),
 )
 
 

@@ -19,6 +19,7 @@ import logging
 import math
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,11 +28,13 @@ from engine.search_space import SearchSpace, apply_params, default_space, resolv
 from engine.spec import NetworkSpec
 
 __all__ = ["OBJECTIVES", "PRUNERS", "SearchSpace", "TrialResult", "apply_params", "default_space", "open_study",
-           "run_search", "trial_result"]
+           "run_search", "trial_result", "value_text"]
 
 OBJECTIVES = {"val_loss": "minimize", "val_acc": "maximize"}  # objective -> the study's direction
+OBJECTIVE_WORDS = {"val_loss": "validation loss", "val_acc": "validation accuracy"}
 PRUNERS = ("median", "hyperband", "none")
 MEDIAN_STARTUP_TRIALS = 5  # the median pruner prunes nothing before this many trials have finished
+STORAGE_ATTEMPTS = 5  # tries to open a storage that other processes are setting up at the same moment
 HEARTBEAT_S = 30  # a trial of a storage-backed study beats this often; one silent for twice that (a killed
 #                   process) is marked failed by the next process that starts a trial on the study
 STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "running"}
@@ -92,16 +95,21 @@ def open_study(storage: str | None, study_name: str | None, objective: str, prun
         raise TrainingError(f"The objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}.")
     if pruner not in PRUNERS:
         raise TrainingError(f"The pruner must be one of {', '.join(PRUNERS)}, got {pruner!r}.")
-    try:
-        backend = _storage(storage) if storage else None
-        study = optuna.create_study(storage=backend, study_name=study_name, load_if_exists=True,
-                                    direction=OBJECTIVES[objective], sampler=optuna.samplers.TPESampler(seed=seed),
-                                    pruner=make_pruner(pruner, epochs))
-    except (LayerStudioError, KeyboardInterrupt):
-        raise
-    except Exception as exc:  # a bad URL, a missing driver, a locked or damaged database: one sentence
-        log.warning("Opening study %r in %r failed", study_name, storage, exc_info=True)
-        raise TrainingError(f"The study storage {storage!r} cannot be opened: {_first_line(exc)}") from None
+    for attempt in range(STORAGE_ATTEMPTS):
+        try:
+            backend = _storage(storage) if storage else None
+            study = optuna.create_study(storage=backend, study_name=study_name, load_if_exists=True,
+                                        direction=OBJECTIVES[objective], pruner=make_pruner(pruner, epochs),
+                                        sampler=optuna.samplers.TPESampler(seed=seed))
+            break
+        except (LayerStudioError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a bad URL, a missing driver, a locked or damaged database: one sentence
+            log.info("Opening study %r in %r failed (attempt %d)", study_name, storage, attempt + 1, exc_info=True)
+            # Processes started together race to create a new database's tables: the loser tries again.
+            if attempt + 1 == STORAGE_ATTEMPTS or not type(exc).__module__.startswith("sqlalchemy"):
+                raise TrainingError(f"The study storage {storage!r} cannot be opened: {_first_line(exc)}") from None
+            time.sleep(0.5 * (attempt + 1))
     saved = study.user_attrs.get("objective")
     if saved is None:
         study.set_user_attr("objective", objective)
@@ -115,7 +123,9 @@ def _storage(url: str):
     import optuna
 
     options = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}  # wait for the other processes
-    return optuna.storages.RDBStorage(url, engine_kwargs=options, heartbeat_interval=HEARTBEAT_S)
+    with warnings.catch_warnings():  # heartbeats are marked experimental; they are what ends a killed worker's trial
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(url, engine_kwargs=options, heartbeat_interval=HEARTBEAT_S)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -178,6 +188,7 @@ class _TrialObjective:
         self.tell(TrialResult(trial.number, "running", None, params, 0.0, "", 0))
         spec, training = apply_params(self.spec, self.training, params)
         analysis = analyze(spec)
+        trial.set_user_attr("parameters", analysis.params)  # the trial's model size, for tables and checks
         if not analysis.ok:
             row = analysis.errors[0]
             self._prune(trial, f"The trial's design has an error at layer {row.path} ({row.kind}): {row.error}")
@@ -202,21 +213,21 @@ class _TrialObjective:
             if event.epoch < event.epochs and trial.should_prune():
                 prune.set()  # the Trainer stops before its next batch (should_stop below)
 
-        # HISTORY: the one place each trial's run is recorded. When engine.history is on main, this becomes
-        # ``recorder = RunRecorder(RunHistory(), f"{self.design_name} trial {trial.number}", spec, training,
-        # self.data_settings)``, the trial's number kept as ``trial.set_user_attr("run_id", recorder.run_id)``.
+        # HISTORY (wired at merge): the one place each trial's run is recorded. With engine.history on main this is
+        # ``recorder = RunRecorder(None, f"{self.design_name} trial {trial.number}", spec, trainer.config.to_dict(),
+        # self.data_settings)``, and after the run ``trial.set_user_attr("run_id", recorder.run_id)``.
         recorder = _no_recorder
         finished = trainer.run(on_event, should_stop=lambda: prune.is_set() or self.stop())
         del trainer  # its model and device copies go before the next trial's
         if prune.is_set():
-            self._prune(trial, f"Pruned after epoch {finished.epochs_done}: its {_objective_text(self.objective)} "
-                               f"({latest[-1]:.4g}) was behind the other trials' at that epoch.")
+            self._prune(trial, f"Pruned after epoch {finished.epochs_done}: its "
+                               f"{value_text(latest[-1], self.objective)} was behind the other trials' there.")
         if finished.reason not in ("completed", "early_stopped"):
             reason = "Stopped before it finished." if finished.reason == "stopped" else finished.message
             trial.set_user_attr("reason", reason[:1].upper() + reason[1:])
             raise _TrialFailedError(reason)
         if not latest:
-            trial.set_user_attr("reason", f"No epoch gave a {_objective_text(self.objective)}.")
+            trial.set_user_attr("reason", f"No epoch gave a {OBJECTIVE_WORDS[self.objective]}.")
             raise _TrialFailedError("no objective value")
         return latest[-1]
 
@@ -232,5 +243,9 @@ def _no_recorder(event) -> None:
     return None
 
 
-def _objective_text(objective: str) -> str:
-    return {"val_loss": "validation loss", "val_acc": "validation accuracy"}[objective]
+def value_text(value: float | None, objective: str) -> str:
+    """``validation accuracy 91.0%``, ``validation loss 0.3124``."""
+    if value is None:
+        return f"no {OBJECTIVE_WORDS[objective]}"
+    shown = f"{100 * value:.1f}%" if objective == "val_acc" else f"{value:.4g}"
+    return f"{OBJECTIVE_WORDS[objective]} {shown}"

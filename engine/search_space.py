@@ -26,6 +26,7 @@ from typing import Any
 from engine.errors import TrainingError
 from engine.layers import DROP_P, KINDS
 from engine.schema import Setting, settings_of, shown_value
+from engine.schema import number as schema_number
 from engine.spec import WIDTH_PARAMS, NetworkSpec
 from engine.training.config import TrainConfig
 
@@ -274,7 +275,7 @@ def _setting_span(name: str, value: Any, where: str) -> Range | list:
     if s.type not in (int, float):
         raise TrainingError(f"{what} must be a list of choices ({s.accepts()}), got {shown_value(value)}.")
     limits = (s.low, s.high)
-    span = _span(value, what, limits, s.type, default_log=s.log)
+    span = _span(value, what, limits, s.type, default_log=s.log, range_text=s.range_text())
     low, high, log = span
     if log and low <= 0:
         zero = " (0 is tried as well)" if tries_zero(s) else ""
@@ -282,7 +283,7 @@ def _setting_span(name: str, value: Any, where: str) -> Range | list:
     return span
 
 
-def _span(value: Any, what: str, limits: tuple, kind: type, default_log: bool | None = None):
+def _span(value: Any, what: str, limits: tuple, kind: type, default_log: bool | None = None, range_text: str = ""):
     """``{"low": a, "high": b}`` (and ``"log"`` when ``default_log`` is given) checked: numbers of ``kind``, inside
     ``limits``, low not above high; the tuple (low, high[, log])."""
     keys = {"low", "high"} | ({"log"} if default_log is not None else set())
@@ -295,8 +296,9 @@ def _span(value: Any, what: str, limits: tuple, kind: type, default_log: bool | 
         whole = kind is int
         if isinstance(number, bool) or not isinstance(number, (int, float)) or (whole and not isinstance(number, int)) \
                 or not math.isfinite(number) or not limits[0] <= number <= limits[1]:
-            raise TrainingError(f"{what}: {end} must be a {'whole ' if whole else ''}number between {limits[0]:g} and "
-                                f"{limits[1]:g}, got {shown_value(number)}.")
+            span = range_text or f"between {schema_number(limits[0])} and {schema_number(limits[1])}"
+            raise TrainingError(f"{what}: {end} must be a {'whole ' if whole else ''}number {span}, "
+                                f"got {shown_value(number)}.")
         ends.append(int(number) if whole else float(number))
     if ends[0] > ends[1]:
         raise TrainingError(f"{what}: low ({ends[0]:g}) must not be above high ({ends[1]:g}).")
