@@ -35,7 +35,7 @@ from gui.search.worker import STOPPED, SearchEnd, SearchJob, SearchWorker
 from gui.summary import train_blocker
 from gui.training import controller as states
 from gui.training.downloads import confirm_download
-from gui.training.styles import ERROR_STYLE
+from gui.training.styles import ERROR_STYLE, NOTE_STYLE
 
 SEARCHING = "The search is running: Stop search ends it after the batch in progress."
 BUSY = {states.LOADING: "The data is loading: wait for it to end.",
@@ -76,6 +76,10 @@ class SearchView(QWidget):
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.why_off = QLabel()  # why Start search is off, while it is
+        self.why_off.setObjectName("searchBlocker")
+        self.why_off.setWordWrap(True)
+        self.why_off.setStyleSheet(NOTE_STYLE)
         self.best_label = QLabel()
         self.best_label.setWordWrap(True)
         self.best_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -111,6 +115,7 @@ class SearchView(QWidget):
         left_layout.setContentsMargins(0, 0, 8, 0)
         left_layout.addWidget(self.form, 1)
         left_layout.addLayout(buttons)
+        left_layout.addWidget(self.why_off)
         left_layout.addWidget(self.status)
         best_row = QHBoxLayout()
         best_row.addWidget(self.best_label, 1)
@@ -190,8 +195,8 @@ class SearchView(QWidget):
             objective = OBJECTIVES[self.job.objective][0]
             self.best_label.setText(f"<b>Best: trial {best.number}</b>, {objective} {format_number(best.value)}"
                                     f"<br>{format_params(best.values)}")
-        if not self.running and not self.status.text():
-            self.status.setText(blocker if blocker and blocker != SEARCHING else "")
+        self.why_off.setText(blocker if blocker != SEARCHING else "")
+        self.why_off.setVisible(bool(blocker) and not self.running)
 
     def _say(self, text: str, error: bool = False) -> None:
         self.status.setStyleSheet(ERROR_STYLE if error else "")
@@ -333,7 +338,11 @@ class SearchView(QWidget):
         best = self.best_trial()
         if best is None or self.document.read_only:
             return False
-        spec, training = apply_params(self.job.spec, dict(self.job.training), dict(best.params))
+        try:
+            spec, training = apply_params(self.job.spec, dict(self.job.training), dict(best.params))
+        except LayerStudioError as exc:  # a parameter this version does not know (a study of another version)
+            self._say(str(exc), error=True)
+            return False
         if not self.document.replace_design(spec, {"training": training}, f"Apply best trial {best.number}"):
             self._say("The design and settings already are those of the best trial.")
             return False
