@@ -145,3 +145,25 @@ class ChangeLayers(QUndoCommand):
 
     def undo(self) -> None:
         self.doc.apply_layers(self.old_layers)
+
+
+class ReplaceDesign(QUndoCommand):
+    """The whole design (input shape and layer tree) and some of its settings sections swapped at once, as one
+    undo step: e.g. "Apply best" of a search, which sets a trial's layers and its training settings together.
+    ``old_extras``/``new_extras`` map a section name ("training") to its value (None: absent)."""
+
+    def __init__(self, doc, old_spec, new_spec, old_extras: dict, new_extras: dict, text: str):
+        super().__init__(text)
+        self.doc, self.old_spec, self.new_spec = doc, old_spec, new_spec
+        self.old_extras, self.new_extras = old_extras, new_extras
+
+    def redo(self) -> None:
+        self._apply(self.new_spec, self.new_extras)
+
+    def undo(self) -> None:
+        self._apply(self.old_spec, self.old_extras)
+
+    def _apply(self, spec, extras: dict) -> None:
+        for key, value in extras.items():
+            self.doc.apply_extra(key, value)
+        self.doc.apply_spec(spec)

@@ -245,7 +245,8 @@ class CostView(QObject):
         """Why nothing can be measured now although the design could be ('' when it can): the device is taken."""
         state = self.controller.state
         if state != states.IDLE:
-            what = {states.EVALUATING: "the evaluation", states.LOADING: "the data loading"}.get(state, "the run")
+            what = {states.EVALUATING: "the evaluation", states.LOADING: "the data loading",
+                    states.SEARCHING: "the search"}.get(state, "the run")
             if state == states.LOADING and self.controller.can_pause:
                 what = "the run"  # a run loading its data
             return f"Cost: waits until {what} ends (it would share the device)."

@@ -169,6 +169,10 @@ class DesignDocument(QObject):
         """Replace the layer tree (an add, delete, move, group or ungroup, or its undo)."""
         self._set_spec(replace(self._spec, layers=tuple(layers)))
 
+    def apply_spec(self, spec: NetworkSpec) -> None:
+        """Replace the whole design (a search's best trial, or its undo)."""
+        self._set_spec(spec)
+
     def apply_extra(self, key: str, value: dict | None) -> None:
         if value is None:
             self.extras.pop(key, None)
@@ -361,6 +365,16 @@ class DesignDocument(QObject):
         if self.extras.get(key) == value:
             return
         self.undo_stack.push(SetExtra(self, key, self.extras.get(key), value, text))
+
+    def replace_design(self, spec: NetworkSpec, extras: dict, text: str) -> bool:
+        """Set the design and the settings sections in ``extras`` (e.g. {"training": {...}}) as one undo step
+        named ``text``; False when read-only or nothing changes."""
+        from gui.commands import ReplaceDesign
+
+        old_extras = {key: self.extras.get(key) for key in extras}
+        if spec == self._spec and old_extras == extras:
+            return False
+        return self._push(ReplaceDesign(self, self._spec, spec, old_extras, dict(extras), text))
 
     # ------------------------------------------------------------------ files
     def load(self, design: DesignFile, path: str | Path | None = None) -> None:

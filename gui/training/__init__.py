@@ -14,7 +14,7 @@ from engine.controls import use_naming
 
 RUN_STATE_NOTES = {  # the status bar's note per controller state (gui.training.controller); idle: none
     "loading": "Loading the data", "running": "Training", "paused": "Paused (F6 resumes)",
-    "stopping": "Stopping", "evaluating": "Evaluating",
+    "stopping": "Stopping", "evaluating": "Evaluating", "searching": "Searching",
 }
 
 
@@ -31,6 +31,7 @@ class TrainingUI:
     cost_view: object = None  # CostView (View > Cost View), on a MainWindow
     activations: object = None  # ActivationsView (a window opened from Results and Predict)
     runs: object = None  # RunsView ("Runs" tab: the run history)
+    search: object = None  # SearchView ("Search" tab, gui.search)
 
     def shutdown(self) -> None:
         """Stop any run and wait for its thread: call from the window's closeEvent."""
@@ -38,7 +39,7 @@ class TrainingUI:
 
 
 def install_training(window) -> TrainingUI:
-    """Add the Training, Results, Predict and Runs tabs, the weight file actions, Evaluate, the Train button and
+    """Add the Training, Results, Predict, Search and Runs tabs, the weight file actions, Evaluate, the Train button and
     shortcuts to ``window``.
 
     Expects: ``window.document`` (a DesignDocument), ``window.add_tab(widget, title)``,
@@ -68,6 +69,9 @@ def install_training(window) -> TrainingUI:
     predict = PredictPanel(controller)
     window.add_tab(predict, "Predict", full_width=True)
     from gui.runs_view import RunsView
+    from gui.search import install_search
+
+    search = install_search(window, controller, sweep=panel.lr_finder)
 
     runs = RunsView(controller.history, controller, window=window if hasattr(window, "load_design") else None,
                     weights=weights)
@@ -136,7 +140,7 @@ def install_training(window) -> TrainingUI:
 
         cost_view = CostView(window, controller, sweep=panel.lr_finder)
     ui = TrainingUI(controller, panel, results, weights, predict=predict, cost_view=cost_view,
-                    activations=activations, runs=runs)
+                    activations=activations, runs=runs, search=search)
     window.training = ui
     return ui
 

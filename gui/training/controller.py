@@ -1,10 +1,9 @@
 """The training state machine between the window and the worker threads.
 
-States: idle → loading (data) → running ⇄ paused → stopping (winding down,
-evaluating) → idle. While a run is going the document is read-only. The
-controller owns every thread it starts and ``shutdown()`` stops and waits for
-all of them (the window calls it from closeEvent; it is also hooked to
-QApplication.aboutToQuit).
+States: idle → loading (data) → running ⇄ paused → stopping (winding down, evaluating) → idle;
+idle → evaluating or searching → idle. While a run is going the document is read-only. The
+controller owns every thread it starts and ``shutdown()`` stops and waits for all of them (the
+window calls it from closeEvent; it is also hooked to QApplication.aboutToQuit).
 """
 from __future__ import annotations
 
@@ -31,6 +30,7 @@ from gui.training.worker import DataWorker, TrainingJob, TrainingWorker, WarmupW
 
 IDLE, LOADING, RUNNING, PAUSED, STOPPING = "idle", "loading", "running", "paused", "stopping"
 EVALUATING = "evaluating"  # Evaluate without training (gui.training.evaluate)
+SEARCHING = "searching"    # a search (gui.search) holds the device; the design stays editable
 TRAINING_KEY, DATA_KEY = "training", "data"
 SHUTDOWN_WAIT_S = 2.0    # closing the window: every thread is asked to stop and normally ends within this
 SHUTDOWN_LIMIT_S = 60.0  # work that cannot be interrupted (one long batch, a connection being opened) gets this
@@ -81,6 +81,7 @@ class TrainingController(ModelFiles, QObject):
         self._evaluator = None             # the EvaluationWorker while Evaluate runs
         self._threads: dict[QThread, QObject] = {}
         self._helper_stops: dict[QThread, Callable[[], None]] = {}  # launch_helper's workers: how to stop each
+        self._state_holder: QThread | None = None  # the helper thread holding the state (a search), if any
         self._closed = False  # after shutdown nothing starts: the window (and the threads' parent) is going away
         app = QCoreApplication.instance()
         if app is not None:
@@ -145,12 +146,18 @@ class TrainingController(ModelFiles, QObject):
         thread.start()
         return thread
 
-    def launch_helper(self, worker: QObject, stop: Callable[[], None]) -> bool:
+    def launch_helper(self, worker: QObject, stop: Callable[[], None], state: str | None = None) -> bool:
         """Run work beside the runs (the Cost view's profile, the learning-rate sweep) on a thread of this
-        controller: ``shutdown`` calls ``stop`` and waits for it as for a run. False after ``shutdown``."""
+        controller: ``shutdown`` calls ``stop`` and waits for it as for a run. False after ``shutdown``. With
+        ``state`` (SEARCHING) it starts only when idle and holds that state until its thread ends."""
+        if state is not None and self.busy:
+            return False
         thread = self._launch(worker)
         if thread is not None:
             self._helper_stops[thread] = stop
+            if state is not None:
+                self._state_holder = thread
+                self._set_state(state)
         return thread is not None
 
     @Slot()
@@ -158,6 +165,9 @@ class TrainingController(ModelFiles, QObject):
         thread = self.sender()
         self._threads.pop(thread, None)
         self._helper_stops.pop(thread, None)
+        if thread is self._state_holder:
+            self._state_holder = None
+            self._set_state(IDLE)
         if shiboken6.isValid(thread):
             thread.deleteLater()
 

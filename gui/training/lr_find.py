@@ -163,6 +163,8 @@ class LRFinderSection(QWidget):
         """Why Find learning rate is off ('' when it is on)."""
         if self.running:
             return SWEEPING
+        if self.controller.state == states.SEARCHING:
+            return "A search is running (Search tab): the sweep would share the device. Wait for it to end."
         if self.controller.state != states.IDLE:
             return "A run is going: the sweep would share the device. Wait for it to end."
         return train_blocker(self.document.analysis)

@@ -45,7 +45,16 @@ from gui.training.provenance import design_key, weights_note
 from gui.training.recovery import CheckpointOption
 from gui.training.run_names import run_settings
 from gui.training.settings import ConfigForm
-from gui.training.status import EVALUATING_NOW, FAILURE_HINTS, FAILURE_TITLES, Lines, Outcome, RunProgress, run_info
+from gui.training.status import (
+    EVALUATING_NOW,
+    FAILURE_HINTS,
+    FAILURE_TITLES,
+    SEARCH_GOING,
+    Lines,
+    Outcome,
+    RunProgress,
+    run_info,
+)
 from gui.training.styles import ERROR_STYLE, NOTE_STYLE
 
 SETTINGS_PROBLEM = "The settings have an error (shown in red under Settings): fix it first."
@@ -292,6 +301,8 @@ class TrainingPanel(QWidget):
             return DATA_LOADING
         if self.controller.state == states.EVALUATING:
             return EVALUATING_NOW
+        if self.controller.state == states.SEARCHING:
+            return SEARCH_GOING
         if self.controller.busy:
             return RUN_GOING
         if self.lr_finder.running:

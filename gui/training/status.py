@@ -27,6 +27,7 @@ FAILURE_HINTS = {
 }
 NOT_LOADED = "Not loaded yet: Load data, or Train loads it."
 EVALUATING_NOW = "Evaluating the weights on the test split (Results tab; Stop Evaluating there, or F7, ends it)."
+SEARCH_GOING = "A search is running (Search tab): Stop search ends it after the batch in progress."
 
 
 def format_duration(seconds: float) -> str:
@@ -151,7 +152,7 @@ class Lines:
            loading_run: bool, ended, last_epoch: str, blocker: str, device: str, bundle, data_problem: str,
            loading_this_data: bool, stale: str) -> Lines:
         """The lines for the controller's ``state``; ``outcome`` only when its context is the current one."""
-        shown = progress.started if state != states.IDLE else None  # the run going on, or none
+        shown = progress.started if state not in (states.IDLE, states.SEARCHING) else None  # the run going on
         if shown is not None:
             info = run_info(shown)
         elif state == states.IDLE and outcome is not None and outcome.run_info:

@@ -1,0 +1,77 @@
+"""Render the Search tab after a small finished search of the MLP template on the bundled MNIST sample.
+
+Eight trials of two epochs each (learning rate, batch size, weight decay, the width and the dropout of the
+design; the median pruner) on 600 samples, then the window with the parallel coordinates shown. Writes
+docs/screenshots/search.png (offscreen, 1440x900 unless --size says otherwise).
+Usage: python scripts/search_screenshots.py [--size 1920x1080] [--trials 8] [--out DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.openmp import use_passive_wait  # first, as in the app
+
+use_passive_wait()  # before torch loads
+from PySide6.QtWidgets import QApplication  # noqa: E402 - after use_passive_wait()
+
+from scripts.training_screenshots import settle, wait_for  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+PARALLEL_TAB = 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="1440x900")
+    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    suffix = "" if (width, height) == (1440, 900) else f"-{width}x{height}"
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    from gui.app import configure_application
+    from gui.main_window import MainWindow
+    from gui.training import install_training
+
+    configure_application(app)
+    window = MainWindow(open_initial=False)
+    window.resize(width, height)
+    window.show()
+    ui = getattr(window, "training", None) or install_training(window)
+    window.open_template("mlp")
+    window.document.set_extra("data", {"source": "mnist-sample", "limit": 600, "val_fraction": 0.2})
+    window.document.set_extra("training", {**window.document.extras.get("training", {}), "epochs": 2,
+                                           "device": "cpu", "seed": 0})
+    view = ui.search
+    window.tabs.setCurrentWidget(view)
+    form = view.form
+    form.rows["batch_size"].high.setText("256")
+    form.width_row.check.setChecked(True)
+    form.dropout_row.check.setChecked(True)
+    form.trials_spin.setValue(args.trials)
+    if not view.start():
+        raise SystemExit(f"The search did not start: {view.blocker()}")
+    wait_for(view.changed, condition=lambda: not view.running)
+    settle(500)
+    print(view.status.text())
+    view.plots.setCurrentIndex(PARALLEL_TAB)
+    settle(300)
+    path = out / f"search{suffix}.png"
+    window.grab().save(str(path))
+    print(f"wrote {path}")
+    window.document.undo_stack.setClean()
+    window.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
