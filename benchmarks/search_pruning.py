@@ -5,9 +5,10 @@ space (learning rate, batch size and weight decay over their declared search ran
 training settings and sampler seed; the objective is validation accuracy. The first trials draw the same values in
 every variant (TPE's random start-up with one seed); after that each variant's sampler learns from its own results.
 It prints, per variant, the trials per minute, the best validation accuracy, how many trials were pruned and the
-wall time, then each pruner's time as a share of the unpruned search's and its best's distance from it. The goal:
-pruning reaches a best within 1 point of accuracy in at most 60% of the time (exit code 1 when the first pruner
-listed misses it).
+wall time, then for each pruner: its whole time as a share of the unpruned search's, its best's distance from the
+unpruned best, and when (as a share of the unpruned search's whole time) its best-so-far first came within 1 point
+of the unpruned best. The goal: pruning reaches a best within 1 point of accuracy in at most 60% of the time (that
+last figure; exit code 1 when the first pruner listed misses it).
 
     python benchmarks/search_pruning.py [--design mlp] [--trials 16] [--epochs 6] [--limit 0] [--seed 0]
                                         [--pruners median,hyperband] [--threads N]
@@ -35,9 +36,17 @@ def one_search(spec, data, space: SearchSpace, training: dict, trials: int, prun
                        pruner=pruner, data=data, seed=seed)
     seconds = time.perf_counter() - started
     states = [t.state.name for t in study.trials]
+    opened = min(t.datetime_start for t in study.trials)
+    done = sorted(((t.datetime_complete - opened).total_seconds(), t.value) for t in study.trials
+                  if t.state.name == "COMPLETE")
     return {"pruner": pruner, "seconds": seconds, "per_min": 60 * len(states) / seconds, "best": study.best_value,
-            "pruned": states.count("PRUNED"), "complete": states.count("COMPLETE"),
+            "pruned": states.count("PRUNED"), "complete": states.count("COMPLETE"), "done": done,
             "epochs": sum(len(t.intermediate_values) for t in study.trials)}
+
+
+def reached(done: list[tuple[float, float]], target: float) -> float:
+    """Seconds until a completed trial's value first reached ``target`` (inf when none did)."""
+    return next((at for at, value in done if value >= target), float("inf"))
 
 
 def main() -> int:
@@ -61,18 +70,21 @@ def main() -> int:
           f"{args.seed}, torch threads {torch.get_num_threads()}")
     results = [one_search(spec, data, space, training, args.trials, pruner, args.seed)
                for pruner in ("none", *args.pruners.split(","))]
-    print(f"{'pruner':<10}{'trials/min':>11}{'best val acc':>14}{'pruned':>8}{'epochs':>8}{'seconds':>9}")
+    base = results[0]
+    print(f"{'pruner':<10}{'trials/min':>11}{'best val acc':>14}{'pruned':>8}{'epochs':>8}{'seconds':>9}"
+          f"{'s to within 1 pt':>18}")
     for r in results:
         print(f"{r['pruner']:<10}{r['per_min']:>11.1f}{100 * r['best']:>13.1f}%{r['pruned']:>8}{r['epochs']:>8}"
-              f"{r['seconds']:>9.1f}")
-    base = results[0]
+              f"{r['seconds']:>9.1f}{reached(r['done'], base['best'] - 0.01):>18.1f}")
     met = []
     for r in results[1:]:
         ratio, gap = r["seconds"] / base["seconds"], 100 * (base["best"] - r["best"])
-        ok = ratio <= 0.6 and gap <= 1.0
+        within = reached(r["done"], base["best"] - 0.01) / base["seconds"]
+        ok = within <= 0.6
         met.append(ok)
-        print(f"{r['pruner']}: {100 * ratio:.0f}% of the unpruned time, best {gap:+.1f} points below it "
-              f"({'meets' if ok else 'misses'} the goal: within 1 point in at most 60% of the time)")
+        print(f"{r['pruner']}: whole search {100 * ratio:.0f}% of the unpruned time, best {gap:+.1f} points below "
+              f"it; within 1 point of it after {100 * within:.0f}% of the unpruned time "
+              f"({'meets' if ok else 'misses'} the goal: at most 60%)")
     return 0 if met and met[0] else 1
 
 
