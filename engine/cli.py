@@ -205,9 +205,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     from engine.errors import SpecError
     from engine.export import SCRIPT_SUFFIXES, python_source
     from engine.files import check_output_path, write_text_atomically
-    from engine.model_export import ONNX_SUFFIXES, TORCHSCRIPT_SUFFIXES, export_onnx, export_torchscript
+    from engine.model_export import (
+        ONNX_SUFFIXES,
+        TORCHSCRIPT_SUFFIXES,
+        export_onnx,
+        export_torchscript,
+        untrained_weights_text,
+    )
     from engine.templates import load_design
-    from engine.training.config import TrainConfig
 
     targets = (("--python", args.python, SCRIPT_SUFFIXES), ("--onnx", args.onnx, ONNX_SUFFIXES),
                ("--torchscript", args.torchscript, TORCHSCRIPT_SUFFIXES))
@@ -224,11 +229,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(printable(f"Wrote {args.python}: nn.Sequential of {len(spec.layers)} layers; run it with: "
                         f"python {args.python}"))
     weights = (f"the weights of {args.weights}" if args.weights else
-               f"untrained weights (those a run with seed {TrainConfig().seed} starts from; --weights FILE exports "
-               "trained ones)")
+               f"{untrained_weights_text()}: --weights FILE exports trained ones")
     for path, export in ((args.onnx, export_onnx), (args.torchscript, export_torchscript)):
         if path:
-            print(printable(f"Wrote {path} with {weights}: {export(spec, path, args.weights)}"))
+            print(printable(f"Wrote {path}: {export(spec, path, args.weights)}; with {weights}"))
     return 0
 
 

@@ -32,6 +32,7 @@ from engine.io import apply_state_dict, load_weights
 from engine.parameters import initial_model
 from engine.shapes import BYTES_PER_VALUE, ENTRY_ONLY, Analysis, LayerRow, analyze, format_shape
 from engine.spec import NetworkSpec
+from engine.training.config import TrainConfig
 
 ONNX, TORCHSCRIPT = "ONNX", "TorchScript"
 # Opset 17: LayerNorm is one LayerNormalization node, and every runtime in wide use runs it (onnxruntime 1.11+,
@@ -189,6 +190,11 @@ def _model(spec: NetworkSpec, weights: Weights) -> nn.Sequential:
     else:
         load_weights(model, weights, spec)
     return model
+
+
+def untrained_weights_text() -> str:
+    """How an export without weights names the weights it holds."""
+    return f"untrained weights (those a run with seed {TrainConfig().seed} starts from)"
 
 
 def example_input(spec: NetworkSpec, batch: int = EXAMPLE_BATCH) -> torch.Tensor:

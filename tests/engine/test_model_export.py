@@ -204,8 +204,8 @@ def test_cli_exports_every_format_at_once_with_the_weights_and_names_what_it_can
                  "--torchscript", str(files[2]), "--weights", str(tmp_path / "w.pt")]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 3 and all(line.startswith(f"Wrote {path}") for line, path in zip(out, files, strict=True))
-    assert out[1] == (f"Wrote {files[1]} with the weights of {tmp_path / 'w.pt'}: ONNX opset {ONNX_OPSET}: input "
-                      "'input' Nx1x28x28, output 'output' Nx10, any batch size N")
+    assert out[1] == (f"Wrote {files[1]}: ONNX opset {ONNX_OPSET}: input 'input' Nx1x28x28, output 'output' Nx10, "
+                      f"any batch size N; with the weights of {tmp_path / 'w.pt'}")
     batch = random_batch(spec, 2)
     np.testing.assert_allclose(onnx_outputs(files[1], batch)[0], expected(trained, batch), atol=1e-4)
 
