@@ -111,6 +111,36 @@ def export_problems(spec: NetworkSpec, exporter: str, analysis: Analysis | None 
     return problems
 
 
+# --------------------------------------------------------------------------- modules ONNX gets in another form
+
+class BatchFreeUnflatten(nn.Module):
+    """nn.Unflatten as one reshape of the whole shape. Torch's ONNX exporter writes unflatten so that every layer
+    after it that reads the batch size (Reshape, LSTM, GRU) reads the example's as a constant: other batch sizes
+    then fail, or mix samples without a word. The batch read here stays a graph input's size."""
+
+    def __init__(self, dim: int, sizes: tuple[int, ...]):
+        super().__init__()
+        self.dim, self.sizes = dim, tuple(sizes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dim = self.dim % x.dim()
+        return x.reshape(*x.shape[:dim], *self.sizes, *x.shape[dim + 1:])
+
+
+ONNX_STAND_INS: dict[type[nn.Module], Callable[[nn.Module], nn.Module]] = {
+    nn.Unflatten: lambda module: BatchFreeUnflatten(module.dim, module.unflattened_size),  # type: ignore[arg-type]
+}
+
+
+def _put_onnx_stand_ins(model: nn.Module) -> None:
+    """Replace, in place, each module ONNX_STAND_INS names by its stand-in: the same computation, no weights."""
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            stand_in = ONNX_STAND_INS.get(type(child))
+            if stand_in is not None:
+                setattr(parent, name, stand_in(child))
+
+
 # --------------------------------------------------------------------------- exporting
 
 def export_onnx(spec: NetworkSpec, path: str | os.PathLike, weights: Weights = None, opset: int = ONNX_OPSET) -> str:
@@ -123,6 +153,7 @@ def export_onnx(spec: NetworkSpec, path: str | os.PathLike, weights: Weights = N
 
     def serialize(model: nn.Module, example: torch.Tensor) -> bytes:
         buffer = io.BytesIO()
+        _put_onnx_stand_ins(model)
         torch.onnx.export(model, (example,), buffer,  # type: ignore[arg-type] # a file object works as well
                           dynamo=False, opset_version=opset, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                           dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
