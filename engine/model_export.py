@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import logging
 import math
 import os
 import warnings
@@ -46,6 +47,7 @@ EXAMPLE_BATCH = 2  # not 1: no exporter may mistake the batch dimension for a co
 INPUT_NAME, OUTPUT_NAME = "input", "output"
 
 Weights = str | os.PathLike | Mapping[str, torch.Tensor] | None
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- what an exporter cannot handle
@@ -202,7 +204,8 @@ def _export(spec: NetworkSpec, path: str | os.PathLike, weights: Weights, export
     example = example_input(spec)
     try:
         data = _quietly(serialize, model, example)
-    except Exception as exc:  # the exporter's own failure: named by the layer it is in
+    except Exception as exc:  # the exporter's own failure: named by the layer it is in, its traceback logged
+        log.warning("The %s exporter failed", exporter, exc_info=exc)
         raise SpecError(_locate(spec, analysis, model, example, serialize, exc, exporter)) from None
     write_atomically(target, lambda file: file.write(data), what)
     return analysis
@@ -257,6 +260,8 @@ def _locate(spec: NetworkSpec, analysis: Analysis, model: nn.Module, example: to
     try:
         with torch.no_grad():
             model(example)
+    except Exception:  # the inputs recorded up to the layer that failed still find it
+        log.warning("The model failed on the example batch while its exporter failure was traced", exc_info=True)
     finally:
         for hook in hooks:
             hook.remove()

@@ -31,24 +31,25 @@ class ExportWeights:
 
 @dataclass(frozen=True)
 class ExportFormat:
-    """One entry of the Export menu: its text, tip, file filter, file suffix and whether it holds weights."""
+    """One entry of the Export menu: its text, tip, file filter and suffix, and the engine.model_export function
+    that writes it with weights ("" for the script, which holds none)."""
 
     key: str
     text: str
     tip: str
     name_filter: str
     suffix: str
-    takes_weights: bool
+    writer: str = ""
 
 
 FORMATS = (
     ExportFormat("onnx", "&ONNX…", "Write the design and its weights as an ONNX model for any batch size, for "
-                 "onnxruntime and other runtimes", "ONNX model (*.onnx);;All files (*)", ".onnx", True),
+                 "onnxruntime and other runtimes", "ONNX model (*.onnx);;All files (*)", ".onnx", "export_onnx"),
     ExportFormat("torchscript", "&TorchScript…", "Write the design and its weights as a TorchScript module, which "
                  "torch.jit.load reads without LayerStudio", "TorchScript module (*.pt *.pth);;All files (*)", ".pt",
-                 True),
+                 "export_torchscript"),
     ExportFormat("python", "&Python Script…", "Write the design as a standalone PyTorch script (no weights: it "
-                 "loads a state_dict saved with Save Weights)", "Python script (*.py);;All files (*)", ".py", False),
+                 "loads a state_dict saved with Save Weights)", "Python script (*.py);;All files (*)", ".py"),
 )
 
 
@@ -79,37 +80,42 @@ class ExportActions(QObject):
         fmt = _format(key)
         name = Path(self.window.document.display_name()).stem or "model"
         caption = f"Export {fmt.text.strip('&…')}"
-        if fmt.takes_weights:
+        if fmt.writer:
             caption += f" with the {self.weights_source().label}"
         path = get_save_path(self.window, "exports", caption, fmt.name_filter, name + fmt.suffix, fmt.suffix)
         return bool(path) and self.export_to(key, path)
 
     def export_to(self, key: str, path: str | Path) -> bool:
         """Write the open design in format ``key`` to ``path``; a refusal shows in a dialog and writes nothing."""
-        fmt = _format(key)
-        spec = self.window.document.spec
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
-            if fmt.takes_weights:
-                from engine.model_export import export_onnx, export_torchscript
-
-                weights = self.weights_source()
-                summary = (export_onnx if key == "onnx" else export_torchscript)(spec, path, weights.state)
-                summary = f" with {weights.note}: {summary}"
-            else:
-                from engine.export import SCRIPT_SUFFIXES, python_source
-                from engine.files import check_output_path, write_text_atomically
-
-                target = check_output_path(path, SCRIPT_SUFFIXES, "script")
-                write_text_atomically(target, python_source(spec), "script")
-                summary = f": a standalone PyTorch script; run it with: python {target.name}"
+            summary = self._write(_format(key), path)
         except LayerStudioError as exc:
+            problem = str(exc)
+        else:
+            problem = ""
+        finally:
             QApplication.restoreOverrideCursor()
-            self.window.show_error(f"Cannot export {Path(path).name}", str(exc))
+        if problem:
+            self.window.show_error(f"Cannot export {Path(path).name}", problem)
             return False
-        QApplication.restoreOverrideCursor()
         self.window.show_message(f"Exported {path}{summary}")
         return True
+
+    def _write(self, fmt: ExportFormat, path: str | Path) -> str:
+        """Export; the rest of the status line that says what was written."""
+        spec = self.window.document.spec
+        if fmt.writer:
+            from engine import model_export
+
+            weights = self.weights_source()
+            return f" with {weights.note}: {getattr(model_export, fmt.writer)(spec, path, weights.state)}"
+        from engine.export import SCRIPT_SUFFIXES, python_source
+        from engine.files import check_output_path, write_text_atomically
+
+        target = check_output_path(path, SCRIPT_SUFFIXES, "script")
+        write_text_atomically(target, python_source(spec), "script")
+        return f": a standalone PyTorch script; run it with: python {target.name}"
 
 
 def _format(key: str) -> ExportFormat:
