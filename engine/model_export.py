@@ -239,7 +239,9 @@ def example_input(spec: NetworkSpec, batch: int = EXAMPLE_BATCH) -> torch.Tensor
 
 
 def _quietly(serialize: Serializer, model: nn.Module, example: torch.Tensor) -> bytes:
-    """Serialize without the exporters' deprecation and tracer warnings (the tests check the outputs instead)."""
+    """Serialize without the exporters' deprecation and tracer warnings (the tests check the outputs instead).
+    The graph torch's ONNX exporter prints when it fails goes to stderr, never into a command's output."""
+    torch._C._jit_set_onnx_log_output_stream("stderr")
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         return serialize(model, example)
@@ -251,12 +253,11 @@ def _locate(spec: NetworkSpec, analysis: Analysis, model: nn.Module, example: to
 
     Each layer's module is exported alone on the input it gets in the whole model (recorded by forward hooks),
     top level first, then inside the first one that fails, and so on down."""
-    paths = module_paths(spec)
-    modules = {row.layer_id: model.get_submodule(paths[row.layer_id][0]) for row in analysis.all_rows
-               if paths.get(row.layer_id)}
+    paths = module_paths(spec)  # a layer in a repeated group has one module per copy
+    modules = {path: model.get_submodule(path) for row in analysis.all_rows for path in paths.get(row.layer_id, ())}
     inputs: dict[str, torch.Tensor] = {}
-    hooks = [module.register_forward_pre_hook(lambda _m, args, layer_id=layer_id: inputs.setdefault(layer_id, args[0]))
-             for layer_id, module in modules.items()]
+    hooks = [module.register_forward_pre_hook(lambda _m, args, path=path: inputs.setdefault(path, args[0]))
+             for path, module in modules.items()]
     try:
         with torch.no_grad():
             model(example)
@@ -267,12 +268,13 @@ def _locate(spec: NetworkSpec, analysis: Analysis, model: nn.Module, example: to
             hook.remove()
 
     def failure(row: LayerRow) -> Exception | None:
-        if row.layer_id not in inputs:
-            return None
-        try:
-            _quietly(serialize, modules[row.layer_id], inputs[row.layer_id])
-        except Exception as exc:
-            return exc
+        """The exporter's failure on the first copy of this layer that fails alone; None when none does."""
+        for path in paths.get(row.layer_id, ()):
+            if path in inputs:
+                try:
+                    _quietly(serialize, modules[path], inputs[path])
+                except Exception as exc:
+                    return exc
         return None
 
     found: tuple[LayerRow, Exception] | None = None

@@ -221,6 +221,23 @@ def test_the_declared_limits_are_real_and_without_them_the_failure_is_still_name
         onnx_outputs(tmp_path / "dilated.onnx", random_batch(dilated_same("same"), 2))
 
 
+def test_a_failure_in_a_later_copy_of_a_repeated_group_is_named_by_its_layer(tmp_path, capfd):
+    """The analysis lists a repeated group's first copy only: there the pooling's input is 6x6, in the second copy
+    2x2, which the declared limit cannot see; the exporter's failure is traced to the layer all the same."""
+    spec = NetworkSpec((3, 12, 12), (
+        L("Conv2d", "conv", out_channels=4, padding=1),
+        group("sequence", [L("Conv2d", "down", out_channels=4, stride=2, padding=1),
+                           L("AdaptiveAvgPool2d", "pool", output_size=3)], id="twice", repeat=2),
+    ))
+    with pytest.raises(SpecError) as caught:
+        export_onnx(spec, tmp_path / "net.onnx")
+    assert str(caught.value) == ("Cannot export to ONNX: layer 1 › 1 (AdaptiveAvgPool2d 3) stops the exporter (ONNX "
+                                 "export of operator adaptive_avg_pool2d, output size that are not factor of input "
+                                 "size)")
+    assert capfd.readouterr().out == ""  # the graph torch prints on a failure stays out of stdout
+    assert not (tmp_path / "net.onnx").exists()
+
+
 def test_weights_that_do_not_fit_are_refused_before_anything_is_written(tmp_path):
     save_weights(build_model(load_template("mlp")), tmp_path / "mlp.pt")
     with pytest.raises(WeightsError):
