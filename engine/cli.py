@@ -200,16 +200,39 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Write a standalone PyTorch script for a design (the target is checked before any work)."""
+    """Write a design as a standalone PyTorch script, an ONNX model or a TorchScript module (every target is
+    checked before any work)."""
+    from engine.errors import SpecError
     from engine.export import SCRIPT_SUFFIXES, python_source
     from engine.files import check_output_path, write_text_atomically
+    from engine.model_export import (
+        ONNX_SUFFIXES,
+        TORCHSCRIPT_SUFFIXES,
+        export_onnx,
+        export_torchscript,
+        untrained_weights_text,
+    )
     from engine.templates import load_design
 
-    target = check_output_path(args.python, SCRIPT_SUFFIXES, "--python file")
+    targets = (("--python", args.python, SCRIPT_SUFFIXES), ("--onnx", args.onnx, ONNX_SUFFIXES),
+               ("--torchscript", args.torchscript, TORCHSCRIPT_SUFFIXES))
+    if not any(path for _, path, _ in targets):
+        raise SpecError("Name a file to write: --python FILE, --onnx FILE or --torchscript FILE")
+    if args.weights and not (args.onnx or args.torchscript):
+        raise SpecError("--weights goes with --onnx or --torchscript: the --python script holds no weights")
+    for flag, path, suffixes in targets:
+        if path:
+            check_output_path(path, suffixes, f"{flag} file")
     spec, _ = load_design(args.design)
-    write_text_atomically(target, python_source(spec), "script")
-    print(printable(f"Wrote {args.python}: nn.Sequential of {len(spec.layers)} layers; run it with: "
-                    f"python {args.python}"))
+    if args.python:
+        write_text_atomically(args.python, python_source(spec), "script")
+        print(printable(f"Wrote {args.python}: nn.Sequential of {len(spec.layers)} layers; run it with: "
+                        f"python {args.python}"))
+    weights = (f"the weights of {args.weights}" if args.weights else
+               f"{untrained_weights_text()}: --weights FILE exports trained ones")
+    for path, export in ((args.onnx, export_onnx), (args.torchscript, export_torchscript)):
+        if path:
+            print(printable(f"Wrote {path}: {export(spec, path, args.weights)}; with {weights}"))
     return 0
 
 
@@ -265,9 +288,13 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("design", help="a design .json file or a template name")
     p.set_defaults(func=cmd_summary)
 
-    p = add_command("export", help="write a standalone PyTorch script of a design")
+    p = add_command("export", help="write a design as a PyTorch script, an ONNX model or a TorchScript module")
     p.add_argument("design", help="a design .json file or a template name")
-    p.add_argument("--python", required=True, metavar="FILE", help="the .py file to write")
+    p.add_argument("--python", metavar="FILE", help="the standalone PyTorch script (.py) to write")
+    p.add_argument("--onnx", metavar="FILE", help="the ONNX model (.onnx) to write, for any batch size")
+    p.add_argument("--torchscript", metavar="FILE", help="the TorchScript module (.pt) to write, for torch.jit.load")
+    p.add_argument("--weights", metavar="WEIGHTS", help="the trained state_dict (.pt or .safetensors, or a "
+                   "checkpoint) for --onnx and --torchscript (default: the weights a run starts from)")
     p.set_defaults(func=cmd_export)
 
     for name, help_text in MODULE_COMMANDS:

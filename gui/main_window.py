@@ -4,7 +4,7 @@ Its commands (actions, menus, toolbar) are declared in gui/menus.py, the recent 
 gui/recent_files.py and the central tabs in gui/main_tabs.py; what the commands do is here.
 
 The training GUI plugs in through ``add_tab``, ``add_file_actions``,
-``add_close_guard`` and ``train_button``; ``document`` is the same object for
+``add_close_guard``, ``train_button`` and ``exports.weights_source``; ``document`` is the same object for
 the whole life of the window (New/Open replace its content).
 """
 from __future__ import annotations
@@ -22,6 +22,7 @@ from engine.text import sentence
 from gui.code_view import CodeView
 from gui.dialogs import EMPTY, NewDesignDialog
 from gui.document import DEFAULT_INPUT_SHAPE, DesignDocument, DesignFile
+from gui.export_actions import ExportActions
 from gui.file_dialogs import get_open_path, get_save_path
 from gui.graph_view import GraphView
 from gui.icons import icon
@@ -104,6 +105,7 @@ class MainWindow(QMainWindow):
         self._docks_set_aside: list[QDockWidget] = []
         self.tabs.currentChanged.connect(self._fit_docks_to_tab)
         make_actions(self)
+        self.exports = ExportActions(self)  # File > Export; the training GUI gives it the trained weights
         self._file_actions_anchor = make_menus(self)
         make_toolbar(self)
         self.add_tab(design_page, "Design")

@@ -101,6 +101,9 @@ def make_menus(window: QMainWindow) -> QAction:
     window.file_menu.addSeparator()
     window.file_menu.addAction(window.actions["save"])
     window.file_menu.addAction(window.actions["save_as"])
+    window.export_menu = window.file_menu.addMenu("&Export")
+    for action in window.exports.actions.values():
+        window.export_menu.addAction(action)
     file_actions_anchor = window.file_menu.addSeparator()
     window.file_menu.addAction(window.actions["quit"])
 

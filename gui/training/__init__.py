@@ -80,6 +80,11 @@ def install_training(window) -> TrainingUI:
     results.activationsRequested.connect(activations.show_test_sample)
     predict.activationsRequested.connect(activations.show_input)
     window.add_file_actions(weights.actions)
+    exports = getattr(window, "exports", None)  # File > Export (gui.export_actions) writes the trained weights
+    if exports is not None:
+        from gui.training.actions import weights_for_export
+
+        exports.weights_source = lambda: weights_for_export(controller)
     window.add_file_actions([results.evaluate_action, predict.open_action])
     for action in panel.actions_:
         window.addAction(action)  # F5 / F6 / Shift+F5 work from every tab

@@ -18,12 +18,28 @@ from engine.errors import LayerStudioError, WeightsError
 from engine.io import CHECKPOINT_SUFFIXES, WEIGHTS_SUFFIXES
 from gui.file_dialogs import get_open_path, get_save_path
 from gui.training import controller as states
-from gui.training.provenance import companion_design_path, weights_note
+from gui.training.provenance import clock, companion_design_path, weights_note
 
 WEIGHTS_FILTER = "PyTorch state_dict (*.pt *.pth);;safetensors (*.safetensors);;All files (*)"
 SAVE_WEIGHTS_TIP = "Save the trained state_dict (.pt or .safetensors)"
 MAX_REPORT_LINES = 16
 CHECKPOINT_FILTER = "LayerStudio checkpoint (*.pt *.ckpt);;All files (*)"
+
+
+def weights_for_export(controller):
+    """What File > Export writes (gui.export_actions): the trained or loaded weights while they fit the open design,
+    else the untrained ones, saying why the others were left out."""
+    from gui.export_actions import ExportWeights, untrained_weights
+
+    origin = controller.model_origin
+    if controller.model is None or origin is None:
+        return untrained_weights(": train the design, or load weights, to export trained ones")
+    if not origin.fits(controller.document.spec):
+        return untrained_weights(f": the {origin.made} weights are those of {origin.describe()}, and "
+                                 f"{origin.since(controller.document)}")
+    when = clock(origin.at)
+    return ExportWeights(controller.model.state_dict(), f"weights {origin.made} at {when}",
+                         f"the weights {origin.made} at {when}")
 
 
 class WeightsActions(QObject):
