@@ -6,15 +6,13 @@ search ends the trial in progress after its batch and no further trial starts.
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import Signal, Slot
 
 from engine import data as engine_data
 from engine.spec import NetworkSpec
-from engine.task import Task
-from gui.training.worker import load_bundle, reporting, yield_cpu_to_the_ui
+from gui.training.worker import JobWorker, reporting, yield_cpu_to_the_ui
 
 STOPPED = "The search stopped: Start search begins a new one."
 
@@ -43,23 +41,11 @@ class SearchEnd:
     stopped: bool
 
 
-class SearchWorker(QObject):
-    progress = Signal(float, str)          # data loading
-    dataLoaded = Signal(object, object)    # DataBundle, the DataConfig it came from
+class SearchWorker(JobWorker):
+    """Loads the data if needed and runs the trials; ``failed`` says why the search could not run."""
+
     trialReported = Signal(object)         # engine.search.TrialResult
     ended = Signal(object)                 # SearchEnd
-    failed = Signal(str)                   # why the search could not run, as a sentence
-    finished = Signal()
-
-    def __init__(self, job: SearchJob):
-        super().__init__()
-        self.job = job
-        self._stop = threading.Event()
-        self._task = Task(self.progress.emit, should_stop=self._stop.is_set)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._task.cancel()
 
     @Slot()
     def run(self) -> None:
@@ -69,10 +55,7 @@ class SearchWorker(QObject):
         yield_cpu_to_the_ui()
         with reporting("searching", self.failed.emit, self.finished.emit,
                        stopped=lambda: self.ended.emit(SearchEnd(0, True))):
-            data = job.data
-            if data is None:
-                data = load_bundle(job.data_config, self._task)
-                self.dataLoaded.emit(data, job.data_config)
+            data = self.job_data()
             study = run_search(job.spec, job.design_name, dict(job.training), job.data_config.to_dict(), job.space,
                                trials=job.trials, timeout_s=job.timeout_s, objective=job.objective,
                                pruner=job.pruner, on_trial=self.trialReported.emit, should_stop=self._stop.is_set,

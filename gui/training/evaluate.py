@@ -6,16 +6,14 @@ checking its stop flag between batches.
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import Signal, Slot
 
 from engine import data as engine_data
 from engine.evaluation import evaluate_model, evaluation_split
 from engine.spec import NetworkSpec
-from engine.task import Task
-from gui.training.worker import EVALUATION_SAMPLES, load_bundle, reporting
+from gui.training.worker import EVALUATION_SAMPLES, JobWorker, reporting
 
 STOPPED = "Evaluation stopped; the Results tab keeps what it showed."
 
@@ -32,25 +30,10 @@ class EvaluationJob:
     config: object
 
 
-class EvaluationWorker(QObject):
+class EvaluationWorker(JobWorker):
     """Loads the data if needed and evaluates the model on its test split (validation without one)."""
 
-    progress = Signal(float, str)          # data loading
-    dataLoaded = Signal(object, object)    # DataBundle, the DataConfig it came from
     evaluated = Signal(object)             # engine.evaluation.Evaluation
-    failed = Signal(str)                   # a sentence: why there are no results (also when stopped)
-    finished = Signal()
-
-    def __init__(self, job: EvaluationJob):
-        super().__init__()
-        self.job = job
-        self._stop = threading.Event()
-        self._task = Task(self.progress.emit, should_stop=self._stop.is_set)  # data loading stops with it
-
-    def stop(self) -> None:
-        """Called from the UI thread: end the loading or the evaluation at the next batch, without results."""
-        self._stop.set()
-        self._task.cancel()
 
     @Slot()
     def run(self) -> None:
@@ -59,10 +42,7 @@ class EvaluationWorker(QObject):
             self._evaluate()
 
     def _evaluate(self) -> None:
-        job, data = self.job, self.job.data
-        if data is None:
-            data = load_bundle(job.data_config, self._task)
-            self.dataLoaded.emit(data, job.data_config)
+        job, data = self.job, self.job_data()
         split = evaluation_split(data)
         if split is None:
             self.failed.emit("The data has no test or validation samples to evaluate: lower the limit or "

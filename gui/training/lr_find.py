@@ -12,24 +12,22 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 from dataclasses import dataclass
 
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from engine import data as engine_data
 from engine.errors import LayerStudioError
 from engine.spec import NetworkSpec
-from engine.task import Task
 from engine.training import TrainConfig
 from engine.training.config import LRFindConfig
 from gui.summary import train_blocker
 from gui.training import controller as states
 from gui.training.provenance import design_key
 from gui.training.styles import ERROR_STYLE, NOTE_STYLE
-from gui.training.worker import load_bundle, reporting
+from gui.training.worker import JobWorker, reporting
 
 STOPPED = "The learning-rate sweep stopped; Find learning rate starts it again."
 FIND_TIP = ("Train a copy of the model for a few steps with a rising learning rate and suggest the rate where the "
@@ -52,24 +50,10 @@ class SweepJob:
     weights: dict | None = None
 
 
-class SweepWorker(QObject):
+class SweepWorker(JobWorker):
     """Loads the data if needed and runs the sweep; ``stop()`` (any thread) ends it between steps."""
 
-    progress = Signal(float, str)
-    dataLoaded = Signal(object, object)   # DataBundle, the DataConfig it came from
     found = Signal(object)                # engine.training.lr_finder.LRFinding
-    failed = Signal(str)                  # why there is no curve, as a sentence (also when stopped)
-    finished = Signal()
-
-    def __init__(self, job: SweepJob):
-        super().__init__()
-        self.job = job
-        self._stop = threading.Event()
-        self._task = Task(self.progress.emit, should_stop=self._stop.is_set)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._task.cancel()
 
     @Slot()
     def run(self) -> None:
@@ -78,10 +62,7 @@ class SweepWorker(QObject):
         job = self.job
         with reporting("finding the learning rate", self.failed.emit, self.finished.emit,
                        stopped=lambda: self.failed.emit(STOPPED)):
-            data = job.data
-            if data is None:
-                data = load_bundle(job.data_config, self._task)
-                self.dataLoaded.emit(data, job.data_config)
+            data = self.job_data()
             sweep = job.sweep
             self.found.emit(find_learning_rate(job.spec, data, job.config, sweep.start_lr, sweep.end_lr, sweep.steps,
                                                sweep.smoothing, sweep.diverge_factor, task=self._task,

@@ -137,6 +137,35 @@ def load_bundle(config: engine_data.DataConfig, task: Task) -> engine_data.DataB
     return bundle
 
 
+class JobWorker(QObject):
+    """A job that loads its data first when the job holds none, then works until done or ``stop()`` (any
+    thread) ends it: the base of the Evaluate, learning-rate sweep and search workers."""
+
+    progress = Signal(float, str)          # data loading
+    dataLoaded = Signal(object, object)    # DataBundle, the DataConfig it came from
+    failed = Signal(str)                   # why there is no result, as a sentence (also when stopped)
+    finished = Signal()
+
+    def __init__(self, job):
+        super().__init__()
+        self.job = job
+        self._stop = threading.Event()
+        self._task = Task(self.progress.emit, should_stop=self._stop.is_set)  # data loading stops with it
+
+    def stop(self) -> None:
+        """Called from the UI thread: end the loading or the work at the next batch."""
+        self._stop.set()
+        self._task.cancel()
+
+    def job_data(self) -> engine_data.DataBundle:
+        """The job's data bundle, loaded now (and announced with dataLoaded) when the job has none."""
+        if self.job.data is not None:
+            return self.job.data
+        data = load_bundle(self.job.data_config, self._task)
+        self.dataLoaded.emit(data, self.job.data_config)
+        return data
+
+
 class DataWorker(QObject):
     """Loads a dataset off the UI thread; ``stop()`` (any thread) ends the loading or download early."""
 
