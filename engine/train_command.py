@@ -24,10 +24,10 @@ from engine.files import check_output_path, read_json_object
 from engine.schema import Setting, number, settings_of, when_text
 from engine.settings import SECTIONS
 from engine.spec import MAX_DESIGN_BYTES
+from engine.torchrun import Unrecorded, add_launch_arguments, launch, launch_requested
 from engine.training.checkpoint import CHECKPOINT_INTERVAL_S
 from engine.training.health_rules import summary_line
 from engine.training.tensorboard_log import check_folder
-from engine.torchrun import Unrecorded, add_launch_arguments, launch, launch_requested
 
 # A resumed run continues its optimizer, schedule and batch order: these cannot change half way.
 FIXED_ON_RESUME = ("optimizer", "lr", "batch_size")
