@@ -1,11 +1,11 @@
 """`python -m engine COMMAND ...`: the headless commands of engine.cli, e.g. as each process torchrun starts runs
 them (``torchrun --nproc-per-node 2 -m engine train design.json``)."""
-from engine.openmp import use_passive_wait
+import sys
 
-use_passive_wait()  # before torch loads
+if __name__ == "__main__":
+    from engine.openmp import use_passive_wait
 
-import sys  # noqa: E402
+    use_passive_wait()  # before torch loads
+    from engine.cli import main
 
-from engine.cli import main  # noqa: E402
-
-sys.exit(main())
+    sys.exit(main())
