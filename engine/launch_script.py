@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import DataError
+from engine.errors import DataError, LayerStudioError
 from engine.export import python_source
 from engine.files import write_atomically, write_text_atomically
 from engine.spec import NetworkSpec
@@ -40,12 +40,15 @@ class LaunchFiles:
     one_machine: str
     cpu: str
     cluster: str
+    nodes: int
+    gpus_per_node: int
 
     def text(self) -> str:
         """The commands as the window shows them."""
         return (f"On one machine, one process per GPU:\n  {self.one_machine}\n"
                 f"On the CPU, 2 processes:\n  {self.cpu}\n"
-                f"On a Slurm cluster:\n  {self.cluster}")
+                f"On a Slurm cluster ({self.nodes} machines of {self.gpus_per_node} GPUs; the #SBATCH lines say "
+                f"how many):\n  {self.cluster}")
 
 
 def job_name(name: str) -> str:
@@ -224,9 +227,13 @@ def write_launch_files(folder: str | os.PathLike, spec: NetworkSpec, config, dat
     name = job_name(name)
     script = ddp_script(spec, config, data.task, name)
     tensors = data_tensors(spec, data)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LayerStudioError(f"Cannot make the folder {folder} for the launch script "
+                               f"({exc.strerror or exc}): choose another folder.") from None
     write_text_atomically(folder / SCRIPT_NAME, script, "launch script")
     write_atomically(folder / DATA_NAME, lambda handle: torch.save(tensors, handle), "launch script's data")
     write_text_atomically(folder / SLURM_NAME, slurm_script(name, nodes, gpus_per_node), "Slurm script")
     return LaunchFiles(folder / SCRIPT_NAME, folder / DATA_NAME, folder / SLURM_NAME, one_machine_command(),
-                       one_machine_command(2), f"sbatch {SLURM_NAME}")
+                       one_machine_command(2), f"sbatch {SLURM_NAME}", nodes, gpus_per_node)

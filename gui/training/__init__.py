@@ -31,6 +31,7 @@ class TrainingUI:
     cost_view: object = None  # CostView (View > Cost View), on a MainWindow
     activations: object = None  # ActivationsView (a window opened from Results and Predict)
     runs: object = None  # RunsView ("Runs" tab: the run history)
+    launch: object = None  # LaunchScriptExport (File > Export Launch Script…)
 
     def shutdown(self) -> None:
         """Stop any run and wait for its thread: call from the window's closeEvent."""
@@ -77,6 +78,10 @@ def install_training(window) -> TrainingUI:
     predict.activationsRequested.connect(activations.show_input)
     window.add_file_actions(weights.actions)
     window.add_file_actions([results.evaluate_action, predict.open_action])
+    from gui.training.launch_export import LaunchScriptExport
+
+    launch = LaunchScriptExport(controller, window)
+    window.add_file_actions([launch.action])
     for action in panel.actions_:
         window.addAction(action)  # F5 / F6 / Shift+F5 work from every tab
 
@@ -136,7 +141,7 @@ def install_training(window) -> TrainingUI:
 
         cost_view = CostView(window, controller, sweep=panel.lr_finder)
     ui = TrainingUI(controller, panel, results, weights, predict=predict, cost_view=cost_view,
-                    activations=activations, runs=runs)
+                    activations=activations, runs=runs, launch=launch)
     window.training = ui
     return ui
 
