@@ -100,7 +100,9 @@ def launch(args: argparse.Namespace, argv: list[str]) -> int:
     # torchrun would set 1 thread per process (and warn); share this machine's cores between them instead
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.nproc_per_node)))
     command = [*launcher_arguments(args), "--module", "engine", *worker_argv(argv)]
-    print(f"Starting {args.nproc_per_node} training processes on this machine with torch.distributed.run",
+    count = args.nproc_per_node
+    where = f"machine {args.node_rank} of {args.nnodes}" if (args.nnodes or 1) > 1 else "this machine"
+    print(f"Starting {count} training process{'es' if count != 1 else ''} on {where} with torch.distributed.run",
           flush=True)
     try:
         run(parse_args(command))

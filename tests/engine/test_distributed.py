@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -110,6 +111,30 @@ def test_checkpoints_move_between_one_and_two_processes(tmp_path, design, data, 
     again.load_checkpoint(read_checkpoint(tmp_path / "two.pt"))
     assert again.run().reason == "completed"
     assert_same_history(again.history, reference.history, 3)
+
+
+def test_two_machines_meet_at_the_rendezvous_endpoint(tmp_path, design, reference):
+    """--nnodes 2: two launchers (here on one machine, one process each) meet at node 0's port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = process_env(LAYERSTUDIO_HOME=str(tmp_path / "home"), OMP_NUM_THREADS="1")
+    common = ("--epochs", 2, "--batch-size", BATCH, "--seed", SEED, "--limit", LIMIT, "--checkpoint", "ck.pt",
+              "--nproc-per-node", 1, "--nnodes", 2, "--rdzv-endpoint", f"127.0.0.1:{port}")
+    second = subprocess.Popen(train_command(design, *common, "--node-rank", 1), cwd=tmp_path, env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = subprocess.run(train_command(design, *common, "--node-rank", 0), cwd=tmp_path, env=env, text=True,
+                               capture_output=True, timeout=TIMEOUT)
+        out, err = second.communicate(timeout=TIMEOUT)
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.communicate()
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + err
+    assert "Starting 1 training process on machine 0 of 2" in first.stdout
+    assert "Epoch" not in out  # machine 1 holds rank 1 only: nothing printed
+    assert_same_history(read_checkpoint(tmp_path / "ck.pt")["history"], reference.history, 2)
 
 
 def test_ctrl_c_stops_every_process_and_saves_once(tmp_path, design):
