@@ -42,8 +42,9 @@ def launch_requested(args: argparse.Namespace) -> bool:
     return any(getattr(args, flag[2:].replace("-", "_"), None) is not None for flag in LAUNCH_FLAGS)
 
 
-def check_launch(args: argparse.Namespace) -> None:
-    """TrainingError naming the flag when the launch flags do not make a run."""
+def check_launch(args: argparse.Namespace, batch_size: int | None = None) -> None:
+    """TrainingError naming the flag when the launch flags do not make a run (or, with ``batch_size``, when the
+    global batch cannot give each process a sample: said once here, not by every process)."""
     if args.nproc_per_node is None:
         given = next(flag for flag in LAUNCH_FLAGS if getattr(args, flag[2:].replace("-", "_"), None) is not None)
         raise TrainingError(f"{given} needs --nproc-per-node N: say how many processes each machine starts")
@@ -61,6 +62,10 @@ def check_launch(args: argparse.Namespace) -> None:
         raise TrainingError(f"--node-rank must be between 0 and {nodes - 1} (--nnodes {nodes}), got {args.node_rank}")
     if args.rdzv_endpoint and not ENDPOINT.fullmatch(args.rdzv_endpoint):
         raise TrainingError(f"--rdzv-endpoint must be HOST:PORT (e.g. node0.cluster:29500), got {args.rdzv_endpoint!r}")
+    processes = args.nproc_per_node * nodes
+    if batch_size is not None and batch_size < processes:
+        raise TrainingError(f"--batch-size {batch_size} cannot be shared by {processes} processes: it is the batch of "
+                            f"all processes together, so give at least {processes}")
 
 
 def launcher_arguments(args: argparse.Namespace) -> list[str]:
@@ -87,7 +92,7 @@ def worker_argv(argv: list[str]) -> list[str]:
     return out
 
 
-def launch(args: argparse.Namespace, argv: list[str]) -> int:
+def launch(args: argparse.Namespace, argv: list[str], batch_size: int | None = None) -> int:
     """Run ``argv`` (a `layerstudio` command line) under torch.distributed.run; the exit code of the run: 0, 130
     after Ctrl-C, else the first failed process's."""
     from torch.distributed.elastic.multiprocessing.api import SignalException
@@ -96,7 +101,7 @@ def launch(args: argparse.Namespace, argv: list[str]) -> int:
 
     from engine.cli import EXIT_INTERRUPTED
 
-    check_launch(args)
+    check_launch(args, batch_size)
     # torchrun would set 1 thread per process (and warn); share this machine's cores between them instead
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.nproc_per_node)))
     command = [*launcher_arguments(args), "--module", "engine", *worker_argv(argv)]

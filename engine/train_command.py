@@ -340,7 +340,7 @@ def run_train(args: argparse.Namespace) -> int:
     config = TrainConfig.from_dict(training)
     data_config = DataConfig.from_dict(data_settings)
     if launch_requested(args):  # checked above once, then started once per process (engine.torchrun)
-        return launch(args, getattr(args, "argv", sys.argv[1:]))
+        return launch(args, getattr(args, "argv", sys.argv[1:]), config.batch_size)
     world = join_world(config.device)  # one process, or a rank of a run torchrun started
     try:
         if config.tensorboard and world.is_main:

@@ -418,7 +418,8 @@ class Trainer:
     def _forward_amp(self, xb: torch.Tensor, forward=None) -> torch.Tensor:
         """The model's output (through ``forward``, by default the plain model's), under autocast when mixed
         precision is on."""
-        forward = forward or self._forward
+        if forward is None:
+            forward = self._forward
         if self.amp_dtype is None:
             return forward(xb)
         with torch.autocast(self.device.type, dtype=self.amp_dtype):

@@ -137,7 +137,7 @@ def test_two_machines_meet_at_the_rendezvous_endpoint(tmp_path, design, referenc
     assert_same_history(read_checkpoint(tmp_path / "ck.pt")["history"], reference.history, 2)
 
 
-def test_ctrl_c_stops_every_process_and_saves_once(tmp_path, design):
+def test_ctrl_c_stops_every_process_and_saves_once(tmp_path, design, data):
     env = process_env(LAYERSTUDIO_HOME=str(tmp_path / "home"), OMP_NUM_THREADS="1")
     launcher = subprocess.Popen(train_command(design, "--epochs", 100000, "--limit", LIMIT, "--nproc-per-node", 2,
                                               "--checkpoint", "ck.pt"),
@@ -166,7 +166,13 @@ def test_ctrl_c_stops_every_process_and_saves_once(tmp_path, design):
         assert not rank.is_running()
     assert out.count("Stopped after") == 1, out
     assert out.count("Checkpoint saved to ck.pt") == 1
-    assert read_checkpoint(tmp_path / "ck.pt")["epoch"] >= 1
+    checkpoint = read_checkpoint(tmp_path / "ck.pt")
+    assert checkpoint["epoch"] >= 1
+    # the run stopped by two processes (mid-epoch, most likely) goes on in one
+    settings = {**checkpoint["config"], "epochs": checkpoint["epoch"] + 1}
+    alone = Trainer(SPEC, data, TrainConfig.from_dict(settings))
+    alone.load_checkpoint(checkpoint)
+    assert alone.run().reason == "completed" and alone.epoch == checkpoint["epoch"] + 1
 
 
 def test_written_launch_script_runs_under_torchrun(tmp_path, data):
@@ -207,8 +213,22 @@ def test_launch_flags_that_make_no_run_are_refused_by_name(flags, named):
     from engine.errors import TrainingError
 
     with pytest.raises(TrainingError, match=named):
-        check_launch(argparse.Namespace(**{**dict.fromkeys(("nproc_per_node", "nnodes", "node_rank", "rdzv_endpoint")),
-                                           **flags}))
+        check_launch(launch_flags(**flags))
+
+
+def launch_flags(**given) -> argparse.Namespace:
+    return argparse.Namespace(**{**dict.fromkeys(("nproc_per_node", "nnodes", "node_rank", "rdzv_endpoint")), **given})
+
+
+def test_a_global_batch_smaller_than_the_processes_is_refused_once_before_launching():
+    from engine.errors import TrainingError
+
+    flags = launch_flags(nproc_per_node=2, nnodes=2, node_rank=0, rdzv_endpoint="h:1")
+    with pytest.raises(TrainingError, match="--batch-size 3 cannot be shared by 4 processes"):
+        check_launch(flags, batch_size=3)
+    check_launch(flags, batch_size=4)
+    with pytest.raises(TrainingError, match="batch size 1 cannot be shared by 2 processes"):
+        World(0, 2, 0, True).check(1, 100)  # what each process checks when torchrun is started by hand
 
 
 def test_cli_refuses_bad_launch_flags_before_starting_anything(tmp_path, design):
