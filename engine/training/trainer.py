@@ -146,6 +146,7 @@ class Trainer:
         self._last_good: _LastGoodWeights | None = None
         self.loss_watch = LossWatch(config.batch_size)  # divergence beyond NaN: a sustained blow-up of the loss
         self._share = 1.0  # the factor on this rank's loss (World.share); 1 in one process
+        self._agreed_stop = False  # several processes stop together, at a step they agreed on (World.reduce_step)
         self._stop = threading.Event()
         self._resumed = threading.Event()
         self._resumed.set()
@@ -262,6 +263,7 @@ class Trainer:
             return RunFinished(FinishReason.COMPLETED, f"already trained {self.epoch} of {cfg.epochs} epochs: "
                                                       f"raise {control('training.epochs')} to go on", self.epoch)
         self.model.train()
+        self._agreed_stop = False
         self._last_good = _LastGoodWeights(self.model, self.global_step)
         while self.epoch < cfg.epochs:
             ended = self._train_epoch(emit, should_stop)
@@ -278,7 +280,6 @@ class Trainer:
         reader = _ReadBack(self, progress, emit)
         train_step, stop_requested, health = self._train_step, self._stop.is_set, self.health
         world = self.world if self.world.distributed else None
-        agreed_stop = False  # several processes stop together, at a step they agreed on (World.reduce_step)
         for xb, yb in self.device_data.epoch_batches(progress.perm, progress.step, self.steps_per_epoch, self.epoch):
             if not self._resumed.is_set():
                 ended = reader.flush()
@@ -287,7 +288,7 @@ class Trainer:
                 progress.seconds += reader.pause_clock()
                 self._wait_while_paused(should_stop)
                 reader.restart_clock()
-            if agreed_stop if world is not None else stop_requested() or should_stop():
+            if self._agreed_stop if world is not None else stop_requested() or should_stop():
                 return reader.flush() or self._stopped(progress, reader)
             epoch_end = progress.step + 1 == self.steps_per_epoch
             samples = xb.shape[0]
@@ -304,8 +305,8 @@ class Trainer:
             self.global_step += 1
             due = reader.due()
             if world is not None:
-                loss, correct, agreed_stop, due = world.reduce_step(loss, correct, xb.shape[0], samples,
-                                                                    stop_requested() or should_stop(), due)
+                loss, correct, self._agreed_stop, due = world.reduce_step(loss, correct, xb.shape[0], samples,
+                                                                          stop_requested() or should_stop(), due)
             reader.add(loss, correct, samples)
             if progress.step == self.steps_per_epoch or due:
                 ended = reader.flush()
