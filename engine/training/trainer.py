@@ -123,9 +123,10 @@ class Trainer:
         if world.distributed:
             ddp = world.wrap(self.model, self.device)
             self._step_forward = torch.compile(ddp, **COMPILE_OPTIONS) if config.compile else ddp
-        # Per-layer training health (engine.training.health); hooks would make torch.compile recompile.
+        # Per-layer training health (engine.training.health); hooks would make torch.compile recompile. With several
+        # processes rank 0 alone reports it.
         self.health = HealthRecorder(self.model, [layer.kind for layer in spec.layers], hooks=not config.compile) \
-            if config.health else None
+            if config.health and world.is_main else None
         self.optimizer = make_optimizer(self.trainable, config, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type) if self.amp_dtype is torch.float16 else None
         self.steps_per_epoch = steps_per_epoch(self.train_samples, config.batch_size, world.size)
