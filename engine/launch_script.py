@@ -3,8 +3,9 @@ loading and a DistributedDataParallel loop, standing alone: no LayerStudio neede
 and the launch commands: ``torchrun`` on one machine and a Slurm batch script for several.
 
 The model part is engine.export.python_source's, so the state_dict keys are the app's (the weights the script saves
-load back in the window). The data are the run's tensors as the app trains on them (normalised, enlarged,
-reshaped), written once, so the script needs neither the app's loaders nor a download. The loop covers the
+load back in the window). The data are the run's tensors as the app keeps them (normalised; images enlarged and
+samples reshaped per batch by the script, as the app does), written once, so the script needs neither the app's
+loaders nor a download. The loop covers the
 optimizer, learning rate, momentum, weight decay, loss, epochs, global batch size and seed; the rest of the
 Training tab (schedules, mixed precision, early stopping, augmentation) stays in the app.
 """
@@ -80,11 +81,13 @@ def slurm_script(name: str, nodes: int, gpus_per_node: int) -> str:
     ])
 
 
-def ddp_script(spec: NetworkSpec, config, task: str, name: str) -> str:
-    """The source of train_ddp.py for ``spec`` trained with ``config`` (a TrainConfig) on data of ``task``."""
+def ddp_script(spec: NetworkSpec, config, task: str, name: str, enlarge_to: int = 0) -> str:
+    """The source of train_ddp.py for ``spec`` trained with ``config`` (a TrainConfig) on data of ``task`` whose
+    stored images are enlarged to ``enlarge_to`` pixels a side per batch (0: taken as stored)."""
     name = job_name(name)
     model_part = python_source(spec).split('\nif __name__ == "__main__":')[0]
-    model_lines = [line for line in model_part.splitlines()[1:] if line not in ("import torch", "from torch import nn")]
+    header_imports = ("import torch", "from torch import nn", "from torch.nn import functional as F")
+    model_lines = [line for line in model_part.splitlines()[1:] if line not in header_imports]
     loss = config.loss if config.loss != "auto" else ("cross_entropy" if task == "classification" else "mse")
     loss_source = LOSS_CLASSES[loss].format(label_smoothing=config.label_smoothing,
                                             smooth_l1_beta=config.smooth_l1_beta)
@@ -103,7 +106,7 @@ A Slurm cluster:                   sbatch {SLURM_NAME}
 
 --batch-size is the batch of all processes together; each process takes its share. Rank 0 prints the figures
 and saves the weights (a state_dict with the app's keys). Data: {DATA_NAME} beside this file, the tensors the
-app trains on.
+app trains on (images enlarged per batch).
 """
 import argparse
 import os
@@ -111,6 +114,7 @@ import os
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
@@ -121,6 +125,18 @@ torch.manual_seed(SEED)  # every process builds the same initial weights
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), {DATA_NAME!r})
 TASK = {task!r}
+ENLARGE_TO = {int(enlarge_to)!r}  # stored images are enlarged to this side per batch, as the app does (0: none)
+
+
+def model_inputs(x):
+    """Stored samples as the model takes them: enlarged (images), shaped as INPUT_SHAPE."""
+    if ENLARGE_TO and tuple(x.shape[-2:]) != (ENLARGE_TO, ENLARGE_TO):
+        x = F.interpolate(x, size=(ENLARGE_TO, ENLARGE_TO), mode="bilinear", align_corners=False, antialias=True)
+    return x.reshape(x.shape[0], *INPUT_SHAPE)
+
+
+def targets(xb, yb):
+    return xb if TASK == "reconstruction" else yb  # an autoencoder's targets are its inputs
 
 
 def make_optimizer(parameters):
@@ -136,7 +152,8 @@ def mean_loss(model, loss_fn, x, y, device, batch_size):
     total, correct = 0.0, 0
     with torch.no_grad():
         for start in range(0, len(x), batch_size):
-            xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
+            xb = model_inputs(x[start:start + batch_size].to(device))
+            yb = targets(xb, y[start:start + batch_size].to(device))
             out = model(xb)
             total += float(loss_fn(out, yb)) * len(xb)
             if TASK == "classification":
@@ -170,7 +187,8 @@ def main():
         net.train()
         figures = torch.zeros(2, device=device)  # loss sum, samples
         for xb, yb in loader:
-            xb, yb = xb.to(device), yb.to(device)
+            xb = model_inputs(xb.to(device))
+            yb = targets(xb, yb.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(net(xb), yb)
             loss.backward()
@@ -199,23 +217,15 @@ if __name__ == "__main__":
 
 
 def data_tensors(spec: NetworkSpec, data) -> dict:
-    """The run's train and validation tensors as the model takes them (DataError for data streamed from disk)."""
+    """The run's train and validation tensors as stored (the script enlarges and reshapes each batch as the app
+    does); DataError for data streamed from disk, TrainingError for data the design cannot take."""
     from engine.evaluation import input_reshape_needed
 
     if getattr(data, "streaming", False):
         raise DataError("this data set streams from disk and does not fit in memory as tensors, so it cannot be "
                         "written beside the launch script: lower the image size or the sample limit")
-    reshape = input_reshape_needed(spec.input_shape, data.input_shape)
-    out = {}
-    for split in ("train", "val"):
-        x, y = getattr(data, f"{split}_x"), getattr(data, f"{split}_y")
-        same = y is x
-        x = data.model_inputs(x)
-        if reshape:
-            x = x.reshape(x.shape[0], *spec.input_shape)
-        out[f"{split}_x"] = x.contiguous()
-        out[f"{split}_y"] = x if same else y
-    return out
+    input_reshape_needed(spec.input_shape, data.input_shape)  # the sizes must agree
+    return {f"{split}_{part}": getattr(data, f"{split}_{part}") for split in ("train", "val") for part in "xy"}
 
 
 def write_launch_files(folder: str | os.PathLike, spec: NetworkSpec, config, data, name: str = "layerstudio-run",
@@ -225,7 +235,7 @@ def write_launch_files(folder: str | os.PathLike, spec: NetworkSpec, config, dat
 
     folder = Path(folder)
     name = job_name(name)
-    script = ddp_script(spec, config, data.task, name)
+    script = ddp_script(spec, config, data.task, name, getattr(data, "enlarge_to", 0))
     tensors = data_tensors(spec, data)
     try:
         folder.mkdir(parents=True, exist_ok=True)

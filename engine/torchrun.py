@@ -19,6 +19,7 @@ import signal
 import sys
 from contextlib import contextmanager
 
+from engine.controls import control
 from engine.errors import TrainingError
 
 # flag -> whether it takes a value; the flags the launcher reads, taken off the command line its processes get
@@ -64,8 +65,8 @@ def check_launch(args: argparse.Namespace, batch_size: int | None = None) -> Non
         raise TrainingError(f"--rdzv-endpoint must be HOST:PORT (e.g. node0.cluster:29500), got {args.rdzv_endpoint!r}")
     processes = args.nproc_per_node * nodes
     if batch_size is not None and batch_size < processes:
-        raise TrainingError(f"--batch-size {batch_size} cannot be shared by {processes} processes: it is the batch of "
-                            f"all processes together, so give at least {processes}")
+        raise TrainingError(f"{control('training.batch_size')} {batch_size} cannot be shared by {processes} processes: "
+                            f"it is the batch of all processes together, so give at least {processes}")
 
 
 def launcher_arguments(args: argparse.Namespace) -> list[str]:

@@ -221,10 +221,12 @@ def launch_flags(**given) -> argparse.Namespace:
 
 
 def test_a_global_batch_smaller_than_the_processes_is_refused_once_before_launching():
+    from engine.cli import flag_for
+    from engine.controls import naming
     from engine.errors import TrainingError
 
     flags = launch_flags(nproc_per_node=2, nnodes=2, node_rank=0, rdzv_endpoint="h:1")
-    with pytest.raises(TrainingError, match="--batch-size 3 cannot be shared by 4 processes"):
+    with naming(flag_for), pytest.raises(TrainingError, match="--batch-size 3 cannot be shared by 4 processes"):
         check_launch(flags, batch_size=3)
     check_launch(flags, batch_size=4)
     with pytest.raises(TrainingError, match="batch size 1 cannot be shared by 2 processes"):
