@@ -318,6 +318,7 @@ def command_names() -> set[str]:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; exit 0 on success, 1 on a user error, 2 on an unexpected error (its traceback is logged)."""
     args = make_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed: `train --nproc-per-node` launches it again
     configure_logging(verbose=getattr(args, "verbose", False))
     try:
         with naming(flag_for):  # the engine's sentences name settings by their flags

@@ -6,6 +6,7 @@ Settings come in layers, later ones winning: the design file's own "training" an
 from __future__ import annotations
 
 import argparse
+import io
 import math
 import shutil
 import signal
@@ -23,6 +24,7 @@ from engine.files import check_output_path, read_json_object
 from engine.schema import Setting, number, settings_of, when_text
 from engine.settings import SECTIONS
 from engine.spec import MAX_DESIGN_BYTES
+from engine.torchrun import Unrecorded, add_launch_arguments, launch, launch_requested
 from engine.training.checkpoint import CHECKPOINT_INTERVAL_S
 from engine.training.health_rules import summary_line
 from engine.training.tensorboard_log import check_folder
@@ -43,6 +45,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                        help="with --checkpoint: the longest time between two checkpoints inside an epoch "
                             f"(default {CHECKPOINT_INTERVAL_S / 60:g})")
     files.add_argument("--resume", metavar="CK.pt", help="continue the run saved in this checkpoint")
+    add_launch_arguments(parser)
 
 
 def add_run_settings(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
@@ -325,6 +328,7 @@ def run_train(args: argparse.Namespace) -> int:
     from engine.io import read_checkpoint
     from engine.templates import load_design
     from engine.training import TrainConfig
+    from engine.training.distributed import join_world
 
     spec, design = load_design(args.design)
     check_output_paths(args)
@@ -335,34 +339,52 @@ def run_train(args: argparse.Namespace) -> int:
         check_resumable(training, checkpoint)
     config = TrainConfig.from_dict(training)
     data_config = DataConfig.from_dict(data_settings)
-    if config.tensorboard:
-        check_folder(config.tensorboard)  # refused before the data loads, not after the run
-    recorder = RunRecorder(None, design_name(args.design, design), spec, config.to_dict(), data_config.to_dict())
-    with recorder.recording():  # a run that fails before or while training is recorded with its reason
-        return _train(args, spec, config, data_config, checkpoint, interval_s, recorder)
+    if launch_requested(args):  # checked above once, then started once per process (engine.torchrun)
+        return launch(args, getattr(args, "argv", sys.argv[1:]), config.batch_size)
+    world = join_world(config.device)  # one process, or a rank of a run torchrun started
+    try:
+        if config.tensorboard and world.is_main:
+            check_folder(config.tensorboard)  # refused before the data loads, not after the run
+        recorder = RunRecorder(None, design_name(args.design, design), spec, config.to_dict(),
+                               data_config.to_dict()) if world.is_main else Unrecorded()
+        with recorder.recording():  # a run that fails before or while training is recorded with its reason
+            return _train(args, spec, config, data_config, checkpoint, interval_s, recorder, world)
+    finally:
+        world.close()
 
 
-def _train(args, spec, config, data_config, checkpoint, interval_s, recorder) -> int:
-    """Load the data, train with progress, save what was asked and evaluate; ``recorder`` hears every event."""
+def _train(args, spec, config, data_config, checkpoint, interval_s, recorder, world) -> int:
+    """Load the data, train with progress, save what was asked and evaluate; ``recorder`` hears every event.
+    With several processes rank 0 alone prints, writes and evaluates; the others train beside it."""
     from engine.data import load_data
     from engine.io import save_checkpoint, save_weights
     from engine.training import Trainer
     from engine.training.checkpoint import CheckpointWriter
 
-    announce_download(data_config)
-    data = load_data(data_config)
-    trainer = Trainer(spec, data, config)
+    main = world.is_main
+    if main:
+        announce_download(data_config)
+        data = load_data(data_config)  # rank 0 downloads what is missing before the others read it
+    world.barrier()
+    if not main:
+        data = load_data(data_config)
+    trainer = Trainer(spec, data, config, world)
     if checkpoint is not None:
         trainer.load_checkpoint(checkpoint)
-    printer = ProgressPrinter(health_lines=getattr(args, "training.health", None) is True)  # --health given
+    health_lines = getattr(args, "training.health", None) is True  # --health given
+    printer = ProgressPrinter(health_lines=health_lines) if main else \
+        ProgressPrinter(io.StringIO(), io.StringIO(), health_lines=health_lines)
+    if world.distributed:
+        printer.print(f"Processes: {world.size} (torch.distributed, rank 0 writes the files)")
     printer.print(f"Data: {data.summary()}")
     for note in data.notes:
         printer.print(f"Note: {note}")
     # The data settings ride along in every checkpoint, so `--resume` alone trains on the same data.
     extra = {"data": data_config.to_dict()}
     writer = CheckpointWriter(trainer, args.checkpoint, interval_s, extra,
-                              on_error=lambda text: printer.print(f"Warning: {text}")) if args.checkpoint else None
-    board = open_tensorboard(config, Path(args.design).stem, trainer, data_config, printer)
+                              on_error=lambda text: printer.print(f"Warning: {text}")) \
+        if args.checkpoint and main else None
+    board = open_tensorboard(config, Path(args.design).stem, trainer, data_config, printer) if main else None
 
     def on_event(event) -> None:
         if writer is not None:  # every epoch, every interval inside an epoch, and at the end
@@ -380,14 +402,14 @@ def _train(args, spec, config, data_config, checkpoint, interval_s, recorder) ->
     stopped = finished.reason == "stopped"
     checkpoint_path = Path(args.checkpoint) if args.checkpoint else (
         default_checkpoint_path(args.design) if stopped else None)
-    if checkpoint_path is not None and finished.reason in CheckpointWriter.FINAL_REASONS:
+    if checkpoint_path is not None and finished.reason in CheckpointWriter.FINAL_REASONS and main:
         if writer is None:
             save_checkpoint(checkpoint_path, {**trainer.checkpoint(), **extra})
         elif writer.error is not None:
             raise WeightsError(writer.error)
         printer.print(f"Checkpoint saved to {checkpoint_path}")
         recorder.set_outputs(checkpoint_path=checkpoint_path.resolve())
-    if args.save and finished.reason in ("completed", "stopped", "early_stopped"):
+    if args.save and finished.reason in ("completed", "stopped", "early_stopped") and main:
         save_weights(trainer.model, args.save)
         printer.print(f"Weights saved to {args.save}")
         recorder.set_outputs(weights_path=Path(args.save).resolve())
@@ -398,8 +420,11 @@ def _train(args, spec, config, data_config, checkpoint, interval_s, recorder) ->
     if finished.reason not in ("completed", "early_stopped"):
         from engine.cli import error_line
 
-        print(error_line(finished.message), file=sys.stderr)
+        if main or finished.reason in ("error", "out_of_memory"):  # what only one rank may have hit
+            print(("" if main else f"Rank {world.rank}: ") + error_line(finished.message), file=sys.stderr)
         return 1
+    if not main:
+        return 0
     if finished.reason == "early_stopped" or not printer.epochs_printed:
         printer.print(f"{'Stopped early' if finished.reason == 'early_stopped' else 'Nothing to train'}: "
                       f"{finished.message}")

@@ -8,18 +8,22 @@ from collections.abc import Iterator
 
 import torch
 
+from engine.training.distributed import SINGLE, World
+
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 class DeviceData:
     """The splits of a DataBundle on ``device``; ``reshape`` when samples must take the design's
-    ``input_shape`` (same size), ``channels_last`` for image batches in that memory format."""
+    ``input_shape`` (same size), ``channels_last`` for image batches in that memory format. With several
+    processes (``world``, engine.training.distributed) each training batch is this rank's shard of the global one."""
 
     def __init__(self, data, input_shape: tuple[int, ...], device: torch.device, reshape: bool,
-                 channels_last: bool, batch_size: int, seed: int):
+                 channels_last: bool, batch_size: int, seed: int, world: World = SINGLE):
         self.data, self.input_shape, self.device = data, tuple(input_shape), device
         self.reshape, self.channels_last = reshape, channels_last
         self.batch_size, self.seed = batch_size, seed
+        self.shard = world.shard
         self.streaming = bool(getattr(data, "streaming", False))
         self.reconstruct = data.task == "reconstruction"  # the targets are the inputs
         self._splits: dict[str, Batch] = {}
@@ -54,11 +58,11 @@ class DeviceData:
             x, y = self.split("train")
             perm = perm.to(self.device)
             for step in range(first, steps):
-                idx = perm[step * size:(step + 1) * size]
+                idx = self.shard(perm[step * size:(step + 1) * size])
                 xb = self.model_inputs(x.index_select(0, idx))
                 yield xb, (xb if self.reconstruct else y.index_select(0, idx))
             return
-        batches = [perm[step * size:(step + 1) * size].tolist() for step in range(first, steps)]
+        batches = [self.shard(perm[step * size:(step + 1) * size]).tolist() for step in range(first, steps)]
         dataset = self.data.train_dataset
         # worker processes pay off when samples are decoded from files, not for tensors already in memory
         in_memory = isinstance(dataset, torch.utils.data.TensorDataset)

@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 import torch
 
 
-def steps_per_epoch(samples: int, batch_size: int) -> int:
+def steps_per_epoch(samples: int, batch_size: int, ranks: int = 1) -> int:
     """Batches per epoch; a trailing batch of a single sample is skipped (BatchNorm cannot train on one
-    sample, and each epoch's permutation leaves out a different one)."""
-    if samples > 1 and samples % batch_size == 1:
+    sample, and each epoch's permutation leaves out a different one), and so is one too small to give each of
+    ``ranks`` processes a sample."""
+    if samples > 1 and 0 < samples % batch_size < max(2, ranks) and samples > batch_size:
         return samples // batch_size
     return max(1, math.ceil(samples / batch_size))
 

@@ -38,6 +38,7 @@ from engine.spec import NetworkSpec
 from engine.training.batches import DeviceData
 from engine.training.checkpoint import capture_checkpoint, restore_checkpoint
 from engine.training.config import HISTORY_KEYS, TrainConfig
+from engine.training.distributed import SINGLE, World
 from engine.training.early_stopping import EarlyStopping, watched_metric
 from engine.training.evaluation import evaluate_split, infer_split
 from engine.training.events import EpochEnd, Event, FinishReason, RunFinished, RunStarted
@@ -74,13 +75,16 @@ class Trainer:
 
     Threading: ``run()`` blocks its thread; ``pause()``, ``resume()`` and ``stop()`` may be called
     from any other thread. ``run()`` borrows torch's global RNG for dropout and restores it after.
+
+    ``world`` (engine.training.distributed) is this process's place in a run of several processes started by
+    torchrun; every difference such a run makes is a call on it, guarded by ``world.distributed``.
     """
 
-    def __init__(self, spec: NetworkSpec, data, config: TrainConfig):
+    def __init__(self, spec: NetworkSpec, data, config: TrainConfig, world: World = SINGLE):
         config = self.config = replace(config).validate()  # a private copy: later edits cannot reach a run
-        self.spec, self.data = spec, data
+        self.spec, self.data, self.world = spec, data, world
         self.notes: list[str] = []
-        self.device = resolve_device(config.device)
+        self.device = world.place(resolve_device(config.device))
         self.task = data.task
         self.train_samples = data.train_size if hasattr(data, "train_size") else len(data.train_x)
         if self.train_samples == 0:
@@ -92,6 +96,7 @@ class Trainer:
             row = analysis.errors[0]
             raise TrainingError(f"the design has an error at layer {row.path} ({row.kind}): {row.error}")
         preflight.check(spec, analysis, data, config.batch_size, self.train_samples)
+        world.check(config.batch_size, self.train_samples)
         check_training_fits(analysis, config, self.device, data)  # before build_model allocates anything
         assert analysis.output_shape is not None  # a design without errors knows every shape
         self.objective = Objective.for_data(spec, analysis.output_shape, data, config)
@@ -104,7 +109,7 @@ class Trainer:
         self.channels_last = use_channels_last(config.channels_last, spec.input_shape, self.notes)
         self.augment = data.augment if getattr(data.augment, "active", False) else None
         self.device_data = DeviceData(data, spec.input_shape, self.device, reshape, self.channels_last,
-                                      config.batch_size, config.seed)
+                                      config.batch_size, config.seed, world)
         self.streaming = self.device_data.streaming
 
         self.model, self._rng = self._build_model(spec)
@@ -114,15 +119,21 @@ class Trainer:
         penalised = config.l1 or config.l2
         self._penalised: list[torch.Tensor] = [p for p in self.trainable if p.dim() > 1] if penalised else []
         self._forward = torch.compile(self.model, **COMPILE_OPTIONS) if config.compile else self.model
-        # Per-layer training health (engine.training.health); hooks would make torch.compile recompile.
+        self._step_forward = self._forward  # the training step's forward: under DDP with several processes
+        if world.distributed:
+            ddp = world.wrap(self.model, self.device)
+            self._step_forward = torch.compile(ddp, **COMPILE_OPTIONS) if config.compile else ddp
+        # Per-layer training health (engine.training.health); hooks would make torch.compile recompile. With several
+        # processes rank 0 alone reports it.
         self.health = HealthRecorder(self.model, [layer.kind for layer in spec.layers], hooks=not config.compile) \
-            if config.health else None
+            if config.health and world.is_main else None
         self.optimizer = make_optimizer(self.trainable, config, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type) if self.amp_dtype is torch.float16 else None
-        self.steps_per_epoch = steps_per_epoch(self.train_samples, config.batch_size)
+        self.steps_per_epoch = steps_per_epoch(self.train_samples, config.batch_size, world.size)
         self.schedule = LearningRateSchedule(self.optimizer, config, self.steps_per_epoch)
         self.generator = torch.Generator().manual_seed(config.seed)  # epoch permutations
-        self.augment_generator = torch.Generator(device=self.device).manual_seed((config.seed + 1) % 2**63)
+        # each rank augments its own samples with its own stream
+        self.augment_generator = torch.Generator(device=self.device).manual_seed((config.seed + 1 + world.rank) % 2**63)
         self.stop_metric, notes = watched_metric(config.early_stopping_metric, len(data.val_x) > 0, self.classification)
         if config.early_stopping:
             self.notes += notes
@@ -135,6 +146,8 @@ class Trainer:
         self._best_weights: dict | None = None  # the best epoch's weights (restore_best)
         self._last_good: _LastGoodWeights | None = None
         self.loss_watch = LossWatch(config.batch_size)  # divergence beyond NaN: a sustained blow-up of the loss
+        self._share = 1.0  # the factor on this rank's loss (World.share); 1 in one process
+        self._agreed_stop = False  # several processes stop together, at a step they agreed on (World.reduce_step)
         self._stop = threading.Event()
         self._resumed = threading.Event()
         self._resumed.set()
@@ -251,6 +264,7 @@ class Trainer:
             return RunFinished(FinishReason.COMPLETED, f"already trained {self.epoch} of {cfg.epochs} epochs: "
                                                       f"raise {control('training.epochs')} to go on", self.epoch)
         self.model.train()
+        self._agreed_stop = False
         self._last_good = _LastGoodWeights(self.model, self.global_step)
         while self.epoch < cfg.epochs:
             ended = self._train_epoch(emit, should_stop)
@@ -266,6 +280,7 @@ class Trainer:
         self._progress = progress
         reader = _ReadBack(self, progress, emit)
         train_step, stop_requested, health = self._train_step, self._stop.is_set, self.health
+        world = self.world if self.world.distributed else None
         for xb, yb in self.device_data.epoch_batches(progress.perm, progress.step, self.steps_per_epoch, self.epoch):
             if not self._resumed.is_set():
                 ended = reader.flush()
@@ -274,9 +289,13 @@ class Trainer:
                 progress.seconds += reader.pause_clock()
                 self._wait_while_paused(should_stop)
                 reader.restart_clock()
-            if stop_requested() or should_stop():
+            if self._agreed_stop if world is not None else stop_requested() or should_stop():
                 return reader.flush() or self._stopped(progress, reader)
             epoch_end = progress.step + 1 == self.steps_per_epoch
+            samples = xb.shape[0]
+            if world is not None:  # the global batch's size, of which this rank trains on xb
+                samples = min(self.config.batch_size, self.train_samples - progress.step * self.config.batch_size)
+                self._share = world.share(xb.shape[0], samples)
             if health is not None and (epoch_end or reader.due_after_step()) and \
                     health.measure_next(self.global_step, epoch_end):
                 with health.step():  # measure the batch whose figures the next read-back takes
@@ -285,8 +304,12 @@ class Trainer:
                 loss, correct = train_step(xb, yb)
             progress.step += 1
             self.global_step += 1
-            reader.add(loss, correct, xb.shape[0])
-            if progress.step == self.steps_per_epoch or reader.due():
+            due = reader.due()
+            if world is not None:
+                loss, correct, self._agreed_stop, due = world.reduce_step(loss, correct, xb.shape[0], samples,
+                                                                          stop_requested() or should_stop(), due)
+            reader.add(loss, correct, samples)
+            if progress.step == self.steps_per_epoch or due:
                 ended = reader.flush()
                 if ended is not None:
                     return ended
@@ -302,9 +325,11 @@ class Trainer:
             if self.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
         self.optimizer.zero_grad(set_to_none=True)
-        out = self._forward_amp(xb)
+        out = self._forward_amp(xb, self._step_forward)
         loss = self.objective.loss(out, yb)
-        total = loss + weight_penalty(self._penalised, self.config.l1, self.config.l2) if self._penalised else loss
+        total = loss if self._share == 1.0 else loss * self._share  # several processes: World.share
+        if self._penalised:
+            total = total + weight_penalty(self._penalised, self.config.l1, self.config.l2)
         optimizer_step(total, self.optimizer, self.scaler, self.trainable, self.config.grad_clip)
         if self.schedule.active:
             self.schedule.step()
@@ -330,9 +355,13 @@ class Trainer:
         train_loss, train_acc = progress.figures(self.train_samples, self.steps_per_epoch, cfg.batch_size,
                                                  self.classification)
         val_loss = val_acc = None
+        if self.world.distributed:
+            self.world.settle(self.model)
         if len(self.data.val_x):
             started = time.perf_counter()
             val_loss, val_acc, _ = self._infer("val", keep=False)
+            if self.world.distributed:
+                val_loss, val_acc = self.world.agreed(val_loss, val_acc)
             progress.seconds += time.perf_counter() - started
         lr = self.lr
         self.epoch += 1
@@ -388,12 +417,15 @@ class Trainer:
         self._last_good = None
         free_device_memory(self.device)
 
-    def _forward_amp(self, xb: torch.Tensor) -> torch.Tensor:
-        """The model's output, under autocast when mixed precision is on."""
+    def _forward_amp(self, xb: torch.Tensor, forward=None) -> torch.Tensor:
+        """The model's output (through ``forward``, by default the plain model's), under autocast when mixed
+        precision is on."""
+        if forward is None:
+            forward = self._forward
         if self.amp_dtype is None:
-            return self._forward(xb)
+            return forward(xb)
         with torch.autocast(self.device.type, dtype=self.amp_dtype):
-            return self._forward(xb)
+            return forward(xb)
 
     # -- evaluation (engine.evaluation holds the one implementation)
     def _infer(self, split: str, keep: bool) -> tuple[float, float | None, torch.Tensor | None]:

@@ -32,6 +32,7 @@ class TrainingUI:
     activations: object = None  # ActivationsView (a window opened from Results and Predict)
     runs: object = None  # RunsView ("Runs" tab: the run history)
     search: object = None  # SearchView ("Search" tab, gui.search)
+    launch: object = None  # LaunchScriptExport (File > Export > Launch Script for torchrun…)
 
     def shutdown(self) -> None:
         """Stop any run and wait for its thread: call from the window's closeEvent."""
@@ -86,6 +87,15 @@ def install_training(window) -> TrainingUI:
 
         exports.weights_source = lambda: weights_for_export(controller)
     window.add_file_actions([results.evaluate_action, predict.open_action])
+    from gui.training.launch_export import LaunchScriptExport
+
+    launch = LaunchScriptExport(controller, window)
+    export_menu = getattr(window, "export_menu", None)
+    if export_menu is not None:  # File > Export > Launch Script… beside ONNX, TorchScript and the Python script
+        export_menu.addSeparator()
+        export_menu.addAction(launch.action)
+    else:
+        window.add_file_actions([launch.action])
     for action in panel.actions_:
         window.addAction(action)  # F5 / F6 / Shift+F5 work from every tab
 
@@ -145,7 +155,7 @@ def install_training(window) -> TrainingUI:
 
         cost_view = CostView(window, controller, sweep=panel.lr_finder)
     ui = TrainingUI(controller, panel, results, weights, predict=predict, cost_view=cost_view,
-                    activations=activations, runs=runs, search=search)
+                    activations=activations, runs=runs, search=search, launch=launch)
     window.training = ui
     return ui
 

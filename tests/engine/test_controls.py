@@ -19,7 +19,9 @@ from engine.training import LRFindConfig, TrainConfig
 
 ENGINE = Path(engine.__file__).parent
 # Text only the command line shows.
-CLI_MODULES = ("cli.py", "train_command.py", "predict_command.py", "lr_find_command.py", "runs_command.py")
+CLI_MODULES = ("cli.py", "train_command.py", "predict_command.py", "lr_find_command.py", "runs_command.py",
+               "torchrun.py",  # `layerstudio train --nproc-per-node`: the launch flags
+               "launch_script.py")  # the train_ddp.py it writes has command-line flags of its own
 # Words that name a window's controls; no engine sentence may use them (either front end may show it).
 WINDOW_WORDS = ("button", "tick ", "click", "Settings →", "menu", " tab ", "checkbox", "Download if missing")
 
