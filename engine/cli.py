@@ -54,7 +54,7 @@ def _setting_flags() -> dict[str, str]:
 
     flags = {f"{section}.{s.name}": s.cli_flag for section, cls in {**SECTIONS, **SWEEP}.items()
              for s in settings_of(cls) if s.cli_flag}
-    flags.update({"data.source": "--data", "data.root": "--data SOURCE:PATH"})
+    flags.update({"data.source": "--data", "data.root": "--data SOURCE:PATH", "import.input_shape": "--input-shape"})
     return flags
 
 
@@ -275,6 +275,10 @@ def make_parser() -> argparse.ArgumentParser:
         p.add_argument("design", help="a design .json file or a template name")
         getattr(_command_module(name), f"add_{name.replace('-', '_')}_arguments")(p)
         p.set_defaults(func=_module_command(name))
+
+    p = add_command("import", help="read a PyTorch model (a .py file, torchvision:NAME or a state_dict) as a design")
+    _command_module("import").add_import_arguments(p)
+    p.set_defaults(func=_module_command("import"))
 
     p = add_command("runs", help="list, show, compare and export the recorded training runs")
     _command_module("runs").add_runs_arguments(p)

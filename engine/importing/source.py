@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from engine import blocks, shape_modules
+from engine.controls import control
 from engine.errors import SpecError
 from engine.files import read_text
 from engine.importing.mapping import (
@@ -42,6 +43,7 @@ from engine.importing.mapping import (
 from engine.spec import MAX_GROUP_DEPTH, check_input_shape
 
 SOURCE_SUFFIXES = (".py",)
+INPUT_SHAPE_SETTING = "import.input_shape"  # named in messages the way the front end names it (engine.controls)
 MAX_SOURCE_BYTES = 5_000_000
 CONTAINERS = (nn.Sequential, blocks.Residual, blocks.Branches)
 # Classes the app's exported script defines itself: read as engine's own, never from the file.
@@ -79,7 +81,8 @@ def source_design(text: str, name: str = "the source", input_shape: tuple[int, .
     modules = reader.model(name)
     shape = input_shape or reader.input_shape()
     if shape is None:
-        raise SpecError(f"{name} does not say the shape of one input sample: give it, e.g. 1x28x28")
+        raise SpecError(f"{name} does not say the shape of one input sample: give it with "
+                        f"{control(INPUT_SHAPE_SETTING)}, e.g. 1x28x28")
     try:
         check_input_shape(list(shape))
     except SpecError as exc:

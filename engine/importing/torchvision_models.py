@@ -1,0 +1,1 @@
+def import_torchvision(name, input_shape=None): raise NotImplementedError
