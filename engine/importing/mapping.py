@@ -23,7 +23,7 @@ from engine.export import MISSING, constructor_arguments
 from engine.groups import auto_shortcut, group
 from engine.layers import KINDS, LayerKind, build_layer
 from engine.shapes import analyze, format_shape
-from engine.spec import LayerSpec, NetworkSpec, coerce_params
+from engine.spec import MAX_NAME, LayerSpec, NetworkSpec, coerce_params
 from engine.tree import mapped
 
 # Constructor arguments that are the input's width: the design takes them from the shape before the layer.
@@ -31,9 +31,9 @@ INPUT_ARGUMENTS = frozenset({"in_features", "in_channels", "num_features", "num_
                              "normalized_shape"})
 # Arguments that change how a layer runs but not what it computes: dropped without a word.
 SAME_RESULT = frozenset({"inplace"})
-# Arguments the design has no setting for, but whose nearest design is close: imported without them, with a note.
-NEAREST = {"ceil_mode": "the design's pooling rounds its output size down, so an odd-sized input may give one row "
-                        "and column fewer; check the shapes"}
+# Arguments the design has no setting for, but without which the layer is nearly the same: imported without them,
+# noted where the output's shape then differs from PyTorch's (finish).
+NEAREST = frozenset({"ceil_mode"})
 # A kind parameter that PyTorch keeps under another name, or only as something to derive it from.
 DERIVED: dict[tuple[str, str], Callable[[Any], object]] = {
     ("Unflatten", "sizes"): lambda m: tuple(m.unflattened_size),
@@ -42,6 +42,13 @@ DERIVED: dict[tuple[str, str], Callable[[Any], object]] = {
 }
 DERIVED_ARGUMENTS = {"unflattened_size", "num_parameters"}  # read through DERIVED (num_parameters: checked later)
 CHECKED = INPUT_ARGUMENTS | {"num_parameters"}  # compared with what the analysed shapes give (finish)
+# torch.nn.functional (and torch.*) calls in a forward that are a layer: function name -> nn class name; the
+# arguments after the input are bound to the class's constructor.
+FUNCTIONAL = {"relu": "ReLU", "relu6": "ReLU6", "elu": "ELU", "leaky_relu": "LeakyReLU", "gelu": "GELU",
+              "silu": "SiLU", "hardswish": "Hardswish", "sigmoid": "Sigmoid", "tanh": "Tanh", "softmax": "Softmax",
+              "log_softmax": "LogSoftmax", "flatten": "Flatten", "max_pool1d": "MaxPool1d", "max_pool2d": "MaxPool2d",
+              "avg_pool1d": "AvgPool1d", "avg_pool2d": "AvgPool2d", "adaptive_avg_pool2d": "AdaptiveAvgPool2d",
+              "adaptive_max_pool2d": "AdaptiveMaxPool2d"}
 ACTIVATIONS = {nn.ReLU: "ReLU", nn.Identity: "none"}  # a residual group's activation after the sum
 
 
@@ -86,11 +93,22 @@ class Imported:
 
 
 class Hint(NamedTuple):
-    """What the app's exported script says about a call in its comment: the layer's id, and how many copies a
-    repeated group's nn.Sequential holds (0 when not one)."""
+    """What an importer knows about a module beyond its settings: the layer's id and how many copies a repeated
+    group's nn.Sequential holds (from the comments of the app's exported script), a group's name (a torchvision
+    model's module path)."""
 
-    id: str
+    id: str = ""
     copies: int = 0
+    name: str = ""
+
+
+class Unmapped(nn.Module):
+    """Stands in a model's module tree for a part an importer found no module for (a traced ``x * 2``), so it is
+    reported in its place like a module that does not map."""
+
+    def __init__(self, where: str, what: str, reason: str):
+        super().__init__()
+        self.where, self.what, self.reason = where, what, reason
 
 
 class UnmappableError(Exception):
@@ -108,10 +126,17 @@ class Mapping:
     hints: dict[int, Hint] = field(default_factory=dict)  # id(module) -> its comment in an exported script
     frozen: set[int] = field(default_factory=set)  # id(module) of modules the file freezes (requires_grad_(False))
     used_ids: set[str] = field(default_factory=set)
+    nearest: dict[int, list[str]] = field(default_factory=dict)  # id(module) -> NEAREST arguments left out
+    order: dict[int, int] = field(default_factory=dict)  # id(module) -> its place in the model, to order notes
+    placed: list[tuple[int, Note]] = field(default_factory=list)  # notes on modules, with their module's place
 
     def note(self, module: nn.Module, reason: str, left_out: bool = True) -> None:
-        where, what = self.locate(module)
-        self.notes.append(Note(where, what, reason, left_out))
+        where, what = (module.where, module.what) if isinstance(module, Unmapped) else self.locate(module)
+        self.placed.append((self.order.setdefault(id(module), len(self.order)), Note(where, what, reason, left_out)))
+
+    def all_notes(self) -> tuple[Note, ...]:
+        """The importer's own notes, then the notes on modules in the order the modules come in the model."""
+        return (*self.notes, *(note for _, note in sorted(self.placed, key=lambda pair: pair[0])))
 
 
 def kind_classes() -> dict[type, str]:
@@ -142,7 +167,10 @@ def layers_from_modules(modules: Sequence[nn.Module], mapping: Mapping) -> tuple
 
 def layer_from_module(module: nn.Module, mapping: Mapping) -> LayerSpec:
     """One module as a layer or group; UnmappableError with the reason when the design has nothing for it."""
+    mapping.order.setdefault(id(module), len(mapping.order))
     cls = type(module)
+    if cls is Unmapped:
+        raise UnmappableError(module.reason)
     if cls is nn.Sequential:
         children = layers_from_modules(list(module.children()), mapping)
         copies = mapping.hints[id(module)].copies if id(module) in mapping.hints else 0
@@ -176,8 +204,10 @@ def _parts(module) -> list[nn.Module]:
 def _remember(layer: LayerSpec, module: nn.Module, mapping: Mapping) -> LayerSpec:
     """The layer with the id its comment gives (when still free) and frozen as the file says; its module noted."""
     hint = mapping.hints.get(id(module))
-    if hint is not None and hint.id not in mapping.used_ids:
+    if hint is not None and hint.id and hint.id not in mapping.used_ids:
         layer = replace(layer, id=hint.id)
+    if hint is not None and hint.name and layer.is_group:
+        layer = replace(layer, name=hint.name[:MAX_NAME])
     if id(module) in mapping.frozen:
         layer = replace(layer, frozen=True)
     mapping.used_ids.add(layer.id)
@@ -205,7 +235,7 @@ def _params(module: nn.Module, kind: LayerKind, mapping: Mapping) -> dict:
         if value is MISSING or _same(value, param.default):
             continue
         if name in NEAREST:
-            mapping.note(module, f"{name}={value!r} is left out: {NEAREST[name]}", left_out=False)
+            mapping.nearest.setdefault(id(module), []).append(f"{name}={value!r}")
             continue
         raise UnmappableError(f"{name}={value!r} has no setting in the design's {kind.name}, which keeps the default "
                          f"{param.default!r}")
@@ -255,7 +285,22 @@ def finish(layers: tuple[LayerSpec, ...], input_shape: tuple[int, ...], mapping:
                 mapping.note(module, f"{name} is {_text(written[name])} as written, but the layer before gives "
                                      f"{format_shape(row.in_shape)} here, so the design uses {_text(value)}",
                              left_out=False)
-    return Imported(spec, tuple(mapping.notes), source)
+        if id(module) in mapping.nearest and row.shape is not None:
+            theirs = _output_shape(module, row.in_shape)
+            if theirs != row.shape:
+                mapping.note(module, f"{' and '.join(mapping.nearest[id(module)])} has no setting in the design and "
+                                     f"is left out, so the design gives {format_shape(row.shape)} here where "
+                                     f"PyTorch's layer gives {format_shape(theirs)}", left_out=False)
+    return Imported(spec, mapping.all_notes(), source)
+
+
+def _output_shape(module: nn.Module, in_shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """What PyTorch's own module gives one sample of ``in_shape`` (on the meta device: nothing is computed)."""
+    try:
+        with torch.no_grad():
+            return tuple(module(torch.empty((1, *in_shape), device="meta")).shape[1:])
+    except Exception:  # noqa: BLE001 - a module that cannot take this input: its shape is unknown
+        return None
 
 
 def _text(value) -> str:

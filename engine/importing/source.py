@@ -29,6 +29,7 @@ from engine.controls import control
 from engine.errors import SpecError
 from engine.files import read_text
 from engine.importing.mapping import (
+    FUNCTIONAL,
     INPUT_ARGUMENTS,
     KIND_CLASSES,
     Hint,
@@ -49,13 +50,6 @@ CONTAINERS = (nn.Sequential, blocks.Residual, blocks.Branches)
 # Classes the app's exported script defines itself: read as engine's own, never from the file.
 ENGINE_CLASSES = {cls.__name__: cls for cls in (*CONTAINERS[1:], *KIND_CLASSES) if cls.__module__ in
                   (blocks.__name__, shape_modules.__name__)}
-# torch.nn.functional (and torch.*) calls in a forward that are a layer: function name -> nn class name; the
-# arguments after the input are bound to the class's constructor.
-FUNCTIONAL = {"relu": "ReLU", "relu6": "ReLU6", "elu": "ELU", "leaky_relu": "LeakyReLU", "gelu": "GELU",
-              "silu": "SiLU", "hardswish": "Hardswish", "sigmoid": "Sigmoid", "tanh": "Tanh", "softmax": "Softmax",
-              "log_softmax": "LogSoftmax", "flatten": "Flatten", "max_pool1d": "MaxPool1d", "max_pool2d": "MaxPool2d",
-              "avg_pool1d": "AvgPool1d", "avg_pool2d": "AvgPool2d", "adaptive_avg_pool2d": "AdaptiveAvgPool2d",
-              "adaptive_max_pool2d": "AdaptiveMaxPool2d"}
 FUNCTION_MODULES = ("F", "torch", "torch.nn.functional", "nn.functional")
 DROPPED_KEYWORDS = ("device", "dtype")  # where the weights live is not part of a design
 MODEL_NAMES = ("model", "net")
