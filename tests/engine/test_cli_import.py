@@ -77,7 +77,7 @@ def test_a_bad_target_or_source_is_refused_before_any_work(tmp_path, capsys):
 def test_a_torchvision_model_becomes_a_design_file(tmp_path, capsys):
     target = tmp_path / "resnet18.json"
     assert main(["import", "torchvision:resnet18", "-o", str(target)]) == 0
-    assert capsys.readouterr().out.splitlines()[0] == ("Imported torchvision:resnet18: 68 layers, 11,689,512 "
+    assert capsys.readouterr().out.splitlines()[0] == ("Imported torchvision:resnet18: 65 layers, 11,689,512 "
                                                        "parameters, output 1000")
     spec, data = load_design(target)
     assert spec.input_shape == (3, 224, 224) and data["name"] == "torchvision:resnet18"
