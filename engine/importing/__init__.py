@@ -14,7 +14,7 @@ from engine.files import check_output_path, write_text_atomically
 from engine.importing.mapping import Imported, Note
 from engine.spec import DESIGN_SUFFIXES, MAX_NAME, check_input_shape
 
-__all__ = ["TORCHVISION_PREFIX", "Imported", "Note", "import_model", "parse_shape", "write_design"]
+__all__ = ["TORCHVISION_PREFIX", "Imported", "Note", "design_data", "import_model", "parse_shape", "write_design"]
 
 TORCHVISION_PREFIX = "torchvision:"
 SHAPE = re.compile(r"\d{1,9}(?:x\d{1,9}){0,7}")
@@ -48,9 +48,13 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
-def write_design(imported: Imported, path: str | Path, what: str = "design file") -> None:
-    """Save the imported design as a design file, named after its source (``what`` names the target in messages)."""
-    target = check_output_path(path, DESIGN_SUFFIXES, what, SpecError)
-    data = {**imported.spec.to_dict(), "name": (Path(imported.source).stem or imported.source)[:MAX_NAME],
+def design_data(imported: Imported) -> dict:
+    """The imported design as a design file's object, named after its source."""
+    return {**imported.spec.to_dict(), "name": (Path(imported.source).stem or imported.source)[:MAX_NAME],
             "description": f"Imported from {imported.source}"}
-    write_text_atomically(target, json.dumps(data, indent=2) + "\n", "design", SpecError)
+
+
+def write_design(imported: Imported, path: str | Path, what: str = "design file") -> None:
+    """Save the imported design as a design file (``what`` names the target in messages)."""
+    target = check_output_path(path, DESIGN_SUFFIXES, what, SpecError)
+    write_text_atomically(target, json.dumps(design_data(imported), indent=2) + "\n", "design", SpecError)

@@ -282,7 +282,7 @@ def finish(layers: tuple[LayerSpec, ...], input_shape: tuple[int, ...], mapping:
             if name not in CHECKED or name in mapping.unread.get(id(module), ()):
                 continue
             if name in written and written[name] is not MISSING and written[name] != value:
-                mapping.note(module, f"{name} is {_text(written[name])} as written, but the layer before gives "
+                mapping.note(module, f"{name} is {_text(written[name])} as written, but its input is "
                                      f"{format_shape(row.in_shape)} here, so the design uses {_text(value)}",
                              left_out=False)
         if id(module) in mapping.nearest and row.shape is not None:

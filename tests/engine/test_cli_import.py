@@ -29,8 +29,8 @@ def test_parts_that_did_not_map_are_printed_and_the_rest_is_written(tmp_path, ca
     lines = capsys.readouterr().out.splitlines()
     assert lines[1] == ("Not mapped: Line 4: nn.Bilinear(3, 3, 3): Bilinear has no layer kind in the design: add the "
                         "nearest layer by hand, or leave it out")
-    assert lines[2] == ("Changed: Line 5: nn.Linear(100, 10): in_features is 100 as written, but the layer before "
-                        "gives 16 here, so the design uses 16")
+    assert lines[2] == ("Changed: Line 5: nn.Linear(100, 10): in_features is 100 as written, but its input is 16 "
+                        "here, so the design uses 16")
     assert [layer.kind for layer in load_design(target)[0].layers] == ["Flatten", "Linear"]
 
 

@@ -136,7 +136,7 @@ def test_what_cannot_be_mapped_is_listed_by_line_with_its_reason():
     assert [note.where for note in changed] == ["line 8", "line 13"]
     assert changed[0].reason == ("ceil_mode=True has no setting in the design and is left out, so the design gives "
                                  "8x3x3 here where PyTorch's layer gives 8x4x4")
-    assert changed[1].reason == "in_features is 8 as written, but the layer before gives 72 here, so the design uses 72"
+    assert changed[1].reason == "in_features is 8 as written, but its input is 72 here, so the design uses 72"
     by_line = {note.where: note.reason for note in imported.left_out}
     assert "width" in by_line["line 10"] and "not a literal" in by_line["line 10"]
     assert "returns (output, state)" in by_line["line 11"]

@@ -36,7 +36,7 @@ def test_lenet_weights_propose_a_chain_that_once_completed_loads_them(tmp_path, 
     assert imported.notes[0].reason == UNKNOWABLE and not imported.notes[0].left_out
     # the first Linear's 400 inputs are checked against what the chain gives without the pooling
     assert imported.notes[1].sentence() == ("Keys 7.*: weight 120x400, bias 120: in_features is 400 as written, but "
-                                            "the layer before gives 6400 here, so the design uses 6400")
+                                            "its input is 6400 here, so the design uses 6400")
     # the person completes it: padding, activations and pooling; the weights then load by layer id
     pool = {"kernel_size": 2, "stride": 2}
     completed = spec.with_param("0", "padding", 2)
@@ -87,7 +87,7 @@ def test_each_kind_of_weights_is_proposed_and_what_fits_none_is_listed():
     assert "fit no layer kind" in left_out[0].reason
     # without the model's pooling the Linear meets 8x5x5 values, not the 8 its weights take: said, not hidden
     assert [note.reason for note in imported.notes if note.where == "keys head.*"] == [
-        "in_features is 8 as written, but the layer before gives 200 here, so the design uses 200"]
+        "in_features is 8 as written, but its input is 200 here, so the design uses 200"]
 
 
 def test_the_input_shape_is_asked_for_when_the_weights_do_not_tell_it(tmp_path, capsys):
