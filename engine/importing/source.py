@@ -41,7 +41,8 @@ from engine.importing.mapping import (
     layers_from_modules,
     no_kind,
 )
-from engine.spec import MAX_GROUP_DEPTH, check_input_shape
+from engine.layers import KINDS, LayerKind
+from engine.spec import MAX_GROUP_DEPTH, check_input_shape, coerce_params
 
 SOURCE_SUFFIXES = (".py",)
 INPUT_SHAPE_SETTING = "import.input_shape"  # named in messages the way the front end names it (engine.controls)
@@ -283,6 +284,7 @@ class _Reader:
                     raise
                 bound.arguments[name] = 1
                 unread.add(name)
+        _check_counts(KINDS[KIND_CLASSES[cls]], bound.arguments)
         try:
             with torch.device("meta"):
                 module = cls(*bound.args, **bound.kwargs)
@@ -428,6 +430,18 @@ def _comments(text: str) -> dict[int, str]:
     except (tokenize.TokenError, SyntaxError):
         pass  # the file parsed, so this does not happen; the comments only add ids
     return comments
+
+
+def _check_counts(kind: LayerKind, arguments: dict) -> None:
+    """UnmappableError when a number the kind bounds is out of its range, before PyTorch builds anything: an LSTM of
+    ten million stacked layers would take minutes and gigabytes to build, even with no weights allocated."""
+    bounded = {p.name: p for p in kind.params if p.type in ("int", "float")}
+    numbers = {name: value for name, value in arguments.items() if name in bounded
+               and isinstance(value, (int, float)) and not isinstance(value, bool)}
+    try:
+        coerce_params(kind, numbers, f"the design's {kind.name}")
+    except SpecError as exc:
+        raise UnmappableError(str(exc)) from None
 
 
 def _line(note: Note) -> int:

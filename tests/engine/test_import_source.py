@@ -122,6 +122,7 @@ def test_what_cannot_be_mapped_is_listed_by_line_with_its_reason():
             nn.TransformerEncoderLayer(8, 2),
             nn.Linear(8, 10, bias=False),
             nn.Softmax(),
+            nn.Conv2d(3, 8, 3, stride=2, padding="same"),
             nn.Conv2d(3, -8, 3),
         )
         """)
@@ -142,7 +143,9 @@ def test_what_cannot_be_mapped_is_listed_by_line_with_its_reason():
     assert "returns (output, state)" in by_line["line 11"]
     assert "TransformerEncoderLayer has no layer kind" in by_line["line 12"]
     assert "'dim'" in by_line["line 14"]  # nn.Softmax() with an implicit dim
-    assert "PyTorch refuses" in by_line["line 15"]
+    assert by_line["line 15"] == ("PyTorch refuses these arguments: padding='same' is not supported for strided "
+                                  "convolutions")
+    assert "'out_channels' must be an integer between 1 and 100000, got -8" in by_line["line 16"]
     # the rest is imported, in order
     assert not imported.spec.layers[-1].params["bias"]
     assert [layer.short() for layer in imported.spec.layers] == ["Conv2d 8, k3", "MaxPool2d 2, s2", "Flatten",
@@ -197,6 +200,14 @@ def test_files_without_a_readable_model_get_one_sentence(source, shape, message)
         return
     with pytest.raises(SpecError, match=message.replace("(", r"\(")):
         source_design(source, "model.py", shape)
+
+
+def test_counts_beyond_the_designs_bounds_are_refused_before_anything_is_built():
+    source = "model = nn.Sequential(SequenceLSTM(4, 8, num_layers=10_000_000), nn.Linear(4, 1_000_000_000))\n"
+    imported = source_design(source, "huge.py", (3, 4))
+    assert [note.reason for note in imported.notes] == [
+        "the design's LSTM parameter 'num_layers' must be an integer between 1 and 100, got 10000000",
+        "the design's Linear parameter 'out_features' must be an integer between 1 and 1000000, got 1000000000"]
 
 
 def test_deep_nesting_is_refused_with_a_sentence():
