@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from engine import blocks, shape_modules
-from engine.errors import SpecError
+from engine.errors import LayerError, SpecError
 from engine.export import MISSING, constructor_arguments
 from engine.groups import auto_shortcut, group
 from engine.layers import KINDS, LayerKind, build_layer
@@ -237,8 +237,8 @@ def _params(module: nn.Module, kind: LayerKind, mapping: Mapping) -> dict:
         if name in NEAREST:
             mapping.nearest.setdefault(id(module), []).append(f"{name}={value!r}")
             continue
-        raise UnmappableError(f"{name}={value!r} has no setting in the design's {kind.name}, which keeps the default "
-                         f"{param.default!r}")
+        raise UnmappableError(f"{name}={value!r} has no setting in the design's {kind.name}, which keeps the "
+                              f"default {param.default!r}")
     read = {name: value for name, _, value in constructor_arguments(module)}
     params = {}
     for p in kind.params:
@@ -248,7 +248,7 @@ def _params(module: nn.Module, kind: LayerKind, mapping: Mapping) -> dict:
             continue
         if isinstance(value, tuple) and p.type not in ("ints",):
             raise UnmappableError(f"{p.name} {value} differs between axes; the design's {kind.name} takes one "
-                             f"{p.name} for every axis")
+                                  f"{p.name} for every axis")
         params[p.name] = value
     try:
         return coerce_params(kind, params, f"the design's {kind.name}")
@@ -319,7 +319,7 @@ def _auto_shortcut(layer: LayerSpec, analysis) -> LayerSpec:
     for choice, with_norm in (("auto", False), ("auto+bn", True)):
         try:
             automatic, _ = auto_shortcut(row.in_shape, body_out, with_norm, layer.id)
-        except Exception:  # noqa: BLE001 - no automatic shortcut fits: the custom one stays
+        except LayerError:  # no automatic shortcut fits: the custom one stays
             return layer
         if _same_layers(automatic, layer.shortcut):
             return replace(layer, params={**layer.params, "shortcut": choice}, shortcut=())

@@ -191,8 +191,8 @@ class _Reader:
                 raise UnmappableError("this is not a layer call such as nn.Conv2d(1, 6, kernel_size=5)")
             cls = self.resolve(node.func)
             if cls is None:
-                raise UnmappableError("the importer reads torch.nn layers (nn.X(...)) only, and never runs the file's "
-                                 "own code")
+                raise UnmappableError("the importer reads torch.nn layers (nn.X(...)) only, and never runs the "
+                                      "file's own code")
             module = self._container(cls, node, depth) if cls in CONTAINERS else self._layer(cls, node)
         except UnmappableError as exc:
             self.note(node, str(exc))
@@ -300,8 +300,9 @@ class _Reader:
         try:
             return _constant(node) if _is_constant(node) else ast.literal_eval(node)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-            raise UnmappableError(f"{what} ({self.quote(node)}) is not a literal; the importer reads numbers, strings, "
-                             "tuples and True/False/None, and never runs code: write the value out") from None
+            raise UnmappableError(f"{what} ({self.quote(node)}) is not a literal; the importer reads numbers, "
+                                  "strings, tuples and True/False/None, and never runs code: write the value out") \
+                from None
 
     # -- class Net(nn.Module)
     def class_model(self, cls: ast.ClassDef, name: str) -> list[nn.Module]:
