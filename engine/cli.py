@@ -54,7 +54,7 @@ def _setting_flags() -> dict[str, str]:
 
     flags = {f"{section}.{s.name}": s.cli_flag for section, cls in {**SECTIONS, **SWEEP}.items()
              for s in settings_of(cls) if s.cli_flag}
-    flags.update({"data.source": "--data", "data.root": "--data SOURCE:PATH", "import.input_shape": "--input-shape"})
+    flags.update({"data.source": "--data", "data.root": "--data SOURCE:PATH"})
     return flags
 
 

@@ -20,7 +20,19 @@ def add_import_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", required=True, metavar="DESIGN.json", help="the design file to write")
 
 
+INPUT_SHAPE_FLAG = "--input-shape"
+
+
 def run_import(args: argparse.Namespace) -> int:
+    from engine.cli import flag_for
+    from engine.controls import naming
+    from engine.importing.source import INPUT_SHAPE_SETTING
+
+    with naming(lambda key: INPUT_SHAPE_FLAG if key == INPUT_SHAPE_SETTING else flag_for(key)):
+        return _run_import(args)
+
+
+def _run_import(args: argparse.Namespace) -> int:
     from engine.errors import SpecError
     from engine.files import check_output_path
     from engine.importing import import_model, parse_shape, write_design
@@ -32,7 +44,7 @@ def run_import(args: argparse.Namespace) -> int:
         try:
             shape = parse_shape(args.input_shape)
         except SpecError as exc:
-            raise SpecError(f"--input-shape: {exc}") from None
+            raise SpecError(f"{INPUT_SHAPE_FLAG}: {exc}") from None
     imported = import_model(args.source, shape)
     print(printable(imported.summary()))
     for note in imported.notes:
