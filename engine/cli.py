@@ -303,6 +303,10 @@ def make_parser() -> argparse.ArgumentParser:
         getattr(_command_module(name), f"add_{name.replace('-', '_')}_arguments")(p)
         p.set_defaults(func=_module_command(name))
 
+    p = add_command("import", help="read a PyTorch model (a .py file, torchvision:NAME or a state_dict) as a design")
+    _command_module("import").add_import_arguments(p)
+    p.set_defaults(func=_module_command("import"))
+
     p = add_command("runs", help="list, show, compare and export the recorded training runs")
     _command_module("runs").add_runs_arguments(p)
     p.set_defaults(func=_module_command("runs"))

@@ -136,6 +136,27 @@ COPIED_MODULES = (blocks.__name__, shape_modules.__name__)  # their classes are 
 WINDOW_ARGUMENTS = {"kernel_size", "stride", "padding", "dilation", "output_padding", "output_size"}  # int or tuple
 
 
+def constructor_arguments(module: nn.Module):
+    """Each constructor argument of ``module``'s class with the value the module keeps for it, as
+    (name, inspect.Parameter, value): ``bias`` as a bool, a window size (5, 5) as 5; the value is MISSING when the
+    module keeps no attribute of that name. engine.importing reads modules back into layers with it too."""
+    for name, param in inspect.signature(type(module).__init__).parameters.items():
+        if name in SKIPPED_ARGUMENTS or name.startswith("_") or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        if name not in vars(module) and not hasattr(module, name):
+            yield name, param, MISSING
+            continue
+        value = getattr(module, name)
+        if name == "bias" and not isinstance(value, bool):
+            value = value is not None
+        if name in WINDOW_ARGUMENTS:
+            value = _squeeze(value)
+        yield name, param, value
+
+
+MISSING = object()  # constructor_arguments: the module keeps no attribute for this argument
+
+
 def _call_source(module: nn.Module, layer_id: str) -> str:
     """``nn.Conv2d(1, 6, kernel_size=(5, 5), padding=(2, 2))``, read back from the built module.
 
@@ -145,17 +166,10 @@ def _call_source(module: nn.Module, layer_id: str) -> str:
     """
     parts: list[str] = []
     required_seen = 0
-    for name, param in inspect.signature(type(module).__init__).parameters.items():
-        if name in SKIPPED_ARGUMENTS or name.startswith("_") or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            continue
-        if name not in vars(module) and not hasattr(module, name):
+    for name, param, value in constructor_arguments(module):
+        if value is MISSING:
             raise SpecError(f"layer {layer_id}: {type(module).__name__} keeps no {name!r} setting, "
                             "so it cannot be exported")
-        value = getattr(module, name)
-        if name == "bias" and not isinstance(value, bool):
-            value = value is not None
-        if name in WINDOW_ARGUMENTS:
-            value = _squeeze(value)
         if param.default is param.empty:
             required_seen += 1
             positional = param.kind is not param.KEYWORD_ONLY and required_seen <= 2

@@ -354,8 +354,20 @@ def upgraded_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor]) -
     return {renames.get(key, key): state_dict[original] for key, original in bare.items()}, len(renames)
 
 
+def _by_layer_ids(model: nn.Module, state_dict: dict[str, torch.Tensor], spec) -> dict[str, torch.Tensor]:
+    """Weights of a design proposed from a state_dict (engine.importing.state_dict) renamed to the design's keys
+    through its layer ids, when the keys do not fit as they are and the renamed ones do."""
+    from engine.importing.state_dict import weights_by_layer_ids
+
+    own = set(_normalized(model.state_dict(), "the model"))
+    if spec is None or set(_normalized(state_dict, "the file")) == own:
+        return state_dict
+    renamed = weights_by_layer_ids(spec, state_dict)
+    return renamed if set(_normalized(renamed, "the file")) == own else state_dict
+
+
 def _fit(model: nn.Module, state_dict: dict[str, torch.Tensor], spec=None) -> tuple[FitReport, dict]:
-    state_dict, renamed = upgraded_state_dict(model, state_dict)
+    state_dict, renamed = upgraded_state_dict(model, _by_layer_ids(model, state_dict, spec))
     own = model.state_dict()
     own_keys = _normalized(own, "the model")
     file_keys = _normalized(state_dict, "the file")

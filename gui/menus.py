@@ -40,6 +40,8 @@ def make_actions(window: QMainWindow) -> None:
     keys = QKeySequence.StandardKey
     _action(window, "new", "&New…", window.new_design, [keys.New], tip="Start a new design from a template or empty")
     _action(window, "open", "&Open…", window.open_file, [keys.Open], tip="Open a design file")
+    _action(window, "import", "&Import PyTorch…", lambda: _import_pytorch(window),
+            tip="Open a PyTorch model (a .py file, a torchvision model or a state_dict) as a new design")
     _action(window, "save", "&Save", window.save, [keys.Save], tip="Save the design")
     _action(window, "save_as", "Save &As…", window.save_as, ["Ctrl+Shift+S"], tip="Save the design under a new name")
     _action(window, "quit", "&Quit", window.close, ["Ctrl+Q"], tip="Quit LayerStudio")
@@ -81,6 +83,12 @@ def make_actions(window: QMainWindow) -> None:
         actions[k] for k in ("group", "make_residual", "ungroup")] + [None, actions["delete"]]
 
 
+def _import_pytorch(window: QMainWindow) -> None:
+    from gui.import_dialog import import_pytorch  # torch.fx and the importers load when first used
+
+    import_pytorch(window)
+
+
 def _add_actions(window: QMainWindow, target, keys) -> None:
     """Add the named actions to a menu or toolbar; None is a separator."""
     for key in keys:
@@ -98,6 +106,7 @@ def make_menus(window: QMainWindow) -> QAction:
         window.file_menu.addAction(window.actions[key])
     window.recent_menu = window.file_menu.addMenu("Open &Recent")
     window.recent_menu.aboutToShow.connect(lambda: fill_recent_menu(window.recent_menu, window.open_recent))
+    window.file_menu.addAction(window.actions["import"])
     window.file_menu.addSeparator()
     window.file_menu.addAction(window.actions["save"])
     window.file_menu.addAction(window.actions["save_as"])

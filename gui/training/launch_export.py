@@ -1,5 +1,6 @@
-"""File > Export > Launch Script for torchrun…: the open design's run as files for several GPUs or machines (engine.launch_script):
-train_ddp.py, its data as tensors and a Slurm script, with the torchrun command lines shown after writing.
+"""File > Export > Launch Script for torchrun…: the open design's run as files for several GPUs or machines
+(engine.launch_script): train_ddp.py, its data as tensors and a Slurm script, with the torchrun command lines
+shown after writing.
 
 The data are the Training tab's: when they are not loaded yet they load first (off the UI thread, as Load data
 does) and the export goes on once they are. ``export_to(folder)`` does the work without a dialog (tests call it).
@@ -22,7 +23,7 @@ TIP = (f"Write {SCRIPT_NAME} (this design, its data and a DistributedDataParalle
 
 
 class LaunchScriptExport(QObject):
-    """The Launch Script for torchrun… action (File > Export) and what it does; ``last_dialog`` is the message shown last."""
+    """The Launch Script for torchrun… action (File > Export) and what it does; ``last_dialog``: the last message."""
 
     def __init__(self, controller, parent_widget: QWidget):
         super().__init__(parent_widget)

@@ -1,6 +1,6 @@
-"""File > Export > Launch Script for torchrun…: train_ddp.py, its data and the Slurm script written for the open design, the data
-loaded first when the Training tab has not loaded them, the torchrun commands shown; a screenshot of the menu and
-of the message, rendered offscreen."""
+"""File > Export > Launch Script for torchrun…: train_ddp.py, its data and the Slurm script written for the open design,
+the data loaded first when the Training tab has not loaded them, the torchrun commands shown; a screenshot of the menu
+and of the message, rendered offscreen."""
 from __future__ import annotations
 
 import os
