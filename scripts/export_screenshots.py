@@ -14,13 +14,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ["QT_QPA_PLATFORM"] = "offscreen"
-
-from PySide6.QtCore import QPoint, QRect, QSettings, Qt, QTimer  # noqa: E402 - after the offscreen platform is chosen
+os.environ["QT_QPA_PLATFORM"] = "offscreen"  # here, offscreen even when a display is set
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from PySide6.QtCore import QPoint, QRect, Qt, QTimer  # noqa: E402 - after the offscreen platform is chosen
 from PySide6.QtGui import QColor, QFont, QPainter, QPixmap  # noqa: E402
 from PySide6.QtWidgets import QApplication, QDialog, QFileDialog, QMessageBox  # noqa: E402
+
+from scripts.shots import ROOT, open_window  # noqa: E402
 
 SIZE = (1280, 800)
 
@@ -62,17 +62,7 @@ def shoot_dialog(app: QApplication, kind: type, path: Path, open_it) -> None:
 
 
 def main(out: Path) -> list[Path]:
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())
-    app = QApplication.instance() or QApplication([])
-    from gui.app import attach_training, configure_application
-    from gui.main_window import MainWindow
-
-    configure_application(app)
-    window = MainWindow()
-    attach_training(window)
-    window.resize(*SIZE)
-    window.show()
+    app, window, _ui = open_window(*SIZE)
     window.new_from("lenet")
     settle(app)
 

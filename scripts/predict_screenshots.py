@@ -9,22 +9,12 @@ Usage: python scripts/predict_screenshots.py [--size 1920x1080] [--out DIR]
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from engine.openmp import use_passive_wait  # first, as in the app
-
-use_passive_wait()  # before torch loads
-from PySide6.QtWidgets import QApplication  # noqa: E402 - after use_passive_wait()
-
-from scripts.training_screenshots import settle, wait_for  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
+from scripts.shots import add_size_arguments, open_window, settle, sized, wait_for  # noqa: E402 - sets the platform
 
 
 def train_weights(path: Path, epochs: int) -> None:
@@ -53,28 +43,15 @@ def digit_png(path: Path, index: int) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="1280x800")
+    add_size_arguments(parser, "1280x800")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
     args = parser.parse_args()
-    width, height = (int(v) for v in args.size.lower().split("x"))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    suffix = "" if (width, height) == (1280, 800) else f"-{width}x{height}"
+    width, height, out, suffix = sized(args, "1280x800")
     work = Path(tempfile.mkdtemp(prefix="layerstudio-shots-"))
     weights = work / "lenet.pt"
     train_weights(weights, args.epochs)
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    from gui.app import configure_application
-    from gui.main_window import MainWindow
-    from gui.training import install_training
-
-    configure_application(app)
-    window = MainWindow()
-    window.resize(width, height)
-    window.show()
-    ui = getattr(window, "training", None) or install_training(window)
+    _app, window, ui = open_window(width, height)
     window.document.set_extra("data", {"source": "mnist-sample"})
     assert ui.weights.load_weights_from(weights)
 

@@ -14,13 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "docs" / "screenshots"
-sys.path.insert(0, str(ROOT))  # this checkout's gui and engine, not an installed copy's
-
-import engine  # noqa: E402,F401  (before torch: the OpenMP wait policy)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from scripts.shots import ROOT, add_size_arguments, open_window, settle, sized  # noqa: E402 - sets the platform
 
 DATA = {"source": "mnist-sample", "limit": 1200, "val_fraction": 0.2}
 RUNS = [  # (design name, width or "cnn", optimizer, learning rate)
@@ -73,12 +68,12 @@ def record_runs(epochs: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="1440x900")
+    add_size_arguments(parser, "1440x900")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--home", help="the LAYERSTUDIO_HOME of an earlier call, to reuse its runs instead of "
                                        "training them again (default: a new temporary folder)")
     args = parser.parse_args()
-    width, height = (int(v) for v in args.size.lower().split("x"))
+    width, height, out, suffix = sized(args, "1440x900")
     os.environ["LAYERSTUDIO_HOME"] = args.home or tempfile.mkdtemp(prefix="layerstudio-runs-shots-")  # not the user's
     print(f"run history in {os.environ['LAYERSTUDIO_HOME']}")
     from engine.history import RunHistory
@@ -86,22 +81,11 @@ def main() -> int:
     if RunHistory().count() == 0:
         record_runs(args.epochs)
 
-    from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
-    from PySide6.QtWidgets import QApplication
+    from PySide6.QtCore import Qt
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)  # a fresh window layout, not the user's
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())
-    from gui.app import configure_application
-    from gui.main_window import MainWindow
     from gui.runs_model import COLUMNS
-    from gui.training import install_training
 
-    configure_application(app)
-    window = MainWindow()
-    ui = install_training(window)
-    window.resize(width, height)
-    window.show()
+    _app, window, ui = open_window(width, height)
     window.tabs.setCurrentWidget(ui.runs)
     view = ui.runs
     best_column = next(i for i, column in enumerate(COLUMNS) if column.field == "best_val_acc")
@@ -110,11 +94,8 @@ def main() -> int:
     for run in view.model.runs:  # the best run of an MLP and of the CNN
         best.setdefault("cnn" if run.name == "small-cnn" else "mlp", run.id)
     view.select_runs([best["mlp"], best["cnn"]])
-    loop = QEventLoop()
-    QTimer.singleShot(500, loop.quit)  # layouts and the plots' first paint
-    loop.exec()
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / "runs.png"
+    settle(500)  # layouts and the plots' first paint
+    path = out / f"runs{suffix}.png"
     window.grab().save(str(path))
     print(f"wrote {path.relative_to(ROOT)}")
     ui.controller.shutdown()

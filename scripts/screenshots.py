@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ["QT_QPA_PLATFORM"] = "offscreen"
-
-from PySide6.QtCore import QEventLoop, QSettings  # noqa: E402 - after the offscreen platform is chosen
+os.environ["QT_QPA_PLATFORM"] = "offscreen"  # here, offscreen even when a display is set
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from PySide6.QtCore import QEventLoop  # noqa: E402 - after the offscreen platform is chosen
 from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from scripts.shots import ROOT, open_window  # noqa: E402
 
 SIZES = ((1280, 800), (1920, 1080))
 GRAPH_SIZE = (1440, 900)
@@ -33,17 +32,9 @@ def settle(app: QApplication, rounds: int = 5) -> None:
 
 
 def main(out: Path) -> list[Path]:
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())
-    app = QApplication.instance() or QApplication([])
     from engine.layer_init import TensorInit
-    from gui.app import attach_training, configure_application
-    from gui.main_window import MainWindow
 
-    configure_application(app)
-    window = MainWindow()
-    training = attach_training(window)
-    window.show()
+    app, window, training = open_window(*SIZES[0])
     out.mkdir(parents=True, exist_ok=True)
     written = []
 

@@ -8,45 +8,22 @@ Usage: python scripts/search_screenshots.py [--size 1920x1080] [--trials 8] [--o
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from scripts.shots import add_size_arguments, open_window, settle, sized, wait_for  # noqa: E402 - sets the platform
 
-from engine.openmp import use_passive_wait  # first, as in the app
-
-use_passive_wait()  # before torch loads
-from PySide6.QtWidgets import QApplication  # noqa: E402 - after use_passive_wait()
-
-from scripts.training_screenshots import settle, wait_for  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
 PARALLEL_TAB = 1
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="1440x900")
+    add_size_arguments(parser, "1440x900")
     parser.add_argument("--trials", type=int, default=8)
-    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
     args = parser.parse_args()
-    width, height = (int(v) for v in args.size.lower().split("x"))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    suffix = "" if (width, height) == (1440, 900) else f"-{width}x{height}"
-
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    from gui.app import configure_application
-    from gui.main_window import MainWindow
-    from gui.training import install_training
-
-    configure_application(app)
-    window = MainWindow(open_initial=False)
-    window.resize(width, height)
-    window.show()
-    ui = getattr(window, "training", None) or install_training(window)
+    width, height, out, suffix = sized(args, "1440x900")
+    _app, window, ui = open_window(width, height, open_initial=False)
     window.open_template("mlp")
     window.document.set_extra("data", {"source": "mnist-sample", "limit": 600, "val_fraction": 0.2})
     window.document.set_extra("training", {**window.document.extras.get("training", {}), "epochs": 2,

@@ -9,43 +9,13 @@ Usage: python scripts/training_screenshots.py [--size 1920x1080] [--epochs 3]
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
 
-from PySide6.QtCore import QEventLoop, QTimer
-from PySide6.QtWidgets import QApplication
-
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "docs" / "screenshots"
-sys.path.insert(0, str(ROOT))  # this checkout's gui and engine, not an installed copy's
-
-
-def wait_for(signal, timeout_ms: int = 600_000, condition=lambda *args: True):
-    """Run the event loop until ``signal`` fires with arguments that satisfy ``condition``; returns them."""
-    loop, got = QEventLoop(), []
-
-    def check(*args):
-        if condition(*args) and not got:
-            got.append(args)
-            loop.quit()
-
-    signal.connect(check)
-    QTimer.singleShot(timeout_ms, loop.quit)
-    loop.exec()
-    signal.disconnect(check)
-    if not got:
-        raise SystemExit(f"timed out waiting for {signal}")
-    return got[0]
-
-
-def settle(ms: int = 300) -> None:
-    """Let timers (plot refresh) and layouts run."""
-    loop = QEventLoop()
-    QTimer.singleShot(ms, loop.quit)
-    loop.exec()
+from scripts.shots import ROOT, add_size_arguments, open_window, settle, sized, wait_for  # noqa: E402
 
 
 def next_refresh(plots, timeout_ms: int = 2000) -> None:
@@ -57,9 +27,7 @@ def next_refresh(plots, timeout_ms: int = 2000) -> None:
     plots.timer.timeout.disconnect(loop.quit)
 
 
-def save(widget, name: str) -> Path:
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / name
+def save(widget, path: Path) -> Path:
     widget.grab().save(str(path))
     print(f"wrote {path.relative_to(ROOT)}")
     return path
@@ -67,24 +35,13 @@ def save(widget, name: str) -> Path:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="1280x800")
+    add_size_arguments(parser, "1280x800")
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
-    width, height = (int(v) for v in args.size.lower().split("x"))
-
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    from gui.app import configure_application
-    from gui.main_window import MainWindow
-    from gui.training import install_training
-
-    configure_application(app)
-    window = MainWindow()
-    window.resize(width, height)
-    window.show()
-    ui = getattr(window, "training", None) or install_training(window)
+    width, height, out, suffix = sized(args, "1280x800")
+    _app, window, ui = open_window(width, height)
     doc = window.document
     doc.set_extra("data", {"source": "mnist-sample"})
-    suffix = "" if (width, height) == (1280, 800) else f"-{width}x{height}"
 
     # a first, slower run: it stays on the plots, dimmed, for comparison
     doc.set_extra("training", {"epochs": max(args.epochs - 1, 1), "lr": 3e-4, "device": "cpu"})
@@ -97,11 +54,11 @@ def main() -> int:
     wait_for(ui.controller.batchEnded,
              condition=lambda event: event.epoch == 2 and event.step > event.steps_per_epoch / 2)
     next_refresh(ui.panel.plots)
-    save(window, f"training-running{suffix}.png")
+    save(window, out / f"training-running{suffix}.png")
     result = wait_for(ui.controller.finished)[0]
     print(f"run ended: {result.reason}: {result.message}")
     settle(300)
-    save(window, f"training-finished{suffix}.png")
+    save(window, out / f"training-finished{suffix}.png")
 
     window.tabs.setCurrentWidget(ui.results)
     evaluation = ui.controller.last_evaluation
@@ -111,14 +68,14 @@ def main() -> int:
                    key=lambda c: confusion[c[0]][c[1]])
         ui.results.select_cell(*cell)
     settle(300)
-    save(window, f"training-results{suffix}.png")
+    save(window, out / f"training-results{suffix}.png")
 
     view = ui.activations  # the misclassified sample picked above, layer by layer
     view.resize(width, height)
     ui.results.activations_button.click()
     wait_for(view.shown)
     settle(300)
-    save(view, f"activations{suffix}.png")
+    save(view, out / f"activations{suffix}.png")
     view.close()
 
     window.tabs.setCurrentWidget(ui.panel)  # Find learning rate: a real sweep, the suggestion marked
@@ -126,7 +83,7 @@ def main() -> int:
     finder.find_button.click()
     wait_for(finder.changed, condition=lambda *args: not finder.running)
     settle(300)
-    save(window, f"training-lr-find{suffix}.png")
+    save(window, out / f"training-lr-find{suffix}.png")
     # the Health view after a run whose rules fire: vanishing gradients below saturated Sigmoids
     window.new_from("lenet-d2l")  # without asking about the edited design
     doc.set_extra("data", {"source": "mnist-sample"})
@@ -137,7 +94,7 @@ def main() -> int:
     result = wait_for(ui.controller.finished)[0]
     print(f"run ended: {result.reason}: {result.message}")
     settle(700)
-    save(window, f"training-health{suffix}.png")
+    save(window, out / f"training-health{suffix}.png")
 
     doc.undo_stack.setClean()
     window.close()
