@@ -1,4 +1,5 @@
-"""Small widgets shared by the window's views: a headline, a label that elides, a float spin box that takes 1e-3."""
+"""Small widgets shared by the window's views: a headline, a message label, a progress bar of fractions, a label that
+elides, a float spin box that takes 1e-3."""
 from __future__ import annotations
 
 import math
@@ -6,18 +7,38 @@ import re
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QValidator
-from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QSizePolicy
+from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QProgressBar, QSizePolicy
+
+
+def message_label(text: str = "") -> QLabel:
+    """A wrapping label whose text can be selected and copied (a status or an error sentence)."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+    return label
 
 
 def headline_label(text: str, scale: float) -> QLabel:
     """A view's wrapping, selectable headline in a font ``scale`` times the usual size."""
-    label = QLabel(text)
-    label.setWordWrap(True)
-    label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+    label = message_label(text)
     font = label.font()
     font.setPointSizeF(font.pointSizeF() * scale)
     label.setFont(font)
     return label
+
+
+class FractionBar(QProgressBar):
+    """A progress bar without text, set from a fraction of the work done (0 to 1) in steps of 0.1%."""
+
+    STEPS = 1000
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setRange(0, self.STEPS)
+        self.setTextVisible(False)
+
+    def set_fraction(self, fraction: float) -> None:
+        self.setValue(int(min(max(fraction, 0.0), 1.0) * self.STEPS))
 
 
 class ElidedLabel(QLabel):

@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QProgressBar,
     QPushButton,
     QSplitter,
     QTableView,
@@ -36,6 +35,7 @@ from gui.summary import train_blocker
 from gui.training import controller as states
 from gui.training.downloads import confirm_download
 from gui.training.styles import ERROR_STYLE, NOTE_STYLE
+from gui.widgets import FractionBar, message_label
 
 SEARCHING = "The search is running: Stop search ends it after the batch in progress."
 BUSY = {states.LOADING: "The data is loading: wait for it to end.",
@@ -70,19 +70,13 @@ class SearchView(QWidget):
         self.apply_button = QPushButton("Apply best")
         self.apply_button.setToolTip("Set the design and training settings of the best trial (Ctrl+Z undoes it)")
         self.apply_button.clicked.connect(self.apply_best)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
-        self.progress.setTextVisible(False)
-        self.status = QLabel()
-        self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.progress = FractionBar()
+        self.status = message_label()
         self.why_off = QLabel()  # why Start search is off, while it is
         self.why_off.setObjectName("searchBlocker")
         self.why_off.setWordWrap(True)
         self.why_off.setStyleSheet(NOTE_STYLE)
-        self.best_label = QLabel()
-        self.best_label.setWordWrap(True)
-        self.best_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.best_label = message_label()
 
         self.trials = TrialsModel(self)
         self.table = QTableView()
@@ -258,7 +252,7 @@ class SearchView(QWidget):
 
     @Slot(float, str)
     def _loading(self, fraction: float, text: str) -> None:
-        self.progress.setValue(int(fraction * 1000))
+        self.progress.set_fraction(fraction)
         self._say(text)
 
     @Slot(object)
@@ -280,7 +274,7 @@ class SearchView(QWidget):
             fraction, budget = ended / job.trials, f" of {job.trials}"
         else:
             fraction, budget = min(1.0, elapsed / job.timeout_s), f" ({format_duration(job.timeout_s)} budget)"
-        self.progress.setValue(int(fraction * 1000))
+        self.progress.set_fraction(fraction)
         running = [t for t in self.trials.trials if t.state == "running"]
         now = f"; trial {running[-1].number} at epoch {running[-1].epoch}" if running else ""
         self._say(f"{ended} trial{'s' if ended != 1 else ''} done{budget}{now} · {format_duration(elapsed)}.")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from engine import data as engine_data
 from engine.errors import LayerStudioError
@@ -28,6 +28,7 @@ from gui.training import controller as states
 from gui.training.provenance import design_key
 from gui.training.styles import ERROR_STYLE, NOTE_STYLE
 from gui.training.worker import JobWorker, reporting
+from gui.widgets import FractionBar, message_label
 
 STOPPED = "The learning-rate sweep stopped; Find learning rate starts it again."
 FIND_TIP = ("Train a copy of the model for a few steps with a rising learning rate and suggest the rate where the "
@@ -92,12 +93,8 @@ class LRFinderSection(QWidget):
         self.use_button = QPushButton("Use it")
         self.use_button.setToolTip("Set Learning rate to the suggestion (Ctrl+Z undoes it)")
         self.use_button.clicked.connect(self.use_suggestion)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
-        self.progress.setTextVisible(False)
-        self.message = QLabel()
-        self.message.setWordWrap(True)
-        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.progress = FractionBar()
+        self.message = message_label()
         self.message.hide()
         self.earlier_note = QLabel(EARLIER)
         self.earlier_note.setWordWrap(True)
@@ -187,7 +184,7 @@ class LRFinderSection(QWidget):
             return False
         self._worker = worker
         self._sweeping_context = self._context()
-        self.progress.setValue(0)
+        self.progress.set_fraction(0.0)
         self._say("Sweeping the learning rate…")
         self.refresh()
         self.changed.emit()
@@ -217,7 +214,7 @@ class LRFinderSection(QWidget):
 
     @Slot(float, str)
     def _progress(self, fraction: float, text: str) -> None:
-        self.progress.setValue(int(fraction * 1000))
+        self.progress.set_fraction(fraction)
         self._say(text)
 
     @Slot(object)
