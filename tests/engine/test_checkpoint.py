@@ -448,7 +448,7 @@ def mutate_at(checkpoint: dict, path: tuple, draw) -> str:
     return f"replace {'/'.join(map(str, path))}"
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
 def test_any_mutated_checkpoint_is_refused_with_a_weights_error_or_trains(checkpoints, data, drawn):
     """Whatever one change does to a checkpoint, only WeightsError comes out of loading it (the trainer

@@ -160,7 +160,7 @@ def run_layer(layer: LayerSpec, in_shape, x: torch.Tensor):
     return module, module(x)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(stacks())
 def test_random_stacks_match_pytorch_layer_by_layer(spec):
     analysis = analyze(spec)

@@ -12,7 +12,7 @@ from engine.errors import SpecError
 from engine.layers import KINDS, PADDING_PRESETS, Param
 from engine.spec import FORMAT, MAX_INPUT_DIMENSION, VERSION, LayerSpec, NetworkSpec
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 KIND_NAMES = sorted(KINDS)
 LAYER_FIELDS = ("id", "kind", "params", "frozen")
 FIELD_NAMES = st.from_regex(r"[a-z_]{1,12}", fullmatch=True)
