@@ -409,8 +409,8 @@ class TrainingPanel(QWidget):
             self.refresh()
             return
         now = time.monotonic()  # the one line that changes per batch, as refresh would say it; not too often
-        if now - self._progress_shown < PROGRESS_REFRESH_S and progress.fraction < 1.0:
-            return
+        if now - self._progress_shown < PROGRESS_REFRESH_S and progress.fraction < 1.0 and state == states.RUNNING:
+            return  # (a paused run's last batch shows at once: nothing follows it until Resume)
         self._progress_shown = now
         self.progress.setValue(int(progress.fraction * 1000))
         self.progress_label.setText(progress.line(state == states.PAUSED))

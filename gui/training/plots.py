@@ -3,8 +3,9 @@
 Each curve is one ``PlotDataItem`` created once per run; events only append to
 numpy buffers (gui/training/plot_data.py) and mark the run dirty, and a timer pushes
 dirty buffers with ``setData``. The timer paces itself: at most 10 refreshes a second, fewer when a
-refresh (pushing data and repainting) would take more than 2% of the CPU time the
-process uses, so a large window, a slow or a busy machine does not slow training. Previous runs
+refresh (pushing data and repainting) would take more than 1% of the CPU time the
+process uses, so a large window, a slow or a busy machine does not slow training; while the plots
+cannot be seen (another tab is in front) nothing is pushed, and showing them catches up. Previous runs
 of the session stay on the plots, thin, grey-toned and under the current run,
 each named by what differs from the run before it; the y axes follow the current
 run only, so a diverged earlier run does not flatten them.
@@ -23,7 +24,8 @@ from gui.training.run_names import run_name
 
 REFRESH_MS = 100  # the fastest refresh of the live curves
 SLOWEST_REFRESH_MS = 1000
-PLOT_CPU_BUDGET = 0.02  # share of the process's CPU time (of one core at most) the live plots may take in a run
+PLOT_CPU_BUDGET = 0.01  # share of the process's CPU time (of one core at most) the live plots may take in a run
+# (1%: a refresh costs ~3-5 ms of the UI thread, so about 2-3 refreshes a second on a free core, one on a busy one)
 LEAST_BUSY_CORES = 0.1  # a paused run uses next to no CPU: refreshes then slow down to the slowest, not beyond
 Y_MARGIN = 0.1  # the y range leaves this share of the data's span free above and below it
 Y_FILL = 0.5  # ... and is kept while the current run's curves fill at least this share of it
@@ -306,6 +308,8 @@ class TrainingPlots(QWidget):
         run = self.current
         if run is None or not run.dirty:  # nothing new (events come a few times a second): the pace stays
             return
+        if self.window().isVisible() and not self.isVisible():  # another tab is in front: showEvent catches up
+            return
         started = time.thread_time()
         for name in run.changed:
             series = run.series[name]
@@ -323,6 +327,10 @@ class TrainingPlots(QWidget):
             self._unpaced -= 1
         else:
             self.timer.setInterval(refresh_interval_ms(self.refresh_cost_s, busy_cores))
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.flush()  # what arrived while the plots were hidden
 
     def _fit_x_to_run(self, epochs: int, steps_per_epoch: int) -> None:
         self._x_span = (epochs, max(steps_per_epoch, 1))
@@ -355,6 +363,9 @@ class TrainingPlots(QWidget):
             return
         span = high - low or abs(high) or 1.0
         plot.setYRange(low - Y_MARGIN * span, high + Y_MARGIN * span, padding=0)
+        # The view applies a new range when it is next painted, and its curves then recompute what they show
+        # (clipped to the view, downsampled) and ask for a second repaint; applied now, one repaint does.
+        plot.getViewBox().prepareForPaint()
 
     def set_log_scale(self, on: bool) -> None:
         """Losses on a logarithmic y axis (the Log scale button); the x axes keep the run's span."""

@@ -4,7 +4,7 @@ Each worker is a plain QObject moved to a QThread (never a QThread subclass).
 The training worker runs ``engine.training.Trainer.run`` on a frozen snapshot
 of the design and settings; the engine's events come back as Qt signals that
 carry the engine's own plain dataclasses. Batch events are merged and
-throttled (at most ~20 per second, the last batch of every epoch always
+throttled (at most 2 per second, the last batch of every epoch always
 passes, no loss value is dropped); epoch and finish events always pass.
 """
 from __future__ import annotations
@@ -30,7 +30,8 @@ from engine.task import Task
 from engine.training.checkpoint import CheckpointWriter
 from engine.training.tensorboard_log import TensorBoardLog, open_log
 
-BATCH_INTERVAL_S = 0.05  # at most ~20 batch signals per second
+BATCH_INTERVAL_S = 0.5  # at most 2 batch signals a second: the progress line shows a batch no more often, and
+# the live plots refresh about that often in a run (gui/training/plots.py); each signal costs the UI thread work
 WORKER_NICE = 5  # Linux: the training thread yields the CPU to the UI thread when both want it
 EVALUATION_SAMPLES = 500  # test predictions kept for the sample grid and the regression scatter
 LOADING_STOPPED = "Loading the data stopped: Load data or Start loads it again."
@@ -325,6 +326,8 @@ class TrainingWorker(QObject):
             self.job.recorder(event)
         if isinstance(event, training.BatchEnd):
             self._throttle.add(event)
+            if self._paused:  # the engine's read-back before it waits: shown now, not when the run resumes
+                self._throttle.flush()
             return
         if isinstance(event, training.HealthSample):
             self.healthSampled.emit(event)

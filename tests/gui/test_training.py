@@ -123,6 +123,27 @@ def test_pause_holds_the_run_and_resume_finishes_it(area, qtbot):
     assert batches and ui.panel.pause_action.text() == "Pause"
 
 
+def test_a_paused_run_shows_the_last_batch_it_trained(area, qtbot):
+    """Batch signals are merged (a few a second): the one the engine reads back before it waits still reaches the
+    progress line and the plots at once, not when the run resumes."""
+    # epochs of many one-sample batches, so that read-backs (a few a second) come mid-epoch, where they can be merged
+    ui = area(make_document(training={"epochs": 100_000, "batch_size": 1}, data={"limit": 2000}))
+    batches = []
+    ui.controller.batchEnded.connect(batches.append)
+    with qtbot.waitSignal(ui.controller.batchEnded, timeout=RUN_TIMEOUT_MS):
+        ui.panel.start_action.trigger()
+    qtbot.waitUntil(lambda: len(batches) >= 2, timeout=RUN_TIMEOUT_MS)  # read-backs mid-epoch, merged
+    trainer = ui.controller._worker.trainer
+    ui.panel.pause_action.trigger()
+    qtbot.waitUntil(lambda: batches[-1].global_step == trainer.global_step, timeout=15_000)
+    last = batches[-1]
+    assert trainer.paused and ui.controller.state == states.PAUSED
+    assert f"step {last.step}/{last.steps_per_epoch}" in ui.panel.progress_label.text()
+    assert "paused" in ui.panel.progress_label.text()
+    assert ui.panel.plots.current.point_counts()["batch"] == trainer.global_step  # every loss so far, merged
+    ui.close()
+
+
 def test_shutdown_during_a_run_stops_and_waits_for_the_thread(area, qtbot):
     ui = area(make_document(training={"epochs": 100_000}))
     finished = []

@@ -253,3 +253,28 @@ def test_zooming_with_the_mouse_stops_following_until_auto_range(plots, qtbot):
     low, high = y_range(plots.loss_plot)
     assert plots.following[plots.loss_plot] and low <= 0.9 and 5.0 <= high
     plots.end_run()
+
+
+def test_hidden_plots_push_nothing_and_catch_up_when_shown(qtbot):
+    """Another tab in front of the curves (the Health view, another window tab): no curve is redrawn for it."""
+    from PySide6.QtWidgets import QLabel, QTabWidget
+
+    tabs = QTabWidget()
+    qtbot.addWidget(tabs)
+    plots = TrainingPlots()
+    tabs.addTab(plots, "Loss and accuracy")
+    tabs.addTab(QLabel("something else"), "Other")
+    tabs.resize(900, 650)
+    tabs.show()
+    qtbot.waitExposed(tabs)
+    feed_run(plots, "first", [2.3, 1.8, 1.2, 0.9], finish=False)
+    shown = len(plots.live["batch"].xData)  # the data given (getData() is what the view clips it to)
+    assert shown == 4
+    tabs.setCurrentIndex(1)
+    for step in range(5, 9):
+        plots.add_batch(BatchEnd(2, step - 4, STEPS, step, (0.5,), 0.1, 100.0))
+    plots.flush()
+    assert len(plots.live["batch"].xData) == shown and plots.current.dirty  # held while hidden
+    tabs.setCurrentIndex(0)
+    assert len(plots.live["batch"].xData) == 8 and not plots.current.dirty  # showing the tab catches up
+    plots.end_run()
