@@ -1,15 +1,18 @@
 """What training through the window costs: the same run headless and through the GUI's worker thread.
 
-Three ways of making the same run (LeNet on the bundled MNIST sample by default), interleaved in
+Four ways of making the same run (LeNet on the bundled MNIST sample by default), interleaved in
 ``--rounds`` rounds whose order rotates, so a change in the machine's load hits every way alike:
   * main thread: ``Trainer(...).run()`` in the main thread of a fresh child process (see below);
   * plain thread: the same in a plain Python thread of this process;
+  * thread+files: the plain thread also writing what a window run writes on its worker thread (the checkpoint
+    every epoch, for crash recovery, and the run history), so the window's own cost shows apart from that work;
   * window: the Training tab (controller, worker QThread, live plots) on an offscreen QApplication.
+Runs are recorded in a temporary LAYERSTUDIO_HOME, never in the user's history.
 
 Headline figures, robust to a loaded machine (they count CPU time, not wall time):
   * the process's CPU seconds per 1,000 samples (every thread: trainer, torch's pool, the UI thread);
   * for the window, the UI thread's share of that CPU time (goal < 5%);
-  * the ratio plain thread / window of CPU per sample (goal >= 0.95).
+  * the ratios plain thread / window and thread+files / window of CPU per sample (goal >= 0.95).
 Wall-clock samples/s and their window / headless ratios are printed too (median of the per-round
 ratios, with the spread), but on a shared machine their noise is as large as the effect.
 Responsiveness is measured in separate window runs: a 10 ms QTimer on the main thread records how
@@ -31,11 +34,13 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["LAYERSTUDIO_HOME"] = tempfile.mkdtemp(prefix="layerstudio-overhead-")  # not the user's history
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's engine and gui
 
 from engine.openmp import use_passive_wait  # first, as in the app
@@ -52,7 +57,7 @@ from engine.templates import load_design  # noqa: E402
 from engine.training import TrainConfig, Trainer, warm_up  # noqa: E402
 
 TICK_MS = 10
-WAYS = ("main thread", "plain thread", "window")
+WAYS = ("main thread", "plain thread", "thread+files", "window")
 
 
 def process_cpu_s() -> float:
@@ -83,11 +88,24 @@ class Measure:
         return self.ui_cpu_s / self.cpu_s if self.cpu_s else 0.0
 
 
-def headless_run(spec, bundle, config: TrainConfig) -> Measure:
-    """Trainer construction + run, no Qt involved."""
+def headless_run(spec, bundle, config: TrainConfig, data_config: DataConfig | None = None) -> Measure:
+    """Trainer construction + run, no Qt involved. With ``data_config``, the run also writes what a window run
+    writes on its worker thread: its checkpoint every epoch (the crash recovery) and its run history."""
     started, cpu = time.perf_counter(), process_cpu_s()
     trainer = Trainer(spec, bundle, config)
-    result = trainer.run()
+    on_event = None
+    if data_config is not None:
+        from engine.history import RunHistory, RunRecorder
+        from engine.paths import checkpoints_dir
+        from engine.training.checkpoint import CheckpointWriter
+
+        writer = CheckpointWriter(trainer, checkpoints_dir() / "benchmark.pt", extra={"data": data_config.to_dict()})
+        recorder = RunRecorder(RunHistory(), "benchmark", spec, config.to_dict(), data_config.to_dict())
+
+        def on_event(event) -> None:
+            writer(event)
+            recorder(event)
+    result = trainer.run(on_event)
     measure = Measure(trainer.train_samples * config.epochs, time.perf_counter() - started, process_cpu_s() - cpu)
     assert result.reason == "completed", result.message
     return measure
@@ -235,13 +253,14 @@ def main() -> None:
     ways = {
         "main thread": lambda: main_thread_run(args),
         "plain thread": lambda: in_thread(lambda: headless_run(spec, bundle, config)),
+        "thread+files": lambda: in_thread(lambda: headless_run(spec, bundle, config, data_config)),
         "window": lambda: window_run(spec, bundle, data_config, config),
     }
     measures: dict[str, list[Measure]] = {way: [] for way in WAYS}
     lateness, idle = [], []
     load_before = load_text()
     for round_index in range(args.rounds):
-        order = WAYS[round_index % 3:] + WAYS[:round_index % 3]  # no way always runs first
+        order = WAYS[round_index % len(WAYS):] + WAYS[:round_index % len(WAYS)]  # no way always runs first
         for way in order:
             measures[way].append(ways[way]())
         # responsiveness in a run of its own: the 100 Hz probe itself costs the worker a few per cent
@@ -252,7 +271,7 @@ def main() -> None:
     app.processEvents()
 
     print(f"{args.template} on {bundle.summary()}, {args.epochs} epochs, batch 64, {args.device}, "
-          f"torch threads {torch.get_num_threads()}, {args.rounds} rounds of the three ways, interleaved")
+          f"torch threads {torch.get_num_threads()}, {args.rounds} rounds of the {len(WAYS)} ways, interleaved")
     print(f"  before: {load_before};  after: {load_text()}")
     print("  median  [min .. max, ±half the range as a share of the median]")
     print("  CPU seconds per 1,000 samples (all threads of the process; robust to load):")
@@ -267,12 +286,15 @@ def main() -> None:
     rounds = range(args.rounds)
     cpu_ratio = [measures["plain thread"][i].cpu_per_1000 / window[i].cpu_per_1000 for i in rounds]
     print(f"  CPU-per-sample ratio plain thread / window:  {spread_text(cpu_ratio, '.3f')}   (goal >= 0.95)")
+    cpu_ratio_files = [measures["thread+files"][i].cpu_per_1000 / window[i].cpu_per_1000 for i in rounds]
+    print(f"  CPU-per-sample ratio thread+files / window:  {spread_text(cpu_ratio_files, '.3f')}   (the same work: "
+          f"the window's own cost)")
     cpu_ratio_main = [measures["main thread"][i].cpu_per_1000 / window[i].cpu_per_1000 for i in rounds]
     print(f"  CPU-per-sample ratio main thread / window:   {spread_text(cpu_ratio_main, '.3f')}")
     print("  samples/s (wall clock; noisy on a shared machine):")
     for way in WAYS:
         print(f"    {way:13s} {spread_text([m.samples_per_s for m in measures[way]], ',.0f')}")
-    for base in ("plain thread", "main thread"):
+    for base in ("plain thread", "thread+files", "main thread"):
         ratios = [window[i].samples_per_s / measures[base][i].samples_per_s for i in rounds]
         print(f"  wall ratio window / {base:12s} (per round): {spread_text(ratios, '.3f')}")
     print(f"  main-thread 10 ms timer while training: {lateness_text(lateness)}   (goal p99 < 50 ms)")
