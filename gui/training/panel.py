@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMessageBox,
-    QProgressBar,
     QScrollArea,
     QSplitter,
     QTabWidget,
@@ -56,6 +55,7 @@ from gui.training.status import (
     run_info,
 )
 from gui.training.styles import ERROR_STYLE, NOTE_STYLE
+from gui.widgets import FractionBar
 
 SETTINGS_PROBLEM = "The settings have an error (shown in red under Settings): fix it first."
 RUN_GOING = "A run is going: Stop it (Shift+F5) or wait for it to end."
@@ -149,9 +149,7 @@ class TrainingPanel(QWidget):
         self.start_button, self.pause_button, self.stop_button = (self._tool_button(a) for a in self.actions_)
         self.run_buttons = [self.start_button, self.pause_button, self.stop_button]
         self.start_button.setProperty("primary", True)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
-        self.progress.setTextVisible(False)
+        self.progress = FractionBar()
         self.progress_label = QLabel()
         self.progress_label.setWordWrap(True)  # long texts wrap instead of widening the tab
         controls = QHBoxLayout()
@@ -274,7 +272,7 @@ class TrainingPanel(QWidget):
     def _data_loading(self, fraction: float, text: str) -> None:
         self._loading = (fraction, text)
         if self.controller.state in (states.LOADING, states.EVALUATING):  # the line refresh would show
-            self.progress.setValue(int(fraction * 1000))
+            self.progress.set_fraction(fraction)
             self.progress_label.setText(text)
 
     def _data_loaded(self, bundle) -> None:
@@ -323,7 +321,7 @@ class TrainingPanel(QWidget):
             loading_this_data=state == states.LOADING and self._loading_key == data_key,
             stale=weights_note(self.controller.model_origin, self.document))
         self.progress_label.setText(lines.progress)
-        self.progress.setValue(int(lines.fraction * 1000))
+        self.progress.set_fraction(lines.fraction)
         self.status_label.setText(lines.status)
         self.run_info.setText(lines.run_info)
         self.data_section.summary.setText(lines.data)
@@ -412,7 +410,7 @@ class TrainingPanel(QWidget):
         if now - self._progress_shown < PROGRESS_REFRESH_S and progress.fraction < 1.0 and state == states.RUNNING:
             return  # (a paused run's last batch shows at once: nothing follows it until Resume)
         self._progress_shown = now
-        self.progress.setValue(int(progress.fraction * 1000))
+        self.progress.set_fraction(progress.fraction)
         self.progress_label.setText(progress.line(state == states.PAUSED))
 
     def _epoch_ended(self, event) -> None:
