@@ -100,27 +100,14 @@ def test_two_processes_train_as_one_and_only_rank_0_writes(tmp_path, design, ref
     assert len(list((tmp_path / "board").iterdir())) == 1
 
 
-def test_checkpoints_move_between_one_and_two_processes(tmp_path, design, data, reference):
-    one = Trainer(SPEC, data, config(1))  # epoch 1 in one process
-    assert one.run().reason == "completed"
-    save_checkpoint(tmp_path / "one.pt", {**one.checkpoint(), "data": DataConfig(limit=LIMIT).to_dict()})
-    result = launch(tmp_path, design, "--resume", "one.pt", "--epochs", 2, "--checkpoint", "two.pt")  # epoch 2
-    assert result.returncode == 0, result.stderr
-    assert "resuming after epoch 1" in result.stdout
-    again = Trainer(SPEC, data, config(3))  # epoch 3 in one process again
-    again.load_checkpoint(read_checkpoint(tmp_path / "two.pt"))
-    assert again.run().reason == "completed"
-    assert_same_history(again.history, reference.history, 3)
-
-
-def test_two_machines_meet_at_the_rendezvous_endpoint(tmp_path, design, reference):
-    """--nnodes 2: two launchers (here on one machine, one process each) meet at node 0's port."""
+def launch_on_two_machines(tmp_path, design, *args) -> tuple[subprocess.CompletedProcess, str]:
+    """--nnodes 2: two launchers (here on one machine, one process each) meet at node 0's port; machine 0's
+    result and machine 1's output."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = process_env(LAYERSTUDIO_HOME=str(tmp_path / "home"), OMP_NUM_THREADS="1")
-    common = ("--epochs", 2, "--batch-size", BATCH, "--seed", SEED, "--limit", LIMIT, "--checkpoint", "ck.pt",
-              "--nproc-per-node", 1, "--nnodes", 2, "--rdzv-endpoint", f"127.0.0.1:{port}")
+    common = (*args, "--nproc-per-node", 1, "--nnodes", 2, "--rdzv-endpoint", f"127.0.0.1:{port}")
     second = subprocess.Popen(train_command(design, *common, "--node-rank", 1), cwd=tmp_path, env=env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -132,9 +119,22 @@ def test_two_machines_meet_at_the_rendezvous_endpoint(tmp_path, design, referenc
             second.kill()
             second.communicate()
     assert first.returncode == 0 and second.returncode == 0, first.stderr + err
+    return first, out
+
+
+def test_checkpoints_move_between_one_process_and_two_machines(tmp_path, design, data, reference):
+    one = Trainer(SPEC, data, config(1))  # epoch 1 in one process
+    assert one.run().reason == "completed"
+    save_checkpoint(tmp_path / "one.pt", {**one.checkpoint(), "data": DataConfig(limit=LIMIT).to_dict()})
+    first, second_out = launch_on_two_machines(tmp_path, design, "--resume", "one.pt", "--epochs", 2,
+                                               "--checkpoint", "two.pt")  # epoch 2 on two machines
+    assert "resuming after epoch 1" in first.stdout
     assert "Starting 1 training process on machine 0 of 2" in first.stdout
-    assert "Epoch" not in out  # machine 1 holds rank 1 only: nothing printed
-    assert_same_history(read_checkpoint(tmp_path / "ck.pt")["history"], reference.history, 2)
+    assert "Epoch" not in second_out  # machine 1 holds rank 1 only: nothing printed
+    again = Trainer(SPEC, data, config(3))  # epoch 3 in one process again
+    again.load_checkpoint(read_checkpoint(tmp_path / "two.pt"))
+    assert again.run().reason == "completed"
+    assert_same_history(again.history, reference.history, 3)
 
 
 def test_ctrl_c_stops_every_process_and_saves_once(tmp_path, design, data):
