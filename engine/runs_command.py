@@ -6,10 +6,9 @@ import json
 
 from engine.cli import output_width, text_table, wrap
 from engine.history import SORT_COLUMNS, HistoryError, RunHistory, RunRecord, RunSummary
-from engine.text import printable
+from engine.text import MISSING, duration_text, percent_text, printable
 
 DEFAULT_LIMIT = 20
-MISSING = "–"  # a figure the run does not have (no validation set, still running, failed before it started)
 
 
 def add_runs_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,20 +52,6 @@ def _get(history: RunHistory, run_id: int) -> RunRecord:
 
 # --------------------------------------------------------------------------- figures
 
-def percent(value: float | None) -> str:
-    return MISSING if value is None else f"{100 * value:.1f}%"
-
-
-def seconds(value: float | None) -> str:
-    """``42.1s``, ``12m 05s``, ``3h 02m``."""
-    if value is None:
-        return MISSING
-    if value < 60:
-        return f"{value:.1f}s"
-    minutes, secs = divmod(round(value), 60)
-    return f"{minutes}m {secs:02d}s" if minutes < 60 else f"{minutes // 60}h {minutes % 60:02d}m"
-
-
 def figure(value) -> str:
     """A setting's value as a person reads it: ``0.001``, ``on``, ``1,000``, ``[0.5, 0.5]``."""
     if value is None:
@@ -107,8 +92,8 @@ def _list(history: RunHistory, args: argparse.Namespace) -> int:
         return 0
     runs = history.list(args.filter, args.sort, not args.ascending, args.limit or total)
     rows = [(str(r.id), when(r.started), r.name, r.data, r.optimizer, f"{r.lr:.3g}", str(r.batch_size),
-             f"{r.epochs_done}/{r.epochs}", percent(r.best_val_acc), percent(r.test_acc), seconds(r.duration_s),
-             outcome(r)) for r in runs]
+             f"{r.epochs_done}/{r.epochs}", percent_text(r.best_val_acc), percent_text(r.test_acc),
+             duration_text(r.duration_s), outcome(r)) for r in runs]
     header = ("ID", "Started", "Design", "Data", "Optimizer", "LR", "Batch", "Epochs", "Best val", "Test acc",
               "Duration", "Reason")
     print("\n".join(text_table(header, rows, right={0, 5, 6, 7, 8, 9, 10}, width=output_width(), squeeze=2)))
@@ -125,9 +110,10 @@ def _show(history: RunHistory, args: argparse.Namespace) -> int:
     width = output_width()
     lines = [f"Run {run.id}: {run.name} on {run.data or MISSING}, started {when(run.started)}"
              + (f" on {run.device}" if run.device else ""),
-             f"Finished: {outcome(run)} after {run.epochs_done} of {run.epochs} epochs in {seconds(run.duration_s)}"
+             f"Finished: {outcome(run)} after {run.epochs_done} of {run.epochs} epochs in "
+             f"{duration_text(run.duration_s)}"
              + (f": {run.message}" if run.message else ""),
-             f"Best val acc {percent(run.best_val_acc)}  test acc {percent(run.test_acc)}  test loss "
+             f"Best val acc {percent_text(run.best_val_acc)}  test acc {percent_text(run.test_acc)}  test loss "
              f"{figure(run.test_loss)}  parameters {figure(run.params)}"]
     for what, path in (("Weights", record.weights_path), ("Checkpoint", record.checkpoint_path)):
         if path:
@@ -140,8 +126,8 @@ def _show(history: RunHistory, args: argparse.Namespace) -> int:
                                                           sorted(settings.items())], width=width)))
     print("\nEpochs:" if record.epochs else "\nNo epoch finished.")
     if record.epochs:
-        rows = [(str(e["epoch"]), figure(e["train_loss"]), percent(e["train_acc"]), figure(e["val_loss"]),
-                 percent(e["val_acc"]), f"{e['lr']:.3g}", seconds(e["seconds"])) for e in record.epochs]
+        rows = [(str(e["epoch"]), figure(e["train_loss"]), percent_text(e["train_acc"]), figure(e["val_loss"]),
+                 percent_text(e["val_acc"]), f"{e['lr']:.3g}", duration_text(e["seconds"])) for e in record.epochs]
         print("\n".join(text_table(("Epoch", "Train loss", "Train acc", "Val loss", "Val acc", "LR", "Time"), rows,
                                    right=set(range(7)))))
     return 0
@@ -171,10 +157,10 @@ def _compare(history: RunHistory, args: argparse.Namespace) -> int:
     width = output_width()
     print(printable(f"Run {a.id} ({a.name}, {when(a.started)}) -> run {b.id} ({b.name}, {when(b.started)})"))
     results = [("Reason", outcome(a), outcome(b)), ("Epochs done", str(a.epochs_done), str(b.epochs_done)),
-               ("Best val acc", percent(a.best_val_acc), percent(b.best_val_acc)),
-               ("Test acc", percent(a.test_acc), percent(b.test_acc)),
+               ("Best val acc", percent_text(a.best_val_acc), percent_text(b.best_val_acc)),
+               ("Test acc", percent_text(a.test_acc), percent_text(b.test_acc)),
                ("Test loss", figure(a.test_loss), figure(b.test_loss)),
-               ("Duration", seconds(a.duration_s), seconds(b.duration_s))]
+               ("Duration", duration_text(a.duration_s), duration_text(b.duration_s))]
     print("\n".join(text_table(("", f"Run {a.id}", f"Run {b.id}"), results)))
 
     diff = diff_designs(_spec(first), _spec(second))

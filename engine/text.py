@@ -42,3 +42,24 @@ def sentence(text: str) -> str:
     if not text or "\n" in text or text.endswith((".", "!", "?", ":")):
         return text
     return text + "."
+
+
+# --------------------------------------------------------------------------- figures, written one way everywhere
+
+MISSING = "—"  # a figure a run or trial does not have (no validation set, still running, failed before it started)
+
+
+def percent_text(value: float | None) -> str:
+    """A fraction as a percentage with two decimals (``91.20%``), ``MISSING`` for none."""
+    return MISSING if value is None else f"{100 * value:.2f}%"
+
+
+def duration_text(seconds: float | None) -> str:
+    """An elapsed time: ``42.1 s``, ``12 min 05 s``, ``3 h 02 min``; ``MISSING`` for none."""
+    if seconds is None:
+        return MISSING
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+

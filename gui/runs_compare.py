@@ -20,7 +20,8 @@ from engine.errors import LayerStudioError, SpecError
 from engine.layers import KINDS
 from engine.shapes import format_count
 from engine.spec import NetworkSpec
-from gui.runs_model import MISSING, duration, epochs_text, percent, reason_text, started_text
+from engine.text import MISSING, duration_text, percent_text
+from gui.runs_model import epochs_text, reason_text, started_text
 
 RUN_COLORS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
               (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))  # one per compared run, in order
@@ -131,10 +132,10 @@ def summary_rows(record) -> list[tuple[str, str]]:
     result = reason_text(run.reason) + (f": {run.message}" if run.message else "")
     rows = [("Design", run.name), ("Data", run.data), ("Started", started_text(run.started)),
             ("Optimizer", f"{run.optimizer}, learning rate {run.lr:g}"), ("Batch size", str(run.batch_size)),
-            ("Epochs", epochs_text(run)), ("Best val acc", percent(run.best_val_acc)),
-            ("Test acc", percent(run.test_acc)),
+            ("Epochs", epochs_text(run)), ("Best val acc", percent_text(run.best_val_acc)),
+            ("Test acc", percent_text(run.test_acc)),
             ("Test loss", MISSING if run.test_loss is None else f"{run.test_loss:.4f}"),
-            ("Duration", duration(run.duration_s)), ("Result", result), ("Device", run.device or MISSING),
+            ("Duration", duration_text(run.duration_s)), ("Result", result), ("Device", run.device or MISSING),
             ("Parameters", MISSING if run.params is None else f"{run.params:,}"),
             ("Weights", record.weights_path or "not saved"), ("Checkpoint", record.checkpoint_path or "none")]
     return rows

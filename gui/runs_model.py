@@ -15,26 +15,13 @@ from datetime import datetime
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, Qt, Signal
 
 from engine.errors import LayerStudioError
+from engine.text import duration_text, percent_text
 
 PAGE_SIZE = 200  # rows read from the history at a time
-MISSING = "—"
 REASON_WORDS = {"completed": "completed", "early_stopped": "stopped early", "stopped": "stopped by you",
                 "diverged": "diverged", "out_of_memory": "out of memory", "error": "failed", "": "running"}
 log = logging.getLogger(__name__)
 HISTORY_ERRORS = (LayerStudioError, sqlite3.Error, OSError)  # what reading a damaged or locked history can raise
-
-
-def percent(value: float | None) -> str:
-    return MISSING if value is None else f"{100 * value:.2f}%"
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return MISSING
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, seconds = divmod(round(seconds), 60)
-    return f"{minutes} min {seconds:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def started_text(started: str) -> str:
@@ -70,9 +57,9 @@ COLUMNS = (
     Column("LR", "lr", lambda run: f"{run.lr:g}", number=True),
     Column("Batch", "batch_size", lambda run: str(run.batch_size), number=True),
     Column("Epochs", "epochs_done", epochs_text, number=True),
-    Column("Best val acc", "best_val_acc", lambda run: percent(run.best_val_acc), number=True),
-    Column("Test acc", "test_acc", lambda run: percent(run.test_acc), number=True),
-    Column("Duration", "duration_s", lambda run: duration(run.duration_s), number=True),
+    Column("Best val acc", "best_val_acc", lambda run: percent_text(run.best_val_acc), number=True),
+    Column("Test acc", "test_acc", lambda run: percent_text(run.test_acc), number=True),
+    Column("Duration", "duration_s", lambda run: duration_text(run.duration_s), number=True),
     Column("Reason", "reason", lambda run: reason_text(run.reason)),
     Column("Date", "started", lambda run: started_text(run.started)),
 )

@@ -4,6 +4,8 @@ from __future__ import annotations
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor
 
+from engine.text import duration_text
+
 COLUMNS = ("#", "State", "Value", "Parameters", "Epochs", "Duration", "Reason")
 PARAMS_COLUMN, REASON_COLUMN = COLUMNS.index("Parameters"), COLUMNS.index("Reason")
 STATE_COLORS = {"running": "#1565c0", "complete": "#2e7d32", "pruned": "#8d6e00", "failed": "#c62828"}
@@ -20,12 +22,6 @@ def format_number(value) -> str:
 
 def format_params(params: dict) -> str:
     return ", ".join(f"{name} {format_number(value)}" for name, value in params.items())
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    return f"{seconds:.1f} s" if seconds < 60 else f"{int(seconds // 60)} min {int(seconds % 60)} s"
 
 
 class TrialsModel(QAbstractTableModel):
@@ -72,7 +68,7 @@ class TrialsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return (str(trial.number), trial.state, format_number(trial.value) if trial.value is not None else "",
                     format_params(trial.values), str(trial.epoch) if trial.epoch else "",
-                    format_duration(trial.duration_s), trial.reason)[column]
+                    duration_text(trial.duration_s), trial.reason)[column]
         if role == Qt.ItemDataRole.ToolTipRole and column in (PARAMS_COLUMN, REASON_COLUMN):
             return format_params(trial.values) if column == PARAMS_COLUMN else trial.reason or None
         if role == Qt.ItemDataRole.ForegroundRole and column == 1:

@@ -27,9 +27,10 @@ from PySide6.QtWidgets import (
 )
 
 from engine.errors import LayerStudioError
+from engine.text import duration_text
 from gui.search.plots import BestPlot, ImportancePlot, ParallelPlot, complete
 from gui.search.space_form import OBJECTIVES, SpaceForm, log_names
-from gui.search.trials import PARAMS_COLUMN, REASON_COLUMN, TrialsModel, format_duration, format_number, format_params
+from gui.search.trials import PARAMS_COLUMN, REASON_COLUMN, TrialsModel, format_number, format_params
 from gui.search.worker import STOPPED, SearchEnd, SearchJob, SearchWorker
 from gui.summary import train_blocker
 from gui.training import controller as states
@@ -273,11 +274,11 @@ class SearchView(QWidget):
         if job.trials:
             fraction, budget = ended / job.trials, f" of {job.trials}"
         else:
-            fraction, budget = min(1.0, elapsed / job.timeout_s), f" ({format_duration(job.timeout_s)} budget)"
+            fraction, budget = min(1.0, elapsed / job.timeout_s), f" ({duration_text(job.timeout_s)} budget)"
         self.progress.set_fraction(fraction)
         running = [t for t in self.trials.trials if t.state == "running"]
         now = f"; trial {running[-1].number} at epoch {running[-1].epoch}" if running else ""
-        self._say(f"{ended} trial{'s' if ended != 1 else ''} done{budget}{now} · {format_duration(elapsed)}.")
+        self._say(f"{ended} trial{'s' if ended != 1 else ''} done{budget}{now} · {duration_text(elapsed)}.")
 
     @Slot(object)
     def _ended(self, end: SearchEnd) -> None:
@@ -286,7 +287,7 @@ class SearchView(QWidget):
                                                                                           "failed")}
         done = ", ".join(f"{n} {state}" for state, n in counts.items() if n) or "no trial ended"
         how = STOPPED if end.stopped else "The search is done."
-        self._say(f"{how} {done} in {format_duration(time.monotonic() - self._started)}.")
+        self._say(f"{how} {done} in {duration_text(time.monotonic() - self._started)}.")
 
     @Slot(str)
     def _failed(self, text: str) -> None:
