@@ -43,7 +43,8 @@ def design(rng: random.Random) -> NetworkSpec:
         LayerSpec("Dropout", {"p": 0.3}, "drop"), LayerSpec("Linear", {"out_features": 10}, "out")))
 
 
-def run(rng: random.Random, i: int) -> RunState:
+def synthetic_run(rng: random.Random, i: int) -> RunState:
+    """Run ``i`` of a realistic history (also what benchmarks/runs_tab_speed.py fills the Runs tab with)."""
     epochs = rng.randint(10, 50)
     done = epochs if rng.random() < 0.8 else rng.randint(0, epochs)
     reason = rng.choice(REASONS)
@@ -84,7 +85,7 @@ def main(runs: int = RUNS) -> None:
         history = RunHistory(path)
         start = time.perf_counter()
         for i in range(runs):
-            history.save(run(rng, i))
+            history.save(synthetic_run(rng, i))
         fill_s = time.perf_counter() - start
         size_mb = sum(p.stat().st_size for p in Path(folder).iterdir()) / 1e6
         print(f"Filled {runs:,} runs ({size_mb:.1f} MB with the WAL) in {fill_s:.1f} s: "

@@ -1,8 +1,9 @@
 """How fast the Runs tab opens, sorts and filters a history of 5,000 runs.
 
 Fills a run history in a temporary LAYERSTUDIO_HOME with 5,000 runs through the engine's recording side (one run
-recorded by ``engine.history.RunRecorder`` from the trainer's events, the rest written by ``RunHistory.save``
-with varied names, data, optimizers, rates, results and 3 to 20 epochs each), then times, in one process and side
+recorded by ``engine.history.RunRecorder`` from the trainer's events, the rest the realistic runs of
+benchmarks/runs_history.py written by ``RunHistory.save``: varied designs, data, optimizers, rates, results and 10
+to 50 epochs each), then times, in one process and side
 by side, in the real window (1440x900, offscreen, every Qt event processed so the table is painted):
 
 - opening the Runs tab after the history changed (the tab reads the first page again), against the engine's
@@ -34,6 +35,7 @@ os.environ["LAYERSTUDIO_HOME"] = tempfile.mkdtemp(prefix="layerstudio-runs-bench
 
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QApplication
+from runs_history import synthetic_run  # noqa: E402 - this folder's benchmark
 
 import engine  # noqa: F401  (before torch: the OpenMP wait policy)
 from engine.history import RunHistory, RunRecorder, RunState
@@ -42,10 +44,6 @@ from engine.training import EpochEnd, RunFinished, RunStarted
 
 REPEATS = 15
 GOAL_MS = 200.0
-NAMES = ("lenet", "lenet-bn", "mlp", "alexnet-small", "resnet-tiny", "vgg-mini", "cifar-cnn", "my design")
-SOURCES = ("mnist-sample", "mnist", "fashion-mnist", "cifar10", "csv")
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-REASONS = ("completed",) * 6 + ("stopped", "early_stopped", "diverged", "error")
 
 
 def recorded_template(history: RunHistory) -> RunState:
@@ -62,23 +60,11 @@ def recorded_template(history: RunHistory) -> RunState:
 
 
 def fill(history: RunHistory, runs: int) -> None:
-    template = recorded_template(history)
-    pick = random.Random(0)
+    """One run recorded through RunRecorder, then ``runs - 1`` of benchmarks/runs_history.py's realistic runs."""
+    recorded_template(history)
+    rng = random.Random(0)
     for i in range(runs - 1):
-        epochs = pick.randint(3, 20)
-        done = epochs if pick.random() < 0.8 else pick.randint(0, epochs)
-        rows = [{"epoch": e, "train_loss": 2 / e, "train_acc": 1 - 0.5 / e, "val_loss": 2.1 / e,
-                 "val_acc": 1 - 0.55 / e, "lr": 1e-3, "seconds": 1.0} for e in range(1, done + 1)]
-        accuracy = pick.uniform(0.5, 0.99)
-        history.save(RunState(
-            started=f"2025-{1 + i % 12:02d}-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:00+00:00",
-            name=f"{pick.choice(NAMES)} {i % 50}", data=pick.choice(SOURCES), optimizer=pick.choice(OPTIMIZERS),
-            lr=10 ** pick.uniform(-4, -1), batch_size=pick.choice((16, 32, 64, 128, 256)), epochs=epochs,
-            design=template.design, training=template.training, data_settings=template.data_settings,
-            epochs_done=done, best_val_acc=accuracy if done else None,
-            test_acc=accuracy - 0.01 if done else None, test_loss=0.3 if done else None,
-            duration_s=pick.uniform(5, 3000), reason=pick.choice(REASONS), message="", device="cpu",
-            params=pick.randint(10_000, 10_000_000), epoch_rows=rows))
+        history.save(synthetic_run(rng, i))
 
 
 def median_ms(samples: list[float]) -> float:

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from scripts.shots import add_size_arguments, open_window, settle, sized, wait_for  # noqa: E402 - sets the platform
+from scripts.shots import add_size_arguments, open_window, save, settle, sized, wait_for  # noqa: E402 - sets the platform
 
 
 def train_weights(path: Path, epochs: int) -> None:
@@ -58,14 +58,14 @@ def main() -> int:
     ui.results.evaluate_action.trigger()
     wait_for(ui.controller.evaluated)
     settle(300)
-    window.grab().save(str(out / f"results-evaluate{suffix}.png"))
+    save(window, out / f"results-evaluate{suffix}.png")
     confusion = ui.controller.last_evaluation.confusion
     cell = max(((t, p) for t in range(len(confusion)) for p in range(len(confusion)) if t != p),
                key=lambda c: confusion[c[0]][c[1]])
     ui.results.row_percent.setChecked(True)
     ui.results.select_cell(*cell)
     settle(300)
-    window.grab().save(str(out / f"results-row-percent{suffix}.png"))
+    save(window, out / f"results-row-percent{suffix}.png")
 
     digit = work / "digit.png"
     label = digit_png(digit, 8)
@@ -73,8 +73,7 @@ def main() -> int:
     result = ui.predict.predict_image(digit)
     print(f"digit {label}: predicted {result.label if result else '?'}")
     settle(300)
-    window.grab().save(str(out / f"predict{suffix}.png"))
-    print(f"wrote {out}")
+    save(window, out / f"predict{suffix}.png")
 
     window.document.undo_stack.setClean()
     window.close()

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from scripts.shots import ROOT, add_size_arguments, open_window, settle, sized  # noqa: E402 - sets the platform
+from scripts.shots import add_size_arguments, open_window, save, settle, sized  # noqa: E402 - sets the platform
 
 DATA = {"source": "mnist-sample", "limit": 1200, "val_fraction": 0.2}
 RUNS = [  # (design name, width or "cnn", optimizer, learning rate)
@@ -95,9 +95,7 @@ def main() -> int:
         best.setdefault("cnn" if run.name == "small-cnn" else "mlp", run.id)
     view.select_runs([best["mlp"], best["cnn"]])
     settle(500)  # layouts and the plots' first paint
-    path = out / f"runs{suffix}.png"
-    window.grab().save(str(path))
-    print(f"wrote {path.relative_to(ROOT)}")
+    save(window, out / f"runs{suffix}.png")
     ui.controller.shutdown()
     window.document.undo_stack.setClean()
     window.close()

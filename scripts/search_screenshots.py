@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from scripts.shots import add_size_arguments, open_window, settle, sized, wait_for  # noqa: E402 - sets the platform
+from scripts.shots import add_size_arguments, open_window, save, settle, sized, wait_for  # noqa: E402 - sets the platform
 
 PARALLEL_TAB = 1
 
@@ -42,9 +42,7 @@ def main() -> int:
     print(view.status.text())
     view.plots.setCurrentIndex(PARALLEL_TAB)
     settle(300)
-    path = out / f"search{suffix}.png"
-    window.grab().save(str(path))
-    print(f"wrote {path}")
+    save(window, out / f"search{suffix}.png")
     window.document.undo_stack.setClean()
     window.close()
     return 0

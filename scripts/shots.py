@@ -45,6 +45,13 @@ def settle(ms: int = 300) -> None:
     loop.exec()
 
 
+def save(widget, path: Path) -> Path:
+    """Grab ``widget`` (with its children, as shown) into the PNG file ``path``; says where."""
+    widget.grab().save(str(path))
+    print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+    return path
+
+
 def add_size_arguments(parser: argparse.ArgumentParser, default: str) -> None:
     parser.add_argument("--size", default=default, help=f"window size WxH (default {default})")
     parser.add_argument("--out", default=str(SHOTS), help="folder for the PNG files (default docs/screenshots)")

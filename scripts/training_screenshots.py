@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
 
-from scripts.shots import ROOT, add_size_arguments, open_window, settle, sized, wait_for  # noqa: E402
+from scripts.shots import add_size_arguments, open_window, save, settle, sized, wait_for  # noqa: E402
 
 
 def next_refresh(plots, timeout_ms: int = 2000) -> None:
@@ -25,12 +25,6 @@ def next_refresh(plots, timeout_ms: int = 2000) -> None:
     QTimer.singleShot(timeout_ms, loop.quit)
     loop.exec()
     plots.timer.timeout.disconnect(loop.quit)
-
-
-def save(widget, path: Path) -> Path:
-    widget.grab().save(str(path))
-    print(f"wrote {path.relative_to(ROOT)}")
-    return path
 
 
 def main() -> int:
