@@ -1,7 +1,9 @@
 """What training through the window costs: the same run headless and through the GUI's worker thread.
 
 Four ways of making the same run (LeNet on the bundled MNIST sample by default), interleaved in
-``--rounds`` rounds whose order rotates, so a change in the machine's load hits every way alike:
+``--rounds`` rounds whose order rotates, so a change in the machine's load hits every way alike. A run is
+the whole job a user starts: the training and the evaluation of the test split that follows it (as in the
+window and ``layerstudio train``), so no way stops its clock while another part of the same work goes on:
   * main thread: ``Trainer(...).run()`` in the main thread of a fresh child process (see below);
   * plain thread: the same in a plain Python thread of this process;
   * thread+files: the plain thread also writing what a window run writes on its worker thread (the checkpoint
@@ -55,6 +57,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from engine.data import DataConfig, load_data  # noqa: E402
 from engine.templates import load_design  # noqa: E402
 from engine.training import TrainConfig, Trainer, warm_up  # noqa: E402
+from gui.training.worker import EVALUATION_SAMPLES  # noqa: E402
 
 TICK_MS = 10
 WAYS = ("main thread", "plain thread", "thread+files", "window")
@@ -89,8 +92,9 @@ class Measure:
 
 
 def headless_run(spec, bundle, config: TrainConfig, data_config: DataConfig | None = None) -> Measure:
-    """Trainer construction + run, no Qt involved. With ``data_config``, the run also writes what a window run
-    writes on its worker thread: its checkpoint every epoch (the crash recovery) and its run history."""
+    """Trainer construction, run and test evaluation, no Qt involved. With ``data_config``, the run also writes
+    what a window run writes on its worker thread: its checkpoint every epoch (the crash recovery) and its run
+    history."""
     started, cpu = time.perf_counter(), process_cpu_s()
     trainer = Trainer(spec, bundle, config)
     on_event = None
@@ -106,6 +110,7 @@ def headless_run(spec, bundle, config: TrainConfig, data_config: DataConfig | No
             writer(event)
             recorder(event)
     result = trainer.run(on_event)
+    trainer.evaluate("test", samples=EVALUATION_SAMPLES)  # what the window's worker evaluates after a run
     measure = Measure(trainer.train_samples * config.epochs, time.perf_counter() - started, process_cpu_s() - cpu)
     assert result.reason == "completed", result.message
     return measure
@@ -137,7 +142,8 @@ class LatenessProbe:
 
 def window_run(spec, bundle, data_config: DataConfig, config: TrainConfig,
                probe: LatenessProbe | None = None) -> Measure:
-    """One run through the Training tab's controller, worker and live plots (``probe`` ticking along)."""
+    """One run through the Training tab's controller, worker and live plots (``probe`` ticking along), until
+    the controller says it finished (after the test evaluation)."""
     from gui.document import DesignDocument
     from gui.training.controller import TrainingController
     from gui.training.panel import TrainingPanel
@@ -157,7 +163,7 @@ def window_run(spec, bundle, data_config: DataConfig, config: TrainConfig,
         end.update(wall=time.perf_counter(), cpu=process_cpu_s(), ui=time.thread_time())
         loop.quit()
 
-    controller.runEnded.connect(ended)
+    controller.finished.connect(ended)
     if probe is not None:
         probe.start()
     started, cpu, ui = time.perf_counter(), process_cpu_s(), time.thread_time()
@@ -165,7 +171,7 @@ def window_run(spec, bundle, data_config: DataConfig, config: TrainConfig,
     loop.exec()
     if probe is not None:
         probe.stop()
-    controller.shutdown()  # waits for the test evaluation, so it cannot spill into the next measurement
+    controller.shutdown()
     panel.close()
     panel.deleteLater()
     # Deleted now: processEvents() leaves deferred deletes alone, so the panel (~20-30 ms of the UI thread) would go
@@ -225,7 +231,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--template", default="lenet")
     parser.add_argument("--epochs", type=int, default=5)  # TrainConfig's default run
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--main-thread-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
