@@ -26,6 +26,7 @@ from engine.training.tensorboard_log import check_folder
 from gui.training import recovery
 from gui.training.model_files import ModelFiles
 from gui.training.provenance import TRAINED, Provenance, design_key
+from gui.training.settings import parsed_settings
 from gui.training.worker import DataWorker, TrainingJob, TrainingWorker, WarmupWorker
 
 IDLE, LOADING, RUNNING, PAUSED, STOPPING = "idle", "loading", "running", "paused", "stopping"
@@ -97,10 +98,11 @@ class TrainingController(ModelFiles, QObject):
     # ------------------------------------------------------------------ settings
     def train_config(self) -> TrainConfig:
         """The run settings saved in the document (TrainingError when they are invalid)."""
-        return TrainConfig.from_dict(dict(self.document.extras.get(TRAINING_KEY) or {}))
+        return parsed_settings(TrainConfig, self.document.extras.get(TRAINING_KEY) or {})
 
     def data_config(self) -> DataConfig:
-        return DataConfig.from_dict(dict(self.document.extras.get(DATA_KEY) or {}))
+        """The data settings saved in the document (DataError when they are invalid)."""
+        return parsed_settings(DataConfig, self.document.extras.get(DATA_KEY) or {})
 
     # ------------------------------------------------------------------ state
     @property

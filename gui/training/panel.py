@@ -43,7 +43,7 @@ from gui.training.plots import TrainingPlots
 from gui.training.provenance import design_key, weights_note
 from gui.training.recovery import CheckpointOption
 from gui.training.run_names import run_settings
-from gui.training.settings import ConfigForm
+from gui.training.settings import ConfigForm, parsed_settings
 from gui.training.status import (
     EVALUATING_NOW,
     FAILURE_HINTS,
@@ -254,9 +254,9 @@ class TrainingPanel(QWidget):
     def settings_problems(self) -> list[str]:
         """What is wrong with the settings shown (each a sentence naming the field)."""
         problems = []
-        for parse, form in ((TrainConfig.from_dict, self.train_form), (DataConfig.from_dict, self.data_form)):
+        for kind, form in ((TrainConfig, self.train_form), (DataConfig, self.data_form)):
             try:
-                parse(form.values())
+                parsed_settings(kind, form.values())
             except LayerStudioError as exc:
                 problems.append(str(exc))
         return problems

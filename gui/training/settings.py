@@ -8,7 +8,9 @@ and RMSprop). The Dataset list and the Folder / file row follow the data source 
 """
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import replace
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -26,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.data.sources import SOURCES
+from engine.errors import LayerStudioError
 from engine.paths import datasets_dir
 from engine.schema import Setting, number, settings_of
 from engine.settings import SECTIONS
@@ -33,6 +36,33 @@ from engine.training.tensorboard_log import default_folder, open_hint
 from gui.widgets import FloatSpinBox
 
 LOG_STEPS_TIP = "The arrows multiply or divide by 10."
+PARSED_KEPT = 32  # settings sections whose reading parsed_settings remembers
+
+
+_parsed: dict[tuple[type, str], tuple] = {}  # (kind, section as JSON) -> (config, None) or (None, its error)
+
+
+def parsed_settings(kind, section: dict):
+    """``kind.from_dict(section)`` (TrainConfig, DataConfig), remembered by the section's JSON text: the Training
+    tab derives its lines from the settings several times per event of a run, and parsing is the dear part.
+    Returns a copy (a caller's change stays its own); raises the parse's LayerStudioError again."""
+    try:
+        key = (kind, json.dumps(section, sort_keys=True))
+    except (TypeError, ValueError):  # not JSON data (never from a form or a file): read it as it is
+        return kind.from_dict(dict(section))
+    outcome = _parsed.get(key)
+    if outcome is None:
+        try:
+            outcome = (kind.from_dict(dict(section)), None)
+        except LayerStudioError as exc:
+            outcome = (None, exc)
+        if len(_parsed) >= PARSED_KEPT:
+            _parsed.clear()
+        _parsed[key] = outcome
+    config, error = outcome
+    if error is not None:
+        raise error.with_traceback(None)
+    return replace(config)
 
 
 def device_choices() -> tuple[tuple[str, str], ...]:
@@ -266,6 +296,8 @@ class ConfigForm(QWidget):
         """Show ``text`` as a warning under the field editing ``key`` (and mark the field); '' removes it."""
         widget = self.widget(key)
         note = self._notes.get(key)
+        if (note.text() if note is not None else "") == text:  # already shown (refresh asks at every event)
+            return
         if note is None:
             note = self._notes[key] = QLabel()
             note.setObjectName("fieldWarning")

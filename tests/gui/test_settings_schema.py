@@ -91,3 +91,20 @@ def test_a_design_with_a_value_outside_its_range_is_refused_with_a_sentence(wind
     text = message_boxes.texts[0]
     assert "Cannot open bad.json" in text
     assert "'lr' (Learning rate) must be a number between 1e-08 and 1,000,000" in text
+
+
+def test_settings_read_again_are_copies_and_a_bad_section_fails_each_time():
+    """parsed_settings remembers a section's reading (the Training tab asks many times per event), but each caller
+    gets its own config, and a bad section raises its sentence every time it is read."""
+    from engine.errors import TrainingError
+    from engine.training import TrainConfig
+    from gui.training.settings import parsed_settings
+
+    first = parsed_settings(TrainConfig, {"lr": 0.01, "epochs": 3})
+    first.epochs = 99
+    again = parsed_settings(TrainConfig, {"epochs": 3, "lr": 0.01})  # the same section, keys in another order
+    assert (again.epochs, again.lr) == (3, 0.01) and again is not first
+    assert parsed_settings(TrainConfig, {"lr": 0.02, "epochs": 3}).lr == 0.02  # another section: read anew
+    for _ in range(2):
+        with pytest.raises(TrainingError, match="epochs"):
+            parsed_settings(TrainConfig, {"epochs": 0})
