@@ -38,7 +38,15 @@ class FractionBar(QProgressBar):
         self.setTextVisible(False)
 
     def set_fraction(self, fraction: float) -> None:
-        self.setValue(int(min(max(fraction, 0.0), 1.0) * self.STEPS))
+        """Show ``fraction`` with the window's next paint. QProgressBar.setValue repaints at once (and, for a
+        top-level window, flushes it to the screen) at every visible change: during a run the UI thread paid that
+        at each progress line; with updates off for the call, enabling them again schedules an ordinary update."""
+        value = int(min(max(fraction, 0.0), 1.0) * self.STEPS)
+        if value == self.value():
+            return
+        self.setUpdatesEnabled(False)
+        self.setValue(value)
+        self.setUpdatesEnabled(True)
 
 
 class ElidedLabel(QLabel):

@@ -136,7 +136,6 @@ class TrainingPlots(QWidget):
         self.refresh_cost_s = 0.0  # CPU time of the previous refresh (pushing data and repainting)
         self._painted_s = 0.0  # self.graphics.paint_cpu_s at the previous refresh
         self._push_cpu_s = 0.0  # CPU time of the previous refresh's push
-        self._unpaced = 0  # refreshes still to come before the pacing starts
         self._clocks = (0.0, 0.0)  # (time.monotonic(), time.process_time()) at the previous refresh
         self._update_clear_button()
 
@@ -175,13 +174,13 @@ class TrainingPlots(QWidget):
             plot = self.plot_of(name)
             # no epoch markers: each marker layer costs every repaint more than all the lines together
             pen = pg.mkPen(color, width=1, style=Qt.DashLine if "train" in name else Qt.SolidLine)
-            item = pg.PlotDataItem(series.x.copy(), series.y.copy(), pen=pen)
+            # every option before the data: each option set on an item with data recomputes what it shows
+            item = pg.PlotDataItem(pen=pen, clipToView=True, autoDownsample=True, downsampleMethod="peak")
             item.setLogMode(False, plot.ctrl.logYCheck.isChecked())
             item.setZValue(-1)  # under the live curves (z 0)
             item.setVisible(False)
             plot.getViewBox().addItem(item, ignoreBounds=True)
-            item.setClipToView(True)  # once in the view box: both ask it for the visible range
-            item.setDownsampling(auto=True, method="peak")
+            item.setData(series.x.copy(), series.y.copy())
             archive[name] = item
         return archive
 
@@ -253,7 +252,8 @@ class TrainingPlots(QWidget):
         self._apply_log_scale()
         if history:
             run.add_history(history, steps_per_epoch)
-        run.changed.update(RunData.SERIES)  # clears the live curves of the previous run's data
+        for item in self.live.values():  # the previous run's data leaves the live curves now
+            item.setData([], [])
         if epochs:
             self._fit_x_to_run(epochs, steps_per_epoch)
         self.running = True
@@ -290,9 +290,9 @@ class TrainingPlots(QWidget):
         self._update_clear_button()
 
     def _start_refresh(self) -> None:
+        """Look for the run's first points every REFRESH_MS, so they show at once; flush paces the rest."""
         self._painted_s = self.graphics.paint_cpu_s
         self._push_cpu_s = 0.0
-        self._unpaced = 2  # the run's first refresh (measured at the second) repaints everything once
         self._clocks = (time.monotonic(), time.process_time())
         self.timer.setInterval(REFRESH_MS)
         self.timer.start()
@@ -302,8 +302,8 @@ class TrainingPlots(QWidget):
 
         Then pace the timer: the previous refresh took ``c`` CPU seconds (its push and the repaints
         that followed), so the next one comes about ``c / PLOT_CPU_BUDGET`` later
-        (``refresh_interval_ms``). The first refresh of a run, which repaints everything once, does
-        not set the pace.
+        (``refresh_interval_ms``). After a run's first push, ``c`` is what the plots cost since the run
+        began, its first full repaint included: an overestimate, which a second refresh corrects.
         """
         run = self.current
         if run is None or not run.dirty:  # nothing new (events come a few times a second): the pace stays
@@ -323,10 +323,7 @@ class TrainingPlots(QWidget):
         clocks = (time.monotonic(), time.process_time())
         busy_cores = (clocks[1] - self._clocks[1]) / max(clocks[0] - self._clocks[0], 1e-3)
         self._clocks = clocks
-        if self._unpaced:
-            self._unpaced -= 1
-        else:
-            self.timer.setInterval(refresh_interval_ms(self.refresh_cost_s, busy_cores))
+        self.timer.setInterval(refresh_interval_ms(self.refresh_cost_s, busy_cores))
 
     def showEvent(self, event) -> None:
         super().showEvent(event)

@@ -204,13 +204,28 @@ def test_refresh_paces_itself_by_what_a_refresh_costs(plots, qtbot):
     # ...and to how little CPU the process gets (a loaded machine), but never more than one core's worth
     assert refresh_interval_ms(cost, busy_cores=0.5) == pytest.approx(0.8 * SLOWEST_REFRESH_MS, abs=1)
     assert refresh_interval_ms(cost, busy_cores=8.0) == refresh_interval_ms(cost, busy_cores=1.0)
-    feed_run(plots, "first", list(np.linspace(2.5, 0.2, 8)), finish=False)  # its first refresh: not paced
+    feed_run(plots, "first", list(np.linspace(2.5, 0.2, 8)), finish=False)  # its first refresh, then three more
     for step in range(9, 12):
         plots.add_batch(BatchEnd(3, step - 8, STEPS, step, (0.2,), 0.1, 100.0))
         plots.graphics.viewport().repaint()
         plots.flush()
     assert plots.refresh_cost_s > 0  # the push and the repaint were measured...
     assert plots.timer.interval() >= refresh_interval_ms(plots.refresh_cost_s)  # ...and set the pace (busy <= 1)
+    plots.end_run()
+
+
+def test_first_points_show_at_once_and_the_next_refresh_is_paced(plots, qtbot):
+    """The run's first points are pushed at the next quick tick; that push is paced by what the plots cost since
+    the run began (its first full repaint included), so a run does not start with ten refreshes a second."""
+    before = plots.graphics.paint_cpu_s
+    plots.begin_run("first", "classification", steps_per_epoch=STEPS, epochs=3)
+    plots.graphics.viewport().repaint()  # the run's first repaint (new title, x axes fitted to the run)
+    first_repaint = plots.graphics.paint_cpu_s - before
+    assert plots.timer.isActive() and plots.timer.interval() == REFRESH_MS  # waiting for the first points
+    plots.add_batch(BatchEnd(1, 1, STEPS, 1, (2.3,), 0.1, 100.0))
+    qtbot.waitUntil(lambda: len(plots.live["batch"].getData()[0] or ()) == 1, timeout=1000)
+    assert plots.refresh_cost_s >= first_repaint > 0  # the first repaint counts...
+    assert plots.timer.interval() >= refresh_interval_ms(plots.refresh_cost_s)  # ...and sets the pace at once
     plots.end_run()
 
 
@@ -278,3 +293,34 @@ def test_hidden_plots_push_nothing_and_catch_up_when_shown(qtbot):
     tabs.setCurrentIndex(0)
     assert len(plots.live["batch"].xData) == 8 and not plots.current.dirty  # showing the tab catches up
     plots.end_run()
+
+
+def test_progress_bar_moves_with_the_next_paint_not_at_once(qtbot):
+    """A progress step is drawn in the window's next paint pass: QProgressBar's own setValue repaints at once at
+    every visible change, which cost the UI thread a paint per progress line during a run."""
+    from PySide6.QtCore import QEvent, QObject
+
+    from gui.widgets import FractionBar
+
+    paints = []
+
+    class Paints(QObject):
+        def eventFilter(self, obj, event):
+            if event.type() == QEvent.Type.Paint:
+                paints.append(obj.value())
+            return False
+
+    bar = FractionBar()
+    qtbot.addWidget(bar)
+    counter = Paints()
+    bar.installEventFilter(counter)
+    bar.resize(400, 20)
+    bar.show()
+    qtbot.waitUntil(lambda: bool(paints))  # its first paint
+    paints.clear()
+    for step in range(1, 6):
+        bar.set_fraction(step / 10)
+    assert bar.value() == FractionBar.STEPS // 2 and paints == []  # set, not painted yet...
+    qtbot.waitUntil(lambda: bool(paints))
+    assert set(paints) == {FractionBar.STEPS // 2}  # ...then painted at the last value, the steps between skipped
+    bar.removeEventFilter(counter)
