@@ -29,9 +29,12 @@ def cpu_copy(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model, memo)
 
 
-def free_device_memory(device: torch.device) -> None:
-    """Collect unreachable objects (a trainer sits in reference cycles) and return cached device blocks."""
-    gc.collect()
+def free_device_memory(device: torch.device, collect: bool = True) -> None:
+    """Collect unreachable objects (what an exception's traceback or a cycle still holds) and return cached device
+    blocks. ``collect=False`` skips the collection, for a caller that knows nothing is left in a cycle: in a
+    window's process (~400,000 objects) a full collection costs ~0.25 s of CPU."""
+    if collect:
+        gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
     elif device.type == "mps":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -441,9 +442,9 @@ class TrainingController(ModelFiles, QObject):
             return
         if self.model is trainer.model:
             self.model = cpu_copy(trainer.model)
-        device = trainer.device
+        device, released = trainer.device, weakref.ref(trainer)
         del trainer
-        free_device_memory(device)
+        free_device_memory(device, collect=released() is not None)  # collect only what a cycle keeps alive
 
     # ------------------------------------------------------------------ evaluation without training
     @property
