@@ -173,6 +173,39 @@ def test_row_percent_shows_each_cell_as_a_share_of_its_true_class(area, trained)
     assert ui.results.cell_texts() == [str(matrix[r][c]) for r, c in cells]
 
 
+def test_results_in_a_tab_behind_another_draw_their_pictures_when_shown(area, trained, qtbot):
+    """An evaluation arriving while another tab is in front sets the figures and the class table at once; the matrix
+    and the picture grid (the dear part) are drawn when the Results tab is shown."""
+    from PySide6.QtWidgets import QTabWidget, QWidget
+
+    trainer, _ = trained
+    ui = area()
+    tabs = QTabWidget()
+    qtbot.addWidget(tabs)
+    tabs.addTab(QWidget(), "Training")
+    tabs.addTab(ui.results, "Results")
+    tabs.resize(1000, 700)
+    tabs.show()
+    qtbot.waitExposed(tabs)
+    evaluation = trainer.evaluate("test", samples=40)
+    ui.results.show_evaluation(evaluation, trainer.data)
+    assert f"{100 * evaluation.accuracy:.2f}%" in ui.results.summary.text()
+    assert len(ui.results.class_table_rows()) == 10
+    assert ui.results.samples.count() == 0 and ui.results.cell_texts() == []  # nobody sees them yet
+    tabs.setCurrentWidget(ui.results)
+    qtbot.waitUntil(lambda: ui.results.samples.count() == 40)
+    assert ui.results.cell_texts()
+    tabs.setCurrentIndex(0)
+    ui.results.show_evaluation(trainer.evaluate("test", samples=20), trainer.data)
+    true_class, predicted = next((t, p) for t in range(10) for p in range(10) if evaluation.confusion[t][p])
+    assert ui.results.select_cell(true_class, predicted)  # a cell asked for in the hidden tab draws the rest first
+    assert ui.results.selected_cell == (true_class, predicted) and ui.results.cell_texts()
+    tabs.setCurrentWidget(ui.results)
+    assert ui.results.selected_cell == (true_class, predicted)  # showing the tab keeps the cell's samples
+    tabs.removeTab(1)
+    ui.results.setParent(None)  # the area closes it, not the tabs
+
+
 def test_all_samples_goes_back_from_a_cells_samples_to_the_whole_gallery(area, trained, qtbot):
     trainer, _ = trained
     ui = area()
