@@ -58,6 +58,10 @@ class SummaryBar(QFrame):
         self.train_button.setText("Train")
         self.train_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.train_button.setMinimumWidth(120)
+        self.train_button.ensurePolished()  # the style sheet's padding counts in the height below
+        # as tall without its icon (a run shows "Training…" alone): a footer that changed height re-laid out and
+        # repainted the whole window at each run's start and end
+        self.train_button.setMinimumHeight(self.train_button.sizeHint().height())
         layout.addWidget(self.train_button)
         self.waiting_for = ""  # e.g. "PyTorch is still loading." until the training GUI is attached
         document.changed.connect(self.refresh)

@@ -347,7 +347,9 @@ class TrainingPanel(QWidget):
         name = "Training…" if busy else "Train"
         self.start_action.setText(name)
         self.start_action.setIconText(name)  # buttons show the icon text, which drops a trailing "…"
-        self.start_action.setIcon(QIcon() if busy else self.train_icon)
+        icon = QIcon() if busy else self.train_icon
+        if self.start_action.icon().cacheKey() != icon.cacheKey():  # setIcon re-lays out every button showing it
+            self.start_action.setIcon(icon)
         self.start_action.setToolTip(blocker or TRAIN_TIP)
         self.pause_action.setEnabled(self.controller.can_pause or state == states.PAUSED)
         self.pause_action.setText("Resume" if state == states.PAUSED else "Pause")

@@ -77,3 +77,25 @@ def test_training_tabs_set_the_design_docks_aside_and_bring_back_only_those(wind
     window.tabs.setCurrentIndex(0)  # Design
     assert window.inspector_dock.isVisible() and not window.palette_dock.isVisible()
     ui.controller.shutdown()
+
+
+def test_a_run_does_not_move_the_tabs_or_resize_the_plots(window, qtbot):
+    """The footer's Train button drops its icon while a run goes; the footer keeps its height, so the tabs and the
+    plots keep their size at a run's start and end (a resize re-laid out and repainted the whole window twice per
+    run, and the page jumped by two pixels)."""
+    ui = training_ui(window, epochs=100_000)
+    window.tabs.setCurrentWidget(ui.panel)
+    window.resize(1280, 800)
+    qtbot.waitUntil(lambda: ui.panel.plots.graphics.isVisible())
+    sizes = lambda: (window.tabs.size(), window.train_button.size(), ui.panel.plots.graphics.size())  # noqa: E731
+    qtbot.wait(50)
+    idle = sizes()
+    with qtbot.waitSignal(ui.controller.batchEnded, timeout=RUN_TIMEOUT_MS):
+        ui.controller.start()
+    qtbot.wait(50)
+    assert window.train_button.icon().isNull()  # "Training…" alone
+    assert sizes() == idle
+    with qtbot.waitSignal(ui.controller.finished, timeout=RUN_TIMEOUT_MS):
+        ui.controller.stop()
+    qtbot.wait(50)
+    assert sizes() == idle
