@@ -8,8 +8,11 @@ window and ``layerstudio train``), so no way stops its clock while another part 
   * plain thread: the same in a plain Python thread of this process;
   * thread+files: the plain thread also writing what a window run writes on its worker thread (the checkpoint
     every epoch, for crash recovery, and the run history), so the window's own cost shows apart from that work;
-  * window: the Training tab (controller, worker QThread, live plots) on an offscreen QApplication.
-Runs are recorded in a temporary LAYERSTUDIO_HOME, never in the user's history.
+  * window: the app's main window (every tab, the Training tab in front) at 1280x800 on an offscreen screen,
+    one window for all its runs, as in a session; its plots are cleared before each run (Clear previous runs),
+    so every run draws the same.
+Runs are recorded in a temporary LAYERSTUDIO_HOME and the window's settings in a temporary folder, never the
+user's.
 
 Headline figures, robust to a loaded machine (they count CPU time, not wall time):
   * the process's CPU seconds per 1,000 samples (every thread: trainer, torch's pool, the UI thread);
@@ -51,7 +54,7 @@ use_passive_wait()  # before torch loads
 
 import numpy as np  # noqa: E402 - after use_passive_wait()
 import torch  # noqa: E402
-from PySide6.QtCore import QElapsedTimer, QEvent, QEventLoop, QTimer  # noqa: E402
+from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from engine.data import DataConfig, load_data  # noqa: E402
@@ -60,6 +63,7 @@ from engine.training import TrainConfig, Trainer, warm_up  # noqa: E402
 from gui.training.worker import EVALUATION_SAMPLES  # noqa: E402
 
 TICK_MS = 10
+SETTLE_MS = 300  # after a window run: its last repaints and layouts are part of its cost
 WAYS = ("main thread", "plain thread", "thread+files", "window")
 
 
@@ -140,45 +144,46 @@ class LatenessProbe:
         self.timer.stop()
 
 
-def window_run(spec, bundle, data_config: DataConfig, config: TrainConfig,
-               probe: LatenessProbe | None = None) -> Measure:
-    """One run through the Training tab's controller, worker and live plots (``probe`` ticking along), until
-    the controller says it finished (after the test evaluation)."""
-    from gui.document import DesignDocument
-    from gui.training.controller import TrainingController
-    from gui.training.panel import TrainingPanel
+def open_main_window(template: str, data_config: DataConfig, bundle):
+    """The app's main window with ``template`` open, its data already loaded (loading is no part of a run) and the
+    Training tab in front; returns its training UI."""
+    from scripts.shots import open_window, settle
 
-    doc = DesignDocument(spec)
-    doc.extras = {"data": data_config.to_dict(), "training": config.to_dict()}
-    controller = TrainingController(doc, warm_up=False)
-    controller.use_data(bundle, data_config)
-    panel = TrainingPanel(controller)
-    panel.resize(1280, 800)
-    panel.show()
-    QApplication.processEvents()  # the first layout and paint of the tab are not the run's cost
+    _app, window, ui = open_window(1280, 800)
+    window.new_from(template)
+    window.document.set_extra("data", data_config.to_dict())
+    ui.controller.use_data(bundle, data_config)
+    window.tabs.setCurrentWidget(ui.panel)
+    settle(500)  # the window's first layout and paint are not a run's cost
+    return ui
+
+
+def window_run(ui, config: TrainConfig, probe: LatenessProbe | None = None) -> Measure:
+    """One run started from the window (``probe`` ticking along), until its controller says it finished (after
+    the test evaluation); the CPU time also counts the UI's work that follows (repaints, layouts: SETTLE_MS)."""
+    controller = ui.controller
+    ui.panel.plots.clear()
+    ui.panel.window().document.set_extra("training", config.to_dict())
+    QApplication.processEvents()
     loop = QEventLoop()
     end = {}
 
     def ended(_result) -> None:
-        end.update(wall=time.perf_counter(), cpu=process_cpu_s(), ui=time.thread_time())
-        loop.quit()
+        end["wall"] = time.perf_counter()
+        QTimer.singleShot(SETTLE_MS, loop.quit)
 
     controller.finished.connect(ended)
     if probe is not None:
         probe.start()
-    started, cpu, ui = time.perf_counter(), process_cpu_s(), time.thread_time()
+    started, cpu, ui_cpu = time.perf_counter(), process_cpu_s(), time.thread_time()
     controller.start()
     loop.exec()
+    end.update(cpu=process_cpu_s(), ui=time.thread_time())
     if probe is not None:
         probe.stop()
-    controller.shutdown()
-    panel.close()
-    panel.deleteLater()
-    # Deleted now: processEvents() leaves deferred deletes alone, so the panel (~20-30 ms of the UI thread) would go
-    # in the next window run's event loop and be counted as that run's cost.
-    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-    QApplication.processEvents()
-    return Measure(len(bundle.train_x) * config.epochs, end["wall"] - started, end["cpu"] - cpu, end["ui"] - ui)
+    controller.finished.disconnect(ended)
+    samples = len(controller.data.train_x) * config.epochs
+    return Measure(samples, end["wall"] - started, end["cpu"] - cpu, end["ui"] - ui_cpu)
 
 
 def idle_lateness(seconds: float) -> LatenessProbe:
@@ -250,17 +255,18 @@ def main() -> None:
 
     # As in the app, this process's main thread runs no torch work: loading, warming up and training
     # happen in other threads.
-    app = QApplication.instance() or QApplication([])
     bundle = in_thread(lambda: load_data(data_config))
     in_thread(warm_up)
     in_thread(lambda: headless_run(spec, bundle, short))
-    window_run(spec, bundle, data_config, short)  # the first window pays one-off imports and caches
+    ui = open_main_window(args.template, data_config, bundle)
+    app = QApplication.instance()
+    window_run(ui, short)  # the first run pays one-off imports and caches
 
     ways = {
         "main thread": lambda: main_thread_run(args),
         "plain thread": lambda: in_thread(lambda: headless_run(spec, bundle, config)),
         "thread+files": lambda: in_thread(lambda: headless_run(spec, bundle, config, data_config)),
-        "window": lambda: window_run(spec, bundle, data_config, config),
+        "window": lambda: window_run(ui, config),
     }
     measures: dict[str, list[Measure]] = {way: [] for way in WAYS}
     lateness, idle = [], []
@@ -271,9 +277,10 @@ def main() -> None:
             measures[way].append(ways[way]())
         # responsiveness in a run of its own: the 100 Hz probe itself costs the worker a few per cent
         probe = LatenessProbe()
-        window_run(spec, bundle, data_config, config, probe)
+        window_run(ui, config, probe)
         lateness.extend(probe.lateness_ms)
         idle.extend(idle_lateness(measures["window"][-1].wall_s).lateness_ms)
+    ui.controller.shutdown()
     app.processEvents()
 
     print(f"{args.template} on {bundle.summary()}, {args.epochs} epochs, batch 64, {args.device}, "
