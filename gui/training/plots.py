@@ -336,6 +336,7 @@ class TrainingPlots(QWidget):
             plot.setXRange(low, high, padding=0.02)
             self.following[plot] = True
             self.follow_y(plot, refit=True)
+            plot.getViewBox().prepareForPaint()  # the new range applied now: one repaint shows it (see follow_y)
 
     def follow_y(self, plot: pg.PlotItem, refit: bool = False) -> None:
         """Fit the y range to the current run's curves (earlier runs do not count), unless the user zoomed.
