@@ -19,7 +19,9 @@ Headline figures, robust to a loaded machine (they count CPU time, not wall time
   * for the window, the UI thread's share of that CPU time (goal < 5%);
   * the ratios plain thread / window and thread+files / window of CPU per sample (goal >= 0.95).
 Wall-clock samples/s and their window / headless ratios are printed too (median of the per-round
-ratios, with the spread), but on a shared machine their noise is as large as the effect.
+ratios, with the spread), but on a shared machine their noise is as large as the effect. Even CPU time per
+sample varies by up to ±20% between identical runs on a shared virtual machine (the host's load slows the CPU),
+so the main ratio comes with a bootstrap interval of its median: with few rounds it can be several per cent wide.
 Responsiveness is measured in separate window runs: a 10 ms QTimer on the main thread records how
 late it fires (goal p99 < 50 ms), next to the same timer with nothing training (the machine's own noise).
 
@@ -227,6 +229,15 @@ def spread_text(values: list[float], fmt: str) -> str:
     return f"{format(median, fmt)}  [{format(low, fmt)} .. {format(high, fmt)}, ±{50 * (high - low) / median:.0f}%]"
 
 
+def median_interval(values: list[float], draws: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """A 95% bootstrap interval of the median of ``values`` (the rounds resampled with replacement): how far the
+    median itself may be off, when single runs on a shared machine differ by tens of per cent."""
+    rng = np.random.default_rng(seed)
+    medians = np.median(rng.choice(np.asarray(values), size=(draws, len(values)), replace=True), axis=1)
+    low, high = np.percentile(medians, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def load_text() -> str:
     one, five, _ = os.getloadavg()
     return f"load average {one:.1f} (1 min) {five:.1f} (5 min) on {os.cpu_count()} CPUs"
@@ -299,6 +310,9 @@ def main() -> None:
     rounds = range(args.rounds)
     cpu_ratio = [measures["plain thread"][i].cpu_per_1000 / window[i].cpu_per_1000 for i in rounds]
     print(f"  CPU-per-sample ratio plain thread / window:  {spread_text(cpu_ratio, '.3f')}   (goal >= 0.95)")
+    low, high = median_interval(cpu_ratio)
+    print(f"    its median lies in {low:.3f} .. {high:.3f} "
+          "(95% bootstrap interval over the rounds; more --rounds narrow it)")
     cpu_ratio_files = [measures["thread+files"][i].cpu_per_1000 / window[i].cpu_per_1000 for i in rounds]
     print(f"  CPU-per-sample ratio thread+files / window:  {spread_text(cpu_ratio_files, '.3f')}   (the same work: "
           f"the window's own cost)")
