@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QPalette
@@ -30,6 +31,7 @@ LEAST_BUSY_CORES = 0.1  # a paused run uses next to no CPU: refreshes then slow 
 Y_MARGIN = 0.1  # the y range leaves this share of the data's span free above and below it
 Y_FILL = 0.5  # ... and is kept while the current run's curves fill at least this share of it
 LEGEND_Z = 1000  # legends draw above every curve
+EPOCH_MARKER_PX = 6
 
 CURRENT_COLORS = {
     "batch": (90, 120, 200, 70),
@@ -140,19 +142,33 @@ class TrainingPlots(QWidget):
         self._update_clear_button()
 
     def _make_live_curves(self) -> dict[str, pg.PlotDataItem]:
-        """The current run's curves, created once for the widget's life (each run only sets their data)."""
-        def epoch_curve(plot: pg.PlotItem, color: str, name: str) -> pg.PlotDataItem:
+        """The current run's curves, created once for the widget's life (each run only sets their data).
+
+        An epoch curve's markers are a ScatterPlotItem of their own (``self.markers``) that only ever gains the new
+        epochs' points: as a PlotDataItem symbol they were all rebuilt at every push and every change of the y
+        range, half of what a refresh cost. The legend shows a sample with line and marker.
+        """
+        def epoch_curve(plot: pg.PlotItem, color: str, name: str, key: str) -> pg.PlotDataItem:
             rgb = CURRENT_COLORS[color]
-            return plot.plot(pen=pg.mkPen(rgb, width=2), symbol="o", symbolSize=6, symbolBrush=rgb,
-                             symbolPen=None, name=name)
+            line = plot.plot(pen=pg.mkPen(rgb, width=2))
+            self.markers[key] = pg.ScatterPlotItem(size=EPOCH_MARKER_PX, brush=pg.mkBrush(rgb), pen=None)
+            plot.getViewBox().addItem(self.markers[key], ignoreBounds=True)
+            # never shown in a plot; a point of data, so its marker style reaches the scatter the legend draws
+            sample = pg.PlotDataItem([0.0], [0.0], pen=pg.mkPen(rgb, width=2), symbol="o",
+                                     symbolSize=EPOCH_MARKER_PX, symbolBrush=rgb, symbolPen=None)
+            plot.legend.addItem(sample, name)
+            return line
+
+        self.markers: dict[str, pg.ScatterPlotItem] = {}
+        self._marked: dict[str, int] = {}  # points of each epoch series the markers hold
 
         return {
             "batch": self.loss_plot.plot(pen=pg.mkPen(CURRENT_COLORS["batch"], width=1), name="batch"),
             "ema": self.loss_plot.plot(pen=pg.mkPen(CURRENT_COLORS["ema"], width=2), name="smoothed"),
-            "train_loss": epoch_curve(self.loss_plot, "train", "train"),
-            "val_loss": epoch_curve(self.loss_plot, "val", "validation"),
-            "train_metric": epoch_curve(self.metric_plot, "train", "train"),
-            "val_metric": epoch_curve(self.metric_plot, "val", "validation"),
+            "train_loss": epoch_curve(self.loss_plot, "train", "train", "train_loss"),
+            "val_loss": epoch_curve(self.loss_plot, "val", "validation", "val_loss"),
+            "train_metric": epoch_curve(self.metric_plot, "train", "train", "train_metric"),
+            "val_metric": epoch_curve(self.metric_plot, "val", "validation", "val_metric"),
             # filled down to 0, so a constant learning rate still gets a readable axis that starts at 0
             "lr": self.lr_plot.plot(pen=pg.mkPen(CURRENT_COLORS["lr"], width=2)),
         }
@@ -252,8 +268,7 @@ class TrainingPlots(QWidget):
         self._apply_log_scale()
         if history:
             run.add_history(history, steps_per_epoch)
-        for item in self.live.values():  # the previous run's data leaves the live curves now
-            item.setData([], [])
+        self._clear_live()  # the previous run's data leaves the live curves now
         if epochs:
             self._fit_x_to_run(epochs, steps_per_epoch)
         self.running = True
@@ -314,6 +329,8 @@ class TrainingPlots(QWidget):
         for name in run.changed:
             series = run.series[name]
             self.live[name].setData(series.x, series.y)
+            if name in self.markers:
+                self._mark(name, series)
         for plot in {self.plot_of(name) for name in run.changed}:
             self.follow_y(plot)
         run.changed.clear()
@@ -324,6 +341,28 @@ class TrainingPlots(QWidget):
         busy_cores = (clocks[1] - self._clocks[1]) / max(clocks[0] - self._clocks[0], 1e-3)
         self._clocks = clocks
         self.timer.setInterval(refresh_interval_ms(self.refresh_cost_s, busy_cores))
+
+    def _mark(self, name: str, series, again: bool = False) -> None:
+        """Give the markers of epoch series ``name`` its points not marked yet (all of them ``again``)."""
+        markers = self.markers[name]
+        start = 0 if again else self._marked.get(name, 0)
+        if start == 0:
+            markers.clear()
+        x, y = series.x[start:], series.y[start:]
+        if self.plot_of(name).ctrl.logYCheck.isChecked():  # the view box holds log10 values then
+            with np.errstate(divide="ignore", invalid="ignore"):
+                y = np.where(y > 0, np.log10(y), np.nan)
+        shown = np.isfinite(x) & np.isfinite(y)
+        if shown.any():
+            markers.addPoints(x=x[shown], y=y[shown])
+        self._marked[name] = len(series)
+
+    def _clear_live(self) -> None:
+        for item in self.live.values():
+            item.setData([], [])
+        for markers in self.markers.values():
+            markers.clear()
+        self._marked.clear()
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -382,6 +421,10 @@ class TrainingPlots(QWidget):
                     for name, item in (run.archive or {}).items():
                         if self.plot_of(name) is plot:
                             item.setLogMode(False, wanted)
+                current = self.current
+                for name in self.markers:
+                    if self.plot_of(name) is plot and current is not None:
+                        self._mark(name, current.series[name], again=True)
                 self.auto_range()
 
     def _remove_archive(self, run: RunData) -> None:
@@ -399,8 +442,7 @@ class TrainingPlots(QWidget):
                 self._remove_archive(run)
         self.runs = keep
         if not keep:
-            for item in self.live.values():
-                item.setData([], [])
+            self._clear_live()
             self.loss_plot.setTitle("Loss", color=self._foreground.name())
         self._update_clear_button()
 

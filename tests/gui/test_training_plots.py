@@ -324,3 +324,22 @@ def test_progress_bar_moves_with_the_next_paint_not_at_once(qtbot):
     qtbot.waitUntil(lambda: bool(paints))
     assert set(paints) == {FractionBar.STEPS // 2}  # ...then painted at the last value, the steps between skipped
     bar.removeEventFilter(counter)
+
+
+def test_epoch_markers_gain_only_the_new_epochs_and_follow_the_log_scale(plots, monkeypatch):
+    """Each epoch curve's markers hold one point per epoch; a new epoch adds its point (nothing is rebuilt), and
+    the log scale re-marks them in the log10 values the view box holds."""
+    feed_run(plots, "first", [2.0, 1.0, 0.5, 0.25] * STEPS, finish=False)
+    markers = plots.markers["val_loss"]
+    values = list(plots.current.series["val_loss"].y)
+    assert len(values) == 4 and list(markers.data["y"]) == pytest.approx(values)
+    rebuilt = []
+    monkeypatch.setattr(markers, "clear", lambda: rebuilt.append(True))
+    plots.add_epoch(EpochEnd(5, 5, 0.2, 0.9, 0.125, 0.9, 0.1, 1.0))
+    plots.flush()
+    assert rebuilt == [] and list(markers.data["y"]) == pytest.approx(values + [0.125])
+    monkeypatch.undo()
+    plots.set_log_scale(True)
+    assert list(markers.data["y"]) == pytest.approx(np.log10(values + [0.125]).tolist())
+    assert plots.markers["val_metric"].data["y"][-1] == pytest.approx(90.0)  # accuracy stays linear
+    plots.end_run()
