@@ -24,7 +24,7 @@ from engine.shapes import format_shape
 from engine.text import sentence
 from gui.input_policy import scroll_instead
 from gui.training import controller as states
-from gui.training.results import RIGHT, tensor_image
+from gui.training.sample_images import RIGHT, tensor_image
 from gui.training.styles import ERROR_STYLE
 from gui.training.worker import reporting
 from gui.widgets import headline_label

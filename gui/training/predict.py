@@ -32,7 +32,7 @@ from engine.text import sentence
 from engine.training import TrainConfig
 from gui.training import controller as states
 from gui.training.provenance import weights_note
-from gui.training.results import RIGHT, tensor_image
+from gui.training.sample_images import RIGHT, tensor_image
 from gui.training.styles import ERROR_STYLE
 
 PREVIEW_SIZE = 240

@@ -14,9 +14,8 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-import torch
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QAction, QBrush, QColor, QFont, QIcon, QImage, QKeySequence, QPalette, QPixmap
+from PySide6.QtGui import QAction, QBrush, QFont, QIcon, QKeySequence, QPalette, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -40,6 +39,7 @@ from engine.evaluation import macro_average
 from engine.text import sentence
 from gui.training import controller as states
 from gui.training.provenance import results_note
+from gui.training.sample_images import RIGHT, WRONG, sample_image
 from gui.widgets import headline_label
 
 MAX_CELL_TEXT_CLASSES = 20
@@ -47,29 +47,6 @@ GRID_LIMIT = 64
 METRIC_COLUMNS = ("Class", "Samples", "Precision", "Recall", "F1")
 EVALUATE_KEY = "F7"
 ICON_SIZE = 56
-WRONG = QColor(200, 30, 40)
-RIGHT = QColor(30, 130, 60)
-
-
-def sample_image(bundle, index: int, split: str = "test") -> QImage | None:
-    """One sample of a bundle as a QImage (de-normalised), or None for non-image inputs."""
-    return tensor_image(getattr(bundle, f"{split}_x")[index], bundle.mean, bundle.std)
-
-
-def tensor_image(x: torch.Tensor, mean, std) -> QImage | None:
-    """A normalised sample (C x H x W, or a flattened square) as a QImage, or None when it is not an image."""
-    if x.dim() == 1 and math.isqrt(x.numel()) ** 2 == x.numel():  # flattened square grayscale (e.g. 784)
-        side = math.isqrt(x.numel())
-        x = x.view(1, side, side)
-    if x.dim() != 3 or x.shape[0] not in (1, 3):
-        return None
-    x = x.detach().float().cpu()
-    if mean is not None and std is not None and len(mean) == x.shape[0]:
-        x = x * torch.tensor(std).view(-1, 1, 1) + torch.tensor(mean).view(-1, 1, 1)
-    pixels = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
-    height, width, channels = pixels.shape
-    fmt = QImage.Format_Grayscale8 if channels == 1 else QImage.Format_RGB888
-    return QImage(pixels.data, width, height, width * channels, fmt).copy()
 
 
 class ClickableImage(pg.ImageItem):
