@@ -197,11 +197,13 @@ class TrainingController(ModelFiles, QObject):
         return [t for t in self._threads if shiboken6.isValid(t) and t.isRunning()]
 
     # ------------------------------------------------------------------ data
-    def _data_cache_key(self, config: DataConfig) -> str:
+    @staticmethod
+    def data_key(config: DataConfig) -> str:
+        """Data settings as one text, equal for settings that read the same data (what the loaded data is kept by)."""
         return json.dumps(config.to_dict(), sort_keys=True)
 
     def cached_data(self, config: DataConfig) -> DataBundle | None:
-        return self.data if self._data_key == self._data_cache_key(config) else None
+        return self.data if self._data_key == self.data_key(config) else None
 
     def load_data(self) -> bool:
         """Load the dataset chosen in the settings off the UI thread."""
@@ -229,7 +231,7 @@ class TrainingController(ModelFiles, QObject):
     def use_data(self, bundle: DataBundle, config: DataConfig) -> None:
         """Keep a loaded bundle: runs with the same data settings reuse it instead of loading again."""
         self.data = bundle
-        self._data_key = self._data_cache_key(config)
+        self._data_key = self.data_key(config)
         self.dataLoaded.emit(bundle)
         self.message.emit(f"Data loaded: {bundle.summary()}")
 

@@ -265,7 +265,7 @@ class TrainingPanel(QWidget):
     def _data_key(self) -> str | None:
         """The chosen data settings as a key (None when they do not parse)."""
         try:
-            return json.dumps(self.controller.data_config().to_dict(), sort_keys=True, default=str)
+            return self.controller.data_key(self.controller.data_config())
         except LayerStudioError:
             return None
 
