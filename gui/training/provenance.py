@@ -20,10 +20,29 @@ TRAINED, LOADED = "trained", "loaded"
 COMPANION_SUFFIX = ".design.json"  # weights.pt -> weights.design.json: the design the weights fit
 
 
+_KEYS: dict[int, tuple[NetworkSpec, tuple]] = {}  # id(spec) -> (spec, its key): the spec held keeps its id unique
+_KEYS_KEPT = 16
+
+
 def design_key(spec: NetworkSpec) -> tuple:
-    """What makes two designs train the same network (layer ids ignored)."""
-    return spec.input_shape, tuple((layer.kind, json.dumps(layer.to_dict()["params"], sort_keys=True), layer.frozen)
-                                   for layer in spec.layers)
+    """What makes two designs train the same network: the input shape and every layer's kind, parameters and
+    frozen flag, the layers inside groups included (ids, group names and inits ignored).
+
+    Specs are immutable and the window asks for the key of the same few (the open design, the trained one)
+    dozens of times per run, so the last few keys are kept (a spec is not hashable: its parameters are a dict)."""
+    kept = _KEYS.get(id(spec))
+    if kept is not None and kept[0] is spec:
+        return kept[1]
+    key = spec.input_shape, _layers_key(spec.layers)
+    if len(_KEYS) >= _KEYS_KEPT:
+        del _KEYS[next(iter(_KEYS))]  # the oldest
+    _KEYS[id(spec)] = spec, key
+    return key
+
+
+def _layers_key(layers) -> tuple:
+    return tuple((layer.kind, json.dumps(layer.params, sort_keys=True, default=str), layer.frozen,
+                  _layers_key(layer.layers), _layers_key(layer.shortcut)) for layer in layers)
 
 
 def clock(moment: datetime, now: datetime | None = None) -> str:

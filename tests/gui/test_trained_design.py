@@ -2,6 +2,7 @@
 Results tab and Save Weights say so; undoing back to the trained design makes them current again."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -11,10 +12,12 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
 from engine.build import build_model
 from engine.io import read_state_dict, save_weights
+from engine.spec import LayerSpec, NetworkSpec
+from engine.templates import load_design
 from gui.document import DesignFile
 from gui.training import controller as states
 from gui.training.actions import WeightsActions
-from gui.training.provenance import clock, companion_design_path
+from gui.training.provenance import clock, companion_design_path, design_key
 from gui.training.status import EVALUATING_NOW
 from tests.gui.test_training import tiny_spec
 
@@ -86,6 +89,27 @@ def test_editing_the_design_marks_weights_and_results_and_undo_clears_the_marks(
     assert marks(ui, actions) == {"results": "", "training": "", "save_weights": ""}
     ui.doc.set_extra("training", dict(ui.doc.extras["training"], lr=0.5))  # settings are not the design
     assert marks(ui, actions) == {"results": "", "training": "", "save_weights": ""}
+
+
+def test_an_edit_inside_a_group_changes_the_design_and_a_rename_or_new_ids_do_not():
+    spec, _ = load_design("resnet18")
+    key = design_key(spec)
+    assert design_key(spec) is key  # the same spec object: its key is kept, not recomputed
+    conv = spec.layer("res1-4")
+    changed = [
+        spec.with_param("res1-4", "out_channels", conv.params["out_channels"] * 2),  # two levels down
+        spec.with_layer(replace(conv, frozen=True)),
+        spec.with_contents("res1", "shortcut", [LayerSpec("Conv2d", {"out_channels": 64, "kernel_size": 1})]),
+    ]
+    for other in changed:
+        assert design_key(other) != key
+    same = [
+        spec.with_layer(replace(spec.layer("res1"), name="first block")),
+        NetworkSpec.from_dict(spec.to_dict()),  # a copy: equal key, computed afresh
+        replace(spec, layers=tuple(replace(layer, id=f"renamed{i}") for i, layer in enumerate(spec.layers))),
+    ]
+    for other in same:
+        assert design_key(other) == key
 
 
 def test_opening_another_design_marks_them_too(area):
