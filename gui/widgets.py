@@ -1,13 +1,13 @@
 """Small widgets shared by the window's views: a headline, a message label, a progress bar of fractions, a label that
-elides, a float spin box that takes 1e-3."""
+elides, a line of live text, a float spin box that takes 1e-3."""
 from __future__ import annotations
 
 import math
 import re
 
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QValidator
-from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QProgressBar, QSizePolicy
+from PySide6.QtCore import QRect, QSize, Qt
+from PySide6.QtGui import QPainter, QPalette, QValidator
+from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QProgressBar, QSizePolicy, QWidget
 
 
 def message_label(text: str = "") -> QLabel:
@@ -85,6 +85,57 @@ class ElidedLabel(QLabel):
                                               max(0, self.contentsRect().width()))
         super().setText(shown)
         self.setToolTip(self._full if shown != self._full else "")
+
+
+class LiveLine(QWidget):
+    """A wrapping line of plain text that changes several times a second (a run's progress, a download's).
+
+    A QLabel re-lays out every layout above it at each new text, even when its size stays the same (about 1 ms
+    in the Training tab, the plots' canvas included); a new text here repaints this widget alone, and asks for
+    a new layout only when it needs another number of lines."""
+
+    FLAGS = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextWordWrap
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._text = ""
+        policy = QSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        policy.setHeightForWidth(True)
+        self.setSizePolicy(policy)
+
+    def text(self) -> str:
+        return self._text
+
+    def setText(self, text: str) -> None:
+        if text == self._text:
+            return
+        height = self.heightForWidth(self.width())
+        self._text = text
+        self.setAccessibleName(text)
+        if self.heightForWidth(self.width()) != height:
+            self.updateGeometry()
+        self.update()
+
+    def hasHeightForWidth(self) -> bool:
+        return True
+
+    def heightForWidth(self, width: int) -> int:
+        metrics = self.fontMetrics()
+        text = metrics.boundingRect(QRect(0, 0, max(width, 1), 1_000_000), self.FLAGS, self._text)
+        return max(metrics.height(), text.height())
+
+    def sizeHint(self) -> QSize:
+        """A width of its own that no text changes (the layout gives it the column's width)."""
+        width = 40 * self.fontMetrics().averageCharWidth()
+        return QSize(width, self.heightForWidth(width))
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(0, self.fontMetrics().height())
+
+    def paintEvent(self, _event) -> None:
+        painter = QPainter(self)
+        self.style().drawItemText(painter, self.contentsRect(), int(self.FLAGS), self.palette(), self.isEnabled(),
+                                  self._text, QPalette.ColorRole.WindowText)
 
 
 class FloatSpinBox(QDoubleSpinBox):

@@ -55,7 +55,7 @@ from gui.training.status import (
     run_info,
 )
 from gui.training.styles import ERROR_STYLE, NOTE_STYLE
-from gui.widgets import FractionBar
+from gui.widgets import FractionBar, LiveLine
 
 SETTINGS_PROBLEM = "The settings have an error (shown in red under Settings): fix it first."
 RUN_GOING = "A run is going: Stop it (Shift+F5) or wait for it to end."
@@ -150,8 +150,7 @@ class TrainingPanel(QWidget):
         self.run_buttons = [self.start_button, self.pause_button, self.stop_button]
         self.start_button.setProperty("primary", True)
         self.progress = FractionBar()
-        self.progress_label = QLabel()
-        self.progress_label.setWordWrap(True)  # long texts wrap instead of widening the tab
+        self.progress_label = LiveLine()  # long texts wrap instead of widening the tab
         controls = QHBoxLayout()
         for button in (self.start_button, self.pause_button, self.stop_button):
             controls.addWidget(button)
@@ -229,7 +228,7 @@ class TrainingPanel(QWidget):
         self.train_form.edited.connect(lambda values: self._save_form("training", values))
         doc = self.document
         doc.changed.connect(self.refresh)
-        doc.readOnlyChanged.connect(self.refresh)
+        doc.readOnlyChanged.connect(self._read_only_changed)
         doc.extrasChanged.connect(self._extras_changed)
 
     # ------------------------------------------------------------------ settings <-> document
@@ -376,6 +375,12 @@ class TrainingPanel(QWidget):
         if state in (states.LOADING, states.EVALUATING):  # a new loading: its steps from now on
             self._loading, self._loading_key = None, self._data_key()
         self.refresh()
+
+    def _read_only_changed(self, read_only: bool) -> None:
+        """What the design being read-only decides here: its note and the Fit button. (The controller makes the
+        design read-only as a run starts and ends, and the state change that follows refreshes the rest.)"""
+        self.read_only_note.setVisible(read_only)
+        self.data_section.update_fit()
 
     def _show_sweep_curve(self) -> None:
         self.views.setTabVisible(SWEEP_TAB, True)

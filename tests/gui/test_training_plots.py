@@ -343,3 +343,44 @@ def test_epoch_markers_gain_only_the_new_epochs_and_follow_the_log_scale(plots, 
     assert list(markers.data["y"]) == pytest.approx(np.log10(values + [0.125]).tolist())
     assert plots.markers["val_metric"].data["y"][-1] == pytest.approx(90.0)  # accuracy stays linear
     plots.end_run()
+
+
+def test_a_new_progress_line_repaints_it_alone_and_a_longer_one_makes_room(qtbot):
+    """The progress line changes several times a second during a run: a text that fits the lines it has re-lays
+    out nothing around it (a QLabel re-laid out the whole tab at each one); one that needs another line grows it."""
+    from PySide6.QtCore import QEvent, QObject
+    from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+    from gui.widgets import LiveLine
+
+    layouts = []
+
+    class Layouts(QObject):
+        def eventFilter(self, obj, event):
+            if event.type() == QEvent.Type.LayoutRequest:
+                layouts.append(obj)
+            return False
+
+    column = QWidget()
+    qtbot.addWidget(column)
+    line, below = LiveLine(), QLabel("below")
+    layout = QVBoxLayout(column)
+    layout.addWidget(line)
+    layout.addWidget(below)
+    layout.addStretch(1)
+    column.resize(300, 200)
+    column.show()
+    qtbot.waitExposed(column)
+    qtbot.wait(20)  # the first layout's follow-ups
+    counter = Layouts()
+    column.installEventFilter(counter)
+    for step in range(1, 6):
+        line.setText(f"Epoch 1/5 · step {step}/57 · ETA 0:0{step}")
+        qtbot.wait(5)
+    assert layouts == [] and line.text() == "Epoch 1/5 · step 5/57 · ETA 0:05"
+    assert line.height() == line.fontMetrics().height()
+    one_line_top = below.y()
+    line.setText("A long line of progress that cannot fit in three hundred pixels and wraps onto more lines " * 2)
+    qtbot.waitUntil(lambda: below.y() > one_line_top)  # the label below moved down to make room
+    assert layouts and line.height() == line.heightForWidth(line.width()) > line.fontMetrics().height()
+    column.removeEventFilter(counter)
