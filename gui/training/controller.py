@@ -18,7 +18,7 @@ import shiboken6
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 from engine.data import DataBundle, DataConfig
-from engine.device_memory import cpu_copy, free_device_memory
+from engine.device_memory import free_device_memory, released_model
 from engine.errors import LayerStudioError, TrainingError, WeightsError
 from engine.history import RunHistory, RunRecorder
 from engine.spec import NetworkSpec
@@ -436,14 +436,14 @@ class TrainingController(ModelFiles, QObject):
         """Free the last run before the next one builds its model, so device memory never holds two runs.
 
         The trainer goes with its optimizer state, gradients, device copies of the data and kept
-        weights. Its trained weights stay as a CPU copy: Save Weights still has them when the next
-        run fails before it trains, and once it trains its own model replaces them.
+        weights. Its trained weights stay, on the CPU (``released_model``): Save Weights still has them
+        when the next run fails before it trains, and once it trains its own model replaces them.
         """
         trainer, self.trainer = self.trainer, None
         if trainer is None:
             return
         if self.model is trainer.model:
-            self.model = cpu_copy(trainer.model)
+            self.model = released_model(trainer.model)
         device, released = trainer.device, weakref.ref(trainer)
         del trainer
         free_device_memory(device, collect=released() is not None)  # collect only what a cycle keeps alive

@@ -1,6 +1,7 @@
-"""A new run frees the previous one before it builds its model: the old trainer, its model and optimizer
-are gone (weakrefs dead), and the trained weights live on as a CPU copy that Save Weights still writes when
-the next run fails before it trains. The GPU version of the check (peak memory of two runs) is marked cuda.
+"""A new run frees the previous one before it builds its model: the old trainer and its optimizer are gone
+(weakrefs dead), and the trained weights live on, on the CPU without gradients (the model itself when it trained
+there, a CPU copy of one on a GPU), so Save Weights still writes them when the next run fails before it trains.
+The GPU version of the check (peak memory of two runs) is marked cuda.
 """
 from __future__ import annotations
 
@@ -42,12 +43,13 @@ def test_the_previous_run_is_freed_before_the_next_one_builds_its_model(area, mo
     with ui.qtbot.waitSignal(ui.controller.finished, timeout=RUN_TIMEOUT_MS) as blocker:
         assert ui.controller.start()
         gc.collect()
-        assert [ref() for ref in old] == [None, None, None]  # freed as soon as the new run starts
-        kept = ui.controller.model  # the previous weights, as a CPU copy, until the new run has its own
+        assert [ref() is None for ref in old] == [True, False, True]  # freed as soon as the new run starts...
+        kept = ui.controller.model  # ...but the previous weights, until the new run has its own
+        assert kept is old[1]()  # trained on the CPU: kept as they are, not copied
         assert all(p.device.type == "cpu" and p.grad is None for p in kept.parameters())
         assert all(torch.equal(trained[key], value) for key, value in kept.state_dict().items())
     assert blocker.args[0].reason == "completed"
-    assert alive_at_build == [[False, False, False]]
+    assert alive_at_build == [[False, True, False]]
     assert ui.controller.model is ui.controller.trainer.model  # the new run's model replaced the copy
 
 
@@ -60,7 +62,7 @@ def test_when_the_next_run_fails_before_training_the_previous_weights_can_still_
     result = ui.run(start=ui.controller.start)
     assert result.reason == "error" and "missing.csv" in result.message
     gc.collect()
-    assert [ref() for ref in old] == [None, None, None]
+    assert [ref() is None for ref in old] == [True, False, True]  # the trained model alone stays
     assert ui.controller.trainer is None  # nothing left to checkpoint; the weights are kept
     ui.controller.save_weights(tmp_path / "kept.pt")
     saved = read_state_dict(tmp_path / "kept.pt")
