@@ -1,12 +1,12 @@
 """Small widgets shared by the window's views: a headline, a message label, a progress bar of fractions, a label that
-elides, a line of live text, a float spin box that takes 1e-3."""
+elides, labels that change often, a float spin box that takes 1e-3."""
 from __future__ import annotations
 
 import math
 import re
 
-from PySide6.QtCore import QRect, QSize, Qt
-from PySide6.QtGui import QPainter, QPalette, QValidator
+from PySide6.QtCore import QEvent, QSize, Qt
+from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QProgressBar, QSizePolicy, QWidget
 
 
@@ -87,55 +87,66 @@ class ElidedLabel(QLabel):
         self.setToolTip(self._full if shown != self._full else "")
 
 
-class LiveLine(QWidget):
-    """A wrapping line of plain text that changes several times a second (a run's progress, a download's).
+class LabelStack(QWidget):
+    """Wrapping labels one under the other, placed by hand: status lines whose texts change several times a
+    second during a run. In a layout, each new text of a QLabel re-lays out every layout above it even when
+    its size stays the same (about 1 ms in the Training tab, the plots' canvas included); here a new text
+    re-lays out the window only when the lines' height changes."""
 
-    A QLabel re-lays out every layout above it at each new text, even when its size stays the same (about 1 ms
-    in the Training tab, the plots' canvas included); a new text here repaints this widget alone, and asks for
-    a new layout only when it needs another number of lines."""
-
-    FLAGS = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextWordWrap
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self._text = ""
+    def __init__(self, *labels: QLabel, spacing: int = 6):
+        super().__init__()
+        self.labels = labels
+        self._spacing = spacing
+        self._height = -1
+        for label in labels:
+            label.setParent(self)
         policy = QSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
         policy.setHeightForWidth(True)
         self.setSizePolicy(policy)
 
-    def text(self) -> str:
-        return self._text
+    def _shown(self) -> list[QLabel]:
+        return [label for label in self.labels if label.isVisibleTo(self)]
 
-    def setText(self, text: str) -> None:
-        if text == self._text:
-            return
-        height = self.heightForWidth(self.width())
-        self._text = text
-        self.setAccessibleName(text)
-        if self.heightForWidth(self.width()) != height:
-            self.updateGeometry()
-        self.update()
+    @staticmethod
+    def _label_height(label: QLabel, width: int) -> int:
+        height = label.heightForWidth(width)
+        return height if height >= 0 else label.sizeHint().height()
 
     def hasHeightForWidth(self) -> bool:
         return True
 
     def heightForWidth(self, width: int) -> int:
-        metrics = self.fontMetrics()
-        text = metrics.boundingRect(QRect(0, 0, max(width, 1), 1_000_000), self.FLAGS, self._text)
-        return max(metrics.height(), text.height())
+        shown = self._shown()
+        return sum(self._label_height(label, width) for label in shown) + self._spacing * max(0, len(shown) - 1)
 
     def sizeHint(self) -> QSize:
-        """A width of its own that no text changes (the layout gives it the column's width)."""
-        width = 40 * self.fontMetrics().averageCharWidth()
+        width = max((label.sizeHint().width() for label in self._shown()), default=0)
         return QSize(width, self.heightForWidth(width))
 
     def minimumSizeHint(self) -> QSize:
-        return QSize(0, self.fontMetrics().height())
+        width = max((label.minimumSizeHint().width() for label in self._shown()), default=0)
+        return QSize(width, self.heightForWidth(width))
 
-    def paintEvent(self, _event) -> None:
-        painter = QPainter(self)
-        self.style().drawItemText(painter, self.contentsRect(), int(self.FLAGS), self.palette(), self.isEnabled(),
-                                  self._text, QPalette.ColorRole.WindowText)
+    def event(self, event) -> bool:
+        if event.type() == QEvent.Type.LayoutRequest:  # a label's text or visibility changed
+            self._place()
+            return True
+        return super().event(event)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._place()
+
+    def _place(self) -> None:
+        top, width = 0, self.width()
+        for label in self._shown():
+            height = self._label_height(label, width)
+            label.setGeometry(0, top, width, height)
+            top += height + self._spacing
+        height = self.heightForWidth(width)
+        if height != self._height:  # only then do the layouts above have anything to do
+            self._height = height
+            self.updateGeometry()
 
 
 class FloatSpinBox(QDoubleSpinBox):

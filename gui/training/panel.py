@@ -55,7 +55,7 @@ from gui.training.status import (
     run_info,
 )
 from gui.training.styles import ERROR_STYLE, NOTE_STYLE
-from gui.widgets import FractionBar, LiveLine
+from gui.widgets import FractionBar, LabelStack
 
 SETTINGS_PROBLEM = "The settings have an error (shown in red under Settings): fix it first."
 RUN_GOING = "A run is going: Stop it (Shift+F5) or wait for it to end."
@@ -150,7 +150,8 @@ class TrainingPanel(QWidget):
         self.run_buttons = [self.start_button, self.pause_button, self.stop_button]
         self.start_button.setProperty("primary", True)
         self.progress = FractionBar()
-        self.progress_label = LiveLine()  # long texts wrap instead of widening the tab
+        self.progress_label = QLabel()
+        self.progress_label.setWordWrap(True)  # long texts wrap instead of widening the tab
         controls = QHBoxLayout()
         for button in (self.start_button, self.pause_button, self.stop_button):
             controls.addWidget(button)
@@ -178,9 +179,8 @@ class TrainingPanel(QWidget):
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.addLayout(controls)
-        right_layout.addWidget(self.progress_label)
-        right_layout.addWidget(self.run_info)
-        right_layout.addWidget(self.status_label)
+        right_layout.addWidget(LabelStack(self.progress_label, self.run_info, self.status_label,
+                                          spacing=right_layout.spacing()))
         right_layout.addWidget(self.stale_note)
         right_layout.addWidget(self.lr_finder)
         # the run's curves, each layer's health and the learning-rate sweep's curve share the space, a tab each

@@ -345,13 +345,14 @@ def test_epoch_markers_gain_only_the_new_epochs_and_follow_the_log_scale(plots, 
     plots.end_run()
 
 
-def test_a_new_progress_line_repaints_it_alone_and_a_longer_one_makes_room(qtbot):
-    """The progress line changes several times a second during a run: a text that fits the lines it has re-lays
-    out nothing around it (a QLabel re-laid out the whole tab at each one); one that needs another line grows it."""
+def test_new_status_texts_re_lay_out_nothing_unless_the_lines_need_another_height(qtbot):
+    """The Training tab's status lines change several times a second during a run: a text that fits the lines
+    it has re-lays out nothing around them (each QLabel text in a layout re-laid out the whole tab); one that
+    needs another line makes room, and so does a line shown or hidden."""
     from PySide6.QtCore import QEvent, QObject
     from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-    from gui.widgets import LiveLine
+    from gui.widgets import LabelStack
 
     layouts = []
 
@@ -363,24 +364,31 @@ def test_a_new_progress_line_repaints_it_alone_and_a_longer_one_makes_room(qtbot
 
     column = QWidget()
     qtbot.addWidget(column)
-    line, below = LiveLine(), QLabel("below")
+    progress, status, below = QLabel("Ready."), QLabel("Device: cpu"), QLabel("below")
+    for label in (progress, status):
+        label.setWordWrap(True)
     layout = QVBoxLayout(column)
-    layout.addWidget(line)
+    layout.addWidget(LabelStack(progress, status))
     layout.addWidget(below)
     layout.addStretch(1)
-    column.resize(300, 200)
+    column.resize(300, 300)
     column.show()
     qtbot.waitExposed(column)
     qtbot.wait(20)  # the first layout's follow-ups
+    top = below.y()
+    assert status.y() > progress.y() + progress.height() - 1 and status.width() == progress.width() > 250
     counter = Layouts()
     column.installEventFilter(counter)
     for step in range(1, 6):
-        line.setText(f"Epoch 1/5 · step {step}/57 · ETA 0:0{step}")
+        progress.setText(f"Epoch 1/5 · step {step}/57 · ETA 0:0{step}")
+        status.setText(f"Epoch {step}/5 · train loss 0.{step}")
         qtbot.wait(5)
-    assert layouts == [] and line.text() == "Epoch 1/5 · step 5/57 · ETA 0:05"
-    assert line.height() == line.fontMetrics().height()
-    one_line_top = below.y()
-    line.setText("A long line of progress that cannot fit in three hundred pixels and wraps onto more lines " * 2)
-    qtbot.waitUntil(lambda: below.y() > one_line_top)  # the label below moved down to make room
-    assert layouts and line.height() == line.heightForWidth(line.width()) > line.fontMetrics().height()
+    assert layouts == [] and below.y() == top
+    assert progress.text() == "Epoch 1/5 · step 5/57 · ETA 0:05" and progress.isVisible()
+    progress.setText("A long line of progress that cannot fit in three hundred pixels and wraps onto more lines " * 2)
+    qtbot.waitUntil(lambda: below.y() > top)  # the label below moved down to make room
+    assert progress.height() == progress.heightForWidth(progress.width()) and status.y() > progress.height()
+    grown = below.y()
+    status.hide()
+    qtbot.waitUntil(lambda: below.y() < grown)
     column.removeEventFilter(counter)
