@@ -31,7 +31,7 @@ from engine.data import DataConfig
 from engine.errors import LayerStudioError
 from engine.preflight import batch_size_problem
 from engine.text import sentence
-from engine.training import RunFinished, TrainConfig
+from engine.training import TrainConfig
 from gui.icons import icon
 from gui.summary import TRAIN_TIP, train_blocker
 from gui.training import controller as states
@@ -78,7 +78,6 @@ class TrainingPanel(QWidget):
         self._loading_key: str | None = None             # the data settings being loaded
         self._data_problems: dict[str | None, str] = {}  # data settings -> why they did not load (rich text)
         self._last_epoch = ""                            # the running job's latest epoch line
-        self._ended: RunFinished | None = None           # the running job's result while it winds down
         self._outcome: Outcome | None = None             # how the last attempt ended, and with what
         self.run_buttons: list[QAbstractButton] = []     # buttons that show the run state (the footer's Train too)
         self._progress_shown = float("-inf")  # time.monotonic() of the last batch shown in the progress line
@@ -314,7 +313,7 @@ class TrainingPanel(QWidget):
         data_key = self._data_key()
         lines = Lines.of(
             state=state, outcome=outcome, progress=self.progress_state, loading=self._loading,
-            loading_run=self.controller.can_pause, ended=self._ended, last_epoch=self._last_epoch,
+            loading_run=self.controller.can_pause, ended=self.controller.last_result, last_epoch=self._last_epoch,
             blocker=self.train_blocker(), device=self.train_form.widget("device").currentText(),
             bundle=self.data_section.current_bundle(), data_problem=self._data_problems.get(data_key, ""),
             loading_this_data=state == states.LOADING and self._loading_key == data_key,
@@ -427,7 +426,6 @@ class TrainingPanel(QWidget):
 
     def _run_ended(self, result) -> None:
         self.plots.end_run()
-        self._ended = result
         self.refresh()
 
     def _finished(self, result) -> None:
@@ -438,7 +436,7 @@ class TrainingPanel(QWidget):
         self._outcome = Outcome(result, self._context(), run_info(progress.started) if started else "",
                                 progress.fraction if started else 0.0)
         self.progress_state = RunProgress()
-        self._last_epoch, self._ended = "", None
+        self._last_epoch = ""
         if result.reason in FAILURE_TITLES:
             self.show_failure(result)
         self.refresh()
