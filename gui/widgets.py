@@ -98,6 +98,7 @@ class LabelStack(QWidget):
         self.labels = labels
         self._spacing = spacing
         self._height = -1
+        self._heights: dict[QLabel, tuple[tuple[str, int], int]] = {}
         for label in labels:
             label.setParent(self)
         policy = QSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
@@ -107,10 +108,15 @@ class LabelStack(QWidget):
     def _shown(self) -> list[QLabel]:
         return [label for label in self.labels if label.isVisibleTo(self)]
 
-    @staticmethod
-    def _label_height(label: QLabel, width: int) -> int:
-        height = label.heightForWidth(width)
-        return height if height >= 0 else label.sizeHint().height()
+    def _label_height(self, label: QLabel, width: int) -> int:
+        """The label's height at ``width``, measured once per text and width (a wrapped label lays its text out
+        to answer)."""
+        key = (label.text(), width)
+        kept = self._heights.get(label)
+        if kept is None or kept[0] != key:
+            height = label.heightForWidth(width)
+            kept = self._heights[label] = key, height if height >= 0 else label.sizeHint().height()
+        return kept[1]
 
     def hasHeightForWidth(self) -> bool:
         return True
@@ -143,7 +149,7 @@ class LabelStack(QWidget):
             height = self._label_height(label, width)
             label.setGeometry(0, top, width, height)
             top += height + self._spacing
-        height = self.heightForWidth(width)
+        height = max(0, top - self._spacing)
         if height != self._height:  # only then do the layouts above have anything to do
             self._height = height
             self.updateGeometry()
