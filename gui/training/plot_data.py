@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import pyqtgraph as pg
 
 EMA_BETA = 0.9  # smoothing of the batch loss (debiased, as TensorBoard does)
+ARCHIVE_POINTS = 2000  # the most points an earlier run's curve keeps (per step curves are decimated to it)
 
 
 class Series:
@@ -68,6 +69,22 @@ class Series:
         return None if self.high < self.low else (self.low, self.high)
 
 
+def peak_decimated(x: np.ndarray, y: np.ndarray, points: int = ARCHIVE_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """At most about ``points`` points of the curve (x, y) that keep each stretch's lowest and highest y: what
+    pyqtgraph's "peak" downsampling does at every repaint, done once for an earlier run's curve, which no longer
+    changes. Copies: the run's buffers may grow on."""
+    count = len(x)
+    if count <= points:
+        return x.copy(), y.copy()
+    size = -(-2 * count // points)  # points per stretch, each stretch giving two
+    stretches = count // size
+    whole = stretches * size
+    ys = y[:whole].reshape(stretches, size)
+    lows, highs = np.fmin.reduce(ys, axis=1), np.fmax.reduce(ys, axis=1)  # NaN only for a stretch of NaNs
+    xs = np.repeat(x[:whole:size], 2)
+    return np.concatenate([xs, x[whole:]]), np.concatenate([np.column_stack([lows, highs]).ravel(), y[whole:]])
+
+
 def _finite_or_nan(value) -> float:
     return float("nan") if value is None else float(value)
 
@@ -84,7 +101,7 @@ class RunData:
         self.settings = settings  # what the run used (gui.training.run_names.run_settings), to name the next run
         self.series = {name: Series() for name in self.SERIES}
         self.changed: set[str] = set()  # series with new points since the last push to the live curves
-        self.archive: dict[str, pg.PlotDataItem] | None = None  # its dimmed curves, once it is a previous run
+        self.archive: dict[str, pg.PlotCurveItem] | None = None  # its dimmed curves, once it is a previous run
         self._ema = 0.0
         self._ema_count = 0
 

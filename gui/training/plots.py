@@ -20,7 +20,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QGraphicsItem, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
-from gui.training.plot_data import RunData
+from gui.training.plot_data import RunData, peak_decimated
 from gui.training.run_names import run_name
 
 REFRESH_MS = 100  # the fastest refresh of the live curves
@@ -173,32 +173,42 @@ class TrainingPlots(QWidget):
             "lr": self.lr_plot.plot(pen=pg.mkPen(CURRENT_COLORS["lr"], width=2)),
         }
 
-    def _make_archive(self, run: RunData) -> dict[str, pg.PlotDataItem]:
+    def _make_archive(self, run: RunData) -> dict[str, pg.PlotCurveItem]:
         """Dimmed copies of a finished run's curves (no batch loss), hidden until the next run starts.
 
         Thin and grey-toned, drawn under the current run's curves, and left out of the auto-range:
         the axes follow the current run, so an earlier run that diverged does not flatten them.
-        Made when the run ends, while the UI is idle, so starting the next run costs almost nothing.
+        Bare curves (no epoch markers: each marker layer costs every repaint more than all the lines
+        together), decimated once (``peak_decimated``) since they never change: a PlotDataItem, which
+        clips and downsamples at each repaint, cost 4-5x more to make (~10 ms of UI thread per run).
         They go straight into the view box: PlotItem.addItem also rebuilds its menu's list of every
         curve, a cost that grew with each run kept.
         """
         color = earlier_run_color(run.number)
         archive = {}
-        for name, series in run.series.items():
+        for name in run.series:
             if name == "batch":
                 continue
-            plot = self.plot_of(name)
-            # no epoch markers: each marker layer costs every repaint more than all the lines together
-            pen = pg.mkPen(color, width=1, style=Qt.DashLine if "train" in name else Qt.SolidLine)
-            # every option before the data: each option set on an item with data recomputes what it shows
-            item = pg.PlotDataItem(pen=pen, clipToView=True, autoDownsample=True, downsampleMethod="peak")
-            item.setLogMode(False, plot.ctrl.logYCheck.isChecked())
+            item = pg.PlotCurveItem(pen=pg.mkPen(color, width=1, style=Qt.DashLine if "train" in name else
+                                                 Qt.SolidLine), connect="finite")
             item.setZValue(-1)  # under the live curves (z 0)
             item.setVisible(False)
-            plot.getViewBox().addItem(item, ignoreBounds=True)
-            item.setData(series.x.copy(), series.y.copy())
+            self.plot_of(name).getViewBox().addItem(item, ignoreBounds=True)
             archive[name] = item
+            self._show_archived(run, name, item)
         return archive
+
+    def _show_archived(self, run: RunData, name: str, item: pg.PlotCurveItem) -> None:
+        """Give an earlier run's curve its data, in the units its plot shows now (log10 on a log scale)."""
+        x, y = peak_decimated(run.series[name].x, run.series[name].y)
+        item.setData(x, self._shown_y(name, y))
+
+    def _shown_y(self, name: str, y: np.ndarray) -> np.ndarray:
+        """``y`` as the view box of ``name``'s plot holds it: log10 on a log scale (values <= 0 left out)."""
+        if not self.plot_of(name).ctrl.logYCheck.isChecked():
+            return y
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(y > 0, np.log10(y), np.nan)
 
     def _make_plot(self, title: str, x_label: str, foreground: QColor, **position) -> pg.PlotItem:
         plot = self.graphics.addPlot(**position)
@@ -348,10 +358,7 @@ class TrainingPlots(QWidget):
         start = 0 if again else self._marked.get(name, 0)
         if start == 0:
             markers.clear()
-        x, y = series.x[start:], series.y[start:]
-        if self.plot_of(name).ctrl.logYCheck.isChecked():  # the view box holds log10 values then
-            with np.errstate(divide="ignore", invalid="ignore"):
-                y = np.where(y > 0, np.log10(y), np.nan)
+        x, y = series.x[start:], self._shown_y(name, series.y[start:])
         shown = np.isfinite(x) & np.isfinite(y)
         if shown.any():
             markers.addPoints(x=x[shown], y=y[shown])
@@ -420,7 +427,7 @@ class TrainingPlots(QWidget):
                 for run in self.runs:
                     for name, item in (run.archive or {}).items():
                         if self.plot_of(name) is plot:
-                            item.setLogMode(False, wanted)
+                            self._show_archived(run, name, item)
                 current = self.current
                 for name in self.markers:
                     if self.plot_of(name) is plot and current is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
@@ -59,9 +60,24 @@ def test_earlier_runs_are_thin_grey_and_drawn_under_the_current_run(plots):
         pen, live_pen = item.opts["pen"], live.opts["pen"]
         assert pen.widthF() <= 1 < live_pen.widthF()
         assert pen.color().hsvSaturationF() < 0.3 < live_pen.color().hsvSaturationF()  # grey-toned
-        assert item.opts["symbol"] is None  # no epoch markers on earlier runs
+        assert isinstance(item, pg.PlotCurveItem)  # a bare line: no epoch markers on earlier runs
     legend_texts = [label.text for _sample, label in plots.loss_legend.items]
     assert "run 1: first" in legend_texts
+
+
+def test_an_earlier_runs_long_curve_keeps_its_peaks_in_a_few_thousand_points():
+    from gui.training.plot_data import ARCHIVE_POINTS, peak_decimated
+
+    steps = 100_003  # a long run's smoothed loss: one point per step
+    x = np.arange(steps) / 1000.0
+    y = 1.0 + 0.1 * np.sin(x)
+    y[12_345], y[77_777], y[500:900] = 9.0, -3.0, np.nan  # a spike, a dip, a stretch without a loss
+    xs, ys = peak_decimated(x, y)
+    assert len(xs) == len(ys) <= ARCHIVE_POINTS + 100
+    assert np.nanmax(ys) == 9.0 and np.nanmin(ys) == -3.0  # the extremes survive
+    assert xs[0] == 0.0 and xs[-1] == x[-1] and np.all(np.diff(xs) >= 0)  # the whole span, in order
+    short_x, short_y = peak_decimated(x[:50], y[:50])
+    assert np.array_equal(short_x, x[:50]) and short_x is not x  # a short curve is kept whole (a copy)
 
 
 def test_y_range_follows_the_current_run_not_a_diverged_earlier_one(plots, qtbot):
@@ -102,7 +118,9 @@ def test_log_scale_button_shows_losses_in_decades_and_back(plots, qtbot):
     x_before = plots.loss_plot.getViewBox().viewRange()[0]
     qtbot.mouseClick(plots.log_button, Qt.LeftButton)
     assert plots.log_button.isChecked()
-    assert plots.live["ema"].opts["logMode"][1] and plots.runs[0].archive["ema"].opts["logMode"][1]
+    earlier = plots.runs[0]
+    assert plots.live["ema"].opts["logMode"][1]
+    assert earlier.archive["ema"].yData == pytest.approx(np.log10(earlier.series["ema"].y))  # the earlier run too
     assert plots.loss_plot.getAxis("left").logMode
     low, high = y_range(plots.loss_plot)
     assert -2.6 < low <= -2.0 and 1.0 <= high < 1.6  # log10 units: 0.01 .. 10
@@ -110,6 +128,7 @@ def test_log_scale_button_shows_losses_in_decades_and_back(plots, qtbot):
     assert not plots.metric_plot.ctrl.logYCheck.isChecked()  # accuracy stays linear
     qtbot.mouseClick(plots.log_button, Qt.LeftButton)
     assert not plots.live["ema"].opts["logMode"][1]
+    assert earlier.archive["ema"].yData == pytest.approx(earlier.series["ema"].y)
     low, high = y_range(plots.loss_plot)
     assert low <= 0.0 and 10.0 <= high < 12.5
 
