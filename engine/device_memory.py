@@ -2,7 +2,7 @@
 
 A window (or any caller that trains more than once in a process) keeps the trained weights for
 Save Weights, but not the trainer: its optimizer state, gradients and device copies of the data
-would sit beside the next run's and halve the batch size that fits. ``cpu_copy`` keeps the
+would sit beside the next run's and halve the batch size that fits. ``cpu_module_copy`` keeps the
 weights off the device; ``free_device_memory`` collects what was dropped and hands the cached
 blocks back to the driver.
 """
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 
-def cpu_copy(model: nn.Module) -> nn.Module:
+def cpu_module_copy(model: nn.Module) -> nn.Module:
     """A new module of the same structure holding a CPU copy of every parameter and buffer, without gradients.
 
     Nothing is built or initialised again and nothing is allocated on the model's device, so the
@@ -32,10 +32,10 @@ def cpu_copy(model: nn.Module) -> nn.Module:
 def released_model(model: nn.Module) -> nn.Module:
     """What to keep of a finished run's model once the run itself is freed: its weights, on the CPU, without
     gradients. A model on the CPU is kept as it is with its gradients dropped (a copy only cost time: ~4 ms for
-    LeNet at every Start, on the window's UI thread); one on another device becomes a CPU copy (``cpu_copy``),
+    LeNet at every Start, on the window's UI thread); one on another device becomes a CPU copy (``cpu_module_copy``),
     so that device has room for the next run."""
     if any(tensor.device.type != "cpu" for tensor in (*model.parameters(), *model.buffers())):
-        return cpu_copy(model)
+        return cpu_module_copy(model)
     for param in model.parameters():
         param.grad = None
     return model

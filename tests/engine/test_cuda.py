@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from engine.data import DataConfig, load_data
-from engine.device_memory import cpu_copy, free_device_memory
+from engine.device_memory import cpu_module_copy, free_device_memory
 from engine.io import read_checkpoint, save_checkpoint
 from engine.spec import LayerSpec, NetworkSpec
 from engine.training import TrainConfig, Trainer
@@ -175,7 +175,7 @@ def test_a_cpu_copy_lets_the_next_run_have_the_whole_gpu(mnist):
     assert first.run().reason == "completed"
     one_run = torch.cuda.max_memory_allocated() - base
     assert torch.cuda.memory_allocated() - base > 0.5 * one_run  # a finished trainer holds most of its peak
-    kept = cpu_copy(first.model)
+    kept = cpu_module_copy(first.model)
     del first
     free_device_memory(torch.device("cuda"))
     torch.cuda.reset_peak_memory_stats()
