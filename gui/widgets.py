@@ -98,7 +98,7 @@ class LabelStack(QWidget):
         self.labels = labels
         self._spacing = spacing
         self._height = -1
-        self._heights: dict[QLabel, tuple[tuple[str, int], int]] = {}
+        self._heights: dict[QLabel, tuple[tuple[str, int, str], int]] = {}
         for label in labels:
             label.setParent(self)
         policy = QSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
@@ -109,9 +109,9 @@ class LabelStack(QWidget):
         return [label for label in self.labels if label.isVisibleTo(self)]
 
     def _label_height(self, label: QLabel, width: int) -> int:
-        """The label's height at ``width``, measured once per text and width (a wrapped label lays its text out
-        to answer)."""
-        key = (label.text(), width)
+        """The label's height at ``width``, measured once per text, width and font (a wrapped label lays its text
+        out to answer)."""
+        key = (label.text(), width, label.font().key())
         kept = self._heights.get(label)
         if kept is None or kept[0] != key:
             height = label.heightForWidth(width)

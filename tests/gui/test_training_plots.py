@@ -410,4 +410,8 @@ def test_new_status_texts_re_lay_out_nothing_unless_the_lines_need_another_heigh
     grown = below.y()
     status.hide()
     qtbot.waitUntil(lambda: below.y() < grown)
+    font = progress.font()
+    font.setPointSizeF(2 * font.pointSizeF())
+    progress.setFont(font)  # same text, another font: measured again
+    qtbot.waitUntil(lambda: progress.height() == progress.heightForWidth(progress.width()) and below.y() > grown)
     column.removeEventFilter(counter)
