@@ -52,8 +52,9 @@ register(LayerKind(
 
 
 def _flatten_infer(x, p):
-    if not x:
-        return Inference(x)
+    if not x:  # a batch of single values: PyTorch takes only dims 0 and -1 there (the batch itself, left as it is)
+        raise LayerError("Flatten needs dimensions to flatten, but each sample is a single value: remove the Flatten",
+                         x, torch_fails=not {p["start_dim"], p["end_dim"]} <= {0, -1})
     start = batched_dim(p["start_dim"], len(x), "start_dim", "Flatten")
     end = batched_dim(p["end_dim"], len(x), "end_dim", "Flatten")
     if start > end:

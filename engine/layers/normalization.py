@@ -106,6 +106,8 @@ register(LayerKind(
 
 
 def _groupnorm_infer(x, p):
+    if not x:
+        raise LayerError("GroupNorm needs channels to group, but each sample is a single value: remove the GroupNorm")
     c, g = x[0], p["num_groups"]
     if c % g:
         raise LayerError(f"GroupNorm: {c} channels are not divisible into {g} groups: "

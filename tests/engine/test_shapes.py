@@ -587,3 +587,15 @@ def test_outputs_and_weights_past_torchs_int64_count_are_errors_and_stop_the_num
     assert not analyze(wide.with_input_shape((10**12,))).rows[0].error  # 10^18 still counts in int64
     huge_input = NetworkSpec((2**40, 2**40), (LayerSpec("ReLU", {}, "r"),))
     assert "input shape holds more values than PyTorch can count" in analyze(huge_input).rows[0].error
+
+
+def test_a_batch_of_single_values_is_refused_by_flatten_and_groupnorm_with_a_sentence():
+    """After a Squeeze that leaves each sample a single value, Flatten passed analysis although PyTorch fails,
+    and GroupNorm's check crashed the analysis itself (IndexError) instead of marking the row."""
+    squeezed = (LayerSpec("ReLU", id="a"), LayerSpec("Squeeze", {"dim": 1}, id="b"))
+    for layer in (LayerSpec("Flatten", id="c"), LayerSpec("GroupNorm", {"num_groups": 2}, id="c")):
+        row = analyze(NetworkSpec((1,), (*squeezed, layer))).rows[-1]
+        assert row.in_shape == () and "each sample is a single value" in row.error and layer.kind in row.error
+    whole_batch = LayerSpec("Flatten", {"start_dim": 0, "end_dim": -1}, id="c")
+    row = analyze(NetworkSpec((1,), (*squeezed, whole_batch))).rows[-1]
+    assert row.error and row.shape == ()  # PyTorch takes this one (it flattens the batch alone): the shape goes on
