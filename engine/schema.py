@@ -204,6 +204,17 @@ def check_settings(cls: type, data: Any, section: str, error: Callable[[str], Ex
     return checked
 
 
+def settings_dict(config: Any) -> dict:
+    """A settings dataclass instance as plain JSON data: each setting by name, a list of numbers as a list.
+    (Not ``dataclasses.asdict``, which deep-copies every value: the window turns settings into keys dozens of
+    times a run, and every value here is a number, a string or a tuple of numbers.)"""
+    values = {}
+    for declared in settings_of(type(config)):  # type: ignore[arg-type]  # a class is hashable; mypy disagrees
+        value = getattr(config, declared.name)
+        values[declared.name] = list(value) if isinstance(value, (tuple, list)) else value
+    return values
+
+
 def check_fields(config: Any, section: str, error: Callable[[str], Exception]) -> None:
     """Check every field of a settings dataclass instance against its declaration, keeping each value as the
     setting holds it (an int given for a float becomes a float, a list a tuple); ``error(sentence)`` names

@@ -7,12 +7,12 @@ saying what to do. Imports no torch: the window and the command line read and ch
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from engine.data.sources import SOURCES, DataSource
 from engine.errors import DataError
-from engine.schema import When, check_fields, check_settings, either, setting
+from engine.schema import When, check_fields, check_settings, either, setting, settings_dict
 
 TASK_CHOICES = (("auto", "Auto (from the data)"), ("classification", "classification"),
                 ("regression", "regression"), ("reconstruction", "reconstruction (autoencoder)"))
@@ -103,9 +103,7 @@ class DataConfig:
 
     def to_dict(self) -> dict:
         """Plain JSON data (lists, numbers, strings)."""
-        data = asdict(self)
-        data["weights"] = list(self.weights)
-        return data
+        return settings_dict(self)
 
     @classmethod
     def from_dict(cls, data: Any) -> DataConfig:

@@ -7,12 +7,12 @@ Imports no torch: the window, the CLI and settings files read and check settings
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from engine.controls import control
 from engine.errors import TrainingError
-from engine.schema import check_fields, check_settings, only_when, setting, setting_named
+from engine.schema import check_fields, check_settings, only_when, setting, setting_named, settings_dict
 
 _OPTIMIZERS = (("sgd", "SGD"), ("adam", "Adam"), ("adamw", "AdamW"), ("rmsprop", "RMSprop"), ("adagrad", "Adagrad"),
                ("adadelta", "Adadelta"), ("adamax", "Adamax"))
@@ -127,7 +127,7 @@ class TrainConfig:
         return self
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return settings_dict(self)
 
     @classmethod
     def from_dict(cls, data: Any) -> TrainConfig:

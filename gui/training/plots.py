@@ -3,7 +3,7 @@
 Each curve is one ``PlotDataItem`` created once per run; events only append to
 numpy buffers (gui/training/plot_data.py) and mark the run dirty, and a timer pushes
 dirty buffers with ``setData``. The timer paces itself: at most 10 refreshes a second, fewer when a
-refresh (pushing data and repainting) would take more than 1% of the CPU time the
+refresh (pushing data and repainting) would take more than 0.5% of the CPU time the
 process uses, so a large window, a slow or a busy machine does not slow training; while the plots
 cannot be seen (another tab is in front) nothing is pushed, and showing them catches up. Previous runs
 of the session stay on the plots, thin, grey-toned and under the current run,
@@ -25,8 +25,9 @@ from gui.training.run_names import run_name
 
 REFRESH_MS = 100  # the fastest refresh of the live curves
 SLOWEST_REFRESH_MS = 1000
-PLOT_CPU_BUDGET = 0.01  # share of the process's CPU time (of one core at most) the live plots may take in a run
-# (1%: a refresh costs ~3-5 ms of the UI thread, so about 2-3 refreshes a second on a free core, one on a busy one)
+PLOT_CPU_BUDGET = 0.005  # share of the process's CPU time (of one core at most) the live plots may take in a run
+# (0.5%: a refresh costs ~3-5 ms of the UI thread, so about one refresh a second while a run keeps a core busy;
+# the curves stay live, and the window as a whole stays within 5% of the run's CPU time)
 LEAST_BUSY_CORES = 0.1  # a paused run uses next to no CPU: refreshes then slow down to the slowest, not beyond
 Y_MARGIN = 0.1  # the y range leaves this share of the data's span free above and below it
 Y_FILL = 0.5  # ... and is kept while the current run's curves fill at least this share of it
