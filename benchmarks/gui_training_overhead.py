@@ -30,7 +30,10 @@ thread owns an OpenMP pool, torch in other threads slowed down by half here (mor
 CPUs: libgomp stops spinning); a fresh process keeps the baselines independent. The script sets
 the OpenMP wait policy before torch loads, as the app does (``engine.openmp``), so all sides run with
 OMP_WAIT_POLICY=PASSIVE (a child inherits it).
-Usage: python benchmarks/gui_training_overhead.py [--template lenet] [--epochs 5] [--rounds 5]
+Several invocations pool into one report: ``--save FILE`` keeps each round's figures (JSON), and ``--report FILE...``
+prints the summary of every round in the files together, without running anything.
+Usage: python benchmarks/gui_training_overhead.py [--template lenet] [--epochs 5] [--rounds 7] [--save FILE]
+       python benchmarks/gui_training_overhead.py --report FILE [FILE ...]
 """
 from __future__ import annotations
 
@@ -44,7 +47,8 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["LAYERSTUDIO_HOME"] = tempfile.mkdtemp(prefix="layerstudio-overhead-")  # not the user's history
@@ -95,6 +99,11 @@ class Measure:
     @property
     def ui_share(self) -> float:
         return self.ui_cpu_s / self.cpu_s if self.cpu_s else 0.0
+
+    @property
+    def training_cpu_per_1000(self) -> float:
+        """CPU seconds per 1,000 samples of every thread but the UI thread (the training's own)."""
+        return 1000.0 * (self.cpu_s - self.ui_cpu_s) / self.samples
 
 
 def headless_run(spec, bundle, config: TrainConfig, data_config: DataConfig | None = None) -> Measure:
@@ -243,26 +252,17 @@ def load_text() -> str:
     return f"load average {one:.1f} (1 min) {five:.1f} (5 min) on {os.cpu_count()} CPUs"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--template", default="lenet")
-    parser.add_argument("--epochs", type=int, default=5)  # TrainConfig's default run
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--main-thread-only", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+def the_run(args) -> tuple:
+    """(design, data settings, the measured run's settings, a one-epoch warm-up run's settings)."""
     spec, _extras = load_design(args.template)
-    data_config = DataConfig(source="mnist-sample")
-    config = TrainConfig(epochs=args.epochs, batch_size=64, device=args.device, seed=0)
-    short = TrainConfig(epochs=1, batch_size=64, device=args.device)
+    return (spec, DataConfig(source="mnist-sample"), TrainConfig(epochs=args.epochs, batch_size=64, device=args.device,
+                                                                 seed=0),
+            TrainConfig(epochs=1, batch_size=64, device=args.device))
 
-    if args.main_thread_only:  # the child process of main_thread_run
-        bundle = load_data(data_config)
-        warm_up()
-        headless_run(spec, bundle, short)
-        measure = headless_run(spec, bundle, config)
-        print(json.dumps({"samples": measure.samples, "wall_s": measure.wall_s, "cpu_s": measure.cpu_s}))
-        return
+
+def measure_rounds(args) -> dict:
+    """Run the rounds; returns their figures as plain data (what ``--save`` writes and ``report`` reads)."""
+    spec, data_config, config, short = the_run(args)
 
     # As in the app, this process's main thread runs no torch work: loading, warming up and training
     # happen in other threads.
@@ -279,24 +279,33 @@ def main() -> None:
         "thread+files": lambda: in_thread(lambda: headless_run(spec, bundle, config, data_config)),
         "window": lambda: window_run(ui, config),
     }
-    measures: dict[str, list[Measure]] = {way: [] for way in WAYS}
+    rounds: list[dict] = []
     lateness, idle = [], []
     load_before = load_text()
     for round_index in range(args.rounds):
         order = WAYS[round_index % len(WAYS):] + WAYS[:round_index % len(WAYS)]  # no way always runs first
-        for way in order:
-            measures[way].append(ways[way]())
+        rounds.append({way: asdict(ways[way]()) for way in order})
         # responsiveness in a run of its own: the 100 Hz probe itself costs the worker a few per cent
         probe = LatenessProbe()
         window_run(ui, config, probe)
         lateness.extend(probe.lateness_ms)
-        idle.extend(idle_lateness(measures["window"][-1].wall_s).lateness_ms)
+        idle.extend(idle_lateness(rounds[-1]["window"]["wall_s"]).lateness_ms)
     ui.controller.shutdown()
     app.processEvents()
+    return {"setup": f"{args.template} on {bundle.summary()}, {args.epochs} epochs, batch 64, {args.device}, "
+                     f"torch threads {torch.get_num_threads()}",
+            "load": f"before: {load_before};  after: {load_text()}",
+            "rounds": rounds, "lateness_ms": lateness, "idle_lateness_ms": idle}
 
-    print(f"{args.template} on {bundle.summary()}, {args.epochs} epochs, batch 64, {args.device}, "
-          f"torch threads {torch.get_num_threads()}, {args.rounds} rounds of the {len(WAYS)} ways, interleaved")
-    print(f"  before: {load_before};  after: {load_text()}")
+
+def report(runs: list[dict]) -> None:
+    """Print the summary of every round of ``runs`` (one or more invocations' figures) together."""
+    rounds = [one for run in runs for one in run["rounds"]]
+    measures = {way: [Measure(**one[way]) for one in rounds] for way in WAYS}
+    for run in runs:
+        print(f"{run['setup']}: {len(run['rounds'])} rounds of the {len(WAYS)} ways, interleaved;  {run['load']}")
+    if len(runs) > 1:
+        print(f"  {len(rounds)} rounds pooled")
     print("  median  [min .. max, ±half the range as a share of the median]")
     print("  CPU seconds per 1,000 samples (all threads of the process; robust to load):")
     for way in WAYS:
@@ -307,25 +316,57 @@ def main() -> None:
     print(f"    UI thread CPU per 1,000 samples "
           f"{spread_text([1000 * m.ui_cpu_s / m.samples for m in window], '.4f')} s, "
           f"per second of run {spread_text([1000 * m.ui_cpu_s / m.wall_s for m in window], '.0f')} ms")
-    rounds = range(args.rounds)
-    cpu_ratio = [measures["plain thread"][i].cpu_per_1000 / window[i].cpu_per_1000 for i in rounds]
+    indices = range(len(rounds))
+    cpu_ratio = [measures["plain thread"][i].cpu_per_1000 / window[i].cpu_per_1000 for i in indices]
     print(f"  CPU-per-sample ratio plain thread / window:  {spread_text(cpu_ratio, '.3f')}   (goal >= 0.95)")
     low, high = median_interval(cpu_ratio)
     print(f"    its median lies in {low:.3f} .. {high:.3f} "
-          "(95% bootstrap interval over the rounds; more --rounds narrow it)")
-    cpu_ratio_files = [measures["thread+files"][i].cpu_per_1000 / window[i].cpu_per_1000 for i in rounds]
+          "(95% bootstrap interval over the rounds; more rounds narrow it)")
+    cpu_ratio_files = [measures["thread+files"][i].cpu_per_1000 / window[i].cpu_per_1000 for i in indices]
     print(f"  CPU-per-sample ratio thread+files / window:  {spread_text(cpu_ratio_files, '.3f')}   (the same work: "
           f"the window's own cost)")
-    cpu_ratio_main = [measures["main thread"][i].cpu_per_1000 / window[i].cpu_per_1000 for i in rounds]
+    training_ratio = [measures["thread+files"][i].cpu_per_1000 / window[i].training_cpu_per_1000 for i in indices]
+    print(f"  thread+files / the window's threads but the UI thread: {spread_text(training_ratio, '.3f')}   (1: the "
+          f"window does not slow the training itself)")
+    cpu_ratio_main = [measures["main thread"][i].cpu_per_1000 / window[i].cpu_per_1000 for i in indices]
     print(f"  CPU-per-sample ratio main thread / window:   {spread_text(cpu_ratio_main, '.3f')}")
     print("  samples/s (wall clock; noisy on a shared machine):")
     for way in WAYS:
         print(f"    {way:13s} {spread_text([m.samples_per_s for m in measures[way]], ',.0f')}")
     for base in ("plain thread", "thread+files", "main thread"):
-        ratios = [window[i].samples_per_s / measures[base][i].samples_per_s for i in rounds]
+        ratios = [window[i].samples_per_s / measures[base][i].samples_per_s for i in indices]
         print(f"  wall ratio window / {base:12s} (per round): {spread_text(ratios, '.3f')}")
+    lateness = [value for run in runs for value in run["lateness_ms"]]
+    idle = [value for run in runs for value in run["idle_lateness_ms"]]
     print(f"  main-thread 10 ms timer while training: {lateness_text(lateness)}   (goal p99 < 50 ms)")
     print(f"  the same timer, nothing training:       {lateness_text(idle)}   (the machine's own noise)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--template", default="lenet")
+    parser.add_argument("--epochs", type=int, default=5)  # TrainConfig's default run
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--save", metavar="FILE", help="also write each round's figures to FILE (JSON)")
+    parser.add_argument("--report", nargs="+", metavar="FILE", help="print the pooled summary of saved rounds")
+    parser.add_argument("--main-thread-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.report:
+        report([json.loads(Path(name).read_text()) for name in args.report])
+        return
+    if args.main_thread_only:  # the child process of main_thread_run
+        spec, data_config, config, short = the_run(args)
+        bundle = load_data(data_config)
+        warm_up()
+        headless_run(spec, bundle, short)
+        measure = headless_run(spec, bundle, config)
+        print(json.dumps({"samples": measure.samples, "wall_s": measure.wall_s, "cpu_s": measure.cpu_s}))
+        return
+    figures = measure_rounds(args)
+    if args.save:
+        Path(args.save).write_text(json.dumps(figures))
+    report([figures])
 
 
 if __name__ == "__main__":
