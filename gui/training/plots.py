@@ -91,9 +91,13 @@ class TrainingPlots(QWidget):
         self.following: dict[pg.PlotItem, bool] = {}  # plots whose y range follows the current run
         self.graphics = PlotCanvas()
         self.graphics.setBackground(background)
-        self.loss_plot = self._make_plot("Loss", "epoch", foreground, row=0, col=0, colspan=2)
-        self.metric_plot = self._make_plot("Accuracy", "epoch", foreground, row=1, col=0)
-        self.lr_plot = self._make_plot("Learning rate", "step", foreground, row=1, col=1)
+        self.loss_plot = self._make_plot(self.graphics.ci, "Loss", "epoch", foreground, row=0, col=0)
+        # The bottom row in a layout of its own: in one grid with the loss plot above them, each new run's title
+        # (its width) re-divided the columns, so the two plots below resized and re-rendered at every run's start.
+        bottom = self.graphics.addLayout(row=1, col=0)
+        bottom.setContentsMargins(0, 0, 0, 0)
+        self.metric_plot = self._make_plot(bottom, "Accuracy", "epoch", foreground, row=0, col=0)
+        self.lr_plot = self._make_plot(bottom, "Learning rate", "step", foreground, row=0, col=1)
         self.metric_plot.setLabel("left", "%")
         self.graphics.ci.layout.setRowStretchFactor(0, 3)
         self.graphics.ci.layout.setRowStretchFactor(1, 2)
@@ -211,8 +215,9 @@ class TrainingPlots(QWidget):
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(y > 0, np.log10(y), np.nan)
 
-    def _make_plot(self, title: str, x_label: str, foreground: QColor, **position) -> pg.PlotItem:
-        plot = self.graphics.addPlot(**position)
+    def _make_plot(self, layout: pg.GraphicsLayout, title: str, x_label: str, foreground: QColor,
+                   **position) -> pg.PlotItem:
+        plot = layout.addPlot(**position)
         plot.setTitle(title, color=foreground.name())
         plot.setLabel("bottom", x_label)
         # An opaque grid on major ticks only: a translucent grid on every tick level made each repaint
@@ -275,7 +280,9 @@ class TrainingPlots(QWidget):
                                 color=self._foreground.name())
         self.metric_plot.setTitle("Accuracy" if classification else "Loss per epoch (regression metric)",
                                   color=self._foreground.name())
-        self.metric_plot.setLabel("left", "%" if classification else "loss")
+        unit = "%" if classification else "loss"
+        if self.metric_plot.getAxis("left").labelText != unit:  # setting it again re-renders the axis
+            self.metric_plot.setLabel("left", unit)
         self._apply_log_scale()
         if history:
             run.add_history(history, steps_per_epoch)

@@ -80,6 +80,25 @@ def test_an_earlier_runs_long_curve_keeps_its_peaks_in_a_few_thousand_points():
     assert np.array_equal(short_x, x[:50]) and short_x is not x  # a short curve is kept whole (a copy)
 
 
+def test_a_new_runs_title_leaves_the_plots_below_their_size(plots, qtbot):
+    """The loss plot's title names each run; a long name must not re-divide the row below (the accuracy and
+    learning-rate plots resized, re-rendered their axes and repainted at every run's start)."""
+    feed_run(plots, "first", [2.3, 1.9, 1.5, 1.2])
+    qtbot.wait(20)
+    below = [plot.getViewBox().size() for plot in (plots.metric_plot, plots.lr_plot)]
+    resized = []
+    for plot in (plots.metric_plot, plots.lr_plot):
+        plot.getViewBox().sigResized.connect(resized.append)
+    feed_run(plots, "a much longer name: adam, lr 0.0003, batch 256, dropout 0.5, weight decay 1e-4",
+             [2.2, 1.6, 1.1, 0.8])
+    qtbot.wait(20)
+    assert "a much longer name" in plots.loss_plot.titleLabel.text
+    plots.clear()  # the title goes back to "Loss"
+    qtbot.wait(20)
+    assert resized == []
+    assert [plot.getViewBox().size() for plot in (plots.metric_plot, plots.lr_plot)] == below
+
+
 def test_y_range_follows_the_current_run_not_a_diverged_earlier_one(plots, qtbot):
     diverged = [2.3, 40.0, 1e6, 1e12, 1e16, 1e16, float("inf"), float("nan")]
     feed_run(plots, "diverged", diverged, accuracy=0.1)
