@@ -207,8 +207,15 @@ class StackView(QTreeView):
         """How much taller a row gets for writing ``text`` on its note line."""
         return self.note_rect(QRect(), text).height() + NOTE_PADDING
 
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._note_timer.start()  # changes while hidden (a run's health badges, from the Training tab) placed now
+
     def _place_note_row(self) -> None:
-        """Give the note delegate to the current row if it has a note to write, and resize the rows."""
+        """Give the note delegate to the current row if it has a note to write, and resize the rows (not while the
+        view is hidden: ``showEvent`` places it then)."""
+        if not self.isVisible():
+            return
         current = self.currentIndex().siblingAtColumn(0)
         noted = current if self.note_text(current) else QModelIndex()
         row = noted.row() if noted.isValid() else -1

@@ -63,6 +63,30 @@ def test_the_current_rows_reason_is_read_whole_on_a_line_of_its_own(window, qtbo
     assert view.note_text(model.index_of(broken)) == ""
 
 
+def test_a_note_row_chosen_while_the_stack_is_hidden_is_placed_when_it_shows(window, qtbot, monkeypatch):
+    """While another tab is in front (a run's health badges change the rows every few seconds) the stack places
+    no note row; showing it places the current one."""
+    window.resize(1280, 800)
+    view, model = window.stack_view, window.stack_view.stack_model
+    broken = broken_lenet(window)
+    view.select_ids([ids(window)[6]])
+    qtbot.waitUntil(lambda: view._note_row == -1)
+    normal = view.visualRect(model.index_of(broken)).height()
+    design = window.tabs.currentWidget()
+    window.tabs.setCurrentIndex(window.tabs.indexOf(design) + 1)  # the Code tab
+    assert not view.isVisible()
+    placed = []
+    monkeypatch.setattr(view, "setItemDelegateForRow", lambda *args: placed.append(args))
+    view.select_ids([broken])
+    qtbot.wait(20)
+    assert placed == [] and view._note_row == -1  # nothing done for a hidden view
+    monkeypatch.undo()
+    window.tabs.setCurrentWidget(design)
+    index = model.index_of(broken)
+    qtbot.waitUntil(lambda: view.visualRect(index).height() > normal)
+    assert view._note_row == index.row() and view.note_text(index)
+
+
 def test_rows_keep_one_height_when_the_notes_column_shows_the_note_whole(window, qtbot):
     view, model = window.stack_view, window.stack_view.stack_model
     view.select_ids(ids(window)[:1])  # no note
