@@ -11,7 +11,7 @@ import html
 import json
 import time
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractButton,
@@ -61,7 +61,8 @@ SETTINGS_PROBLEM = "The settings have an error (shown in red under Settings): fi
 RUN_GOING = "A run is going: Stop it (Shift+F5) or wait for it to end."
 DATA_LOADING = "The data is loading: wait for it, or Stop (Shift+F5) ends the loading."
 SWEEP_TAB = 2  # the tab of the learning-rate sweep's curve, after the curves and the health
-PROGRESS_REFRESH_S = 0.5  # the progress bar and line show a batch at most twice a second (each repaints at once)
+PROGRESS_REFRESH_S = 0.5  # the progress bar and line show a batch at most twice a second (each repaints at once),
+# and the status lines an epoch (shorter epochs are shown together, the latest one within this time)
 
 
 class TrainingPanel(QWidget):
@@ -81,6 +82,9 @@ class TrainingPanel(QWidget):
         self._outcome: Outcome | None = None             # how the last attempt ended, and with what
         self.run_buttons: list[QAbstractButton] = []     # buttons that show the run state (the footer's Train too)
         self._progress_shown = float("-inf")  # time.monotonic() of the last batch shown in the progress line
+        self._epoch_shown = float("-inf")     # ... and of the last epoch shown in the status lines
+        self._epoch_timer = QTimer(self, singleShot=True)  # shows the latest of epochs that came too fast
+        self._epoch_timer.timeout.connect(self._show_epoch)
         self._build_actions()
         self._build_ui()
         self._connect()
@@ -307,6 +311,7 @@ class TrainingPanel(QWidget):
 
     def refresh(self, *_args) -> None:
         """Recompute every status line, the controls and the notes from the current state."""
+        self._epoch_timer.stop()  # the latest epoch is shown now
         state = self.controller.state
         outcome = self._outcome if state == states.IDLE and self._outcome is not None and \
             self._outcome.context == self._context() else None
@@ -422,6 +427,15 @@ class TrainingPanel(QWidget):
     def _epoch_ended(self, event) -> None:
         self.plots.add_epoch(event)
         self._last_epoch = sentence_case(" · ".join(event.parts()))
+        wait = PROGRESS_REFRESH_S - (time.monotonic() - self._epoch_shown)
+        if wait > 0 and self.controller.state == states.RUNNING:
+            if not self._epoch_timer.isActive():
+                self._epoch_timer.start(int(1000 * wait))
+            return
+        self._show_epoch()
+
+    def _show_epoch(self) -> None:
+        self._epoch_shown = time.monotonic()
         self.refresh()
 
     def _run_ended(self, result) -> None:

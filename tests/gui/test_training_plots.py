@@ -3,6 +3,7 @@ run, the log-scale toggle, runs named by what differs, legends clear of grid lin
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pyqtgraph as pg
@@ -381,6 +382,28 @@ def test_epoch_markers_gain_only_the_new_epochs_and_follow_the_log_scale(plots, 
     assert list(markers.data["y"]) == pytest.approx(np.log10(values + [0.125]).tolist())
     assert plots.markers["val_metric"].data["y"][-1] == pytest.approx(90.0)  # accuracy stays linear
     plots.end_run()
+
+
+def test_epochs_faster_than_twice_a_second_refresh_the_lines_at_most_twice_a_second(area, qtbot, monkeypatch):
+    """Each epoch's figures go to the plots; the status lines show the latest epoch, but no more often than the
+    progress line shows a batch (a refresh re-lays out and repaints the lines)."""
+    from gui.training import controller as states
+    from gui.training.panel import PROGRESS_REFRESH_S
+
+    ui = area(make_document(training={"epochs": 30, "batch_size": 32}, data={"limit": 64, "val_fraction": 0.5}))
+    panel, shown, epochs = ui.panel, [], []
+    refresh = panel.refresh
+    monkeypatch.setattr(panel, "refresh", lambda *args: (shown.append(panel._last_epoch), refresh()))
+    ui.controller.epochEnded.connect(epochs.append)
+    started = time.monotonic()
+    result = ui.run()
+    seconds = time.monotonic() - started
+    assert result.reason == "completed" and len(epochs) == 30
+    assert panel.plots.current.point_counts()["train_loss"] == 30  # every epoch reached the plots
+    epoch_lines = {line for line in shown if line}
+    assert len(epoch_lines) <= seconds / PROGRESS_REFRESH_S + 2 < 30
+    assert any(line.startswith("Epoch 30/30") for line in epoch_lines)  # the last one is always shown
+    assert ui.controller.state == states.IDLE and not panel._epoch_timer.isActive()
 
 
 def test_new_status_texts_re_lay_out_nothing_unless_the_lines_need_another_height(qtbot):
