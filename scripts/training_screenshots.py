@@ -13,18 +13,21 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
 
 from scripts.shots import add_size_arguments, open_window, save, settle, sized, wait_for  # noqa: E402
 
 
-def next_refresh(plots, timeout_ms: int = 2000) -> None:
-    """Run the event loop until the live plots' next refresh (they pace themselves, up to a second apart)."""
-    loop = QEventLoop()
-    plots.timer.timeout.connect(loop.quit)  # connected after the plots' own refresh: runs once it is done
-    QTimer.singleShot(timeout_ms, loop.quit)
-    loop.exec()
-    plots.timer.timeout.disconnect(loop.quit)
+def show_curves_now(plots) -> None:
+    """Push the run's curves so far and paint them: the plots pace their own refreshes up to a second apart, and
+    on a fast machine the whole run can end before the next one (the "running" screenshot then showed a finished
+    run, and waiting for the run's end waited for a signal already gone)."""
+    plots.flush()
+    settle(30)
+
+
+def run_result(controller):
+    """The run's result: at once when it has already ended, else when it ends."""
+    return controller.last_result if not controller.busy else wait_for(controller.finished)[0]
 
 
 def main() -> int:
@@ -47,9 +50,9 @@ def main() -> int:
     ui.panel.start_action.trigger()
     wait_for(ui.controller.batchEnded,
              condition=lambda event: event.epoch == 2 and event.step > event.steps_per_epoch / 2)
-    next_refresh(ui.panel.plots)
+    show_curves_now(ui.panel.plots)
     save(window, out / f"training-running{suffix}.png")
-    result = wait_for(ui.controller.finished)[0]
+    result = run_result(ui.controller)
     print(f"run ended: {result.reason}: {result.message}")
     settle(300)
     save(window, out / f"training-finished{suffix}.png")
