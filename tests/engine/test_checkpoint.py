@@ -348,6 +348,23 @@ def test_validation_reads_only(checkpoints, data):
     assert same(checkpoint, kept)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+def test_the_finite_check_refuses_nan_and_infinity_and_accepts_values_whose_sum_overflows(dtype):
+    """A checkpoint's tensors are checked by their sum first (one pass); large finite values whose sum overflows
+    (float16 quickly) are checked value by value, not refused."""
+    from engine.training.checkpoint_format import all_finite
+
+    largest = torch.finfo(dtype).max
+    overflowing = torch.full((8,), largest / 2, dtype=dtype)
+    assert not math.isfinite(overflowing.sum().item()) and all_finite(overflowing)
+    assert all_finite(torch.randn(1000, dtype=torch.float32).to(dtype)) and all_finite(torch.zeros(0, dtype=dtype))
+    for bad in (math.nan, math.inf, -math.inf):
+        values = torch.randn(1000).to(dtype)
+        values[500] = bad
+        assert not all_finite(values)
+    assert not all_finite(torch.tensor([math.inf, -math.inf], dtype=dtype))  # a sum of NaN
+
+
 def test_crafted_optimizer_states_end_in_a_message_not_a_crash(tmp_path):
     """In a child process, so that a regression crashes the child, not the test run: optimizer states of
     the wrong shape for the fused kernels (which corrupted the heap before) are refused, and the same
