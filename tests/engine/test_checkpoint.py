@@ -365,6 +365,13 @@ def test_the_finite_check_refuses_nan_and_infinity_and_accepts_values_whose_sum_
     assert not all_finite(torch.tensor([math.inf, -math.inf], dtype=dtype))  # a sum of NaN
 
 
+def test_the_finite_check_takes_float8_tensors_which_have_no_sum():
+    from engine.training.checkpoint_format import all_finite
+
+    assert all_finite(torch.zeros(4).to(torch.float8_e5m2))
+    assert not all_finite(torch.tensor([1.0, math.inf]).to(torch.float8_e5m2))
+
+
 def test_crafted_optimizer_states_end_in_a_message_not_a_crash(tmp_path):
     """In a child process, so that a regression crashes the child, not the test run: optimizer states of
     the wrong shape for the fused kernels (which corrupted the heap before) are refused, and the same
